@@ -1,0 +1,38 @@
+import type { SqsContext } from '../context.js';
+import { SqsError, invalidParameter, missingParameter } from '../errors.js';
+import { type Input, optionalInteger, requiredString } from '../input.js';
+import type { Queue } from '../queues.js';
+import { expiredReceipt, resolveReceipt } from '../receipts.js';
+
+const MAX_VISIBILITY_MS = 43_200_000;
+
+/** Sets a received message's visibility timeout anew, counted from now, within 12 hours of its receive. */
+export function changeVisibilityOne(context: SqsContext, queue: Queue, receiptHandle: string, seconds: number): void {
+  const receipt = resolveReceipt(context, queue, receiptHandle);
+  if (receipt.kind === 'gone') {
+    throw invalidParameter(`Value ${receiptHandle} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.`);
+  }
+  const { message } = receipt;
+  if (message.receive_count === 0 || message.visible_at <= context.now) {
+    throw new SqsError('MessageNotInflight', 'The message referred to is not in flight.');
+  }
+  if (receipt.kind === 'stale') throw expiredReceipt(receiptHandle);
+  const visibleAt = context.now + seconds * 1000;
+  if (visibleAt - message.received_at! > MAX_VISIBILITY_MS) {
+    throw invalidParameter(`Value ${seconds} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]`);
+  }
+  context.messages.setVisibleAt(queue, message, visibleAt);
+  if (seconds === 0) context.messagesAvailable(queue);
+}
+
+export function readVisibilityTimeout(input: Input): number {
+  const seconds = optionalInteger(input, 'VisibilityTimeout', 0, 43_200);
+  if (seconds === undefined) throw missingParameter('VisibilityTimeout');
+  return seconds;
+}
+
+export function changeMessageVisibility(context: SqsContext, input: Input) {
+  const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
+  changeVisibilityOne(context, queue, requiredString(input, 'ReceiptHandle'), readVisibilityTimeout(input));
+  return {};
+}

@@ -1,0 +1,23 @@
+import type { SqsContext } from '../context.js';
+import { type Input, requiredString } from '../input.js';
+import type { Queue } from '../queues.js';
+import { expiredReceipt, resolveReceipt } from '../receipts.js';
+
+/**
+ * Deletes the message a receipt handle names. Deleting a message already gone succeeds. An outdated
+ * handle still deletes a standard queue's message, as SQS does; on a FIFO queue it is refused, since
+ * the message may be in another consumer's hands in order.
+ */
+export function deleteOne(context: SqsContext, queue: Queue, receiptHandle: string): void {
+  const receipt = resolveReceipt(context, queue, receiptHandle);
+  if (receipt.kind === 'gone') return;
+  if (receipt.kind === 'stale' && queue.fifo) throw expiredReceipt(receiptHandle);
+  context.messages.remove(queue, receipt.message);
+  if (queue.fifo) context.messagesAvailable(queue); // the group may be unlocked now
+}
+
+export function deleteMessage(context: SqsContext, input: Input) {
+  const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
+  deleteOne(context, queue, requiredString(input, 'ReceiptHandle'));
+  return {};
+}

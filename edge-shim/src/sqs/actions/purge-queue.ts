@@ -1,0 +1,19 @@
+import type { SqsContext } from '../context.js';
+import { SqsError } from '../errors.js';
+import { type Input, requiredString } from '../input.js';
+
+const PURGE_INTERVAL_MS = 60_000;
+
+/**
+ * Hides every message sent before the purge at once; the sweeper deletes them in the background,
+ * so purging a queue of millions answers as fast as purging an empty one.
+ */
+export function purgeQueue(context: SqsContext, input: Input) {
+  const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
+  if (queue.purgedAt !== 0 && context.now - queue.purgedAt < PURGE_INTERVAL_MS) {
+    throw new SqsError('PurgeQueueInProgress', `Only one PurgeQueue operation on ${queue.name} is allowed every 60 seconds.`);
+  }
+  const purgedThrough = context.messages.lastId();
+  context.queues.update(queue, { purgedAt: context.now, purgedThrough });
+  return {};
+}

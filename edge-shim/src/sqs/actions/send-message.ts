@@ -1,0 +1,131 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { SqsContext } from '../context.js';
+import { SqsError, invalidParameter, missingParameter } from '../errors.js';
+import { type Input, optionalInteger, optionalMap, optionalString, requiredString } from '../input.js';
+import {
+  type MessageAttributes,
+  hasInvalidCharacters,
+  md5OfAttributes,
+  md5OfBody,
+  validateMessageAttributes,
+} from '../message-attributes.js';
+import type { Queue } from '../queues.js';
+import { nextSequenceNumber } from '../sequence-numbers.js';
+
+const DEDUPLICATION_INTERVAL_MS = 5 * 60_000;
+// Message group and deduplication ids: 1 to 128 alphanumeric or punctuation characters.
+const ID_PATTERN = /^[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]{1,128}$/;
+
+export interface SendResult {
+  MessageId: string;
+  MD5OfMessageBody: string;
+  MD5OfMessageAttributes?: string;
+  MD5OfMessageSystemAttributes?: string;
+  SequenceNumber?: string;
+}
+
+const notForQueueType = (name: string, value: unknown) =>
+  invalidParameter(`Value ${String(value)} for parameter ${name} is invalid. Reason: The request include parameter that is not valid for this queue type.`);
+
+function readTraceHeader(input: Input): string | undefined {
+  const system = optionalMap(input, 'MessageSystemAttributes');
+  if (!system) return undefined;
+  for (const [name, value] of Object.entries(system)) {
+    if (name !== 'AWSTraceHeader') throw invalidParameter(`Message system attribute name '${name}' is invalid.`);
+    const attribute = value as { DataType?: unknown; StringValue?: unknown };
+    if (attribute?.DataType !== 'String' || typeof attribute.StringValue !== 'string' || attribute.StringValue === '') {
+      throw invalidParameter(`Message system attribute 'AWSTraceHeader' must be of type String with a non-empty value.`);
+    }
+    return attribute.StringValue;
+  }
+  return undefined;
+}
+
+/** MD5OfMessageSystemAttributes: the attribute digest over the AWSTraceHeader attribute. */
+function md5OfTraceHeader(traceHeader: string): string {
+  return md5OfAttributes({ AWSTraceHeader: { DataType: 'String', StringValue: traceHeader } });
+}
+
+/**
+ * Validates and stores one message (SendMessage, or one entry of SendMessageBatch), adding its size
+ * to `payload.bytes`.
+ */
+export function sendOne(context: SqsContext, queue: Queue, input: Input, payload: { bytes: number }): SendResult {
+  const body = optionalString(input, 'MessageBody');
+  if (body === undefined || body === '') throw missingParameter('MessageBody');
+  if (hasInvalidCharacters(body)) {
+    throw new SqsError('InvalidMessageContents', 'Invalid binary character was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF');
+  }
+  const attributes = (optionalMap(input, 'MessageAttributes') ?? {}) as MessageAttributes;
+  const size = Buffer.byteLength(body) + validateMessageAttributes(attributes);
+  const maximum = Number(queue.attributes.MaximumMessageSize);
+  if (size > maximum) {
+    throw invalidParameter(`One or more parameters are invalid. Reason: Message must be shorter than ${maximum} bytes.`);
+  }
+  payload.bytes += size;
+  const traceHeader = readTraceHeader(input);
+  const delaySeconds = optionalInteger(input, 'DelaySeconds', 0, 900);
+  const groupId = optionalString(input, 'MessageGroupId');
+  let deduplicationId = optionalString(input, 'MessageDeduplicationId');
+  if (groupId !== undefined && !ID_PATTERN.test(groupId)) {
+    throw invalidParameter(`Value ${groupId} for parameter MessageGroupId is invalid. Reason: MessageGroupId can only include alphanumeric and punctuation characters. 1 to 128 in length.`);
+  }
+  if (deduplicationId !== undefined && !ID_PATTERN.test(deduplicationId)) {
+    throw invalidParameter(`Value ${deduplicationId} for parameter MessageDeduplicationId is invalid. Reason: MessageDeduplicationId can only include alphanumeric and punctuation characters. 1 to 128 in length.`);
+  }
+
+  const now = context.now;
+  const attributeDigest = Object.keys(attributes).length > 0 ? md5OfAttributes(attributes) : undefined;
+  const result: SendResult = {
+    MessageId: randomUUID(),
+    MD5OfMessageBody: md5OfBody(body),
+    ...(attributeDigest ? { MD5OfMessageAttributes: attributeDigest } : {}),
+    ...(traceHeader !== undefined ? { MD5OfMessageSystemAttributes: md5OfTraceHeader(traceHeader) } : {}),
+  };
+
+  if (queue.fifo) {
+    if (delaySeconds !== undefined) throw notForQueueType('DelaySeconds', delaySeconds);
+    if (groupId === undefined) throw missingParameter('MessageGroupId');
+    if (deduplicationId === undefined) {
+      if (queue.attributes.ContentBasedDeduplication !== 'true') {
+        throw invalidParameter('The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly');
+      }
+      deduplicationId = createHash('sha256').update(body, 'utf8').digest('hex');
+    }
+    const scope = queue.attributes.DeduplicationScope === 'messageGroup' ? groupId : '';
+    const earlier = context.deduplication.find(queue.id, scope, deduplicationId, now);
+    if (earlier) {
+      // A duplicate is accepted and answered as the original, but not enqueued again.
+      return { ...result, MessageId: earlier.message_id, ...(earlier.sequence_number ? { SequenceNumber: earlier.sequence_number } : {}) };
+    }
+    result.SequenceNumber = nextSequenceNumber(context, queue);
+    context.deduplication.remember(queue.id, scope, deduplicationId, result.MessageId, result.SequenceNumber, now + DEDUPLICATION_INTERVAL_MS);
+  } else if (deduplicationId !== undefined) {
+    throw notForQueueType('MessageDeduplicationId', deduplicationId);
+  }
+
+  const delay = (delaySeconds ?? Number(queue.attributes.DelaySeconds)) * 1000;
+  context.messages.insert(queue, {
+    queue_id: queue.id,
+    message_id: result.MessageId,
+    body,
+    body_md5: result.MD5OfMessageBody,
+    attributes: attributeDigest ? JSON.stringify(attributes) : null,
+    attributes_md5: attributeDigest ?? null,
+    trace_header: traceHeader ?? null,
+    group_id: groupId ?? null,
+    deduplication_id: queue.fifo ? deduplicationId! : null,
+    sequence_number: result.SequenceNumber ?? null,
+    dead_letter_source: null,
+    sent_at: now,
+    enqueued_at: now,
+    visible_at: now + delay,
+  });
+  if (delay === 0) context.messagesAvailable(queue);
+  return result;
+}
+
+export function sendMessage(context: SqsContext, input: Input) {
+  const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
+  return { ...sendOne(context, queue, input, { bytes: 0 }) };
+}

@@ -1,0 +1,32 @@
+import type { Db } from './database.js';
+import type { DeduplicationStore } from './deduplication.js';
+import type { MessageStore } from './messages.js';
+import type { Queue, QueueRegistry } from './queues.js';
+import type { ReceiveAttemptStore } from './receive-attempts.js';
+
+/**
+ * What a queue operation works with. Operations run synchronously inside the transaction the
+ * service opened for them; anything that must happen only once their writes are committed (waking
+ * long polls) goes through `afterCommit`.
+ */
+export interface SqsContext {
+  readonly db: Db;
+  readonly queues: QueueRegistry;
+  readonly messages: MessageStore;
+  readonly deduplication: DeduplicationStore;
+  readonly receiveAttempts: ReceiveAttemptStore;
+  /** Milliseconds since the epoch; injectable so tests can move time. */
+  readonly now: number;
+  /** Scheme and authority the client reached us under, for the queue URLs we hand back. */
+  readonly baseUrl: string;
+  afterCommit(callback: () => void): void;
+  /** Wakes long polls waiting on a queue once this operation's writes are committed. */
+  messagesAvailable(queue: Queue): void;
+}
+
+export function queueUrl(context: SqsContext, queue: Queue): string {
+  return `${context.baseUrl}/${context.queues.accountId}/${encodeURIComponent(queue.name)}`;
+}
+
+/** A queue operation: input and output in their JSON-protocol shape. */
+export type Action = (context: SqsContext, input: Record<string, unknown>) => Record<string, unknown>;

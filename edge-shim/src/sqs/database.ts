@@ -1,0 +1,132 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/**
+ * How much an acknowledged write survives. `process`: the commit is in the WAL in the OS page cache
+ * before the client is answered, so a crash of the process loses nothing. `power`: the WAL is also
+ * fsynced at every commit, so a power loss loses nothing either (group commit keeps that affordable).
+ */
+export type Durability = 'process' | 'power';
+
+export type Db = Database.Database;
+
+// One strict table per concept, indexed for exactly the queries the actions run (see each comment).
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS queues (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL UNIQUE,
+  fifo INTEGER NOT NULL,
+  attributes TEXT NOT NULL,
+  tags TEXT NOT NULL DEFAULT '{}',
+  permissions TEXT NOT NULL DEFAULT '[]',
+  created_at INTEGER NOT NULL,
+  modified_at INTEGER NOT NULL,
+  last_sequence INTEGER NOT NULL DEFAULT 0,
+  -- PurgeQueue hides every message up to this row id at once; the sweeper deletes them after.
+  purged_through INTEGER NOT NULL DEFAULT 0,
+  purged_at INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+-- A name deleted less than 60 s ago cannot be created again (QueueDeletedRecently).
+CREATE TABLE IF NOT EXISTS deleted_queues (
+  name TEXT PRIMARY KEY,
+  deleted_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Row ids only grow (AUTOINCREMENT): they give FIFO send order and the PurgeQueue cut-off.
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  queue_id INTEGER NOT NULL,
+  message_id TEXT NOT NULL,
+  body TEXT NOT NULL,
+  body_md5 TEXT NOT NULL,
+  attributes TEXT,
+  attributes_md5 TEXT,
+  trace_header TEXT,
+  group_id TEXT,
+  deduplication_id TEXT,
+  sequence_number TEXT,
+  dead_letter_source TEXT,
+  sent_at INTEGER NOT NULL,
+  enqueued_at INTEGER NOT NULL,
+  visible_at INTEGER NOT NULL,
+  receive_count INTEGER NOT NULL DEFAULT 0,
+  first_received_at INTEGER,
+  received_at INTEGER,
+  receipt_nonce TEXT
+) STRICT;
+-- Standard receive: the oldest visible messages of a queue; also counts the invisible ones.
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue_id, visible_at);
+-- FIFO receive: a group's messages in send order.
+CREATE INDEX IF NOT EXISTS messages_by_group ON messages (queue_id, group_id, id) WHERE group_id IS NOT NULL;
+-- Retention: a message expires MessageRetentionPeriod after it was enqueued (in this queue, for FIFO
+-- dead-letter queues; standard dead-letter queues keep the original time).
+CREATE INDEX IF NOT EXISTS messages_by_age ON messages (queue_id, enqueued_at);
+
+-- FIFO message groups that hold messages: head is the group's oldest message, locked_until the end
+-- of the visibility timeout of its messages in flight (a group is locked while any is in flight).
+CREATE TABLE IF NOT EXISTS fifo_groups (
+  queue_id INTEGER NOT NULL,
+  group_id TEXT NOT NULL,
+  head_id INTEGER NOT NULL,
+  locked_until INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (queue_id, group_id)
+) STRICT, WITHOUT ROWID;
+-- FIFO receive: unlocked groups in the order of their oldest message.
+CREATE INDEX IF NOT EXISTS fifo_groups_by_head ON fifo_groups (queue_id, head_id);
+
+-- Deduplication ids seen in the last 5 minutes; scope is '' per queue, or the message group id.
+CREATE TABLE IF NOT EXISTS deduplication (
+  queue_id INTEGER NOT NULL,
+  scope TEXT NOT NULL,
+  deduplication_id TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  sequence_number TEXT,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (queue_id, scope, deduplication_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deduplication_by_expiry ON deduplication (expires_at);
+
+-- FIFO ReceiveRequestAttemptId: a retried receive within 5 minutes gets the same messages back.
+CREATE TABLE IF NOT EXISTS receive_attempts (
+  queue_id INTEGER NOT NULL,
+  attempt_id TEXT NOT NULL,
+  message_ids TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (queue_id, attempt_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS receive_attempts_by_expiry ON receive_attempts (expires_at);
+
+CREATE TABLE IF NOT EXISTS move_tasks (
+  task_handle TEXT PRIMARY KEY,
+  source_arn TEXT NOT NULL,
+  destination_arn TEXT,
+  max_per_second INTEGER,
+  status TEXT NOT NULL,
+  moved INTEGER NOT NULL DEFAULT 0,
+  to_move INTEGER NOT NULL,
+  failure_reason TEXT,
+  started_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS move_tasks_by_source ON move_tasks (source_arn, started_at);
+`;
+
+export function openDatabase(file: string, durability: Durability): Db {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${durability === 'power' ? 'FULL' : 'NORMAL'}`);
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = OFF');
+  // Reclaim the pages of deleted messages bit by bit instead of letting the file only grow.
+  if (db.pragma('auto_vacuum', { simple: true }) !== 2) {
+    db.pragma('auto_vacuum = INCREMENTAL');
+    db.exec('VACUUM');
+  }
+  db.pragma('cache_size = -65536');
+  db.pragma('journal_size_limit = 67108864');
+  db.pragma('temp_store = MEMORY');
+  db.exec(SCHEMA);
+  return db;
+}

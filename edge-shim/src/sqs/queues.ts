@@ -1,0 +1,189 @@
+import type { Db } from './database.js';
+import { SqsError } from './errors.js';
+import type { QueueAttributes } from './queue-attributes.js';
+
+export interface Permission {
+  readonly label: string;
+  readonly accountIds: string[];
+  readonly actions: string[];
+}
+
+export interface Queue {
+  readonly id: number;
+  readonly name: string;
+  readonly fifo: boolean;
+  readonly arn: string;
+  readonly attributes: QueueAttributes;
+  readonly tags: Record<string, string>;
+  readonly permissions: Permission[];
+  readonly createdAt: number;
+  readonly modifiedAt: number;
+  readonly purgedAt: number;
+  /** Messages with a row id up to this one were purged (and are deleted by the sweeper). */
+  readonly purgedThrough: number;
+}
+
+interface QueueRow {
+  id: number;
+  name: string;
+  fifo: number;
+  attributes: string;
+  tags: string;
+  permissions: string;
+  created_at: number;
+  modified_at: number;
+  purged_at: number;
+  purged_through: number;
+}
+
+/** Queue names: 1 to 80 characters of alphanumerics, hyphens and underscores; FIFO ones end in `.fifo`. */
+export function checkQueueName(name: string, fifo: boolean): void {
+  const base = fifo ? name.slice(0, -'.fifo'.length) : name;
+  if (name.length > 80 || !/^[A-Za-z0-9_-]+$/.test(base) || (fifo && !name.endsWith('.fifo'))) {
+    throw new SqsError(
+      'InvalidParameterValue',
+      'Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length' +
+        (fifo ? ', and the name of a FIFO queue must end with the .fifo suffix.' : '.'),
+    );
+  }
+}
+
+/**
+ * The queues of the one account this server holds, kept in memory in front of the `queues` table
+ * (every request resolves a queue; none should pay a query for it). Writes go to the table first and
+ * to the cache after, inside the caller's transaction; `reload` puts the cache back after a rollback.
+ */
+export class QueueRegistry {
+  private readonly byNameCache = new Map<string, Queue>();
+  private readonly statements;
+
+  constructor(
+    private readonly db: Db,
+    readonly region: string,
+    readonly accountId: string,
+  ) {
+    this.statements = {
+      all: db.prepare<[], QueueRow>('SELECT * FROM queues'),
+      one: db.prepare<[number], QueueRow>('SELECT * FROM queues WHERE id = ?'),
+      insert: db.prepare(
+        `INSERT INTO queues (name, fifo, attributes, tags, created_at, modified_at)
+         VALUES (@name, @fifo, @attributes, @tags, @now, @now)`,
+      ),
+      update: db.prepare(
+        `UPDATE queues SET attributes = @attributes, tags = @tags, permissions = @permissions,
+         modified_at = @modifiedAt, purged_at = @purgedAt, purged_through = @purgedThrough WHERE id = @id`,
+      ),
+      remove: db.prepare('DELETE FROM queues WHERE id = ?'),
+      removeMessages: db.prepare('DELETE FROM messages WHERE queue_id = ?'),
+      removeGroups: db.prepare('DELETE FROM fifo_groups WHERE queue_id = ?'),
+      removeDeduplication: db.prepare('DELETE FROM deduplication WHERE queue_id = ?'),
+      removeAttempts: db.prepare('DELETE FROM receive_attempts WHERE queue_id = ?'),
+      recordDeletion: db.prepare('INSERT OR REPLACE INTO deleted_queues (name, deleted_at) VALUES (?, ?)'),
+      deletedAt: db.prepare<[string], { deleted_at: number }>('SELECT deleted_at FROM deleted_queues WHERE name = ?'),
+      forgetDeletions: db.prepare('DELETE FROM deleted_queues WHERE deleted_at <= ?'),
+      nextSequence: db.prepare<[number], { last_sequence: number }>(
+        'UPDATE queues SET last_sequence = last_sequence + 1 WHERE id = ? RETURNING last_sequence',
+      ),
+    };
+    this.reload();
+  }
+
+  reload(): void {
+    this.byNameCache.clear();
+    for (const row of this.statements.all.all()) this.byNameCache.set(row.name, this.fromRow(row));
+  }
+
+  arnOf(name: string): string {
+    return `arn:aws:sqs:${this.region}:${this.accountId}:${name}`;
+  }
+
+  byName(name: string): Queue | undefined {
+    return this.byNameCache.get(name);
+  }
+
+  /** The queue a QueueUrl names. Any host is accepted (clients reach the server under many names). */
+  byUrl(queueUrl: string): Queue {
+    const match = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/]*)?\/([^/]+)\/([^/?#]+)\/?$/i.exec(queueUrl);
+    const queue = match && match[1] === this.accountId ? this.byNameCache.get(decodeURIComponent(match[2]!)) : undefined;
+    if (!queue) throw new SqsError('QueueDoesNotExist', 'The specified queue does not exist.');
+    return queue;
+  }
+
+  byArn(arn: string): Queue | undefined {
+    const prefix = `arn:aws:sqs:${this.region}:${this.accountId}:`;
+    return arn.startsWith(prefix) ? this.byNameCache.get(arn.slice(prefix.length)) : undefined;
+  }
+
+  all(): Queue[] {
+    return [...this.byNameCache.values()];
+  }
+
+  /** When the name was last deleted, for the 60-second wait before it can be created again. */
+  deletedAt(name: string): number | undefined {
+    return this.statements.deletedAt.get(name)?.deleted_at;
+  }
+
+  /** Forgets deletions made at or before this instant. */
+  forgetDeletions(before: number): void {
+    this.statements.forgetDeletions.run(before);
+  }
+
+  /** The next number of the queue's counter of FIFO sequence numbers. */
+  nextSequence(queue: Queue): number {
+    return this.statements.nextSequence.get(queue.id)!.last_sequence;
+  }
+
+  create(name: string, fifo: boolean, attributes: QueueAttributes, tags: Record<string, string>, now: number): Queue {
+    const { lastInsertRowid } = this.statements.insert.run({
+      name,
+      fifo: fifo ? 1 : 0,
+      attributes: JSON.stringify(attributes),
+      tags: JSON.stringify(tags),
+      now,
+    });
+    const queue = this.fromRow(this.statements.one.get(Number(lastInsertRowid))!);
+    this.byNameCache.set(name, queue);
+    return queue;
+  }
+
+  update(queue: Queue, changes: Partial<Pick<Queue, 'attributes' | 'tags' | 'permissions' | 'modifiedAt' | 'purgedAt' | 'purgedThrough'>>): Queue {
+    const next: Queue = { ...queue, ...changes };
+    this.statements.update.run({
+      id: next.id,
+      attributes: JSON.stringify(next.attributes),
+      tags: JSON.stringify(next.tags),
+      permissions: JSON.stringify(next.permissions),
+      modifiedAt: next.modifiedAt,
+      purgedAt: next.purgedAt,
+      purgedThrough: next.purgedThrough,
+    });
+    this.byNameCache.set(next.name, next);
+    return next;
+  }
+
+  remove(queue: Queue, now: number): void {
+    this.statements.removeMessages.run(queue.id);
+    this.statements.removeGroups.run(queue.id);
+    this.statements.removeDeduplication.run(queue.id);
+    this.statements.removeAttempts.run(queue.id);
+    this.statements.remove.run(queue.id);
+    this.statements.recordDeletion.run(queue.name, now);
+    this.byNameCache.delete(queue.name);
+  }
+
+  private fromRow(row: QueueRow): Queue {
+    return {
+      id: row.id,
+      name: row.name,
+      fifo: row.fifo === 1,
+      arn: this.arnOf(row.name),
+      attributes: JSON.parse(row.attributes) as QueueAttributes,
+      tags: JSON.parse(row.tags) as Record<string, string>,
+      permissions: JSON.parse(row.permissions) as Permission[],
+      createdAt: row.created_at,
+      modifiedAt: row.modified_at,
+      purgedAt: row.purged_at,
+      purgedThrough: row.purged_through,
+    };
+  }
+}

@@ -1,0 +1,130 @@
+import type { Logger } from 'pino';
+import { ACTIONS } from './actions/index.js';
+import { receiveWaitSeconds } from './actions/receive-message.js';
+import { CommitGroup } from './commit-group.js';
+import type { SqsContext } from './context.js';
+import type { Db } from './database.js';
+import { DeduplicationStore } from './deduplication.js';
+import { SqsError } from './errors.js';
+import { LongPolls } from './long-polls.js';
+import { MessageStore } from './messages.js';
+import type { Queue } from './queues.js';
+import { QueueRegistry } from './queues.js';
+import { ReceiveAttemptStore } from './receive-attempts.js';
+import { Sweeper } from './sweeper.js';
+
+export interface SqsServiceOptions {
+  readonly db: Db;
+  readonly region: string;
+  readonly accountId: string;
+  readonly logger: Logger;
+  /** Milliseconds since the epoch; tests pass a clock they can move. */
+  readonly clock?: () => number;
+  /** How often expired messages, deduplication ids and purged messages are reclaimed. */
+  readonly sweepIntervalMs?: number;
+}
+
+export interface CallOptions {
+  /** Scheme and authority the client used, for the queue URLs in responses. */
+  readonly baseUrl: string;
+  /** Ends a long poll early when the client has gone. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The SQS semantics behind every wire protocol: runs an operation by name on its JSON-shaped input
+ * inside a group commit, and keeps a receive waiting (long polling) until a message can be had.
+ */
+export class SqsService {
+  readonly queues: QueueRegistry;
+  private readonly db: Db;
+  private readonly messages: MessageStore;
+  private readonly deduplication: DeduplicationStore;
+  private readonly receiveAttempts: ReceiveAttemptStore;
+  private readonly commits: CommitGroup;
+  private readonly polls = new LongPolls();
+  private readonly sweeper: Sweeper;
+  private readonly clock: () => number;
+  private readonly logger: Logger;
+
+  constructor(options: SqsServiceOptions) {
+    this.db = options.db;
+    this.clock = options.clock ?? Date.now;
+    this.logger = options.logger;
+    this.queues = new QueueRegistry(options.db, options.region, options.accountId);
+    this.messages = new MessageStore(options.db);
+    this.deduplication = new DeduplicationStore(options.db);
+    this.receiveAttempts = new ReceiveAttemptStore(options.db);
+    this.commits = new CommitGroup(options.db, (error) => {
+      this.logger.error({ err: error }, 'commit failed; the operations in it were answered with an error');
+      this.queues.reload();
+    });
+    this.sweeper = new Sweeper(this, options.sweepIntervalMs ?? 1000);
+  }
+
+  /** Runs work inside a group commit with a context for it; resolves once it is committed. */
+  transact<T>(baseUrl: string, work: (context: SqsContext) => T): Promise<T> {
+    return this.commits.run(() => {
+      const callbacks: Array<() => void> = [];
+      const context: SqsContext = {
+        db: this.db,
+        queues: this.queues,
+        messages: this.messages,
+        deduplication: this.deduplication,
+        receiveAttempts: this.receiveAttempts,
+        now: this.clock(),
+        baseUrl,
+        afterCommit: (callback) => callbacks.push(callback),
+        messagesAvailable: (queue: Queue) => callbacks.push(() => this.polls.wake(queue.id)),
+      };
+      const value = work(context);
+      // Runs after this savepoint is released and the group's COMMIT has returned.
+      return { value, callbacks };
+    }).then(({ value, callbacks }) => {
+      for (const callback of callbacks) callback();
+      return value;
+    });
+  }
+
+  async call(action: string, input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
+    const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
+    if (!run) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
+    if (action !== 'ReceiveMessage') return this.transact(options.baseUrl, (context) => run(context, input));
+
+    let deadline: number | undefined;
+    for (;;) {
+      const { output, queue, remainingMs, nextVisibleAt } = await this.transact(options.baseUrl, (context) => {
+        const output = run(context, input);
+        const received = (output.Messages as unknown[]).length > 0;
+        const { queue, seconds } = receiveWaitSeconds(context, input);
+        deadline ??= context.now + seconds * 1000;
+        const waiting = !received && context.now < deadline;
+        return {
+          output,
+          queue,
+          remainingMs: waiting ? deadline - context.now : 0,
+          nextVisibleAt: waiting ? context.messages.nextVisibleAt(queue, context.now) : undefined,
+        };
+      });
+      if (remainingMs <= 0 || this.polls.isClosed || options.signal?.aborted) return output;
+      const now = this.clock();
+      const untilVisible = nextVisibleAt === undefined ? Infinity : nextVisibleAt - now;
+      await this.polls.wait(queue.id, Math.min(remainingMs, untilVisible), options.signal);
+    }
+  }
+
+  /** Whether the database answers; for health checks. */
+  healthy(): boolean {
+    try {
+      this.db.prepare('SELECT 1').get();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    this.sweeper.stop();
+    this.polls.close();
+  }
+}

@@ -1,0 +1,47 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { type RunningShim, type StartOptions, startShim } from '../../edge-shim/src/shim.js';
+
+export interface TestShim {
+  readonly shim: RunningShim;
+  readonly sqs: SQSClient;
+  readonly dir: string;
+  /** A clock the test moves forward: `clock.advance(ms)`. */
+  readonly clock: TestClock;
+  close(): Promise<void>;
+}
+
+export class TestClock {
+  private offset = 0;
+  readonly now = () => Date.now() + this.offset;
+  advance(ms: number): void {
+    this.offset += ms;
+  }
+}
+
+export const TEST_CREDENTIALS = { accessKeyId: 'AKIDHOLDFASTTEST', secretAccessKey: 'holdfast-test-secret' };
+
+export function sqsClient(endpoint: string, credentials = TEST_CREDENTIALS): SQSClient {
+  return new SQSClient({ endpoint, region: 'us-east-1', credentials, maxAttempts: 1 });
+}
+
+/** A shim on a free loopback port over a database in a fresh temporary directory. */
+export async function startTestShim(options: StartOptions = {}): Promise<TestShim> {
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-test-'));
+  const clock = new TestClock();
+  const shim = await startShim({ port: 0, dbFile: join(dir, 'shim.db'), logLevel: 'silent', clock: clock.now, ...options });
+  const sqs = sqsClient(shim.url);
+  return {
+    shim,
+    sqs,
+    dir,
+    clock,
+    async close() {
+      sqs.destroy();
+      await shim.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
