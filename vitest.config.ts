@@ -15,7 +15,7 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'cloud', include: ['test/cloud/**/*.test.ts'] },
+        test: { name: 'cloud', include: ['test/cloud/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
       },
     ],
   },

@@ -1,0 +1,55 @@
+/**
+ * The contract between the agents (functions/), the CDK stack (infra/) and the local runner: a
+ * workflow is a chain of stages, each an agent on its own FIFO queue. The stack turns a definition
+ * into queues, tables and functions; the local runner runs the same handlers against any SQS endpoint.
+ */
+export interface StageDefinition {
+  /** Agent name, e.g. `authorize`; also the stem of its queue names. */
+  readonly name: string;
+  /** Handler module, relative to the repository root; it exports `handler`. */
+  readonly entry: string;
+  /** Receives before a message goes to the stage's dead-letter queue. */
+  readonly maxReceiveCount: number;
+  readonly timeoutSeconds: number;
+  readonly memoryMb: number;
+  /** Event-source batch size (1 to 10 for FIFO) and maximum concurrency (2 to 1000). */
+  readonly batchSize: number;
+  readonly maxConcurrency: number;
+  /** Whether the edge shim may run this agent as a fallback while the region is down. */
+  readonly runsAtEdge: boolean;
+}
+
+export interface WorkflowDefinition {
+  readonly name: string;
+  readonly stages: readonly StageDefinition[];
+}
+
+/** DynamoDB tables every workflow uses; key names are shared by the runtime and the stack. */
+export const TABLES = {
+  idempotency: { partitionKey: 'id', ttlAttribute: 'expiration' },
+  workflow: { partitionKey: 'pk', sortKey: 'sk' },
+  ledger: { partitionKey: 'pk', sortKey: 'sk', pointInTimeRecovery: true },
+  state: { partitionKey: 'pk', sortKey: 'sk' },
+} as const;
+
+/** Environment variables through which the stack and the local runner configure each agent. */
+export const ENV = {
+  idempotencyTable: 'IDEMPOTENCY_TABLE',
+  workflowTable: 'WORKFLOW_TABLE',
+  ledgerTable: 'LEDGER_TABLE',
+  stateTable: 'STATE_TABLE',
+  /** URL of the next stage's queue; absent on the last stage. */
+  nextQueueUrl: 'NEXT_QUEUE_URL',
+  humanReviewQueueUrl: 'HUMAN_REVIEW_QUEUE_URL',
+  gatewayUrl: 'PAYMENT_GATEWAY_URL',
+  notifierUrl: 'NOTIFIER_URL',
+} as const;
+
+/** FIFO queue names of a stage: `<workflow>-<stage>.fifo` and its dead-letter queue. */
+export function stageQueueNames(workflow: WorkflowDefinition, stage: StageDefinition): { queue: string; deadLetter: string } {
+  return { queue: `${workflow.name}-${stage.name}.fifo`, deadLetter: `${workflow.name}-${stage.name}-dlq.fifo` };
+}
+
+export function humanReviewQueueName(workflow: WorkflowDefinition): string {
+  return `${workflow.name}-human-review.fifo`;
+}
