@@ -1,0 +1,86 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const MAIN = fileURLToPath(new URL('../edge-shim/src/main.ts', import.meta.url));
+const START_TIMEOUT_MS = 30_000;
+
+export interface ShimProcessOptions {
+  readonly dbFile: string;
+  readonly durability?: 'process' | 'power';
+  /** ACCESS_KEY_ID:SECRET pairs the shim accepts; none: requests are not authenticated. */
+  readonly credentials?: readonly string[];
+  /** Options for node itself, e.g. --cpu-prof. */
+  readonly nodeOptions?: readonly string[];
+  /** A wrapper to run node under, e.g. ['strace', '-f', '-o', 'file']. */
+  readonly wrapper?: readonly string[];
+}
+
+/** The edge shim as `npm start` runs it, in a process of its own. */
+export interface ShimProcess {
+  readonly url: string;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<void>;
+  /** Sends a signal and waits for the process to exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts the shim on a free loopback port and resolves once its log says where it listens. */
+export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
+  const args = [
+    ...(options.nodeOptions ?? []),
+    '--import',
+    'tsx',
+    MAIN,
+    '--port',
+    '0',
+    '--db',
+    options.dbFile,
+    '--durability',
+    options.durability ?? 'process',
+    '--log-level',
+    'info',
+    ...(options.credentials ?? []).flatMap((credential) => ['--credentials', credential]),
+  ];
+  const [command, ...commandArgs] = [...(options.wrapper ?? []), process.execPath, ...args];
+  const child = spawn(command!, commandArgs, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-4000);
+  });
+
+  return new Promise<ShimProcess>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`the shim did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(error);
+    };
+    void exited.then(() => fail(new Error(`the shim exited before listening (code ${child.exitCode}): ${stderr}`)));
+    // Keep reading the log so the shim never blocks on a full pipe.
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let entry: { msg?: string; url?: string };
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch {
+        return;
+      }
+      if (entry.msg !== 'edge shim listening' || !entry.url) return;
+      clearTimeout(timer);
+      resolve({
+        url: entry.url,
+        pid: child.pid!,
+        child,
+        exited,
+        async stop(signal = 'SIGTERM') {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+          await exited;
+        },
+      });
+    });
+  });
+}
