@@ -1,4 +1,4 @@
-import { SqsError } from './errors.js';
+import { SqsError, missingParameter } from './errors.js';
 import { type Input, asInput, optionalList } from './input.js';
 
 const MAX_ENTRIES = 10;
@@ -11,18 +11,22 @@ export interface BatchResultError {
   Message: string;
 }
 
-/** The entries of a batch request, checked as SQS checks them before any entry is processed. */
-export function batchEntries(input: Input, listName: string): Array<Input & { Id: string }> {
+/**
+ * The entries of a batch request, checked as SQS checks them before any entry is processed.
+ * `entryName` is the entry's shape in the API (e.g. SendMessageBatchRequestEntry), for the errors.
+ */
+export function batchEntries(input: Input, listName: string, entryName = 'entry'): Array<Input & { Id: string }> {
   const entries = (optionalList(input, listName) ?? []).map((entry, index) => asInput(entry, `${listName}.${index + 1}`));
   if (entries.length === 0) {
-    throw new SqsError('EmptyBatchRequest', `There should be at least one ${listName.replace(/Entries$/, 'Entry')} in the request.`);
+    throw new SqsError('EmptyBatchRequest', `There should be at least one ${entryName} in the request.`);
   }
   if (entries.length > MAX_ENTRIES) {
     throw new SqsError('TooManyEntriesInBatchRequest', `Maximum number of entries per request are ${MAX_ENTRIES}. You have sent ${entries.length}.`);
   }
   const seen = new Set<string>();
-  for (const entry of entries) {
+  for (const [index, entry] of entries.entries()) {
     const id = entry.Id;
+    if (id === undefined || id === null) throw missingParameter(`${entryName}.${index + 1}.Id`);
     if (typeof id !== 'string' || !ENTRY_ID.test(id)) {
       throw new SqsError('InvalidBatchEntryId', 'A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.');
     }

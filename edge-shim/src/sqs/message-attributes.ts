@@ -11,10 +11,17 @@ export interface MessageAttributeValue {
 export type MessageAttributes = Record<string, MessageAttributeValue>;
 
 const MAX_ATTRIBUTES = 10;
-const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,256}$/;
-const DATA_TYPE_PATTERN = /^(String|Number|Binary)(\.[^\s]+)?$/;
-// SQS accepts a number of up to 38 digits of precision between -10^128 and 10^126.
-const NUMBER_PATTERN = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const MAX_NAME_LENGTH = 256;
+const MAX_DATA_TYPE_LENGTH = 256;
+const NAME_CHARACTERS = /^[A-Za-z0-9_.-]+$/;
+const RESERVED_NAME_PREFIXES = ['aws.', 'amazon.'];
+// A logical type, optionally followed by a custom label: `Number.int`, `Binary.png`.
+const DATA_TYPE = /^(String|Number|Binary)(\..+)?$/s;
+const NUMBER = /^[+-]?(?:(\d+)(?:\.(\d*))?|\.(\d+))(?:[eE]([+-]?\d+))?$/;
+const MAX_NUMBER_DIGITS = 38;
+// A non-zero Number's magnitude lies between 10^-128 and 10^126.
+const MIN_NUMBER_EXPONENT = -128;
+const MAX_NUMBER_EXPONENT = 125;
 
 /** Characters SQS allows in bodies and attribute strings (XML 1.0 characters). */
 // eslint-disable-next-line no-control-regex
@@ -25,70 +32,86 @@ export function hasInvalidCharacters(text: string): boolean {
 }
 
 function checkName(name: string): void {
-  const lower = name.toLowerCase();
-  if (
-    !NAME_PATTERN.test(name) ||
-    name.startsWith('.') ||
-    name.endsWith('.') ||
-    name.includes('..') ||
-    lower.startsWith('aws.') ||
-    lower.startsWith('amazon.')
-  ) {
-    throw invalidParameter(`Message attribute name '${name}' is invalid.`);
-  }
+  if (name === '') throw invalidParameter('The request must contain non-empty message attribute name.');
+  const reason =
+    name.length > MAX_NAME_LENGTH ? `It can be at most ${MAX_NAME_LENGTH} characters long.`
+    : !NAME_CHARACTERS.test(name) ? 'It can only contain alphanumeric characters, hyphens, underscores and periods.'
+    : name.startsWith('.') || name.endsWith('.') || name.includes('..') ? 'It must not start or end with a period, nor have periods in sequence.'
+    : RESERVED_NAME_PREFIXES.some((prefix) => name.toLowerCase().startsWith(prefix)) ? 'The prefixes AWS. and Amazon. are reserved.'
+    : undefined;
+  if (reason) throw invalidParameter(`Message (user) attribute name '${name}' is invalid. ${reason}`);
 }
 
-function checkNumber(name: string, value: string): void {
-  const trimmed = value.trim();
-  const digits = trimmed.replace(/^[+-]/, '').replace(/[eE].*$/, '').replace('.', '').replace(/^0+/, '');
-  const numeric = Number(trimmed);
-  if (!NUMBER_PATTERN.test(trimmed) || digits.length > 38 || !(numeric >= -1e128 && numeric <= 1e126)) {
-    throw invalidParameter(`Message attribute '${name}' has an invalid value for its Number data type.`);
+/** A Number holds up to 38 significant digits (leading and trailing zeros do not count). */
+function isValidNumber(value: string): boolean {
+  const match = NUMBER.exec(value);
+  if (!match) return false;
+  const [, whole = '', fraction = '', fractionOnly, exponent = '0'] = match;
+  const digits = fractionOnly === undefined ? whole + fraction : fractionOnly;
+  const pointAt = fractionOnly === undefined ? whole.length : 0;
+  const first = digits.search(/[1-9]/);
+  if (first === -1) return true; // zero
+  const significant = digits.slice(first).replace(/0+$/, '');
+  const magnitude = pointAt - first - 1 + Number(exponent);
+  return significant.length <= MAX_NUMBER_DIGITS && magnitude >= MIN_NUMBER_EXPONENT && magnitude <= MAX_NUMBER_EXPONENT;
+}
+
+/** The one value of an attribute, checked against its data type. Returns its size in bytes. */
+function checkValue(name: string, attribute: Record<string, unknown>, dataType: string): number {
+  const { StringValue: stringValue, BinaryValue: binaryValue } = attribute;
+  const logicalType = dataType.split('.')[0]!;
+  if (attribute.StringListValues !== undefined || attribute.BinaryListValues !== undefined) {
+    throw invalidParameter(`Message (user) attribute '${name}': list values are not supported.`);
   }
+  const binary = logicalType === 'Binary';
+  const value = binary ? binaryValue : stringValue;
+  const other = binary ? stringValue : binaryValue;
+  if (typeof value !== 'string' || value === '' || other !== undefined) {
+    throw invalidParameter(`Message (user) attribute '${name}' must contain a non-empty value of type '${logicalType}'.`);
+  }
+  if (binary) return Buffer.from(value, 'base64').length;
+  if (hasInvalidCharacters(value)) {
+    throw new SqsError('InvalidMessageContents', `Message (user) attribute '${name}' contains characters outside the allowed set.`);
+  }
+  if (logicalType === 'Number' && !isValidNumber(value)) {
+    throw invalidParameter(`Can't cast the value of message (user) attribute '${name}' to a number.`);
+  }
+  return Buffer.byteLength(value);
 }
 
 /**
- * Validates message attributes and returns their size in bytes as SQS counts it toward the message
- * size limit: each name, data type and value.
+ * Validates the MessageAttributes of a message and returns them as they are stored (only the
+ * fields SQS keeps) with their size in bytes, as SQS counts it toward the maximum message size:
+ * each name, data type and value.
  */
-export function validateMessageAttributes(attributes: MessageAttributes): number {
-  const names = Object.keys(attributes);
+export function readMessageAttributes(raw: Record<string, unknown>): { attributes: MessageAttributes; size: number } {
+  const names = Object.keys(raw);
   if (names.length > MAX_ATTRIBUTES) {
     throw invalidParameter(`Number of message attributes [${names.length}] exceeds the allowed maximum [${MAX_ATTRIBUTES}].`);
   }
+  const attributes: MessageAttributes = {};
   let size = 0;
   for (const name of names) {
     checkName(name);
-    const attribute = attributes[name]!;
-    if (typeof attribute !== 'object' || attribute === null) throw invalidParameter(`Message attribute '${name}' is invalid.`);
-    const { DataType: dataType, StringValue: stringValue, BinaryValue: binaryValue } = attribute;
+    const attribute = raw[name];
+    if (typeof attribute !== 'object' || attribute === null || Array.isArray(attribute)) {
+      throw invalidParameter(`Message (user) attribute '${name}' must be a structure.`);
+    }
+    const fields = attribute as Record<string, unknown>;
+    const dataType = fields.DataType;
     if (typeof dataType !== 'string' || dataType === '') {
-      throw invalidParameter(`The message attribute '${name}' must contain non-empty message attribute type.`);
+      throw invalidParameter(`The message (user) attribute '${name}' must contain a non-empty message attribute type.`);
     }
-    if (dataType.length > 256 || !DATA_TYPE_PATTERN.test(dataType)) {
-      throw invalidParameter(`The type of message attribute '${name}' is invalid. You must use only the following supported type prefixes: Binary, Number, String.`);
+    if (dataType.length > MAX_DATA_TYPE_LENGTH || !DATA_TYPE.test(dataType) || hasInvalidCharacters(dataType)) {
+      throw invalidParameter(
+        `The type of message (user) attribute '${name}' is invalid. You must use only the following supported type prefixes: Binary, Number, String.`,
+      );
     }
-    if ('StringListValues' in attribute || 'BinaryListValues' in attribute) {
-      throw invalidParameter(`Message attribute list values in SendMessage operation are not supported.`);
-    }
-    size += Buffer.byteLength(name) + Buffer.byteLength(dataType);
-    if (dataType.startsWith('Binary')) {
-      if (typeof binaryValue !== 'string' || binaryValue === '' || stringValue !== undefined) {
-        throw invalidParameter(`The message attribute '${name}' with type 'Binary' must use field 'Binary'.`);
-      }
-      size += Buffer.from(binaryValue, 'base64').length;
-    } else {
-      if (typeof stringValue !== 'string' || stringValue === '' || binaryValue !== undefined) {
-        throw invalidParameter(`The message attribute '${name}' with type '${dataType.split('.')[0]}' must use field 'String'.`);
-      }
-      if (hasInvalidCharacters(stringValue)) {
-        throw new SqsError('InvalidMessageContents', `Message attribute '${name}' contains invalid characters.`);
-      }
-      if (dataType.startsWith('Number')) checkNumber(name, stringValue);
-      size += Buffer.byteLength(stringValue);
-    }
+    size += Buffer.byteLength(name) + Buffer.byteLength(dataType) + checkValue(name, fields, dataType);
+    const valueField = dataType.startsWith('Binary') ? 'BinaryValue' : 'StringValue';
+    attributes[name] = { DataType: dataType, [valueField]: fields[valueField] as string };
   }
-  return size;
+  return { attributes, size };
 }
 
 export function md5OfBody(body: string): string {
@@ -96,9 +119,10 @@ export function md5OfBody(body: string): string {
 }
 
 /**
- * MD5OfMessageAttributes as SQS computes it: attributes sorted by name, each encoded as
- * length-prefixed name, length-prefixed data type, a transport byte (1 string, 2 binary) and
- * the length-prefixed value, all lengths 4-byte big-endian.
+ * MD5OfMessageAttributes as the SQS Developer Guide defines it: attributes sorted by name, each
+ * encoded as length-prefixed name, length-prefixed data type, a transport byte (1 for String and
+ * Number, 2 for Binary) and the length-prefixed value (UTF-8 text, or the raw bytes of a binary),
+ * every length 4 bytes big-endian. Custom type labels are part of the data type.
  */
 export function md5OfAttributes(attributes: MessageAttributes): string {
   const hash = createHash('md5');
@@ -108,13 +132,14 @@ export function md5OfAttributes(attributes: MessageAttributes): string {
     hash.update(length);
     hash.update(bytes);
   };
+  // Names are ASCII (see checkName), so code unit order is byte order.
   for (const name of Object.keys(attributes).sort()) {
     const { DataType: dataType, StringValue: stringValue, BinaryValue: binaryValue } = attributes[name]!;
     lengthPrefixed(Buffer.from(name, 'utf8'));
     lengthPrefixed(Buffer.from(dataType, 'utf8'));
-    if (binaryValue !== undefined) {
+    if (dataType.startsWith('Binary')) {
       hash.update(Buffer.from([2]));
-      lengthPrefixed(Buffer.from(binaryValue, 'base64'));
+      lengthPrefixed(Buffer.from(binaryValue ?? '', 'base64'));
     } else {
       hash.update(Buffer.from([1]));
       lengthPrefixed(Buffer.from(stringValue ?? '', 'utf8'));

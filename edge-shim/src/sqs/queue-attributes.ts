@@ -7,53 +7,60 @@ import { SqsError } from './errors.js';
  */
 export type QueueAttributes = Record<string, string>;
 
+const invalidValue = (name: string, reason?: string) =>
+  new SqsError('InvalidAttributeValue', `Invalid value for the parameter ${name}.${reason ? ` Reason: ${reason}` : ''}`);
+
 const integer = (min: number, max: number) => (name: string, value: string) => {
-  if (!/^-?\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new SqsError('InvalidAttributeValue', `Invalid value for the parameter ${name}.`);
-  }
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw invalidValue(name);
 };
 const oneOf = (...allowed: string[]) => (name: string, value: string) => {
-  if (!allowed.includes(value)) {
-    throw new SqsError('InvalidAttributeValue', `Invalid value for the parameter ${name}.`);
-  }
+  if (!allowed.includes(value)) throw invalidValue(name);
 };
 const boolean = oneOf('true', 'false');
+// An empty string removes a policy; anything else must be a JSON object.
 const jsonDocument = (name: string, value: string) => {
   if (value === '') return;
+  let parsed: unknown;
   try {
-    const parsed: unknown = JSON.parse(value);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    parsed = JSON.parse(value);
   } catch {
-    throw new SqsError('InvalidAttributeValue', `Invalid value for the parameter ${name}.`);
+    throw invalidValue(name, 'The value is not valid JSON.');
   }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalidValue(name, 'The value must be a JSON object.');
 };
 const anyString = () => {};
 
 interface AttributeSpec {
   readonly validate: (name: string, value: string) => void;
-  readonly standardDefault?: string;
-  readonly fifoDefault?: string;
+  /** The value a new queue gets when the request does not give one. */
+  readonly default?: string;
   readonly fifoOnly?: boolean;
+  /** Only CreateQueue takes it; SetQueueAttributes does not know it. */
   readonly createOnly?: boolean;
 }
 
 const SETTABLE: Record<string, AttributeSpec> = {
-  DelaySeconds: { validate: integer(0, 900), standardDefault: '0', fifoDefault: '0' },
-  MaximumMessageSize: { validate: integer(1024, 1_048_576), standardDefault: '1048576', fifoDefault: '1048576' },
-  MessageRetentionPeriod: { validate: integer(60, 1_209_600), standardDefault: '345600', fifoDefault: '345600' },
-  ReceiveMessageWaitTimeSeconds: { validate: integer(0, 20), standardDefault: '0', fifoDefault: '0' },
-  VisibilityTimeout: { validate: integer(0, 43_200), standardDefault: '30', fifoDefault: '30' },
+  DelaySeconds: { validate: integer(0, 900), default: '0' },
+  MaximumMessageSize: { validate: integer(1024, 1_048_576), default: '1048576' },
+  MessageRetentionPeriod: { validate: integer(60, 1_209_600), default: '345600' },
+  ReceiveMessageWaitTimeSeconds: { validate: integer(0, 20), default: '0' },
+  VisibilityTimeout: { validate: integer(0, 43_200), default: '30' },
   Policy: { validate: jsonDocument },
   RedrivePolicy: { validate: jsonDocument },
   RedriveAllowPolicy: { validate: jsonDocument },
   KmsMasterKeyId: { validate: anyString },
   KmsDataKeyReusePeriodSeconds: { validate: integer(60, 86_400) },
-  SqsManagedSseEnabled: { validate: boolean, standardDefault: 'true', fifoDefault: 'true' },
+  // New queues are encrypted with SQS-owned keys unless they name a KMS key.
+  SqsManagedSseEnabled: { validate: boolean, default: 'true' },
   FifoQueue: { validate: boolean, createOnly: true },
-  ContentBasedDeduplication: { validate: boolean, fifoOnly: true, fifoDefault: 'false' },
-  DeduplicationScope: { validate: oneOf('messageGroup', 'queue'), fifoOnly: true, fifoDefault: 'queue' },
-  FifoThroughputLimit: { validate: oneOf('perQueue', 'perMessageGroupId'), fifoOnly: true, fifoDefault: 'perQueue' },
+  ContentBasedDeduplication: { validate: boolean, fifoOnly: true, default: 'false' },
+  DeduplicationScope: { validate: oneOf('messageGroup', 'queue'), fifoOnly: true, default: 'queue' },
+  FifoThroughputLimit: { validate: oneOf('perQueue', 'perMessageGroupId'), fifoOnly: true, default: 'perQueue' },
 };
+
+const KMS_DATA_KEY_REUSE_DEFAULT = '300';
+// Attributes that an empty value removes instead of setting.
+const REMOVABLE = ['Policy', 'RedrivePolicy', 'RedriveAllowPolicy', 'KmsMasterKeyId'];
 
 /** Attributes SQS computes; GetQueueAttributes returns them, Create/Set reject them. */
 export const COMPUTED_ATTRIBUTES = [
@@ -71,39 +78,53 @@ export function isKnownAttribute(name: string): boolean {
   return name === 'All' || ALL_ATTRIBUTE_NAMES.includes(name);
 }
 
+const unknownAttribute = (name: string) => new SqsError('InvalidAttributeName', `Unknown Attribute ${name}.`);
+
 /**
- * Checks attributes given to CreateQueue (`creating`) or SetQueueAttributes against the queue type.
- * Throws the SQS error for the first offending one.
+ * Checks each attribute a CreateQueue (`creating`) or SetQueueAttributes request gives against the
+ * queue type and the attribute's bounds. Throws the SQS error for the first offending one.
  */
 export function validateAttributes(attributes: QueueAttributes, fifo: boolean, creating: boolean): void {
   for (const [name, value] of Object.entries(attributes)) {
-    const spec = SETTABLE[name];
-    if (!spec) throw new SqsError('InvalidAttributeName', `Unknown Attribute ${name}.`);
-    if (spec.createOnly && !creating) throw new SqsError('InvalidAttributeName', `Unknown Attribute ${name}.`);
-    if (spec.fifoOnly && !fifo) throw new SqsError('InvalidAttributeName', `Unknown Attribute ${name}.`);
+    const spec = Object.hasOwn(SETTABLE, name) ? SETTABLE[name] : undefined;
+    if (!spec || (spec.createOnly && !creating) || (spec.fifoOnly && !fifo)) throw unknownAttribute(name);
     spec.validate(name, value);
   }
-  const scope = attributes.DeduplicationScope;
-  const limit = attributes.FifoThroughputLimit;
-  if (limit === 'perMessageGroupId' && scope === 'queue') {
-    throw new SqsError(
-      'InvalidAttributeValue',
-      'Invalid value for the parameter FifoThroughputLimit. Reason: perMessageGroupId is allowed only when DeduplicationScope is messageGroup.',
-    );
+  if (attributes.SqsManagedSseEnabled === 'true' && attributes.KmsMasterKeyId) {
+    throw invalidValue('SqsManagedSseEnabled', 'Only one server-side encryption option is supported per queue: SSE-SQS or SSE-KMS.');
   }
 }
 
-/** The attributes a new queue starts with: the defaults for its type, overridden by the request. */
-export function withDefaults(attributes: QueueAttributes, fifo: boolean): QueueAttributes {
+/**
+ * The attributes a queue has after a request changes `current` (a new queue starts from the
+ * defaults for its type). Keeps the rules that span attributes: one encryption option at a time,
+ * and per-message-group throughput only with per-message-group deduplication.
+ */
+export function applyAttributes(current: QueueAttributes, changes: QueueAttributes): QueueAttributes {
+  const next: QueueAttributes = { ...current, ...changes };
+  delete next.FifoQueue;
+  if (current.FifoQueue === 'true' || changes.FifoQueue === 'true') next.FifoQueue = 'true';
+  for (const name of REMOVABLE) if (next[name] === '') delete next[name];
+
+  if (changes.KmsMasterKeyId) {
+    if (changes.SqsManagedSseEnabled === undefined) next.SqsManagedSseEnabled = 'false';
+    next.KmsDataKeyReusePeriodSeconds ??= KMS_DATA_KEY_REUSE_DEFAULT;
+  } else if (changes.SqsManagedSseEnabled === 'true' || changes.KmsMasterKeyId === '') {
+    delete next.KmsMasterKeyId;
+    delete next.KmsDataKeyReusePeriodSeconds;
+  }
+  if (next.FifoThroughputLimit === 'perMessageGroupId' && next.DeduplicationScope !== 'messageGroup') {
+    throw invalidValue('FifoThroughputLimit', 'perMessageGroupId is allowed only when DeduplicationScope is messageGroup.');
+  }
+  return next;
+}
+
+/** The attributes a new queue of this type has before its request applies. */
+export function defaultAttributes(fifo: boolean): QueueAttributes {
   const result: QueueAttributes = {};
   for (const [name, spec] of Object.entries(SETTABLE)) {
-    const fallback = fifo ? spec.fifoDefault : spec.standardDefault;
-    if (fallback !== undefined) result[name] = fallback;
+    if (spec.default !== undefined && (fifo || !spec.fifoOnly)) result[name] = spec.default;
   }
   if (fifo) result.FifoQueue = 'true';
-  if (attributes.KmsMasterKeyId !== undefined && attributes.SqsManagedSseEnabled === undefined) {
-    result.SqsManagedSseEnabled = 'false';
-  }
-  if (attributes.KmsMasterKeyId !== undefined) result.KmsDataKeyReusePeriodSeconds = '300';
-  return { ...result, ...attributes };
+  return result;
 }

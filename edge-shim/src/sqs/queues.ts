@@ -36,15 +36,20 @@ interface QueueRow {
   purged_through: number;
 }
 
-/** Queue names: 1 to 80 characters of alphanumerics, hyphens and underscores; FIFO ones end in `.fifo`. */
+const STANDARD_NAME = /^[A-Za-z0-9_-]{1,80}$/;
+// The .fifo suffix counts toward the 80 characters.
+const FIFO_NAME = /^[A-Za-z0-9_-]{1,75}\.fifo$/;
+
+/** Queue names: 1 to 80 alphanumerics, hyphens and underscores; a FIFO queue's name ends in `.fifo`. */
 export function checkQueueName(name: string, fifo: boolean): void {
-  const base = fifo ? name.slice(0, -'.fifo'.length) : name;
-  if (name.length > 80 || !/^[A-Za-z0-9_-]+$/.test(base) || (fifo && !name.endsWith('.fifo'))) {
+  if (fifo && !FIFO_NAME.test(name)) {
     throw new SqsError(
       'InvalidParameterValue',
-      'Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length' +
-        (fifo ? ', and the name of a FIFO queue must end with the .fifo suffix.' : '.'),
+      'The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length.',
     );
+  }
+  if (!fifo && !STANDARD_NAME.test(name)) {
+    throw new SqsError('InvalidParameterValue', 'Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length');
   }
 }
 

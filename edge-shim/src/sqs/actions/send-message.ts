@@ -2,13 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { SqsContext } from '../context.js';
 import { SqsError, invalidParameter, missingParameter } from '../errors.js';
 import { type Input, optionalInteger, optionalMap, optionalString, requiredString } from '../input.js';
-import {
-  type MessageAttributes,
-  hasInvalidCharacters,
-  md5OfAttributes,
-  md5OfBody,
-  validateMessageAttributes,
-} from '../message-attributes.js';
+import { hasInvalidCharacters, md5OfAttributes, md5OfBody, readMessageAttributes } from '../message-attributes.js';
 import type { Queue } from '../queues.js';
 import { nextSequenceNumber } from '../sequence-numbers.js';
 
@@ -27,42 +21,51 @@ export interface SendResult {
 const notForQueueType = (name: string, value: unknown) =>
   invalidParameter(`Value ${String(value)} for parameter ${name} is invalid. Reason: The request include parameter that is not valid for this queue type.`);
 
+// The only message system attribute SQS takes; it does not count toward the message size.
+const TRACE_HEADER = 'AWSTraceHeader';
+
 function readTraceHeader(input: Input): string | undefined {
   const system = optionalMap(input, 'MessageSystemAttributes');
   if (!system) return undefined;
+  let traceHeader: string | undefined;
   for (const [name, value] of Object.entries(system)) {
-    if (name !== 'AWSTraceHeader') throw invalidParameter(`Message system attribute name '${name}' is invalid.`);
-    const attribute = value as { DataType?: unknown; StringValue?: unknown };
-    if (attribute?.DataType !== 'String' || typeof attribute.StringValue !== 'string' || attribute.StringValue === '') {
-      throw invalidParameter(`Message system attribute 'AWSTraceHeader' must be of type String with a non-empty value.`);
+    if (name !== TRACE_HEADER) {
+      throw invalidParameter(`Message system attribute name '${name}' is invalid. The only supported message system attribute is ${TRACE_HEADER}.`);
     }
-    return attribute.StringValue;
+    const attribute = value as { DataType?: unknown; StringValue?: unknown; BinaryValue?: unknown } | null;
+    if (attribute?.DataType !== 'String' || typeof attribute.StringValue !== 'string' || attribute.StringValue === '' || attribute.BinaryValue !== undefined) {
+      throw invalidParameter(`Message system attribute '${TRACE_HEADER}' must contain a non-empty value of type 'String'.`);
+    }
+    if (hasInvalidCharacters(attribute.StringValue)) {
+      throw new SqsError('InvalidMessageContents', `Message system attribute '${TRACE_HEADER}' contains characters outside the allowed set.`);
+    }
+    traceHeader = attribute.StringValue;
   }
-  return undefined;
+  return traceHeader;
 }
 
-/** MD5OfMessageSystemAttributes: the attribute digest over the AWSTraceHeader attribute. */
+/** MD5OfMessageSystemAttributes: the message attribute digest over the system attributes. */
 function md5OfTraceHeader(traceHeader: string): string {
-  return md5OfAttributes({ AWSTraceHeader: { DataType: 'String', StringValue: traceHeader } });
+  return md5OfAttributes({ [TRACE_HEADER]: { DataType: 'String', StringValue: traceHeader } });
 }
 
 /**
- * Validates and stores one message (SendMessage, or one entry of SendMessageBatch), adding its size
- * to `payload.bytes`.
+ * Validates and stores one message (SendMessage, or one entry of SendMessageBatch). Its size, the
+ * body and the message attributes' names, types and values, must not exceed the queue's
+ * MaximumMessageSize.
  */
-export function sendOne(context: SqsContext, queue: Queue, input: Input, payload: { bytes: number }): SendResult {
+export function sendOne(context: SqsContext, queue: Queue, input: Input): SendResult {
   const body = optionalString(input, 'MessageBody');
   if (body === undefined || body === '') throw missingParameter('MessageBody');
   if (hasInvalidCharacters(body)) {
     throw new SqsError('InvalidMessageContents', 'Invalid binary character was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF');
   }
-  const attributes = (optionalMap(input, 'MessageAttributes') ?? {}) as MessageAttributes;
-  const size = Buffer.byteLength(body) + validateMessageAttributes(attributes);
+  const { attributes, size: attributesSize } = readMessageAttributes(optionalMap(input, 'MessageAttributes') ?? {});
+  const size = Buffer.byteLength(body) + attributesSize;
   const maximum = Number(queue.attributes.MaximumMessageSize);
   if (size > maximum) {
     throw invalidParameter(`One or more parameters are invalid. Reason: Message must be shorter than ${maximum} bytes.`);
   }
-  payload.bytes += size;
   const traceHeader = readTraceHeader(input);
   const delaySeconds = optionalInteger(input, 'DelaySeconds', 0, 900);
   const groupId = optionalString(input, 'MessageGroupId');
@@ -101,6 +104,7 @@ export function sendOne(context: SqsContext, queue: Queue, input: Input, payload
     result.SequenceNumber = nextSequenceNumber(context, queue);
     context.deduplication.remember(queue.id, scope, deduplicationId, result.MessageId, result.SequenceNumber, now + DEDUPLICATION_INTERVAL_MS);
   } else if (deduplicationId !== undefined) {
+    // A standard queue takes a MessageGroupId (it makes the queue a fair queue), not a deduplication id.
     throw notForQueueType('MessageDeduplicationId', deduplicationId);
   }
 
@@ -127,5 +131,5 @@ export function sendOne(context: SqsContext, queue: Queue, input: Input, payload
 
 export function sendMessage(context: SqsContext, input: Input) {
   const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
-  return { ...sendOne(context, queue, input, { bytes: 0 }) };
+  return { ...sendOne(context, queue, input) };
 }

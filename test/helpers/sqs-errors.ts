@@ -1,0 +1,28 @@
+import { SQSServiceException } from '@aws-sdk/client-sqs';
+import { expect } from 'vitest';
+
+export interface ExpectedSqsError {
+  /** The SDK exception's name, e.g. QueueDoesNotExist or InvalidParameterValue. */
+  readonly name: string;
+  /** The legacy Query code the SDK takes from x-amzn-query-error; defaults to `name`. */
+  readonly code?: string;
+  readonly status?: number;
+  readonly message?: string | RegExp;
+}
+
+/** Awaits a call that must fail and checks the error as an SDK v3 client sees it. */
+export async function expectSqsError(call: Promise<unknown>, expected: ExpectedSqsError): Promise<SQSServiceException> {
+  const error = await call.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error, `expected ${expected.name}`).toBeInstanceOf(SQSServiceException);
+  const failure = error as SQSServiceException & { Code?: string };
+  expect(failure.name).toBe(expected.name);
+  expect(failure.Code).toBe(expected.code ?? expected.name);
+  expect(failure.$fault).toBe('client');
+  expect(failure.$metadata.httpStatusCode).toBe(expected.status ?? 400);
+  if (typeof expected.message === 'string') expect(failure.message).toBe(expected.message);
+  else if (expected.message) expect(failure.message).toMatch(expected.message);
+  return failure;
+}
