@@ -1,12 +1,22 @@
-import { SqsError } from '../sqs/errors.js';
+import { ACTIONS } from '../sqs/actions/index.js';
+import { SqsError, type SqsErrorCode } from '../sqs/errors.js';
 import type { Call, WireProtocol, WireRequest, WireResponse } from './wire.js';
 
 const CONTENT_TYPE = 'application/x-amz-json-1.0';
 const TARGET_PREFIX = 'AmazonSQS.';
+// Errors raised by the protocol layer before any SQS operation runs; AWS names them in the
+// namespace of its service framework, and they have no legacy Query code.
+const FRAMEWORK_ERRORS: ReadonlySet<SqsErrorCode> = new Set(['SerializationException', 'UnknownOperationException']);
 
-/** True when a request is in the AWS JSON 1.0 protocol (what SDK v3 and current boto3 send). */
+const mediaType = (request: WireRequest) => String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+
+/**
+ * True when a request is in the AWS JSON 1.0 protocol (what SDK v3 and current boto3 send): its
+ * content type says so, or it names an X-Amz-Target without being a form post of the Query protocol.
+ */
 export function isJsonRequest(request: WireRequest): boolean {
-  return request.headers['x-amz-target'] !== undefined;
+  const type = mediaType(request);
+  return type === CONTENT_TYPE || (request.headers['x-amz-target'] !== undefined && type !== 'application/x-www-form-urlencoded');
 }
 
 /**
@@ -17,20 +27,25 @@ export const jsonProtocol: WireProtocol = {
   name: 'json',
 
   decode(request: WireRequest): Call {
-    const target = String(request.headers['x-amz-target']);
-    if (!target.startsWith(TARGET_PREFIX) || target.length === TARGET_PREFIX.length) {
-      throw new SqsError('UnknownOperation', `Unknown operation ${target}.`);
+    const type = mediaType(request);
+    if (type !== CONTENT_TYPE) {
+      throw new SqsError('UnknownOperationException', `Requests with an X-Amz-Target must have the content type ${CONTENT_TYPE}, not '${type}'.`);
     }
     let input: unknown;
     try {
       input = request.body.length === 0 ? {} : JSON.parse(request.body.toString('utf8'));
     } catch {
-      throw new SqsError('InvalidParameterValue', 'The request body is not valid JSON.');
+      throw new SqsError('SerializationException', 'The request body is not valid JSON.');
     }
     if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-      throw new SqsError('InvalidParameterValue', 'The request body must be a JSON object.');
+      throw new SqsError('SerializationException', 'The request body must be a JSON object.');
     }
-    return { action: target.slice(TARGET_PREFIX.length), input: input as Record<string, unknown> };
+    const target = request.headers['x-amz-target'];
+    const action = typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : undefined;
+    if (action === undefined || !Object.hasOwn(ACTIONS, action)) {
+      throw new SqsError('UnknownOperationException', `Unknown operation ${String(target ?? '(no X-Amz-Target)')}.`);
+    }
+    return { action, input: input as Record<string, unknown> };
   },
 
   encodeResult(_action: string, output: Record<string, unknown>, requestId: string): WireResponse {
@@ -38,14 +53,18 @@ export const jsonProtocol: WireProtocol = {
   },
 
   encodeError(error: SqsError, requestId: string): WireResponse {
+    const framework = FRAMEWORK_ERRORS.has(error.code);
     return {
       status: error.status,
       headers: {
         'content-type': CONTENT_TYPE,
         'x-amzn-requestid': requestId,
-        'x-amzn-query-error': `${error.queryCode};${error.fault}`,
+        ...(framework ? {} : { 'x-amzn-query-error': `${error.queryCode};${error.fault}` }),
       },
-      body: JSON.stringify({ __type: `com.amazonaws.sqs#${error.code}`, message: error.message }),
+      body: JSON.stringify({
+        __type: framework ? `com.amazon.coral.service#${error.code}` : `com.amazonaws.sqs#${error.code}`,
+        message: error.message,
+      }),
     };
   },
 };

@@ -44,11 +44,13 @@ const ERRORS = {
   RequestExpired: { queryCode: 'RequestExpired', status: 400 },
   RequestThrottled: { queryCode: 'RequestThrottled', status: 403 },
   ResourceNotFoundException: { queryCode: 'ResourceNotFoundException', status: 404 },
+  // SerializationException and UnknownOperationException come from the AWS JSON protocol layer (protocol/json.ts).
+  SerializationException: { queryCode: 'SerializationException', status: 400 },
   ServiceUnavailable: { queryCode: 'ServiceUnavailable', status: 503, fault: 'Receiver' },
   SignatureDoesNotMatch: { queryCode: 'SignatureDoesNotMatch', status: 403 },
   TooManyEntriesInBatchRequest: { queryCode: 'AWS.SimpleQueueService.TooManyEntriesInBatchRequest', status: 400 },
   UnsupportedOperation: { queryCode: 'AWS.SimpleQueueService.UnsupportedOperation', status: 400 },
-  UnknownOperation: { queryCode: 'InvalidAction', status: 400 },
+  UnknownOperationException: { queryCode: 'UnknownOperationException', status: 404 },
 } satisfies Record<string, ErrorSpec>;
 
 export type SqsErrorCode = keyof typeof ERRORS;
