@@ -20,6 +20,7 @@ export interface ShimProcessOptions {
 /** The edge shim as `npm start` runs it, in a process of its own. */
 export interface ShimProcess {
   readonly url: string;
+  /** The shim's own process id (the child's, or under a wrapper its descendant's). */
   readonly pid: number;
   readonly child: ChildProcess;
   /** Resolves when the process has exited. */
@@ -63,21 +64,29 @@ export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
     void exited.then(() => fail(new Error(`the shim exited before listening (code ${child.exitCode}): ${stderr}`)));
     // Keep reading the log so the shim never blocks on a full pipe.
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      let entry: { msg?: string; url?: string };
+      let entry: { msg?: string; url?: string; pid?: number };
       try {
         entry = JSON.parse(line) as typeof entry;
       } catch {
         return;
       }
-      if (entry.msg !== 'edge shim listening' || !entry.url) return;
+      if (entry.msg !== 'edge shim listening' || !entry.url || !entry.pid) return;
       clearTimeout(timer);
+      const pid = entry.pid;
       resolve({
         url: entry.url,
-        pid: child.pid!,
+        pid,
         child,
         exited,
         async stop(signal = 'SIGTERM') {
-          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+          // The shim itself, not a wrapper: a tracer that is killed lets its tracee run on.
+          if (child.exitCode === null && child.signalCode === null) {
+            try {
+              process.kill(pid, signal);
+            } catch {
+              // Already gone; the wrapper is about to exit too.
+            }
+          }
           await exited;
         },
       });
