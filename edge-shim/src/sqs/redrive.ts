@@ -15,6 +15,8 @@ interface RedriveAllowPolicy {
   readonly sourceQueueArns?: string[];
 }
 
+const MAX_SOURCE_QUEUE_ARNS = 10;
+
 const invalid = (attribute: string, value: string, reason: string) =>
   new SqsError('InvalidParameterValue', `Value ${value} for parameter ${attribute} is invalid. Reason: ${reason}`);
 
@@ -22,32 +24,44 @@ export function parseRedrivePolicy(value: string | undefined): RedrivePolicy | u
   if (value === undefined || value === '') return undefined;
   const parsed = JSON.parse(value) as Record<string, unknown>;
   const arn = parsed.deadLetterTargetArn;
-  const count = typeof parsed.maxReceiveCount === 'string' ? Number(parsed.maxReceiveCount) : parsed.maxReceiveCount;
-  if (typeof arn !== 'string' || arn === '') throw invalid('RedrivePolicy', value, 'Redrive policy does not contain mandatory attribute: deadLetterTargetArn.');
-  if (count === undefined) throw invalid('RedrivePolicy', value, 'Redrive policy does not contain mandatory attribute: maxReceiveCount.');
-  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 1000) {
-    throw invalid('RedrivePolicy', value, 'Invalid value for maxReceiveCount: must be an integer from 1 to 1000.');
+  // SQS accepts the count as a number or as a string of digits.
+  const raw = parsed.maxReceiveCount;
+  const count = typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : raw;
+  if (raw === undefined) throw invalid('RedrivePolicy', value, 'Redrive policy does not contain mandatory attribute: maxReceiveCount.');
+  if (typeof arn !== 'string' || arn === '') {
+    throw invalid('RedrivePolicy', value, 'Redrive policy does not contain mandatory attribute: deadLetterTargetArn.');
   }
-  for (const key of Object.keys(parsed)) {
-    if (key !== 'deadLetterTargetArn' && key !== 'maxReceiveCount') throw invalid('RedrivePolicy', value, `Unknown attribute ${key}.`);
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 1000) {
+    throw invalid('RedrivePolicy', value, `Invalid value for maxReceiveCount: ${String(raw)}, valid values are from 1 to 1000 both inclusive.`);
+  }
+  if (Object.keys(parsed).some((key) => key !== 'deadLetterTargetArn' && key !== 'maxReceiveCount')) {
+    throw invalid('RedrivePolicy', value, 'Only following attributes are supported: [maxReceiveCount, deadLetterTargetArn].');
   }
   return { deadLetterTargetArn: arn, maxReceiveCount: count };
 }
 
 function parseRedriveAllowPolicy(value: string | undefined): RedriveAllowPolicy | undefined {
   if (value === undefined || value === '') return undefined;
+  const unsupported = new SqsError(
+    'InvalidParameterValue',
+    "Invalid value for the parameter RedriveAllowPolicy. Reason: Amazon SQS can't create the redrive allow policy, as it's in an unsupported format.",
+  );
   const parsed = JSON.parse(value) as Record<string, unknown>;
   const permission = parsed.redrivePermission;
   const sources = parsed.sourceQueueArns;
-  if (permission !== 'allowAll' && permission !== 'denyAll' && permission !== 'byQueue') {
-    throw invalid('RedriveAllowPolicy', value, 'Invalid value for redrivePermission: must be allowAll, denyAll or byQueue.');
-  }
+  const known = Object.keys(parsed).every((key) => key === 'redrivePermission' || key === 'sourceQueueArns');
+  if (!known || (permission !== 'allowAll' && permission !== 'denyAll' && permission !== 'byQueue')) throw unsupported;
+  if (sources !== undefined && (!Array.isArray(sources) || sources.some((arn) => typeof arn !== 'string'))) throw unsupported;
+  const cannot = (reason: string) => invalid('RedriveAllowPolicy', value, `Amazon SQS can't create the redrive allow policy. ${reason}`);
   if (permission === 'byQueue') {
-    if (!Array.isArray(sources) || sources.length < 1 || sources.length > 10 || sources.some((arn) => typeof arn !== 'string')) {
-      throw invalid('RedriveAllowPolicy', value, 'sourceQueueArns must list 1 to 10 queue ARNs when redrivePermission is byQueue.');
+    if (!Array.isArray(sources) || sources.length === 0) {
+      throw cannot('When you specify the byQueue permission type, you must also specify one or more sourceQueueArns values.');
+    }
+    if (sources.length > MAX_SOURCE_QUEUE_ARNS) {
+      throw cannot(`The maximum number of source queue ARNs you can specify is ${MAX_SOURCE_QUEUE_ARNS}.`);
     }
   } else if (sources !== undefined) {
-    throw invalid('RedriveAllowPolicy', value, 'sourceQueueArns is allowed only when redrivePermission is byQueue.');
+    throw cannot('To specify one or more source queue ARNs, you must set redrivePermission to byQueue.');
   }
   return { redrivePermission: permission, ...(Array.isArray(sources) ? { sourceQueueArns: sources as string[] } : {}) };
 }
@@ -65,15 +79,15 @@ export function validateRedrivePolicies(context: SqsContext, name: string, fifo:
   parseRedriveAllowPolicy(attributes.RedriveAllowPolicy);
   const policy = parseRedrivePolicy(attributes.RedrivePolicy);
   if (!policy) return;
-  const target = context.queues.byArn(policy.deadLetterTargetArn);
   const value = attributes.RedrivePolicy!;
+  const arn = /^arn:[^:]+:([^:]*):[^:]*:[^:]*:([^:]+)$/.exec(policy.deadLetterTargetArn);
+  if (!arn || arn[1] !== 'sqs') throw invalid('RedrivePolicy', value, 'Only SQS queues are valid resources for deadLetterTargetArn.');
+  if (arn[2]!.endsWith('.fifo') !== fifo) throw invalid('RedrivePolicy', value, 'Dead-letter queue must be same type of queue as the source.');
+  const target = context.queues.byArn(policy.deadLetterTargetArn);
   if (!target) throw invalid('RedrivePolicy', value, 'Dead letter target does not exist.');
-  if (target.fifo !== fifo) {
-    throw invalid('RedrivePolicy', value, fifo ? 'Dead-letter queue of a FIFO queue must be a FIFO queue.' : 'Dead-letter queue of a standard queue must be a standard queue.');
-  }
   if (target.name === name) throw invalid('RedrivePolicy', value, 'A queue cannot be its own dead-letter queue.');
   if (!allowsSource(target, context.queues.arnOf(name))) {
-    throw invalid('RedrivePolicy', value, 'Queue is not allowed to use the dead-letter queue by its RedriveAllowPolicy.');
+    throw invalid('RedrivePolicy', value, `Queue ${context.queues.arnOf(name)} is not allowed by the RedriveAllowPolicy of ${target.arn}.`);
   }
 }
 
@@ -84,10 +98,18 @@ export function deadLetterTarget(context: SqsContext, queue: Queue): { queue: Qu
   return target ? { queue: target, maxReceiveCount: policy.maxReceiveCount } : undefined;
 }
 
+/** The queues whose RedrivePolicy names this queue as their dead-letter queue. */
+export function deadLetterSources(context: SqsContext, queue: Queue): Queue[] {
+  return context.queues.all().filter((source) => parseRedrivePolicy(source.attributes.RedrivePolicy)?.deadLetterTargetArn === queue.arn);
+}
+
 /**
- * Moves a message to another queue, keeping its id, body, attributes and SentTimestamp. A standard
- * queue keeps its original enqueue time for retention; a FIFO queue restarts it, and the message gets
- * a sequence number of its new queue. `deadLetterSource` is the ARN it came from, when it is dead-lettered.
+ * Dead-letters a message: it leaves `from` for the dead-letter queue `to` with its id, body,
+ * attributes and SentTimestamp, and remembers `from` as its DeadLetterQueueSourceArn. A standard
+ * queue keeps the original enqueue time for retention; a FIFO queue restarts it, gives the message a
+ * sequence number of its own and replaces its deduplication id with its message id (so that two
+ * messages sharing a deduplication id in different sources both survive). `deadLetterSource` is the
+ * ARN of `from`.
  */
 export function moveMessage(context: SqsContext, from: Queue, message: MessageRow, to: Queue, deadLetterSource: string | null): void {
   context.messages.remove(from, message);
@@ -100,7 +122,7 @@ export function moveMessage(context: SqsContext, from: Queue, message: MessageRo
     attributes_md5: message.attributes_md5,
     trace_header: message.trace_header,
     group_id: message.group_id,
-    deduplication_id: message.deduplication_id,
+    deduplication_id: to.fifo ? message.message_id : message.deduplication_id,
     sequence_number: to.fifo ? nextSequenceNumber(context, to) : null,
     dead_letter_source: deadLetterSource,
     sent_at: message.sent_at,

@@ -8,6 +8,7 @@ import { DeduplicationStore } from './deduplication.js';
 import { SqsError } from './errors.js';
 import { LongPolls } from './long-polls.js';
 import { MessageStore } from './messages.js';
+import { MessageMover } from './move-tasks.js';
 import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
 import { ReceiveAttemptStore } from './receive-attempts.js';
@@ -44,6 +45,7 @@ export class SqsService {
   private readonly commits: CommitGroup;
   private readonly polls = new LongPolls();
   private readonly sweeper: Sweeper;
+  private readonly mover: MessageMover;
   private readonly clock: () => number;
   private readonly logger: Logger;
 
@@ -60,6 +62,7 @@ export class SqsService {
       this.queues.reload();
     });
     this.sweeper = new Sweeper(this, options.sweepIntervalMs ?? 1000);
+    this.mover = new MessageMover(this, options.db, options.logger);
   }
 
   /** Runs work inside a group commit with a context for it; resolves once it is committed. */
@@ -125,6 +128,7 @@ export class SqsService {
 
   close(): void {
     this.sweeper.stop();
+    this.mover.stop();
     this.polls.close();
   }
 }

@@ -1,0 +1,336 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { SqsContext } from './context.js';
+import type { Db } from './database.js';
+import { invalidParameter } from './errors.js';
+import type { AvailableGroup, MessageRow } from './messages.js';
+import type { Queue } from './queues.js';
+import { nextSequenceNumber } from './sequence-numbers.js';
+
+export type MoveTaskStatus = 'RUNNING' | 'COMPLETED' | 'CANCELLING' | 'CANCELLED' | 'FAILED';
+
+/** A row of the `move_tasks` table. */
+export interface MoveTaskRow {
+  task_handle: string;
+  source_arn: string;
+  destination_arn: string | null;
+  max_per_second: number | null;
+  status: MoveTaskStatus;
+  moved: number;
+  to_move: number;
+  failure_reason: string | null;
+  started_at: number;
+}
+
+/** ListMessageMoveTasks covers the tasks of the last 14 days. */
+export const TASK_HISTORY_MS = 14 * 24 * 3600_000;
+// Messages moved per transaction: small, so that requests never wait long behind the mover.
+const BATCH = 25;
+// A receive-like scan of FIFO groups stops after this many, so that a queue whose groups are all
+// in flight cannot make one step scan without end.
+const MAX_GROUPS_EXAMINED = 1000;
+const RETRY_AFTER_FAILURE_MS = 1000;
+
+function statementsFor(db: Db) {
+  return {
+    insert: db.prepare(
+      `INSERT INTO move_tasks (task_handle, source_arn, destination_arn, max_per_second, status, moved, to_move, started_at)
+       VALUES (@task_handle, @source_arn, @destination_arn, @max_per_second, 'RUNNING', 0, @to_move, @started_at)`,
+    ),
+    byHandle: db.prepare<[string], MoveTaskRow>('SELECT * FROM move_tasks WHERE task_handle = ?'),
+    active: db.prepare<[], MoveTaskRow>(`SELECT * FROM move_tasks WHERE status IN ('RUNNING', 'CANCELLING')`),
+    activeFor: db.prepare<[string], MoveTaskRow>(
+      `SELECT * FROM move_tasks WHERE source_arn = ? AND status IN ('RUNNING', 'CANCELLING') LIMIT 1`,
+    ),
+    recent: db.prepare<[string, number, number], MoveTaskRow>(
+      'SELECT * FROM move_tasks WHERE source_arn = ? AND started_at >= ? ORDER BY started_at DESC, task_handle DESC LIMIT ?',
+    ),
+    setStatus: db.prepare('UPDATE move_tasks SET status = ?, failure_reason = ? WHERE task_handle = ?'),
+    addMoved: db.prepare('UPDATE move_tasks SET moved = moved + ? WHERE task_handle = ?'),
+    forget: db.prepare(`DELETE FROM move_tasks WHERE started_at < ? AND status NOT IN ('RUNNING', 'CANCELLING')`),
+  };
+}
+
+/** The statements on `move_tasks`, prepared once per database. */
+class MoveTaskStore {
+  private readonly statements;
+
+  constructor(db: Db) {
+    this.statements = statementsFor(db);
+  }
+
+  insert(task: Pick<MoveTaskRow, 'task_handle' | 'source_arn' | 'destination_arn' | 'max_per_second' | 'to_move' | 'started_at'>): void {
+    this.statements.insert.run(task);
+  }
+
+  byHandle(handle: string): MoveTaskRow | undefined {
+    return this.statements.byHandle.get(handle);
+  }
+
+  /** Tasks still to be worked on: running, or cancelled and not yet stopped. */
+  active(): MoveTaskRow[] {
+    return this.statements.active.all();
+  }
+
+  activeFor(sourceArn: string): MoveTaskRow | undefined {
+    return this.statements.activeFor.get(sourceArn);
+  }
+
+  /** A source queue's tasks started at or after `since`, most recent first. */
+  recent(sourceArn: string, since: number, limit: number): MoveTaskRow[] {
+    return this.statements.recent.all(sourceArn, since, limit);
+  }
+
+  setStatus(handle: string, status: MoveTaskStatus, failureReason: string | null = null): void {
+    this.statements.setStatus.run(status, failureReason, handle);
+  }
+
+  addMoved(handle: string, count: number): void {
+    this.statements.addMoved.run(count, handle);
+  }
+
+  /** Forgets finished tasks started before this instant. */
+  forget(before: number): void {
+    this.statements.forget.run(before);
+  }
+}
+
+const stores = new WeakMap<Db, MoveTaskStore>();
+
+export function moveTasks(db: Db): MoveTaskStore {
+  let store = stores.get(db);
+  if (!store) stores.set(db, (store = new MoveTaskStore(db)));
+  return store;
+}
+
+/** TaskHandle, as SQS makes it: base64 of a JSON object naming the task and its source queue. */
+export function encodeTaskHandle(sourceArn: string): string {
+  return Buffer.from(JSON.stringify({ taskId: randomUUID(), sourceArn })).toString('base64');
+}
+
+export function decodeTaskHandle(handle: string): { taskId: string; sourceArn: string } {
+  try {
+    const decoded = JSON.parse(Buffer.from(handle, 'base64').toString('utf8')) as Record<string, unknown>;
+    if (typeof decoded.taskId === 'string' && typeof decoded.sourceArn === 'string') {
+      return { taskId: decoded.taskId, sourceArn: decoded.sourceArn };
+    }
+  } catch {
+    // not base64 JSON: answered below
+  }
+  throw invalidParameter('Value for parameter TaskHandle is invalid.');
+}
+
+interface Transactor {
+  transact<T>(baseUrl: string, work: (context: SqsContext) => T): Promise<T>;
+}
+
+const movers = new WeakMap<Db, MessageMover>();
+
+/** Has the mover of this database look at its tasks once the current operation is committed. */
+export function wakeMover(context: SqsContext): void {
+  context.afterCommit(() => movers.get(context.db)?.wake());
+}
+
+/**
+ * The messages a step may move now, oldest first: visible ones; from a FIFO queue only from the
+ * front of groups with nothing in flight, so that each group keeps its order. Messages past their
+ * retention period or purged that it comes across are deleted, as a receive would.
+ */
+function movableMessages(context: SqsContext, queue: Queue, limit: number): MessageRow[] {
+  const { messages, now } = context;
+  const taken = new Map<number, MessageRow>();
+  if (!queue.fifo) {
+    // Messages taken stay in front until moved, so a round after one that deleted some asks again.
+    for (let round = 0; round < 3 && taken.size < limit; round++) {
+      let deleted = false;
+      for (const message of messages.visible(queue, now, limit)) {
+        if (taken.has(message.id)) continue;
+        if (messages.isDead(queue, message, now)) {
+          messages.remove(queue, message);
+          deleted = true;
+        } else if (taken.size < limit) {
+          taken.set(message.id, message);
+        }
+      }
+      if (!deleted) break;
+    }
+    return [...taken.values()].sort((a, b) => a.id - b.id);
+  }
+  const visited = new Set<string>();
+  let after: AvailableGroup | undefined;
+  while (taken.size < limit && visited.size < MAX_GROUPS_EXAMINED) {
+    const groups = messages.availableGroups(queue, now, after, 20);
+    if (groups.length === 0) break;
+    for (const group of groups) {
+      after = group;
+      if (visited.has(group.group_id)) continue;
+      visited.add(group.group_id);
+      for (const message of messages.groupMessages(queue, group.group_id, limit - taken.size)) {
+        if (messages.isDead(queue, message, now)) {
+          messages.remove(queue, message);
+          continue;
+        }
+        if (message.visible_at > now) break; // in flight or delayed: nothing behind it goes first
+        taken.set(message.id, message);
+      }
+      if (taken.size >= limit) break;
+    }
+  }
+  return [...taken.values()];
+}
+
+/**
+ * Redrives a message: SQS treats it as a new message of the destination, with a new message id,
+ * SentTimestamp and enqueue time and no receives yet; body, attributes, trace header, message
+ * group and deduplication id go with it.
+ */
+function redrive(context: SqsContext, from: Queue, message: MessageRow, to: Queue): void {
+  context.messages.remove(from, message);
+  context.messages.insert(to, {
+    queue_id: to.id,
+    message_id: randomUUID(),
+    body: message.body,
+    body_md5: message.body_md5,
+    attributes: message.attributes,
+    attributes_md5: message.attributes_md5,
+    trace_header: message.trace_header,
+    group_id: message.group_id,
+    deduplication_id: message.deduplication_id,
+    sequence_number: to.fifo ? nextSequenceNumber(context, to) : null,
+    dead_letter_source: null,
+    sent_at: context.now,
+    enqueued_at: context.now,
+    visible_at: context.now,
+  });
+  context.messagesAvailable(to);
+}
+
+/** Messages moved in the current second of a rate-limited task. */
+interface RateWindow {
+  start: number;
+  moved: number;
+}
+
+/**
+ * Runs message move tasks in the background of the server: each step moves a small batch in its
+ * own transaction and counts it in the same one, so a task's progress is exactly what is committed.
+ * Tasks live in `move_tasks`, so one that was RUNNING when the server stopped resumes at start.
+ * MaxNumberOfMessagesPerSecond is kept per second of the service clock.
+ */
+export class MessageMover {
+  private readonly store: MoveTaskStore;
+  private readonly windows = new Map<string, RateWindow>();
+  private timer: NodeJS.Timeout | undefined;
+  private stepping = false;
+  private wokenWhileStepping = false;
+  private stopped = false;
+
+  constructor(
+    private readonly service: Transactor,
+    private readonly db: Db,
+    private readonly logger: Logger,
+  ) {
+    this.store = moveTasks(db);
+    movers.set(db, this);
+    this.wake();
+  }
+
+  /** Looks at the tasks now (a task was started or cancelled). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.stepping) {
+      this.wokenWhileStepping = true;
+      return;
+    }
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (movers.get(this.db) === this) movers.delete(this.db);
+  }
+
+  private schedule(delayMs: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.step(), delayMs);
+    this.timer.unref();
+  }
+
+  private async step(): Promise<void> {
+    this.stepping = true;
+    let next: number | undefined;
+    try {
+      next = await this.service.transact('', (context) => this.advanceAll(context));
+    } catch (error) {
+      this.logger.error({ err: error }, 'message move step failed; retrying');
+      next = RETRY_AFTER_FAILURE_MS;
+    } finally {
+      this.stepping = false;
+    }
+    if (this.stopped) return;
+    if (this.wokenWhileStepping) {
+      this.wokenWhileStepping = false;
+      next = 0;
+    }
+    if (next !== undefined) this.schedule(next);
+  }
+
+  /** Advances every active task; resolves to how long to wait before the next step, if any is left. */
+  private advanceAll(context: SqsContext): number | undefined {
+    let next: number | undefined;
+    for (const task of this.store.active()) {
+      const wait = this.advance(context, task);
+      if (wait !== undefined) next = Math.min(next ?? wait, wait);
+    }
+    return next;
+  }
+
+  /** One step of one task; undefined once the task has ended. */
+  private advance(context: SqsContext, task: MoveTaskRow): number | undefined {
+    const handle = task.task_handle;
+    const end = (status: MoveTaskStatus, failureReason: string | null = null) => {
+      this.store.setStatus(handle, status, failureReason);
+      this.windows.delete(handle);
+      return undefined;
+    };
+    if (task.status === 'CANCELLING') return end('CANCELLED');
+    const source = context.queues.byArn(task.source_arn);
+    if (!source) return end('FAILED', 'SourceQueueDoesNotExist');
+
+    const window = this.window(task, context.now);
+    const allowed = window ? Math.min(BATCH, task.max_per_second! - window.moved) : BATCH;
+    if (allowed <= 0) return window!.start + 1000 - context.now;
+
+    const messages = movableMessages(context, source, Math.min(allowed, task.to_move - task.moved));
+    let moved = 0;
+    let failure: string | undefined;
+    for (const message of messages) {
+      const destinationArn = task.destination_arn ?? message.dead_letter_source;
+      const destination = destinationArn === null ? undefined : context.queues.byArn(destinationArn);
+      if (!destination) {
+        failure = task.destination_arn === null ? 'CouldNotDetermineMessageSource' : 'DestinationQueueDoesNotExist';
+        break;
+      }
+      redrive(context, source, message, destination);
+      moved += 1;
+    }
+    if (moved > 0) this.store.addMoved(handle, moved);
+    if (window) window.moved += moved;
+    if (failure) return end('FAILED', failure);
+    // Done when all counted at the start are moved, or when nothing more can be moved now.
+    if (task.moved + moved >= task.to_move || messages.length < allowed) return end('COMPLETED');
+    return window && window.moved >= task.max_per_second! ? window.start + 1000 - context.now : 0;
+  }
+
+  /** The current one-second window of a rate-limited task (undefined when it has no rate). */
+  private window(task: MoveTaskRow, now: number): RateWindow | undefined {
+    if (task.max_per_second === null) return undefined;
+    let window = this.windows.get(task.task_handle);
+    if (!window || now - window.start >= 1000 || now < window.start) {
+      window = { start: now, moved: 0 };
+      this.windows.set(task.task_handle, window);
+    }
+    return window;
+  }
+}
