@@ -1,0 +1,251 @@
+/**
+ * Runs a workflow's agents against any SQS endpoint (AWS, the emulator, the edge shim) with the
+ * semantics of Lambda's SQS event source mapping: long polling, batches of up to `batchSize`, partial
+ * batch responses, a maximum concurrency per stage, and the queue's own visibility timeout and
+ * redrive policy deciding when a failed message is retried or dead-lettered.
+ */
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  DeleteMessageBatchCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { pino, type Logger } from 'pino';
+import { ENV, type StageDefinition, type WorkflowDefinition } from '../workflow-definition.js';
+import { functionIdentity, invocationInfo, type FunctionIdentity } from './context.js';
+import { inProcessInvoker, type Invoker, type SqsHandler } from './invoker.js';
+import { failedMessageIds, sqsEvent, type EventSource } from './sqs-event.js';
+import { workerInvoker } from './worker-invoker.js';
+
+export type { SqsHandler } from './invoker.js';
+
+export interface AwsConnection {
+  /** Omitted for AWS itself. */
+  readonly endpoint?: string;
+  readonly region: string;
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string };
+}
+
+export interface StageQueues {
+  readonly queueUrl: string;
+  readonly deadLetterQueueUrl: string;
+}
+
+export interface LocalRunnerOptions {
+  readonly workflow: WorkflowDefinition;
+  /** Where the queues are; handlers run from their entry get it through their environment too. */
+  readonly aws: AwsConnection;
+  /** Client to poll with instead of one built from `aws`; the caller keeps ownership of it. */
+  readonly sqs?: SQSClient;
+  /** Queue URLs by stage name. */
+  readonly queues: Readonly<Record<string, StageQueues>>;
+  /**
+   * Handlers given as functions, by stage name; they run in this process. Any other stage loads
+   * `handler` from its entry in a worker thread of its own, with `environment` as its process.env.
+   */
+  readonly handlers?: Readonly<Record<string, SqsHandler>>;
+  /** Variables every stage's function gets (tables, gateway URL, ...); NEXT_QUEUE_URL is set per stage. */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** Directory the stage entries are relative to; the repository root by default. */
+  readonly root?: string;
+  /** Visibility timeout to receive with; the queue's own by default, as Lambda does. */
+  readonly visibilityTimeoutSeconds?: number;
+  /** Long-poll wait; 20 s (the maximum, as Lambda polls) by default. */
+  readonly waitTimeSeconds?: number;
+  readonly logger?: Logger;
+}
+
+export interface LocalRunner {
+  /** Stops polling, lets in-flight batches finish (deleting what succeeded), then releases workers. */
+  stop(): Promise<void>;
+}
+
+const REPOSITORY_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const RECEIVE_RETRY_DELAY_MS = 1000;
+
+interface StageRuntime {
+  readonly stage: StageDefinition;
+  readonly queues: StageQueues;
+  readonly source: EventSource;
+  readonly identity: FunctionIdentity;
+  readonly invoker: Invoker;
+  /** Set when the queue has no redrive policy of its own: the runner moves exhausted messages. */
+  readonly redriveByRunner: boolean;
+}
+
+function queueAccountId(queueArn: string): string {
+  const accountId = queueArn.split(':')[4];
+  if (!accountId) throw new Error(`unexpected queue ARN ${queueArn}`);
+  return accountId;
+}
+
+/** The variables Lambda sets for a function, plus the connection, then the caller's and the stage's own. */
+function stageEnvironment(options: LocalRunnerOptions, stage: StageDefinition, identity: FunctionIdentity): Record<string, string> {
+  const { aws, workflow } = options;
+  const index = workflow.stages.indexOf(stage);
+  const next = workflow.stages[index + 1];
+  const inherited = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  if (aws.credentials) delete inherited.AWS_SESSION_TOKEN;
+  return {
+    ...inherited,
+    AWS_REGION: aws.region,
+    AWS_DEFAULT_REGION: aws.region,
+    AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
+    AWS_LAMBDA_FUNCTION_NAME: identity.functionName,
+    AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: identity.memoryLimitInMB,
+    AWS_LAMBDA_LOG_GROUP_NAME: identity.logGroupName,
+    AWS_LAMBDA_LOG_STREAM_NAME: identity.logStreamName,
+    ...(aws.endpoint && { AWS_ENDPOINT_URL: aws.endpoint }),
+    ...(aws.credentials && {
+      AWS_ACCESS_KEY_ID: aws.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: aws.credentials.secretAccessKey,
+      ...(aws.credentials.sessionToken && { AWS_SESSION_TOKEN: aws.credentials.sessionToken }),
+    }),
+    ...options.environment,
+    ...(next && { [ENV.nextQueueUrl]: options.queues[next.name]!.queueUrl }),
+  };
+}
+
+function withTimeout<T>(work: Promise<T>, timeoutSeconds: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Task timed out after ${timeoutSeconds.toFixed(2)} seconds`)), timeoutSeconds * 1000);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+export async function startLocalRunner(options: LocalRunnerOptions): Promise<LocalRunner> {
+  const { workflow, aws } = options;
+  const logger = options.logger ?? pino({ name: 'local-runner', level: process.env.LOG_LEVEL ?? 'info' });
+  const sqs = options.sqs ?? new SQSClient({ region: aws.region, ...(aws.endpoint && { endpoint: aws.endpoint }), ...(aws.credentials && { credentials: aws.credentials }) });
+  const polling = new AbortController();
+
+  const runtimes: StageRuntime[] = [];
+  try {
+    for (const stage of workflow.stages) {
+      const queues = options.queues[stage.name];
+      if (!queues) throw new Error(`no queues given for stage ${stage.name} of workflow ${workflow.name}`);
+      if (stage.batchSize < 1 || stage.batchSize > 10) throw new Error(`stage ${stage.name}: batchSize must be 1 to 10 for a FIFO queue`);
+      const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queues.queueUrl, AttributeNames: ['QueueArn', 'RedrivePolicy'] }));
+      const queueArn = Attributes?.QueueArn;
+      if (!queueArn) throw new Error(`GetQueueAttributes gave no QueueArn for ${queues.queueUrl}`);
+      const identity = functionIdentity({ functionName: `${workflow.name}-${stage.name}`, region: aws.region, accountId: queueAccountId(queueArn), memoryMb: stage.memoryMb });
+      const given = options.handlers?.[stage.name];
+      runtimes.push({
+        stage,
+        queues,
+        source: { queueArn, region: aws.region },
+        identity,
+        invoker: given ? inProcessInvoker(given) : workerInvoker(resolve(options.root ?? REPOSITORY_ROOT, stage.entry), stageEnvironment(options, stage, identity)),
+        redriveByRunner: !Attributes?.RedrivePolicy,
+      });
+    }
+  } catch (error) {
+    if (!options.sqs) sqs.destroy();
+    throw error;
+  }
+
+  /** Moves a message that exhausted its receives to the dead-letter queue, as a redrive policy would. */
+  async function redrive(runtime: StageRuntime, message: Message): Promise<void> {
+    await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: runtime.queues.deadLetterQueueUrl,
+        MessageBody: message.Body,
+        MessageAttributes: message.MessageAttributes,
+        MessageGroupId: message.Attributes?.MessageGroupId,
+        MessageDeduplicationId: message.Attributes?.MessageGroupId && (message.Attributes.MessageDeduplicationId ?? message.MessageId),
+      }),
+    );
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: runtime.queues.queueUrl, ReceiptHandle: message.ReceiptHandle }));
+    logger.warn({ stage: runtime.stage.name, messageId: message.MessageId }, 'moved a message to the dead-letter queue after maxReceiveCount receives');
+  }
+
+  async function deleteMessages(runtime: StageRuntime, messages: readonly Message[]): Promise<void> {
+    if (messages.length === 0) return;
+    const { Failed } = await sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: runtime.queues.queueUrl,
+        Entries: messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })),
+      }),
+    );
+    for (const failure of Failed ?? []) {
+      logger.error({ stage: runtime.stage.name, code: failure.Code, message: failure.Message }, 'could not delete a processed message; it will be delivered again');
+    }
+  }
+
+  async function processBatch(runtime: StageRuntime, received: readonly Message[]): Promise<void> {
+    const { stage } = runtime;
+    const exhausted = (message: Message) => runtime.redriveByRunner && Number(message.Attributes?.ApproximateReceiveCount) > stage.maxReceiveCount;
+    for (const message of received.filter(exhausted)) await redrive(runtime, message);
+    const messages = received.filter((message) => !exhausted(message));
+    if (messages.length === 0) return;
+
+    const event = sqsEvent(messages, runtime.source);
+    const info = invocationInfo(runtime.identity, stage.timeoutSeconds);
+    let failed: Set<string>;
+    try {
+      const response = await withTimeout(runtime.invoker.invoke(event, info), stage.timeoutSeconds);
+      failed = failedMessageIds(response === undefined ? undefined : JSON.parse(response), event);
+      if (failed.size > 0) logger.warn({ stage: stage.name, requestId: info.awsRequestId, failed: failed.size, of: messages.length }, 'batch item failures');
+    } catch (error) {
+      failed = new Set(messages.map((message) => message.MessageId!));
+      logger.warn({ stage: stage.name, requestId: info.awsRequestId, err: error }, 'invocation failed; the whole batch returns to the queue');
+    }
+    await deleteMessages(runtime, messages.filter((message) => !failed.has(message.MessageId!)));
+  }
+
+  async function poll(runtime: StageRuntime): Promise<void> {
+    const { stage } = runtime;
+    const inFlight = new Set<Promise<void>>();
+    while (!polling.signal.aborted) {
+      while (inFlight.size >= stage.maxConcurrency) await Promise.race(inFlight);
+      let messages: Message[];
+      try {
+        const received = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: runtime.queues.queueUrl,
+            MaxNumberOfMessages: stage.batchSize,
+            WaitTimeSeconds: options.waitTimeSeconds ?? 20,
+            ...(options.visibilityTimeoutSeconds !== undefined && { VisibilityTimeout: options.visibilityTimeoutSeconds }),
+            MessageSystemAttributeNames: ['All'],
+            MessageAttributeNames: ['All'],
+          }),
+          { abortSignal: polling.signal },
+        );
+        messages = received.Messages ?? [];
+      } catch (error) {
+        if (polling.signal.aborted) break;
+        logger.error({ stage: stage.name, err: error }, 'ReceiveMessage failed; retrying');
+        await sleep(RECEIVE_RETRY_DELAY_MS, undefined, { signal: polling.signal }).catch(() => {});
+        continue;
+      }
+      if (messages.length === 0) continue;
+      const batch = processBatch(runtime, messages)
+        .catch((error: unknown) => logger.error({ stage: stage.name, err: error }, 'batch handling failed'))
+        .finally(() => inFlight.delete(batch));
+      inFlight.add(batch);
+    }
+    await Promise.all(inFlight);
+  }
+
+  const pollers = runtimes.map(poll);
+  let stopped: Promise<void> | undefined;
+  return {
+    stop() {
+      stopped ??= (async () => {
+        polling.abort();
+        await Promise.all(pollers);
+        await Promise.all(runtimes.map((runtime) => runtime.invoker.close()));
+        if (!options.sqs) sqs.destroy();
+      })();
+      return stopped;
+    },
+  };
+}

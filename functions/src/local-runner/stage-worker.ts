@@ -1,0 +1,26 @@
+/**
+ * Runs inside a worker thread: the sandbox of one stage's function, with the stage's own environment
+ * and module instances, as a Lambda execution environment has.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import { lambdaContext, type InvocationInfo } from './context.js';
+import { serializeResponse, type SqsHandler } from './invoker.js';
+import type { InvocationRequest, InvocationReply } from './worker-invoker.js';
+
+const { entry } = workerData as { entry: string };
+const module = (await import(pathToFileURL(entry).href)) as { handler?: unknown };
+if (typeof module.handler !== 'function') throw new Error(`${entry} does not export a function named handler`);
+const handler = module.handler as SqsHandler;
+const port = parentPort!;
+
+port.on('message', async ({ id, event, info }: InvocationRequest) => {
+  let reply: InvocationReply;
+  try {
+    reply = { id, response: serializeResponse(await handler(event, lambdaContext(info as InvocationInfo))) };
+  } catch (error) {
+    const { name, message, stack } = error instanceof Error ? error : new Error(String(error));
+    reply = { id, error: { name, message, stack } };
+  }
+  port.postMessage(reply);
+});

@@ -1,0 +1,91 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { SQSEvent } from 'aws-lambda';
+import type { InvocationInfo } from './context.js';
+import type { Invoker } from './invoker.js';
+
+export interface InvocationRequest {
+  readonly id: number;
+  readonly event: SQSEvent;
+  readonly info: InvocationInfo;
+}
+
+export type InvocationReply =
+  | { readonly id: number; readonly response: string | undefined }
+  | { readonly id: number; readonly error: { name: string; message: string; stack?: string | undefined } };
+
+// The worker starts as plain Node: register tsx first so that it can load TypeScript handlers.
+const BOOTSTRAP = `
+const { workerData } = require('node:worker_threads');
+import(workerData.tsxApi).then(({ register }) => { register(); return import(workerData.workerModule); });
+`;
+const tsxApi = esmEntry('tsx', './esm/api');
+const workerModule = new URL('./stage-worker.ts', import.meta.url).href;
+
+/** The URL of a package export under its `import` condition (require.resolve gives the CommonJS one). */
+function esmEntry(packageName: string, subpath: string): string {
+  const manifestPath = createRequire(import.meta.url).resolve(`${packageName}/package.json`);
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
+  const target = manifest.exports[subpath]?.import.default;
+  if (!target) throw new Error(`${packageName} has no ESM export ${subpath}`);
+  return pathToFileURL(join(dirname(manifestPath), target)).href;
+}
+
+interface Pending {
+  resolve(response: string | undefined): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Runs a handler module in a worker thread with its own environment. A worker that fails to start or
+ * crashes fails its in-flight invocations and is started afresh on the next one, as Lambda replaces a
+ * failed execution environment.
+ */
+export function workerInvoker(entry: string, env: Record<string, string>): Invoker {
+  let worker: Worker | undefined;
+  let nextId = 0;
+  const pending = new Map<number, Pending>();
+
+  function failAll(error: Error): void {
+    for (const { reject } of pending.values()) reject(error);
+    pending.clear();
+  }
+
+  function start(): Worker {
+    const started = new Worker(BOOTSTRAP, { eval: true, env, workerData: { entry, tsxApi, workerModule } });
+    started.on('message', (reply: InvocationReply) => {
+      const waiter = pending.get(reply.id);
+      if (!waiter) return;
+      pending.delete(reply.id);
+      if ('error' in reply) waiter.reject(Object.assign(new Error(reply.error.message), reply.error));
+      else waiter.resolve(reply.response);
+    });
+    started.on('error', (error) => {
+      if (worker === started) worker = undefined;
+      failAll(error);
+    });
+    started.on('exit', (code) => {
+      if (worker === started) worker = undefined;
+      failAll(new Error(`the worker running ${entry} exited with code ${code}`));
+    });
+    return started;
+  }
+
+  return {
+    invoke(event, info) {
+      worker ??= start();
+      const id = nextId++;
+      const sent = new Promise<string | undefined>((resolve, reject) => pending.set(id, { resolve, reject }));
+      worker.postMessage({ id, event, info } satisfies InvocationRequest);
+      return sent;
+    },
+    async close() {
+      const running = worker;
+      worker = undefined;
+      if (running) await running.terminate();
+    },
+  };
+}

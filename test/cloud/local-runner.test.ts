@@ -1,0 +1,334 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, CreateQueueCommand } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createWorkflowResources, type WorkflowResources } from '../../functions/src/local-runner/resources.js';
+import { startLocalRunner, type LocalRunner, type LocalRunnerOptions, type SqsHandler } from '../../functions/src/local-runner/runner.js';
+import type { StageDefinition, WorkflowDefinition } from '../../functions/src/workflow-definition.js';
+import { emulator } from '../helpers/emulator.js';
+
+const aws = emulator();
+const silent = pino({ level: process.env.DEBUG_RUNNER ? 'debug' : 'silent' });
+const sqs = new SQSClient(aws);
+const runners: LocalRunner[] = [];
+
+afterEach(async () => {
+  await Promise.all(runners.splice(0).map((runner) => runner.stop()));
+});
+
+function stage(name: string, overrides: Partial<StageDefinition> = {}): StageDefinition {
+  return { name, entry: 'unused.ts', maxReceiveCount: 3, timeoutSeconds: 10, memoryMb: 256, batchSize: 10, maxConcurrency: 2, runsAtEdge: false, ...overrides };
+}
+
+/** A one-stage workflow with its queues (1 s visibility timeout, so that failures come back quickly). */
+async function oneStage(overrides: Partial<StageDefinition> = {}): Promise<{ workflow: WorkflowDefinition; resources: WorkflowResources; queueUrl: string }> {
+  const workflow: WorkflowDefinition = { name: 'runner', stages: [stage('work', overrides)] };
+  const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds: 1 });
+  return { workflow, resources, queueUrl: resources.queues.work!.queueUrl };
+}
+
+async function run(options: Omit<LocalRunnerOptions, 'aws' | 'logger'>): Promise<LocalRunner> {
+  const runner = await startLocalRunner({ aws, logger: silent, waitTimeSeconds: 1, ...options });
+  runners.push(runner);
+  return runner;
+}
+
+async function send(queueUrl: string, body: string, group = 'g', attributes: Record<string, string> = {}): Promise<string> {
+  const { MessageId } = await sqs.send(
+    new SendMessageCommand({
+      QueueUrl: queueUrl,
+      MessageBody: body,
+      MessageGroupId: group,
+      MessageDeduplicationId: randomUUID(),
+      MessageAttributes: Object.fromEntries(Object.entries(attributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }])),
+    }),
+  );
+  return MessageId!;
+}
+
+async function queueDepth(queueUrl: string): Promise<number> {
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+  );
+  return Number(Attributes?.ApproximateNumberOfMessages) + Number(Attributes?.ApproximateNumberOfMessagesNotVisible);
+}
+
+/** Records what a handler was given; `reached(n)` resolves once n records have been delivered. */
+class Deliveries {
+  readonly events: { event: SQSEvent; context: Context }[] = [];
+  private readonly waiters: { count: number; resolve: () => void }[] = [];
+
+  get records(): SQSRecord[] {
+    return this.events.flatMap(({ event }) => event.Records);
+  }
+
+  add(event: SQSEvent, context: Context): void {
+    this.events.push({ event, context });
+    const count = this.records.length;
+    for (const waiter of this.waiters.filter((w) => w.count <= count)) waiter.resolve();
+  }
+
+  reached(count: number): Promise<void> {
+    if (this.records.length >= count) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ count, resolve }));
+  }
+}
+
+describe('the local runner', () => {
+  it('delivers a faithful SQS event in batches of at most batchSize, then deletes the batch', async () => {
+    const { workflow, resources, queueUrl } = await oneStage({ batchSize: 2, timeoutSeconds: 30 });
+    const sent = [];
+    for (let i = 0; i < 5; i++) sent.push(await send(queueUrl, `payload-${i}`, 'order-1', { tenant: 'acme' }));
+    const deliveries = new Deliveries();
+    await run({ workflow, queues: resources.queues, handlers: { work: async (event, context) => deliveries.add(event, context) } });
+    await deliveries.reached(5);
+
+    expect(deliveries.events.every(({ event }) => event.Records.length >= 1 && event.Records.length <= 2)).toBe(true);
+    expect(deliveries.records.map((record) => record.messageId)).toEqual(sent);
+    const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+    const [record] = deliveries.records;
+    expect(record).toMatchObject({
+      body: 'payload-0',
+      md5OfBody: createHash('md5').update('payload-0').digest('hex'),
+      eventSource: 'aws:sqs',
+      eventSourceARN: Attributes!.QueueArn,
+      awsRegion: aws.region,
+      attributes: { ApproximateReceiveCount: '1', MessageGroupId: 'order-1' },
+      messageAttributes: { tenant: { stringValue: 'acme', stringListValues: [], binaryListValues: [], dataType: 'String' } },
+    });
+    expect(record!.receiptHandle).toBeTruthy();
+    expect(record!.md5OfMessageAttributes).toMatch(/^[0-9a-f]{32}$/);
+    for (const name of ['SentTimestamp', 'SenderId', 'ApproximateFirstReceiveTimestamp', 'SequenceNumber', 'MessageDeduplicationId'] as const) {
+      expect(record!.attributes[name]).toBeTruthy();
+    }
+    const { context } = deliveries.events[0]!;
+    expect(context.functionName).toBe('runner-work');
+    expect(context.invokedFunctionArn).toMatch(/^arn:aws:lambda:us-east-1:\d{12}:function:runner-work$/);
+    expect(context.awsRequestId).not.toBe(deliveries.events[1]!.context.awsRequestId);
+    expect(context.getRemainingTimeInMillis()).toBeLessThanOrEqual(30_000);
+
+    const runner = runners.pop()!;
+    await runner.stop();
+    expect(await queueDepth(queueUrl)).toBe(0);
+  });
+
+  it('deletes only the records a partial batch response does not name; the failed one comes back', async () => {
+    const { workflow, resources, queueUrl } = await oneStage({ batchSize: 10 });
+    for (const body of ['ok-1', 'fail-once', 'ok-2']) await send(queueUrl, body, body);
+    const deliveries = new Deliveries();
+    const handler: SqsHandler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+      deliveries.add(event, context);
+      const failures = event.Records.filter((r) => r.body === 'fail-once' && r.attributes.ApproximateReceiveCount === '1');
+      return { batchItemFailures: failures.map((r) => ({ itemIdentifier: r.messageId })) };
+    };
+    await run({ workflow, queues: resources.queues, handlers: { work: handler } });
+    await deliveries.reached(4);
+    await runners.pop()!.stop();
+
+    const bodies = deliveries.records.map((record) => `${record.body}#${record.attributes.ApproximateReceiveCount}`);
+    expect(bodies.sort()).toEqual(['fail-once#1', 'fail-once#2', 'ok-1#1', 'ok-2#1']);
+    expect(await queueDepth(queueUrl)).toBe(0);
+  });
+
+  it.each([
+    ['a thrown error', () => Promise.reject(new Error('agent failed'))],
+    ['a batchItemFailures entry naming no record of the batch', () => Promise.resolve({ batchItemFailures: [{ itemIdentifier: 'not-in-batch' }] })],
+    ['a batchItemFailures entry with an empty itemIdentifier', () => Promise.resolve({ batchItemFailures: [{ itemIdentifier: '' }] })],
+    ['a handler that outlives its timeout', () => new Promise((resolve) => setTimeout(resolve, 2500))],
+  ])('fails the whole batch on %s', async (_, firstResponse) => {
+    const { workflow, resources, queueUrl } = await oneStage({ batchSize: 10, timeoutSeconds: 1 });
+    for (const body of ['one', 'two']) await send(queueUrl, body, body);
+    const deliveries = new Deliveries();
+    await run({
+      workflow,
+      queues: resources.queues,
+      handlers: {
+        work: async (event, context) => {
+          deliveries.add(event, context);
+          return deliveries.events.length === 1 ? firstResponse() : undefined;
+        },
+      },
+    });
+    await deliveries.reached(2);
+    const first = deliveries.records.map((record) => record.body).sort();
+    await deliveries.reached(2 + first.length);
+    await runners.pop()!.stop();
+
+    const retried = deliveries.records.slice(first.length).filter((record) => record.attributes.ApproximateReceiveCount === '2');
+    expect(retried.map((record) => record.body).sort()).toEqual(first);
+    expect(await queueDepth(queueUrl)).toBe(0);
+  });
+
+  it('leaves a message that keeps failing to the queue redrive policy, which moves it to the dead-letter queue', async () => {
+    const { workflow, resources, queueUrl } = await oneStage({ maxReceiveCount: 2 });
+    const messageId = await send(queueUrl, 'poison');
+    const deliveries = new Deliveries();
+    await run({
+      workflow,
+      queues: resources.queues,
+      handlers: {
+        work: async (event, context) => {
+          deliveries.add(event, context);
+          throw new Error('always fails');
+        },
+      },
+    });
+    const { Messages } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: resources.queues.work!.deadLetterQueueUrl, WaitTimeSeconds: 10 }));
+    await runners.pop()!.stop();
+
+    expect(Messages?.map((message) => message.MessageId)).toEqual([messageId]);
+    expect(deliveries.records.map((record) => record.attributes.ApproximateReceiveCount)).toEqual(['1', '2']);
+    expect(await queueDepth(queueUrl)).toBe(0);
+  });
+
+  it('moves exhausted messages itself when the queue has no redrive policy', async () => {
+    const prefix = randomUUID().slice(0, 8);
+    const create = async (name: string, attributes: Record<string, string> = {}) =>
+      (await sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-${name}.fifo`, Attributes: { FifoQueue: 'true', ...attributes } }))).QueueUrl!;
+    const queueUrl = await create('plain', { VisibilityTimeout: '1' });
+    const deadLetterQueueUrl = await create('plain-dlq');
+    const workflow: WorkflowDefinition = { name: 'plain', stages: [stage('work', { maxReceiveCount: 2 })] };
+    await send(queueUrl, 'poison', 'group-7', { reason: 'test' });
+    const deliveries = new Deliveries();
+    await run({
+      workflow,
+      queues: { work: { queueUrl, deadLetterQueueUrl } },
+      handlers: {
+        work: async (event, context) => {
+          deliveries.add(event, context);
+          throw new Error('always fails');
+        },
+      },
+    });
+    const { Messages } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: deadLetterQueueUrl, WaitTimeSeconds: 10, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] }),
+    );
+    await runners.pop()!.stop();
+
+    expect(Messages?.map((message) => [message.Body, message.Attributes?.MessageGroupId, message.MessageAttributes?.reason?.StringValue])).toEqual([
+      ['poison', 'group-7', 'test'],
+    ]);
+    expect(deliveries.records).toHaveLength(2);
+    expect(await queueDepth(queueUrl)).toBe(0);
+  });
+
+  it('keeps each message group in order and never runs two batches of one group at once', async () => {
+    const { workflow, resources, queueUrl } = await oneStage({ batchSize: 1, maxConcurrency: 4 });
+    const groups = ['a', 'b', 'c'];
+    for (let i = 0; i < 4; i++) for (const group of groups) await send(queueUrl, `${group}${i}`, group);
+    const deliveries = new Deliveries();
+    const active = new Set<string>();
+    const overlaps: string[] = [];
+    await run({
+      workflow,
+      queues: resources.queues,
+      handlers: {
+        work: async (event, context) => {
+          const group = event.Records[0]!.attributes.MessageGroupId!;
+          if (active.has(group)) overlaps.push(group);
+          active.add(group);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          active.delete(group);
+          deliveries.add(event, context);
+        },
+      },
+    });
+    await deliveries.reached(12);
+
+    expect(overlaps).toEqual([]);
+    for (const group of groups) {
+      const order = deliveries.records.filter((record) => record.attributes.MessageGroupId === group).map((record) => record.body);
+      expect(order).toEqual([0, 1, 2, 3].map((i) => `${group}${i}`));
+    }
+  });
+
+  it('runs at most maxConcurrency batches of a stage at once', async () => {
+    const { workflow, resources } = await oneStage({ batchSize: 1, maxConcurrency: 2 });
+    for (let i = 0; i < 6; i++) await send(resources.queues.work!.queueUrl, `m${i}`, `group-${i}`);
+    const deliveries = new Deliveries();
+    let running = 0;
+    let mostRunning = 0;
+    let bothRunning!: () => void;
+    const pairReached = new Promise<void>((resolve) => (bothRunning = resolve));
+    await run({
+      workflow,
+      queues: resources.queues,
+      handlers: {
+        work: async (event, context) => {
+          running++;
+          mostRunning = Math.max(mostRunning, running);
+          if (running === 2) bothRunning();
+          await pairReached;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          running--;
+          deliveries.add(event, context);
+        },
+      },
+    });
+    await deliveries.reached(6);
+
+    expect(mostRunning).toBe(2);
+  });
+
+  it('stop() waits for in-flight batches and deletes what they processed', async () => {
+    const { workflow, resources, queueUrl } = await oneStage();
+    await send(queueUrl, 'slow');
+    let started!: () => void;
+    const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    let handlerDone = false;
+    const runner = await startLocalRunner({
+      aws,
+      logger: silent,
+      workflow,
+      queues: resources.queues,
+      handlers: {
+        work: async () => {
+          started();
+          await finished;
+          handlerDone = true;
+        },
+      },
+    });
+    await handlerStarted;
+    let stopped = false;
+    const stopping = runner.stop().then(() => (stopped = true));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(stopped).toBe(false);
+    finish();
+    await stopping;
+
+    expect(handlerDone).toBe(true);
+    expect(await queueDepth(queueUrl)).toBe(0);
+  });
+
+  it('runs a stage from its entry in a worker thread with the stage environment and the next queue', async () => {
+    const workflow: WorkflowDefinition = {
+      name: 'entry',
+      stages: [stage('forward', { entry: 'test/cloud/support/forward-handler.ts' }), stage('collect')],
+    };
+    const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds: 5 });
+    const deliveries = new Deliveries();
+    await run({
+      workflow,
+      queues: resources.queues,
+      environment: { RUNNER_TEST_MARK: 'stage-env' },
+      handlers: { collect: async (event, context) => deliveries.add(event, context) },
+    });
+    await send(resources.queues.forward!.queueUrl, 'hello', 'order-9');
+    await deliveries.reached(1);
+
+    const [record] = deliveries.records;
+    expect(JSON.parse(record!.body)).toEqual({
+      body: 'hello',
+      mark: 'stage-env',
+      functionName: 'entry-forward',
+      lambdaFunctionName: 'entry-forward',
+      hasTimeLeft: true,
+    });
+    expect(record!.attributes.MessageGroupId).toBe('order-9');
+    expect(process.env.RUNNER_TEST_MARK).toBeUndefined();
+  });
+});
