@@ -56,25 +56,27 @@ CREATE TABLE IF NOT EXISTS messages (
   received_at INTEGER,
   receipt_nonce TEXT
 ) STRICT;
--- Standard receive: the oldest visible messages of a queue; also counts the invisible ones.
-CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue_id, visible_at);
+-- Standard receive: the oldest visible messages of a queue. Long polls: when the next invisible one
+-- shows. It also covers the approximate counts (in flight = received before, delayed = never received).
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue_id, visible_at, receive_count, enqueued_at);
 -- FIFO receive: a group's messages in send order.
 CREATE INDEX IF NOT EXISTS messages_by_group ON messages (queue_id, group_id, id) WHERE group_id IS NOT NULL;
 -- Retention: a message expires MessageRetentionPeriod after it was enqueued (in this queue, for FIFO
--- dead-letter queues; standard dead-letter queues keep the original time).
+-- dead-letter queues; standard dead-letter queues keep the original time). The sweeper also finds
+-- purged messages through it: they were all enqueued by the time of the purge.
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages (queue_id, enqueued_at);
 
--- FIFO message groups that hold messages: head is the group's oldest message, locked_until the end
--- of the visibility timeout of its messages in flight (a group is locked while any is in flight).
+-- FIFO message groups that hold messages. available_at: when the group can next be received from,
+-- the later of its first message's visible_at (queue delay) and the end of the visibility timeout of
+-- its messages in flight (a group is locked while any is in flight).
 CREATE TABLE IF NOT EXISTS fifo_groups (
   queue_id INTEGER NOT NULL,
   group_id TEXT NOT NULL,
-  head_id INTEGER NOT NULL,
-  locked_until INTEGER NOT NULL DEFAULT 0,
+  available_at INTEGER NOT NULL,
   PRIMARY KEY (queue_id, group_id)
 ) STRICT, WITHOUT ROWID;
--- FIFO receive: unlocked groups in the order of their oldest message.
-CREATE INDEX IF NOT EXISTS fifo_groups_by_head ON fifo_groups (queue_id, head_id);
+-- FIFO receive: the groups available now, longest available first, without looking at the others.
+CREATE INDEX IF NOT EXISTS fifo_groups_by_availability ON fifo_groups (queue_id, available_at, group_id);
 
 -- Deduplication ids seen in the last 5 minutes; scope is '' per queue, or the message group id.
 CREATE TABLE IF NOT EXISTS deduplication (
@@ -129,4 +131,22 @@ export function openDatabase(file: string, durability: Durability): Db {
   db.pragma('temp_store = MEMORY');
   db.exec(SCHEMA);
   return db;
+}
+
+/**
+ * How SQLite runs each statement (EXPLAIN QUERY PLAN, one line per step), for checking that every
+ * query a request runs is driven by an index. Parameters are bound to 0: plans do not depend on them.
+ */
+export function explainStatements(db: Db, statements: Record<string, Database.Statement>): Record<string, string[]> {
+  const plans: Record<string, string[]> = {};
+  for (const [name, statement] of Object.entries(statements)) {
+    const explain = db.prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${statement.source}`);
+    const named = [...statement.source.matchAll(/@(\w+)/g)].map((match) => match[1]!);
+    const rows =
+      named.length > 0
+        ? explain.all(Object.fromEntries(named.map((parameter) => [parameter, 0])))
+        : explain.all(...new Array<number>(statement.source.split('?').length - 1).fill(0));
+    plans[name] = rows.map((row) => row.detail);
+  }
+  return plans;
 }

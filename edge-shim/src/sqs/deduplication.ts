@@ -1,4 +1,4 @@
-import type { Db } from './database.js';
+import { type Db, explainStatements } from './database.js';
 
 interface DeduplicationRow {
   message_id: string;
@@ -9,7 +9,7 @@ interface DeduplicationRow {
 export class DeduplicationStore {
   private readonly statements;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.statements = {
       find: db.prepare<[number, string, string, number], DeduplicationRow>(
         `SELECT message_id, sequence_number FROM deduplication
@@ -21,6 +21,11 @@ export class DeduplicationStore {
       ),
       forget: db.prepare('DELETE FROM deduplication WHERE expires_at <= ?'),
     };
+  }
+
+  /** The query plan of every statement (see `explainStatements`). */
+  queryPlans(): Record<string, string[]> {
+    return explainStatements(this.db, this.statements);
   }
 
   find(queueId: number, scope: string, deduplicationId: string, now: number): DeduplicationRow | undefined {

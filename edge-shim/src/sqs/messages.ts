@@ -1,4 +1,4 @@
-import type { Db } from './database.js';
+import { type Db, explainStatements } from './database.js';
 import type { Queue } from './queues.js';
 
 /** A row of the `messages` table. */
@@ -33,17 +33,28 @@ export interface MessageCounts {
 }
 
 // A FIFO group's messages in flight are always among its first ten: a receive takes at most ten
-// from the head of an unlocked group, and the group stays locked while any of them is in flight.
+// from the head of an available group, and the group stays locked while any of them is in flight.
 const IN_FLIGHT_WINDOW = 10;
+// The availability of a group left with purged messages only: never, until a message is sent to it
+// (which then gives it its own) or the sweeper deletes the last of them.
+const PARKED = Number.MAX_SAFE_INTEGER;
+
+export interface AvailableGroup {
+  group_id: string;
+  available_at: number;
+}
 
 /**
  * Message storage for one database: every statement the queue operations run against `messages`
- * and `fifo_groups`, keeping a FIFO group's head and lock in step with its messages.
+ * and `fifo_groups`, keeping a FIFO group's availability in step with its messages. Every query a
+ * request runs walks an index from where the answer starts (see `test/edge-shim/receive.test.ts`),
+ * so a queue of millions costs a request what an empty one does. Purged messages (row id up to the
+ * queue's `purgedThrough`) stay until the sweeper deletes them; reads skip or delete them.
  */
 export class MessageStore {
   private readonly statements;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.statements = {
       insert: db.prepare(
         `INSERT INTO messages (queue_id, message_id, body, body_md5, attributes, attributes_md5, trace_header,
@@ -52,15 +63,14 @@ export class MessageStore {
            @group_id, @deduplication_id, @sequence_number, @dead_letter_source, @sent_at, @enqueued_at, @visible_at)`,
       ),
       byId: db.prepare<[number], MessageRow>('SELECT * FROM messages WHERE id = ?'),
-      ready: db.prepare<[number, number, number, number, number], MessageRow>(
-        `SELECT * FROM messages WHERE queue_id = ? AND visible_at <= ? AND enqueued_at > ? AND id > ?
-         ORDER BY visible_at LIMIT ?`,
+      visible: db.prepare<[number, number, number], MessageRow>(
+        'SELECT * FROM messages WHERE queue_id = ? AND visible_at <= ? ORDER BY visible_at LIMIT ?',
       ),
       expired: db.prepare<[number, number, number], MessageRow>(
         'SELECT * FROM messages WHERE queue_id = ? AND enqueued_at <= ? LIMIT ?',
       ),
-      purged: db.prepare<[number, number, number], MessageRow>(
-        'SELECT * FROM messages WHERE queue_id = ? AND id <= ? LIMIT ?',
+      purged: db.prepare<[number, number, number, number], MessageRow>(
+        'SELECT * FROM messages WHERE queue_id = ? AND enqueued_at <= ? AND id <= ? LIMIT ?',
       ),
       markReceived: db.prepare(
         `UPDATE messages SET visible_at = @visibleAt, receive_count = receive_count + 1,
@@ -70,33 +80,32 @@ export class MessageStore {
       setVisibleAt: db.prepare('UPDATE messages SET visible_at = ? WHERE id = ?'),
       remove: db.prepare('DELETE FROM messages WHERE id = ?'),
       groupInsert: db.prepare(
-        `INSERT INTO fifo_groups (queue_id, group_id, head_id) VALUES (?, ?, ?)
-         ON CONFLICT (queue_id, group_id) DO NOTHING`,
+        `INSERT INTO fifo_groups (queue_id, group_id, available_at) VALUES (@queue, @group, @at)
+         ON CONFLICT (queue_id, group_id) DO UPDATE SET available_at = @at WHERE available_at = ${PARKED}`,
       ),
-      unlockedGroups: db.prepare<[number, number, number, number], { group_id: string; head_id: number }>(
-        `SELECT group_id, head_id FROM fifo_groups WHERE queue_id = ? AND head_id > ? AND locked_until <= ?
-         ORDER BY head_id LIMIT ?`,
+      availableGroups: db.prepare<[number, number, number, string, number], AvailableGroup>(
+        `SELECT group_id, available_at FROM fifo_groups
+         WHERE queue_id = ? AND available_at <= ? AND (available_at, group_id) > (?, ?)
+         ORDER BY available_at, group_id LIMIT ?`,
       ),
-      groupMessages: db.prepare<[number, string, number], MessageRow>(
-        'SELECT * FROM messages WHERE queue_id = ? AND group_id = ? ORDER BY id LIMIT ?',
+      groupMessages: db.prepare<[number, string, number, number], MessageRow>(
+        'SELECT * FROM messages WHERE queue_id = ? AND group_id = ? AND id > ? ORDER BY id LIMIT ?',
       ),
-      groupHead: db.prepare<[number, string], { id: number }>(
-        'SELECT id FROM messages WHERE queue_id = ? AND group_id = ? ORDER BY id LIMIT 1',
+      groupWindow: db.prepare<[number, string, number, number], { visible_at: number; receive_count: number }>(
+        `SELECT visible_at, receive_count FROM messages WHERE queue_id = ? AND group_id = ? AND id > ?
+         ORDER BY id LIMIT ?`,
       ),
-      groupLockEnd: db.prepare<[number, string, number], { until: number | null }>(
-        `SELECT max(visible_at) AS until FROM (
-           SELECT visible_at, receive_count FROM messages WHERE queue_id = ? AND group_id = ? ORDER BY id LIMIT ?
-         ) WHERE receive_count > 0`,
+      groupHasMessages: db.prepare<[number, string], { one: number }>(
+        'SELECT 1 AS one FROM messages WHERE queue_id = ? AND group_id = ? LIMIT 1',
       ),
-      setGroupHead: db.prepare('UPDATE fifo_groups SET head_id = ? WHERE queue_id = ? AND group_id = ?'),
-      setGroupLock: db.prepare('UPDATE fifo_groups SET locked_until = ? WHERE queue_id = ? AND group_id = ?'),
+      setGroupAvailableAt: db.prepare('UPDATE fifo_groups SET available_at = ? WHERE queue_id = ? AND group_id = ?'),
       removeGroup: db.prepare('DELETE FROM fifo_groups WHERE queue_id = ? AND group_id = ?'),
-      countNotVisible: db.prepare<[number, number, number], { inFlight: number; delayed: number }>(
-        `SELECT coalesce(sum(receive_count > 0), 0) AS inFlight, coalesce(sum(receive_count = 0), 0) AS delayed
-         FROM messages WHERE queue_id = ? AND visible_at > ? AND id > ?`,
-      ),
-      countAll: db.prepare<[number, number], { total: number }>(
-        'SELECT count(*) AS total FROM messages WHERE queue_id = ? AND id > ?',
+      parkLockedGroups: db.prepare(`UPDATE fifo_groups SET available_at = ${PARKED} WHERE queue_id = ? AND available_at > ?`),
+      counts: db.prepare<{ queue: number; now: number; purged: number; cutoff: number }, { total: number; inFlight: number | null; delayed: number | null }>(
+        `SELECT count(*) AS total, sum(visible_at > @now AND receive_count > 0) AS inFlight,
+           sum(visible_at > @now AND receive_count = 0) AS delayed
+         FROM messages INDEXED BY messages_by_visibility
+         WHERE queue_id = @queue AND id > @purged AND enqueued_at > @cutoff`,
       ),
       lastId: db.prepare<[], { id: number }>(`SELECT seq AS id FROM sqlite_sequence WHERE name = 'messages'`),
       nextVisibleAt: db.prepare<[number, number], { at: number | null }>(
@@ -105,9 +114,14 @@ export class MessageStore {
     };
   }
 
+  /** The query plan of every statement (see `explainStatements`). */
+  queryPlans(): Record<string, string[]> {
+    return explainStatements(this.db, this.statements);
+  }
+
   insert(queue: Queue, message: NewMessage): number {
     const id = Number(this.statements.insert.run(message).lastInsertRowid);
-    if (queue.fifo) this.statements.groupInsert.run(queue.id, message.group_id, id);
+    if (queue.fifo) this.statements.groupInsert.run({ queue: queue.id, group: message.group_id, at: message.visible_at });
     return id;
   }
 
@@ -115,9 +129,17 @@ export class MessageStore {
     return this.statements.byId.get(id);
   }
 
-  /** Visible, unexpired, unpurged messages of a standard queue, oldest visibility first. */
-  ready(queue: Queue, now: number, limit: number): MessageRow[] {
-    return this.statements.ready.all(queue.id, now, retentionCutoff(queue, now), queue.purgedThrough, limit);
+  /**
+   * Visible messages of a standard queue, oldest visibility first, including expired and purged
+   * ones: the caller deletes those it meets (see `isDead`), so it never meets them twice.
+   */
+  visible(queue: Queue, now: number, limit: number): MessageRow[] {
+    return this.statements.visible.all(queue.id, now, limit);
+  }
+
+  /** Whether a message is past its retention period or purged, and so must never be returned. */
+  isDead(queue: Queue, message: MessageRow, now: number): boolean {
+    return message.id <= queue.purgedThrough || message.enqueued_at <= retentionCutoff(queue, now);
   }
 
   /** Messages past their retention period, for the sweeper. */
@@ -127,7 +149,7 @@ export class MessageStore {
 
   /** Messages hidden by PurgeQueue and not yet deleted, for the sweeper. */
   purged(queue: Queue, limit: number): MessageRow[] {
-    return queue.purgedThrough === 0 ? [] : this.statements.purged.all(queue.id, queue.purgedThrough, limit);
+    return queue.purgedThrough === 0 ? [] : this.statements.purged.all(queue.id, queue.purgedAt, queue.purgedThrough, limit);
   }
 
   /** The highest message row id ever given. */
@@ -140,14 +162,26 @@ export class MessageStore {
     return this.statements.nextVisibleAt.get(queue.id, now)?.at ?? undefined;
   }
 
-  /** Message groups of a FIFO queue with nothing in flight, oldest head first, from after a head. */
-  unlockedGroups(queueId: number, now: number, afterHead: number, limit: number): Array<{ group_id: string; head_id: number }> {
-    return this.statements.unlockedGroups.all(queueId, afterHead, now, limit);
+  /**
+   * FIFO message groups that can be received from now, longest available first, after the group
+   * `after` (a position in that order) when paging on.
+   */
+  availableGroups(queue: Queue, now: number, after: AvailableGroup | undefined, limit: number): AvailableGroup[] {
+    return this.statements.availableGroups.all(queue.id, now, after?.available_at ?? -1, after?.group_id ?? '', limit);
   }
 
-  /** The first messages of a FIFO group, in send order. */
-  groupMessages(queueId: number, groupId: string, limit: number): MessageRow[] {
-    return this.statements.groupMessages.all(queueId, groupId, limit);
+  /** The first unpurged messages of a FIFO group, in send order. */
+  groupMessages(queue: Queue, groupId: string, limit: number): MessageRow[] {
+    return this.statements.groupMessages.all(queue.id, groupId, queue.purgedThrough, limit);
+  }
+
+  /**
+   * At PurgeQueue, when every group holds purged messages only: the groups locked by messages in
+   * flight (or delayed) are parked, so that a message sent after the purge is not held up by them.
+   * The other groups are parked by the next receive that comes across them.
+   */
+  parkLockedGroups(queue: Queue, now: number): void {
+    this.statements.parkLockedGroups.run(queue.id, now);
   }
 
   markReceived(message: MessageRow, now: number, visibleAt: number, nonce: string): void {
@@ -155,41 +189,50 @@ export class MessageStore {
     message.visible_at = visibleAt;
     message.receive_count += 1;
     message.first_received_at ??= now;
+    message.received_at = now;
     message.receipt_nonce = nonce;
   }
 
-  /** Locks a FIFO group until its messages just received become visible again. */
-  lockGroup(queueId: number, groupId: string, until: number): void {
-    this.statements.setGroupLock.run(until, queueId, groupId);
+  /** Locks a FIFO group whose first messages were just received until they are visible again. */
+  lockGroup(queue: Queue, groupId: string, until: number): void {
+    this.statements.setGroupAvailableAt.run(until, queue.id, groupId);
   }
 
   setVisibleAt(queue: Queue, message: MessageRow, visibleAt: number): void {
     this.statements.setVisibleAt.run(visibleAt, message.id);
     message.visible_at = visibleAt;
-    if (queue.fifo && message.group_id !== null) this.refreshGroupLock(queue.id, message.group_id);
+    if (queue.fifo && message.group_id !== null) this.refreshGroup(queue, message.group_id);
   }
 
   remove(queue: Queue, message: MessageRow): void {
     this.statements.remove.run(message.id);
-    if (!queue.fifo || message.group_id === null) return;
-    const head = this.statements.groupHead.get(message.queue_id, message.group_id);
-    if (!head) {
-      this.statements.removeGroup.run(message.queue_id, message.group_id);
-      return;
-    }
-    this.statements.setGroupHead.run(head.id, message.queue_id, message.group_id);
-    this.refreshGroupLock(message.queue_id, message.group_id);
+    if (queue.fifo && message.group_id !== null) this.refreshGroup(queue, message.group_id);
   }
 
   counts(queue: Queue, now: number): MessageCounts {
-    const { total } = this.statements.countAll.get(queue.id, queue.purgedThrough)!;
-    const { inFlight, delayed } = this.statements.countNotVisible.get(queue.id, now, queue.purgedThrough)!;
-    return { visible: total - inFlight - delayed, inFlight, delayed };
+    const row = this.statements.counts.get({ queue: queue.id, now, purged: queue.purgedThrough, cutoff: retentionCutoff(queue, now) })!;
+    const inFlight = row.inFlight ?? 0;
+    const delayed = row.delayed ?? 0;
+    return { visible: row.total - inFlight - delayed, inFlight, delayed };
   }
 
-  private refreshGroupLock(queueId: number, groupId: string): void {
-    const { until } = this.statements.groupLockEnd.get(queueId, groupId, IN_FLIGHT_WINDOW)!;
-    this.statements.setGroupLock.run(until ?? 0, queueId, groupId);
+  /**
+   * Recomputes when a FIFO group can next be received from: once its first message is visible and
+   * none of its messages is in flight. A group left without messages goes; one left with purged
+   * messages only is parked until the sweeper deletes them.
+   */
+  refreshGroup(queue: Queue, groupId: string): void {
+    const window = this.statements.groupWindow.all(queue.id, groupId, queue.purgedThrough, IN_FLIGHT_WINDOW);
+    if (window.length === 0) {
+      if (this.statements.groupHasMessages.get(queue.id, groupId)) this.statements.setGroupAvailableAt.run(PARKED, queue.id, groupId);
+      else this.statements.removeGroup.run(queue.id, groupId);
+      return;
+    }
+    let availableAt = window[0]!.visible_at;
+    for (const { visible_at: visibleAt, receive_count: receiveCount } of window) {
+      if (receiveCount > 0) availableAt = Math.max(availableAt, visibleAt);
+    }
+    this.statements.setGroupAvailableAt.run(availableAt, queue.id, groupId);
   }
 }
 

@@ -1,18 +1,26 @@
-import type { Db } from './database.js';
+import { type Db, explainStatements } from './database.js';
 
+/** A message as a FIFO receive returned it: which receive (nonce) and until when it was invisible. */
 export interface AttemptMessage {
   readonly id: number;
   readonly nonce: string;
+  readonly visibleAt: number;
+}
+
+export interface Attempt {
+  readonly messages: AttemptMessage[];
+  /** 5 minutes after the first receive with this id; retries do not extend it. */
+  readonly expiresAt: number;
 }
 
 /** The messages each FIFO ReceiveRequestAttemptId returned, for the 5 minutes it may be retried. */
 export class ReceiveAttemptStore {
   private readonly statements;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.statements = {
-      find: db.prepare<[number, string, number], { message_ids: string }>(
-        'SELECT message_ids FROM receive_attempts WHERE queue_id = ? AND attempt_id = ? AND expires_at > ?',
+      find: db.prepare<[number, string, number], { message_ids: string; expires_at: number }>(
+        'SELECT message_ids, expires_at FROM receive_attempts WHERE queue_id = ? AND attempt_id = ? AND expires_at > ?',
       ),
       remember: db.prepare(
         'INSERT OR REPLACE INTO receive_attempts (queue_id, attempt_id, message_ids, expires_at) VALUES (?, ?, ?, ?)',
@@ -21,15 +29,21 @@ export class ReceiveAttemptStore {
     };
   }
 
-  find(queueId: number, attemptId: string, now: number): AttemptMessage[] | undefined {
+  /** The query plan of every statement (see `explainStatements`). */
+  queryPlans(): Record<string, string[]> {
+    return explainStatements(this.db, this.statements);
+  }
+
+  find(queueId: number, attemptId: string, now: number): Attempt | undefined {
     const row = this.statements.find.get(queueId, attemptId, now);
-    return row ? (JSON.parse(row.message_ids) as AttemptMessage[]) : undefined;
+    return row ? { messages: JSON.parse(row.message_ids) as AttemptMessage[], expiresAt: row.expires_at } : undefined;
   }
 
   remember(queueId: number, attemptId: string, messages: AttemptMessage[], expiresAt: number): void {
     this.statements.remember.run(queueId, attemptId, JSON.stringify(messages), expiresAt);
   }
 
+  /** Drops the attempts whose 5 minutes have passed; returns how many. */
   forgetExpired(now: number): number {
     return this.statements.forget.run(now).changes;
   }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ACTIONS } from './actions/index.js';
-import { receiveWaitSeconds } from './actions/receive-message.js';
+import { receive } from './actions/receive-message.js';
 import { CommitGroup } from './commit-group.js';
 import type { SqsContext } from './context.js';
 import type { Db } from './database.js';
@@ -93,27 +93,49 @@ export class SqsService {
     const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
     if (!run) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
     if (action !== 'ReceiveMessage') return this.transact(options.baseUrl, (context) => run(context, input));
+    return this.receive(input, options);
+  }
 
+  /**
+   * ReceiveMessage with long polling: while nothing is received and the wait is not over, the
+   * receive sleeps until a commit may have made a message available on the queue (a send, a delete
+   * that unlocks a FIFO group, a visibility change) or until the next invisible message's time comes,
+   * whichever is first, then tries again. It never polls on a timer.
+   */
+  private async receive(input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
     let deadline: number | undefined;
     for (;;) {
-      const { output, queue, remainingMs, nextVisibleAt } = await this.transact(options.baseUrl, (context) => {
-        const output = run(context, input);
-        const received = (output.Messages as unknown[]).length > 0;
-        const { queue, seconds } = receiveWaitSeconds(context, input);
-        deadline ??= context.now + seconds * 1000;
-        const waiting = !received && context.now < deadline;
+      const round = await this.transact(options.baseUrl, (context) => {
+        const { output, queue, waitSeconds, more } = receive(context, input);
+        deadline ??= context.now + waitSeconds * 1000;
+        const waiting = output.Messages.length === 0 && context.now < deadline;
         return {
           output,
-          queue,
+          queueId: queue.id,
+          version: this.polls.version(queue.id),
+          more,
           remainingMs: waiting ? deadline - context.now : 0,
           nextVisibleAt: waiting ? context.messages.nextVisibleAt(queue, context.now) : undefined,
         };
       });
-      if (remainingMs <= 0 || this.polls.isClosed || options.signal?.aborted) return output;
-      const now = this.clock();
-      const untilVisible = nextVisibleAt === undefined ? Infinity : nextVisibleAt - now;
-      await this.polls.wait(queue.id, Math.min(remainingMs, untilVisible), options.signal);
+      if (round.remainingMs <= 0 || this.polls.isClosed || options.signal?.aborted) return round.output;
+      if (round.more) continue;
+      const untilVisible = round.nextVisibleAt === undefined ? Infinity : round.nextVisibleAt - this.clock();
+      await this.polls.wait(round.queueId, round.version, Math.min(round.remainingMs, untilVisible), options.signal);
     }
+  }
+
+  /**
+   * Reclaims expired and purged messages, deduplication ids and receive attempts now instead of at
+   * the next sweep; resolves to whether more is left. For tests and tools that move the clock.
+   */
+  sweep(): Promise<boolean> {
+    return this.sweeper.sweepOnce();
+  }
+
+  /** How many receives are waiting for messages now (long polls). */
+  get waitingReceives(): number {
+    return this.polls.size;
   }
 
   /** Whether the database answers; for health checks. */

@@ -21,8 +21,10 @@ export function changeVisibilityOne(context: SqsContext, queue: Queue, receiptHa
   if (visibleAt - message.received_at! > MAX_VISIBILITY_MS) {
     throw invalidParameter(`Value ${seconds} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]`);
   }
+  const shortened = visibleAt < message.visible_at;
   context.messages.setVisibleAt(queue, message, visibleAt);
-  if (seconds === 0) context.messagesAvailable(queue);
+  // Waiting receives sleep until the next message's visibility ends: it may now end sooner.
+  if (shortened) context.messagesAvailable(queue);
 }
 
 export function readVisibilityTimeout(input: Input): number {

@@ -5,15 +5,16 @@ import { type Input, requiredString } from '../input.js';
 const PURGE_INTERVAL_MS = 60_000;
 
 /**
- * Hides every message sent before the purge at once; the sweeper deletes them in the background,
- * so purging a queue of millions answers as fast as purging an empty one.
+ * Hides every message sent before the purge at once, in flight or not; the sweeper deletes them in
+ * the background, so purging a queue of millions answers about as fast as purging an empty one.
+ * Messages sent after the purge are kept. SQS allows one purge of a queue every 60 seconds.
  */
 export function purgeQueue(context: SqsContext, input: Input) {
   const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
   if (queue.purgedAt !== 0 && context.now - queue.purgedAt < PURGE_INTERVAL_MS) {
     throw new SqsError('PurgeQueueInProgress', `Only one PurgeQueue operation on ${queue.name} is allowed every 60 seconds.`);
   }
-  const purgedThrough = context.messages.lastId();
-  context.queues.update(queue, { purgedAt: context.now, purgedThrough });
+  const purged = context.queues.update(queue, { purgedAt: context.now, purgedThrough: context.messages.lastId() });
+  if (purged.fifo) context.messages.parkLockedGroups(purged, context.now);
   return {};
 }

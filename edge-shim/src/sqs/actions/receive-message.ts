@@ -2,7 +2,8 @@ import type { SqsContext } from '../context.js';
 import { SqsError, invalidParameter } from '../errors.js';
 import { type Input, optionalInteger, optionalString, optionalStringList, requiredString } from '../input.js';
 import { type MessageAttributes, md5OfAttributes } from '../message-attributes.js';
-import { type MessageRow, retentionCutoff } from '../messages.js';
+import type { AvailableGroup, MessageRow } from '../messages.js';
+import { isKnownAttribute } from '../queue-attributes.js';
 import type { Queue } from '../queues.js';
 import { encodeReceiptHandle, newNonce } from '../receipt-handles.js';
 import { deadLetterTarget, moveMessage } from '../redrive.js';
@@ -20,26 +21,29 @@ const SYSTEM_ATTRIBUTES = [
 ] as const;
 const ATTEMPT_ID = /^[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]{1,128}$/;
 const ATTEMPT_INTERVAL_MS = 5 * 60_000;
-// A receive looks at this many FIFO groups at the most, so that a queue whose groups are all
-// delayed cannot make one receive scan without end.
-const MAX_GROUPS_EXAMINED = 1000;
+// One receive examines at most this many messages (standard) or groups (FIFO) before it answers;
+// what it could not get to yet (messages left by a purge or past retention, which it deletes as it
+// meets them) is left to the next round of a long poll, so no single transaction runs long.
+const MAX_MESSAGES_EXAMINED = 200;
+const MAX_GROUPS_EXAMINED = 200;
+const GROUP_PAGE = 20;
+
+interface Taken {
+  readonly messages: MessageRow[];
+  /** Nothing could be taken yet, but work was done that may let a receive at once find something. */
+  readonly more: boolean;
+}
 
 interface Selection {
   readonly systemAttributes: ReadonlySet<string>;
   readonly attributeNames: readonly string[];
 }
 
-/** How long a receive may wait for messages: WaitTimeSeconds, or the queue's default. */
-export function receiveWaitSeconds(context: SqsContext, input: Input): { queue: Queue; seconds: number } {
-  const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
-  const seconds = optionalInteger(input, 'WaitTimeSeconds', 0, 20) ?? Number(queue.attributes.ReceiveMessageWaitTimeSeconds);
-  return { queue, seconds };
-}
-
 function readSelection(input: Input): Selection {
   const system = [...(optionalStringList(input, 'AttributeNames') ?? []), ...(optionalStringList(input, 'MessageSystemAttributeNames') ?? [])];
   for (const name of system) {
-    if (name !== 'All' && !(SYSTEM_ATTRIBUTES as readonly string[]).includes(name)) {
+    // AttributeNames also admits queue attribute names, which SQS ignores here.
+    if (name !== 'All' && !(SYSTEM_ATTRIBUTES as readonly string[]).includes(name) && !isKnownAttribute(name)) {
       throw new SqsError('InvalidAttributeName', `Unknown Attribute ${name}.`);
     }
   }
@@ -50,6 +54,7 @@ function readSelection(input: Input): Selection {
   return { systemAttributes: new Set(system.includes('All') ? SYSTEM_ATTRIBUTES : system), attributeNames };
 }
 
+/** Message attributes by name: `All` or `.*` for every one, `prefix.*` for those starting with `prefix.`. */
 function selectAttributes(all: MessageAttributes, names: readonly string[]): MessageAttributes {
   const wanted = (name: string) =>
     names.some((pattern) =>
@@ -63,7 +68,7 @@ function format(context: SqsContext, queue: Queue, message: MessageRow, selectio
     SenderId: context.queues.accountId,
     SentTimestamp: String(message.sent_at),
     ApproximateReceiveCount: String(message.receive_count),
-    ApproximateFirstReceiveTimestamp: String(message.first_received_at ?? message.received_at),
+    ApproximateFirstReceiveTimestamp: String(message.first_received_at),
     SequenceNumber: message.sequence_number ?? undefined,
     MessageDeduplicationId: message.deduplication_id ?? undefined,
     MessageGroupId: message.group_id ?? undefined,
@@ -83,6 +88,7 @@ function format(context: SqsContext, queue: Queue, message: MessageRow, selectio
     MD5OfBody: message.body_md5,
     Body: message.body,
     ...(Object.keys(attributes).length > 0 ? { Attributes: attributes } : {}),
+    // The digest covers the attributes returned, not all the message has.
     ...(hasAttributes ? { MD5OfMessageAttributes: md5OfAttributes(messageAttributes), MessageAttributes: messageAttributes } : {}),
   };
 }
@@ -95,90 +101,147 @@ function redriven(context: SqsContext, queue: Queue, message: MessageRow): boole
   return true;
 }
 
-function receiveStandard(context: SqsContext, queue: Queue, limit: number, visibleFor: number): MessageRow[] {
+/** Standard: the visible messages that have waited longest, in no promised order. */
+function receiveStandard(context: SqsContext, queue: Queue, limit: number, visibleFor: number): Taken {
+  const now = context.now;
   const taken: MessageRow[] = [];
-  for (let round = 0; round < 3 && taken.length < limit; round++) {
-    const candidates = context.messages.ready(queue, context.now, limit - taken.length);
+  const takenIds = new Set<number>();
+  let examined = 0;
+  let cleared = false;
+  while (taken.length < limit && examined < MAX_MESSAGES_EXAMINED) {
+    // Messages taken with a visibility timeout of 0 are still visible: ask for as many more.
+    const wanted = limit - taken.length;
+    const candidates = context.messages.visible(queue, now, wanted + takenIds.size);
+    let progressed = false;
     for (const message of candidates) {
-      if (!redriven(context, queue, message)) taken.push(message);
+      if (takenIds.has(message.id)) continue;
+      examined += 1;
+      progressed = true;
+      if (context.messages.isDead(queue, message, now)) {
+        context.messages.remove(queue, message);
+        cleared = true;
+      } else if (redriven(context, queue, message)) {
+        cleared = true;
+      } else if (taken.length < limit) {
+        context.messages.markReceived(message, now, now + visibleFor, newNonce());
+        taken.push(message);
+        takenIds.add(message.id);
+      }
     }
-    if (taken.length === candidates.length) break; // nothing was dead-lettered: nothing more to find
+    if (!progressed || candidates.length < wanted + takenIds.size) break;
   }
-  for (const message of taken) context.messages.markReceived(message, context.now, context.now + visibleFor, newNonce());
-  return taken;
+  return { messages: taken, more: taken.length === 0 && cleared };
 }
 
 /**
- * FIFO: messages in order from the groups with nothing in flight, oldest group first, as many from
- * one group as possible; a group is locked until the messages taken from it are visible again.
+ * FIFO: from each message group with nothing in flight, its first messages in order, as many from
+ * one group as possible before the next; a group is locked until the messages taken from it are
+ * visible again. Groups are visited longest available first, through an index of them by the time
+ * they became available, so neither locked groups nor a huge group cost anything to pass.
  */
-function receiveFifo(context: SqsContext, queue: Queue, limit: number, visibleFor: number): MessageRow[] {
+function receiveFifo(context: SqsContext, queue: Queue, limit: number, visibleFor: number): Taken {
   const now = context.now;
-  const cutoff = retentionCutoff(queue, now);
   const taken: MessageRow[] = [];
   const visited = new Set<string>();
-  let afterHead = 0;
-  while (taken.length < limit && visited.size < MAX_GROUPS_EXAMINED) {
-    const groups = context.messages.unlockedGroups(queue.id, now, afterHead, 20);
+  let after: AvailableGroup | undefined;
+  let cleared = false;
+  pages: while (taken.length < limit) {
+    if (visited.size >= MAX_GROUPS_EXAMINED) return { messages: taken, more: taken.length === 0 };
+    const groups = context.messages.availableGroups(queue, now, after, GROUP_PAGE);
     if (groups.length === 0) break;
-    for (const { group_id: groupId, head_id: headId } of groups) {
-      afterHead = headId;
-      // A group whose head moved while this receive removed messages can show up twice.
-      if (visited.has(groupId)) continue;
-      visited.add(groupId);
+    for (const group of groups) {
+      after = group;
+      // A group whose first messages this receive deleted can come up again further on.
+      if (visited.has(group.group_id)) continue;
+      visited.add(group.group_id);
       const fromGroup: MessageRow[] = [];
-      for (const message of context.messages.groupMessages(queue.id, groupId, limit - taken.length + 10)) {
-        if (fromGroup.length + taken.length >= limit) break;
-        if (message.id <= queue.purgedThrough || message.enqueued_at <= cutoff) {
+      // A few more than needed, in case some at the front are past retention or dead-lettered.
+      for (const message of context.messages.groupMessages(queue, group.group_id, limit - taken.length + 10)) {
+        if (taken.length + fromGroup.length >= limit) break;
+        if (context.messages.isDead(queue, message, now)) {
           context.messages.remove(queue, message);
+          cleared = true;
           continue;
         }
-        if (message.visible_at > now) break; // still delayed: nothing behind it may go first
-        if (redriven(context, queue, message)) continue;
+        if (message.visible_at > now) break; // delayed: nothing behind it may go first
+        if (redriven(context, queue, message)) {
+          cleared = true;
+          continue;
+        }
         fromGroup.push(message);
       }
-      for (const message of fromGroup) context.messages.markReceived(message, now, now + visibleFor, newNonce());
-      if (fromGroup.length > 0) context.messages.lockGroup(queue.id, groupId, now + visibleFor);
-      taken.push(...fromGroup);
-      if (taken.length >= limit) break;
+      if (fromGroup.length > 0) {
+        for (const message of fromGroup) context.messages.markReceived(message, now, now + visibleFor, newNonce());
+        context.messages.lockGroup(queue, group.group_id, now + visibleFor);
+        taken.push(...fromGroup);
+      } else {
+        // Its first message is delayed, or it holds purged messages only: out of the way until then.
+        context.messages.refreshGroup(queue, group.group_id);
+      }
+      if (taken.length >= limit) break pages;
     }
   }
-  return taken;
+  return { messages: taken, more: taken.length === 0 && cleared };
 }
 
-/** A FIFO receive retried with its ReceiveRequestAttemptId gets the same messages and handles back. */
-function repeatAttempt(context: SqsContext, queue: Queue, attemptId: string): MessageRow[] | undefined {
+/**
+ * A FIFO receive retried with its ReceiveRequestAttemptId within 5 minutes gets the same messages
+ * and receipt handles back, and their visibility timeout starts again, as long as none of them was
+ * deleted, received again or had its visibility changed, and their visibility timeout has not run
+ * out. Otherwise the retry is a new receive.
+ */
+function repeatAttempt(context: SqsContext, queue: Queue, attemptId: string, visibleFor: number): MessageRow[] | undefined {
   const earlier = context.receiveAttempts.find(queue.id, attemptId, context.now);
   if (!earlier) return undefined;
-  const messages = earlier.map(({ id }) => context.messages.byId(id));
-  const unchanged = messages.every(
-    (message, index) => message !== undefined && message.receipt_nonce === earlier[index]!.nonce && message.visible_at > context.now,
-  );
-  return unchanged ? (messages as MessageRow[]) : undefined;
+  const messages = earlier.messages.map(({ id }) => context.messages.byId(id));
+  const untouched = messages.every((message, index) => {
+    const then = earlier.messages[index]!;
+    return message !== undefined && message.receipt_nonce === then.nonce && message.visible_at === then.visibleAt && message.visible_at > context.now;
+  });
+  if (!untouched) return undefined;
+  const visibleAt = context.now + visibleFor;
+  for (const message of messages as MessageRow[]) context.messages.setVisibleAt(queue, message, visibleAt);
+  context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(messages as MessageRow[]), earlier.expiresAt);
+  return messages as MessageRow[];
 }
 
-export function receiveMessage(context: SqsContext, input: Input) {
+const attemptRecord = (messages: MessageRow[]) =>
+  messages.map((message) => ({ id: message.id, nonce: message.receipt_nonce!, visibleAt: message.visible_at }));
+
+export interface ReceiveOutcome {
+  readonly output: { Messages: Array<ReturnType<typeof format>> };
+  readonly queue: Queue;
+  /** How long the receive may wait for messages: WaitTimeSeconds, or the queue's default. */
+  readonly waitSeconds: number;
+  /** Nothing was received, but trying again at once may find something (see `Taken.more`). */
+  readonly more: boolean;
+}
+
+/** One attempt at receiving, for the long polling loop of the service. */
+export function receive(context: SqsContext, input: Input): ReceiveOutcome {
   const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
   const limit = optionalInteger(input, 'MaxNumberOfMessages', 1, 10) ?? 1;
   const visibleFor = (optionalInteger(input, 'VisibilityTimeout', 0, 43_200) ?? Number(queue.attributes.VisibilityTimeout)) * 1000;
-  optionalInteger(input, 'WaitTimeSeconds', 0, 20);
+  const waitSeconds = optionalInteger(input, 'WaitTimeSeconds', 0, 20) ?? Number(queue.attributes.ReceiveMessageWaitTimeSeconds);
   const selection = readSelection(input);
+  // ReceiveRequestAttemptId applies only to FIFO queues; standard queues ignore it.
   const attemptId = queue.fifo ? optionalString(input, 'ReceiveRequestAttemptId') : undefined;
   if (attemptId !== undefined && !ATTEMPT_ID.test(attemptId)) {
     throw invalidParameter('Value for parameter ReceiveRequestAttemptId is invalid. Reason: It can only include alphanumeric and punctuation characters, 1 to 128 in length.');
   }
 
-  let messages = attemptId === undefined ? undefined : repeatAttempt(context, queue, attemptId);
-  if (!messages) {
-    messages = queue.fifo ? receiveFifo(context, queue, limit, visibleFor) : receiveStandard(context, queue, limit, visibleFor);
-    if (attemptId !== undefined && messages.length > 0) {
-      context.receiveAttempts.remember(
-        queue.id,
-        attemptId,
-        messages.map((message) => ({ id: message.id, nonce: message.receipt_nonce! })),
-        context.now + ATTEMPT_INTERVAL_MS,
-      );
-    }
+  const repeated = attemptId === undefined ? undefined : repeatAttempt(context, queue, attemptId, visibleFor);
+  const { messages, more } = repeated
+    ? { messages: repeated, more: false }
+    : queue.fifo
+      ? receiveFifo(context, queue, limit, visibleFor)
+      : receiveStandard(context, queue, limit, visibleFor);
+  if (!repeated && attemptId !== undefined && messages.length > 0) {
+    context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(messages), context.now + ATTEMPT_INTERVAL_MS);
   }
-  return { Messages: messages.map((message) => format(context, queue, message, selection)) };
+  return { output: { Messages: messages.map((message) => format(context, queue, message, selection)) }, queue, waitSeconds, more };
+}
+
+export function receiveMessage(context: SqsContext, input: Input) {
+  return receive(context, input).output;
 }
