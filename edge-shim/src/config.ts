@@ -1,3 +1,4 @@
+import { BlockList, isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import type { Credential } from './auth/sigv4.js';
 import type { Durability } from './sqs/database.js';
@@ -41,8 +42,25 @@ export const USAGE = `Usage: npm start -- [options]
 
 export class ConfigError extends Error {}
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+
+/** Whether only this machine can reach an address: localhost, 127.0.0.0/8 or ::1. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  const address = host.replace(/^\[(.*)\]$/, '$1');
+  const family = isIP(address);
+  return family !== 0 && LOOPBACK.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+function parsePort(text: string): number {
+  if (!/^\d{1,5}$/.test(text)) throw new ConfigError(`invalid port '${text}': give a number from 0 to 65535 (0: any free port)`);
+  return Number(text);
+}
 
 export function parseCredential(text: string): Credential {
   const separator = text.indexOf(':');
@@ -61,7 +79,10 @@ export function validateConfig(config: ShimConfig): ShimConfig {
   if (!LOG_LEVELS.includes(config.logLevel)) throw new ConfigError(`log level must be one of ${LOG_LEVELS.join(', ')}`);
   if (!/^\d{12}$/.test(config.accountId)) throw new ConfigError('account id must be 12 digits');
   if (!/^[a-z0-9-]+$/.test(config.region)) throw new ConfigError(`invalid region ${config.region}`);
-  if (!LOOPBACK.test(config.host) && config.credentials.length === 0) {
+  if (config.credentials.some((credential) => !credential.accessKeyId || !credential.secretAccessKey)) {
+    throw new ConfigError('credentials need both an access key id and a secret access key');
+  }
+  if (!isLoopback(config.host) && config.credentials.length === 0) {
     throw new ConfigError(`refusing to listen on ${config.host} without credentials: pass --credentials KEY:SECRET, or listen on loopback`);
   }
   return config;
@@ -69,27 +90,14 @@ export function validateConfig(config: ShimConfig): ShimConfig {
 
 /** The configuration from command-line options, then environment variables, then defaults. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      host: { type: 'string' },
-      port: { type: 'string' },
-      db: { type: 'string' },
-      durability: { type: 'string' },
-      credentials: { type: 'string', multiple: true },
-      region: { type: 'string' },
-      'account-id': { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean' },
-    },
-    strict: true,
-  });
+  const values = parseOptions(argv);
   if (values.help) return 'help';
-  const credentials = values.credentials ?? (env.HOLDFAST_CREDENTIALS ? env.HOLDFAST_CREDENTIALS.split(',') : []);
+  // Several credentials in one environment variable: separated by commas or white space.
+  const credentials = values.credentials ?? (env.HOLDFAST_CREDENTIALS ?? '').split(/[\s,]+/).filter((text) => text !== '');
   const port = values.port ?? env.HOLDFAST_PORT;
   return validateConfig({
     host: values.host ?? env.HOLDFAST_HOST ?? DEFAULTS.host,
-    port: port === undefined ? DEFAULTS.port : Number(port),
+    port: port === undefined ? DEFAULTS.port : parsePort(port),
     dbFile: values.db ?? env.HOLDFAST_DB ?? DEFAULTS.dbFile,
     durability: (values.durability ?? env.HOLDFAST_DURABILITY ?? DEFAULTS.durability) as Durability,
     credentials: credentials.map(parseCredential),
@@ -97,4 +105,27 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig |
     accountId: values['account-id'] ?? env.HOLDFAST_ACCOUNT_ID ?? DEFAULTS.accountId,
     logLevel: (values['log-level'] ?? env.HOLDFAST_LOG_LEVEL ?? DEFAULTS.logLevel) as LogLevel,
   });
+}
+
+function parseOptions(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        db: { type: 'string' },
+        durability: { type: 'string' },
+        credentials: { type: 'string', multiple: true },
+        region: { type: 'string' },
+        'account-id': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    }).values;
+  } catch (error) {
+    // parseArgs errors (unknown option, missing value, stray argument) are configuration errors.
+    throw new ConfigError((error as Error).message);
+  }
 }

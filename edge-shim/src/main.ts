@@ -1,22 +1,29 @@
 import { ConfigError, USAGE, loadConfig } from './config.js';
 import { startShim } from './shim.js';
 
-try {
-  const config = loadConfig(process.argv.slice(2), process.env);
-  if (config === 'help') {
-    console.log(USAGE);
-  } else {
-    const shim = await startShim(config);
-    const stop = () => {
-      void shim.close().then(() => process.exit(0));
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+function fail(message: string, exitCode: number): never {
+  console.error(`holdfast edge shim: ${message}`);
+  process.exit(exitCode);
+}
+
+function configuration() {
+  try {
+    return loadConfig(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(`${error.message}\n\n${USAGE}`, 2);
+    throw error;
   }
-} catch (error) {
-  if (error instanceof ConfigError || (error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-    console.error(`holdfast edge shim: ${(error as Error).message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  throw error;
+}
+
+const config = configuration();
+if (config === 'help') {
+  console.log(USAGE);
+} else {
+  const shim = await startShim(config).catch((error: NodeJS.ErrnoException) =>
+    fail(`cannot start: ${error.code === 'EADDRINUSE' ? `port ${config.port} on ${config.host} is in use` : error.message}`, 1),
+  );
+  // SIGTERM / SIGINT: stop accepting, let requests in flight finish, close the database, exit 0.
+  const stop = () => void shim.close().then(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { type ShimConfig, DEFAULTS, validateConfig } from './config.js';
-import { createShimServer, listen } from './http/server.js';
+import { type HttpTimeouts, createShimServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { openDatabase } from './sqs/database.js';
 import { SqsService } from './sqs/service.js';
@@ -8,9 +8,13 @@ import { SqsService } from './sqs/service.js';
 export interface StartOptions extends Partial<ShimConfig> {
   /** A logger to use instead of one at `logLevel`. */
   readonly logger?: Logger;
-  /** Milliseconds since the epoch; tests pass a clock they can move. */
+  /** Milliseconds since the epoch; tests pass a clock they can move. Signatures are judged by the wall clock. */
   readonly clock?: () => number;
   readonly sweepIntervalMs?: number;
+  /** Limits on receiving a request; tests shorten them. */
+  readonly httpTimeouts?: HttpTimeouts;
+  /** How long close() waits for requests in flight before cutting their connections. */
+  readonly shutdownGraceMs?: number;
 }
 
 export interface RunningShim {
@@ -22,39 +26,44 @@ export interface RunningShim {
   close(): Promise<void>;
 }
 
+const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
 /** Starts the edge shim: the same server `npm start` runs, for tests and embedding. */
 export async function startShim(options: StartOptions = {}): Promise<RunningShim> {
-  const { logger: givenLogger, clock = Date.now, sweepIntervalMs, ...overrides } = options;
-  const config = validateConfig({ ...DEFAULTS, ...overrides });
+  const { logger: givenLogger, clock = Date.now, sweepIntervalMs, httpTimeouts, shutdownGraceMs = DEFAULT_SHUTDOWN_GRACE_MS, ...overrides } = options;
+  // An option given as undefined means "the default", as it does for the CLI.
+  const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
+  const config = validateConfig({ ...DEFAULTS, ...given });
   const logger = givenLogger ?? createLogger(config.logLevel);
   const db = openDatabase(config.dbFile, config.durability);
   const service = new SqsService({ db, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
-  const server = createShimServer({ service, logger, region: config.region, credentials: config.credentials, clock });
-  const address = await listen(server, config.port, config.host).catch((error: unknown) => {
+  const http = createShimServer({ service, logger, region: config.region, credentials: config.credentials, timeouts: httpTimeouts });
+  const address = await http.listen(config.port, config.host).catch((error: unknown) => {
     service.close();
     db.close();
     throw error;
   });
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
   logger.info(
-    { url: `http://${host}:${address.port}`, db: config.dbFile, durability: config.durability, authenticated: config.credentials.length > 0 },
-    'edge shim listening',
+    { url, db: config.dbFile, durability: config.durability, authenticated: config.credentials.length > 0, accessKeyIds: config.credentials.map((c) => c.accessKeyId) },
+    `edge shim listening on ${url}`,
   );
 
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${address.port}`,
+    url,
     port: address.port,
     service,
     close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
+      closing ??= (async () => {
+        const drained = http.close(shutdownGraceMs);
+        // After the server has marked its responses `connection: close`: long polls now answer.
         service.close();
-        server.closeIdleConnections();
-      }).then(() => {
+        await drained;
         db.close();
         logger.info('edge shim stopped');
-      });
+      })();
       return closing;
     },
   };

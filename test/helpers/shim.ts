@@ -27,11 +27,22 @@ export function sqsClient(endpoint: string, credentials = TEST_CREDENTIALS): SQS
   return new SQSClient({ endpoint, region: 'us-east-1', credentials, maxAttempts: 1 });
 }
 
-/** A shim on a free loopback port over a database in a fresh temporary directory. */
+/**
+ * A shim on a free loopback port over a database in a fresh temporary directory. It checks
+ * signatures against TEST_CREDENTIALS (what the returned client signs with) unless the options
+ * give other credentials (`credentials: []` turns checking off).
+ */
 export async function startTestShim(options: StartOptions = {}): Promise<TestShim> {
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-test-'));
   const clock = new TestClock();
-  const shim = await startShim({ port: 0, dbFile: join(dir, 'shim.db'), logLevel: 'silent', clock: clock.now, ...options });
+  const shim = await startShim({
+    port: 0,
+    dbFile: join(dir, 'shim.db'),
+    logLevel: 'silent',
+    clock: clock.now,
+    credentials: [TEST_CREDENTIALS],
+    ...options,
+  });
   const sqs = sqsClient(shim.url);
   return {
     shim,

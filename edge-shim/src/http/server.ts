@@ -1,16 +1,27 @@
 import { randomUUID } from 'node:crypto';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type Credential, verifySignature } from '../auth/sigv4.js';
-import { jsonProtocol, isJsonRequest } from '../protocol/json.js';
+import { isJsonRequest, jsonProtocol } from '../protocol/json.js';
 import { queryProtocol } from '../protocol/query.js';
 import type { WireProtocol, WireRequest, WireResponse } from '../protocol/wire.js';
 import { SqsError } from '../sqs/errors.js';
 import type { SqsService } from '../sqs/service.js';
 
-// Large enough for a 1 MiB message sent in the Query protocol (form-encoded, binary in base64).
-const MAX_BODY_BYTES = 4 * 1024 * 1024;
+// Large enough for a 1 MiB message sent in the Query protocol: form encoding triples every byte
+// outside the unreserved set, so a 1 MiB body of such bytes becomes 3 MiB.
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+export interface HttpTimeouts {
+  /** Time allowed to receive a request's headers. */
+  readonly headersMs: number;
+  /** Time allowed to receive a whole request, body included; a long poll starts only after it. */
+  readonly requestMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30_000 };
 
 export interface HttpOptions {
   readonly service: SqsService;
@@ -18,28 +29,47 @@ export interface HttpOptions {
   readonly region: string;
   /** Empty: requests are not authenticated (allowed only on loopback; see config). */
   readonly credentials: readonly Credential[];
-  readonly clock: () => number;
+  readonly timeouts?: HttpTimeouts;
+}
+
+export interface ShimHttpServer {
+  readonly server: Server;
+  listen(port: number, host: string): Promise<AddressInfo>;
+  /**
+   * Stops accepting connections and lets requests in flight finish, each answered with
+   * `connection: close`; after `graceMs` the connections still open are cut.
+   */
+  close(graceMs: number): Promise<void>;
 }
 
 class BodyTooLarge extends Error {}
+class RequestAborted extends Error {}
 
+/** Reads a request body of at most MAX_BODY_BYTES; beyond that, the rest is read and dropped. */
 function readBody(request: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const declared = Number(request.headers['content-length']);
+    if (declared > MAX_BODY_BYTES) {
+      // Answer at once; node discards the rest of the body on this connection as it arrives.
+      request.on('data', () => {});
+      reject(new BodyTooLarge());
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new BodyTooLarge());
-        request.resume();
-        return;
-      }
-      chunks.push(chunk);
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
     });
-    request.on('end', () => resolve(Buffer.concat(chunks)));
-    request.on('error', reject);
+    request.on('end', () => (size > MAX_BODY_BYTES ? reject(new BodyTooLarge()) : resolve(Buffer.concat(chunks))));
+    request.on('close', () => {
+      if (!request.complete) reject(new RequestAborted());
+    });
   });
 }
+
+const protocolOf = (headers: IncomingHttpHeaders): WireProtocol =>
+  isJsonRequest({ method: 'POST', path: '/', query: new URLSearchParams(), headers, body: Buffer.alloc(0) }) ? jsonProtocol : queryProtocol;
 
 function send(response: ServerResponse, wire: WireResponse): void {
   if (response.headersSent || response.destroyed) return;
@@ -47,60 +77,161 @@ function send(response: ServerResponse, wire: WireResponse): void {
   response.end(wire.body);
 }
 
+/** A whole HTTP response as bytes, for a socket on which node gave up parsing. */
+function rawResponse(wire: WireResponse): string {
+  const headers = { ...wire.headers, 'content-length': String(Buffer.byteLength(wire.body)), connection: 'close' };
+  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  return `HTTP/1.1 ${wire.status} ${STATUS_CODES[wire.status] ?? ''}\r\n${lines.join('')}\r\n${wire.body}`;
+}
+
+/** Host header as a client may give it: a name or an address, and a port. Anything else is not echoed into queue URLs. */
+const VALID_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+function baseUrl(request: IncomingMessage): string {
+  const host = request.headers.host;
+  if (host !== undefined && VALID_HOST.test(host)) return `http://${host}`;
+  if (host !== undefined) throw new SqsError('InvalidParameterValue', 'The Host header is not a valid host name and port.');
+  const socket = request.socket;
+  return `http://${socket.localFamily === 'IPv6' ? `[${socket.localAddress}]` : socket.localAddress}:${socket.localPort}`;
+}
+
+function parseUrl(raw: string | undefined): URL {
+  try {
+    return new URL(raw ?? '/', 'http://shim');
+  } catch {
+    throw new SqsError('MalformedQueryString', 'The request URL is not valid.');
+  }
+}
+
 /**
  * The HTTP front of the shim: health checks, and SQS requests in either wire protocol, each
  * authenticated, decoded, run by the service and encoded back in the protocol it came in.
+ * Whatever a client sends, it gets an answer in the SQS error shape it expects, not a hang.
  */
-export function createShimServer(options: HttpOptions): Server {
+export function createShimServer(options: HttpOptions): ShimHttpServer {
   const { service, logger } = options;
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+  // The response whose request is being read on each connection, to answer when node cannot parse the rest.
+  const receiving = new WeakMap<Duplex, { response: ServerResponse; protocol: WireProtocol }>();
+  // Responses not yet finished, to tell their clients `connection: close` when the server closes.
+  const active = new Set<ServerResponse>();
+  let closing = false;
 
-  async function handleSqs(request: IncomingMessage, response: ServerResponse, url: URL, requestId: string): Promise<void> {
-    let protocol: WireProtocol = queryProtocol;
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const requestId = randomUUID();
+    const method = request.method ?? '';
+    const protocol = protocolOf(request.headers);
+    let action: string | undefined;
+    receiving.set(request.socket, { response, protocol });
+    request.once('end', () => receiving.delete(request.socket));
+    // A client that goes away mid-body makes the request emit 'error' then 'close'; readBody acts on 'close'.
+    request.on('error', () => {});
+    active.add(response);
+    response.once('close', () => active.delete(response));
+    if (closing) response.setHeader('connection', 'close');
     try {
+      const url = parseUrl(request.url);
+      if (url.pathname === '/health' && (method === 'GET' || method === 'HEAD')) {
+        const healthy = !closing && service.healthy();
+        const body = JSON.stringify({ status: healthy ? 'ok' : 'unavailable' });
+        send(response, { status: healthy ? 200 : 503, headers: { 'content-type': 'application/json' }, body });
+        return;
+      }
       const body = await readBody(request);
-      const wire: WireRequest = { method: request.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: request.headers, body };
-      if (isJsonRequest(wire)) protocol = jsonProtocol;
+      if (method !== 'POST' && (method !== 'GET' || protocol === jsonProtocol)) {
+        throw new SqsError('UnsupportedOperation', `The HTTP method ${method} is not supported for ${protocol === jsonProtocol ? 'the AWS JSON protocol' : 'SQS'} requests.`);
+      }
+      const wire: WireRequest = { method, path: url.pathname, query: url.searchParams, headers: request.headers, body };
       if (options.credentials.length > 0) {
-        verifySignature(wire, { credentials: options.credentials, region: options.region, now: options.clock() });
+        // Wall-clock time, not the service's clock: freshness is agreement with the client's clock.
+        verifySignature(wire, { credentials: options.credentials, region: options.region, now: Date.now() });
       }
       const call = protocol.decode(wire);
+      action = call.action;
       const abort = new AbortController();
-      response.on('close', () => abort.abort());
-      const output = await service.call(call.action, call.input, { baseUrl: `http://${request.headers.host ?? url.host}`, signal: abort.signal });
+      response.once('close', () => abort.abort());
+      const output = await service.call(call.action, call.input, { baseUrl: baseUrl(request), signal: abort.signal });
       send(response, protocol.encodeResult(call.action, output, requestId));
-      logger.debug({ requestId, action: call.action, protocol: protocol.name }, 'request');
     } catch (caught) {
+      if (caught instanceof RequestAborted) {
+        logger.debug({ requestId, method }, 'client went away before sending its whole request');
+        return;
+      }
       let error = caught;
       if (caught instanceof BodyTooLarge) error = new SqsError('InvalidParameterValue', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
       if (!(error instanceof SqsError)) {
-        logger.error({ requestId, err: error }, 'request failed');
+        logger.error({ requestId, action, err: error }, 'request failed');
         error = new SqsError('InternalFailure', 'The request processing has failed because of an unknown error.');
-      } else {
-        logger.debug({ requestId, code: error.code }, 'request refused');
       }
       send(response, protocol.encodeError(error as SqsError, requestId));
+    } finally {
+      logger.debug({ requestId, method, action, protocol: protocol.name, status: response.statusCode, ms: Math.round(performance.now() - started) }, 'request');
     }
   }
 
-  return createServer((request, response) => {
-    const requestId = randomUUID();
-    const url = new URL(request.url ?? '/', 'http://shim');
-    if (request.method === 'GET' && url.pathname === '/health') {
-      const healthy = service.healthy();
-      response.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ status: healthy ? 'ok' : 'unavailable' }));
+  const server = createServer(
+    {
+      headersTimeout: timeouts.headersMs,
+      requestTimeout: timeouts.requestMs,
+      // How often node looks for connections past those timeouts (by default every 30 s).
+      connectionsCheckingInterval: Math.min(1000, timeouts.headersMs),
+      // A request without Host is answered by the handler, in SQS form, rather than by node.
+      requireHostHeader: false,
+    },
+    (request, response) => void handle(request, response),
+  );
+
+  // Bad HTTP (unparseable request line, headers or chunked body) and request timeouts.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    const pending = receiving.get(socket);
+    receiving.delete(socket);
+    logger.debug({ code: error.code }, 'malformed or timed out HTTP request');
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
       return;
     }
-    void handleSqs(request, response, url, requestId);
+    const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const sqsError = new SqsError(
+      'InvalidParameterValue',
+      timedOut ? `The request was not received in full within ${timeouts.requestMs / 1000} seconds.` : 'The request is not valid HTTP/1.1.',
+    );
+    const requestId = randomUUID();
+    if (pending && !pending.response.headersSent) {
+      pending.response.shouldKeepAlive = false;
+      send(pending.response, pending.protocol.encodeError(sqsError, requestId));
+      return;
+    }
+    if (pending) {
+      socket.destroy();
+      return;
+    }
+    const raw = (error as { rawPacket?: Buffer }).rawPacket?.toString('latin1') ?? '';
+    const protocol = /^x-amz-target:|^content-type:\s*application\/x-amz-json/im.test(raw) ? jsonProtocol : queryProtocol;
+    socket.end(rawResponse(protocol.encodeError(sqsError, requestId)));
   });
-}
 
-export function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
+  return {
+    server,
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    close(graceMs) {
+      closing = true;
+      for (const response of active) if (!response.headersSent) response.setHeader('connection', 'close');
+      return new Promise<void>((resolve) => {
+        const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+      });
+    },
+  };
 }
