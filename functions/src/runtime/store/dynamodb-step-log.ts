@@ -1,0 +1,134 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { SagaRecord, SagaStatus, StepLogStore, StepRecord, StepStatus, StepUpdate } from './types.js';
+
+const SAGA_SK = 'saga';
+const stepKey = (index: number) => `step#${String(index).padStart(4, '0')}`;
+
+function toStep(item: Record<string, unknown>): StepRecord {
+  return {
+    step: item.step as string,
+    index: item.stepIndex as number,
+    status: item.status as StepStatus,
+    attempts: (item.attempts as number | undefined) ?? 0,
+    compensationAttempts: (item.compensationAttempts as number | undefined) ?? 0,
+    ...(typeof item.resultJson === 'string' ? { result: JSON.parse(item.resultJson) } : {}),
+    ...(typeof item.error === 'string' ? { error: item.error } : {}),
+  };
+}
+
+function toSaga(item: Record<string, unknown>): SagaRecord {
+  return {
+    workflowId: item.workflowId as string,
+    workflow: item.workflow as string,
+    status: item.status as SagaStatus,
+    input: JSON.parse(item.inputJson as string),
+  };
+}
+
+/** Step log in the workflow table (pk `saga#<workflow id>`, sk `saga` or `step#<index>`). */
+export class DynamoDbStepLog implements StepLogStore {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async load(workflowId: string) {
+    const items: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': `saga#${workflowId}` },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    const sagaItem = items.find((item) => item.sk === SAGA_SK);
+    const steps = items.filter((item) => item.sk !== SAGA_SK).map(toStep);
+    return { saga: sagaItem && toSaga(sagaItem), steps: steps.sort((a, b) => a.index - b.index) };
+  }
+
+  async startSaga(workflowId: string, workflow: string, input: unknown): Promise<SagaRecord> {
+    try {
+      const item = { pk: `saga#${workflowId}`, sk: SAGA_SK, workflowId, workflow, status: 'running', inputJson: JSON.stringify(input), createdAt: new Date().toISOString() };
+      await this.client.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+      return toSaga(item);
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const { Item } = await this.client.send(
+        new GetCommand({ TableName: this.tableName, Key: { pk: `saga#${workflowId}`, sk: SAGA_SK }, ConsistentRead: true }),
+      );
+      return toSaga(Item!);
+    }
+  }
+
+  async setSagaStatus(workflowId: string, from: readonly SagaStatus[], next: SagaStatus): Promise<boolean> {
+    const values = Object.fromEntries(from.map((status, i) => [`:from${i}`, status]));
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `saga#${workflowId}`, sk: SAGA_SK },
+          UpdateExpression: 'SET #status = :next, updatedAt = :now',
+          ConditionExpression: `#status IN (${Object.keys(values).join(', ')})`,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ...values, ':next': next, ':now': new Date().toISOString() },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async transitionStep(
+    workflowId: string,
+    step: { name: string; index: number },
+    from: readonly (StepStatus | 'absent')[],
+    update: StepUpdate,
+  ): Promise<StepRecord | undefined> {
+    const states = from.filter((state): state is StepStatus => state !== 'absent');
+    const values: Record<string, unknown> = Object.fromEntries(states.map((status, i) => [`:from${i}`, status]));
+    const conditions = [
+      ...(from.includes('absent') ? ['attribute_not_exists(pk)'] : []),
+      ...(states.length > 0 ? [`#status IN (${Object.keys(values).join(', ')})`] : []),
+    ];
+    const sets = ['#status = :next', 'step = :name', 'stepIndex = :index', 'updatedAt = :now'];
+    Object.assign(values, { ':next': update.status, ':name': step.name, ':index': step.index, ':now': new Date().toISOString() });
+    if (update.status === 'started') sets.push('attempts = if_not_exists(attempts, :zero) + :one');
+    if (update.status === 'compensating') sets.push('compensationAttempts = if_not_exists(compensationAttempts, :zero) + :one');
+    if (update.status === 'started' || update.status === 'compensating') Object.assign(values, { ':zero': 0, ':one': 1 });
+    if (update.result !== undefined) {
+      sets.push('resultJson = :result');
+      values[':result'] = JSON.stringify(update.result);
+    }
+    if (update.error !== undefined) {
+      sets.push('#error = :error');
+      values[':error'] = update.error;
+    }
+    try {
+      const { Attributes } = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `saga#${workflowId}`, sk: stepKey(step.index) },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: conditions.join(' OR '),
+          ExpressionAttributeNames: { '#status': 'status', ...(update.error !== undefined ? { '#error': 'error' } : {}) },
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toStep(Attributes!);
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+}
