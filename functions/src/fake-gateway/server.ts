@@ -138,6 +138,8 @@ export async function startFakeGateway(options: { host?: string; port?: number }
     if (faults.latencyMs > 0) {
       const closed = new Promise((resolve) => response.once('close', resolve));
       await Promise.race([new Promise((resolve) => setTimeout(resolve, faults.latencyMs)), closed]);
+      // The client gave up (timed out) while we were slow: drop the request without effect.
+      if (response.destroyed) return { status: 499, body: {} };
     }
     if (faults.failNext > 0) {
       faults.failNext--;

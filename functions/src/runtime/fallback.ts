@@ -35,7 +35,7 @@ export function runFallbackChain<C>(alternatives: readonly Alternative<C>[], con
     const toNext = fallback(
       handleWhen((error) => {
         if (!fallsThrough(error)) return false;
-        skipped.push({ name: alternative.name, reason: `${error.name}: ${error.message}` });
+        skipped.push({ name: alternative.name, reason: `${error.constructor.name}: ${error.message}` });
         return true;
       }),
       () => attempt(index + 1),
