@@ -22,7 +22,7 @@ const fresh = async (Attributes?: Record<string, string>, fifo = false) => {
   const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName, Attributes: fifo ? { FifoQueue: 'true', ...Attributes } : Attributes }));
   return QueueUrl!;
 };
-const get = async (QueueUrl: string, AttributeNames: string[] = ['All']) =>
+const get = async (QueueUrl: string, AttributeNames: string[] = ['All']): Promise<Record<string, string> | undefined> =>
   (await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: AttributeNames as QueueAttributeName[] }))).Attributes;
 const set = (QueueUrl: string, Attributes: Record<string, string>) => t.sqs.send(new SetQueueAttributesCommand({ QueueUrl, Attributes }));
 const seconds = () => Math.floor(t.clock.now() / 1000);
@@ -130,8 +130,12 @@ describe('attribute names', () => {
     await expectSqsError(get(QueueUrl, ['VisibilityTimeout', 'Bogus']), { name: 'InvalidAttributeName', message: 'Unknown Attribute Bogus.' });
   });
 
-  it('knows the FIFO-only attributes only on FIFO queues', async () => {
+  it('knows the FIFO attributes only on FIFO queues, for GetQueueAttributes too', async () => {
     const QueueUrl = await fresh();
+    for (const name of ['FifoQueue', 'ContentBasedDeduplication', 'DeduplicationScope', 'FifoThroughputLimit']) {
+      await expectSqsError(get(QueueUrl, [name]), { name: 'InvalidAttributeName', message: `Unknown Attribute ${name}.` });
+    }
+    expect(Object.keys((await get(await fresh({}, true), ['FifoQueue', 'ContentBasedDeduplication', 'DeduplicationScope', 'FifoThroughputLimit']))!)).toHaveLength(4);
     for (const [name, value] of [
       ['ContentBasedDeduplication', 'true'],
       ['DeduplicationScope', 'messageGroup'],

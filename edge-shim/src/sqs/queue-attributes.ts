@@ -81,6 +81,15 @@ export function isKnownAttribute(name: string): boolean {
 const unknownAttribute = (name: string) => new SqsError('InvalidAttributeName', `Unknown Attribute ${name}.`);
 
 /**
+ * Checks the names GetQueueAttributes asks for: SQS knows the FIFO attributes (FifoQueue
+ * included) only on FIFO queues, and answers InvalidAttributeName for them on a standard queue.
+ */
+export function checkRequestedAttribute(name: string, fifo: boolean): void {
+  const known = isKnownAttribute(name) && (fifo || !(name === 'FifoQueue' || SETTABLE[name]?.fifoOnly));
+  if (!known) throw unknownAttribute(name);
+}
+
+/**
  * Checks each attribute a CreateQueue (`creating`) or SetQueueAttributes request gives against the
  * queue type and the attribute's bounds. Throws the SQS error for the first offending one.
  */

@@ -1,14 +1,11 @@
 import type { SqsContext } from '../context.js';
-import { SqsError } from '../errors.js';
 import { type Input, optionalStringList, requiredString } from '../input.js';
-import { ALL_ATTRIBUTE_NAMES, isKnownAttribute } from '../queue-attributes.js';
+import { ALL_ATTRIBUTE_NAMES, checkRequestedAttribute } from '../queue-attributes.js';
 
 export function getQueueAttributes(context: SqsContext, input: Input) {
   const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
   const requested = optionalStringList(input, 'AttributeNames') ?? [];
-  for (const name of requested) {
-    if (!isKnownAttribute(name)) throw new SqsError('InvalidAttributeName', `Unknown Attribute ${name}.`);
-  }
+  for (const name of requested) checkRequestedAttribute(name, queue.fifo);
   const names = new Set(requested.includes('All') ? ALL_ATTRIBUTE_NAMES : requested);
   if (names.size === 0) return {};
 
