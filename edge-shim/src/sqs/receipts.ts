@@ -17,7 +17,8 @@ export function resolveReceipt(context: SqsContext, queue: Queue, receiptHandle:
     throw new SqsError('ReceiptHandleIsInvalid', `The input receipt handle "${receiptHandle}" is not a valid receipt handle.`);
   }
   const message = context.messages.byId(handle.messageId);
-  if (!message || message.queue_id !== queue.id) return { kind: 'gone' };
+  // A purged message or one past retention is gone for every operation, even before the sweeper deletes it.
+  if (!message || message.queue_id !== queue.id || context.messages.isDead(queue, message, context.now)) return { kind: 'gone' };
   return message.receipt_nonce === handle.nonce && message.visible_at > context.now ? { kind: 'current', message } : { kind: 'stale', message };
 }
 
