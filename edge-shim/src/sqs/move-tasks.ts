@@ -232,7 +232,7 @@ export class MessageMover {
   ) {
     this.store = moveTasks(db);
     movers.set(db, this);
-    this.wake();
+    if (this.store.active().length > 0) this.wake(); // resume what was running when the server stopped
   }
 
   /** Looks at the tasks now (a task was started or cancelled). */
