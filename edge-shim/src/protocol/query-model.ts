@@ -190,7 +190,8 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     input: structure({
       QueueUrl: string,
       AttributeNames: [list(string), 'AttributeName'],
-      // The Smithy model gives this list the wire name AttributeName too; both spellings are read.
+      // The Smithy model names this list AttributeName on the wire too, which lands in AttributeNames
+      // above; the action reads both lists alike, so either spelling asks for the same attributes.
       MessageSystemAttributeNames: [list(string), 'MessageSystemAttributeName'],
       MessageAttributeNames: [list(string), 'MessageAttributeName'],
       MaxNumberOfMessages: integer,
