@@ -1,0 +1,148 @@
+import { ChangeMessageVisibilityCommand, DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expectSqsError } from '../helpers/sqs-errors.js';
+import { createQueue, receive } from '../helpers/sqs-queues.js';
+import { type TestShim, startTestShim } from '../helpers/shim.js';
+
+// Long polling (WaitTimeSeconds, or the queue's ReceiveMessageWaitTimeSeconds): a receive that finds
+// nothing waits, and answers as soon as a message can be had, not at the end of its wait. The waits
+// here are 20 s and each test is given far less, so a receive that only answered at its deadline
+// fails by the test's timeout; none of them sleeps more than a second or so of real time.
+const LIVENESS_MS = 8_000;
+
+let t: TestShim;
+beforeAll(async () => {
+  // No background sweeps: the tests count the transactions of long polls.
+  t = await startTestShim({ sweepIntervalMs: 3_600_000 });
+});
+afterAll(() => t?.close());
+
+/** Resolves once `count` receives are waiting in the shim (the long poll has really started). */
+async function receivesWaiting(count: number): Promise<void> {
+  while (t.shim.service.waitingReceives < count) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+/** Counts the transactions the shim runs while `work` runs: each round of a long poll is one. */
+async function countTransactions<T>(work: () => Promise<T>): Promise<{ result: T; transactions: number }> {
+  const service = t.shim.service;
+  const original = service.transact.bind(service);
+  let transactions = 0;
+  service.transact = (baseUrl, run) => {
+    transactions += 1;
+    return original(baseUrl, run);
+  };
+  try {
+    return { result: await work(), transactions };
+  } finally {
+    service.transact = original;
+  }
+}
+
+const longPoll = (queueUrl: string, extra: Record<string, unknown> = {}) =>
+  t.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 20, ...extra }));
+
+it('answers at once when a message is there', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'ready' }));
+  const { Messages } = await longPoll(queue);
+  expect(Messages!.map((message) => message.Body)).toEqual(['ready']);
+});
+
+it('wakes as soon as a message is sent during the wait', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  const polling = longPoll(queue);
+  await receivesWaiting(1);
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'arrived' }));
+  const { Messages } = await polling;
+  expect(Messages!.map((message) => message.Body)).toEqual(['arrived']);
+});
+
+it('wakes every waiting receive of the queue, and one of them gets the message', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  const polls = [longPoll(queue, { WaitTimeSeconds: 1 }), longPoll(queue, { WaitTimeSeconds: 1 })];
+  await receivesWaiting(2);
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'only one' }));
+  const results = await Promise.all(polls);
+  expect(results.flatMap((result) => result.Messages ?? []).map((message) => message.Body)).toEqual(['only one']);
+});
+
+it('uses the queue ReceiveMessageWaitTimeSeconds when the request has no WaitTimeSeconds', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll', { ReceiveMessageWaitTimeSeconds: '20' });
+  const polling = t.sqs.send(new ReceiveMessageCommand({ QueueUrl: queue }));
+  await receivesWaiting(1);
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'by default' }));
+  expect((await polling).Messages!.map((message) => message.Body)).toEqual(['by default']);
+  // WaitTimeSeconds 0 in the request overrides the queue's default: a short poll.
+  expect(await receive(t.sqs, queue, { WaitTimeSeconds: 0 })).toEqual([]);
+});
+
+it('wakes when a delayed message becomes visible', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'delayed', DelaySeconds: 1 }));
+  const { result, transactions } = await countTransactions(() => longPoll(queue));
+  expect(result.Messages!.map((message) => message.Body)).toEqual(['delayed']);
+  // One round finds nothing and sleeps until the message shows, the next one gets it (a timer may
+  // fire a millisecond early and cost one round more); a busy loop would run hundreds.
+  expect(transactions).toBeGreaterThanOrEqual(2);
+  expect(transactions).toBeLessThanOrEqual(3);
+});
+
+it('wakes when the visibility timeout of a message in flight runs out', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'retry me' }));
+  await receive(t.sqs, queue, { VisibilityTimeout: 1 });
+  const { Messages } = await longPoll(queue, { MessageSystemAttributeNames: ['ApproximateReceiveCount'] });
+  expect(Messages!.map((message) => message.Attributes!.ApproximateReceiveCount)).toEqual(['2']);
+});
+
+it('wakes when ChangeMessageVisibility makes a message visible sooner', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'released' }));
+  const [message] = await receive(t.sqs, queue, { VisibilityTimeout: 600 });
+  const polling = longPoll(queue);
+  await receivesWaiting(1);
+  await t.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue, ReceiptHandle: message!.ReceiptHandle, VisibilityTimeout: 0 }));
+  expect((await polling).Messages!.map((received) => received.Body)).toEqual(['released']);
+});
+
+it('wakes when deleting a message unlocks its FIFO group', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll', { ContentBasedDeduplication: 'true' }, true);
+  for (const body of ['first', 'second']) await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageGroupId: 'g', MessageBody: body }));
+  const [first] = await receive(t.sqs, queue);
+  const polling = longPoll(queue);
+  await receivesWaiting(1);
+  await t.sqs.send(new DeleteMessageCommand({ QueueUrl: queue, ReceiptHandle: first!.ReceiptHandle }));
+  expect((await polling).Messages!.map((message) => message.Body)).toEqual(['second']);
+});
+
+it('answers with no messages at the end of the wait, without polling in between', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  // A message in flight for long and one delayed for long must not make the receive spin.
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'in flight' }));
+  await receive(t.sqs, queue, { VisibilityTimeout: 3600 });
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'later', DelaySeconds: 900 }));
+  const { result, transactions } = await countTransactions(() => longPoll(queue, { WaitTimeSeconds: 1 }));
+  expect(result.Messages ?? []).toEqual([]);
+  expect(transactions).toBeGreaterThanOrEqual(2);
+  expect(transactions).toBeLessThanOrEqual(3);
+});
+
+it('stops waiting when the client goes away', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  const controller = new AbortController();
+  const polling = t.sqs.send(new ReceiveMessageCommand({ QueueUrl: queue, WaitTimeSeconds: 20 }), { abortSignal: controller.signal });
+  await receivesWaiting(1);
+  controller.abort();
+  await expect(polling).rejects.toThrow();
+  while (t.shim.service.waitingReceives > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  // The message sent afterwards is not taken by the abandoned receive.
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'still here' }));
+  expect((await receive(t.sqs, queue)).map((message) => message.Body)).toEqual(['still here']);
+});
+
+it('rejects a WaitTimeSeconds outside 0 to 20', async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  for (const seconds of [-1, 21]) {
+    await expectSqsError(t.sqs.send(new ReceiveMessageCommand({ QueueUrl: queue, WaitTimeSeconds: seconds })), { name: 'InvalidParameterValue' });
+  }
+});

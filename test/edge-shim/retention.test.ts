@@ -1,0 +1,113 @@
+import { join } from 'node:path';
+import {
+  ChangeMessageVisibilityCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  SetQueueAttributesCommand,
+} from '@aws-sdk/client-sqs';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expectSqsError } from '../helpers/sqs-errors.js';
+import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
+import { type TestShim, startTestShim } from '../helpers/shim.js';
+
+// MessageRetentionPeriod: a message older than it is never returned and does not count. Per the
+// SetQueueAttributes reference, a change of the period applies to the messages already in the queue.
+
+let t: TestShim;
+beforeAll(async () => {
+  t = await startTestShim({ sweepIntervalMs: 3_600_000 });
+});
+afterAll(() => t?.close());
+
+const sendOne = (queue: string, body: string, extra: Record<string, unknown> = {}) =>
+  t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: body, ...extra }));
+
+/** Rows in the messages table, of every queue or with this body: what is stored, expired or not. */
+function storedMessages(body?: string): number {
+  const db = new Database(join(t.dir, 'shim.db'), { readonly: true });
+  try {
+    const sql = body === undefined ? 'SELECT count(*) AS n FROM messages' : 'SELECT count(*) AS n FROM messages WHERE body = ?';
+    return db.prepare<string[], { n: number }>(sql).get(...(body === undefined ? [] : [body]))!.n;
+  } finally {
+    db.close();
+  }
+}
+
+it('never returns or counts a message older than the retention period, in flight, delayed or not', async () => {
+  const queue = await createQueue(t.sqs, 'retention', { MessageRetentionPeriod: '60' });
+  await sendOne(queue, 'visible');
+  await sendOne(queue, 'in flight');
+  await sendOne(queue, 'delayed', { DelaySeconds: 900 });
+  expect(await receive(t.sqs, queue, { MaxNumberOfMessages: 1, VisibilityTimeout: 600 })).toHaveLength(1);
+  expect(await counts(t.sqs, queue)).toEqual({ visible: 1, notVisible: 1, delayed: 1 });
+  t.clock.advance(59_000);
+  expect(await counts(t.sqs, queue)).toEqual({ visible: 1, notVisible: 1, delayed: 1 });
+  t.clock.advance(1_000);
+  expect(await counts(t.sqs, queue)).toEqual({ visible: 0, notVisible: 0, delayed: 0 });
+  expect(await receive(t.sqs, queue, { MaxNumberOfMessages: 10 })).toEqual([]);
+});
+
+it('treats the receipt handle of an expired message as that of a deleted one', async () => {
+  const queue = await createQueue(t.sqs, 'retention', { MessageRetentionPeriod: '60' });
+  await sendOne(queue, 'x');
+  const [message] = await receive(t.sqs, queue, { VisibilityTimeout: 600 });
+  t.clock.advance(60_000);
+  await expectSqsError(t.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue, ReceiptHandle: message!.ReceiptHandle, VisibilityTimeout: 10 })), {
+    name: 'InvalidParameterValue',
+  });
+});
+
+it('applies a shorter retention period to the messages already in the queue', async () => {
+  const queue = await createQueue(t.sqs, 'retention');
+  await sendOne(queue, 'old');
+  t.clock.advance(600_000);
+  await sendOne(queue, 'young');
+  await t.sqs.send(new SetQueueAttributesCommand({ QueueUrl: queue, Attributes: { MessageRetentionPeriod: '300' } }));
+  expect((await receive(t.sqs, queue, { MaxNumberOfMessages: 10 })).map((message) => message.Body)).toEqual(['young']);
+});
+
+it('applies a longer retention period to the messages already in the queue', async () => {
+  const queue = await createQueue(t.sqs, 'retention', { MessageRetentionPeriod: '60' });
+  await sendOne(queue, 'kept');
+  t.clock.advance(30_000);
+  await t.sqs.send(new SetQueueAttributesCommand({ QueueUrl: queue, Attributes: { MessageRetentionPeriod: '120' } }));
+  t.clock.advance(60_000);
+  expect((await receive(t.sqs, queue)).map((message) => message.Body)).toEqual(['kept']);
+});
+
+it('lets an expired message at the head of a FIFO group give way to the next one', async () => {
+  const queue = await createQueue(t.sqs, 'retention', { MessageRetentionPeriod: '60', ContentBasedDeduplication: 'true' }, true);
+  await sendOne(queue, 'old', { MessageGroupId: 'g' });
+  t.clock.advance(50_000);
+  await sendOne(queue, 'young', { MessageGroupId: 'g' });
+  t.clock.advance(10_000);
+  expect((await receive(t.sqs, queue, { MaxNumberOfMessages: 10 })).map((message) => message.Body)).toEqual(['young']);
+});
+
+it('finds a live message behind many expired ones, deleting those it passes', async () => {
+  const queue = await createQueue(t.sqs, 'retention', { MessageRetentionPeriod: '60' });
+  for (let batch = 0; batch < 30; batch++) {
+    const entries = Array.from({ length: 10 }, (_, index) => ({ Id: `e${index}`, MessageBody: `expired ${batch}-${index}` }));
+    await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: queue, Entries: entries }));
+  }
+  t.clock.advance(60_000);
+  await sendOne(queue, 'live');
+  const before = storedMessages();
+  // A receive examines a bounded number of messages per round; a long poll goes on at once.
+  const { Messages } = await t.sqs.send(new ReceiveMessageCommand({ QueueUrl: queue, WaitTimeSeconds: 5 }));
+  expect(Messages!.map((message) => message.Body)).toEqual(['live']);
+  expect(before - storedMessages()).toBe(300);
+});
+
+it('has the sweeper delete expired messages', async () => {
+  const queue = await createQueue(t.sqs, 'retention', { MessageRetentionPeriod: '60' });
+  await sendOne(queue, 'to be swept');
+  await t.shim.service.sweep();
+  expect(storedMessages('to be swept')).toBe(1);
+  t.clock.advance(60_000);
+  while (await t.shim.service.sweep());
+  expect(storedMessages('to be swept')).toBe(0);
+  expect(await counts(t.sqs, queue)).toEqual({ visible: 0, notVisible: 0, delayed: 0 });
+});
