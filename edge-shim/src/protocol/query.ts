@@ -16,6 +16,8 @@ interface ParameterNode {
   readonly children: Map<string, ParameterNode>;
 }
 
+// Decoded strictly, not with URLSearchParams: that keeps broken escapes as text and turns invalid
+// UTF-8 into U+FFFD, which would store a different message body than the client sent.
 function decodeFormComponent(text: string): string {
   try {
     return decodeURIComponent(text.replace(/\+/g, ' '));
