@@ -311,6 +311,15 @@ describe('messages', () => {
     expect(error(await query('DeleteMessageBatch', { QueueUrl: url }))).toMatchObject({ status: 400, code: 'AWS.SimpleQueueService.EmptyBatchRequest' });
   });
 
+  it('carries a message of the maximum size, percent-encoded to three times its length', async () => {
+    const url = await createQueue('large');
+    const large = '€'.repeat(349_525); // 1,048,575 bytes of UTF-8, each byte %XX in the form
+    const sent = result(await query('SendMessage', { QueueUrl: url, MessageBody: large }), 'SendMessage');
+    expect(sent.MD5OfMessageBody).toBe(md5(large));
+    const [message] = many(result(await query('ReceiveMessage', { QueueUrl: url }), 'ReceiveMessage').Message);
+    expect(message!.Body === large).toBe(true);
+  });
+
   it('sends to a FIFO queue and returns the sequence number', async () => {
     const url = await createQueue('ordered.fifo', { 'Attribute.1.Name': 'FifoQueue', 'Attribute.1.Value': 'true' });
     const sent = result(
