@@ -149,6 +149,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
       }
       const call = protocol.decode(wire);
       action = call.action;
+      logger.debug({ requestId, action, protocol: protocol.name }, 'request started');
       const abort = new AbortController();
       response.once('close', () => abort.abort());
       const output = await service.call(call.action, call.input, { baseUrl: baseUrl(request), signal: abort.signal });
@@ -166,7 +167,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
       }
       send(response, protocol.encodeError(error as SqsError, requestId));
     } finally {
-      logger.debug({ requestId, method, action, protocol: protocol.name, status: response.statusCode, ms: Math.round(performance.now() - started) }, 'request');
+      logger.debug({ requestId, method, action, protocol: protocol.name, status: response.statusCode, ms: Math.round(performance.now() - started) }, 'request done');
     }
   }
 
