@@ -107,7 +107,7 @@ export class MessageStore {
          FROM messages INDEXED BY messages_by_visibility
          WHERE queue_id = @queue AND id > @purged AND enqueued_at > @cutoff`,
       ),
-      lastId: db.prepare<[], { id: number }>(`SELECT seq AS id FROM sqlite_sequence WHERE name = 'messages'`),
+      lastId: db.prepare<[], { id: number }>('SELECT coalesce(max(id), 0) AS id FROM messages'),
       nextVisibleAt: db.prepare<[number, number], { at: number | null }>(
         'SELECT min(visible_at) AS at FROM messages WHERE queue_id = ? AND visible_at > ?',
       ),
@@ -152,9 +152,9 @@ export class MessageStore {
     return queue.purgedThrough === 0 ? [] : this.statements.purged.all(queue.id, queue.purgedAt, queue.purgedThrough, limit);
   }
 
-  /** The highest message row id ever given. */
+  /** The highest row id of the messages stored now (every one sent later gets a higher one). */
   lastId(): number {
-    return this.statements.lastId.get()?.id ?? 0;
+    return this.statements.lastId.get()!.id;
   }
 
   /** When the next invisible message of a queue becomes visible, if any is invisible now. */
