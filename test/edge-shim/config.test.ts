@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULTS, isLoopback, loadConfig } from '../../edge-shim/src/config.js';
+
+// Command-line options, HOLDFAST_* environment variables, defaults, and what is refused.
+
+describe('loadConfig', () => {
+  it('uses the defaults when given nothing', () => {
+    expect(loadConfig([], {})).toEqual(DEFAULTS);
+    expect(DEFAULTS.host).toBe('127.0.0.1');
+  });
+
+  it('reads every option from the command line', () => {
+    const config = loadConfig(
+      [
+        '--host', '0.0.0.0', '--port', '0', '--db', '/tmp/x.db', '--durability', 'power', '--credentials', 'AK1:S1',
+        '--credentials', 'AK2:with:colons', '--region', 'eu-west-1', '--account-id', '123456789012', '--log-level', 'debug',
+      ],
+      {},
+    );
+    expect(config).toEqual({
+      host: '0.0.0.0',
+      port: 0,
+      dbFile: '/tmp/x.db',
+      durability: 'power',
+      credentials: [
+        { accessKeyId: 'AK1', secretAccessKey: 'S1' },
+        { accessKeyId: 'AK2', secretAccessKey: 'with:colons' },
+      ],
+      region: 'eu-west-1',
+      accountId: '123456789012',
+      logLevel: 'debug',
+    });
+  });
+
+  it('reads every option from HOLDFAST_* variables, several credentials separated by commas or spaces', () => {
+    const config = loadConfig([], {
+      HOLDFAST_HOST: '::',
+      HOLDFAST_PORT: '8080',
+      HOLDFAST_DB: 'env.db',
+      HOLDFAST_DURABILITY: 'power',
+      HOLDFAST_CREDENTIALS: 'AK1:S1, AK2:S2\nAK3:S3',
+      HOLDFAST_REGION: 'ap-south-1',
+      HOLDFAST_ACCOUNT_ID: '210987654321',
+      HOLDFAST_LOG_LEVEL: 'warn',
+    });
+    expect(config).toEqual({
+      host: '::',
+      port: 8080,
+      dbFile: 'env.db',
+      durability: 'power',
+      credentials: ['1', '2', '3'].map((n) => ({ accessKeyId: `AK${n}`, secretAccessKey: `S${n}` })),
+      region: 'ap-south-1',
+      accountId: '210987654321',
+      logLevel: 'warn',
+    });
+  });
+
+  it('prefers the command line to the environment', () => {
+    const config = loadConfig(['--port', '1234', '--credentials', 'CLI:S'], { HOLDFAST_PORT: '4321', HOLDFAST_CREDENTIALS: 'ENV:S' });
+    expect(config).toMatchObject({ port: 1234, credentials: [{ accessKeyId: 'CLI', secretAccessKey: 'S' }] });
+  });
+
+  it('answers help', () => {
+    expect(loadConfig(['--help'], {})).toBe('help');
+  });
+
+  it.each([
+    [['--port', 'abc'], {}, /invalid port 'abc'/],
+    [['--port', '65536'], {}, /invalid port/],
+    [['--port', '-1'], {}, /.+/],
+    [[], { HOLDFAST_PORT: '' }, /invalid port ''/],
+    [['--nope'], {}, /nope/],
+    [['--port'], {}, /port/],
+    [['stray'], {}, /stray/],
+    [['--credentials', 'no-secret'], {}, /ACCESS_KEY_ID:SECRET_ACCESS_KEY/],
+    [['--credentials', ':secret'], {}, /ACCESS_KEY_ID:SECRET_ACCESS_KEY/],
+    [['--credentials', 'key:'], {}, /ACCESS_KEY_ID:SECRET_ACCESS_KEY/],
+    [['--durability', 'sometimes'], {}, /durability/],
+    [['--log-level', 'loud'], {}, /log level/],
+    [['--account-id', '42'], {}, /12 digits/],
+    [['--region', 'US East'], {}, /region/],
+    [['--host', '0.0.0.0'], {}, /refusing to listen on 0\.0\.0\.0 without credentials/],
+    [[], { HOLDFAST_HOST: '10.1.2.3' }, /refusing to listen on 10\.1\.2\.3/],
+    [['--host', 'example.com'], {}, /refusing/],
+  ])('refuses %j %j', (argv, env, message) => {
+    expect(() => loadConfig(argv, env)).toThrow(ConfigError);
+    expect(() => loadConfig(argv, env)).toThrow(message);
+  });
+
+  it.each(['localhost', '127.0.0.1', '127.1.2.3', '::1'])('listens on loopback %s without credentials', (host) => {
+    expect(loadConfig(['--host', host], {})).toMatchObject({ host, credentials: [] });
+  });
+
+  it('listens on any address with credentials', () => {
+    expect(loadConfig(['--host', '0.0.0.0', '--credentials', 'K:S'], {})).toMatchObject({ host: '0.0.0.0' });
+  });
+});
+
+describe('isLoopback', () => {
+  it.each([
+    ['localhost', true],
+    ['127.0.0.1', true],
+    ['127.255.0.9', true],
+    ['::1', true],
+    ['[::1]', true],
+    ['0:0:0:0:0:0:0:1', true],
+    ['::ffff:127.0.0.1', true],
+    ['0.0.0.0', false],
+    ['::', false],
+    ['128.0.0.1', false],
+    ['192.168.1.1', false],
+    ['::ffff:10.0.0.1', false],
+    ['localhost.example.com', false],
+  ])('%s: %s', (host, loopback) => {
+    expect(isLoopback(host)).toBe(loopback);
+  });
+});
