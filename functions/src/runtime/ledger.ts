@@ -42,7 +42,7 @@ export class Ledger {
   constructor(private readonly store: LedgerStore) {}
 
   /** Posts a transfer once: a repeat with the same id changes nothing. */
-  post(id: string, transfer: Transfer): Promise<'written' | 'already-posted'> {
+  async post(id: string, transfer: Transfer): Promise<'written' | 'already-posted'> {
     return this.store.writePosting(transferPosting(id, transfer));
   }
 

@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createWorkflowResources } from '../../functions/src/local-runner/resources.js';
+import { Checkpoints, VersionConflictError } from '../../functions/src/runtime/checkpoint.js';
+import { PermanentError } from '../../functions/src/runtime/errors.js';
+import { Ledger } from '../../functions/src/runtime/ledger.js';
+import { DynamoDbCheckpoints } from '../../functions/src/runtime/store/dynamodb-checkpoints.js';
+import { documentClient } from '../../functions/src/runtime/store/dynamodb-client.js';
+import { DynamoDbLedger } from '../../functions/src/runtime/store/dynamodb-ledger.js';
+import type { WorkflowDefinition } from '../../functions/src/workflow-definition.js';
+import { emulator } from '../helpers/emulator.js';
+import { useEmulatorInProcess } from './support/runtime.js';
+
+const workflow: WorkflowDefinition = { name: 'state', stages: [] };
+let tables: { ledger: string; state: string };
+let ledger: Ledger;
+let store: DynamoDbLedger;
+let checkpoints: Checkpoints<{ count: number }>;
+
+beforeAll(async () => {
+  useEmulatorInProcess();
+  ({ tables } = await createWorkflowResources(emulator(), workflow, { namePrefix: `rt-state-${randomUUID().slice(0, 8)}-` }));
+  store = new DynamoDbLedger(documentClient(), tables.ledger);
+  ledger = new Ledger(store);
+  checkpoints = new Checkpoints(new DynamoDbCheckpoints(documentClient(), tables.state));
+});
+
+const euros = (amountMinor: number) => ({ amountMinor, currency: 'EUR' });
+
+describe('double-entry ledger', () => {
+  it('posts balanced entries once, however often the same posting is repeated', async () => {
+    const id = `p-${randomUUID()}`;
+    expect(await ledger.post(id, { from: 'customer:c1', to: 'merchant:m1', money: euros(1_999), memo: 'order 1' })).toBe('written');
+    expect(await ledger.post(id, { from: 'customer:c1', to: 'merchant:m1', money: euros(1_999), memo: 'order 1' })).toBe('already-posted');
+    const posting = await ledger.getPosting(id);
+    expect(posting?.entries.map((entry) => [entry.account, entry.side, entry.amountMinor])).toEqual([
+      ['customer:c1', 'debit', 1_999],
+      ['merchant:m1', 'credit', 1_999],
+    ]);
+    const balance = await ledger.trialBalance();
+    expect(balance.balanced).toBe(true);
+    expect(balance.byCurrency.EUR!.debitsMinor).toBe(balance.byCurrency.EUR!.creditsMinor);
+  });
+
+  it('rejects amounts that are not positive integers of minor units', async () => {
+    for (const amountMinor of [12.5, 0, -100, Number.MAX_SAFE_INTEGER + 2]) {
+      await expect(ledger.post(`p-${randomUUID()}`, { from: 'a', to: 'b', money: euros(amountMinor), memo: 'bad' })).rejects.toBeInstanceOf(PermanentError);
+    }
+    await expect(ledger.post(`p-${randomUUID()}`, { from: 'a', to: 'b', money: { amountMinor: 100, currency: 'euro' }, memo: 'bad' })).rejects.toBeInstanceOf(PermanentError);
+  });
+
+  it('refuses to post to a closed account and writes nothing', async () => {
+    const id = `p-${randomUUID()}`;
+    await store.closeAccount('merchant:closed');
+    const before = await ledger.trialBalance();
+    await expect(ledger.post(id, { from: 'customer:c2', to: 'merchant:closed', money: euros(500), memo: 'x' })).rejects.toThrow('ledger account closed: merchant:closed');
+    expect(await ledger.getPosting(id)).toBeUndefined();
+    expect((await ledger.trialBalance()).entries).toBe(before.entries);
+  });
+
+  it('reverses a posting once with the sides swapped', async () => {
+    const id = `p-${randomUUID()}`;
+    await ledger.post(id, { from: 'customer:c3', to: 'merchant:m3', money: euros(4_200), memo: 'order 3' });
+    expect(await ledger.reverse(id, 'refund')).toBe('written');
+    expect(await ledger.reverse(id, 'refund')).toBe('already-posted');
+    expect(await ledger.reverse(`p-${randomUUID()}`, 'refund')).toBe('nothing-to-reverse');
+    const reversal = await ledger.getPosting(`${id}:reversal`);
+    expect(reversal?.entries.map((entry) => [entry.account, entry.side, entry.amountMinor])).toEqual([
+      ['customer:c3', 'credit', 4_200],
+      ['merchant:m3', 'debit', 4_200],
+    ]);
+    expect((await ledger.trialBalance()).balanced).toBe(true);
+  });
+
+  it('detects an unbalanced ledger', async () => {
+    const id = `p-${randomUUID()}`;
+    await ledger.post(id, { from: 'customer:c4', to: 'merchant:m4', money: euros(1_000), memo: 'order 4' });
+    // Tamper with one entry behind the ledger's back.
+    await documentClient().send(
+      new UpdateCommand({ TableName: tables.ledger, Key: { pk: 'account#merchant:m4', sk: `entry#${id}#1` }, UpdateExpression: 'SET amountMinor = :a', ExpressionAttributeValues: { ':a': 999 } }),
+    );
+    const balance = await ledger.trialBalance();
+    expect(balance.balanced).toBe(false);
+    await documentClient().send(
+      new UpdateCommand({ TableName: tables.ledger, Key: { pk: 'account#merchant:m4', sk: `entry#${id}#1` }, UpdateExpression: 'SET amountMinor = :a', ExpressionAttributeValues: { ':a': 1_000 } }),
+    );
+    expect((await ledger.trialBalance()).balanced).toBe(true);
+  });
+});
+
+describe('checkpointed agent state', () => {
+  it('saves versions with optimistic concurrency', async () => {
+    const key = `agent-${randomUUID()}`;
+    expect(await checkpoints.restoreLatest(key)).toEqual({ latestVersion: 0 });
+    expect(await checkpoints.save(key, { count: 1 }, 0)).toBe(1);
+    const read = await checkpoints.restoreLatest(key);
+    expect(read).toEqual({ latestVersion: 1, intact: { version: 1, state: { count: 1 } } });
+
+    // Two writers read version 1; the second to write loses.
+    expect(await checkpoints.save(key, { count: 2 }, read.latestVersion)).toBe(2);
+    await expect(checkpoints.save(key, { count: 99 }, read.latestVersion)).rejects.toBeInstanceOf(VersionConflictError);
+    expect((await checkpoints.restoreLatest(key)).intact).toEqual({ version: 2, state: { count: 2 } });
+    expect((await checkpoints.versions(key)).map((version) => [version.version, version.intact])).toEqual([
+      [2, true],
+      [1, true],
+    ]);
+  });
+
+  it('restores the latest intact version when the newest snapshot is corrupt', async () => {
+    const key = `agent-${randomUUID()}`;
+    await checkpoints.save(key, { count: 1 }, 0);
+    await checkpoints.save(key, { count: 2 }, 1);
+    await checkpoints.save(key, { count: 3 }, 2);
+    await documentClient().send(
+      new UpdateCommand({ TableName: tables.state, Key: { pk: `checkpoint#${key}`, sk: 'v#000000000003' }, UpdateExpression: 'SET #s = :s', ExpressionAttributeNames: { '#s': 'state' }, ExpressionAttributeValues: { ':s': '{"count":300}' } }),
+    );
+    const restored = await checkpoints.restoreLatest(key);
+    expect(restored).toEqual({ latestVersion: 3, intact: { version: 2, state: { count: 2 } } });
+    expect((await checkpoints.versions(key)).map((version) => version.intact)).toEqual([false, true, true]);
+    // The next save names the newest version, corrupt or not.
+    expect(await checkpoints.save(key, { count: 4 }, restored.latestVersion)).toBe(4);
+  });
+});
