@@ -1,11 +1,14 @@
+import { join } from 'node:path';
 import {
   CreateQueueCommand,
   DeleteQueueCommand,
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
   ListQueuesCommand,
+  SendMessageBatchCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
@@ -126,6 +129,48 @@ describe('DeleteQueue', () => {
       new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['VisibilityTimeout', 'ApproximateNumberOfMessages'] }),
     );
     expect(Attributes).toEqual({ VisibilityTimeout: '30', ApproximateNumberOfMessages: '0' });
+  });
+});
+
+describe('DeleteQueue of a large queue', () => {
+  it('answers at once and leaves the messages to the sweeper, which deletes them in batches', async () => {
+    const own = await startTestShim({ sweepIntervalMs: 3_600_000 });
+    const db = new Database(join(own.dir, 'shim.db'), { readonly: true });
+    try {
+      const messageRows = () => (db.prepare('SELECT count(*) AS n FROM messages').get() as { n: number }).n;
+      const fill = async (QueueUrl: string, count: number) => {
+        for (let sent = 0; sent < count; sent += 10) {
+          const Entries = Array.from({ length: 10 }, (_, index) => ({ Id: `m${index}`, MessageBody: `message ${sent + index}` }));
+          await own.sqs.send(new SendMessageBatchCommand({ QueueUrl, Entries }));
+        }
+      };
+      const doomed = (await own.sqs.send(new CreateQueueCommand({ QueueName: 'doomed', Attributes: { FifoQueue: 'false' } }))).QueueUrl!;
+      const kept = (await own.sqs.send(new CreateQueueCommand({ QueueName: 'kept' }))).QueueUrl!;
+      const doomedFifo = (
+        await own.sqs.send(new CreateQueueCommand({ QueueName: 'doomed.fifo', Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true' } }))
+      ).QueueUrl!;
+      await fill(doomed, 1200);
+      await fill(kept, 20);
+      for (let group = 0; group < 30; group += 1) {
+        await own.sqs.send(new SendMessageCommand({ QueueUrl: doomedFifo, MessageBody: `fifo ${group}`, MessageGroupId: `g${group}` }));
+      }
+      const groupRows = () => (db.prepare('SELECT count(*) AS n FROM fifo_groups').get() as { n: number }).n;
+      expect(groupRows()).toBe(30);
+      await own.sqs.send(new DeleteQueueCommand({ QueueUrl: doomed }));
+      await own.sqs.send(new DeleteQueueCommand({ QueueUrl: doomedFifo }));
+      expect(messageRows()).toBe(1250);
+
+      let sweeps = 0;
+      while (await own.shim.service.sweep()) sweeps += 1;
+      expect(sweeps).toBeGreaterThanOrEqual(2);
+      expect(messageRows()).toBe(20);
+      expect(groupRows()).toBe(0);
+      const { Attributes } = await own.sqs.send(new GetQueueAttributesCommand({ QueueUrl: kept, AttributeNames: ['ApproximateNumberOfMessages'] }));
+      expect(Attributes?.ApproximateNumberOfMessages).toBe('20');
+    } finally {
+      db.close();
+      await own.close();
+    }
   });
 });
 

@@ -60,6 +60,9 @@ export function checkQueueName(name: string, fifo: boolean): void {
  */
 export class QueueRegistry {
   private readonly byNameCache = new Map<string, Queue>();
+  /** Queues deleted (or possibly so) whose messages may not all be reclaimed yet. */
+  private readonly deletedIds = new Set<number>();
+  private lookForLeftovers = true;
   private readonly statements;
 
   constructor(
@@ -79,8 +82,14 @@ export class QueueRegistry {
          modified_at = @modifiedAt, purged_at = @purgedAt, purged_through = @purgedThrough WHERE id = @id`,
       ),
       remove: db.prepare('DELETE FROM queues WHERE id = ?'),
-      removeMessages: db.prepare('DELETE FROM messages WHERE queue_id = ?'),
-      removeGroups: db.prepare('DELETE FROM fifo_groups WHERE queue_id = ?'),
+      exists: db.prepare<[number], { id: number }>('SELECT id FROM queues WHERE id = ?'),
+      // Index seeks, one per queue id present: cheap however many messages there are.
+      messagesQueueAfter: db.prepare<[number], { queue_id: number }>('SELECT queue_id FROM messages WHERE queue_id > ? ORDER BY queue_id LIMIT 1'),
+      groupsQueueAfter: db.prepare<[number], { queue_id: number }>('SELECT queue_id FROM fifo_groups WHERE queue_id > ? ORDER BY queue_id LIMIT 1'),
+      reclaimMessages: db.prepare('DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE queue_id = ? LIMIT ?)'),
+      reclaimGroups: db.prepare(
+        'DELETE FROM fifo_groups WHERE queue_id = @id AND group_id IN (SELECT group_id FROM fifo_groups WHERE queue_id = @id LIMIT @limit)',
+      ),
       removeDeduplication: db.prepare('DELETE FROM deduplication WHERE queue_id = ?'),
       removeAttempts: db.prepare('DELETE FROM receive_attempts WHERE queue_id = ?'),
       recordDeletion: db.prepare('INSERT OR REPLACE INTO deleted_queues (name, deleted_at) VALUES (?, ?)'),
@@ -94,6 +103,7 @@ export class QueueRegistry {
   }
 
   reload(): void {
+    this.lookForLeftovers = true;
     this.byNameCache.clear();
     for (const row of this.statements.all.all()) this.byNameCache.set(row.name, this.fromRow(row));
   }
@@ -166,14 +176,41 @@ export class QueueRegistry {
     return next;
   }
 
+  /**
+   * Deletes a queue. Its messages and FIFO groups stay behind, unreachable (queue ids are never
+   * given again), for `reclaimDeleted` to delete in small batches: deleting a million messages in
+   * the request would hold up every other request for seconds.
+   */
   remove(queue: Queue, now: number): void {
-    this.statements.removeMessages.run(queue.id);
-    this.statements.removeGroups.run(queue.id);
+    this.deletedIds.add(queue.id);
     this.statements.removeDeduplication.run(queue.id);
     this.statements.removeAttempts.run(queue.id);
     this.statements.remove.run(queue.id);
     this.statements.recordDeletion.run(queue.name, now);
     this.byNameCache.delete(queue.name);
+  }
+
+  /**
+   * Deletes up to `limit` messages and FIFO groups of each deleted queue; returns whether any are
+   * left. After a start or a rolled-back commit it first looks for what deleted queues left behind.
+   */
+  reclaimDeleted(limit: number): boolean {
+    if (this.lookForLeftovers) {
+      this.lookForLeftovers = false;
+      for (const after of [this.statements.messagesQueueAfter, this.statements.groupsQueueAfter]) {
+        for (let row = after.get(0); row; row = after.get(row.queue_id)) this.deletedIds.add(row.queue_id);
+      }
+    }
+    let more = false;
+    for (const id of this.deletedIds) {
+      // A queue that is there (never deleted, or its deletion rolled back) keeps its messages.
+      const reclaimed = this.statements.exists.get(id)
+        ? 0
+        : this.statements.reclaimMessages.run(id, limit).changes + this.statements.reclaimGroups.run({ id, limit }).changes;
+      if (reclaimed === 0) this.deletedIds.delete(id);
+      more ||= reclaimed > 0;
+    }
+    return more;
   }
 
   private fromRow(row: QueueRow): Queue {

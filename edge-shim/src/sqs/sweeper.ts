@@ -38,6 +38,7 @@ export class Sweeper {
         if (queue.fifo && expired.length + purged.length > 0) context.messagesAvailable(queue);
         more ||= expired.length >= BATCH || purged.length >= BATCH;
       }
+      more = context.queues.reclaimDeleted(BATCH) || more;
       context.deduplication.forgetExpired(context.now);
       context.receiveAttempts.forgetExpired(context.now);
       context.queues.forgetDeletions(context.now - 60_000);
