@@ -70,7 +70,7 @@ export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
       } catch {
         return;
       }
-      if (entry.msg !== 'edge shim listening' || !entry.url || !entry.pid) return;
+      if (!entry.msg?.startsWith('edge shim listening') || !entry.url || !entry.pid) return;
       clearTimeout(timer);
       const pid = entry.pid;
       resolve({

@@ -1,0 +1,117 @@
+import { Worker } from 'node:worker_threads';
+import type { Credentials } from './sign.js';
+
+/** A request ready to send: signed once, sent many times (see README in run.ts on why). */
+export interface PreparedRequest {
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/** What one worker thread runs: closed-loop clients, each waiting for its answer before the next request. */
+export interface ScenarioSpec {
+  readonly origin: string;
+  readonly clients: number;
+  readonly durationMs?: number;
+  /** Stop once this many messages were acknowledged. */
+  readonly untilMessages?: number;
+  /** Fixed requests, sent in rotation. */
+  readonly requests?: readonly PreparedRequest[];
+  readonly messagesPerRequest?: number;
+  /** Sign every fixed request anew, as a client would, instead of reusing its prepared signature. */
+  readonly signEach?: boolean;
+  readonly action?: string;
+  /** ReceiveMessage then DeleteMessageBatch of what came back. */
+  readonly receive?: { readonly request: PreparedRequest; readonly queueUrl: string; readonly measure: 'round-trip' | 'receive' };
+  readonly region?: string;
+  readonly credentials?: Credentials;
+}
+
+export interface WorkerResult {
+  readonly latencies: Float64Array;
+  readonly requests: number;
+  readonly messages: number;
+  readonly errors: number;
+  readonly errorSample?: string;
+  readonly emptyReceives: number;
+  readonly elapsedMs: number;
+  readonly elu: number;
+}
+
+export interface ScenarioResult {
+  readonly requests: number;
+  readonly messages: number;
+  readonly errors: number;
+  readonly errorSample?: string;
+  readonly emptyReceives: number;
+  readonly elapsedMs: number;
+  readonly requestsPerSecond: number;
+  readonly messagesPerSecond: number;
+  /** Milliseconds. */
+  readonly p50: number;
+  readonly p99: number;
+  /** Event-loop utilisation of the busiest generator thread: near 1, the generator was the limit. */
+  readonly generatorLoad: number;
+}
+
+function percentile(sorted: Float64Array, fraction: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)]!;
+}
+
+/** Worker threads that generate load; clients are spread over them. */
+export class LoadGenerator {
+  private readonly workers: Worker[];
+
+  constructor(threads: number) {
+    this.workers = Array.from({ length: threads }, () => new Worker(new URL('./load-worker.mjs', import.meta.url)));
+  }
+
+  async run(spec: ScenarioSpec): Promise<ScenarioResult> {
+    const shares = this.workers.map((_, index) => Math.floor(spec.clients / this.workers.length) + (index < spec.clients % this.workers.length ? 1 : 0));
+    const results = await Promise.all(
+      this.workers.flatMap((worker, index) => {
+        const clients = shares[index]!;
+        if (clients === 0) return [];
+        const untilMessages = spec.untilMessages === undefined ? undefined : Math.ceil((spec.untilMessages * clients) / spec.clients);
+        return [
+          new Promise<WorkerResult>((resolve, reject) => {
+            const onError = (error: Error) => reject(error);
+            worker.once('error', onError);
+            worker.once('message', (result: WorkerResult) => {
+              worker.off('error', onError);
+              resolve(result);
+            });
+            worker.postMessage({ ...spec, clients, untilMessages });
+          }),
+        ];
+      }),
+    );
+    const latencies = new Float64Array(results.reduce((sum, result) => sum + result.latencies.length, 0));
+    let offset = 0;
+    for (const result of results) {
+      latencies.set(result.latencies, offset);
+      offset += result.latencies.length;
+    }
+    latencies.sort();
+    const sum = (pick: (result: WorkerResult) => number) => results.reduce((total, result) => total + pick(result), 0);
+    const elapsedMs = Math.max(...results.map((result) => result.elapsedMs));
+    return {
+      requests: sum((result) => result.requests),
+      messages: sum((result) => result.messages),
+      errors: sum((result) => result.errors),
+      errorSample: results.find((result) => result.errorSample)?.errorSample,
+      emptyReceives: sum((result) => result.emptyReceives),
+      elapsedMs,
+      requestsPerSecond: (sum((result) => result.requests) * 1000) / elapsedMs,
+      messagesPerSecond: (sum((result) => result.messages) * 1000) / elapsedMs,
+      p50: percentile(latencies, 0.5),
+      p99: percentile(latencies, 0.99),
+      generatorLoad: Math.max(...results.map((result) => result.elu)),
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.terminate()));
+  }
+}

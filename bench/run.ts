@@ -1,0 +1,400 @@
+/**
+ * `npm run bench [-- options]`: measures the edge shim, a bare node:http server (the ceiling of a
+ * one-process Node server on this machine, and of the load generator itself), and optionally any
+ * other SQS endpoint, in one run; prints a markdown report and writes it to bench/results/.
+ *
+ * The load generator is closed-loop clients on undici pools with keep-alive, in worker threads.
+ * Requests are SigV4-signed like an SDK's. Signing with @smithy/signature-v4 costs ~40 µs of
+ * generator CPU, about what the bare server spends on a whole request, so signing every request
+ * would make the generator the bottleneck: fixed requests (SendMessage, SendMessageBatch, an empty
+ * ReceiveMessage) are signed once per scenario from a rotating set of bodies, which the server
+ * still verifies in full on every request; DeleteMessageBatch carries fresh receipt handles and is
+ * signed for each request. `--sign-each` signs every request instead.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { request } from 'undici';
+import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec } from './load.js';
+import { summarizeProfile } from './profile.js';
+import { type ShimProcess, spawnShim } from './shim-process.js';
+import { type Credentials, Signer } from './sign.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RESULTS = join(ROOT, 'bench', 'results');
+const USAGE = `Usage: npm run bench -- [options]
+  --duration S             seconds per measurement (default 5; --quick: 1)
+  --clients LIST           concurrent clients, comma-separated (default 1,8,32)
+  --quick                  a small run for a smoke check (1 s measurements, 20,000-message backlog)
+  --skip-backlog           skip the receive-with-backlog and memory measurements
+  --backlog N              messages in the backlog (default 1000000)
+  --durability D           the shim's --durability, process or power (default process)
+  --unauthenticated        run the shim without credentials (no SigV4 verification)
+  --sign-each              sign every request in the generator instead of reusing signatures
+  --threads N              load generator worker threads (default 1)
+  --cpu-prof               profile the shim (node --cpu-prof) and summarize it in the report
+  --target URL             also measure this SQS endpoint (AWS JSON protocol)
+  --target-name NAME       its name in the report (default target)
+  --target-region R        its region (default us-east-1)
+  --target-credentials K:S its credentials (default test:test)
+  --out FILE               report file (default bench/results/latest.md; --quick: quick.md)`;
+
+const { values: options } = parseArgs({
+  options: {
+    duration: { type: 'string' },
+    clients: { type: 'string', default: '1,8,32' },
+    quick: { type: 'boolean', default: false },
+    'skip-backlog': { type: 'boolean', default: false },
+    backlog: { type: 'string' },
+    durability: { type: 'string', default: 'process' },
+    unauthenticated: { type: 'boolean', default: false },
+    'sign-each': { type: 'boolean', default: false },
+    threads: { type: 'string', default: '1' },
+    'cpu-prof': { type: 'boolean', default: false },
+    target: { type: 'string' },
+    'target-name': { type: 'string', default: 'target' },
+    'target-region': { type: 'string', default: 'us-east-1' },
+    'target-credentials': { type: 'string', default: 'test:test' },
+    out: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const DURATION_MS = Number(options.duration ?? (options.quick ? 1 : 5)) * 1000;
+const CLIENTS = options.clients.split(',').map(Number);
+const BACKLOG = Number(options.backlog ?? (options.quick ? 20_000 : 1_000_000));
+// Receive from a small queue first, as the like-for-like reference for the backlog.
+const SMALL_QUEUE = Math.min(BACKLOG, options.quick ? 5_000 : 50_000);
+const FILL_CLIENTS = 32;
+const REGION = 'us-east-1';
+const SHIM_CREDENTIALS: Credentials = { accessKeyId: 'AKIDHOLDFASTBENCH', secretAccessKey: 'holdfast-bench-secret' };
+const OUT = options.out ?? join(RESULTS, options.quick ? 'quick.md' : 'latest.md');
+if (options.durability !== 'process' && options.durability !== 'power') throw new Error('--durability must be process or power');
+if (CLIENTS.some((clients) => !Number.isInteger(clients) || clients < 1)) throw new Error('--clients must be positive integers');
+
+/** A server under measurement. */
+interface System {
+  readonly name: string;
+  readonly endpoint: URL;
+  readonly signer: Signer;
+  readonly region: string;
+  readonly credentials: Credentials;
+  /** The server's process, when it runs on this machine (for CPU and memory). */
+  readonly pid?: number;
+  readonly sqs: boolean;
+}
+
+interface Row {
+  readonly system: string;
+  readonly operation: string;
+  readonly clients: number;
+  readonly result: ScenarioResult;
+  readonly serverCpu?: number;
+}
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+function cpuSeconds(pid: number): number {
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+function memory(pid: number): { rssMb: number; peakMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)![1]);
+  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+}
+
+async function call(system: System, action: string, input: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const body = JSON.stringify(input);
+  const headers = await system.signer.sign(system.endpoint, action, body);
+  const response = await request(system.endpoint, { method: 'POST', headers, body });
+  const text = await response.body.text();
+  if (response.statusCode !== 200) throw new Error(`${system.name} ${action}: HTTP ${response.statusCode} ${text}`);
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+async function prepare(system: System, action: string, inputs: Array<Record<string, unknown>>): Promise<PreparedRequest[]> {
+  return Promise.all(
+    inputs.map(async (input) => {
+      const body = JSON.stringify(input);
+      return { path: system.endpoint.pathname, headers: await system.signer.sign(system.endpoint, action, body), body };
+    }),
+  );
+}
+
+const messageBody = (index: number) => `bench message ${index} ${'x'.repeat(80)}`;
+const sendInputs = (queueUrl: string) => Array.from({ length: 64 }, (_, index) => ({ QueueUrl: queueUrl, MessageBody: messageBody(index) }));
+const batchInputs = (queueUrl: string) =>
+  Array.from({ length: 64 }, (_, index) => ({
+    QueueUrl: queueUrl,
+    Entries: Array.from({ length: 10 }, (_, entry) => ({ Id: `m${entry}`, MessageBody: messageBody(index * 10 + entry) })),
+  }));
+
+function spec(system: System, extra: Omit<ScenarioSpec, 'origin' | 'region' | 'credentials'>): ScenarioSpec {
+  return { origin: system.endpoint.origin, region: system.region, credentials: system.credentials, ...extra };
+}
+
+const generator = new LoadGenerator(Number(options.threads));
+const rows: Row[] = [];
+const notes: string[] = [];
+
+async function measure(system: System, operation: string, clients: number, scenario: ScenarioSpec): Promise<ScenarioResult> {
+  const cpuBefore = system.pid ? cpuSeconds(system.pid) : 0;
+  const result = await generator.run(scenario);
+  const serverCpu = system.pid ? (cpuSeconds(system.pid) - cpuBefore) / (result.elapsedMs / 1000) : undefined;
+  rows.push({ system: system.name, operation, clients, result, serverCpu });
+  if (result.errors > 0) notes.push(`${system.name} ${operation} (${clients} clients): ${result.errors} errors, e.g. ${result.errorSample}`);
+  console.error(
+    `${system.name.padEnd(8)} ${operation.padEnd(34)} ${String(clients).padStart(3)} clients: ${result.requestsPerSecond.toFixed(0)} req/s, ` +
+      `${result.messagesPerSecond.toFixed(0)} msg/s, p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, errors ${result.errors}`,
+  );
+  return result;
+}
+
+async function measureBare(bare: System): Promise<void> {
+  // The same requests as SendMessage, so the generator does the same work per request.
+  const requests = await prepare(bare, 'SendMessage', sendInputs('http://bare/000000000000/bench'));
+  await generator.run(spec(bare, { clients: 8, durationMs: Math.min(1000, DURATION_MS), requests }));
+  for (const clients of CLIENTS) {
+    await measure(bare, 'bare HTTP (fixed answer)', clients, spec(bare, { clients, durationMs: DURATION_MS, requests, signEach: options['sign-each'], action: 'SendMessage' }));
+  }
+}
+
+async function createQueue(system: System, name: string): Promise<string> {
+  const { QueueUrl } = await call(system, 'CreateQueue', { QueueName: name });
+  return QueueUrl as string;
+}
+
+async function storedMessages(system: System, queueUrl: string): Promise<number> {
+  const { Attributes } = await call(system, 'GetQueueAttributes', {
+    QueueUrl: queueUrl,
+    AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+  });
+  return Object.values(Attributes as Record<string, string>).reduce((sum, value) => sum + Number(value), 0);
+}
+
+async function measureSqs(system: System, suffix: string): Promise<void> {
+  const queueUrl = await createQueue(system, `bench${suffix}`);
+  const sends = await prepare(system, 'SendMessage', sendInputs(queueUrl));
+  const batches = await prepare(system, 'SendMessageBatch', batchInputs(queueUrl));
+  const [receive] = await prepare(system, 'ReceiveMessage', [{ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }]);
+  const fixed = { signEach: options['sign-each'], durationMs: DURATION_MS };
+  await generator.run(spec(system, { clients: 8, durationMs: Math.min(1000, DURATION_MS), requests: sends }));
+  for (const clients of CLIENTS) {
+    await measure(system, 'SendMessage', clients, spec(system, { ...fixed, clients, requests: sends, action: 'SendMessage' }));
+  }
+  for (const clients of CLIENTS) {
+    await measure(system, 'SendMessageBatch (10)', clients, spec(system, { ...fixed, clients, requests: batches, action: 'SendMessageBatch', messagesPerRequest: 10 }));
+  }
+  for (const clients of CLIENTS) {
+    const result = await measure(system, 'ReceiveMessage + DeleteMessageBatch', clients, spec(system, { clients, durationMs: DURATION_MS, receive: { request: receive!, queueUrl, measure: 'round-trip' } }));
+    if (result.emptyReceives > 0) notes.push(`${system.name} receive+delete (${clients} clients): the queue ran dry, ${result.emptyReceives} empty receives counted`);
+  }
+}
+
+interface BacklogRow {
+  readonly system: string;
+  readonly queue: string;
+  readonly stored: number;
+  readonly result: ScenarioResult;
+}
+const backlogRows: BacklogRow[] = [];
+const memoryRows: Array<{ system: string; when: string; stored: number; rssMb: number; peakMb: number; dbMb?: number }> = [];
+const fillRows: Array<{ system: string; messages: number; messagesPerSecond: number; errors: number }> = [];
+
+async function fill(system: System, queueUrl: string, messages: number): Promise<void> {
+  if (messages <= 0) return;
+  const batches = await prepare(system, 'SendMessageBatch', batchInputs(queueUrl));
+  const result = await generator.run(spec(system, { clients: FILL_CLIENTS, untilMessages: messages, requests: batches, messagesPerRequest: 10 }));
+  fillRows.push({ system: system.name, messages: result.messages, messagesPerSecond: result.messagesPerSecond, errors: result.errors });
+  console.error(`${system.name.padEnd(8)} filled ${result.messages} messages at ${result.messagesPerSecond.toFixed(0)} msg/s (${result.errors} errors)`);
+  if (result.errors > 0) notes.push(`${system.name} backlog fill: ${result.errors} errors, e.g. ${result.errorSample}`);
+}
+
+async function measureBacklog(system: System, suffix: string, dbFile?: string): Promise<void> {
+  const receiveFrom = async (queue: string, queueUrl: string) => {
+    const [receive] = await prepare(system, 'ReceiveMessage', [{ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }]);
+    const stored = await storedMessages(system, queueUrl);
+    const result = await generator.run(spec(system, { clients: 1, durationMs: DURATION_MS, receive: { request: receive!, queueUrl, measure: 'receive' } }));
+    backlogRows.push({ system: system.name, queue, stored, result });
+    console.error(`${system.name.padEnd(8)} receive from ${queue} (${stored} stored): p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms`);
+    if (result.emptyReceives > 0 && stored > 0) notes.push(`${system.name} receive from ${queue}: ran dry (${result.emptyReceives} empty receives)`);
+  };
+  const recordMemory = async (when: string, queueUrl: string) => {
+    if (!system.pid) return;
+    const dbMb = dbFile ? ['', '-wal'].reduce((sum, ext) => sum + fileSize(`${dbFile}${ext}`), 0) / 2 ** 20 : undefined;
+    memoryRows.push({ system: system.name, when, stored: await storedMessages(system, queueUrl), ...memory(system.pid), dbMb });
+  };
+  const emptyUrl = await createQueue(system, `bench-empty${suffix}`);
+  const backlogUrl = await createQueue(system, `bench-backlog${suffix}`);
+  await recordMemory('before the backlog', backlogUrl);
+  await receiveFrom('empty queue', emptyUrl);
+  await fill(system, backlogUrl, SMALL_QUEUE);
+  await receiveFrom('small queue', backlogUrl);
+  await fill(system, backlogUrl, BACKLOG - (await storedMessages(system, backlogUrl)));
+  await recordMemory('backlog stored', backlogUrl);
+  await receiveFrom('backlog', backlogUrl);
+  await recordMemory('after receiving from the backlog', backlogUrl);
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The bare server, spawned like the shim, in its own process. */
+async function spawnBare(): Promise<{ url: string; pid: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'bare-server.ts')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', () => reject(new Error('the bare server exited before listening')));
+  });
+  const { url, pid } = JSON.parse(line) as { url: string; pid: number };
+  return { url, pid, child };
+}
+
+// Formatting.
+const fmt = (value: number | undefined, digits = 0) => (value === undefined || Number.isNaN(value) ? '-' : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const percent = (value: number | undefined) => (value === undefined ? '-' : `${Math.round(value * 100)}%`);
+
+function find(system: string, operation: string, clients: number): Row | undefined {
+  return rows.find((row) => row.system === system && row.operation === operation && row.clients === clients);
+}
+
+function targets(): string[] {
+  const lines = ['| target | measured | met |', '| --- | --- | --- |'];
+  const verdict = (met: boolean | undefined) => (met === undefined ? 'n/a' : met ? 'yes' : '**no**');
+  const maxClients = Math.max(...CLIENTS);
+  const bare = find('bare', 'bare HTTP (fixed answer)', maxClients);
+  const send = find('shim', 'SendMessage', maxClients);
+  const ratio = bare && send ? send.result.requestsPerSecond / bare.result.requestsPerSecond : undefined;
+  lines.push(`| SendMessage at ${maxClients} clients ≥ 50% of the bare server | ${ratio === undefined ? '-' : `${percent(ratio)} (${fmt(send!.result.requestsPerSecond)} vs ${fmt(bare!.result.requestsPerSecond)} req/s)`} | ${verdict(ratio === undefined ? undefined : ratio >= 0.5)} |`);
+  const batch = rows.filter((row) => row.system === 'shim' && row.operation === 'SendMessageBatch (10)').sort((a, b) => b.result.messagesPerSecond - a.result.messagesPerSecond)[0];
+  lines.push(`| SendMessageBatch above 30,000 messages/s | ${batch ? `${fmt(batch.result.messagesPerSecond)} msg/s (${batch.clients} clients)` : '-'} | ${verdict(batch ? batch.result.messagesPerSecond > 30_000 : undefined)} |`);
+  const empty = backlogRows.find((row) => row.system === 'shim' && row.queue === 'empty queue');
+  const backlog = backlogRows.find((row) => row.system === 'shim' && row.queue === 'backlog');
+  const full = BACKLOG >= 1_000_000 && backlog !== undefined && backlog.stored >= 1_000_000;
+  lines.push(
+    `| Receive with a 1,000,000 backlog within 2x of an empty queue (p50 and p99) | ${empty && backlog ? `p50 ${fmt(backlog.result.p50, 2)} vs ${fmt(empty.result.p50, 2)} ms (${fmt(backlog.result.p50 / empty.result.p50, 1)}x), p99 ${fmt(backlog.result.p99, 2)} vs ${fmt(empty.result.p99, 2)} ms (${fmt(backlog.result.p99 / empty.result.p99, 1)}x)${full ? '' : `; backlog only ${fmt(backlog.stored)}`}` : '-'} | ${verdict(full ? backlog.result.p50 <= 2 * empty!.result.p50 && backlog.result.p99 <= 2 * empty!.result.p99 : undefined)} |`,
+  );
+  const stored = memoryRows.find((row) => row.system === 'shim' && row.when === 'backlog stored');
+  lines.push(`| Resident memory under 200 MB with 1,000,000 messages stored | ${stored ? `${fmt(stored.rssMb)} MB (peak ${fmt(stored.peakMb)} MB) with ${fmt(stored.stored)} stored` : '-'} | ${verdict(stored && stored.stored >= 1_000_000 ? stored.rssMb < 200 : undefined)} |`);
+  return lines;
+}
+
+function report(started: Date, profileSummary?: string): string {
+  const lines = [
+    `# Edge shim benchmark`,
+    '',
+    `${started.toISOString()}; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}; Node ${process.version}; shim --durability ${options.durability}, ` +
+      `${options.unauthenticated ? 'unauthenticated' : 'SigV4 verified'}; ${fmt(DURATION_MS / 1000, 1)} s per measurement; generator: ${options.threads} worker thread(s), ` +
+      `${options['sign-each'] ? 'every request signed' : 'fixed requests signed once per measurement, deletes signed each'}${options.quick ? '; QUICK run' : ''}.`,
+    '',
+    '"bare" is a node:http server answering a fixed small JSON body, measured by the same generator: the ceiling of a',
+    'one-process Node server on this machine and of the generator at once. "server CPU" is the server process\'s CPU time',
+    'per second (1 core = 100%); "generator load" the event-loop utilisation of the busiest generator thread.',
+    '',
+    '| server | operation | clients | requests/s | messages/s | p50 ms | p99 ms | errors | server CPU | generator load |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map(
+      (row) =>
+        `| ${row.system} | ${row.operation} | ${row.clients} | ${fmt(row.result.requestsPerSecond)} | ${fmt(row.result.messagesPerSecond)} | ${fmt(row.result.p50, 2)} | ${fmt(row.result.p99, 2)} | ${row.result.errors} | ${percent(row.serverCpu)} | ${percent(row.result.generatorLoad)} |`,
+    ),
+  ];
+  if (backlogRows.length > 0) {
+    lines.push(
+      '',
+      'ReceiveMessage (up to 10, no wait) by 1 client, each followed by a DeleteMessageBatch of what came (not timed):',
+      '',
+      '| server | queue | messages stored | receives/s | p50 ms | p99 ms |',
+      '| --- | --- | ---: | ---: | ---: | ---: |',
+      ...backlogRows.map((row) => `| ${row.system} | ${row.queue} | ${fmt(row.stored)} | ${fmt(row.result.requestsPerSecond)} | ${fmt(row.result.p50, 2)} | ${fmt(row.result.p99, 2)} |`),
+      '',
+      '| server | backlog fill (SendMessageBatch, 32 clients) | messages/s | errors |',
+      '| --- | ---: | ---: | ---: |',
+      ...fillRows.map((row) => `| ${row.system} | ${fmt(row.messages)} | ${fmt(row.messagesPerSecond)} | ${row.errors} |`),
+    );
+  }
+  if (memoryRows.length > 0) {
+    lines.push(
+      '',
+      '| server | when | messages stored | resident MB | peak resident MB | database + WAL MB |',
+      '| --- | --- | ---: | ---: | ---: | ---: |',
+      ...memoryRows.map((row) => `| ${row.system} | ${row.when} | ${fmt(row.stored)} | ${fmt(row.rssMb)} | ${fmt(row.peakMb)} | ${fmt(row.dbMb)} |`),
+    );
+  }
+  lines.push('', '## Targets', '', ...targets());
+  if (notes.length > 0) lines.push('', '## Notes', '', ...notes.map((note) => `- ${note}`));
+  if (profileSummary) lines.push('', '## Shim CPU profile', '', profileSummary);
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-bench-'));
+  const profileDir = join(RESULTS, 'profiles', started.toISOString().replace(/[:.]/g, '-'));
+  const dbFile = join(dir, 'shim.db');
+  const bareProcess = await spawnBare();
+  let shim: ShimProcess | undefined;
+  try {
+    shim = await spawnShim({
+      dbFile,
+      durability: options.durability as 'process' | 'power',
+      credentials: options.unauthenticated ? [] : [`${SHIM_CREDENTIALS.accessKeyId}:${SHIM_CREDENTIALS.secretAccessKey}`],
+      nodeOptions: options['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+    });
+    const system = (name: string, url: string, region: string, credentials: Credentials, pid: number | undefined, sqs: boolean): System => ({
+      name,
+      endpoint: new URL(url),
+      region,
+      credentials,
+      signer: new Signer(region, credentials),
+      pid,
+      sqs,
+    });
+    const bare = system('bare', bareProcess.url, REGION, SHIM_CREDENTIALS, bareProcess.pid, false);
+    const systems = [system('shim', shim.url, REGION, SHIM_CREDENTIALS, shim.pid, true)];
+    if (options.target) {
+      const [accessKeyId, secretAccessKey] = options['target-credentials'].split(':') as [string, string];
+      systems.push(system(options['target-name'], options.target, options['target-region'], { accessKeyId, secretAccessKey }, undefined, true));
+    }
+    await measureBare(bare);
+    // Queue names of their own on a target that may hold queues from earlier runs.
+    const suffix = (target: System) => (target.name === 'shim' ? '' : `-${started.getTime()}`);
+    for (const target of systems) await measureSqs(target, suffix(target));
+    if (!options['skip-backlog']) {
+      for (const target of systems) await measureBacklog(target, suffix(target), target.name === 'shim' ? dbFile : undefined);
+    }
+  } finally {
+    await generator.close();
+    bareProcess.child.kill('SIGTERM');
+    await shim?.stop('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  let profileSummary: string | undefined;
+  if (options['cpu-prof']) {
+    const [profile] = readdirSync(profileDir).filter((file) => file.endsWith('.cpuprofile'));
+    if (profile) profileSummary = summarizeProfile(join(profileDir, profile), ROOT);
+  }
+  const text = report(started, profileSummary);
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(OUT, text);
+  console.log(text);
+  console.error(`written to ${OUT}`);
+}
+
+await main();
