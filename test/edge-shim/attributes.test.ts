@@ -95,6 +95,13 @@ describe('bounds', () => {
     expect((await get(QueueUrl, [name]))?.[name]).toBe(String(max));
   });
 
+  it('keeps integers in canonical form, and compares them so when the queue is created again', async () => {
+    const QueueUrl = await fresh({ VisibilityTimeout: '0045' });
+    expect(await get(QueueUrl, ['VisibilityTimeout'])).toEqual({ VisibilityTimeout: '45' });
+    const again = await t.sqs.send(new CreateQueueCommand({ QueueName: `attributes-${counter}`, Attributes: { VisibilityTimeout: '45' } }));
+    expect(again.QueueUrl).toBe(QueueUrl);
+  });
+
   it('takes booleans and enumerations only as documented', async () => {
     const QueueUrl = await fresh({}, true);
     for (const [name, value] of [

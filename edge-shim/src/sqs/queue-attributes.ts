@@ -10,16 +10,19 @@ export type QueueAttributes = Record<string, string>;
 const invalidValue = (name: string, reason?: string) =>
   new SqsError('InvalidAttributeValue', `Invalid value for the parameter ${name}.${reason ? ` Reason: ${reason}` : ''}`);
 
+// Each check returns the value as the queue keeps it: integers in canonical form ("030" is 30).
 const integer = (min: number, max: number) => (name: string, value: string) => {
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw invalidValue(name);
+  return String(Number(value));
 };
 const oneOf = (...allowed: string[]) => (name: string, value: string) => {
   if (!allowed.includes(value)) throw invalidValue(name);
+  return value;
 };
 const boolean = oneOf('true', 'false');
 // An empty string removes a policy; anything else must be a JSON object.
 const jsonDocument = (name: string, value: string) => {
-  if (value === '') return;
+  if (value === '') return value;
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
@@ -27,11 +30,12 @@ const jsonDocument = (name: string, value: string) => {
     throw invalidValue(name, 'The value is not valid JSON.');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalidValue(name, 'The value must be a JSON object.');
+  return value;
 };
-const anyString = () => {};
+const anyString = (_name: string, value: string) => value;
 
 interface AttributeSpec {
-  readonly validate: (name: string, value: string) => void;
+  readonly validate: (name: string, value: string) => string;
   /** The value a new queue gets when the request does not give one. */
   readonly default?: string;
   readonly fifoOnly?: boolean;
@@ -91,17 +95,20 @@ export function checkRequestedAttribute(name: string, fifo: boolean): void {
 
 /**
  * Checks each attribute a CreateQueue (`creating`) or SetQueueAttributes request gives against the
- * queue type and the attribute's bounds. Throws the SQS error for the first offending one.
+ * queue type and the attribute's bounds, and returns them as the queue keeps them. Throws the SQS
+ * error for the first offending one.
  */
-export function validateAttributes(attributes: QueueAttributes, fifo: boolean, creating: boolean): void {
+export function validateAttributes(attributes: QueueAttributes, fifo: boolean, creating: boolean): QueueAttributes {
+  const valid: QueueAttributes = {};
   for (const [name, value] of Object.entries(attributes)) {
     const spec = Object.hasOwn(SETTABLE, name) ? SETTABLE[name] : undefined;
     if (!spec || (spec.createOnly && !creating) || (spec.fifoOnly && !fifo)) throw unknownAttribute(name);
-    spec.validate(name, value);
+    valid[name] = spec.validate(name, value);
   }
   if (attributes.SqsManagedSseEnabled === 'true' && attributes.KmsMasterKeyId) {
     throw invalidValue('SqsManagedSseEnabled', 'Only one server-side encryption option is supported per queue: SSE-SQS or SSE-KMS.');
   }
+  return valid;
 }
 
 /**

@@ -34,12 +34,12 @@ function checkSameQueue(existing: Queue, requested: QueueAttributes, tags: Recor
 
 export function createQueue(context: SqsContext, input: Input) {
   const name = requiredString(input, 'QueueName');
-  const requested = optionalStringMap(input, 'Attributes') ?? {};
+  const given = optionalStringMap(input, 'Attributes') ?? {};
   const tags = optionalStringMap(input, 'tags') ?? {};
   // Only the FifoQueue attribute makes a FIFO queue; the name must then end in .fifo (and a
   // standard queue's name cannot contain the dot).
-  const fifo = requested.FifoQueue === 'true';
-  validateAttributes(requested, fifo, true);
+  const fifo = given.FifoQueue === 'true';
+  const requested = validateAttributes(given, fifo, true);
   checkQueueName(name, fifo);
   validateTags(tags);
 

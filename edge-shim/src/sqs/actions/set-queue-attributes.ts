@@ -6,10 +6,9 @@ import { validateRedrivePolicies } from '../redrive.js';
 
 export function setQueueAttributes(context: SqsContext, input: Input) {
   const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
-  const changes = optionalStringMap(input, 'Attributes');
-  if (changes === undefined) throw missingParameter('Attributes');
-  validateAttributes(changes, queue.fifo, false);
-  const attributes = applyAttributes(queue.attributes, changes);
+  const given = optionalStringMap(input, 'Attributes');
+  if (given === undefined) throw missingParameter('Attributes');
+  const attributes = applyAttributes(queue.attributes, validateAttributes(given, queue.fifo, false));
   validateRedrivePolicies(context, queue.name, queue.fifo, attributes);
   const updated = context.queues.update(queue, { attributes, modifiedAt: context.now });
   context.messagesAvailable(updated); // a shorter delay or longer retention can make messages receivable
