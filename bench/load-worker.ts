@@ -92,5 +92,5 @@ async function runScenario(spec: ScenarioSpec): Promise<WorkerResult> {
 }
 
 parentPort!.on('message', (spec: ScenarioSpec) => {
-  void runScenario(spec).then((result) => parentPort!.postMessage(result, [result.latencies.buffer]));
+  void runScenario(spec).then((result) => parentPort!.postMessage(result, [result.latencies.buffer as ArrayBuffer]));
 });

@@ -1,6 +1,7 @@
-import { createHash, createHmac } from 'node:crypto';
+import { type Hash, type Hmac, createHash, createHmac } from 'node:crypto';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import type { Checksum, SourceData } from '@smithy/types';
 
 export interface Credentials {
   readonly accessKeyId: string;
@@ -8,17 +9,28 @@ export interface Credentials {
 }
 
 /** SHA-256 and HMAC from node:crypto for the SigV4 signer (the pure-JS default is several times slower). */
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: string | Uint8Array) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
+class NodeSha256 implements Checksum {
+  private hash: Hash | Hmac;
+  constructor(private readonly secret?: SourceData) {
+    this.hash = this.create();
   }
-  update(data: string | Uint8Array): void {
-    this.hash.update(data);
+  private create(): Hash | Hmac {
+    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(this.secret));
+  }
+  update(data: SourceData): void {
+    this.hash.update(toBytes(data));
   }
   digest(): Promise<Uint8Array> {
     return Promise.resolve(new Uint8Array(this.hash.digest()));
   }
+  reset(): void {
+    this.hash = this.create();
+  }
+}
+
+function toBytes(data: SourceData): string | Uint8Array {
+  if (typeof data === 'string') return data;
+  return ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
 }
 
 /** The headers of a signed AWS JSON 1.0 SQS request, as SDK v3 sends it. */

@@ -17,6 +17,7 @@ const CYCLES = 8;
 const MESSAGES_PER_CYCLE = 1000;
 const BODY = 'x'.repeat(2000);
 const RETENTION_SECONDS = 60;
+const VISIBILITY_SECONDS = 30;
 
 let t: TestShim;
 let source: string;
@@ -31,7 +32,7 @@ beforeAll(async () => {
       QueueName: 'reclaim',
       Attributes: {
         MessageRetentionPeriod: String(RETENTION_SECONDS),
-        VisibilityTimeout: '1',
+        VisibilityTimeout: String(VISIBILITY_SECONDS),
         RedrivePolicy: JSON.stringify({ deadLetterTargetArn: Attributes!.QueueArn, maxReceiveCount: 1 }),
       },
     }),
@@ -97,7 +98,7 @@ async function churn(): Promise<void> {
   await deleteAll(source, received.slice(0, MESSAGES_PER_CYCLE / 3));
   // Two thirds were received once and not deleted: once visible again, a receive moves them
   // (maxReceiveCount 1) to the dead-letter queue.
-  t.clock.advance(2_000);
+  t.clock.advance(VISIBILITY_SECONDS * 1000);
   while ((await storedMessages(source)) > 0) expect(await receiveAll(source)).toEqual([]);
   expect(await storedMessages(deadLetters)).toBe(MESSAGES_PER_CYCLE - Math.floor(MESSAGES_PER_CYCLE / 3));
   // Half of the dead letters are deleted, the other half expire along with nothing else.
