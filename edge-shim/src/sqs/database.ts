@@ -35,9 +35,13 @@ CREATE TABLE IF NOT EXISTS deleted_queues (
 ) STRICT, WITHOUT ROWID;
 
 -- Row ids only grow (AUTOINCREMENT): they give FIFO send order and the PurgeQueue cut-off.
+-- epoch: the queue's purged_through when the message was stored. PurgeQueue raises purged_through to
+-- the last row id, so every message stored before it is of an older epoch: the indexes below lead
+-- with the epoch, and a request looking at the current one never meets a purged message.
 CREATE TABLE IF NOT EXISTS messages (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   queue_id INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
   message_id TEXT NOT NULL,
   body TEXT NOT NULL,
   body_md5 TEXT NOT NULL,
@@ -57,26 +61,29 @@ CREATE TABLE IF NOT EXISTS messages (
   receipt_nonce TEXT
 ) STRICT;
 -- Standard receive: the oldest visible messages of a queue. Long polls: when the next invisible one
--- shows. It also covers the approximate counts (in flight = received before, delayed = never received).
-CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue_id, visible_at, receive_count, enqueued_at);
+-- shows. It also covers the approximate counts (in flight = received before, delayed = never
+-- received), and the sweeper finds purged messages (older epochs) through it.
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue_id, epoch, visible_at, receive_count, enqueued_at);
 -- FIFO receive: a group's messages in send order.
-CREATE INDEX IF NOT EXISTS messages_by_group ON messages (queue_id, group_id, id) WHERE group_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_group ON messages (queue_id, group_id, epoch, id) WHERE group_id IS NOT NULL;
 -- Retention: a message expires MessageRetentionPeriod after it was enqueued (in this queue, for FIFO
--- dead-letter queues; standard dead-letter queues keep the original time). The sweeper also finds
--- purged messages through it: they were all enqueued by the time of the purge.
+-- dead-letter queues; standard dead-letter queues keep the original time).
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages (queue_id, enqueued_at);
 
--- FIFO message groups that hold messages. available_at: when the group can next be received from,
--- the later of its first message's visible_at (queue delay) and the end of the visibility timeout of
--- its messages in flight (a group is locked while any is in flight).
+-- FIFO message groups that hold messages of the current epoch (a group whose messages are all
+-- purged keeps an older epoch until a message is sent to it or the sweeper deletes them).
+-- available_at: when the group can next be received from, the later of its first message's
+-- visible_at (queue delay) and the end of the visibility timeout of its messages in flight (a group
+-- is locked while any is in flight).
 CREATE TABLE IF NOT EXISTS fifo_groups (
   queue_id INTEGER NOT NULL,
   group_id TEXT NOT NULL,
+  epoch INTEGER NOT NULL,
   available_at INTEGER NOT NULL,
   PRIMARY KEY (queue_id, group_id)
 ) STRICT, WITHOUT ROWID;
 -- FIFO receive: the groups available now, longest available first, without looking at the others.
-CREATE INDEX IF NOT EXISTS fifo_groups_by_availability ON fifo_groups (queue_id, available_at, group_id);
+CREATE INDEX IF NOT EXISTS fifo_groups_by_availability ON fifo_groups (queue_id, epoch, available_at, group_id);
 
 -- Deduplication ids seen in the last 5 minutes; scope is '' per queue, or the message group id.
 CREATE TABLE IF NOT EXISTS deduplication (

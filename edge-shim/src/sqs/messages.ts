@@ -5,6 +5,7 @@ import type { Queue } from './queues.js';
 export interface MessageRow {
   id: number;
   queue_id: number;
+  epoch: number;
   message_id: string;
   body: string;
   body_md5: string;
@@ -24,7 +25,7 @@ export interface MessageRow {
   receipt_nonce: string | null;
 }
 
-export type NewMessage = Omit<MessageRow, 'id' | 'receive_count' | 'first_received_at' | 'received_at' | 'receipt_nonce'>;
+export type NewMessage = Omit<MessageRow, 'id' | 'epoch' | 'receive_count' | 'first_received_at' | 'received_at' | 'receipt_nonce'>;
 
 export interface MessageCounts {
   visible: number;
@@ -32,24 +33,24 @@ export interface MessageCounts {
   delayed: number;
 }
 
-// A FIFO group's messages in flight are always among its first ten: a receive takes at most ten
-// from the head of an available group, and the group stays locked while any of them is in flight.
-const IN_FLIGHT_WINDOW = 10;
-// The availability of a group left with purged messages only: never, until a message is sent to it
-// (which then gives it its own) or the sweeper deletes the last of them.
-const PARKED = Number.MAX_SAFE_INTEGER;
-
 export interface AvailableGroup {
   group_id: string;
   available_at: number;
 }
 
+// A FIFO group's messages in flight are always among its first ten: a receive takes at most ten
+// from the head of an available group, and the group stays locked while any of them is in flight.
+const IN_FLIGHT_WINDOW = 10;
+// The epoch of a group left with purged messages only: none a request looks at.
+const RETIRED = -1;
+
 /**
  * Message storage for one database: every statement the queue operations run against `messages`
  * and `fifo_groups`, keeping a FIFO group's availability in step with its messages. Every query a
- * request runs walks an index from where the answer starts (see `test/edge-shim/receive.test.ts`),
- * so a queue of millions costs a request what an empty one does. Purged messages (row id up to the
- * queue's `purgedThrough`) stay until the sweeper deletes them; reads skip or delete them.
+ * request runs walks an index from where its answer starts (see `test/edge-shim/receive.test.ts`),
+ * so a request on a queue of millions costs what it costs on an empty one. The current epoch of a
+ * queue is its `purgedThrough` (see the schema): messages of older epochs are purged, and only the
+ * sweeper looks at them.
  */
 export class MessageStore {
   private readonly statements;
@@ -57,20 +58,20 @@ export class MessageStore {
   constructor(private readonly db: Db) {
     this.statements = {
       insert: db.prepare(
-        `INSERT INTO messages (queue_id, message_id, body, body_md5, attributes, attributes_md5, trace_header,
+        `INSERT INTO messages (queue_id, epoch, message_id, body, body_md5, attributes, attributes_md5, trace_header,
            group_id, deduplication_id, sequence_number, dead_letter_source, sent_at, enqueued_at, visible_at)
-         VALUES (@queue_id, @message_id, @body, @body_md5, @attributes, @attributes_md5, @trace_header,
+         VALUES (@queue_id, @epoch, @message_id, @body, @body_md5, @attributes, @attributes_md5, @trace_header,
            @group_id, @deduplication_id, @sequence_number, @dead_letter_source, @sent_at, @enqueued_at, @visible_at)`,
       ),
       byId: db.prepare<[number], MessageRow>('SELECT * FROM messages WHERE id = ?'),
-      visible: db.prepare<[number, number, number], MessageRow>(
-        'SELECT * FROM messages WHERE queue_id = ? AND visible_at <= ? ORDER BY visible_at LIMIT ?',
+      visible: db.prepare<[number, number, number, number], MessageRow>(
+        'SELECT * FROM messages WHERE queue_id = ? AND epoch = ? AND visible_at <= ? ORDER BY visible_at LIMIT ?',
       ),
       expired: db.prepare<[number, number, number], MessageRow>(
         'SELECT * FROM messages WHERE queue_id = ? AND enqueued_at <= ? LIMIT ?',
       ),
-      purged: db.prepare<[number, number, number, number], MessageRow>(
-        'SELECT * FROM messages WHERE queue_id = ? AND enqueued_at <= ? AND id <= ? LIMIT ?',
+      purged: db.prepare<[number, number, number], MessageRow>(
+        'SELECT * FROM messages WHERE queue_id = ? AND epoch < ? LIMIT ?',
       ),
       markReceived: db.prepare(
         `UPDATE messages SET visible_at = @visibleAt, receive_count = receive_count + 1,
@@ -79,37 +80,34 @@ export class MessageStore {
       ),
       setVisibleAt: db.prepare('UPDATE messages SET visible_at = ? WHERE id = ?'),
       remove: db.prepare('DELETE FROM messages WHERE id = ?'),
+      // A message sent to a group with purged messages only is its first: it decides the group's availability.
       groupInsert: db.prepare(
-        `INSERT INTO fifo_groups (queue_id, group_id, available_at) VALUES (@queue, @group, @at)
-         ON CONFLICT (queue_id, group_id) DO UPDATE SET available_at = @at WHERE available_at = ${PARKED}`,
+        `INSERT INTO fifo_groups (queue_id, group_id, epoch, available_at) VALUES (@queue, @group, @epoch, @at)
+         ON CONFLICT (queue_id, group_id) DO UPDATE SET epoch = @epoch, available_at = @at WHERE epoch <> @epoch`,
       ),
-      availableGroups: db.prepare<[number, number, number, string, number], AvailableGroup>(
+      availableGroups: db.prepare<[number, number, number, number, string, number], AvailableGroup>(
         `SELECT group_id, available_at FROM fifo_groups
-         WHERE queue_id = ? AND available_at <= ? AND (available_at, group_id) > (?, ?)
+         WHERE queue_id = ? AND epoch = ? AND available_at <= ? AND (available_at, group_id) > (?, ?)
          ORDER BY available_at, group_id LIMIT ?`,
       ),
       groupMessages: db.prepare<[number, string, number, number], MessageRow>(
-        'SELECT * FROM messages WHERE queue_id = ? AND group_id = ? AND id > ? ORDER BY id LIMIT ?',
-      ),
-      groupWindow: db.prepare<[number, string, number, number], { visible_at: number; receive_count: number }>(
-        `SELECT visible_at, receive_count FROM messages WHERE queue_id = ? AND group_id = ? AND id > ?
-         ORDER BY id LIMIT ?`,
+        'SELECT * FROM messages WHERE queue_id = ? AND group_id = ? AND epoch = ? ORDER BY id LIMIT ?',
       ),
       groupHasMessages: db.prepare<[number, string], { one: number }>(
         'SELECT 1 AS one FROM messages WHERE queue_id = ? AND group_id = ? LIMIT 1',
       ),
-      setGroupAvailableAt: db.prepare('UPDATE fifo_groups SET available_at = ? WHERE queue_id = ? AND group_id = ?'),
+      setGroup: db.prepare('UPDATE fifo_groups SET epoch = ?, available_at = ? WHERE queue_id = ? AND group_id = ?'),
       removeGroup: db.prepare('DELETE FROM fifo_groups WHERE queue_id = ? AND group_id = ?'),
-      parkLockedGroups: db.prepare(`UPDATE fifo_groups SET available_at = ${PARKED} WHERE queue_id = ? AND available_at > ?`),
-      counts: db.prepare<{ queue: number; now: number; purged: number; cutoff: number }, { total: number; inFlight: number | null; delayed: number | null }>(
+      counts: db.prepare<{ queue: number; epoch: number; now: number; cutoff: number }, { total: number; inFlight: number | null; delayed: number | null }>(
         `SELECT count(*) AS total, sum(visible_at > @now AND receive_count > 0) AS inFlight,
            sum(visible_at > @now AND receive_count = 0) AS delayed
          FROM messages INDEXED BY messages_by_visibility
-         WHERE queue_id = @queue AND id > @purged AND enqueued_at > @cutoff`,
+         WHERE queue_id = @queue AND epoch = @epoch AND enqueued_at > @cutoff`,
       ),
-      lastId: db.prepare<[], { id: number }>('SELECT coalesce(max(id), 0) AS id FROM messages'),
-      nextVisibleAt: db.prepare<[number, number], { at: number | null }>(
-        'SELECT min(visible_at) AS at FROM messages WHERE queue_id = ? AND visible_at > ?',
+      // The highest row id ever given, from SQLite's one-row-per-table record of AUTOINCREMENT.
+      lastId: db.prepare<[], { id: number }>(`SELECT seq AS id FROM sqlite_sequence WHERE name = 'messages'`),
+      nextVisibleAt: db.prepare<[number, number, number], { at: number | null }>(
+        'SELECT min(visible_at) AS at FROM messages WHERE queue_id = ? AND epoch = ? AND visible_at > ?',
       ),
     };
   }
@@ -120,8 +118,9 @@ export class MessageStore {
   }
 
   insert(queue: Queue, message: NewMessage): number {
-    const id = Number(this.statements.insert.run(message).lastInsertRowid);
-    if (queue.fifo) this.statements.groupInsert.run({ queue: queue.id, group: message.group_id, at: message.visible_at });
+    const epoch = queue.purgedThrough;
+    const id = Number(this.statements.insert.run({ ...message, epoch }).lastInsertRowid);
+    if (queue.fifo) this.statements.groupInsert.run({ queue: queue.id, group: message.group_id, epoch, at: message.visible_at });
     return id;
   }
 
@@ -130,16 +129,17 @@ export class MessageStore {
   }
 
   /**
-   * Visible messages of a standard queue, oldest visibility first, including expired and purged
-   * ones: the caller deletes those it meets (see `isDead`), so it never meets them twice.
+   * Visible unpurged messages of a standard queue, oldest visibility first, including any past
+   * their retention period: the caller deletes those it meets (see `isDead`), so it never meets
+   * them twice.
    */
   visible(queue: Queue, now: number, limit: number): MessageRow[] {
-    return this.statements.visible.all(queue.id, now, limit);
+    return this.statements.visible.all(queue.id, queue.purgedThrough, now, limit);
   }
 
-  /** Whether a message is past its retention period or purged, and so must never be returned. */
+  /** Whether a message is purged or past its retention period, and so must never be returned. */
   isDead(queue: Queue, message: MessageRow, now: number): boolean {
-    return message.id <= queue.purgedThrough || message.enqueued_at <= retentionCutoff(queue, now);
+    return message.epoch !== queue.purgedThrough || message.enqueued_at <= retentionCutoff(queue, now);
   }
 
   /** Messages past their retention period, for the sweeper. */
@@ -147,19 +147,19 @@ export class MessageStore {
     return this.statements.expired.all(queue.id, retentionCutoff(queue, now), limit);
   }
 
-  /** Messages hidden by PurgeQueue and not yet deleted, for the sweeper. */
+  /** Purged messages not yet deleted, for the sweeper. */
   purged(queue: Queue, limit: number): MessageRow[] {
-    return queue.purgedThrough === 0 ? [] : this.statements.purged.all(queue.id, queue.purgedAt, queue.purgedThrough, limit);
+    return this.statements.purged.all(queue.id, queue.purgedThrough, limit);
   }
 
-  /** The highest row id of the messages stored now (every one sent later gets a higher one). */
+  /** The highest message row id ever given: the cut-off of a purge. */
   lastId(): number {
-    return this.statements.lastId.get()!.id;
+    return this.statements.lastId.get()?.id ?? 0;
   }
 
   /** When the next invisible message of a queue becomes visible, if any is invisible now. */
   nextVisibleAt(queue: Queue, now: number): number | undefined {
-    return this.statements.nextVisibleAt.get(queue.id, now)?.at ?? undefined;
+    return this.statements.nextVisibleAt.get(queue.id, queue.purgedThrough, now)?.at ?? undefined;
   }
 
   /**
@@ -167,21 +167,12 @@ export class MessageStore {
    * `after` (a position in that order) when paging on.
    */
   availableGroups(queue: Queue, now: number, after: AvailableGroup | undefined, limit: number): AvailableGroup[] {
-    return this.statements.availableGroups.all(queue.id, now, after?.available_at ?? -1, after?.group_id ?? '', limit);
+    return this.statements.availableGroups.all(queue.id, queue.purgedThrough, now, after?.available_at ?? Number.MIN_SAFE_INTEGER, after?.group_id ?? '', limit);
   }
 
   /** The first unpurged messages of a FIFO group, in send order. */
   groupMessages(queue: Queue, groupId: string, limit: number): MessageRow[] {
     return this.statements.groupMessages.all(queue.id, groupId, queue.purgedThrough, limit);
-  }
-
-  /**
-   * At PurgeQueue, when every group holds purged messages only: the groups locked by messages in
-   * flight (or delayed) are parked, so that a message sent after the purge is not held up by them.
-   * The other groups are parked by the next receive that comes across them.
-   */
-  parkLockedGroups(queue: Queue, now: number): void {
-    this.statements.parkLockedGroups.run(queue.id, now);
   }
 
   markReceived(message: MessageRow, now: number, visibleAt: number, nonce: string): void {
@@ -195,7 +186,7 @@ export class MessageStore {
 
   /** Locks a FIFO group whose first messages were just received until they are visible again. */
   lockGroup(queue: Queue, groupId: string, until: number): void {
-    this.statements.setGroupAvailableAt.run(until, queue.id, groupId);
+    this.statements.setGroup.run(queue.purgedThrough, until, queue.id, groupId);
   }
 
   setVisibleAt(queue: Queue, message: MessageRow, visibleAt: number): void {
@@ -210,7 +201,7 @@ export class MessageStore {
   }
 
   counts(queue: Queue, now: number): MessageCounts {
-    const row = this.statements.counts.get({ queue: queue.id, now, purged: queue.purgedThrough, cutoff: retentionCutoff(queue, now) })!;
+    const row = this.statements.counts.get({ queue: queue.id, epoch: queue.purgedThrough, now, cutoff: retentionCutoff(queue, now) })!;
     const inFlight = row.inFlight ?? 0;
     const delayed = row.delayed ?? 0;
     return { visible: row.total - inFlight - delayed, inFlight, delayed };
@@ -219,20 +210,20 @@ export class MessageStore {
   /**
    * Recomputes when a FIFO group can next be received from: once its first message is visible and
    * none of its messages is in flight. A group left without messages goes; one left with purged
-   * messages only is parked until the sweeper deletes them.
+   * messages only is retired until a message is sent to it or the sweeper deletes them.
    */
   refreshGroup(queue: Queue, groupId: string): void {
-    const window = this.statements.groupWindow.all(queue.id, groupId, queue.purgedThrough, IN_FLIGHT_WINDOW);
+    const window = this.statements.groupMessages.all(queue.id, groupId, queue.purgedThrough, IN_FLIGHT_WINDOW);
     if (window.length === 0) {
-      if (this.statements.groupHasMessages.get(queue.id, groupId)) this.statements.setGroupAvailableAt.run(PARKED, queue.id, groupId);
+      if (this.statements.groupHasMessages.get(queue.id, groupId)) this.statements.setGroup.run(RETIRED, 0, queue.id, groupId);
       else this.statements.removeGroup.run(queue.id, groupId);
       return;
     }
     let availableAt = window[0]!.visible_at;
-    for (const { visible_at: visibleAt, receive_count: receiveCount } of window) {
-      if (receiveCount > 0) availableAt = Math.max(availableAt, visibleAt);
+    for (const message of window) {
+      if (message.receive_count > 0) availableAt = Math.max(availableAt, message.visible_at);
     }
-    this.statements.setGroupAvailableAt.run(availableAt, queue.id, groupId);
+    this.statements.setGroup.run(queue.purgedThrough, availableAt, queue.id, groupId);
   }
 }
 

@@ -32,8 +32,6 @@ export class Sweeper {
         const expired = context.messages.expired(queue, context.now, BATCH);
         const purged = context.messages.purged(queue, BATCH);
         for (const message of [...expired, ...purged]) context.messages.remove(queue, message);
-        // Every purged message is gone: nothing is left for the purge mark to hide.
-        if (queue.purgedThrough !== 0 && purged.length === 0) context.queues.update(queue, { purgedThrough: 0 });
         // Messages in flight were deleted: their FIFO groups may be unlocked.
         if (queue.fifo && expired.length + purged.length > 0) context.messagesAvailable(queue);
         more ||= expired.length >= BATCH || purged.length >= BATCH;

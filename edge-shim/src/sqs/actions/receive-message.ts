@@ -22,8 +22,8 @@ const SYSTEM_ATTRIBUTES = [
 const ATTEMPT_ID = /^[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]{1,128}$/;
 const ATTEMPT_INTERVAL_MS = 5 * 60_000;
 // One receive examines at most this many messages (standard) or groups (FIFO) before it answers;
-// what it could not get to yet (messages left by a purge or past retention, which it deletes as it
-// meets them) is left to the next round of a long poll, so no single transaction runs long.
+// what it could not get to yet (messages past retention, which it deletes as it meets them) is left
+// to the next round of a long poll, so that no single transaction runs long.
 const MAX_MESSAGES_EXAMINED = 200;
 const MAX_GROUPS_EXAMINED = 200;
 const GROUP_PAGE = 20;
@@ -175,7 +175,7 @@ function receiveFifo(context: SqsContext, queue: Queue, limit: number, visibleFo
         context.messages.lockGroup(queue, group.group_id, now + visibleFor);
         taken.push(...fromGroup);
       } else {
-        // Its first message is delayed, or it holds purged messages only: out of the way until then.
+        // Its first message is delayed: out of the way until it shows.
         context.messages.refreshGroup(queue, group.group_id);
       }
       if (taken.length >= limit) break pages;
