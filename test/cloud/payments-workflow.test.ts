@@ -4,17 +4,19 @@ import { once } from 'node:events';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type FakeGateway, startFakeGateway } from '../../functions/src/fake-gateway/server.js';
+import { FRAUDULENT_ACCOUNT_PREFIX, type FakeGateway, startFakeGateway } from '../../functions/src/fake-gateway/server.js';
 import { type WorkflowResources, createWorkflowResources, resourceEnvironment } from '../../functions/src/local-runner/resources.js';
 import { type LocalRunner, type LocalRunnerOptions, startLocalRunner } from '../../functions/src/local-runner/runner.js';
+import { Checkpoints } from '../../functions/src/runtime/checkpoint.js';
 import { Ledger } from '../../functions/src/runtime/ledger.js';
+import { DynamoDbCheckpoints } from '../../functions/src/runtime/store/dynamodb-checkpoints.js';
 import type { FallbackOutcome } from '../../functions/src/runtime/fallback.js';
 import { documentClient } from '../../functions/src/runtime/store/dynamodb-client.js';
 import { DynamoDbLedger } from '../../functions/src/runtime/store/dynamodb-ledger.js';
 import { DynamoDbStepLog } from '../../functions/src/runtime/store/dynamodb-step-log.js';
 import type { SagaStatus } from '../../functions/src/runtime/store/types.js';
 import { stageTaskId } from '../../functions/src/runtime/task.js';
-import { STAND_IN_LIMIT_MINOR } from '../../functions/src/workflows/payments-saga.js';
+import { STAND_IN_LIMIT_MINOR, velocityKey } from '../../functions/src/workflows/payments-saga.js';
 import { payments } from '../../functions/src/workflows/payments.js';
 import { ENV, type WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { emulator } from '../helpers/emulator.js';
@@ -55,10 +57,10 @@ interface Pipeline {
   readonly ledgerStore: DynamoDbLedger;
 }
 
-async function pipeline(workflow = quick()): Promise<Pipeline> {
+async function pipeline(workflow = quick(), visibilityTimeoutSeconds = STAGE_TIMEOUT_SECONDS): Promise<Pipeline> {
   gateway = await startFakeGateway();
   notifier = await startFakeGateway();
-  const resources = await createWorkflowResources(aws, workflow, { namePrefix: `pay-${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds: STAGE_TIMEOUT_SECONDS });
+  const resources = await createWorkflowResources(aws, workflow, { namePrefix: `pay-${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds });
   const ledgerStore = new DynamoDbLedger(documentClient(), resources.tables.ledger);
   return {
     workflow,
@@ -204,6 +206,21 @@ describe('the payments workflow', () => {
     expect(balance).toEqual({ balanced: true, entries: 2, byCurrency: { EUR: { debitsMinor: 12_345, creditsMinor: 12_345 } } });
   });
 
+  it('declines a payment the fraud service scores as fraud and voids its authorization', async () => {
+    const p = await pipeline();
+    await run(p);
+    const workflowId = await submit(p, payment({ account: `${FRAUDULENT_ACCOUNT_PREFIX}acct` }));
+    const { steps } = await settled(p, workflowId, 'compensated');
+    expect(steps.map((step) => [step.step, step.status])).toEqual([
+      ['authorize', 'compensated'],
+      ['fraud-score', 'failed'],
+    ]);
+    expect(steps[1]!.error).toBe('PermanentError: payment declined: fraud score 97');
+    expect(gateway.state.authorizations.map((authorization) => authorization.status)).toEqual(['voided']);
+    const balance = await p.ledger.trialBalance();
+    expect(balance).toEqual({ balanced: true, entries: 0, byCurrency: {} });
+  });
+
   it('posts once when the same message is delivered twice', async () => {
     const p = await pipeline();
     await run(p);
@@ -218,6 +235,10 @@ describe('the payments workflow', () => {
     expect(gateway.state.authorizations).toHaveLength(1);
     expect(notifier.state.notifications).toHaveLength(1);
     expect((await p.ledger.trialBalance()).entries).toBe(2);
+    // The fraud agent's checkpointed velocity for the account counts the payment once.
+    const velocity = new Checkpoints<{ recentPaymentIds: string[] }>(new DynamoDbCheckpoints(documentClient(), p.resources.tables.state));
+    const restored = await velocity.restoreLatest(velocityKey(request.account));
+    expect(restored.intact?.state.recentPaymentIds).toEqual([request.paymentId]);
   });
 
   it('resumes from the step log after the worker is killed mid-workflow', async () => {
@@ -258,7 +279,8 @@ describe('the payments workflow', () => {
   });
 
   it('sends a poison message to the dead-letter queue, raising the alarm metric', async () => {
-    const p = await pipeline(quick({ maxReceiveCount: 2 }));
+    // Nothing here is slow: a short visibility timeout brings the failing message back quickly.
+    const p = await pipeline(quick({ maxReceiveCount: 2 }), 1);
     await run(p);
     await sqs.send(new SendMessageCommand({ QueueUrl: p.resources.queues.authorize!.queueUrl, MessageBody: '{"not": "a task"}', MessageGroupId: 'acct-poison', MessageDeduplicationId: randomUUID() }));
     const deadLetter = p.resources.queues.authorize!.deadLetterQueueUrl;

@@ -69,8 +69,6 @@ export async function runStage<I>(saga: SagaDefinition<I>, stageIndex: number, t
 
   const log = await runtime.stepLog.load(task.workflowId);
   if (!log.saga) throw new Error(`workflow ${task.workflowId} has no saga record: stage ${stage.name} ran before the first stage`);
-  const results = completedResults(log.steps);
-  const context = stepContext(task.workflowId, input, results, agent, runtime);
   if (log.saga.status === 'compensating' || log.saga.status === 'compensated') return compensate(saga, task, input, runtime);
   if (log.saga.status === 'escalated') return { status: 'escalated' };
 
@@ -86,6 +84,7 @@ export async function runStage<I>(saga: SagaDefinition<I>, stageIndex: number, t
   if (agent.escalateToHumanReview) {
     alternatives.push({ name: HUMAN_REVIEW, run: async () => runtime.escalate(task, `no alternative answered step ${stage.name}`) });
   }
+  const context = stepContext(task.workflowId, input, completedResults(log.steps), agent, runtime);
   let outcome: FallbackOutcome;
   try {
     outcome = await runFallbackChain(alternatives, context);

@@ -126,7 +126,7 @@ export const paymentsSaga: SagaDefinition<PaymentRequest> = {
         {
           name: 'fraud-service',
           run: async ({ workflowId, input, call }: PaymentContext) => {
-            await trackVelocity(input);
+            await call('velocity checkpoints', () => trackVelocity(input));
             const { score } = await call(`fraud-service ${gatewayUrl()}`, (signal) =>
               postJson<{ score: number }>(
                 'fraud service',
@@ -141,8 +141,8 @@ export const paymentsSaga: SagaDefinition<PaymentRequest> = {
         {
           // Rules of thumb on amount and the account's recent velocity.
           name: 'rules',
-          run: async ({ input }: PaymentContext) => {
-            const velocity = await trackVelocity(input);
+          run: async ({ input, call }: PaymentContext) => {
+            const velocity = await call('velocity checkpoints', () => trackVelocity(input));
             const large = input.money.amountMinor > 100_000 ? 50 : 0;
             const busy = velocity.recentPaymentIds.length >= 10 ? 45 : 0;
             return decide(10 + large + busy);
