@@ -2,6 +2,7 @@
  * The CDK app: the payments workflow's stack. Context (cdk.json or `-c key=value`):
  *   eventSources=disabled  deploy the SQS event source mappings disabled (emulators without Docker)
  *   gatewayUrl, notifierUrl  where the agents reach the payment gateway and the notifier
+ *   stackName, workflowName  to deploy another copy side by side (its queues are named after the workflow)
  */
 import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
@@ -16,7 +17,7 @@ const notifierUrl = context('notifierUrl');
 
 new HoldfastStack(app, context('stackName') ?? 'Holdfast', {
   description: 'Holdfast: fault-tolerant multi-agent payments workflow',
-  workflow: payments,
+  workflow: { ...payments, name: context('workflowName') ?? payments.name },
   root: fileURLToPath(new URL('../../', import.meta.url)),
   eventSourcesEnabled: context('eventSources') !== 'disabled',
   environment: {
