@@ -11,16 +11,18 @@
  * still verifies in full on every request; DeleteMessageBatch carries fresh receipt handles and is
  * signed for each request. `--sign-each` signs every request instead.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec } from './load.js';
+import { cpuSeconds, memory } from './proc-stats.js';
 import { summarizeProfile } from './profile.js';
+import { type Results, renderReport } from './report.js';
 import { type ShimProcess, spawnShim } from './shim-process.js';
 import { type Credentials, Signer } from './sign.js';
 
@@ -92,29 +94,6 @@ interface System {
   readonly sqs: boolean;
 }
 
-interface Row {
-  readonly system: string;
-  readonly operation: string;
-  readonly clients: number;
-  readonly result: ScenarioResult;
-  readonly serverCpu?: number;
-}
-
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-function cpuSeconds(pid: number): number {
-  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-
-function memory(pid: number): { rssMb: number; peakMb: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)![1]);
-  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
-}
-
 async function call(system: System, action: string, input: Record<string, unknown>): Promise<Record<string, unknown>> {
   const body = JSON.stringify(input);
   const headers = await system.signer.sign(system.endpoint, action, body);
@@ -146,8 +125,8 @@ function spec(system: System, extra: Omit<ScenarioSpec, 'origin' | 'region' | 'c
 }
 
 const generator = new LoadGenerator(Number(options.threads));
-const rows: Row[] = [];
-const notes: string[] = [];
+const results: Results = { rows: [], backlogRows: [], fillRows: [], memoryRows: [], notes: [] };
+const { rows, backlogRows, fillRows, memoryRows, notes } = results;
 
 async function measure(system: System, operation: string, clients: number, scenario: ScenarioSpec): Promise<ScenarioResult> {
   const cpuBefore = system.pid ? cpuSeconds(system.pid) : 0;
@@ -203,15 +182,6 @@ async function measureSqs(system: System, suffix: string): Promise<void> {
   }
 }
 
-interface BacklogRow {
-  readonly system: string;
-  readonly queue: string;
-  readonly stored: number;
-  readonly result: ScenarioResult;
-}
-const backlogRows: BacklogRow[] = [];
-const memoryRows: Array<{ system: string; when: string; stored: number; rssMb: number; peakMb: number; dbMb?: number }> = [];
-const fillRows: Array<{ system: string; messages: number; messagesPerSecond: number; errors: number }> = [];
 
 async function fill(system: System, queueUrl: string, messages: number): Promise<void> {
   if (messages <= 0) return;
@@ -267,82 +237,6 @@ async function spawnBare(): Promise<{ url: string; pid: number; child: ChildProc
   return { url, pid, child };
 }
 
-// Formatting.
-const fmt = (value: number | undefined, digits = 0) => (value === undefined || Number.isNaN(value) ? '-' : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
-const percent = (value: number | undefined) => (value === undefined ? '-' : `${Math.round(value * 100)}%`);
-
-function find(system: string, operation: string, clients: number): Row | undefined {
-  return rows.find((row) => row.system === system && row.operation === operation && row.clients === clients);
-}
-
-function targets(): string[] {
-  const lines = ['| target | measured | met |', '| --- | --- | --- |'];
-  const verdict = (met: boolean | undefined) => (met === undefined ? 'n/a' : met ? 'yes' : '**no**');
-  const maxClients = Math.max(...CLIENTS);
-  const bare = find('bare', 'bare HTTP (fixed answer)', maxClients);
-  const send = find('shim', 'SendMessage', maxClients);
-  const ratio = bare && send ? send.result.requestsPerSecond / bare.result.requestsPerSecond : undefined;
-  lines.push(`| SendMessage at ${maxClients} clients ≥ 50% of the bare server | ${ratio === undefined ? '-' : `${percent(ratio)} (${fmt(send!.result.requestsPerSecond)} vs ${fmt(bare!.result.requestsPerSecond)} req/s)`} | ${verdict(ratio === undefined ? undefined : ratio >= 0.5)} |`);
-  const batch = rows.filter((row) => row.system === 'shim' && row.operation === 'SendMessageBatch (10)').sort((a, b) => b.result.messagesPerSecond - a.result.messagesPerSecond)[0];
-  lines.push(`| SendMessageBatch above 30,000 messages/s | ${batch ? `${fmt(batch.result.messagesPerSecond)} msg/s (${batch.clients} clients)` : '-'} | ${verdict(batch ? batch.result.messagesPerSecond > 30_000 : undefined)} |`);
-  const empty = backlogRows.find((row) => row.system === 'shim' && row.queue === 'empty queue');
-  const backlog = backlogRows.find((row) => row.system === 'shim' && row.queue === 'backlog');
-  const full = BACKLOG >= 1_000_000 && backlog !== undefined && backlog.stored >= 1_000_000;
-  lines.push(
-    `| Receive with a 1,000,000 backlog within 2x of an empty queue (p50 and p99) | ${empty && backlog ? `p50 ${fmt(backlog.result.p50, 2)} vs ${fmt(empty.result.p50, 2)} ms (${fmt(backlog.result.p50 / empty.result.p50, 1)}x), p99 ${fmt(backlog.result.p99, 2)} vs ${fmt(empty.result.p99, 2)} ms (${fmt(backlog.result.p99 / empty.result.p99, 1)}x)${full ? '' : `; backlog only ${fmt(backlog.stored)}`}` : '-'} | ${verdict(full ? backlog.result.p50 <= 2 * empty!.result.p50 && backlog.result.p99 <= 2 * empty!.result.p99 : undefined)} |`,
-  );
-  const stored = memoryRows.find((row) => row.system === 'shim' && row.when === 'backlog stored');
-  lines.push(`| Resident memory under 200 MB with 1,000,000 messages stored | ${stored ? `${fmt(stored.rssMb)} MB (peak ${fmt(stored.peakMb)} MB) with ${fmt(stored.stored)} stored` : '-'} | ${verdict(stored && stored.stored >= 1_000_000 ? stored.rssMb < 200 : undefined)} |`);
-  return lines;
-}
-
-function report(started: Date, profileSummary?: string): string {
-  const lines = [
-    `# Edge shim benchmark`,
-    '',
-    `${started.toISOString()}; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}; Node ${process.version}; shim --durability ${options.durability}, ` +
-      `${options.unauthenticated ? 'unauthenticated' : 'SigV4 verified'}; ${fmt(DURATION_MS / 1000, 1)} s per measurement; generator: ${options.threads} worker thread(s), ` +
-      `${options['sign-each'] ? 'every request signed' : 'fixed requests signed once per measurement, deletes signed each'}${options.quick ? '; QUICK run' : ''}.`,
-    '',
-    '"bare" is a node:http server answering a fixed small JSON body, measured by the same generator: the ceiling of a',
-    'one-process Node server on this machine and of the generator at once. "server CPU" is the server process\'s CPU time',
-    'per second (1 core = 100%); "generator load" the event-loop utilisation of the busiest generator thread.',
-    '',
-    '| server | operation | clients | requests/s | messages/s | p50 ms | p99 ms | errors | server CPU | generator load |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map(
-      (row) =>
-        `| ${row.system} | ${row.operation} | ${row.clients} | ${fmt(row.result.requestsPerSecond)} | ${fmt(row.result.messagesPerSecond)} | ${fmt(row.result.p50, 2)} | ${fmt(row.result.p99, 2)} | ${row.result.errors} | ${percent(row.serverCpu)} | ${percent(row.result.generatorLoad)} |`,
-    ),
-  ];
-  if (backlogRows.length > 0) {
-    lines.push(
-      '',
-      'ReceiveMessage (up to 10, no wait) by 1 client, each followed by a DeleteMessageBatch of what came (not timed):',
-      '',
-      '| server | queue | messages stored | receives/s | p50 ms | p99 ms |',
-      '| --- | --- | ---: | ---: | ---: | ---: |',
-      ...backlogRows.map((row) => `| ${row.system} | ${row.queue} | ${fmt(row.stored)} | ${fmt(row.result.requestsPerSecond)} | ${fmt(row.result.p50, 2)} | ${fmt(row.result.p99, 2)} |`),
-      '',
-      '| server | backlog fill (SendMessageBatch, 32 clients) | messages/s | errors |',
-      '| --- | ---: | ---: | ---: |',
-      ...fillRows.map((row) => `| ${row.system} | ${fmt(row.messages)} | ${fmt(row.messagesPerSecond)} | ${row.errors} |`),
-    );
-  }
-  if (memoryRows.length > 0) {
-    lines.push(
-      '',
-      '| server | when | messages stored | resident MB | peak resident MB | database + WAL MB |',
-      '| --- | --- | ---: | ---: | ---: | ---: |',
-      ...memoryRows.map((row) => `| ${row.system} | ${row.when} | ${fmt(row.stored)} | ${fmt(row.rssMb)} | ${fmt(row.peakMb)} | ${fmt(row.dbMb)} |`),
-    );
-  }
-  lines.push('', '## Targets', '', ...targets());
-  if (notes.length > 0) lines.push('', '## Notes', '', ...notes.map((note) => `- ${note}`));
-  if (profileSummary) lines.push('', '## Shim CPU profile', '', profileSummary);
-  return `${lines.join('\n')}\n`;
-}
-
 async function main(): Promise<void> {
   const started = new Date();
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-bench-'));
@@ -390,7 +284,11 @@ async function main(): Promise<void> {
     const [profile] = readdirSync(profileDir).filter((file) => file.endsWith('.cpuprofile'));
     if (profile) profileSummary = summarizeProfile(join(profileDir, profile), ROOT);
   }
-  const text = report(started, profileSummary);
+  const description =
+    `shim --durability ${options.durability}, ${options.unauthenticated ? 'unauthenticated' : 'SigV4 verified'}; ` +
+    `${DURATION_MS / 1000} s per measurement; generator: ${options.threads} worker thread(s), ` +
+    `${options['sign-each'] ? 'every request signed' : 'fixed requests signed once per measurement, deletes signed each'}${options.quick ? '; QUICK run' : ''}`;
+  const text = renderReport(results, { started, description, clients: CLIENTS, profileSummary });
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(OUT, text);
   console.log(text);
