@@ -110,8 +110,8 @@ function receiveStandard(context: SqsContext, queue: Queue, limit: number, visib
   let cleared = false;
   while (taken.length < limit && examined < MAX_MESSAGES_EXAMINED) {
     // Messages taken with a visibility timeout of 0 are still visible: ask for as many more.
-    const wanted = limit - taken.length;
-    const candidates = context.messages.visible(queue, now, wanted + takenIds.size);
+    const requested = limit - taken.length + takenIds.size;
+    const candidates = context.messages.visible(queue, now, requested);
     let progressed = false;
     for (const message of candidates) {
       if (takenIds.has(message.id)) continue;
@@ -128,7 +128,7 @@ function receiveStandard(context: SqsContext, queue: Queue, limit: number, visib
         takenIds.add(message.id);
       }
     }
-    if (!progressed || candidates.length < wanted + takenIds.size) break;
+    if (!progressed || candidates.length < requested) break;
   }
   return { messages: taken, more: taken.length === 0 && cleared };
 }
