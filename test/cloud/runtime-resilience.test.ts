@@ -4,7 +4,7 @@ import { type FakeGateway, startFakeGateway } from '../../functions/src/fake-gat
 import { HttpStatusError, PermanentError, TransientError, isPermanent, isTransient } from '../../functions/src/runtime/errors.js';
 import { runFallbackChain } from '../../functions/src/runtime/fallback.js';
 import { postJson } from '../../functions/src/runtime/http.js';
-import { type CallPolicy, DeadlineExceededError, breakerState, callDependency } from '../../functions/src/runtime/resilience.js';
+import { type CallPolicy, DeadlineExceededError, breakerState, callDependency, retryPolicy } from '../../functions/src/runtime/resilience.js';
 
 const policy: CallPolicy = {
   timeoutMs: 1_000,
@@ -39,6 +39,28 @@ describe('error classification', () => {
     expect(isTransient(new BrokenCircuitError())).toBe(false);
     const bug = new TypeError('undefined is not a function');
     expect([isTransient(bug), isPermanent(bug)]).toEqual([false, false]);
+  });
+});
+
+describe('retry policy', () => {
+  it('waits a random time below the capped exponential bound before each retry (full jitter)', async () => {
+    const config = { attempts: 7, initialDelayMs: 2, maxDelayMs: 16 };
+    const policy = retryPolicy(config);
+    const delays: number[] = [];
+    policy.onRetry((event) => delays.push(event.delay));
+    let calls = 0;
+    await expect(
+      policy.execute(async () => {
+        calls++;
+        throw new TransientError('busy');
+      }),
+    ).rejects.toThrow('busy');
+    expect(calls).toBe(config.attempts);
+    expect(delays).toHaveLength(config.attempts - 1);
+    delays.forEach((delay, retry) => {
+      expect(delay).toBeGreaterThanOrEqual(0);
+      expect(delay).toBeLessThan(Math.min(config.maxDelayMs, config.initialDelayMs * 2 ** retry));
+    });
   });
 });
 
