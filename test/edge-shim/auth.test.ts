@@ -1,6 +1,7 @@
 import { Sha256 } from '@aws-crypto/sha256-js';
-import { CreateQueueCommand, ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, ListQueuesCommand, SQSClient, type ServiceInputTypes, type ServiceOutputTypes } from '@aws-sdk/client-sqs';
 import { HttpRequest } from '@smithy/protocol-http';
+import type { FinalizeRequestMiddleware } from '@smithy/types';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { XMLParser } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,9 +59,17 @@ interface Answer {
 
 const xml = new XMLParser({ parseTagValue: false });
 
+interface Sendable {
+  readonly method: string;
+  readonly path: string;
+  readonly query?: Record<string, unknown>;
+  readonly headers: Record<string, string>;
+  readonly body?: unknown;
+}
+
 /** Sends a request as is and reads the SQS error code from whichever protocol it answered in. */
-async function send(request: HttpRequest): Promise<Answer> {
-  const query = new URLSearchParams(Object.entries(request.query ?? {}).map(([k, v]) => [k, String(v)]));
+async function send(request: Sendable): Promise<Answer> {
+  const query = new URLSearchParams(Object.entries(request.query ?? {}).map(([k, v]): [string, string] => [k, String(v)]));
   const queryString = query.size > 0 ? `?${query.toString().replace(/\+/g, '%20')}` : '';
   const response = await fetch(`${t.shim.url}${request.path}${queryString}`, {
     method: request.method,
@@ -81,10 +90,10 @@ async function send(request: HttpRequest): Promise<Answer> {
 function tamperingClient(tamper: (request: HttpRequest) => void): SQSClient {
   const client = sqsClient(t.shim.url);
   client.middlewareStack.addRelativeTo(
-    (next) => (args) => {
+    ((next) => (args) => {
       tamper(args.request as HttpRequest);
       return next(args);
-    },
+    }) satisfies FinalizeRequestMiddleware<ServiceInputTypes, ServiceOutputTypes>,
     { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: 'tamper' },
   );
   return client;
@@ -125,7 +134,7 @@ describe('accepts', () => {
       headers: { host: url.host },
     });
     const presigned = await signer().presign(unsigned, { expiresIn: 300 });
-    expect(presigned.query['X-Amz-Signature']).toMatch(/^[0-9a-f]{64}$/);
+    expect(presigned.query?.['X-Amz-Signature']).toMatch(/^[0-9a-f]{64}$/);
     const answer = await send(presigned);
     expect(answer.status).toBe(200);
   });
@@ -264,16 +273,16 @@ describe('rejects presigned URLs', () => {
 
   it('with a parameter changed after signing: SignatureDoesNotMatch 403', async () => {
     const presigned = await presign(listQueuesQuery);
-    presigned.query.QueueNamePrefix = 'other';
+    presigned.query!.QueueNamePrefix = 'other';
     expect(await send(presigned)).toMatchObject({ status: 403, code: 'SignatureDoesNotMatch' });
   });
 
   it('with an expiry beyond seven days, or missing parts: IncompleteSignature 400', async () => {
     const tooLong = await presign(listQueuesQuery);
-    tooLong.query['X-Amz-Expires'] = '604801';
+    tooLong.query!['X-Amz-Expires'] = '604801';
     expect(await send(tooLong)).toMatchObject({ status: 400, code: 'IncompleteSignature' });
     const partial = await presign(listQueuesQuery);
-    delete partial.query['X-Amz-Credential'];
+    delete partial.query!['X-Amz-Credential'];
     expect(await send(partial)).toMatchObject({ status: 400, code: 'IncompleteSignature', message: expect.stringContaining('X-Amz-Credential') });
   });
 });
