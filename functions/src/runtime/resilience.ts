@@ -41,7 +41,7 @@ export interface Deadline {
 }
 
 /** Time kept back from every downstream call so the handler can still record the outcome. */
-export const DEADLINE_RESERVE_MS = 500;
+const DEADLINE_RESERVE_MS = 500;
 
 /** The invocation has no time left for another downstream call: the message goes back to its queue. */
 export class DeadlineExceededError extends Error {

@@ -18,7 +18,7 @@ type PaymentContext = StepContext<PaymentRequest>;
 /** Largest payment approved by stand-in processing while the gateway cannot be reached. */
 export const STAND_IN_LIMIT_MINOR = 25_000;
 /** Fraud score at or above which a payment is declined. */
-export const DECLINE_SCORE = 90;
+const DECLINE_SCORE = 90;
 const VELOCITY_WINDOW = 20;
 
 const httpPolicy: CallPolicy = {
@@ -35,7 +35,7 @@ const ledgerPolicy: CallPolicy = {
 
 let ledgerInstance: Ledger | undefined;
 /** The ledger in LEDGER_TABLE. */
-export function paymentsLedger(): Ledger {
+function paymentsLedger(): Ledger {
   ledgerInstance ??= new Ledger(new DynamoDbLedger(documentClient(), requireEnv(ENV.ledgerTable)));
   return ledgerInstance;
 }
@@ -47,7 +47,7 @@ interface Velocity {
 
 let velocityInstance: Checkpoints<Velocity> | undefined;
 /** Per-account payment velocity the fraud agent keeps as checkpointed state in STATE_TABLE. */
-export function velocityCheckpoints(): Checkpoints<Velocity> {
+function velocityCheckpoints(): Checkpoints<Velocity> {
   velocityInstance ??= new Checkpoints<Velocity>(new DynamoDbCheckpoints(documentClient(), requireEnv(ENV.stateTable)));
   return velocityInstance;
 }
