@@ -195,9 +195,9 @@ describe('query plans', () => {
   // Every statement a request runs must start from an index at the rows it wants: a full scan
   // ("SCAN") or a sort of the candidates ("TEMP B-TREE") would make a receive from a queue of a
   // million messages, or from a FIFO queue with a million groups or one huge group, cost in
-  // proportion to them. Counting messages for GetQueueAttributes walks the queue's part of an index
-  // that holds every column it needs; no receive does that. The one scan allowed is of SQLite's
-  // sqlite_sequence, which holds one row per AUTOINCREMENT table.
+  // proportion to them; so would counting a backlog for GetQueueAttributes, which reads a running
+  // total and counts only the messages in flight, delayed or expired. The one scan allowed is of
+  // SQLite's sqlite_sequence, which holds one row per AUTOINCREMENT table.
   it('drives every query of the message, deduplication and receive-attempt stores by an index', () => {
     const db = openDatabase(':memory:', 'process');
     try {
@@ -216,7 +216,9 @@ describe('query plans', () => {
       ]);
       expect(plans.groupMessages).toEqual([expect.stringMatching(/USING INDEX messages_by_group \(queue_id=\? AND group_id=\? AND epoch=\?\)/)]);
       expect(plans.nextVisibleAt).toEqual([expect.stringMatching(/USING COVERING INDEX messages_by_visibility \(queue_id=\? AND epoch=\? AND visible_at>\?\)/)]);
-      expect(plans.counts).toEqual([expect.stringMatching(/USING COVERING INDEX messages_by_visibility \(queue_id=\? AND epoch=\?\)/)]);
+      expect(plans.total).toEqual([expect.stringMatching(/USING PRIMARY KEY \(queue_id=\? AND epoch=\?\)/)]);
+      expect(plans.countInvisible).toEqual([expect.stringMatching(/USING COVERING INDEX messages_by_visibility \(queue_id=\? AND epoch=\? AND visible_at>\?\)/)]);
+      expect(plans.countExpired).toEqual([expect.stringMatching(/USING COVERING INDEX messages_by_age \(queue_id=\? AND enqueued_at<\?\)/)]);
       expect(plans.purged).toEqual([expect.stringMatching(/USING INDEX messages_by_visibility \(queue_id=\? AND epoch<\?\)/)]);
       expect(plans.expired).toEqual([expect.stringMatching(/USING INDEX messages_by_age \(queue_id=\? AND enqueued_at<\?\)/)]);
     } finally {

@@ -67,8 +67,27 @@ CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue_id, epoch, 
 -- FIFO receive: a group's messages in send order.
 CREATE INDEX IF NOT EXISTS messages_by_group ON messages (queue_id, group_id, epoch, id) WHERE group_id IS NOT NULL;
 -- Retention: a message expires MessageRetentionPeriod after it was enqueued (in this queue, for FIFO
--- dead-letter queues; standard dead-letter queues keep the original time).
-CREATE INDEX IF NOT EXISTS messages_by_age ON messages (queue_id, enqueued_at);
+-- dead-letter queues; standard dead-letter queues keep the original time). It also counts the
+-- expired messages the sweeper has yet to delete.
+CREATE INDEX IF NOT EXISTS messages_by_age ON messages (queue_id, enqueued_at, epoch);
+
+-- How many messages a queue holds in each epoch, kept by triggers on every insert and delete, so
+-- that GetQueueAttributes need not count a backlog of millions: it counts only the messages in
+-- flight, delayed or expired (see MessageStore.counts).
+CREATE TABLE IF NOT EXISTS message_totals (
+  queue_id INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  total INTEGER NOT NULL,
+  PRIMARY KEY (queue_id, epoch)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS messages_counted AFTER INSERT ON messages BEGIN
+  INSERT INTO message_totals (queue_id, epoch, total) VALUES (new.queue_id, new.epoch, 1)
+  ON CONFLICT (queue_id, epoch) DO UPDATE SET total = total + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_uncounted AFTER DELETE ON messages BEGIN
+  UPDATE message_totals SET total = total - 1 WHERE queue_id = old.queue_id AND epoch = old.epoch;
+  DELETE FROM message_totals WHERE queue_id = old.queue_id AND epoch = old.epoch AND total = 0;
+END;
 
 -- FIFO message groups that hold messages of the current epoch (a group whose messages are all
 -- purged keeps an older epoch until a message is sent to it or the sweeper deletes them).

@@ -98,11 +98,13 @@ export class MessageStore {
       ),
       setGroup: db.prepare('UPDATE fifo_groups SET epoch = ?, available_at = ? WHERE queue_id = ? AND group_id = ?'),
       removeGroup: db.prepare('DELETE FROM fifo_groups WHERE queue_id = ? AND group_id = ?'),
-      counts: db.prepare<{ queue: number; epoch: number; now: number; cutoff: number }, { total: number; inFlight: number | null; delayed: number | null }>(
-        `SELECT count(*) AS total, sum(visible_at > @now AND receive_count > 0) AS inFlight,
-           sum(visible_at > @now AND receive_count = 0) AS delayed
-         FROM messages INDEXED BY messages_by_visibility
-         WHERE queue_id = @queue AND epoch = @epoch AND enqueued_at > @cutoff`,
+      total: db.prepare<[number, number], { total: number }>('SELECT total FROM message_totals WHERE queue_id = ? AND epoch = ?'),
+      countExpired: db.prepare<[number, number, number], { expired: number }>(
+        'SELECT count(*) AS expired FROM messages WHERE queue_id = ? AND enqueued_at <= ? AND epoch = ?',
+      ),
+      countInvisible: db.prepare<{ queue: number; epoch: number; now: number; cutoff: number }, { inFlight: number | null; delayed: number | null }>(
+        `SELECT sum(receive_count > 0) AS inFlight, sum(receive_count = 0) AS delayed FROM messages
+         WHERE queue_id = @queue AND epoch = @epoch AND visible_at > @now AND enqueued_at > @cutoff`,
       ),
       // The highest row id ever given, from SQLite's one-row-per-table record of AUTOINCREMENT.
       lastId: db.prepare<[], { id: number }>(`SELECT seq AS id FROM sqlite_sequence WHERE name = 'messages'`),
@@ -200,11 +202,20 @@ export class MessageStore {
     if (queue.fifo && message.group_id !== null) this.refreshGroup(queue, message.group_id);
   }
 
+  /**
+   * The approximate counts: from the running total of the queue's current epoch, less the messages
+   * past retention not yet swept; in flight (received before) and delayed (never received) are
+   * counted one by one, visible is the rest. A backlog of visible messages costs nothing to count.
+   */
   counts(queue: Queue, now: number): MessageCounts {
-    const row = this.statements.counts.get({ queue: queue.id, epoch: queue.purgedThrough, now, cutoff: retentionCutoff(queue, now) })!;
-    const inFlight = row.inFlight ?? 0;
-    const delayed = row.delayed ?? 0;
-    return { visible: row.total - inFlight - delayed, inFlight, delayed };
+    const epoch = queue.purgedThrough;
+    const cutoff = retentionCutoff(queue, now);
+    const total = this.statements.total.get(queue.id, epoch)?.total ?? 0;
+    const { expired } = this.statements.countExpired.get(queue.id, cutoff, epoch)!;
+    const invisible = this.statements.countInvisible.get({ queue: queue.id, epoch, now, cutoff })!;
+    const inFlight = invisible.inFlight ?? 0;
+    const delayed = invisible.delayed ?? 0;
+    return { visible: total - expired - inFlight - delayed, inFlight, delayed };
   }
 
   /**
