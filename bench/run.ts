@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec } from './load.js';
 import { cpuSeconds, memory } from './proc-stats.js';
-import { summarizeProfile } from './profile.js';
+import { type ProfileWindow, monotonicUs, summarizeProfile } from './profile.js';
 import { type Results, renderReport } from './report.js';
 import { type ShimProcess, spawnShim } from './shim-process.js';
 import { type Credentials, Signer } from './sign.js';
@@ -128,9 +128,20 @@ const generator = new LoadGenerator(Number(options.threads));
 const results: Results = { rows: [], backlogRows: [], fillRows: [], memoryRows: [], notes: [] };
 const { rows, backlogRows, fillRows, memoryRows, notes } = results;
 
+// Stretches of the run whose shim CPU profile is summarized (with --cpu-prof).
+const profileWindows: ProfileWindow[] = [];
+
+async function profiled(system: System, label: string, run: () => Promise<ScenarioResult>): Promise<ScenarioResult> {
+  const fromUs = monotonicUs();
+  const result = await run();
+  if (system.name === 'shim') profileWindows.push({ label, fromUs, toUs: monotonicUs() });
+  return result;
+}
+
 async function measure(system: System, operation: string, clients: number, scenario: ScenarioSpec): Promise<ScenarioResult> {
   const cpuBefore = system.pid ? cpuSeconds(system.pid) : 0;
-  const result = await generator.run(scenario);
+  const run = () => generator.run(scenario);
+  const result = clients === Math.max(...CLIENTS) ? await profiled(system, `${operation}, ${clients} clients`, run) : await run();
   const serverCpu = system.pid ? (cpuSeconds(system.pid) - cpuBefore) / (result.elapsedMs / 1000) : undefined;
   rows.push({ system: system.name, operation, clients, result, serverCpu });
   if (result.errors > 0) notes.push(`${system.name} ${operation} (${clients} clients): ${result.errors} errors, e.g. ${result.errorSample}`);
@@ -196,7 +207,9 @@ async function measureBacklog(system: System, suffix: string, dbFile?: string): 
   const receiveFrom = async (queue: string, queueUrl: string) => {
     const [receive] = await prepare(system, 'ReceiveMessage', [{ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }]);
     const stored = await storedMessages(system, queueUrl);
-    const result = await generator.run(spec(system, { clients: 1, durationMs: DURATION_MS, receive: { request: receive!, queueUrl, measure: 'receive' } }));
+    const result = await profiled(system, `ReceiveMessage from the ${queue} (${stored} stored), 1 client`, () =>
+      generator.run(spec(system, { clients: 1, durationMs: DURATION_MS, receive: { request: receive!, queueUrl, measure: 'receive' } })),
+    );
     backlogRows.push({ system: system.name, queue, stored, result });
     console.error(`${system.name.padEnd(8)} receive from ${queue} (${stored} stored): p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms`);
     if (result.emptyReceives > 0 && stored > 0) notes.push(`${system.name} receive from ${queue}: ran dry (${result.emptyReceives} empty receives)`);
@@ -282,7 +295,7 @@ async function main(): Promise<void> {
   let profileSummary: string | undefined;
   if (options['cpu-prof']) {
     const [profile] = readdirSync(profileDir).filter((file) => file.endsWith('.cpuprofile'));
-    if (profile) profileSummary = summarizeProfile(join(profileDir, profile), ROOT);
+    if (profile) profileSummary = summarizeProfile(join(profileDir, profile), ROOT, profileWindows);
   }
   const description =
     `shim --durability ${options.durability}, ${options.unauthenticated ? 'unauthenticated' : 'SigV4 verified'}; ` +

@@ -13,9 +13,9 @@ import { type TestShim, startTestShim } from '../helpers/shim.js';
 
 // "Expired, deleted and moved messages are reclaimed so the database file stops growing": many
 // times more messages than the queue ever holds at once go through it, and the file levels off.
-const CYCLES = 8;
-const MESSAGES_PER_CYCLE = 1000;
-const BODY = 'x'.repeat(2000);
+const CYCLES = 6;
+const MESSAGES_PER_CYCLE = 600;
+const BODY = 'x'.repeat(3000);
 const RETENTION_SECONDS = 60;
 const VISIBILITY_SECONDS = 30;
 
