@@ -133,7 +133,7 @@ describe('agents', () => {
     await send(task(workflowId, 'acct-2', { amountMinor: 9_999 }), 'acct-2');
     const second = await invoke(1);
     expect(second.failed.size).toBe(1);
-    expect(second.log).toContain('IdempotencyValidationError');
+    expect(second.log).toContain(`task ${stageTaskId(workflowId, 'charge')} was already received with a different payload`);
     expect(charges).toEqual([workflowId]);
   });
 

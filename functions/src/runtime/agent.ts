@@ -1,5 +1,5 @@
 import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambda-powertools/batch';
-import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import { IdempotencyConfig, IdempotencyValidationError, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -67,7 +67,7 @@ export function createAgent<I>(saga: SagaDefinition<I>, stageName: string): SqsA
       keyPrefix: `${saga.workflow.name}.${stageName}`,
       config: new IdempotencyConfig({
         eventKeyJmesPath: 'taskId',
-        // The same task id with any other content is refused (IdempotencyValidationError).
+        // The same task id with any other content is refused (IdempotencyValidationError, see runTask).
         payloadValidationJmesPath: '[workflow, workflowId, stage, group, input]',
         throwOnNoIdempotencyKey: true,
         expiresAfterSeconds: COMPLETED_RECORD_SECONDS,
@@ -75,13 +75,22 @@ export function createAgent<I>(saga: SagaDefinition<I>, stageName: string): SqsA
       }),
     });
 
+    const runTask = async (task: Task): Promise<StageOutcome> => {
+      try {
+        return await runTaskOnce(task);
+      } catch (error) {
+        if (!(error instanceof IdempotencyValidationError)) throw error;
+        throw new PermanentError(`task ${task.taskId} was already received with a different payload`, { cause: error });
+      }
+    };
+
     const processRecord = async (record: SQSRecord): Promise<StageOutcome> => {
       try {
         const task = parseTask(record.body);
         if (task.workflow !== saga.workflow.name || task.stage !== stageName) {
           throw new PermanentError(`task for ${task.workflow}/${task.stage} reached the ${saga.workflow.name}/${stageName} agent`);
         }
-        const outcome = await runTaskOnce(task);
+        const outcome = await runTask(task);
         logger.info('task done', { taskId: task.taskId, messageId: record.messageId, outcome });
         return outcome;
       } catch (error) {
