@@ -167,7 +167,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
       }
       send(response, protocol.encodeError(error as SqsError, requestId));
     } finally {
-      logger.debug({ requestId, method, action, protocol: protocol.name, status: response.statusCode, ms: Math.round(performance.now() - started) }, 'request done');
+      logger.debug({ requestId, method, action, protocol: protocol.name, status: response.headersSent ? response.statusCode : undefined, ms: Math.round(performance.now() - started) }, 'request done');
     }
   }
 
@@ -209,7 +209,8 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
     }
     const raw = (error as { rawPacket?: Buffer }).rawPacket?.toString('latin1') ?? '';
     const protocol = /^x-amz-target:|^content-type:\s*application\/x-amz-json/im.test(raw) ? jsonProtocol : queryProtocol;
-    socket.end(rawResponse(protocol.encodeError(sqsError, requestId)));
+    // Destroyed once written: a client that never closes its side does not keep the socket.
+    socket.end(rawResponse(protocol.encodeError(sqsError, requestId)), () => socket.destroy());
   });
 
   return {
