@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS queues (
   created_at INTEGER NOT NULL,
   modified_at INTEGER NOT NULL,
   last_sequence INTEGER NOT NULL DEFAULT 0,
-  -- PurgeQueue hides every message up to this row id at once; the sweeper deletes them after.
+  -- PurgeQueue hides every message up to this row id at once; the sweeper deletes them after. It is
+  -- also the queue's current epoch (see messages.epoch).
   purged_through INTEGER NOT NULL DEFAULT 0,
   purged_at INTEGER NOT NULL DEFAULT 0
 ) STRICT;

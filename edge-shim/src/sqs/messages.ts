@@ -90,8 +90,8 @@ export class MessageStore {
          WHERE queue_id = ? AND epoch = ? AND available_at <= ? AND (available_at, group_id) > (?, ?)
          ORDER BY available_at, group_id LIMIT ?`,
       ),
-      groupMessages: db.prepare<[number, string, number, number], MessageRow>(
-        'SELECT * FROM messages WHERE queue_id = ? AND group_id = ? AND epoch = ? ORDER BY id LIMIT ?',
+      groupMessages: db.prepare<[number, string, number, number, number], MessageRow>(
+        'SELECT * FROM messages WHERE queue_id = ? AND group_id = ? AND epoch = ? AND id > ? ORDER BY id LIMIT ?',
       ),
       groupHasMessages: db.prepare<[number, string], { one: number }>(
         'SELECT 1 AS one FROM messages WHERE queue_id = ? AND group_id = ? LIMIT 1',
@@ -172,9 +172,9 @@ export class MessageStore {
     return this.statements.availableGroups.all(queue.id, queue.purgedThrough, now, after?.available_at ?? Number.MIN_SAFE_INTEGER, after?.group_id ?? '', limit);
   }
 
-  /** The first unpurged messages of a FIFO group, in send order. */
-  groupMessages(queue: Queue, groupId: string, limit: number): MessageRow[] {
-    return this.statements.groupMessages.all(queue.id, groupId, queue.purgedThrough, limit);
+  /** The first unpurged messages of a FIFO group in send order, after the row `afterId` if given. */
+  groupMessages(queue: Queue, groupId: string, limit: number, afterId = 0): MessageRow[] {
+    return this.statements.groupMessages.all(queue.id, groupId, queue.purgedThrough, afterId, limit);
   }
 
   markReceived(message: MessageRow, now: number, visibleAt: number, nonce: string): void {
@@ -224,7 +224,7 @@ export class MessageStore {
    * messages only is retired until a message is sent to it or the sweeper deletes them.
    */
   refreshGroup(queue: Queue, groupId: string): void {
-    const window = this.statements.groupMessages.all(queue.id, groupId, queue.purgedThrough, IN_FLIGHT_WINDOW);
+    const window = this.groupMessages(queue, groupId, IN_FLIGHT_WINDOW);
     if (window.length === 0) {
       if (this.statements.groupHasMessages.get(queue.id, groupId)) this.statements.setGroup.run(RETIRED, 0, queue.id, groupId);
       else this.statements.removeGroup.run(queue.id, groupId);

@@ -30,7 +30,7 @@ const GROUP_PAGE = 20;
 
 interface Taken {
   readonly messages: MessageRow[];
-  /** Nothing could be taken yet, but work was done that may let a receive at once find something. */
+  /** Messages were deleted or dead-lettered on the way, or the budget ran out: another look may find more. */
   readonly more: boolean;
 }
 
@@ -134,6 +134,37 @@ function receiveStandard(context: SqsContext, queue: Queue, limit: number, visib
 }
 
 /**
+ * The first messages of a FIFO group that may be received now, in order, up to `wanted`: it stops
+ * at a delayed message (nothing behind it may go first), deletes those past retention and
+ * dead-letters those received too often on the way, within the receive's `budget` of messages.
+ */
+function takeFromGroup(context: SqsContext, queue: Queue, groupId: string, wanted: number, budget: { left: number }): Taken {
+  const messages: MessageRow[] = [];
+  let cleared = false;
+  let afterId = 0;
+  while (messages.length < wanted && budget.left > 0) {
+    const asked = Math.min(wanted - messages.length, budget.left);
+    const batch = context.messages.groupMessages(queue, groupId, asked, afterId);
+    for (const message of batch) {
+      afterId = message.id;
+      budget.left -= 1;
+      if (context.messages.isDead(queue, message, context.now)) {
+        context.messages.remove(queue, message);
+        cleared = true;
+      } else if (message.visible_at > context.now) {
+        return { messages, more: cleared };
+      } else if (redriven(context, queue, message)) {
+        cleared = true;
+      } else {
+        messages.push(message);
+      }
+    }
+    if (batch.length < asked) break;
+  }
+  return { messages, more: cleared };
+}
+
+/**
  * FIFO: from each message group with nothing in flight, its first messages in order, as many from
  * one group as possible before the next; a group is locked until the messages taken from it are
  * visible again. Groups are visited longest available first, through an index of them by the time
@@ -143,10 +174,11 @@ function receiveFifo(context: SqsContext, queue: Queue, limit: number, visibleFo
   const now = context.now;
   const taken: MessageRow[] = [];
   const visited = new Set<string>();
+  const budget = { left: MAX_MESSAGES_EXAMINED };
   let after: AvailableGroup | undefined;
   let cleared = false;
   pages: while (taken.length < limit) {
-    if (visited.size >= MAX_GROUPS_EXAMINED) return { messages: taken, more: taken.length === 0 };
+    if (visited.size >= MAX_GROUPS_EXAMINED || budget.left <= 0) return { messages: taken, more: taken.length === 0 };
     const groups = context.messages.availableGroups(queue, now, after, GROUP_PAGE);
     if (groups.length === 0) break;
     for (const group of groups) {
@@ -154,26 +186,12 @@ function receiveFifo(context: SqsContext, queue: Queue, limit: number, visibleFo
       // A group whose first messages this receive deleted can come up again further on.
       if (visited.has(group.group_id)) continue;
       visited.add(group.group_id);
-      const fromGroup: MessageRow[] = [];
-      // A few more than needed, in case some at the front are past retention or dead-lettered.
-      for (const message of context.messages.groupMessages(queue, group.group_id, limit - taken.length + 10)) {
-        if (taken.length + fromGroup.length >= limit) break;
-        if (context.messages.isDead(queue, message, now)) {
-          context.messages.remove(queue, message);
-          cleared = true;
-          continue;
-        }
-        if (message.visible_at > now) break; // delayed: nothing behind it may go first
-        if (redriven(context, queue, message)) {
-          cleared = true;
-          continue;
-        }
-        fromGroup.push(message);
-      }
-      if (fromGroup.length > 0) {
-        for (const message of fromGroup) context.messages.markReceived(message, now, now + visibleFor, newNonce());
+      const fromGroup = takeFromGroup(context, queue, group.group_id, limit - taken.length, budget);
+      cleared ||= fromGroup.more;
+      if (fromGroup.messages.length > 0) {
+        for (const message of fromGroup.messages) context.messages.markReceived(message, now, now + visibleFor, newNonce());
         context.messages.lockGroup(queue, group.group_id, now + visibleFor);
-        taken.push(...fromGroup);
+        taken.push(...fromGroup.messages);
       } else {
         // Its first message is delayed: out of the way until it shows.
         context.messages.refreshGroup(queue, group.group_id);
