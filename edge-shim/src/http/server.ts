@@ -150,8 +150,9 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
       const call = protocol.decode(wire);
       action = call.action;
       logger.debug({ requestId, action, protocol: protocol.name }, 'request started');
+      // Only a client gone before its answer aborts (a long poll); aborting costs a DOMException.
       const abort = new AbortController();
-      response.once('close', () => abort.abort());
+      response.once('close', () => response.writableFinished || abort.abort());
       const output = await service.call(call.action, call.input, { baseUrl: baseUrl(request), signal: abort.signal });
       send(response, protocol.encodeResult(call.action, output, requestId));
     } catch (caught) {
