@@ -21,9 +21,9 @@ const SYSTEM_ATTRIBUTES = [
 ] as const;
 const ATTEMPT_ID = /^[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]{1,128}$/;
 const ATTEMPT_INTERVAL_MS = 5 * 60_000;
-// One receive examines at most this many messages (standard) or groups (FIFO) before it answers;
-// what it could not get to yet (messages past retention, which it deletes as it meets them) is left
-// to the next round of a long poll, so that no single transaction runs long.
+// One receive examines at most this many messages, and this many FIFO groups, before it answers;
+// what it could not get to yet (behind messages past retention, which it deletes as it meets them,
+// or dead-letters) is left to the next round of a long poll, so that no transaction runs long.
 const MAX_MESSAGES_EXAMINED = 200;
 const MAX_GROUPS_EXAMINED = 200;
 const GROUP_PAGE = 20;
