@@ -1,12 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, CreateQueueCommand } from '@aws-sdk/client-sqs';
+import { DescribeContinuousBackupsCommand, DescribeTableCommand, DescribeTimeToLiveCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createWorkflowResources, type WorkflowResources } from '../../functions/src/local-runner/resources.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createWorkflowResources, resourceEnvironment, type WorkflowResources } from '../../functions/src/local-runner/resources.js';
 import { startLocalRunner, type LocalRunner, type LocalRunnerOptions, type SqsHandler } from '../../functions/src/local-runner/runner.js';
 import type { StageDefinition, WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { emulator } from '../helpers/emulator.js';
+import { startTestShim, TEST_CREDENTIALS } from '../helpers/shim.js';
 
 const aws = emulator();
 const silent = pino({ level: process.env.DEBUG_RUNNER ? 'debug' : 'silent' });
@@ -48,16 +50,20 @@ async function send(queueUrl: string, body: string, group = 'g', attributes: Rec
 }
 
 async function queueDepth(queueUrl: string): Promise<number> {
-  const { Attributes } = await sqs.send(
+  return queueDepthOn(sqs, queueUrl);
+}
+
+async function queueDepthOn(client: SQSClient, queueUrl: string): Promise<number> {
+  const { Attributes } = await client.send(
     new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
   );
   return Number(Attributes?.ApproximateNumberOfMessages) + Number(Attributes?.ApproximateNumberOfMessagesNotVisible);
 }
 
-/** Records what a handler was given; `reached(n)` resolves once n records have been delivered. */
+/** Records what a handler was given; `until` resolves once the records delivered so far satisfy a condition. */
 class Deliveries {
   readonly events: { event: SQSEvent; context: Context }[] = [];
-  private readonly waiters: { count: number; resolve: () => void }[] = [];
+  private readonly waiters: { done: (records: SQSRecord[]) => boolean; resolve: () => void }[] = [];
 
   get records(): SQSRecord[] {
     return this.events.flatMap(({ event }) => event.Records);
@@ -65,13 +71,16 @@ class Deliveries {
 
   add(event: SQSEvent, context: Context): void {
     this.events.push({ event, context });
-    const count = this.records.length;
-    for (const waiter of this.waiters.filter((w) => w.count <= count)) waiter.resolve();
+    for (const waiter of this.waiters.filter((w) => w.done(this.records))) waiter.resolve();
+  }
+
+  until(done: (records: SQSRecord[]) => boolean): Promise<void> {
+    if (done(this.records)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ done, resolve }));
   }
 
   reached(count: number): Promise<void> {
-    if (this.records.length >= count) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ count, resolve }));
+    return this.until((records) => records.length >= count);
   }
 }
 
@@ -150,13 +159,14 @@ describe('the local runner', () => {
         },
       },
     });
-    await deliveries.reached(2);
-    const first = deliveries.records.map((record) => record.body).sort();
+    await deliveries.reached(1);
+    const first = deliveries.events[0]!.event.Records.map((record) => record.body).sort();
+    const retried = (records: SQSRecord[]) => records.filter((record) => record.attributes.ApproximateReceiveCount === '2').map((record) => record.body).sort();
+    await deliveries.until((records) => retried(records).length >= first.length);
     await deliveries.reached(2 + first.length);
     await runners.pop()!.stop();
 
-    const retried = deliveries.records.slice(first.length).filter((record) => record.attributes.ApproximateReceiveCount === '2');
-    expect(retried.map((record) => record.body).sort()).toEqual(first);
+    expect(retried(deliveries.records)).toEqual(first);
     expect(await queueDepth(queueUrl)).toBe(0);
   });
 
@@ -330,5 +340,79 @@ describe('the local runner', () => {
     });
     expect(record!.attributes.MessageGroupId).toBe('order-9');
     expect(process.env.RUNNER_TEST_MARK).toBeUndefined();
+  });
+
+  it('runs against the edge shim as against the emulator', async () => {
+    const shim = await startTestShim();
+    try {
+      const queue = async (name: string, attributes: Record<string, string> = {}) =>
+        (await shim.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { FifoQueue: 'true', ...attributes } }))).QueueUrl!;
+      const deadLetterQueueUrl = await queue('edge-work-dlq.fifo');
+      const { Attributes } = await shim.sqs.send(new GetQueueAttributesCommand({ QueueUrl: deadLetterQueueUrl, AttributeNames: ['QueueArn'] }));
+      const queueUrl = await queue('edge-work.fifo', { VisibilityTimeout: '30', RedrivePolicy: JSON.stringify({ deadLetterTargetArn: Attributes!.QueueArn, maxReceiveCount: 3 }) });
+      for (const body of ['ok', 'fail-once']) {
+        await shim.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body, MessageGroupId: body, MessageDeduplicationId: body }));
+      }
+      const deliveries = new Deliveries();
+      const runner = await startLocalRunner({
+        workflow: { name: 'edge', stages: [stage('work')] },
+        aws: { endpoint: shim.shim.url, region: 'us-east-1', credentials: TEST_CREDENTIALS },
+        queues: { work: { queueUrl, deadLetterQueueUrl } },
+        waitTimeSeconds: 1,
+        logger: silent,
+        handlers: {
+          work: async (event, context): Promise<SQSBatchResponse> => {
+            deliveries.add(event, context);
+            const failures = event.Records.filter((r) => r.body === 'fail-once' && r.attributes.ApproximateReceiveCount === '1');
+            return { batchItemFailures: failures.map((r) => ({ itemIdentifier: r.messageId })) };
+          },
+        },
+      });
+      await deliveries.reached(2);
+      // Once 'ok' is deleted, only 'fail-once' is left, in flight until its visibility timeout ends.
+      await vi.waitFor(async () => expect(await queueDepthOn(shim.sqs, queueUrl)).toBe(1), { timeout: 5000, interval: 50 });
+      shim.clock.advance(30_000);
+      await deliveries.reached(3);
+      await runner.stop();
+
+      expect(deliveries.records.map((record) => `${record.body}#${record.attributes.ApproximateReceiveCount}`).sort()).toEqual(['fail-once#1', 'fail-once#2', 'ok#1']);
+      expect(await queueDepthOn(shim.sqs, queueUrl)).toBe(0);
+    } finally {
+      await shim.close();
+    }
+  });
+});
+
+describe('createWorkflowResources', () => {
+  it('creates FIFO queues with their redrive policy, the human review queue and the tables', async () => {
+    const workflow: WorkflowDefinition = { name: 'setup', stages: [stage('first', { maxReceiveCount: 4, timeoutSeconds: 7 }), stage('second')] };
+    const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-` });
+
+    const { Attributes: first } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: resources.queues.first!.queueUrl, AttributeNames: ['All'] }));
+    const { Attributes: deadLetter } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: resources.queues.first!.deadLetterQueueUrl, AttributeNames: ['All'] }));
+    expect(first).toMatchObject({ FifoQueue: 'true', VisibilityTimeout: '42' });
+    expect(JSON.parse(first!.RedrivePolicy!)).toEqual({ deadLetterTargetArn: deadLetter!.QueueArn, maxReceiveCount: 4 });
+    expect(deadLetter!.FifoQueue).toBe('true');
+    expect(resources.humanReviewQueueUrl).toMatch(/-setup-human-review\.fifo$/);
+
+    const dynamodb = new DynamoDBClient(aws);
+    try {
+      for (const table of Object.values(resources.tables)) {
+        expect((await dynamodb.send(new DescribeTableCommand({ TableName: table }))).Table?.TableStatus).toBe('ACTIVE');
+      }
+      const ttl = await dynamodb.send(new DescribeTimeToLiveCommand({ TableName: resources.tables.idempotency }));
+      expect(ttl.TimeToLiveDescription).toMatchObject({ AttributeName: 'expiration', TimeToLiveStatus: 'ENABLED' });
+      const backups = await dynamodb.send(new DescribeContinuousBackupsCommand({ TableName: resources.tables.ledger }));
+      expect(backups.ContinuousBackupsDescription?.PointInTimeRecoveryDescription?.PointInTimeRecoveryStatus).toBe('ENABLED');
+    } finally {
+      dynamodb.destroy();
+    }
+    expect(resourceEnvironment(resources)).toEqual({
+      IDEMPOTENCY_TABLE: resources.tables.idempotency,
+      WORKFLOW_TABLE: resources.tables.workflow,
+      LEDGER_TABLE: resources.tables.ledger,
+      STATE_TABLE: resources.tables.state,
+      HUMAN_REVIEW_QUEUE_URL: resources.humanReviewQueueUrl,
+    });
   });
 });
