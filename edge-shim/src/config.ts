@@ -34,7 +34,7 @@ export const USAGE = `Usage: npm start -- [options]
   --durability D      process | power: survive a process crash, or also power loss
                       (fsync every commit) (HOLDFAST_DURABILITY, default ${DEFAULTS.durability})
   --credentials K:S   an access key id and secret that may sign requests; repeatable
-                      (HOLDFAST_CREDENTIALS, comma-separated)
+                      (HOLDFAST_CREDENTIALS, separated by commas or spaces)
   --region R          region in ARNs and signatures (HOLDFAST_REGION, default ${DEFAULTS.region})
   --account-id ID     12-digit account id in queue URLs and ARNs (HOLDFAST_ACCOUNT_ID, default ${DEFAULTS.accountId})
   --log-level L       fatal | error | warn | info | debug | trace | silent (HOLDFAST_LOG_LEVEL, default ${DEFAULTS.logLevel})
@@ -72,6 +72,9 @@ export function parseCredential(text: string): Credential {
 
 /** Checks a configuration as a whole; throws a ConfigError saying what is wrong. */
 export function validateConfig(config: ShimConfig): ShimConfig {
+  // An empty host would mean every address, an empty database file a temporary one: neither is asked for that way.
+  if (config.host === '') throw new ConfigError('host must not be empty');
+  if (config.dbFile === '') throw new ConfigError('database file must not be empty');
   if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) throw new ConfigError(`invalid port ${config.port}`);
   if (config.durability !== 'process' && config.durability !== 'power') {
     throw new ConfigError(`durability must be process or power, not ${String(config.durability)}`);

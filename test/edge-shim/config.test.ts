@@ -82,6 +82,8 @@ describe('loadConfig', () => {
     [['--host', '0.0.0.0'], {}, /refusing to listen on 0\.0\.0\.0 without credentials/],
     [[], { HOLDFAST_HOST: '10.1.2.3' }, /refusing to listen on 10\.1\.2\.3/],
     [['--host', 'example.com'], {}, /refusing/],
+    [['--credentials', 'K:S'], { HOLDFAST_HOST: '' }, /host must not be empty/],
+    [['--db', ''], {}, /database file must not be empty/],
   ])('refuses %j %j', (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);
