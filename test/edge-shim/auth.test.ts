@@ -123,6 +123,13 @@ describe('accepts', () => {
     expect(answer.status).toBe(200);
   });
 
+  it.each(['/000000000000/signed', '/000000000000/./x/../signed', '/000000000000/%73igned'])('Query requests signed for the path %s', async (path) => {
+    const request = listQueues('query');
+    request.path = path;
+    const answer = await send(await signer().sign(request));
+    expect(answer).toMatchObject({ status: 200 });
+  });
+
   it('presigned URLs (query-string authentication)', async () => {
     const unsigned = new HttpRequest({
       method: 'GET',

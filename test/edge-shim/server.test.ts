@@ -90,6 +90,11 @@ describe('malformed HTTP gets an SQS error, and the server stays up', () => {
     expect(error).toMatchObject({ status: 400, protocol: 'json', code: 'InvalidParameterValue' });
   });
 
+  it('headers larger than node takes (16 KiB)', async () => {
+    const { error } = await raw(`POST / HTTP/1.1\r\nHost: localhost\r\n${JSON_HEADERS}X-Padding: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(error).toMatchObject({ status: 400, protocol: 'json', code: 'InvalidParameterValue' });
+  });
+
   it('a URL that is not one', async () => {
     const { answer } = await raw('GET http://[ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
     expect(answer.status).toBeGreaterThanOrEqual(400);
