@@ -5,6 +5,7 @@ import {
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SendMessageCommand,
+  SetQueueAttributesCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -159,6 +160,23 @@ describe('delay', () => {
     expect(bodies(await receive(t.sqs, queue, { MaxNumberOfMessages: 10, VisibilityTimeout: 0 }))).toEqual(['one']);
     t.clock.advance(5_000);
     expect(bodies(await receive(t.sqs, queue, { MaxNumberOfMessages: 10 }))).toEqual(['one', 'two']);
+  });
+  it('applies a changed queue DelaySeconds to the messages already in a FIFO queue, but not a standard one', async () => {
+    const fifo = await fifoQueue({ DelaySeconds: '60' });
+    const standard = await createQueue(t.sqs, 'fifo-standard', { DelaySeconds: '60' });
+    await send(t.sqs, fifo, 'g', 'was delayed');
+    await t.sqs.send(new SendMessageCommand({ QueueUrl: standard, MessageBody: 'stays delayed' }));
+    for (const queue of [fifo, standard]) await t.sqs.send(new SetQueueAttributesCommand({ QueueUrl: queue, Attributes: { DelaySeconds: '0' } }));
+    expect(bodies(await receive(t.sqs, fifo, { VisibilityTimeout: 0 }))).toEqual(['was delayed']);
+    expect(await receive(t.sqs, standard)).toEqual([]);
+
+    // A longer delay holds back a message sent before it that was never received.
+    await send(t.sqs, fifo, 'h', 'now delayed');
+    await t.sqs.send(new SetQueueAttributesCommand({ QueueUrl: fifo, Attributes: { DelaySeconds: '30' } }));
+    expect(await counts(t.sqs, fifo)).toEqual({ visible: 1, notVisible: 0, delayed: 1 });
+    expect(bodies(await receive(t.sqs, fifo, { MaxNumberOfMessages: 10, VisibilityTimeout: 0 }))).toEqual(['was delayed']);
+    t.clock.advance(30_000);
+    expect(bodies(await receive(t.sqs, fifo, { MaxNumberOfMessages: 10 }))).toEqual(['was delayed', 'now delayed']);
   });
 });
 

@@ -98,6 +98,8 @@ export class MessageStore {
       ),
       setGroup: db.prepare('UPDATE fifo_groups SET epoch = ?, available_at = ? WHERE queue_id = ? AND group_id = ?'),
       removeGroup: db.prepare('DELETE FROM fifo_groups WHERE queue_id = ? AND group_id = ?'),
+      groupsOf: db.prepare<[number, number], { group_id: string }>('SELECT group_id FROM fifo_groups WHERE queue_id = ? AND epoch = ?'),
+      redelay: db.prepare('UPDATE messages SET visible_at = enqueued_at + ? WHERE queue_id = ? AND epoch = ? AND receive_count = 0'),
       total: db.prepare<[number, number], { total: number }>('SELECT total FROM message_totals WHERE queue_id = ? AND epoch = ?'),
       countExpired: db.prepare<[number, number, number], { expired: number }>(
         'SELECT count(*) AS expired FROM messages WHERE queue_id = ? AND enqueued_at <= ? AND epoch = ?',
@@ -200,6 +202,17 @@ export class MessageStore {
   remove(queue: Queue, message: MessageRow): void {
     this.statements.remove.run(message.id);
     if (queue.fifo && message.group_id !== null) this.refreshGroup(queue, message.group_id);
+  }
+
+  /**
+   * A FIFO queue applies a new DelaySeconds to the messages already in it that were never received;
+   * a standard queue does not (Developer Guide, "Amazon SQS delay queues"). One pass over the queue:
+   * changing the delay of a queue is rare.
+   */
+  applyQueueDelay(queue: Queue): void {
+    if (!queue.fifo) return;
+    this.statements.redelay.run(Number(queue.attributes.DelaySeconds) * 1000, queue.id, queue.purgedThrough);
+    for (const { group_id: groupId } of this.statements.groupsOf.all(queue.id, queue.purgedThrough)) this.refreshGroup(queue, groupId);
   }
 
   /**

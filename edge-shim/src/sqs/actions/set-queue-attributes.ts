@@ -11,6 +11,7 @@ export function setQueueAttributes(context: SqsContext, input: Input) {
   const attributes = applyAttributes(queue.attributes, validateAttributes(given, queue.fifo, false));
   validateRedrivePolicies(context, queue.name, queue.fifo, attributes);
   const updated = context.queues.update(queue, { attributes, modifiedAt: context.now });
+  if (updated.attributes.DelaySeconds !== queue.attributes.DelaySeconds) context.messages.applyQueueDelay(updated);
   context.messagesAvailable(updated); // a shorter delay or longer retention can make messages receivable
   return {};
 }
