@@ -241,8 +241,11 @@ describe('the CLI (npm start)', () => {
       const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'cli' }));
       const poll = sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 20 }));
       await run.logged((line) => line.action === 'ReceiveMessage' && line.msg === 'request started');
+      const signalledAt = Date.now();
       run.child.kill('SIGTERM');
       const { Messages } = await poll;
+      // Answered by the shutdown, not by its 20 s wait running out.
+      expect(Date.now() - signalledAt).toBeLessThan(10_000);
       expect(Messages ?? []).toEqual([]);
       expect(await run.exited).toBe(0);
       expect(run.lines.some((line) => line.msg === 'edge shim stopped')).toBe(true);
@@ -251,7 +254,7 @@ describe('the CLI (npm start)', () => {
     } finally {
       stop(run.child);
     }
-  }, 15_000);
+  }, 40_000);
 
   it('exits 2 with a clear message when asked to listen on 0.0.0.0 without credentials', async () => {
     const run = cli(['--host', '0.0.0.0', '--port', '0', '--db', join(dir, 'refused.db')]);
