@@ -105,6 +105,8 @@ export class SqsService {
   private async receive(input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
     let deadline: number | undefined;
     for (;;) {
+      // A client gone while its receive waited must not be handed messages it will never see.
+      if (deadline !== undefined && options.signal?.aborted) return { Messages: [] };
       const round = await this.transact(options.baseUrl, (context) => {
         const { output, queue, waitSeconds, more } = receive(context, input);
         deadline ??= context.now + waitSeconds * 1000;
