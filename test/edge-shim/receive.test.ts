@@ -114,6 +114,26 @@ describe('system attributes', () => {
     });
   });
 
+  it.each([
+    'SenderId',
+    'SentTimestamp',
+    'ApproximateReceiveCount',
+    'ApproximateFirstReceiveTimestamp',
+    'SequenceNumber',
+    'MessageDeduplicationId',
+    'MessageGroupId',
+    'AWSTraceHeader',
+  ] as const)('returns %s alone when only it is asked for', async (name) => {
+    const queue = await createQueue(t.sqs, 'receive', {}, true);
+    await sendOne(queue, 'x', {
+      MessageGroupId: 'g',
+      MessageDeduplicationId: 'd',
+      MessageSystemAttributes: { AWSTraceHeader: { DataType: 'String', StringValue: 'Root=1-5759e988-bd862e3fe1be46a994272793' } },
+    });
+    const [message] = await receive(t.sqs, queue, { MessageSystemAttributeNames: [name] });
+    expect(Object.keys(message!.Attributes!)).toEqual([name]);
+  });
+
   it('returns DeadLetterQueueSourceArn for a message moved to a dead-letter queue', async () => {
     const deadLetters = await createQueue(t.sqs, 'receive-dlq');
     const { Attributes } = await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl: deadLetters, AttributeNames: ['QueueArn'] }));
