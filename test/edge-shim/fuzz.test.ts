@@ -13,7 +13,8 @@ import { TEST_CREDENTIALS, type TestShim, startTestShim } from '../helpers/shim.
 // protocols, all properly signed (so they reach the decoders and the actions) but for a few that
 // break the authentication itself. No answer may be a 5xx or a dropped connection; every error must
 // be a parseable SQS error in the protocol of the request; requests that can only be wrong (marked
-// `invalid`) must get a 4xx. A failure names the seed and the request number to replay it.
+// `invalid`) must get a 4xx. A failure names the seed and the request number to replay it
+// (FUZZ_SEED and FUZZ_REQUESTS choose another run).
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261122);
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 2500);
@@ -338,10 +339,8 @@ it(`answers ${REQUESTS} malformed requests with SQS errors and stays up (seed ${
         while (next < requests.length) {
           const index = next++;
           const fuzz = requests[index]!;
-          const started = performance.now();
           try {
             const answer = await send(pool, origin, fuzz);
-            if (process.env.FUZZ_TRACE) console.log(index, Math.round(performance.now() - started), answer.status, fuzz.description.slice(0, 100));
             statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
             const found = problem(fuzz, answer);
             if (found) failures.push(`#${index} ${fuzz.description}: ${found}`);

@@ -179,8 +179,8 @@ function signingKey(secret: string, date: string, region: string): Buffer {
 
 /**
  * The signature the holder of `credential` would have computed for this request. Canonical
- * headers and query come from @smithy/signature-v4; the HMAC chain is node:crypto, because
- * SignatureV4.sign() itself costs ~40 µs a request against ~13 µs this way (see the report).
+ * headers and query come from @smithy/signature-v4; the HMAC chain is node:crypto with cached
+ * signing keys, because SignatureV4.sign() itself measured ~40 µs a request against ~15 µs this way.
  */
 function expectedSignature(request: WireRequest, claim: Claim, credential: Credential, region: string): string {
   const headers: Record<string, string> = {};
