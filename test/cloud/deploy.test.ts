@@ -53,14 +53,20 @@ async function cdk(...args: string[]): Promise<string> {
   return stdout;
 }
 
+let deployed = false;
 afterAll(async () => {
-  await cdk('destroy', stackName, '--app', assembly, '--force').finally(() => rm(workdir, { recursive: true, force: true }));
+  try {
+    if (deployed) await cdk('destroy', stackName, '--app', assembly, '--force');
+  } finally {
+    await rm(workdir, { recursive: true, force: true });
+  }
 });
 
 it('synthesizes offline, bootstraps and deploys to the emulator, and outputs the queues and tables it created', { timeout: 240_000 }, async () => {
   await cdk('synth', '--quiet', '--output', assembly, '-c', `stackName=${stackName}`, '-c', `workflowName=${workflow.name}`, '-c', 'eventSources=disabled');
   await cdk('bootstrap', '--app', assembly);
   const outputsFile = join(workdir, 'outputs.json');
+  deployed = true;
   await cdk('deploy', stackName, '--app', assembly, '--method', 'direct', '--require-approval', 'never', '--outputs-file', outputsFile);
   const outputs = (JSON.parse(await readFile(outputsFile, 'utf8')) as Record<string, Record<string, string>>)[stackName]!;
 
