@@ -46,27 +46,40 @@ const USAGE = `Usage: npm run bench -- [options]
   --target-credentials K:S its credentials (default test:test)
   --out FILE               report file (default bench/results/latest.md; --quick: quick.md)`;
 
-const { values: options } = parseArgs({
-  options: {
-    duration: { type: 'string' },
-    clients: { type: 'string', default: '1,8,32' },
-    quick: { type: 'boolean', default: false },
-    'skip-backlog': { type: 'boolean', default: false },
-    backlog: { type: 'string' },
-    durability: { type: 'string', default: 'process' },
-    unauthenticated: { type: 'boolean', default: false },
-    'sign-each': { type: 'boolean', default: false },
-    threads: { type: 'string', default: '1' },
-    'cpu-prof': { type: 'boolean', default: false },
-    target: { type: 'string' },
-    'target-name': { type: 'string', default: 'target' },
-    'target-region': { type: 'string', default: 'us-east-1' },
-    'target-credentials': { type: 'string', default: 'test:test' },
-    out: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
+/** The options given, or the usage printed instead of a stack trace when one is unknown or malformed. */
+function readOptions() {
+  try {
+    return parseArgs({
+      options: {
+        duration: { type: 'string' },
+        clients: { type: 'string', default: '1,8,32' },
+        quick: { type: 'boolean', default: false },
+        'skip-backlog': { type: 'boolean', default: false },
+        backlog: { type: 'string' },
+        durability: { type: 'string', default: 'process' },
+        unauthenticated: { type: 'boolean', default: false },
+        'sign-each': { type: 'boolean', default: false },
+        threads: { type: 'string', default: '1' },
+        'cpu-prof': { type: 'boolean', default: false },
+        target: { type: 'string' },
+        'target-name': { type: 'string', default: 'target' },
+        'target-region': { type: 'string', default: 'us-east-1' },
+        'target-credentials': { type: 'string', default: 'test:test' },
+        out: { type: 'string' },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+    });
+  } catch (error) {
+    return usageError((error as Error).message);
+  }
+}
+
+function usageError(message: string): never {
+  console.error(`${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+const { values: options } = readOptions();
 if (options.help) {
   console.log(USAGE);
   process.exit(0);
@@ -80,8 +93,9 @@ const FILL_CLIENTS = 32;
 const REGION = 'us-east-1';
 const SHIM_CREDENTIALS: Credentials = { accessKeyId: 'AKIDHOLDFASTBENCH', secretAccessKey: 'holdfast-bench-secret' };
 const OUT = options.out ?? join(RESULTS, options.quick ? 'quick.md' : 'latest.md');
-if (options.durability !== 'process' && options.durability !== 'power') throw new Error('--durability must be process or power');
-if (CLIENTS.some((clients) => !Number.isInteger(clients) || clients < 1)) throw new Error('--clients must be positive integers');
+if (options.durability !== 'process' && options.durability !== 'power') usageError('--durability must be process or power');
+if (CLIENTS.some((clients) => !Number.isInteger(clients) || clients < 1)) usageError('--clients must be positive integers');
+if (!(DURATION_MS > 0) || !(BACKLOG >= 0) || !(Number(options.threads) >= 1)) usageError('--duration, --backlog and --threads must be numbers');
 
 /** A server under measurement. */
 interface System {
