@@ -87,7 +87,8 @@ it('has the sweeper delete purged messages', async () => {
   expect(storedWithBody('swept away')).toBe(1);
   while (await t.shim.service.sweep());
   expect(storedWithBody('swept away')).toBe(0);
-  // After the sweep, the queue works as before.
+  // After the sweep, the queue works and counts as before.
   await sendOne(queue, 'next', { MessageGroupId: 'g' });
+  expect(await counts(t.sqs, queue)).toEqual({ visible: 1, notVisible: 0, delayed: 0 });
   expect((await receive(t.sqs, queue)).map((message) => message.Body)).toEqual(['next']);
 });
