@@ -73,6 +73,13 @@ function targets(results: Results, setup: Setup): string[] {
   lines.push(
     `| Receive with a 1,000,000 backlog within 2x of an empty queue (p50 and p99) | ${empty && backlog ? `p50 ${fmt(backlog.result.p50, 2)} vs ${fmt(empty.result.p50, 2)} ms (${fmt(backlog.result.p50 / empty.result.p50, 1)}x), p99 ${fmt(backlog.result.p99, 2)} vs ${fmt(empty.result.p99, 2)} ms (${fmt(backlog.result.p99 / empty.result.p99, 1)}x)${full ? '' : `; backlog only ${fmt(backlog.stored)}`}` : '-'} | ${verdict(full ? backlog.result.p50 <= 2 * empty!.result.p50 && backlog.result.p99 <= 2 * empty!.result.p99 : undefined)} |`,
   );
+  const peak = rows.filter((row) => row.system !== 'bare' && row.operation === 'SendMessage').sort((a, b) => b.result.requestsPerSecond - a.result.requestsPerSecond)[0];
+  if (bare && peak) {
+    const share = peak.result.requestsPerSecond / bare.result.requestsPerSecond;
+    lines.push(
+      `| The load generator is not the bottleneck | generator + bare server: ${fmt(bare.result.requestsPerSecond)} req/s (generator thread ${percent(bare.result.generatorLoad)} busy); fastest SendMessage (${peak.system}, ${peak.clients} clients) reached ${percent(share)} of that with the generator ${percent(peak.result.generatorLoad)} busy | ${verdict(share < 0.8)} |`,
+    );
+  }
   const stored = memoryRows.find((row) => row.system === 'shim' && row.when === 'backlog stored');
   lines.push(`| Resident memory under 200 MB with 1,000,000 messages stored | ${stored ? `${fmt(stored.rssMb)} MB (peak ${fmt(stored.peakMb)} MB) with ${fmt(stored.stored)} stored` : '-'} | ${verdict(stored && stored.stored >= 1_000_000 ? stored.rssMb < 200 : undefined)} |`);
   return lines;
