@@ -2,7 +2,8 @@
  * Runs a workflow's agents against any SQS endpoint (AWS, the emulator, the edge shim) with the
  * semantics of Lambda's SQS event source mapping: long polling, batches of up to `batchSize`, partial
  * batch responses, a maximum concurrency per stage, and the queue's own visibility timeout and
- * redrive policy deciding when a failed message is retried or dead-lettered.
+ * redrive policy deciding when a failed message is retried or dead-lettered. Unlike Lambda it does
+ * not scale its polling down after function errors.
  */
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
@@ -54,8 +55,6 @@ export interface LocalRunnerOptions {
   readonly environment?: Readonly<Record<string, string>>;
   /** Directory the stage entries are relative to; the repository root by default. */
   readonly root?: string;
-  /** Visibility timeout to receive with; the queue's own by default, as Lambda does. */
-  readonly visibilityTimeoutSeconds?: number;
   /** Long-poll wait; 20 s (the maximum, as Lambda polls) by default. */
   readonly waitTimeSeconds?: number;
   readonly logger?: Logger;
@@ -133,9 +132,19 @@ export async function startLocalRunner(options: LocalRunnerOptions): Promise<Loc
       const queues = options.queues[stage.name];
       if (!queues) throw new Error(`no queues given for stage ${stage.name} of workflow ${workflow.name}`);
       if (stage.batchSize < 1 || stage.batchSize > 10) throw new Error(`stage ${stage.name}: batchSize must be 1 to 10 for a FIFO queue`);
-      const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queues.queueUrl, AttributeNames: ['QueueArn', 'RedrivePolicy'] }));
+      const { Attributes } = await sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: queues.queueUrl, AttributeNames: ['QueueArn', 'RedrivePolicy', 'VisibilityTimeout'] }),
+      );
       const queueArn = Attributes?.QueueArn;
       if (!queueArn) throw new Error(`GetQueueAttributes gave no QueueArn for ${queues.queueUrl}`);
+      const visibilityTimeout = Number(Attributes?.VisibilityTimeout);
+      if (visibilityTimeout < stage.timeoutSeconds) {
+        // Lambda refuses such an event source mapping; the runner only warns, so that tests may retry fast.
+        logger.warn(
+          { stage: stage.name },
+          `Queue visibility timeout: ${visibilityTimeout} seconds is less than Function timeout: ${stage.timeoutSeconds} seconds (Lambda would refuse this mapping)`,
+        );
+      }
       const identity = functionIdentity({ functionName: `${workflow.name}-${stage.name}`, region: aws.region, accountId: queueAccountId(queueArn), memoryMb: stage.memoryMb });
       const given = options.handlers?.[stage.name];
       runtimes.push({
@@ -213,7 +222,6 @@ export async function startLocalRunner(options: LocalRunnerOptions): Promise<Loc
             QueueUrl: runtime.queues.queueUrl,
             MaxNumberOfMessages: stage.batchSize,
             WaitTimeSeconds: options.waitTimeSeconds ?? 20,
-            ...(options.visibilityTimeoutSeconds !== undefined && { VisibilityTimeout: options.visibilityTimeoutSeconds }),
             MessageSystemAttributeNames: ['All'],
             MessageAttributeNames: ['All'],
           }),
