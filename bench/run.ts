@@ -312,7 +312,8 @@ async function main(): Promise<void> {
   const description =
     `shim --durability ${options.durability}, ${options.unauthenticated ? 'unauthenticated' : 'SigV4 verified'}; ` +
     `${DURATION_MS / 1000} s per measurement; generator: ${options.threads} worker thread(s), ` +
-    `${options['sign-each'] ? 'every request signed' : 'fixed requests pre-signed (64 bodies in rotation), deletes signed each'}${options.quick ? '; QUICK run' : ''}`;
+    `${options['sign-each'] ? 'every request signed' : 'fixed requests pre-signed (64 bodies in rotation), deletes signed each'}` +
+    `${options['cpu-prof'] ? '; shim under --cpu-prof (slower, and the profiler holds memory)' : ''}${options.quick ? '; QUICK run' : ''}`;
   const text = renderReport(results, { started, description, clients: CLIENTS, profileSummary });
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(OUT, text);
