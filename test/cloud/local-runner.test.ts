@@ -322,7 +322,7 @@ describe('the local runner', () => {
       name: 'entry',
       stages: [stage('forward', { entry: 'test/cloud/support/forward-handler.ts' }), stage('collect')],
     };
-    const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds: 5 });
+    const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds: 30 });
     const deliveries = new Deliveries();
     await run({
       workflow,
@@ -340,9 +340,28 @@ describe('the local runner', () => {
       functionName: 'entry-forward',
       lambdaFunctionName: 'entry-forward',
       hasTimeLeft: true,
+      receiveCount: '1',
     });
     expect(record!.attributes.MessageGroupId).toBe('order-9');
     expect(process.env.RUNNER_TEST_MARK).toBeUndefined();
+  });
+
+  it('fails the batch of a stage whose worker dies, and runs the retry in a fresh one', async () => {
+    const workflow: WorkflowDefinition = { name: 'crash', stages: [stage('forward', { entry: 'test/cloud/support/forward-handler.ts' }), stage('collect')] };
+    const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds: 2 });
+    const deliveries = new Deliveries();
+    await run({
+      workflow,
+      queues: resources.queues,
+      environment: { CRASH_ON_FIRST_RECEIVE: '1' },
+      handlers: { collect: async (event, context) => deliveries.add(event, context) },
+    });
+    await send(resources.queues.forward!.queueUrl, 'survivor', 'order-3');
+    await deliveries.reached(1);
+
+    const forwarded = JSON.parse(deliveries.records[0]!.body);
+    expect(forwarded.body).toBe('survivor');
+    expect(Number(forwarded.receiveCount)).toBeGreaterThan(1);
   });
 
   it('runs against the edge shim as against the emulator', async () => {
