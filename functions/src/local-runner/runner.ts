@@ -18,9 +18,10 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { pino, type Logger } from 'pino';
-import { ENV, type StageDefinition, type WorkflowDefinition } from '../workflow-definition.js';
+import type { StageDefinition, WorkflowDefinition } from '../workflow-definition.js';
 import { functionIdentity, invocationInfo, type FunctionIdentity } from './context.js';
 import { inProcessInvoker, type Invoker, type SqsHandler } from './invoker.js';
+import { stageEnvironment } from './lambda-environment.js';
 import { failedMessageIds, sqsEvent, type EventSource } from './sqs-event.js';
 import { workerInvoker } from './worker-invoker.js';
 
@@ -84,34 +85,6 @@ function queueAccountId(queueArn: string): string {
   return accountId;
 }
 
-/** The variables Lambda sets for a function, plus the connection, then the caller's and the stage's own. */
-function stageEnvironment(options: LocalRunnerOptions, stage: StageDefinition, identity: FunctionIdentity): Record<string, string> {
-  const { aws, workflow } = options;
-  const index = workflow.stages.indexOf(stage);
-  const next = workflow.stages[index + 1];
-  const inherited = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined));
-  if (aws.credentials) delete inherited.AWS_SESSION_TOKEN;
-  return {
-    ...inherited,
-    AWS_REGION: aws.region,
-    AWS_DEFAULT_REGION: aws.region,
-    AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
-    AWS_LAMBDA_FUNCTION_NAME: identity.functionName,
-    AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
-    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: identity.memoryLimitInMB,
-    AWS_LAMBDA_LOG_GROUP_NAME: identity.logGroupName,
-    AWS_LAMBDA_LOG_STREAM_NAME: identity.logStreamName,
-    ...(aws.endpoint && { AWS_ENDPOINT_URL: aws.endpoint }),
-    ...(aws.credentials && {
-      AWS_ACCESS_KEY_ID: aws.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: aws.credentials.secretAccessKey,
-      ...(aws.credentials.sessionToken && { AWS_SESSION_TOKEN: aws.credentials.sessionToken }),
-    }),
-    ...options.environment,
-    ...(next && { [ENV.nextQueueUrl]: options.queues[next.name]!.queueUrl }),
-  };
-}
-
 function withTimeout<T>(work: Promise<T>, timeoutSeconds: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -122,6 +95,10 @@ function withTimeout<T>(work: Promise<T>, timeoutSeconds: number): Promise<T> {
 
 export async function startLocalRunner(options: LocalRunnerOptions): Promise<LocalRunner> {
   const { workflow, aws } = options;
+  for (const stage of workflow.stages) {
+    if (!options.queues[stage.name]) throw new Error(`no queues given for stage ${stage.name} of workflow ${workflow.name}`);
+    if (stage.batchSize < 1 || stage.batchSize > 10) throw new Error(`stage ${stage.name}: batchSize must be 1 to 10 for a FIFO queue`);
+  }
   const logger = options.logger ?? pino({ name: 'local-runner', level: process.env.LOG_LEVEL ?? 'info' });
   const sqs = options.sqs ?? new SQSClient({ region: aws.region, ...(aws.endpoint && { endpoint: aws.endpoint }), ...(aws.credentials && { credentials: aws.credentials }) });
   const polling = new AbortController();
@@ -129,9 +106,7 @@ export async function startLocalRunner(options: LocalRunnerOptions): Promise<Loc
   const runtimes: StageRuntime[] = [];
   try {
     for (const stage of workflow.stages) {
-      const queues = options.queues[stage.name];
-      if (!queues) throw new Error(`no queues given for stage ${stage.name} of workflow ${workflow.name}`);
-      if (stage.batchSize < 1 || stage.batchSize > 10) throw new Error(`stage ${stage.name}: batchSize must be 1 to 10 for a FIFO queue`);
+      const queues = options.queues[stage.name]!;
       const { Attributes } = await sqs.send(
         new GetQueueAttributesCommand({ QueueUrl: queues.queueUrl, AttributeNames: ['QueueArn', 'RedrivePolicy', 'VisibilityTimeout'] }),
       );
@@ -152,7 +127,9 @@ export async function startLocalRunner(options: LocalRunnerOptions): Promise<Loc
         queues,
         source: { queueArn, region: aws.region },
         identity,
-        invoker: given ? inProcessInvoker(given) : workerInvoker(resolve(options.root ?? REPOSITORY_ROOT, stage.entry), stageEnvironment(options, stage, identity)),
+        invoker: given
+          ? inProcessInvoker(given)
+          : workerInvoker(resolve(options.root ?? REPOSITORY_ROOT, stage.entry), stageEnvironment({ ...options, stage, identity })),
         redriveByRunner: !Attributes?.RedrivePolicy,
       });
     }
