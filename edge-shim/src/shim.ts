@@ -38,8 +38,9 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const db = openDatabase(config.dbFile, config.durability);
   const service = new SqsService({ db, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
   const http = createShimServer({ service, logger, region: config.region, credentials: config.credentials, timeouts: httpTimeouts });
-  const address = await http.listen(config.port, config.host).catch((error: unknown) => {
+  const address = await http.listen(config.port, config.host).catch(async (error: unknown) => {
     service.close();
+    await service.drain();
     db.close();
     throw error;
   });
@@ -61,6 +62,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
         // After the server has marked its responses `connection: close`: long polls now answer.
         service.close();
         await drained;
+        await service.drain();
         db.close();
         logger.info('edge shim stopped');
       })();

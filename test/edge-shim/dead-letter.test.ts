@@ -1,5 +1,6 @@
 import {
   CreateQueueCommand,
+  DeleteQueueCommand,
   GetQueueAttributesCommand,
   ListDeadLetterSourceQueuesCommand,
   type Message,
@@ -206,6 +207,19 @@ describe('RedrivePolicy and RedriveAllowPolicy', () => {
 
     await queue('rap-allow', { RedriveAllowPolicy: JSON.stringify({ redrivePermission: 'allowAll' }) });
     await create('rap-src-4', { RedrivePolicy: redrive('rap-allow', 3) });
+  });
+
+  it('still takes changes to other attributes of a queue whose dead-letter queue was deleted', async () => {
+    const deadLetters = await queue('rp-gone-dlq');
+    const source = await queue('rp-orphan', { RedrivePolicy: redrive('rp-gone-dlq', 3) });
+    await t.sqs.send(new DeleteQueueCommand({ QueueUrl: deadLetters }));
+    await t.sqs.send(new SetQueueAttributesCommand({ QueueUrl: source, Attributes: { VisibilityTimeout: '45' } }));
+    const { Attributes } = await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl: source, AttributeNames: ['VisibilityTimeout'] }));
+    expect(Attributes?.VisibilityTimeout).toBe('45');
+    const renewed = await rejection(
+      t.sqs.send(new SetQueueAttributesCommand({ QueueUrl: source, Attributes: { RedrivePolicy: redrive('rp-gone-dlq', 4) } })),
+    );
+    expect(renewed.message).toContain('Dead letter target does not exist.');
   });
 
   it('checks the form of RedriveAllowPolicy', async () => {

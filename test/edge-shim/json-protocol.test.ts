@@ -102,3 +102,13 @@ it('treats a form post as the Query protocol even with an X-Amz-Target header', 
   expect(response.headers['content-type']).toBe('text/xml');
   expect(response.body).toContain('<ListQueuesResponse xmlns="http://queue.amazonaws.com/doc/2012-11-05/">');
 });
+
+describe('an empty receive', () => {
+  it('leaves the Messages key out, as SQS does, rather than sending an empty list', async () => {
+    const created = await jsonRequest('AmazonSQS.CreateQueue', JSON.stringify({ QueueName: 'empty-receive' }));
+    const { QueueUrl } = JSON.parse(created.body) as { QueueUrl: string };
+    const received = await jsonRequest('AmazonSQS.ReceiveMessage', JSON.stringify({ QueueUrl }));
+    expect(received.status).toBe(200);
+    expect(JSON.parse(received.body)).toEqual({});
+  });
+});

@@ -16,6 +16,8 @@ interface Job<T> {
 export class CommitGroup {
   private pending: Job<unknown>[] = [];
   private scheduled = false;
+  private idleWaiters: Array<() => void> = [];
+  private closed = false;
   private readonly runGroup: (jobs: Job<unknown>[]) => Array<{ ok: true; value: unknown } | { ok: false; error: unknown }>;
 
   constructor(
@@ -36,6 +38,7 @@ export class CommitGroup {
   }
 
   run<T>(work: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new SqsError('ServiceUnavailable', 'The server is shutting down.'));
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ work, resolve, reject } as Job<unknown>);
       if (!this.scheduled) {
@@ -45,23 +48,30 @@ export class CommitGroup {
     });
   }
 
+  /** Refuses new work; resolves once the work already queued is committed, so the database can close. */
+  close(): Promise<void> {
+    this.closed = true;
+    if (!this.scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   private flush(): void {
     const jobs = this.pending;
     this.pending = [];
     this.scheduled = false;
-    let outcomes;
     try {
-      outcomes = this.runGroup(jobs);
+      const outcomes = this.runGroup(jobs);
+      outcomes.forEach((outcome, index) => {
+        const job = jobs[index]!;
+        if (outcome.ok) job.resolve(outcome.value);
+        else job.reject(outcome.error);
+      });
     } catch (error) {
-      this.onCommitFailure(error);
       const failure = new SqsError('ServiceUnavailable', 'The request could not be stored; try again.');
       for (const job of jobs) job.reject(failure);
-      return;
+      this.onCommitFailure(error);
+    } finally {
+      if (!this.scheduled) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
-    outcomes.forEach((outcome, index) => {
-      const job = jobs[index]!;
-      if (outcome.ok) job.resolve(outcome.value);
-      else job.reject(outcome.error);
-    });
   }
 }

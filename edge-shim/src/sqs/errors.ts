@@ -43,7 +43,7 @@ const ERRORS = {
   ReceiptHandleIsInvalid: { queryCode: 'ReceiptHandleIsInvalid', status: 400 },
   RequestExpired: { queryCode: 'RequestExpired', status: 400 },
   RequestThrottled: { queryCode: 'RequestThrottled', status: 403 },
-  ResourceNotFoundException: { queryCode: 'ResourceNotFoundException', status: 404 },
+  ResourceNotFoundException: { queryCode: 'ResourceNotFoundException', status: 400 },
   // SerializationException and UnknownOperationException come from the AWS JSON protocol layer (protocol/json.ts).
   SerializationException: { queryCode: 'SerializationException', status: 400 },
   ServiceUnavailable: { queryCode: 'ServiceUnavailable', status: 503, fault: 'Receiver' },

@@ -59,7 +59,11 @@ export class SqsService {
     this.receiveAttempts = new ReceiveAttemptStore(options.db);
     this.commits = new CommitGroup(options.db, (error) => {
       this.logger.error({ err: error }, 'commit failed; the operations in it were answered with an error');
-      this.queues.reload();
+      try {
+        this.queues.reload();
+      } catch (reloadError) {
+        this.logger.error({ err: reloadError }, 'cannot reload the queues after a failed commit');
+      }
     });
     this.sweeper = new Sweeper(this, options.sweepIntervalMs ?? 1000);
     this.mover = new MessageMover(this, options.db, options.logger);
@@ -106,11 +110,11 @@ export class SqsService {
     let deadline: number | undefined;
     for (;;) {
       // A client gone while its receive waited must not be handed messages it will never see.
-      if (deadline !== undefined && options.signal?.aborted) return { Messages: [] };
+      if (deadline !== undefined && options.signal?.aborted) return {};
       const round = await this.transact(options.baseUrl, (context) => {
         const { output, queue, waitSeconds, more } = receive(context, input);
         deadline ??= context.now + waitSeconds * 1000;
-        const waiting = output.Messages.length === 0 && context.now < deadline;
+        const waiting = output.Messages === undefined && context.now < deadline;
         return {
           output,
           queueId: queue.id,
@@ -150,9 +154,15 @@ export class SqsService {
     }
   }
 
+  /** Stops background work and answers every long poll now; requests in flight still run. */
   close(): void {
     this.sweeper.stop();
     this.mover.stop();
     this.polls.close();
+  }
+
+  /** After close(): refuses new work and resolves once queued work is committed, before the database closes. */
+  drain(): Promise<void> {
+    return this.commits.close();
   }
 }

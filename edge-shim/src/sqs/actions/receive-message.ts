@@ -227,7 +227,8 @@ const attemptRecord = (messages: MessageRow[]) =>
   messages.map((message) => ({ id: message.id, nonce: message.receipt_nonce!, visibleAt: message.visible_at }));
 
 export interface ReceiveOutcome {
-  readonly output: { Messages: Array<ReturnType<typeof format>> };
+  /** As SQS answers: no Messages key at all when nothing was received. */
+  readonly output: { Messages?: Array<ReturnType<typeof format>> };
   readonly queue: Queue;
   /** How long the receive may wait for messages: WaitTimeSeconds, or the queue's default. */
   readonly waitSeconds: number;
@@ -257,7 +258,8 @@ export function receive(context: SqsContext, input: Input): ReceiveOutcome {
   if (!repeated && attemptId !== undefined && messages.length > 0) {
     context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(messages), context.now + ATTEMPT_INTERVAL_MS);
   }
-  return { output: { Messages: messages.map((message) => format(context, queue, message, selection)) }, queue, waitSeconds, more };
+  const output = messages.length > 0 ? { Messages: messages.map((message) => format(context, queue, message, selection)) } : {};
+  return { output, queue, waitSeconds, more };
 }
 
 export function receiveMessage(context: SqsContext, input: Input) {

@@ -9,7 +9,10 @@ export function setQueueAttributes(context: SqsContext, input: Input) {
   const given = optionalStringMap(input, 'Attributes');
   if (given === undefined) throw missingParameter('Attributes');
   const attributes = applyAttributes(queue.attributes, validateAttributes(given, queue.fifo, false));
-  validateRedrivePolicies(context, queue.name, queue.fifo, attributes);
+  // Only the policies this request changes are checked: a queue whose dead-letter queue is gone
+  // must still accept changes to its other attributes.
+  const changed = Object.fromEntries(Object.entries(attributes).filter(([name]) => Object.hasOwn(given, name)));
+  validateRedrivePolicies(context, queue.name, queue.fifo, changed);
   const updated = context.queues.update(queue, { attributes, modifiedAt: context.now });
   if (updated.attributes.DelaySeconds !== queue.attributes.DelaySeconds) context.messages.applyQueueDelay(updated);
   context.messagesAvailable(updated); // a shorter delay or longer retention can make messages receivable
