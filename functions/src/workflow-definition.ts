@@ -53,3 +53,8 @@ export function stageQueueNames(workflow: WorkflowDefinition, stage: StageDefini
 export function humanReviewQueueName(workflow: WorkflowDefinition): string {
   return `${workflow.name}-human-review.fifo`;
 }
+
+/** Visibility timeout of a stage's queue: AWS advises six times the function timeout for a Lambda event source. */
+export function stageVisibilityTimeoutSeconds(stage: StageDefinition): number {
+  return stage.timeoutSeconds * 6;
+}

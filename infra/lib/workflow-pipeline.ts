@@ -7,8 +7,17 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { stageVisibilityTimeoutSeconds, type TableKey } from '../../functions/src/local-runner/resources.js';
-import { ENV, humanReviewQueueName, stageQueueNames, TABLES, type StageDefinition, type WorkflowDefinition } from '../../functions/src/workflow-definition.js';
+import {
+  ENV,
+  humanReviewQueueName,
+  stageQueueNames,
+  stageVisibilityTimeoutSeconds,
+  TABLES,
+  type StageDefinition,
+  type WorkflowDefinition,
+} from '../../functions/src/workflow-definition.js';
+
+type TableKey = keyof typeof TABLES;
 
 export interface WorkflowPipelineProps {
   readonly workflow: WorkflowDefinition;
@@ -119,7 +128,7 @@ export class WorkflowPipeline extends Construct {
       fifo: true,
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      visibilityTimeout: Duration.seconds(stageVisibilityTimeoutSeconds(stage.timeoutSeconds)),
+      visibilityTimeout: Duration.seconds(stageVisibilityTimeoutSeconds(stage)),
       deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: stage.maxReceiveCount },
     });
     return { queue, deadLetterQueue };

@@ -12,7 +12,7 @@ import {
   waitUntilTableExists,
   type KeySchemaElement,
 } from '@aws-sdk/client-dynamodb';
-import { ENV, humanReviewQueueName, stageQueueNames, TABLES, type WorkflowDefinition } from '../workflow-definition.js';
+import { ENV, humanReviewQueueName, stageQueueNames, stageVisibilityTimeoutSeconds, TABLES, type WorkflowDefinition } from '../workflow-definition.js';
 import type { AwsConnection, StageQueues } from './runner.js';
 
 export type TableKey = keyof typeof TABLES;
@@ -28,11 +28,6 @@ export interface ResourceOptions {
   readonly namePrefix?: string;
   /** Source queues' visibility timeout; six times the stage timeout by default, as AWS advises for Lambda. */
   readonly visibilityTimeoutSeconds?: number;
-}
-
-/** Visibility timeout of a stage's queue: AWS advises at least six times the function timeout. */
-export function stageVisibilityTimeoutSeconds(timeoutSeconds: number): number {
-  return timeoutSeconds * 6;
 }
 
 export function tableName(workflow: WorkflowDefinition, table: TableKey, namePrefix = ''): string {
@@ -86,7 +81,7 @@ export async function createWorkflowResources(aws: AwsConnection, workflow: Work
       const names = stageQueueNames(workflow, stage);
       const deadLetter = await createFifoQueue(sqs, prefix + names.deadLetter, { MessageRetentionPeriod: String(14 * 24 * 3600) });
       const queue = await createFifoQueue(sqs, prefix + names.queue, {
-        VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? stageVisibilityTimeoutSeconds(stage.timeoutSeconds)),
+        VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? stageVisibilityTimeoutSeconds(stage)),
         RedrivePolicy: JSON.stringify({ deadLetterTargetArn: deadLetter.arn, maxReceiveCount: stage.maxReceiveCount }),
       });
       queues[stage.name] = { queueUrl: queue.url, deadLetterQueueUrl: deadLetter.url };
