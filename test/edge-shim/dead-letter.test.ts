@@ -5,11 +5,11 @@ import {
   ListDeadLetterSourceQueuesCommand,
   type Message,
   ReceiveMessageCommand,
-  SQSServiceException,
   SendMessageCommand,
   SetQueueAttributesCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejectionOf } from '../helpers/sqs-errors.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
 
 let t: TestShim;
@@ -45,15 +45,6 @@ async function count(QueueUrl: string): Promise<number> {
     new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
   );
   return Number(Attributes!.ApproximateNumberOfMessages) + Number(Attributes!.ApproximateNumberOfMessagesNotVisible);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<SQSServiceException> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(SQSServiceException);
-  return error as SQSServiceException;
 }
 
 describe('dead-lettering on receive, standard queues', () => {
@@ -163,20 +154,20 @@ describe('RedrivePolicy and RedriveAllowPolicy', () => {
     await create('rp-one', { RedrivePolicy: redrive('rp-target', 1) });
     await create('rp-thousand', { RedrivePolicy: redrive('rp-target', '1000') });
     for (const bad of [0, 1001, 2.5, 'five']) {
-      const error = await rejection(create('rp-bad', { RedrivePolicy: redrive('rp-target', bad) }));
+      const error = await rejectionOf(create('rp-bad', { RedrivePolicy: redrive('rp-target', bad) }));
       expect(error.name).toBe('InvalidParameterValue');
     }
-    const error = await rejection(create('rp-bad', { RedrivePolicy: redrive('rp-target', 0) }));
+    const error = await rejectionOf(create('rp-bad', { RedrivePolicy: redrive('rp-target', 0) }));
     expect(error.message).toContain('Invalid value for maxReceiveCount: 0, valid values are from 1 to 1000 both inclusive.');
   });
 
   it('requires both attributes and no others', async () => {
     await queue('rp-fields-target');
-    const missingCount = await rejection(create('rp-fields', { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn('rp-fields-target') }) }));
+    const missingCount = await rejectionOf(create('rp-fields', { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn('rp-fields-target') }) }));
     expect(missingCount.message).toContain('Redrive policy does not contain mandatory attribute: maxReceiveCount.');
-    const missingArn = await rejection(create('rp-fields', { RedrivePolicy: JSON.stringify({ maxReceiveCount: 3 }) }));
+    const missingArn = await rejectionOf(create('rp-fields', { RedrivePolicy: JSON.stringify({ maxReceiveCount: 3 }) }));
     expect(missingArn.message).toContain('Redrive policy does not contain mandatory attribute: deadLetterTargetArn.');
-    const extra = await rejection(
+    const extra = await rejectionOf(
       create('rp-fields', { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn('rp-fields-target'), maxReceiveCount: 3, other: 1 }) }),
     );
     expect(extra.name).toBe('InvalidParameterValue');
@@ -185,13 +176,13 @@ describe('RedrivePolicy and RedriveAllowPolicy', () => {
   it('requires an existing target of the same queue type', async () => {
     await queue('rp-standard');
     await queue('rp-fifo.fifo');
-    const missing = await rejection(create('rp-missing', { RedrivePolicy: redrive('rp-nowhere', 3) }));
+    const missing = await rejectionOf(create('rp-missing', { RedrivePolicy: redrive('rp-nowhere', 3) }));
     expect(missing.message).toContain('Dead letter target does not exist.');
-    const fifoToStandard = await rejection(create('rp-mismatch.fifo', { FifoQueue: 'true', RedrivePolicy: redrive('rp-standard', 3) }));
+    const fifoToStandard = await rejectionOf(create('rp-mismatch.fifo', { FifoQueue: 'true', RedrivePolicy: redrive('rp-standard', 3) }));
     expect(fifoToStandard.name).toBe('InvalidParameterValue');
-    const standardToFifo = await rejection(create('rp-mismatch', { RedrivePolicy: redrive('rp-fifo.fifo', 3) }));
+    const standardToFifo = await rejectionOf(create('rp-mismatch', { RedrivePolicy: redrive('rp-fifo.fifo', 3) }));
     expect(standardToFifo.name).toBe('InvalidParameterValue');
-    const notSqs = await rejection(
+    const notSqs = await rejectionOf(
       create('rp-sns', { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'arn:aws:sns:us-east-1:000000000000:topic', maxReceiveCount: 3 }) }),
     );
     expect(notSqs.name).toBe('InvalidParameterValue');
@@ -199,11 +190,11 @@ describe('RedrivePolicy and RedriveAllowPolicy', () => {
 
   it('lets a dead-letter queue choose its sources with RedriveAllowPolicy', async () => {
     await queue('rap-deny', { RedriveAllowPolicy: JSON.stringify({ redrivePermission: 'denyAll' }) });
-    expect((await rejection(create('rap-src-1', { RedrivePolicy: redrive('rap-deny', 3) }))).name).toBe('InvalidParameterValue');
+    expect((await rejectionOf(create('rap-src-1', { RedrivePolicy: redrive('rap-deny', 3) }))).name).toBe('InvalidParameterValue');
 
     await queue('rap-by-queue', { RedriveAllowPolicy: JSON.stringify({ redrivePermission: 'byQueue', sourceQueueArns: [arn('rap-src-2')] }) });
     await create('rap-src-2', { RedrivePolicy: redrive('rap-by-queue', 3) });
-    expect((await rejection(create('rap-src-3', { RedrivePolicy: redrive('rap-by-queue', 3) }))).name).toBe('InvalidParameterValue');
+    expect((await rejectionOf(create('rap-src-3', { RedrivePolicy: redrive('rap-by-queue', 3) }))).name).toBe('InvalidParameterValue');
 
     await queue('rap-allow', { RedriveAllowPolicy: JSON.stringify({ redrivePermission: 'allowAll' }) });
     await create('rap-src-4', { RedrivePolicy: redrive('rap-allow', 3) });
@@ -216,7 +207,7 @@ describe('RedrivePolicy and RedriveAllowPolicy', () => {
     await t.sqs.send(new SetQueueAttributesCommand({ QueueUrl: source, Attributes: { VisibilityTimeout: '45' } }));
     const { Attributes } = await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl: source, AttributeNames: ['VisibilityTimeout'] }));
     expect(Attributes?.VisibilityTimeout).toBe('45');
-    const renewed = await rejection(
+    const renewed = await rejectionOf(
       t.sqs.send(new SetQueueAttributesCommand({ QueueUrl: source, Attributes: { RedrivePolicy: redrive('rp-gone-dlq', 4) } })),
     );
     expect(renewed.message).toContain('Dead letter target does not exist.');
@@ -234,7 +225,7 @@ describe('RedrivePolicy and RedriveAllowPolicy', () => {
       {},
     ];
     for (const policy of cases) {
-      const error = await rejection(create('rap-form', { RedriveAllowPolicy: JSON.stringify(policy) }));
+      const error = await rejectionOf(create('rap-form', { RedriveAllowPolicy: JSON.stringify(policy) }));
       expect(error.name).toBe('InvalidParameterValue');
     }
     await create('rap-form-ten', { RedriveAllowPolicy: JSON.stringify({ redrivePermission: 'byQueue', sourceQueueArns: eleven.slice(0, 10) }) });
@@ -264,11 +255,11 @@ describe('ListDeadLetterSourceQueues', () => {
   it('answers an empty list for a queue no queue uses, and checks its parameters', async () => {
     const lonely = await queue('list-lonely');
     expect((await t.sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: lonely }))).queueUrls).toEqual([]);
-    const tokenAlone = await rejection(t.sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: lonely, NextToken: 'x' })));
+    const tokenAlone = await rejectionOf(t.sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: lonely, NextToken: 'x' })));
     expect(tokenAlone.name).toBe('InvalidParameterValue');
-    const tooMany = await rejection(t.sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: lonely, MaxResults: 1001 })));
+    const tooMany = await rejectionOf(t.sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: lonely, MaxResults: 1001 })));
     expect(tooMany.name).toBe('InvalidParameterValue');
-    const missing = await rejection(
+    const missing = await rejectionOf(
       t.sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: `${t.shim.url}/000000000000/list-nowhere` })),
     );
     expect(missing.name).toBe('QueueDoesNotExist');

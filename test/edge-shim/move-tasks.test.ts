@@ -12,11 +12,11 @@ import {
   ReceiveMessageCommand,
   ResourceNotFoundException,
   type SQSClient,
-  SQSServiceException,
   SendMessageCommand,
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejectionOf } from '../helpers/sqs-errors.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
 
 let t: TestShim;
@@ -68,15 +68,6 @@ async function settled(sqs: SQSClient, SourceArn: string, statuses = ['COMPLETED
     await sleep(20);
   }
   throw new Error(`the task of ${SourceArn} did not reach ${statuses.join(' or ')}`);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<SQSServiceException> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(SQSServiceException);
-  return error as SQSServiceException;
 }
 
 describe('StartMessageMoveTask', () => {
@@ -168,7 +159,7 @@ describe('StartMessageMoveTask', () => {
   it('checks its parameters', async () => {
     await deadLettered(t.sqs, 'check-dlq', 'check-source', []);
     await queue(t.sqs, 'check-fifo.fifo');
-    const start = (input: ConstructorParameters<typeof StartMessageMoveTaskCommand>[0]) => rejection(t.sqs.send(new StartMessageMoveTaskCommand(input)));
+    const start = (input: ConstructorParameters<typeof StartMessageMoveTaskCommand>[0]) => rejectionOf(t.sqs.send(new StartMessageMoveTaskCommand(input)));
 
     expect(await start({ SourceArn: arn('check-nowhere') })).toBeInstanceOf(ResourceNotFoundException);
     const notDlq = await start({ SourceArn: arn('check-source') });
@@ -191,7 +182,7 @@ describe('CancelMessageMoveTask', () => {
     expect(running.TaskHandle).toBe(TaskHandle);
     expect(running.ApproximateNumberOfMessagesToMove).toBe(4);
 
-    const second = await rejection(t.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arn('cancel-dlq') })));
+    const second = await rejectionOf(t.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arn('cancel-dlq') })));
     expect(second.name).toBe('InvalidParameterValue');
 
     const cancelled = await t.sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle }));
@@ -203,7 +194,7 @@ describe('CancelMessageMoveTask', () => {
     expect(await count(t.sqs, source)).toBe(task.ApproximateNumberOfMessagesMoved);
     expect(await count(t.sqs, dlq)).toBe(4 - task.ApproximateNumberOfMessagesMoved!);
 
-    const again = await rejection(t.sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle })));
+    const again = await rejectionOf(t.sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle })));
     expect(again).toBeInstanceOf(ResourceNotFoundException);
     // With the first one over, a new task may start.
     await t.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arn('cancel-dlq'), MaxNumberOfMessagesPerSecond: 500 }));
@@ -213,7 +204,7 @@ describe('CancelMessageMoveTask', () => {
   });
 
   it('refuses a handle that is not one', async () => {
-    const error = await rejection(t.sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle: 'not-a-handle' })));
+    const error = await rejectionOf(t.sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle: 'not-a-handle' })));
     expect(error.name).toBe('InvalidParameterValue');
   });
 });
@@ -238,9 +229,9 @@ describe('ListMessageMoveTasks', () => {
   it('checks its parameters', async () => {
     await deadLettered(t.sqs, 'list-check-dlq', 'list-check-source', []);
     for (const MaxResults of [0, 11]) {
-      expect((await rejection(tasks(t.sqs, arn('list-check-dlq'), MaxResults))).name).toBe('InvalidParameterValue');
+      expect((await rejectionOf(tasks(t.sqs, arn('list-check-dlq'), MaxResults))).name).toBe('InvalidParameterValue');
     }
-    expect(await rejection(tasks(t.sqs, arn('list-check-nowhere')))).toBeInstanceOf(ResourceNotFoundException);
+    expect(await rejectionOf(tasks(t.sqs, arn('list-check-nowhere')))).toBeInstanceOf(ResourceNotFoundException);
   });
 });
 

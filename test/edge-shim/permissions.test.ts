@@ -5,10 +5,10 @@ import {
   OverLimit,
   QueueDoesNotExist,
   RemovePermissionCommand,
-  SQSServiceException,
   SetQueueAttributesCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejectionOf } from '../helpers/sqs-errors.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
 
 // The shim serves one account and does not evaluate policies: these tests check what AddPermission
@@ -28,15 +28,6 @@ async function queue(name: string): Promise<string> {
 async function policyOf(QueueUrl: string): Promise<Record<string, unknown> | undefined> {
   const { Attributes } = await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['Policy'] }));
   return Attributes?.Policy === undefined ? undefined : (JSON.parse(Attributes.Policy) as Record<string, unknown>);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<SQSServiceException> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(SQSServiceException);
-  return error as SQSServiceException;
 }
 
 describe('AddPermission and RemovePermission', () => {
@@ -84,7 +75,7 @@ describe('AddPermission and RemovePermission', () => {
     const QueueUrl = await queue('perm-duplicate');
     await t.sqs.send(new AddPermissionCommand({ QueueUrl, Label: 'x', AWSAccountIds: ['111111111111'], Actions: ['SendMessage'] }));
     const before = await policyOf(QueueUrl);
-    const error = await rejection(
+    const error = await rejectionOf(
       t.sqs.send(new AddPermissionCommand({ QueueUrl, Label: 'x', AWSAccountIds: ['222222222222'], Actions: ['ReceiveMessage'] })),
     );
     expect(error.name).toBe('InvalidParameterValue');
@@ -94,7 +85,7 @@ describe('AddPermission and RemovePermission', () => {
 
   it('refuses to remove a label that is not in the policy', async () => {
     const QueueUrl = await queue('perm-unknown');
-    const error = await rejection(t.sqs.send(new RemovePermissionCommand({ QueueUrl, Label: 'nope' })));
+    const error = await rejectionOf(t.sqs.send(new RemovePermissionCommand({ QueueUrl, Label: 'nope' })));
     expect(error.name).toBe('InvalidParameterValue');
     expect(error.message).toBe("Value nope for parameter Label is invalid. Reason: can't find label on existing policy.");
   });
@@ -108,7 +99,7 @@ describe('AddPermission and RemovePermission', () => {
       Statement: { Sid: 'FromSns', Effect: 'Allow', Principal: '*', Action: 'sqs:SendMessage', Resource: resource },
     };
     await t.sqs.send(new SetQueueAttributesCommand({ QueueUrl, Attributes: { Policy: JSON.stringify(custom) } }));
-    const duplicate = await rejection(
+    const duplicate = await rejectionOf(
       t.sqs.send(new AddPermissionCommand({ QueueUrl, Label: 'FromSns', AWSAccountIds: ['111111111111'], Actions: ['SendMessage'] })),
     );
     expect(duplicate.name).toBe('InvalidParameterValue');
@@ -129,7 +120,7 @@ describe('AddPermission and RemovePermission', () => {
     const grant = (Label: string) => t.sqs.send(new AddPermissionCommand({ QueueUrl, Label, AWSAccountIds: ['111111111111'], Actions: ['SendMessage'] }));
     await grant('L'.repeat(80));
     for (const Label of ['L'.repeat(81), 'has space', 'dot.ted', 'colon:x']) {
-      expect((await rejection(grant(Label))).name).toBe('InvalidParameterValue');
+      expect((await rejectionOf(grant(Label))).name).toBe('InvalidParameterValue');
     }
     expect((await policyOf(QueueUrl))!.Statement).toHaveLength(1);
   });
@@ -147,15 +138,15 @@ describe('AddPermission and RemovePermission', () => {
       'ReceiveMessage',
       'SendMessage',
     ];
-    const overLimit = await rejection(grant(eight));
+    const overLimit = await rejectionOf(grant(eight));
     expect(overLimit).toBeInstanceOf(OverLimit);
     expect(overLimit.message).toBe('8 Actions were found, maximum allowed is 7.');
 
-    const ownerOnly = await rejection(grant(['RemovePermission']));
+    const ownerOnly = await rejectionOf(grant(['RemovePermission']));
     expect(ownerOnly.name).toBe('InvalidParameterValue');
     expect(ownerOnly.message).toBe('Value SQS:RemovePermission for parameter ActionName is invalid. Reason: Only the queue owner is allowed to invoke this action.');
-    expect((await rejection(grant(['Frobnicate']))).name).toBe('InvalidParameterValue');
-    expect((await rejection(grant([]))).name).toBe('MissingParameter');
+    expect((await rejectionOf(grant(['Frobnicate']))).name).toBe('InvalidParameterValue');
+    expect((await rejectionOf(grant([]))).name).toBe('MissingParameter');
 
     await grant(eight.slice(0, 7));
     expect(((await policyOf(QueueUrl))!.Statement as Array<{ Action: string[] }>)[0]!.Action).toHaveLength(7);
@@ -164,10 +155,10 @@ describe('AddPermission and RemovePermission', () => {
   it('checks the account ids', async () => {
     const QueueUrl = await queue('perm-accounts');
     const grant = (AWSAccountIds: string[]) => t.sqs.send(new AddPermissionCommand({ QueueUrl, Label: 'a', AWSAccountIds, Actions: ['SendMessage'] }));
-    const empty = await rejection(grant([]));
+    const empty = await rejectionOf(grant([]));
     expect(empty.name).toBe('InvalidParameterValue');
     expect(empty.message).toBe('Value [] for parameter PrincipalId is invalid. Reason: Unable to verify.');
-    expect((await rejection(grant(['not-an-account']))).name).toBe('InvalidParameterValue');
+    expect((await rejectionOf(grant(['not-an-account']))).name).toBe('InvalidParameterValue');
     expect(await policyOf(QueueUrl)).toBeUndefined();
   });
 

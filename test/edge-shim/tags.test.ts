@@ -3,11 +3,11 @@ import {
   GetQueueAttributesCommand,
   ListQueueTagsCommand,
   QueueDoesNotExist,
-  SQSServiceException,
   TagQueueCommand,
   UntagQueueCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejectionOf } from '../helpers/sqs-errors.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
 
 let t: TestShim;
@@ -21,15 +21,6 @@ async function queue(name: string, tags?: Record<string, string>): Promise<strin
 }
 
 const tagsOf = async (QueueUrl: string) => (await t.sqs.send(new ListQueueTagsCommand({ QueueUrl }))).Tags;
-
-async function rejection(promise: Promise<unknown>): Promise<SQSServiceException> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(SQSServiceException);
-  return error as SQSServiceException;
-}
 
 describe('TagQueue, UntagQueue and ListQueueTags', () => {
   it('lists no Tags for an untagged queue and the tags given at creation otherwise', async () => {
@@ -60,13 +51,13 @@ describe('TagQueue, UntagQueue and ListQueueTags', () => {
     const fifty = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`key-${i}`, `value-${i}`]));
     await t.sqs.send(new TagQueueCommand({ QueueUrl, Tags: fifty }));
     await t.sqs.send(new TagQueueCommand({ QueueUrl, Tags: { 'key-0': 'overwritten' } }));
-    const error = await rejection(t.sqs.send(new TagQueueCommand({ QueueUrl, Tags: { 'key-50': 'one too many' } })));
+    const error = await rejectionOf(t.sqs.send(new TagQueueCommand({ QueueUrl, Tags: { 'key-50': 'one too many' } })));
     expect(error.name).toBe('InvalidParameterValue');
     const tags = await tagsOf(QueueUrl);
     expect(Object.keys(tags!)).toHaveLength(50);
     expect(tags!['key-0']).toBe('overwritten');
 
-    const created = await rejection(
+    const created = await rejectionOf(
       t.sqs.send(new CreateQueueCommand({ QueueName: 'tags-limit-create', tags: { ...fifty, extra: 'x' } })),
     );
     expect(created.name).toBe('InvalidParameterValue');
@@ -80,7 +71,7 @@ describe('TagQueue, UntagQueue and ListQueueTags', () => {
     ['a character outside the allowed set', { 'semi;colon': 'v' }],
   ])('refuses %s', async (_, Tags) => {
     const QueueUrl = await queue('tags-invalid');
-    const error = await rejection(t.sqs.send(new TagQueueCommand({ QueueUrl, Tags })));
+    const error = await rejectionOf(t.sqs.send(new TagQueueCommand({ QueueUrl, Tags })));
     expect(error.name).toBe('InvalidParameterValue');
     expect(await tagsOf(QueueUrl)).toBeUndefined();
   });
@@ -93,8 +84,8 @@ describe('TagQueue, UntagQueue and ListQueueTags', () => {
 
   it('requires Tags and TagKeys', async () => {
     const QueueUrl = await queue('tags-required');
-    expect((await rejection(t.sqs.send(new TagQueueCommand({ QueueUrl, Tags: {} })))).name).toBe('MissingParameter');
-    expect((await rejection(t.sqs.send(new UntagQueueCommand({ QueueUrl, TagKeys: [] })))).name).toBe('InvalidParameterValue');
+    expect((await rejectionOf(t.sqs.send(new TagQueueCommand({ QueueUrl, Tags: {} })))).name).toBe('MissingParameter');
+    expect((await rejectionOf(t.sqs.send(new UntagQueueCommand({ QueueUrl, TagKeys: [] })))).name).toBe('InvalidParameterValue');
   });
 
   it('answers QueueDoesNotExist for a queue that is not there', async () => {

@@ -10,14 +10,19 @@ export interface ExpectedSqsError {
   readonly message?: string | RegExp;
 }
 
-/** Awaits a call that must fail and checks the error as an SDK v3 client sees it. */
-export async function expectSqsError(call: Promise<unknown>, expected: ExpectedSqsError): Promise<SQSServiceException> {
+/** Awaits a call that must fail with an SQS error, and returns that error. */
+export async function rejectionOf(call: Promise<unknown>): Promise<SQSServiceException & { Code?: string }> {
   const error = await call.then(
     () => undefined,
     (caught: unknown) => caught,
   );
-  expect(error, `expected ${expected.name}`).toBeInstanceOf(SQSServiceException);
-  const failure = error as SQSServiceException & { Code?: string };
+  expect(error, 'expected an SQS error').toBeInstanceOf(SQSServiceException);
+  return error as SQSServiceException & { Code?: string };
+}
+
+/** Awaits a call that must fail and checks the error as an SDK v3 client sees it. */
+export async function expectSqsError(call: Promise<unknown>, expected: ExpectedSqsError): Promise<SQSServiceException> {
+  const failure = await rejectionOf(call);
   expect(failure.name).toBe(expected.name);
   expect(failure.Code).toBe(expected.code ?? expected.name);
   expect(failure.$fault).toBe('client');

@@ -5,7 +5,7 @@ import type { Db } from './database.js';
 import { invalidParameter } from './errors.js';
 import type { AvailableGroup, MessageRow } from './messages.js';
 import type { Queue } from './queues.js';
-import { nextSequenceNumber } from './sequence-numbers.js';
+import { transferMessage } from './redrive.js';
 
 export type MoveTaskStatus = 'RUNNING' | 'COMPLETED' | 'CANCELLING' | 'CANCELLED' | 'FAILED';
 
@@ -185,24 +185,12 @@ function movableMessages(context: SqsContext, queue: Queue, limit: number): Mess
  * group and deduplication id go with it.
  */
 function redrive(context: SqsContext, from: Queue, message: MessageRow, to: Queue): void {
-  context.messages.remove(from, message);
-  context.messages.insert(to, {
-    queue_id: to.id,
+  transferMessage(context, from, message, to, {
     message_id: randomUUID(),
-    body: message.body,
-    body_md5: message.body_md5,
-    attributes: message.attributes,
-    attributes_md5: message.attributes_md5,
-    trace_header: message.trace_header,
-    group_id: message.group_id,
-    deduplication_id: message.deduplication_id,
-    sequence_number: to.fifo ? nextSequenceNumber(context, to) : null,
     dead_letter_source: null,
     sent_at: context.now,
     enqueued_at: context.now,
-    visible_at: context.now,
   });
-  context.messagesAvailable(to);
 }
 
 /** Messages moved in the current second of a rate-limited task. */

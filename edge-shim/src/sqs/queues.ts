@@ -66,7 +66,7 @@ export class QueueRegistry {
   private readonly statements;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     readonly region: string,
     readonly accountId: string,
   ) {

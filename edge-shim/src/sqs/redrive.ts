@@ -1,6 +1,6 @@
 import type { SqsContext } from './context.js';
 import { SqsError } from './errors.js';
-import type { MessageRow } from './messages.js';
+import type { MessageRow, NewMessage } from './messages.js';
 import type { QueueAttributes } from './queue-attributes.js';
 import type { Queue } from './queues.js';
 import { nextSequenceNumber } from './sequence-numbers.js';
@@ -104,14 +104,10 @@ export function deadLetterSources(context: SqsContext, queue: Queue): Queue[] {
 }
 
 /**
- * Dead-letters a message: it leaves `from` for the dead-letter queue `to` with its id, body,
- * attributes and SentTimestamp, and remembers `from` as its DeadLetterQueueSourceArn. A standard
- * queue keeps the original enqueue time for retention; a FIFO queue restarts it, gives the message a
- * sequence number of its own and replaces its deduplication id with its message id (so that two
- * messages sharing a deduplication id in different sources both survive). `deadLetterSource` is the
- * ARN of `from`.
+ * Moves a message from one queue to another in one step: it leaves `from` and enters `to` as it is,
+ * visible at once, with a sequence number of `to` when that is FIFO and whatever `changes` say.
  */
-export function moveMessage(context: SqsContext, from: Queue, message: MessageRow, to: Queue, deadLetterSource: string | null): void {
+export function transferMessage(context: SqsContext, from: Queue, message: MessageRow, to: Queue, changes: Partial<NewMessage>): void {
   context.messages.remove(from, message);
   context.messages.insert(to, {
     queue_id: to.id,
@@ -122,12 +118,27 @@ export function moveMessage(context: SqsContext, from: Queue, message: MessageRo
     attributes_md5: message.attributes_md5,
     trace_header: message.trace_header,
     group_id: message.group_id,
-    deduplication_id: to.fifo ? message.message_id : message.deduplication_id,
+    deduplication_id: message.deduplication_id,
     sequence_number: to.fifo ? nextSequenceNumber(context, to) : null,
-    dead_letter_source: deadLetterSource,
+    dead_letter_source: message.dead_letter_source,
     sent_at: message.sent_at,
-    enqueued_at: to.fifo ? context.now : message.enqueued_at,
+    enqueued_at: message.enqueued_at,
     visible_at: context.now,
+    ...changes,
   });
   context.messagesAvailable(to);
+}
+
+/**
+ * Dead-letters a message: it leaves `from` for the dead-letter queue `to` with its id, body,
+ * attributes and SentTimestamp, and remembers `from` as its DeadLetterQueueSourceArn. A standard
+ * queue keeps the original enqueue time for retention; a FIFO queue restarts it, gives the message a
+ * sequence number of its own and replaces its deduplication id with its message id (so that two
+ * messages sharing a deduplication id in different sources both survive).
+ */
+export function deadLetterMessage(context: SqsContext, from: Queue, message: MessageRow, to: Queue): void {
+  transferMessage(context, from, message, to, {
+    dead_letter_source: from.arn,
+    ...(to.fifo ? { deduplication_id: message.message_id, enqueued_at: context.now } : {}),
+  });
 }

@@ -6,7 +6,7 @@ import type { AvailableGroup, MessageRow } from '../messages.js';
 import { isKnownAttribute } from '../queue-attributes.js';
 import type { Queue } from '../queues.js';
 import { encodeReceiptHandle, newNonce } from '../receipt-handles.js';
-import { deadLetterTarget, moveMessage } from '../redrive.js';
+import { deadLetterTarget, deadLetterMessage } from '../redrive.js';
 
 const SYSTEM_ATTRIBUTES = [
   'SenderId',
@@ -97,7 +97,7 @@ function format(context: SqsContext, queue: Queue, message: MessageRow, selectio
 function redriven(context: SqsContext, queue: Queue, message: MessageRow): boolean {
   const target = deadLetterTarget(context, queue);
   if (!target || message.receive_count < target.maxReceiveCount) return false;
-  moveMessage(context, queue, message, target.queue, queue.arn);
+  deadLetterMessage(context, queue, message, target.queue);
   return true;
 }
 
