@@ -87,6 +87,15 @@ it('wakes when a delayed message becomes visible', { timeout: LIVENESS_MS }, asy
   expect(transactions).toBeLessThanOrEqual(3);
 });
 
+it('wakes when a message sent with a delay during the wait becomes visible', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  const polling = longPoll(queue);
+  await receivesWaiting(1);
+  // The receive went to sleep with nothing invisible to wait for: the send must tell it when to look.
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'delayed later', DelaySeconds: 1 }));
+  expect((await polling).Messages!.map((message) => message.Body)).toEqual(['delayed later']);
+});
+
 it('wakes when the visibility timeout of a message in flight runs out', { timeout: LIVENESS_MS }, async () => {
   const queue = await createQueue(t.sqs, 'poll');
   await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'retry me' }));

@@ -125,7 +125,8 @@ export function sendOne(context: SqsContext, queue: Queue, input: Input): SendRe
     enqueued_at: now,
     visible_at: now + delay,
   });
-  if (delay === 0) context.messagesAvailable(queue);
+  // A delayed message wakes waiting receives too: they sleep only until the next message they know of shows.
+  context.messagesAvailable(queue);
   return result;
 }
 
