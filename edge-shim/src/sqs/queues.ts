@@ -56,13 +56,16 @@ export function checkQueueName(name: string, fifo: boolean): void {
 /**
  * The queues of the one account this server holds, kept in memory in front of the `queues` table
  * (every request resolves a queue; none should pay a query for it). Writes go to the table first and
- * to the cache after, inside the caller's transaction; `reload` puts the cache back after a rollback.
+ * to the cache after, inside the caller's transaction: `undoingOnFailure` puts the cache back when
+ * one operation's savepoint rolls back, `reload` when a whole commit does.
  */
 export class QueueRegistry {
   private readonly byNameCache = new Map<string, Queue>();
   /** Queues deleted (or possibly so) whose messages may not all be reclaimed yet. */
   private readonly deletedIds = new Set<number>();
   private lookForLeftovers = true;
+  /** How to put back the cache changes of the operation running now, last first. */
+  private undo: Array<() => void> | undefined;
   private readonly statements;
 
   constructor(
@@ -106,6 +109,20 @@ export class QueueRegistry {
     this.lookForLeftovers = true;
     this.byNameCache.clear();
     for (const row of this.statements.all.all()) this.byNameCache.set(row.name, this.fromRow(row));
+  }
+
+  /** Runs one operation; if it throws (its savepoint then rolls back), its cache changes are undone too. */
+  undoingOnFailure<T>(work: () => T): T {
+    const undo: Array<() => void> = [];
+    this.undo = undo;
+    try {
+      return work();
+    } catch (error) {
+      for (const step of undo.reverse()) step();
+      throw error;
+    } finally {
+      this.undo = undefined;
+    }
   }
 
   arnOf(name: string): string {
@@ -157,7 +174,7 @@ export class QueueRegistry {
       now,
     });
     const queue = this.fromRow(this.statements.one.get(Number(lastInsertRowid))!);
-    this.byNameCache.set(name, queue);
+    this.cache(name, queue);
     return queue;
   }
 
@@ -172,7 +189,7 @@ export class QueueRegistry {
       purgedAt: next.purgedAt,
       purgedThrough: next.purgedThrough,
     });
-    this.byNameCache.set(next.name, next);
+    this.cache(next.name, next);
     return next;
   }
 
@@ -187,7 +204,7 @@ export class QueueRegistry {
     this.statements.removeAttempts.run(queue.id);
     this.statements.remove.run(queue.id);
     this.statements.recordDeletion.run(queue.name, now);
-    this.byNameCache.delete(queue.name);
+    this.cache(queue.name, undefined);
   }
 
   /**
@@ -211,6 +228,13 @@ export class QueueRegistry {
       more ||= reclaimed > 0;
     }
     return more;
+  }
+
+  private cache(name: string, queue: Queue | undefined): void {
+    const before = this.byNameCache.get(name);
+    this.undo?.push(() => (before ? this.byNameCache.set(name, before) : this.byNameCache.delete(name)));
+    if (queue) this.byNameCache.set(name, queue);
+    else this.byNameCache.delete(name);
   }
 
   private fromRow(row: QueueRow): Queue {

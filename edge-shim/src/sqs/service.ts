@@ -84,7 +84,7 @@ export class SqsService {
         afterCommit: (callback) => callbacks.push(callback),
         messagesAvailable: (queue: Queue) => callbacks.push(() => this.polls.wake(queue.id)),
       };
-      const value = work(context);
+      const value = this.queues.undoingOnFailure(() => work(context));
       // Runs after this savepoint is released and the group's COMMIT has returned.
       return { value, callbacks };
     }).then(({ value, callbacks }) => {
