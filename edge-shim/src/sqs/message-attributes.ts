@@ -89,7 +89,7 @@ export function readMessageAttributes(raw: Record<string, unknown>): { attribute
   if (names.length > MAX_ATTRIBUTES) {
     throw invalidParameter(`Number of message attributes [${names.length}] exceeds the allowed maximum [${MAX_ATTRIBUTES}].`);
   }
-  const attributes: MessageAttributes = {};
+  const stored: Array<[string, MessageAttributeValue]> = [];
   let size = 0;
   for (const name of names) {
     checkName(name);
@@ -109,9 +109,10 @@ export function readMessageAttributes(raw: Record<string, unknown>): { attribute
     }
     size += Buffer.byteLength(name) + Buffer.byteLength(dataType) + checkValue(name, fields, dataType);
     const valueField = dataType.startsWith('Binary') ? 'BinaryValue' : 'StringValue';
-    attributes[name] = { DataType: dataType, [valueField]: fields[valueField] as string };
+    stored.push([name, { DataType: dataType, [valueField]: fields[valueField] as string }]);
   }
-  return { attributes, size };
+  // fromEntries defines own properties: a name such as __proto__ stays an attribute, not a prototype.
+  return { attributes: Object.fromEntries(stored), size };
 }
 
 export function md5OfBody(body: string): string {
