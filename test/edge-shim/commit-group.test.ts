@@ -11,13 +11,15 @@ import { SqsError } from '../../edge-shim/src/sqs/errors.js';
 let dir: string;
 let db: Db;
 
-function open(): CommitGroup {
+function open(
+  onCommitFailure = (error: unknown) => {
+    throw error;
+  },
+): CommitGroup {
   dir = mkdtempSync(join(tmpdir(), 'holdfast-commit-'));
   db = openDatabase(join(dir, 'commit.db'), 'process');
   db.exec('CREATE TABLE notes (text TEXT NOT NULL) STRICT');
-  return new CommitGroup(db, (error) => {
-    throw error;
-  });
+  return new CommitGroup(db, onCommitFailure);
 }
 
 afterEach(() => {
@@ -42,4 +44,19 @@ it('closes at once when nothing is queued', async () => {
   const commits = open();
   await commits.close();
   await expect(commits.run(() => 1)).rejects.toBeInstanceOf(SqsError);
+});
+
+it('an error that rolls back the whole transaction fails the whole group; no later operation commits on its own', async () => {
+  const failures: unknown[] = [];
+  const commits = open((error) => failures.push(error));
+  // SQLite rolls back the whole transaction on some errors (disk full, I/O); RAISE(ROLLBACK) does so on demand.
+  db.exec(`CREATE TEMP TRIGGER doom AFTER INSERT ON notes WHEN new.text = 'doom' BEGIN SELECT RAISE(ROLLBACK, 'rolled back'); END`);
+  const insert = db.prepare('INSERT INTO notes (text) VALUES (?)');
+  const outcomes = await Promise.allSettled([commits.run(() => insert.run('a')), commits.run(() => insert.run('doom')), commits.run(() => insert.run('b'))]);
+  const stored = db.prepare('SELECT text FROM notes ORDER BY text').pluck().all();
+  // Whatever was answered as a success is stored, and whatever is stored was answered as a success.
+  const succeeded = ['a', 'doom', 'b'].filter((_, index) => outcomes[index]!.status === 'fulfilled').sort();
+  expect(stored).toEqual(succeeded);
+  expect(outcomes[1]!.status).toBe('rejected');
+  expect(failures).toHaveLength(1);
 });

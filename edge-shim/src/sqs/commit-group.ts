@@ -30,6 +30,9 @@ export class CommitGroup {
         try {
           return { ok: true as const, value: inSavepoint(job.work) };
         } catch (error) {
+          // Some errors (disk full, I/O) roll back the whole transaction, not just the savepoint: the
+          // group has failed, and the jobs after this one must not run, each committing on its own.
+          if (!db.inTransaction) throw error;
           return { ok: false as const, error };
         }
       }),
