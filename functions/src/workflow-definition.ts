@@ -17,7 +17,16 @@ export interface StageDefinition {
   readonly maxConcurrency: number;
   /** Whether the edge shim may run this agent as a fallback while the region is down. */
   readonly runsAtEdge: boolean;
+  /**
+   * Tables the stage's function uses and how: the runtime's own (idempotency, workflow), those of
+   * its agent, and those of earlier stages' compensations, which run in the stage that fails.
+   * The stack grants and configures only these; absent means all tables, read and write.
+   */
+  readonly tables?: Readonly<Partial<Record<TableKey, TableAccess>>>;
 }
+
+export type TableKey = keyof typeof TABLES;
+export type TableAccess = 'read' | 'readwrite';
 
 export interface WorkflowDefinition {
   readonly name: string;

@@ -1,6 +1,8 @@
 import type { StageDefinition, WorkflowDefinition } from '../workflow-definition.js';
 
-const stage = (name: string, settings: Pick<StageDefinition, 'runsAtEdge' | 'timeoutSeconds'>): StageDefinition => ({
+type StageSettings = Pick<StageDefinition, 'runsAtEdge' | 'timeoutSeconds'> & Required<Pick<StageDefinition, 'tables'>>;
+
+const stage = (name: string, settings: StageSettings): StageDefinition => ({
   name,
   entry: `functions/src/agents/${name}.ts`,
   maxReceiveCount: 5,
@@ -9,6 +11,9 @@ const stage = (name: string, settings: Pick<StageDefinition, 'runsAtEdge' | 'tim
   maxConcurrency: 2,
   ...settings,
 });
+
+/** Every agent's runtime keeps its idempotency records and the saga's step log (runtime/agent.ts). */
+const RUNTIME_TABLES = { idempotency: 'readwrite', workflow: 'readwrite' } as const;
 
 /**
  * Payments as operators run them: authorize at the gateway, score for fraud, post to the ledger,
@@ -19,10 +24,12 @@ export const payments: WorkflowDefinition = {
   name: 'payments',
   stages: [
     // Stand-in authorization keeps small payments flowing while the region is cut off.
-    stage('authorize', { runsAtEdge: true, timeoutSeconds: 30 }),
-    stage('fraud-score', { runsAtEdge: true, timeoutSeconds: 15 }),
+    stage('authorize', { runsAtEdge: true, timeoutSeconds: 30, tables: RUNTIME_TABLES }),
+    // Keeps each account's payment velocity as checkpointed state.
+    stage('fraud-score', { runsAtEdge: true, timeoutSeconds: 15, tables: { ...RUNTIME_TABLES, state: 'readwrite' } }),
     // The ledger is the region's book of record: never posted to from the edge.
-    stage('ledger', { runsAtEdge: false, timeoutSeconds: 15 }),
-    stage('notify', { runsAtEdge: true, timeoutSeconds: 15 }),
+    stage('ledger', { runsAtEdge: false, timeoutSeconds: 15, tables: { ...RUNTIME_TABLES, ledger: 'readwrite' } }),
+    // A notification refused for good compensates the saga from here: the ledger posting is reversed.
+    stage('notify', { runsAtEdge: true, timeoutSeconds: 15, tables: { ...RUNTIME_TABLES, ledger: 'readwrite' } }),
   ],
 };
