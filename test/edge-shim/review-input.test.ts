@@ -33,3 +33,10 @@ it('keeps a message attribute named __proto__ (a valid SQS attribute name)', asy
   expect(Object.entries(message!.MessageAttributes as object)).toEqual([['__proto__', { DataType: 'String', StringValue: 'kept' }]]);
   expect(message!.MD5OfBody).toBe(createHash('md5').update('body').digest('hex'));
 });
+
+it('answers a queue URL with a broken percent-escape as a queue that does not exist, not as a server failure', async () => {
+  const queueUrl = await createQueue(t.sqs, 'input');
+  const broken = `${queueUrl.slice(0, queueUrl.lastIndexOf('/') + 1)}bad%E0%A4`;
+  const answer = await call('SendMessage', { QueueUrl: broken, MessageBody: 'body' });
+  expect(answer).toEqual({ status: 400, body: { __type: 'com.amazonaws.sqs#QueueDoesNotExist', message: 'The specified queue does not exist.' } });
+});

@@ -53,6 +53,15 @@ export function checkQueueName(name: string, fifo: boolean): void {
   }
 }
 
+/** A queue name from a URL path segment; a broken percent-escape names no queue. */
+function decodeQueueName(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The queues of the one account this server holds, kept in memory in front of the `queues` table
  * (every request resolves a queue; none should pay a query for it). Writes go to the table first and
@@ -136,7 +145,8 @@ export class QueueRegistry {
   /** The queue a QueueUrl names. Any host is accepted (clients reach the server under many names). */
   byUrl(queueUrl: string): Queue {
     const match = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/]*)?\/([^/]+)\/([^/?#]+)\/?$/i.exec(queueUrl);
-    const queue = match && match[1] === this.accountId ? this.byNameCache.get(decodeURIComponent(match[2]!)) : undefined;
+    const name = match && match[1] === this.accountId ? decodeQueueName(match[2]!) : undefined;
+    const queue = name === undefined ? undefined : this.byNameCache.get(name);
     if (!queue) throw new SqsError('QueueDoesNotExist', 'The specified queue does not exist.');
     return queue;
   }
