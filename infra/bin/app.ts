@@ -1,6 +1,7 @@
 /**
  * The CDK app: the payments workflow's stack. Context (cdk.json or `-c key=value`):
  *   eventSources=disabled  deploy the SQS event source mappings disabled (emulators without Docker)
+ *   alarmTopic=disabled  no SNS topic for the alarms (they then only change state)
  *   gatewayUrl, notifierUrl  where the agents reach the payment gateway and the notifier
  *   stackName, workflowName  to deploy another copy side by side (its queues are named after the workflow)
  */
@@ -20,6 +21,7 @@ new HoldfastStack(app, context('stackName') ?? 'Holdfast', {
   workflow: { ...payments, name: context('workflowName') ?? payments.name },
   root: fileURLToPath(new URL('../../', import.meta.url)),
   eventSourcesEnabled: context('eventSources') !== 'disabled',
+  alarmTopic: context('alarmTopic') !== 'disabled',
   environment: {
     ...(gatewayUrl && { [ENV.gatewayUrl]: gatewayUrl }),
     ...(notifierUrl && { [ENV.notifierUrl]: notifierUrl }),

@@ -4,7 +4,7 @@ import { WorkflowPipeline, pascalCase, type WorkflowPipelineProps } from './work
 
 export type HoldfastStackProps = StackProps & WorkflowPipelineProps;
 
-/** One workflow's pipeline; its outputs give the queue URLs and table names clients and operators need. */
+/** One workflow's pipeline; its outputs give the queue URLs, table names and alarm topic clients and operators need. */
 export class HoldfastStack extends Stack {
   readonly pipeline: WorkflowPipeline;
 
@@ -21,5 +21,6 @@ export class HoldfastStack extends Stack {
     for (const [key, table] of Object.entries(this.pipeline.tables)) {
       new CfnOutput(this, `${pascalCase(key)}TableName`, { value: table.tableName });
     }
+    if (this.pipeline.alarmTopic) new CfnOutput(this, 'AlarmTopicArn', { value: this.pipeline.alarmTopic.topicArn });
   }
 }

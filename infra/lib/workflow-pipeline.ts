@@ -1,10 +1,15 @@
 import { join } from 'node:path';
-import { Duration } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import { Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
@@ -14,10 +19,26 @@ import {
   stageVisibilityTimeoutSeconds,
   TABLES,
   type StageDefinition,
+  type TableAccess,
+  type TableKey,
   type WorkflowDefinition,
 } from '../../functions/src/workflow-definition.js';
 
-type TableKey = keyof typeof TABLES;
+/**
+ * Per table: its construct id, the variable that names it to the agents, and what happens to it when
+ * the stack is deleted. The ledger (the book of record) and the workflow step log (each payment's
+ * audit trail) outlive the stack; idempotency records expire within a day and the fraud velocity
+ * window refills as payments arrive, so those two go with it.
+ */
+const TABLE_SETTINGS: Readonly<Record<TableKey, { id: string; variable: string; removalPolicy: RemovalPolicy }>> = {
+  idempotency: { id: 'IdempotencyTable', variable: ENV.idempotencyTable, removalPolicy: RemovalPolicy.DESTROY },
+  workflow: { id: 'WorkflowTable', variable: ENV.workflowTable, removalPolicy: RemovalPolicy.RETAIN },
+  ledger: { id: 'LedgerTable', variable: ENV.ledgerTable, removalPolicy: RemovalPolicy.RETAIN },
+  state: { id: 'StateTable', variable: ENV.stateTable, removalPolicy: RemovalPolicy.DESTROY },
+};
+
+/** What a stage that declares no tables gets: every table, read and write. */
+const ALL_TABLES: Readonly<Record<TableKey, TableAccess>> = { idempotency: 'readwrite', workflow: 'readwrite', ledger: 'readwrite', state: 'readwrite' };
 
 export interface WorkflowPipelineProps {
   readonly workflow: WorkflowDefinition;
@@ -32,6 +53,10 @@ export interface WorkflowPipelineProps {
   readonly eventSourcesEnabled?: boolean;
   /** Age of a stage's oldest message that raises its alarm. */
   readonly oldestMessageAlarmAge?: Duration;
+  /** Whether the alarms notify an encrypted SNS topic the pipeline creates (default true). */
+  readonly alarmTopic?: boolean;
+  /** How long the functions' logs are kept: one year by default, as PCI DSS asks of audit logs. */
+  readonly logRetention?: RetentionDays;
 }
 
 export interface PipelineStage {
@@ -39,6 +64,7 @@ export interface PipelineStage {
   readonly queue: Queue;
   readonly deadLetterQueue: Queue;
   readonly handler: NodejsFunction;
+  readonly logGroup: LogGroup;
   readonly deadLetterAlarm: Alarm;
   readonly oldestMessageAlarm: Alarm;
 }
@@ -54,24 +80,27 @@ export function pascalCase(name: string): string {
 
 /**
  * A workflow as AWS resources: per stage a FIFO queue with a FIFO dead-letter queue, one Lambda
- * function fed by an SQS event source with partial batch responses, and alarms; the workflow's
- * tables and human review queue. Everything is encrypted at rest and each function may do only what
- * its stage needs: consume its queue, send to the next one and to human review, use the tables.
+ * function fed by an SQS event source with partial batch responses, its log group, and alarms; the
+ * workflow's tables, human review queue and alarm topic. Everything is encrypted at rest and each
+ * function may do only what its stage needs: consume its queue, send to the next one and to human
+ * review, and use the tables its stage declares, with the access declared.
  */
 export class WorkflowPipeline extends Construct {
   readonly stages: readonly PipelineStage[];
   readonly humanReviewQueue: Queue;
   readonly tables: Readonly<Record<TableKey, Table>>;
+  /** Where the alarms notify; absent when the pipeline was built without one. */
+  readonly alarmTopic?: Topic;
 
   constructor(scope: Construct, id: string, props: WorkflowPipelineProps) {
     super(scope, id);
     const { workflow } = props;
 
     this.tables = {
-      idempotency: this.table('IdempotencyTable', 'idempotency'),
-      workflow: this.table('WorkflowTable', 'workflow'),
-      ledger: this.table('LedgerTable', 'ledger'),
-      state: this.table('StateTable', 'state'),
+      idempotency: this.table('idempotency'),
+      workflow: this.table('workflow'),
+      ledger: this.table('ledger'),
+      state: this.table('state'),
     };
     this.humanReviewQueue = new Queue(this, 'HumanReviewQueue', {
       queueName: humanReviewQueueName(workflow),
@@ -81,11 +110,22 @@ export class WorkflowPipeline extends Construct {
       retentionPeriod: Duration.days(14),
     });
 
+    if (props.alarmTopic ?? true) this.alarmTopic = this.createAlarmTopic();
+
     const queues = workflow.stages.map((stage) => this.stageQueues(workflow, stage));
     this.stages = workflow.stages.map((stage, index) => {
       const { queue, deadLetterQueue } = queues[index]!;
       const next = queues[index + 1]?.queue;
-      const handler = this.stageFunction(stage, props, next);
+      const tables = Object.entries(stage.tables ?? ALL_TABLES) as [TableKey, TableAccess][];
+      // Kept after the stack is deleted, like the ledger and step log whose history the logs explain.
+      const logGroup = new LogGroup(this, `${pascalCase(stage.name)}LogGroup`, {
+        retention: props.logRetention ?? RetentionDays.ONE_YEAR,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      // An own role rather than the default one, whose managed policy may write to every log group.
+      const role = new Role(this, `${pascalCase(stage.name)}FunctionRole`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+      logGroup.grantWrite(role);
+      const handler = this.stageFunction(stage, props, { next, tables, logGroup, role });
       handler.addEventSource(
         new SqsEventSource(queue, {
           batchSize: stage.batchSize,
@@ -96,13 +136,17 @@ export class WorkflowPipeline extends Construct {
       );
       next?.grantSendMessages(handler);
       this.humanReviewQueue.grantSendMessages(handler);
-      for (const table of Object.values(this.tables)) table.grantReadWriteData(handler);
-      return { definition: stage, queue, deadLetterQueue, handler, ...this.stageAlarms(stage, queue, deadLetterQueue, props) };
+      for (const [key, access] of tables) {
+        if (access === 'read') this.tables[key].grantReadData(handler);
+        else this.tables[key].grantReadWriteData(handler);
+      }
+      return { definition: stage, queue, deadLetterQueue, handler, logGroup, ...this.stageAlarms(stage, queue, deadLetterQueue, props) };
     });
   }
 
-  private table(id: string, key: TableKey): Table {
+  private table(key: TableKey): Table {
     const spec: { partitionKey: string; sortKey?: string; ttlAttribute?: string; pointInTimeRecovery?: boolean } = TABLES[key];
+    const { id, removalPolicy } = TABLE_SETTINGS[key];
     return new Table(this, id, {
       partitionKey: { name: spec.partitionKey, type: AttributeType.STRING },
       ...(spec.sortKey && { sortKey: { name: spec.sortKey, type: AttributeType.STRING } }),
@@ -110,7 +154,38 @@ export class WorkflowPipeline extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: spec.pointInTimeRecovery ?? false },
       billingMode: BillingMode.PAY_PER_REQUEST,
       encryption: TableEncryption.AWS_MANAGED,
+      removalPolicy,
+      // A retained table is also one nobody should delete by hand without first turning this off.
+      deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
     });
+  }
+
+  /**
+   * An SNS topic encrypted with its own KMS key: CloudWatch cannot publish to a topic under the AWS
+   * managed SNS key, whose policy cannot let it in. Only this account's alarms may use either.
+   */
+  private createAlarmTopic(): Topic {
+    const { account, region, partition } = Stack.of(this);
+    const cloudWatch = new ServicePrincipal('cloudwatch.amazonaws.com');
+    const fromOwnAlarms = {
+      StringEquals: { 'aws:SourceAccount': account },
+      ArnLike: { 'aws:SourceArn': `arn:${partition}:cloudwatch:${region}:${account}:alarm:*` },
+    };
+    const key = new Key(this, 'AlarmTopicKey', {
+      description: 'Encrypts the alarm notifications of the Holdfast pipeline',
+      enableKeyRotation: true,
+      // It protects only notifications on their way to subscribers: nothing to keep once the topic is gone.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    key.addToResourcePolicy(
+      new PolicyStatement({ principals: [cloudWatch], actions: ['kms:Decrypt', 'kms:GenerateDataKey*'], resources: ['*'], conditions: fromOwnAlarms }),
+    );
+    const topic = new Topic(this, 'AlarmTopic', { displayName: 'Holdfast pipeline alarms', masterKey: key, enforceSSL: true });
+    // The topic policy replaces SNS's default one, which is what lets same-account alarms publish.
+    topic.addToResourcePolicy(
+      new PolicyStatement({ principals: [cloudWatch], actions: ['sns:Publish'], resources: [topic.topicArn], conditions: fromOwnAlarms }),
+    );
+    return topic;
   }
 
   private stageQueues(workflow: WorkflowDefinition, stage: StageDefinition): { queue: Queue; deadLetterQueue: Queue } {
@@ -134,7 +209,11 @@ export class WorkflowPipeline extends Construct {
     return { queue, deadLetterQueue };
   }
 
-  private stageFunction(stage: StageDefinition, props: WorkflowPipelineProps, next: Queue | undefined): NodejsFunction {
+  private stageFunction(
+    stage: StageDefinition,
+    props: WorkflowPipelineProps,
+    { next, tables, logGroup, role }: { next: Queue | undefined; tables: readonly [TableKey, TableAccess][]; logGroup: LogGroup; role: Role },
+  ): NodejsFunction {
     return new NodejsFunction(this, `${pascalCase(stage.name)}Function`, {
       entry: join(props.root, stage.entry),
       handler: 'handler',
@@ -143,11 +222,10 @@ export class WorkflowPipeline extends Construct {
       runtime: Runtime.NODEJS_22_X,
       memorySize: stage.memoryMb,
       timeout: Duration.seconds(stage.timeoutSeconds),
+      logGroup,
+      role,
       environment: {
-        [ENV.idempotencyTable]: this.tables.idempotency.tableName,
-        [ENV.workflowTable]: this.tables.workflow.tableName,
-        [ENV.ledgerTable]: this.tables.ledger.tableName,
-        [ENV.stateTable]: this.tables.state.tableName,
+        ...Object.fromEntries(tables.map(([key]) => [TABLE_SETTINGS[key].variable, this.tables[key].tableName])),
         [ENV.humanReviewQueueUrl]: this.humanReviewQueue.queueUrl,
         ...(next && { [ENV.nextQueueUrl]: next.queueUrl }),
         ...props.environment,
@@ -186,6 +264,13 @@ export class WorkflowPipeline extends Construct {
       evaluationPeriods: 3,
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
+    if (this.alarmTopic) {
+      const action = new SnsAction(this.alarmTopic);
+      for (const alarm of [deadLetterAlarm, oldestMessageAlarm]) {
+        alarm.addAlarmAction(action);
+        alarm.addOkAction(action);
+      }
+    }
     return { deadLetterAlarm, oldestMessageAlarm };
   }
 }

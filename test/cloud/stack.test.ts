@@ -3,10 +3,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Match } from 'aws-cdk-lib/assertions';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { pascalCase } from '../../infra/lib/workflow-pipeline.js';
-import { humanReviewQueueName, stageQueueNames, type WorkflowDefinition } from '../../functions/src/workflow-definition.js';
+import { humanReviewQueueName, stageQueueNames, type StageDefinition, type WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { payments } from '../../functions/src/workflows/payments.js';
 import { synthStack } from './support/synth-stack.js';
 
@@ -15,6 +15,28 @@ type Resource = { Type: string; Properties: Record<string, any> };
 const { stack, template } = synthStack({ workflow: payments, environment: { PAYMENT_GATEWAY_URL: 'https://gateway.test' } });
 const resources = (type: string) => Object.entries(template.findResources(type) as Record<string, Resource>);
 const logicalId = (construct: { node: { defaultChild?: unknown } }) => stack.getLogicalId(construct.node.defaultChild as never);
+
+type Statement = { Action: string | string[]; Resource: unknown };
+/** The statements of every inline policy attached to a role. */
+function roleStatements(synthesized: Template, roleId: string): Statement[] {
+  return Object.values(synthesized.findResources('AWS::IAM::Policy') as Record<string, Resource>)
+    .filter((policy) => policy.Properties.Roles.some((ref: { Ref: string }) => ref.Ref === roleId))
+    .flatMap((policy) => policy.Properties.PolicyDocument.Statement as Statement[]);
+}
+/** DynamoDB actions a role may take, by the logical id of the table they apply to. */
+function tableActions(synthesized: Template, roleId: string): Record<string, string[]> {
+  const byTable: Record<string, string[]> = {};
+  for (const statement of roleStatements(synthesized, roleId)) {
+    const actions = [statement.Action].flat().filter((action) => action.startsWith('dynamodb:'));
+    for (const resource of [statement.Resource].flat() as { 'Fn::GetAtt'?: [string, string] }[]) {
+      const table = resource['Fn::GetAtt']?.[0];
+      if (table && actions.length > 0) (byTable[table] ??= []).push(...actions);
+    }
+  }
+  return byTable;
+}
+const stageNamed = (name: string) => stack.pipeline.stages.find((stage) => stage.definition.name === name)!;
+const tableIds = () => Object.fromEntries(Object.entries(stack.pipeline.tables).map(([key, table]) => [key, logicalId(table)]));
 
 describe('the Holdfast stack', () => {
   it('gives every stage a FIFO queue, encrypted, redriving to its FIFO dead-letter queue after maxReceiveCount', () => {
@@ -52,21 +74,96 @@ describe('the Holdfast stack', () => {
     expect(withRecovery.map(([id]) => id)).toEqual([logicalId(stack.pipeline.tables.ledger)]);
   });
 
-  it('runs each agent on Node 22 with its stage settings and its environment', () => {
+  it('keeps the ledger and the step log, protected from deletion, when the stack is deleted; drops the rest', () => {
+    const { idempotency, workflow, ledger, state } = stack.pipeline.tables;
+    const all = template.toJSON().Resources;
+    for (const kept of [ledger, workflow]) {
+      expect(all[logicalId(kept)]).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain', Properties: { DeletionProtectionEnabled: true } });
+    }
+    for (const dropped of [idempotency, state]) {
+      expect(all[logicalId(dropped)]).toMatchObject({ DeletionPolicy: 'Delete', Properties: { DeletionProtectionEnabled: false } });
+    }
+  });
+
+  it('runs each agent on Node 22 with its stage settings and its environment, naming only the tables it uses', () => {
     const functions = resources('AWS::Lambda::Function');
     expect(functions).toHaveLength(payments.stages.length);
+    const tableVariables: Record<string, string[]> = {};
     payments.stages.forEach((stage, index) => {
       const { handler } = stack.pipeline.stages[index]!;
       const fn = template.toJSON().Resources[logicalId(handler)] as Resource;
       expect(fn.Properties).toMatchObject({ Runtime: 'nodejs22.x', Handler: 'index.handler', MemorySize: stage.memoryMb, Timeout: stage.timeoutSeconds });
       const variables = fn.Properties.Environment.Variables;
-      expect(Object.keys(variables)).toEqual(
-        expect.arrayContaining(['IDEMPOTENCY_TABLE', 'WORKFLOW_TABLE', 'LEDGER_TABLE', 'STATE_TABLE', 'HUMAN_REVIEW_QUEUE_URL', 'PAYMENT_GATEWAY_URL']),
-      );
+      expect(Object.keys(variables)).toEqual(expect.arrayContaining(['IDEMPOTENCY_TABLE', 'WORKFLOW_TABLE', 'HUMAN_REVIEW_QUEUE_URL', 'PAYMENT_GATEWAY_URL']));
+      tableVariables[stage.name] = Object.keys(variables).filter((name) => name.endsWith('_TABLE')).sort();
       const next = stack.pipeline.stages[index + 1];
       if (next) expect(variables.NEXT_QUEUE_URL).toEqual({ Ref: logicalId(next.queue) });
       else expect(variables.NEXT_QUEUE_URL).toBeUndefined();
     });
+    expect(tableVariables).toEqual({
+      authorize: ['IDEMPOTENCY_TABLE', 'WORKFLOW_TABLE'],
+      'fraud-score': ['IDEMPOTENCY_TABLE', 'STATE_TABLE', 'WORKFLOW_TABLE'],
+      ledger: ['IDEMPOTENCY_TABLE', 'LEDGER_TABLE', 'WORKFLOW_TABLE'],
+      notify: ['IDEMPOTENCY_TABLE', 'LEDGER_TABLE', 'WORKFLOW_TABLE'],
+    });
+  });
+
+  it('gives each function access to the tables its stage declares and no others', () => {
+    const ids = tableIds();
+    const reachable = (name: string) => Object.keys(tableActions(template, logicalId(stageNamed(name).handler.role as never))).sort();
+    expect(reachable('authorize')).toEqual([ids.idempotency, ids.workflow].sort());
+    expect(reachable('fraud-score')).toEqual([ids.idempotency, ids.workflow, ids.state].sort());
+    expect(reachable('ledger')).toEqual([ids.idempotency, ids.workflow, ids.ledger].sort());
+    // Notify reaches the ledger only to reverse a posting when it fails for good; never the fraud state.
+    expect(reachable('notify')).toEqual([ids.idempotency, ids.workflow, ids.ledger].sort());
+    for (const { definition, handler } of stack.pipeline.stages) {
+      const actions = tableActions(template, logicalId(handler.role as never));
+      for (const [key, access] of Object.entries(definition.tables!)) {
+        expect(actions[ids[key]!]).toEqual(expect.arrayContaining(['dynamodb:GetItem', 'dynamodb:Query', ...(access === 'readwrite' ? ['dynamodb:PutItem', 'dynamodb:ConditionCheckItem'] : [])]));
+      }
+    }
+  });
+
+  it('grants read-only access where a stage asks for it, and every table where it declares none', () => {
+    const base: Omit<StageDefinition, 'name' | 'tables'> = { entry: 'test/cloud/support/forward-handler.ts', maxReceiveCount: 2, timeoutSeconds: 5, memoryMb: 128, batchSize: 1, maxConcurrency: 2, runsAtEdge: false };
+    const built = synthStack({ workflow: { name: 'access', stages: [{ ...base, name: 'reader', tables: { workflow: 'read' } }, { ...base, name: 'legacy' }] } });
+    const id = (construct: { node: { defaultChild?: unknown } }) => built.stack.getLogicalId(construct.node.defaultChild as never);
+    const [reader, legacy] = built.stack.pipeline.stages.map(({ handler }) => ({ role: id(handler.role as never), fn: built.template.toJSON().Resources[id(handler)] as Resource }));
+    const workflowTable = id(built.stack.pipeline.tables.workflow);
+    const readerActions = tableActions(built.template, reader!.role);
+    expect(Object.keys(readerActions)).toEqual([workflowTable]);
+    expect(readerActions[workflowTable]).toContain('dynamodb:GetItem');
+    expect(readerActions[workflowTable]!.filter((action) => /Put|Update|Delete|Write/.test(action))).toEqual([]);
+    expect(Object.keys(reader!.fn.Properties.Environment.Variables).filter((name) => name.endsWith('_TABLE'))).toEqual(['WORKFLOW_TABLE']);
+
+    const legacyActions = tableActions(built.template, legacy!.role);
+    expect(Object.keys(legacyActions).sort()).toEqual(Object.values(built.stack.pipeline.tables).map(id).sort());
+    expect(Object.values(legacyActions).every((actions) => actions.includes('dynamodb:PutItem'))).toBe(true);
+    expect(Object.keys(legacy!.fn.Properties.Environment.Variables).filter((name) => name.endsWith('_TABLE')).sort()).toEqual(
+      ['IDEMPOTENCY_TABLE', 'LEDGER_TABLE', 'STATE_TABLE', 'WORKFLOW_TABLE'],
+    );
+  });
+
+  it('logs each function to its own log group, kept a year and retained when the stack goes', () => {
+    expect(resources('AWS::Logs::LogGroup')).toHaveLength(payments.stages.length);
+    for (const { handler, logGroup } of stack.pipeline.stages) {
+      const fn = template.toJSON().Resources[logicalId(handler)] as Resource;
+      expect(fn.Properties.LoggingConfig).toEqual({ LogGroup: { Ref: logicalId(logGroup) } });
+      const group = template.toJSON().Resources[logicalId(logGroup)];
+      expect(group).toMatchObject({ Properties: { RetentionInDays: 365 }, DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    }
+  });
+
+  it('lets each function write its own log group only, with no managed policies', () => {
+    for (const { handler, logGroup } of stack.pipeline.stages) {
+      const roleId = logicalId(handler.role as never);
+      const role = template.toJSON().Resources[roleId] as Resource;
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      const logStatements = roleStatements(template, roleId).filter((statement) => [statement.Action].flat().some((action) => action.startsWith('logs:')));
+      expect(logStatements).toEqual([
+        expect.objectContaining({ Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: { 'Fn::GetAtt': [logicalId(logGroup), 'Arn'] } }),
+      ]);
+    }
   });
 
   it('feeds each function from its queue with partial batch responses and the stage batch size and maximum concurrency', () => {
@@ -89,29 +186,68 @@ describe('the Holdfast stack', () => {
     expect(mappings.map((mapping) => mapping.Properties.Enabled)).toEqual(payments.stages.map(() => false));
   });
 
-  it('alarms on dead-letter depth and on the age of the oldest message of every stage', () => {
+  it('alarms on dead-letter depth and on the age of the oldest message of every stage, notifying the alarm topic', () => {
     expect(resources('AWS::CloudWatch::Alarm')).toHaveLength(payments.stages.length * 2);
+    const topic = [{ Ref: logicalId(stack.pipeline.alarmTopic!) }];
     for (const { queue, deadLetterQueue } of stack.pipeline.stages) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: 'ApproximateNumberOfMessagesVisible',
         Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(deadLetterQueue), 'QueueName'] } }],
         Threshold: 1,
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        AlarmActions: topic,
+        OKActions: topic,
       });
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: 'ApproximateAgeOfOldestMessage',
         Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(queue), 'QueueName'] } }],
+        AlarmActions: topic,
+        OKActions: topic,
       });
     }
   });
 
+  it('encrypts the alarm topic with its own key, which CloudWatch may use for this account\'s alarms only', () => {
+    const [[topicId, topic]] = resources('AWS::SNS::Topic') as [[string, Resource]];
+    expect(topicId).toBe(logicalId(stack.pipeline.alarmTopic!));
+    const [[keyId, key]] = resources('AWS::KMS::Key') as [[string, Resource]];
+    template.resourceCountIs('AWS::SNS::Topic', 1);
+    expect(topic.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
+    expect(key.Properties.EnableKeyRotation).toBe(true);
+    const fromOwnAlarms = { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } }, ArnLike: { 'aws:SourceArn': Match.anyValue() } };
+    template.hasResourceProperties('AWS::KMS::Key', {
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Allow', Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'], Condition: fromOwnAlarms }),
+        ]),
+      },
+    });
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [{ Ref: topicId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 'sns:Publish', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          Match.objectLike({ Effect: 'Allow', Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: 'sns:Publish', Condition: fromOwnAlarms }),
+        ]),
+      },
+    });
+    expect(template.findOutputs('AlarmTopicArn')).toEqual({ AlarmTopicArn: { Value: { Ref: topicId } } });
+  });
+
+  it('builds no alarm topic when asked not to, and its alarms then have no actions', () => {
+    const quiet = synthStack({ workflow: payments, alarmTopic: false });
+    expect(quiet.stack.pipeline.alarmTopic).toBeUndefined();
+    quiet.template.resourceCountIs('AWS::SNS::Topic', 0);
+    quiet.template.resourceCountIs('AWS::KMS::Key', 0);
+    const alarms = Object.values(quiet.template.findResources('AWS::CloudWatch::Alarm') as Record<string, Resource>);
+    expect(alarms).toHaveLength(payments.stages.length * 2);
+    expect(alarms.every((alarm) => alarm.Properties.AlarmActions === undefined && alarm.Properties.OKActions === undefined)).toBe(true);
+    expect(Object.keys(quiet.template.findOutputs('AlarmTopicArn'))).toEqual([]);
+  });
+
   it('lets each function send only to the next stage and human review, on named resources only', () => {
-    const policies = resources('AWS::IAM::Policy');
     stack.pipeline.stages.forEach(({ handler }, index) => {
-      const role = logicalId(handler.role as never);
-      const statements = policies
-        .filter(([, policy]) => policy.Properties.Roles.some((ref: { Ref: string }) => ref.Ref === role))
-        .flatMap(([, policy]) => policy.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]);
+      const statements = roleStatements(template, logicalId(handler.role as never));
       expect(statements.length).toBeGreaterThan(0);
       expect(statements.every((statement) => JSON.stringify(statement.Resource) !== '"*"')).toBe(true);
       const sendsTo = statements
@@ -127,7 +263,7 @@ describe('the Holdfast stack', () => {
     });
   });
 
-  it('outputs the queue URLs and table names', () => {
+  it('outputs the queue URLs, table names and alarm topic', () => {
     const outputs = Object.keys(template.findOutputs('*'));
     const expected = [
       ...payments.stages.flatMap((stage) => [`${pascalCase(stage.name)}QueueUrl`, `${pascalCase(stage.name)}DeadLetterQueueUrl`]),
@@ -136,6 +272,7 @@ describe('the Holdfast stack', () => {
       'WorkflowTableName',
       'LedgerTableName',
       'StateTableName',
+      'AlarmTopicArn',
     ];
     expect(outputs.sort()).toEqual(expected.sort());
   });
