@@ -115,6 +115,16 @@ describe('AddPermission and RemovePermission', () => {
     ]);
   });
 
+  it('refuses a Policy whose statements are not objects, so that AddPermission never meets one', async () => {
+    const QueueUrl = await queue('perm-malformed');
+    for (const Statement of [[null], [1, { Sid: 'a' }], 'text']) {
+      const refused = await rejectionOf(t.sqs.send(new SetQueueAttributesCommand({ QueueUrl, Attributes: { Policy: JSON.stringify({ Statement }) } })));
+      expect(refused.name).toBe('InvalidAttributeValue');
+    }
+    await t.sqs.send(new AddPermissionCommand({ QueueUrl, Label: 'a', AWSAccountIds: ['111111111111'], Actions: ['SendMessage'] }));
+    expect((await policyOf(QueueUrl))!.Statement).toHaveLength(1);
+  });
+
   it('accepts a label of 80 characters and refuses longer ones or other characters', async () => {
     const QueueUrl = await queue('perm-labels');
     const grant = (Label: string) => t.sqs.send(new AddPermissionCommand({ QueueUrl, Label, AWSAccountIds: ['111111111111'], Actions: ['SendMessage'] }));

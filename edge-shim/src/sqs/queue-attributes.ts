@@ -32,6 +32,16 @@ const jsonDocument = (name: string, value: string) => {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalidValue(name, 'The value must be a JSON object.');
   return value;
 };
+// A policy's Statement is one statement object or a list of them (AddPermission reads their Sid).
+const policyDocument = (name: string, value: string) => {
+  jsonDocument(name, value);
+  const statement: unknown = value === '' ? undefined : (JSON.parse(value) as Record<string, unknown>).Statement;
+  const isObject = (item: unknown) => typeof item === 'object' && item !== null && !Array.isArray(item);
+  if (statement !== undefined && !(Array.isArray(statement) ? statement.every(isObject) : isObject(statement))) {
+    throw invalidValue(name, 'Each policy statement must be a JSON object.');
+  }
+  return value;
+};
 const anyString = (_name: string, value: string) => value;
 
 interface AttributeSpec {
@@ -49,7 +59,7 @@ const SETTABLE: Record<string, AttributeSpec> = {
   MessageRetentionPeriod: { validate: integer(60, 1_209_600), default: '345600' },
   ReceiveMessageWaitTimeSeconds: { validate: integer(0, 20), default: '0' },
   VisibilityTimeout: { validate: integer(0, 43_200), default: '30' },
-  Policy: { validate: jsonDocument },
+  Policy: { validate: policyDocument },
   RedrivePolicy: { validate: jsonDocument },
   RedriveAllowPolicy: { validate: jsonDocument },
   KmsMasterKeyId: { validate: anyString },
