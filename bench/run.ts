@@ -12,7 +12,7 @@
  * carries fresh receipt handles and is signed for each request. `--sign-each` signs every fixed
  * request anew instead, as a client would.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -252,6 +252,16 @@ function fileSize(file: string): number {
   }
 }
 
+/** The commit the shim was measured at, and whether its sources differ from it. */
+function revision(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return `edge shim at ${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--', 'edge-shim') ? ' with uncommitted changes' : ''}`;
+  } catch {
+    return 'edge shim outside git';
+  }
+}
+
 /** The bare server, spawned like the shim, in its own process. */
 async function spawnBare(): Promise<{ url: string; pid: number; child: ChildProcess }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'bare-server.ts')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -310,7 +320,7 @@ async function main(): Promise<void> {
     if (profile) profileSummary = summarizeProfile(join(profileDir, profile), ROOT, profileWindows);
   }
   const description =
-    `shim --durability ${options.durability}, ${options.unauthenticated ? 'unauthenticated' : 'SigV4 verified'}; ` +
+    `${revision()}, --durability ${options.durability}, ${options.unauthenticated ? 'unauthenticated' : 'SigV4 verified'}; ` +
     `${DURATION_MS / 1000} s per measurement; generator: ${options.threads} worker thread(s), ` +
     `${options['sign-each'] ? 'every request signed' : 'fixed requests pre-signed (64 bodies in rotation), deletes signed each'}` +
     `${options['cpu-prof'] ? '; shim under --cpu-prof (slower, and the profiler holds memory)' : ''}${options.quick ? '; QUICK run' : ''}`;
