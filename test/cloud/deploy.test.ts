@@ -62,7 +62,7 @@ afterAll(async () => {
   }
 });
 
-it('synthesizes offline, bootstraps and deploys to the emulator, and outputs the queues and tables it created', { timeout: 240_000 }, async () => {
+it('synthesizes offline, bootstraps and deploys to the emulator, and outputs the queues, tables and alarm topic it created', { timeout: 240_000 }, async () => {
   await cdk('synth', '--quiet', '--output', assembly, '-c', `stackName=${stackName}`, '-c', `workflowName=${workflow.name}`, '-c', 'eventSources=disabled');
   await cdk('bootstrap', '--app', assembly);
   const outputsFile = join(workdir, 'outputs.json');
@@ -89,7 +89,9 @@ it('synthesizes offline, bootstraps and deploys to the emulator, and outputs the
     for (const key of ['Idempotency', 'Workflow', 'Ledger', 'State']) {
       const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: outputs[`${key}TableName`] }));
       expect(Table?.TableStatus).toBe('ACTIVE');
+      expect(Table?.DeletionProtectionEnabled).toBe(key === 'Ledger' || key === 'Workflow');
     }
+    expect(outputs.AlarmTopicArn).toMatch(new RegExp(`^arn:aws:sns:${aws.region}:\\d{12}:${stackName}-`));
   } finally {
     sqs.destroy();
     dynamodb.destroy();
