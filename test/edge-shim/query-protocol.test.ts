@@ -427,6 +427,19 @@ describe('protocol errors', () => {
     expect(error(await query('ReceiveMessage', { QueueUrl: url, MaxNumberOfMessages: '11' }))).toMatchObject({ status: 400, code: 'InvalidParameterValue' });
   });
 
+  it('refuses more parameters, or deeper parameter names, than any SQS request has', async () => {
+    // Decoding such a body used to take seconds of the event loop and hundreds of MB of heap.
+    const manyParameters = 'Action=ListQueues' + Array.from({ length: 10_001 }, (_, index) => `&p${index}=`).join('');
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    expect(error(await sendRaw(t.shim.url, { headers: form, body: manyParameters }))).toMatchObject({ status: 400, code: 'MalformedQueryString' });
+    const deepName = `Action=ListQueues&QueueNamePrefix${'.1'.repeat(100_000)}=x`;
+    expect(error(await sendRaw(t.shim.url, { headers: form, body: deepName }))).toMatchObject({ status: 400, code: 'MalformedQueryString' });
+    // The deepest name SQS reads still goes through.
+    const url = await createQueue('deep-names');
+    const deepest = { QueueUrl: url, 'SendMessageBatchRequestEntry.1.Id': 'a', 'SendMessageBatchRequestEntry.1.MessageBody': 'b', 'SendMessageBatchRequestEntry.1.MessageAttribute.1.Name': 'n', 'SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.DataType': 'String', 'SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.StringValue': 'v' };
+    expect(many(result(await query('SendMessageBatch', deepest), 'SendMessageBatch').SendMessageBatchResultEntry)).toHaveLength(1);
+  });
+
   it('escapes client text echoed in an error message', async () => {
     const response = await query('GetQueueAttributes', { QueueUrl: `/${ACCOUNT}/numbers`, 'AttributeName.1': '<Bogus & "x">' });
     expect(response.body).toContain('&lt;Bogus &amp; "x"&gt;');

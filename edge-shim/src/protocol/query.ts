@@ -6,6 +6,11 @@ import type { Call, WireProtocol, WireRequest, WireResponse } from './wire.js';
 const NAMESPACE = 'http://queue.amazonaws.com/doc/2012-11-05/';
 const FORM_CONTENT_TYPE = 'application/x-www-form-urlencoded';
 const INDEX = /^[1-9]\d*$/;
+// Far more than any SQS request has (a full SendMessageBatch has a few hundred), and the deepest name
+// SQS reads (SendMessageBatchRequestEntry.N.MessageAttribute.N.Value.StringListValue.N) has 7 parts:
+// beyond these, a hostile body of many or deeply dotted names would cost seconds and gigabytes to decode.
+const MAX_PARAMETERS = 10_000;
+const MAX_NAME_PARTS = 8;
 // Characters XML 1.0 cannot carry; only error messages echoing client input could contain them.
 // eslint-disable-next-line no-control-regex
 const NOT_XML = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
@@ -40,7 +45,9 @@ function readParameters(request: WireRequest): Map<string, string> {
   if (contentType !== FORM_CONTENT_TYPE) {
     throw new SqsError('InvalidQueryParameter', `A request body must be sent as ${FORM_CONTENT_TYPE}, not '${contentType}'.`);
   }
-  for (const pair of request.body.toString('utf8').split('&')) {
+  const pairs = request.body.toString('utf8').split('&');
+  if (pairs.length > MAX_PARAMETERS) throw new SqsError('MalformedQueryString', `The request has more than ${MAX_PARAMETERS} parameters.`);
+  for (const pair of pairs) {
     if (pair === '') continue;
     const equals = pair.indexOf('=');
     const name = decodeFormComponent(equals < 0 ? pair : pair.slice(0, equals));
@@ -52,8 +59,10 @@ function readParameters(request: WireRequest): Map<string, string> {
 function parameterTree(parameters: Map<string, string>): ParameterNode {
   const root: ParameterNode = { children: new Map() };
   for (const [name, value] of parameters) {
+    const parts = name.split('.', MAX_NAME_PARTS + 1);
+    if (parts.length > MAX_NAME_PARTS) throw new SqsError('MalformedQueryString', `The parameter name ${name.slice(0, 100)}... has too many parts.`);
     let node = root;
-    for (const part of name.split('.')) {
+    for (const part of parts) {
       let child = node.children.get(part);
       if (!child) node.children.set(part, (child = { children: new Map() }));
       node = child;
