@@ -12,7 +12,7 @@ let dir: string;
 let db: Db;
 
 function open(
-  onCommitFailure = (error: unknown) => {
+  onCommitFailure: (error: unknown) => void = (error) => {
     throw error;
   },
 ): CommitGroup {
@@ -48,7 +48,9 @@ it('closes at once when nothing is queued', async () => {
 
 it('an error that rolls back the whole transaction fails the whole group; no later operation commits on its own', async () => {
   const failures: unknown[] = [];
-  const commits = open((error) => failures.push(error));
+  const commits = open((error) => {
+    failures.push(error);
+  });
   // SQLite rolls back the whole transaction on some errors (disk full, I/O); RAISE(ROLLBACK) does so on demand.
   db.exec(`CREATE TEMP TRIGGER doom AFTER INSERT ON notes WHEN new.text = 'doom' BEGIN SELECT RAISE(ROLLBACK, 'rolled back'); END`);
   const insert = db.prepare('INSERT INTO notes (text) VALUES (?)');

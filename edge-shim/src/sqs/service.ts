@@ -65,7 +65,7 @@ export class SqsService {
         this.logger.error({ err: reloadError }, 'cannot reload the queues after a failed commit');
       }
     });
-    this.sweeper = new Sweeper(this, options.sweepIntervalMs ?? 1000);
+    this.sweeper = new Sweeper(this, options.sweepIntervalMs ?? 1000, options.logger);
     this.mover = new MessageMover(this, options.db, options.logger);
   }
 

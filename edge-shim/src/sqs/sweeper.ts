@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { SqsContext } from './context.js';
 
 const BATCH = 500;
@@ -20,6 +21,7 @@ export class Sweeper {
   constructor(
     private readonly service: Transactor,
     private readonly intervalMs: number,
+    private readonly logger: Logger,
   ) {
     this.schedule(intervalMs);
   }
@@ -55,7 +57,10 @@ export class Sweeper {
     this.timer = setTimeout(() => {
       this.sweepOnce().then(
         (more) => this.schedule(more ? 0 : this.intervalMs),
-        () => this.schedule(this.intervalMs),
+        (error: unknown) => {
+          this.logger.error({ err: error }, 'sweep failed; trying again at the next interval');
+          this.schedule(this.intervalMs);
+        },
       );
     }, delayMs);
     this.timer.unref();
