@@ -52,11 +52,47 @@ export interface ScenarioResult {
   readonly p99: number;
   /** Event-loop utilisation of the busiest generator thread: near 1, the generator was the limit. */
   readonly generatorLoad: number;
+  /** Every latency, sorted, in milliseconds. */
+  readonly latencies: Float64Array;
 }
 
 function percentile(sorted: Float64Array, fraction: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)]!;
+}
+
+/** One result from parts measured side by side (elapsed: the longest) or one after another (the sum). */
+function summarize(parts: readonly WorkerResult[], elapsedMs: number): ScenarioResult {
+  const latencies = new Float64Array(parts.reduce((sum, part) => sum + part.latencies.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    latencies.set(part.latencies, offset);
+    offset += part.latencies.length;
+  }
+  latencies.sort();
+  const sum = (pick: (part: WorkerResult) => number) => parts.reduce((total, part) => total + pick(part), 0);
+  return {
+    requests: sum((part) => part.requests),
+    messages: sum((part) => part.messages),
+    errors: sum((part) => part.errors),
+    errorSample: parts.find((part) => part.errorSample)?.errorSample,
+    emptyReceives: sum((part) => part.emptyReceives),
+    elapsedMs,
+    requestsPerSecond: (sum((part) => part.requests) * 1000) / elapsedMs,
+    messagesPerSecond: (sum((part) => part.messages) * 1000) / elapsedMs,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    generatorLoad: Math.max(...parts.map((part) => part.elu)),
+    latencies,
+  };
+}
+
+/** The results of measurements taken one after another, as one. */
+export function inSequence(results: readonly ScenarioResult[]): ScenarioResult {
+  return summarize(
+    results.map((result) => ({ ...result, elu: result.generatorLoad })),
+    results.reduce((sum, result) => sum + result.elapsedMs, 0),
+  );
 }
 
 /** Worker threads that generate load; clients are spread over them. */
@@ -87,28 +123,7 @@ export class LoadGenerator {
         ];
       }),
     );
-    const latencies = new Float64Array(results.reduce((sum, result) => sum + result.latencies.length, 0));
-    let offset = 0;
-    for (const result of results) {
-      latencies.set(result.latencies, offset);
-      offset += result.latencies.length;
-    }
-    latencies.sort();
-    const sum = (pick: (result: WorkerResult) => number) => results.reduce((total, result) => total + pick(result), 0);
-    const elapsedMs = Math.max(...results.map((result) => result.elapsedMs));
-    return {
-      requests: sum((result) => result.requests),
-      messages: sum((result) => result.messages),
-      errors: sum((result) => result.errors),
-      errorSample: results.find((result) => result.errorSample)?.errorSample,
-      emptyReceives: sum((result) => result.emptyReceives),
-      elapsedMs,
-      requestsPerSecond: (sum((result) => result.requests) * 1000) / elapsedMs,
-      messagesPerSecond: (sum((result) => result.messages) * 1000) / elapsedMs,
-      p50: percentile(latencies, 0.5),
-      p99: percentile(latencies, 0.99),
-      generatorLoad: Math.max(...results.map((result) => result.elu)),
-    };
+    return summarize(results, Math.max(...results.map((result) => result.elapsedMs)));
   }
 
   async close(): Promise<void> {

@@ -43,12 +43,15 @@ export function summarizeProfile(file: string, root: string, windows: readonly P
   let time = profile.startTime;
   for (const delta of profile.timeDeltas) times.push((time += delta));
 
-  const sections = windows.map((window) => {
+  // Windows with the same label (a measurement taken in parts) are summarized together.
+  const byLabel = new Map<string, ProfileWindow[]>();
+  for (const window of windows) byLabel.set(window.label, [...(byLabel.get(window.label) ?? []), window]);
+  const sections = [...byLabel].map(([label, parts]) => {
     const self = new Map<string, number>();
     const inclusive = new Map<string, number>();
     let total = 0;
     profile.samples.forEach((id, index) => {
-      if (times[index]! < window.fromUs || times[index]! > window.toUs) return;
+      if (!parts.some((part) => times[index]! >= part.fromUs && times[index]! <= part.toUs)) return;
       total++;
       const leaf = name(nodes.get(id)!);
       self.set(leaf, (self.get(leaf) ?? 0) + 1);
@@ -65,9 +68,9 @@ export function summarizeProfile(file: string, root: string, windows: readonly P
         .sort((a, b) => b[1] - a[1])
         .slice(0, top)
         .map(([frame, count]) => `| ${((count / total) * 100).toFixed(1)}% | \`${frame}\` |`);
-    if (total === 0) return `### ${window.label}\n\nNo samples.`;
+    if (total === 0) return `### ${label}\n\nNo samples.`;
     return [
-      `### ${window.label}`,
+      `### ${label}`,
       '',
       `${total} samples. Self time:`,
       '',

@@ -20,7 +20,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec } from './load.js';
+import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec, inSequence } from './load.js';
 import { cpuSeconds, memory } from './proc-stats.js';
 import { type ProfileWindow, monotonicUs, summarizeProfile } from './profile.js';
 import { type Results, renderReport } from './report.js';
@@ -216,13 +216,18 @@ async function fill(system: System, queueUrl: string, messages: number): Promise
   if (result.errors > 0) notes.push(`${system.name} backlog fill: ${result.errors} errors, e.g. ${result.errorSample}`);
 }
 
+// The empty queue and the backlog are measured in alternation, so that both meet the same
+// background load of this shared machine.
+const ALTERNATIONS = 4;
+
 async function measureBacklog(system: System, suffix: string, dbFile?: string): Promise<void> {
-  const receiveFrom = async (queue: string, queueUrl: string) => {
+  const receiveFrom = async (queue: string, queueUrl: string, durationMs: number) => {
     const [receive] = await prepare(system, 'ReceiveMessage', [{ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }]);
-    const stored = await storedMessages(system, queueUrl);
-    const result = await profiled(system, `ReceiveMessage from the ${queue} (${stored} stored), 1 client`, () =>
-      generator.run(spec(system, { clients: 1, durationMs: DURATION_MS, receive: { request: receive!, queueUrl, measure: 'receive' } })),
+    return profiled(system, `ReceiveMessage from the ${queue}, 1 client`, () =>
+      generator.run(spec(system, { clients: 1, durationMs, receive: { request: receive!, queueUrl, measure: 'receive' } })),
     );
+  };
+  const record = (queue: string, stored: number, result: ScenarioResult) => {
     backlogRows.push({ system: system.name, queue, stored, result });
     console.error(`${system.name.padEnd(8)} receive from ${queue} (${stored} stored): p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms`);
     if (result.emptyReceives > 0 && stored > 0) notes.push(`${system.name} receive from ${queue}: ran dry (${result.emptyReceives} empty receives)`);
@@ -235,12 +240,20 @@ async function measureBacklog(system: System, suffix: string, dbFile?: string): 
   const emptyUrl = await createQueue(system, `bench-empty${suffix}`);
   const backlogUrl = await createQueue(system, `bench-backlog${suffix}`);
   await recordMemory('before the backlog', backlogUrl);
-  await receiveFrom('empty queue', emptyUrl);
   await fill(system, backlogUrl, SMALL_QUEUE);
-  await receiveFrom('small queue', backlogUrl);
+  const small = await storedMessages(system, backlogUrl);
+  record('small queue', small, await receiveFrom('small queue', backlogUrl, DURATION_MS));
   await fill(system, backlogUrl, BACKLOG - (await storedMessages(system, backlogUrl)));
   await recordMemory('backlog stored', backlogUrl);
-  await receiveFrom('backlog', backlogUrl);
+  const stored = await storedMessages(system, backlogUrl);
+  const empty: ScenarioResult[] = [];
+  const backlog: ScenarioResult[] = [];
+  for (let round = 0; round < ALTERNATIONS; round++) {
+    empty.push(await receiveFrom('empty queue', emptyUrl, DURATION_MS / ALTERNATIONS));
+    backlog.push(await receiveFrom('backlog', backlogUrl, DURATION_MS / ALTERNATIONS));
+  }
+  record('empty queue', 0, inSequence(empty));
+  record('backlog', stored, inSequence(backlog));
   await recordMemory('after receiving from the backlog', backlogUrl);
 }
 
