@@ -125,6 +125,21 @@ describe('AddPermission and RemovePermission', () => {
     expect((await policyOf(QueueUrl))!.Statement).toHaveLength(1);
   });
 
+  it('keeps a policy within the SQS policy quotas: 20 statements and 8,192 bytes', async () => {
+    const QueueUrl = await queue('perm-quotas');
+    const grant = (Label: string) => t.sqs.send(new AddPermissionCommand({ QueueUrl, Label, AWSAccountIds: ['111111111111'], Actions: ['SendMessage'] }));
+    for (let index = 1; index <= 20; index++) await grant(`label${index}`);
+    expect(await rejectionOf(grant('label21'))).toBeInstanceOf(OverLimit);
+    expect((await policyOf(QueueUrl))!.Statement).toHaveLength(20);
+
+    const large = { Statement: [{ Sid: 'big', Effect: 'Allow', Principal: '*', Action: 'sqs:SendMessage', Resource: 'x'.repeat(8200) }] };
+    const refused = await rejectionOf(t.sqs.send(new SetQueueAttributesCommand({ QueueUrl, Attributes: { Policy: JSON.stringify(large) } })));
+    expect(refused.name).toBe('InvalidAttributeValue');
+    const many = { Statement: Array.from({ length: 21 }, (_, index) => ({ Sid: `s${index}`, Effect: 'Allow', Principal: '*', Action: 'sqs:SendMessage' })) };
+    const tooMany = await rejectionOf(t.sqs.send(new SetQueueAttributesCommand({ QueueUrl, Attributes: { Policy: JSON.stringify(many) } })));
+    expect(tooMany.name).toBe('InvalidAttributeValue');
+  });
+
   it('accepts a label of 80 characters and refuses longer ones or other characters', async () => {
     const QueueUrl = await queue('perm-labels');
     const grant = (Label: string) => t.sqs.send(new AddPermissionCommand({ QueueUrl, Label, AWSAccountIds: ['111111111111'], Actions: ['SendMessage'] }));

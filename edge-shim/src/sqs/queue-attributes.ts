@@ -32,6 +32,10 @@ const jsonDocument = (name: string, value: string) => {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalidValue(name, 'The value must be a JSON object.');
   return value;
 };
+// SQS policy quotas (Developer Guide, "Amazon SQS policy quotas").
+export const MAX_POLICY_BYTES = 8192;
+export const MAX_POLICY_STATEMENTS = 20;
+
 // A policy's Statement is one statement object or a list of them (AddPermission reads their Sid).
 const policyDocument = (name: string, value: string) => {
   jsonDocument(name, value);
@@ -39,6 +43,10 @@ const policyDocument = (name: string, value: string) => {
   const isObject = (item: unknown) => typeof item === 'object' && item !== null && !Array.isArray(item);
   if (statement !== undefined && !(Array.isArray(statement) ? statement.every(isObject) : isObject(statement))) {
     throw invalidValue(name, 'Each policy statement must be a JSON object.');
+  }
+  if (Buffer.byteLength(value) > MAX_POLICY_BYTES) throw invalidValue(name, `A policy can be at most ${MAX_POLICY_BYTES} bytes long.`);
+  if (Array.isArray(statement) && statement.length > MAX_POLICY_STATEMENTS) {
+    throw invalidValue(name, `A policy can have at most ${MAX_POLICY_STATEMENTS} statements.`);
   }
   return value;
 };

@@ -1,6 +1,7 @@
 import type { SqsContext } from '../context.js';
 import { SqsError, invalidParameter, missingParameter } from '../errors.js';
 import { type Input, optionalStringList, requiredString } from '../input.js';
+import { MAX_POLICY_BYTES, MAX_POLICY_STATEMENTS } from '../queue-attributes.js';
 import type { Permission, Queue } from '../queues.js';
 
 const LABEL = /^[A-Za-z0-9_-]{1,80}$/;
@@ -113,6 +114,10 @@ export function addPermission(context: SqsContext, input: Input) {
     Action: oneOrMany(actions.map((action) => `SQS:${action}`)),
     Resource: queue.arn,
   };
-  savePolicy(context, queue, { ...policy, Statement: [...policy.Statement, statement] }, { label, accountIds, actions });
+  const next = { ...policy, Statement: [...policy.Statement, statement] };
+  if (next.Statement.length > MAX_POLICY_STATEMENTS || Buffer.byteLength(JSON.stringify(next)) > MAX_POLICY_BYTES) {
+    throw new SqsError('OverLimit', `The queue policy would exceed its quota of ${MAX_POLICY_STATEMENTS} statements or ${MAX_POLICY_BYTES} bytes.`);
+  }
+  savePolicy(context, queue, next, { label, accountIds, actions });
   return {};
 }
