@@ -60,7 +60,7 @@ function parameterTree(parameters: Map<string, string>): ParameterNode {
   const root: ParameterNode = { children: new Map() };
   for (const [name, value] of parameters) {
     const parts = name.split('.', MAX_NAME_PARTS + 1);
-    if (parts.length > MAX_NAME_PARTS) throw new SqsError('MalformedQueryString', `The parameter name ${name.slice(0, 100)}... has too many parts.`);
+    if (parts.length > MAX_NAME_PARTS) throw new SqsError('MalformedQueryString', `The parameter name '${name.slice(0, 100)}' has more than ${MAX_NAME_PARTS} parts.`);
     let node = root;
     for (const part of parts) {
       let child = node.children.get(part);
