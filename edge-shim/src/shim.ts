@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { type ShimConfig, DEFAULTS, validateConfig } from './config.js';
 import { type HttpTimeouts, createShimServer } from './http/server.js';
 import { createLogger } from './logger.js';
+import { startCheckpointer } from './sqs/checkpointer.js';
 import { openDatabase } from './sqs/database.js';
 import { SqsService } from './sqs/service.js';
 
@@ -36,12 +37,18 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const config = validateConfig({ ...DEFAULTS, ...given });
   const logger = givenLogger ?? createLogger(config.logLevel);
   const db = openDatabase(config.dbFile, config.durability);
+  const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const service = new SqsService({ db, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
   const http = createShimServer({ service, logger, region: config.region, credentials: config.credentials, timeouts: httpTimeouts });
+  // After service.close(): commit what is queued, then close the database.
+  const closeStorage = async () => {
+    await service.drain();
+    await checkpointer.stop();
+    db.close();
+  };
   const address = await http.listen(config.port, config.host).catch(async (error: unknown) => {
     service.close();
-    await service.drain();
-    db.close();
+    await closeStorage();
     throw error;
   });
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -62,8 +69,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
         // After the server has marked its responses `connection: close`: long polls now answer.
         service.close();
         await drained;
-        await service.drain();
-        db.close();
+        await closeStorage();
         logger.info('edge shim stopped');
       })();
       return closing;
