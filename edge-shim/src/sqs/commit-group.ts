@@ -37,7 +37,32 @@ export class CommitGroup {
         }
       }),
     );
-    this.runGroup = (jobs) => group.immediate(jobs);
+    const alone = db.transaction((work: () => unknown) => work());
+    this.runGroup = (jobs) => {
+      if (jobs.length !== 1) return group.immediate(jobs);
+      // A job on its own needs no savepoint: its transaction is undone if it fails. Its own error
+      // answers it; an error of the COMMIT fails the group as above.
+      const work = jobs[0]!.work;
+      let failure: { error: unknown } | undefined;
+      try {
+        return [
+          {
+            ok: true as const,
+            value: alone.immediate(() => {
+              try {
+                return work();
+              } catch (error) {
+                failure = { error };
+                throw error;
+              }
+            }),
+          },
+        ];
+      } catch (error) {
+        if (failure) return [{ ok: false as const, error: failure.error }];
+        throw error;
+      }
+    };
   }
 
   run<T>(work: () => T): Promise<T> {
