@@ -12,9 +12,9 @@ const timer = setInterval(() => {
     // PASSIVE never waits for the writer: it copies what it can and leaves the rest for next time.
     const [{ log }] = db.pragma('wal_checkpoint(PASSIVE)');
     // Only a writer that begins right after a complete checkpoint starts the WAL over; under steady
-    // writes that moment may never come, so past a size RESTART waits for one (briefly: PASSIVE has
-    // already copied nearly everything).
-    if (log > workerData.restartFrames) db.pragma('wal_checkpoint(RESTART)');
+    // writes that moment may never come, so past a size TRUNCATE waits for one (briefly: PASSIVE has
+    // already copied nearly everything) and empties the file.
+    if (log > workerData.restartFrames) db.pragma('wal_checkpoint(TRUNCATE)');
   } catch (error) {
     parentPort.postMessage({ error: String(error) });
   }
