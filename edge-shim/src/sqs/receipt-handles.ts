@@ -13,8 +13,18 @@ export interface ReceiptHandle {
 
 const PREFIX = 'hf1';
 
+// Random bytes are drawn 12 KiB at a time: one call to the CSPRNG per thousand receives, not per message.
+const NONCE_BYTES = 12;
+let noncePool = Buffer.alloc(0);
+let nonceOffset = 0;
+
 export function newNonce(): string {
-  return randomBytes(12).toString('base64url');
+  if (nonceOffset + NONCE_BYTES > noncePool.length) {
+    noncePool = randomBytes(NONCE_BYTES * 1024);
+    nonceOffset = 0;
+  }
+  nonceOffset += NONCE_BYTES;
+  return noncePool.toString('base64url', nonceOffset - NONCE_BYTES, nonceOffset);
 }
 
 export function encodeReceiptHandle(handle: ReceiptHandle): string {

@@ -2,8 +2,9 @@ import type { Logger } from 'pino';
 import type { SqsContext } from './context.js';
 
 const BATCH = 500;
-// Free pages handed back to the file system per sweep (4 KiB each).
+// Free pages handed back to the file system per sweep (4 KiB each), once at least 1 MiB is free.
 const VACUUM_PAGES = 2000;
+const VACUUM_THRESHOLD_PAGES = 256;
 
 interface Transactor {
   transact<T>(baseUrl: string, work: (context: SqsContext) => T): Promise<T>;
@@ -42,7 +43,10 @@ export class Sweeper {
       context.deduplication.forgetExpired(context.now);
       context.receiveAttempts.forgetExpired(context.now);
       context.queues.forgetDeletions(context.now - 60_000);
-      context.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+      // Vacuuming moves pages; do it only once enough are free to be worth handing back.
+      if ((context.db.pragma('freelist_count', { simple: true }) as number) >= VACUUM_THRESHOLD_PAGES) {
+        context.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+      }
       return more;
     });
   }
