@@ -13,23 +13,19 @@ interface ErrorSpec {
 }
 
 const ERRORS = {
-  AccessDenied: { queryCode: 'AccessDenied', status: 403 },
   BatchEntryIdsNotDistinct: { queryCode: 'AWS.SimpleQueueService.BatchEntryIdsNotDistinct', status: 400 },
   BatchRequestTooLong: { queryCode: 'AWS.SimpleQueueService.BatchRequestTooLong', status: 400 },
   EmptyBatchRequest: { queryCode: 'AWS.SimpleQueueService.EmptyBatchRequest', status: 400 },
   IncompleteSignature: { queryCode: 'IncompleteSignature', status: 400 },
   InternalFailure: { queryCode: 'InternalFailure', status: 500, fault: 'Receiver' },
   InvalidAction: { queryCode: 'InvalidAction', status: 400 },
-  InvalidAddress: { queryCode: 'InvalidAddress', status: 404 },
   InvalidAttributeName: { queryCode: 'InvalidAttributeName', status: 400 },
   InvalidAttributeValue: { queryCode: 'InvalidAttributeValue', status: 400 },
   InvalidBatchEntryId: { queryCode: 'AWS.SimpleQueueService.InvalidBatchEntryId', status: 400 },
   InvalidClientTokenId: { queryCode: 'InvalidClientTokenId', status: 403 },
-  InvalidIdFormat: { queryCode: 'InvalidIdFormat', status: 400 },
   InvalidMessageContents: { queryCode: 'InvalidMessageContents', status: 400 },
   InvalidParameterValue: { queryCode: 'InvalidParameterValue', status: 400 },
   InvalidQueryParameter: { queryCode: 'InvalidQueryParameter', status: 400 },
-  InvalidSecurity: { queryCode: 'AWS.SimpleQueueService.InvalidSecurity', status: 403 },
   MalformedQueryString: { queryCode: 'MalformedQueryString', status: 400 },
   MessageNotInflight: { queryCode: 'AWS.SimpleQueueService.MessageNotInflight', status: 400 },
   MissingAction: { queryCode: 'MissingAction', status: 400 },
@@ -42,7 +38,6 @@ const ERRORS = {
   QueueNameExists: { queryCode: 'QueueAlreadyExists', status: 400 },
   ReceiptHandleIsInvalid: { queryCode: 'ReceiptHandleIsInvalid', status: 400 },
   RequestExpired: { queryCode: 'RequestExpired', status: 400 },
-  RequestThrottled: { queryCode: 'RequestThrottled', status: 403 },
   ResourceNotFoundException: { queryCode: 'ResourceNotFoundException', status: 400 },
   // SerializationException and UnknownOperationException come from the AWS JSON protocol layer (protocol/json.ts).
   SerializationException: { queryCode: 'SerializationException', status: 400 },
