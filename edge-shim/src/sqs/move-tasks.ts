@@ -26,9 +26,10 @@ export interface MoveTaskRow {
 export const TASK_HISTORY_MS = 14 * 24 * 3600_000;
 // Messages moved per transaction: small, so that requests never wait long behind the mover.
 const BATCH = 25;
-// A receive-like scan of FIFO groups stops after this many, so that a queue whose groups are all
-// in flight cannot make one step scan without end.
-const MAX_GROUPS_EXAMINED = 1000;
+// A step's scan of FIFO groups stops after this many, so that a queue whose groups are all in flight
+// cannot make one step scan without end. Larger than a receive's limit on purpose: a step that finds
+// nothing to move ends the task, so it must look further than a receive, which can simply look again.
+const MAX_GROUPS_PER_STEP = 1000;
 const RETRY_AFTER_FAILURE_MS = 1000;
 
 function statementsFor(db: Db) {
@@ -158,7 +159,7 @@ function movableMessages(context: SqsContext, queue: Queue, limit: number): Mess
   }
   const visited = new Set<string>();
   let after: AvailableGroup | undefined;
-  while (taken.size < limit && visited.size < MAX_GROUPS_EXAMINED) {
+  while (taken.size < limit && visited.size < MAX_GROUPS_PER_STEP) {
     const groups = messages.availableGroups(queue, now, after, 20);
     if (groups.length === 0) break;
     for (const group of groups) {

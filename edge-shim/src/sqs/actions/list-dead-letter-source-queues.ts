@@ -1,11 +1,9 @@
 import { type SqsContext, queueUrl } from '../context.js';
 import { invalidParameter } from '../errors.js';
 import { type Input, optionalInteger, optionalString, requiredString } from '../input.js';
-import { decodePageToken, encodePageToken } from '../pagination.js';
+import { UNPAGED_LIMIT, decodePageToken, encodePageToken } from '../pagination.js';
 import { deadLetterSources } from '../redrive.js';
 
-// Without MaxResults, SQS returns at most 1,000 queues and no token.
-const UNPAGED_LIMIT = 1000;
 const OPERATION = 'ListDeadLetterSourceQueues';
 
 /** The queues whose RedrivePolicy names this queue as their dead-letter queue, by name, in pages. */

@@ -1,10 +1,8 @@
 import { type SqsContext, queueUrl } from '../context.js';
 import { invalidParameter } from '../errors.js';
 import { type Input, optionalInteger, optionalString } from '../input.js';
-import { decodePageToken, encodePageToken } from '../pagination.js';
+import { UNPAGED_LIMIT, decodePageToken, encodePageToken } from '../pagination.js';
 
-// Without MaxResults, SQS returns at most 1,000 queues and no token.
-const UNPAGED_LIMIT = 1000;
 
 export function listQueues(context: SqsContext, input: Input) {
   const prefix = optionalString(input, 'QueueNamePrefix') ?? '';

@@ -7,6 +7,7 @@ import { isKnownAttribute } from '../queue-attributes.js';
 import type { Queue } from '../queues.js';
 import { encodeReceiptHandle, newNonce } from '../receipt-handles.js';
 import { deadLetterTarget, deadLetterMessage } from '../redrive.js';
+import { ID_PATTERN } from './send-message.js';
 
 const SYSTEM_ATTRIBUTES = [
   'SenderId',
@@ -19,7 +20,6 @@ const SYSTEM_ATTRIBUTES = [
   'AWSTraceHeader',
   'DeadLetterQueueSourceArn',
 ] as const;
-const ATTEMPT_ID = /^[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]{1,128}$/;
 const ATTEMPT_INTERVAL_MS = 5 * 60_000;
 // One receive examines at most this many messages, and this many FIFO groups, before it answers;
 // what it could not get to yet (behind messages past retention, which it deletes as it meets them,
@@ -245,7 +245,7 @@ export function receive(context: SqsContext, input: Input): ReceiveOutcome {
   const selection = readSelection(input);
   // ReceiveRequestAttemptId applies only to FIFO queues; standard queues ignore it.
   const attemptId = queue.fifo ? optionalString(input, 'ReceiveRequestAttemptId') : undefined;
-  if (attemptId !== undefined && !ATTEMPT_ID.test(attemptId)) {
+  if (attemptId !== undefined && !ID_PATTERN.test(attemptId)) {
     throw invalidParameter('Value for parameter ReceiveRequestAttemptId is invalid. Reason: It can only include alphanumeric and punctuation characters, 1 to 128 in length.');
   }
 

@@ -7,8 +7,8 @@ import type { Queue } from '../queues.js';
 import { nextSequenceNumber } from '../sequence-numbers.js';
 
 const DEDUPLICATION_INTERVAL_MS = 5 * 60_000;
-// Message group and deduplication ids: 1 to 128 alphanumeric or punctuation characters.
-const ID_PATTERN = /^[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]{1,128}$/;
+// Message group, deduplication and receive request attempt ids: 1 to 128 alphanumeric or punctuation characters.
+export const ID_PATTERN = /^[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]{1,128}$/;
 
 export interface SendResult {
   MessageId: string;
