@@ -1,4 +1,4 @@
-import { ACTIONS } from '../sqs/actions/index.js';
+import { OPERATION_NAMES } from '../sqs/actions/index.js';
 import { SqsError, type SqsErrorCode } from '../sqs/errors.js';
 import type { Call, WireProtocol, WireRequest, WireResponse } from './wire.js';
 
@@ -42,7 +42,7 @@ export const jsonProtocol: WireProtocol = {
     }
     const target = request.headers['x-amz-target'];
     const action = typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : undefined;
-    if (action === undefined || !Object.hasOwn(ACTIONS, action)) {
+    if (action === undefined || !OPERATION_NAMES.has(action)) {
       throw new SqsError('UnknownOperationException', `Unknown operation ${String(target ?? '(no X-Amz-Target)')}.`);
     }
     return { action, input: input as Record<string, unknown> };

@@ -94,10 +94,10 @@ export class SqsService {
   }
 
   async call(action: string, input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
+    if (action === 'ReceiveMessage') return this.receive(input, options);
     const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
     if (!run) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
-    if (action !== 'ReceiveMessage') return this.transact(options.baseUrl, (context) => run(context, input));
-    return this.receive(input, options);
+    return this.transact(options.baseUrl, (context) => run(context, input));
   }
 
   /**

@@ -14,7 +14,6 @@ import { listMessageMoveTasks } from './list-message-move-tasks.js';
 import { listQueueTags } from './list-queue-tags.js';
 import { listQueues } from './list-queues.js';
 import { purgeQueue } from './purge-queue.js';
-import { receiveMessage } from './receive-message.js';
 import { removePermission } from './remove-permission.js';
 import { sendMessage } from './send-message.js';
 import { sendMessageBatch } from './send-message-batch.js';
@@ -23,7 +22,11 @@ import { startMessageMoveTask } from './start-message-move-task.js';
 import { tagQueue } from './tag-queue.js';
 import { untagQueue } from './untag-queue.js';
 
-/** Every SQS operation, by the name both wire protocols use for it. */
+/**
+ * The SQS operations that run as one transaction, by the name both wire protocols use for it.
+ * ReceiveMessage is not here: it may wait for messages (long polling), so SqsService runs it itself,
+ * as a loop of transactions each making one attempt (`receive` in receive-message.ts).
+ */
 export const ACTIONS: Readonly<Record<string, Action>> = {
   AddPermission: addPermission,
   CancelMessageMoveTask: cancelMessageMoveTask,
@@ -40,7 +43,6 @@ export const ACTIONS: Readonly<Record<string, Action>> = {
   ListQueueTags: listQueueTags,
   ListQueues: listQueues,
   PurgeQueue: purgeQueue,
-  ReceiveMessage: receiveMessage,
   RemovePermission: removePermission,
   SendMessage: sendMessage,
   SendMessageBatch: sendMessageBatch,
@@ -49,3 +51,6 @@ export const ACTIONS: Readonly<Record<string, Action>> = {
   TagQueue: tagQueue,
   UntagQueue: untagQueue,
 };
+
+/** Every SQS operation the shim answers. */
+export const OPERATION_NAMES: ReadonlySet<string> = new Set([...Object.keys(ACTIONS), 'ReceiveMessage']);

@@ -261,7 +261,3 @@ export function receive(context: SqsContext, input: Input): ReceiveOutcome {
   const output = messages.length > 0 ? { Messages: messages.map((message) => format(context, queue, message, selection)) } : {};
   return { output, queue, waitSeconds, more };
 }
-
-export function receiveMessage(context: SqsContext, input: Input) {
-  return receive(context, input).output;
-}
