@@ -179,6 +179,9 @@ describe('message attributes', () => {
     [['.*'], ['order.id', 'order.total', 'trace']],
     [['order.*'], ['order.id', 'order.total']],
     [['trace', 'missing'], ['trace']],
+    [['order.id', 'trace.*'], ['order.id']],
+    [['ord.*', 'order.total'], ['order.total']],
+    [[...Array.from({ length: 3 }, (_, i) => `name${i}.*`), 'trace', 'order.*'], ['order.id', 'order.total', 'trace']],
   ])('selects %j and digests only what it returns', async (names, expected) => {
     const queue = await createQueue(t.sqs, 'receive');
     await sendOne(queue, 'x', { MessageAttributes: ATTRIBUTES });

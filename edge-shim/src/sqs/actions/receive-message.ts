@@ -36,7 +36,15 @@ interface Taken {
 
 interface Selection {
   readonly systemAttributes: ReadonlySet<string>;
-  readonly attributeNames: readonly string[];
+  readonly attributeNames: AttributeNameSelection;
+}
+
+/** MessageAttributeNames, prepared once per request so that each attribute costs one lookup per dot in its name. */
+interface AttributeNameSelection {
+  readonly all: boolean;
+  readonly exact: ReadonlySet<string>;
+  /** From patterns `prefix.*`: the prefixes with their final dot. */
+  readonly prefixes: ReadonlySet<string>;
 }
 
 function readSelection(input: Input): Selection {
@@ -47,20 +55,34 @@ function readSelection(input: Input): Selection {
       throw new SqsError('InvalidAttributeName', `Unknown Attribute ${name}.`);
     }
   }
-  const attributeNames = optionalStringList(input, 'MessageAttributeNames') ?? [];
-  for (const name of attributeNames) {
-    if (name.length === 0 || name.length > 256) throw invalidParameter(`Message attribute name '${name}' is invalid.`);
-  }
-  return { systemAttributes: new Set(system.includes('All') ? SYSTEM_ATTRIBUTES : system), attributeNames };
+  return { systemAttributes: new Set(system.includes('All') ? SYSTEM_ATTRIBUTES : system), attributeNames: readAttributeNames(input) };
 }
 
 /** Message attributes by name: `All` or `.*` for every one, `prefix.*` for those starting with `prefix.`. */
-function selectAttributes(all: MessageAttributes, names: readonly string[]): MessageAttributes {
-  const wanted = (name: string) =>
-    names.some((pattern) =>
-      pattern === 'All' || pattern === '.*' ? true : pattern.endsWith('.*') ? name.startsWith(pattern.slice(0, -1)) : pattern === name,
-    );
-  return Object.fromEntries(Object.entries(all).filter(([name]) => wanted(name)));
+function readAttributeNames(input: Input): AttributeNameSelection {
+  let all = false;
+  const exact = new Set<string>();
+  const prefixes = new Set<string>();
+  for (const pattern of optionalStringList(input, 'MessageAttributeNames') ?? []) {
+    if (pattern.length === 0 || pattern.length > 256) throw invalidParameter(`Message attribute name '${pattern}' is invalid.`);
+    if (pattern === 'All' || pattern === '.*') all = true;
+    else if (pattern.endsWith('.*')) prefixes.add(pattern.slice(0, -1));
+    else exact.add(pattern);
+  }
+  return { all, exact, prefixes };
+}
+
+function isSelected(name: string, selection: AttributeNameSelection): boolean {
+  if (selection.all || selection.exact.has(name)) return true;
+  if (selection.prefixes.size === 0) return false;
+  for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
+    if (selection.prefixes.has(name.slice(0, dot + 1))) return true;
+  }
+  return false;
+}
+
+function selectAttributes(all: MessageAttributes, selection: AttributeNameSelection): MessageAttributes {
+  return Object.fromEntries(Object.entries(all).filter(([name]) => isSelected(name, selection)));
 }
 
 function format(context: SqsContext, queue: Queue, message: MessageRow, selection: Selection) {
