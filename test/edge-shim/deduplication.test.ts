@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { DeleteMessageCommand, SendMessageCommand, type SendMessageCommandInput } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, DeleteMessageCommand, DeleteQueueCommand, SendMessageCommand, type SendMessageCommandInput } from '@aws-sdk/client-sqs';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { expectSqsError } from '../helpers/sqs-errors.js';
@@ -110,4 +110,16 @@ it('reclaims deduplication ids once their interval has passed', async () => {
   } finally {
     db.close();
   }
+});
+
+it('does not carry deduplication ids over to a queue created again under the same name', async () => {
+  const create = () => t.sqs.send(new CreateQueueCommand({ QueueName: 'dedup-recreated.fifo', Attributes: { FifoQueue: 'true' } }));
+  const { QueueUrl: first } = await create();
+  const before = await send({ QueueUrl: first, MessageBody: 'one', MessageDeduplicationId: 'again' });
+  await t.sqs.send(new DeleteQueueCommand({ QueueUrl: first }));
+  t.clock.advance(61_000); // past the 60 seconds before a deleted name can be used again, within the 5-minute interval
+  const { QueueUrl: second } = await create();
+  const after = await send({ QueueUrl: second!, MessageBody: 'two', MessageDeduplicationId: 'again' });
+  expect(after.MessageId).not.toBe(before.MessageId);
+  expect((await receive(t.sqs, second!)).map((message) => message.Body)).toEqual(['two']);
 });

@@ -102,8 +102,6 @@ export class QueueRegistry {
       reclaimGroups: db.prepare(
         'DELETE FROM fifo_groups WHERE queue_id = @id AND group_id IN (SELECT group_id FROM fifo_groups WHERE queue_id = @id LIMIT @limit)',
       ),
-      removeDeduplication: db.prepare('DELETE FROM deduplication WHERE queue_id = ?'),
-      removeAttempts: db.prepare('DELETE FROM receive_attempts WHERE queue_id = ?'),
       recordDeletion: db.prepare('INSERT OR REPLACE INTO deleted_queues (name, deleted_at) VALUES (?, ?)'),
       deletedAt: db.prepare<[string], { deleted_at: number }>('SELECT deleted_at FROM deleted_queues WHERE name = ?'),
       forgetDeletions: db.prepare('DELETE FROM deleted_queues WHERE deleted_at <= ?'),
@@ -206,12 +204,11 @@ export class QueueRegistry {
   /**
    * Deletes a queue. Its messages and FIFO groups stay behind, unreachable (queue ids are never
    * given again), for `reclaimDeleted` to delete in small batches: deleting a million messages in
-   * the request would hold up every other request for seconds.
+   * the request would hold up every other request for seconds. Its deduplication ids and receive
+   * attempts, as unreachable, go when they expire, with everyone else's (the sweeper).
    */
   remove(queue: Queue, now: number): void {
     this.deletedIds.add(queue.id);
-    this.statements.removeDeduplication.run(queue.id);
-    this.statements.removeAttempts.run(queue.id);
     this.statements.remove.run(queue.id);
     this.statements.recordDeletion.run(queue.name, now);
     this.cache(queue.name, undefined);
