@@ -207,6 +207,15 @@ describe('rules across attributes', () => {
       { name: 'InvalidAttributeValue' },
     );
   });
+
+  it('takes a KMS key identifier of up to 2,048 characters', async () => {
+    const QueueUrl = await fresh();
+    const longest = `alias/${'k'.repeat(2042)}`;
+    await set(QueueUrl, { KmsMasterKeyId: longest });
+    expect(await get(QueueUrl, ['KmsMasterKeyId'])).toEqual({ KmsMasterKeyId: longest });
+    await expectSqsError(set(QueueUrl, { KmsMasterKeyId: `${longest}k` }), { name: 'InvalidAttributeValue' });
+    expect(await get(QueueUrl, ['KmsMasterKeyId'])).toEqual({ KmsMasterKeyId: longest });
+  });
 });
 
 describe('SetQueueAttributes and computed attributes', () => {

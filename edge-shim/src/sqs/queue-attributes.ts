@@ -50,7 +50,13 @@ const policyDocument = (name: string, value: string) => {
   }
   return value;
 };
-const anyString = (_name: string, value: string) => value;
+// A KMS key id, key ARN, alias name or alias ARN: KMS takes key identifiers of at most 2,048 characters.
+// SQS checks the key itself only when it uses it (on a send), which the shim, without KMS, never does.
+const MAX_KMS_KEY_ID_LENGTH = 2048;
+const kmsKeyId = (name: string, value: string) => {
+  if (value.length > MAX_KMS_KEY_ID_LENGTH) throw invalidValue(name, `A KMS key identifier can be at most ${MAX_KMS_KEY_ID_LENGTH} characters long.`);
+  return value;
+};
 
 interface AttributeSpec {
   readonly validate: (name: string, value: string) => string;
@@ -70,7 +76,7 @@ const SETTABLE: Record<string, AttributeSpec> = {
   Policy: { validate: policyDocument },
   RedrivePolicy: { validate: jsonDocument },
   RedriveAllowPolicy: { validate: jsonDocument },
-  KmsMasterKeyId: { validate: anyString },
+  KmsMasterKeyId: { validate: kmsKeyId },
   KmsDataKeyReusePeriodSeconds: { validate: integer(60, 86_400) },
   // New queues are encrypted with SQS-owned keys unless they name a KMS key.
   SqsManagedSseEnabled: { validate: boolean, default: 'true' },
