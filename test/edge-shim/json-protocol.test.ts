@@ -112,3 +112,82 @@ describe('an empty receive', () => {
     expect(JSON.parse(received.body)).toEqual({});
   });
 });
+
+// The AWS JSON protocol's framework checks every member's type before the operation runs: a
+// mismatch anywhere fails the whole request with SerializationException, and nothing is done.
+describe('members of the wrong type', () => {
+  const SERIALIZATION = { status: 400, type: 'com.amazon.coral.service#SerializationException', queryError: undefined };
+  let sendQueues = 0;
+
+  async function queueWith(name: string, bodies: string[]): Promise<string> {
+    const created = await jsonRequest('AmazonSQS.CreateQueue', JSON.stringify({ QueueName: name }));
+    const { QueueUrl } = JSON.parse(created.body) as { QueueUrl: string };
+    for (const body of bodies) {
+      expect((await jsonRequest('AmazonSQS.SendMessage', JSON.stringify({ QueueUrl, MessageBody: body }))).status).toBe(200);
+    }
+    return QueueUrl;
+  }
+
+  async function visible(QueueUrl: string): Promise<string> {
+    const response = await jsonRequest('AmazonSQS.GetQueueAttributes', JSON.stringify({ QueueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }));
+    return (JSON.parse(response.body) as { Attributes: Record<string, string> }).Attributes.ApproximateNumberOfMessages!;
+  }
+
+  it('refuses a string of digits for an integer, and receives nothing', async () => {
+    const QueueUrl = await queueWith('typed-receive', ['one']);
+    expect(jsonError(await jsonRequest('AmazonSQS.ReceiveMessage', JSON.stringify({ QueueUrl, MaxNumberOfMessages: '5' })))).toEqual({
+      ...SERIALIZATION,
+      message: expect.stringContaining('MaxNumberOfMessages'),
+    });
+    expect(await visible(QueueUrl)).toBe('1');
+  });
+
+  it.each([
+    ['a number for a string', { MessageBody: 42 }],
+    ['a string for an integer', { MessageBody: 'x', DelaySeconds: '0' }],
+    ['a list for a map', { MessageBody: 'x', MessageAttributes: [] }],
+    ['a string for a structure', { MessageBody: 'x', MessageAttributes: { a: 'String' } }],
+    ['a number for a blob', { MessageBody: 'x', MessageAttributes: { a: { DataType: 'Binary', BinaryValue: 7 } } }],
+    ['invalid base64 for a blob', { MessageBody: 'x', MessageAttributes: { a: { DataType: 'Binary', BinaryValue: 'not base64!' } } }],
+    ['base64 without its padding', { MessageBody: 'x', MessageAttributes: { a: { DataType: 'Binary', BinaryValue: 'AQI' } } }],
+  ])('refuses %s in SendMessage, and sends nothing', async (_what, fields) => {
+    const QueueUrl = await queueWith(`typed-send-${(sendQueues += 1)}`, []);
+    expect(jsonError(await jsonRequest('AmazonSQS.SendMessage', JSON.stringify({ QueueUrl, ...fields })))).toMatchObject(SERIALIZATION);
+    expect(await visible(QueueUrl)).toBe('0');
+  });
+
+  it('refuses the whole batch when one entry has a member of the wrong type', async () => {
+    const QueueUrl = await queueWith('typed-batch', []);
+    const Entries = [
+      { Id: 'good', MessageBody: 'x' },
+      { Id: 'bad', MessageBody: 'y', DelaySeconds: '1' },
+    ];
+    expect(jsonError(await jsonRequest('AmazonSQS.SendMessageBatch', JSON.stringify({ QueueUrl, Entries })))).toEqual({
+      ...SERIALIZATION,
+      message: expect.stringContaining('Entries[1].DelaySeconds'),
+    });
+    expect(await visible(QueueUrl)).toBe('0');
+  });
+
+  it('takes null as an absent member, and valid base64 as binary data', async () => {
+    const QueueUrl = await queueWith('typed-null', []);
+    const sent = await jsonRequest(
+      'AmazonSQS.SendMessage',
+      JSON.stringify({ QueueUrl, MessageBody: 'x', DelaySeconds: null, MessageAttributes: { a: { DataType: 'Binary', BinaryValue: 'AQID' } } }),
+    );
+    expect(sent.status).toBe(200);
+    const received = await jsonRequest('AmazonSQS.ReceiveMessage', JSON.stringify({ QueueUrl, MessageAttributeNames: ['All'] }));
+    const [message] = (JSON.parse(received.body) as { Messages: Array<{ MessageAttributes: Record<string, { BinaryValue: string }> }> }).Messages;
+    expect(message!.MessageAttributes.a!.BinaryValue).toBe('AQID');
+  });
+
+  it('leaves a number out of range, or not whole, to the operation (InvalidParameterValue)', async () => {
+    const QueueUrl = await queueWith('typed-range', []);
+    for (const MaxNumberOfMessages of [11, 1.5]) {
+      expect(jsonError(await jsonRequest('AmazonSQS.ReceiveMessage', JSON.stringify({ QueueUrl, MaxNumberOfMessages })))).toMatchObject({
+        status: 400,
+        type: 'com.amazonaws.sqs#InvalidParameterValue',
+      });
+    }
+  });
+});

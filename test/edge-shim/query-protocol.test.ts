@@ -427,6 +427,32 @@ describe('protocol errors', () => {
     expect(error(await query('ReceiveMessage', { QueueUrl: url, MaxNumberOfMessages: '11' }))).toMatchObject({ status: 400, code: 'InvalidParameterValue' });
   });
 
+  it('refuses a binary attribute value that is not base64 with InvalidParameterValue', async () => {
+    const url = await createQueue('binary');
+    const attribute = { 'MessageAttribute.1.Name': 'a', 'MessageAttribute.1.Value.DataType': 'Binary' };
+    expect(error(await query('SendMessage', { QueueUrl: url, MessageBody: 'x', ...attribute, 'MessageAttribute.1.Value.BinaryValue': 'not base64!' }))).toMatchObject({
+      status: 400,
+      code: 'InvalidParameterValue',
+      message: expect.stringContaining('base64'),
+    });
+    expect(await query('SendMessage', { QueueUrl: url, MessageBody: 'x', ...attribute, 'MessageAttribute.1.Value.BinaryValue': 'AQID' })).toMatchObject({ status: 200 });
+  });
+
+  it('refuses a batch entry integer that is not one in that entry only, as before', async () => {
+    const url = await createQueue('batch-numbers');
+    const response = await query('SendMessageBatch', {
+      QueueUrl: url,
+      'SendMessageBatchRequestEntry.1.Id': 'good',
+      'SendMessageBatchRequestEntry.1.MessageBody': 'x',
+      'SendMessageBatchRequestEntry.2.Id': 'bad',
+      'SendMessageBatchRequestEntry.2.MessageBody': 'y',
+      'SendMessageBatchRequestEntry.2.DelaySeconds': 'one',
+    });
+    expect(response.status).toBe(200);
+    expect(response.body).toContain('<Id>good</Id>');
+    expect(response.body).toMatch(/<BatchResultErrorEntry><Id>bad<\/Id>.*<Code>InvalidParameterValue<\/Code>/s);
+  });
+
   it('refuses more parameters, or deeper parameter names, than any SQS request has', async () => {
     // Decoding such a body used to take seconds of the event loop and hundreds of MB of heap.
     const manyParameters = 'Action=ListQueues' + Array.from({ length: 10_001 }, (_, index) => `&p${index}=`).join('');

@@ -1,5 +1,6 @@
-import { OPERATION_NAMES } from '../sqs/actions/index.js';
 import { SqsError, type SqsErrorCode } from '../sqs/errors.js';
+import { checkJsonTypes } from './json-types.js';
+import { OPERATIONS } from './query-model.js';
 import type { Call, WireProtocol, WireRequest, WireResponse } from './wire.js';
 
 const CONTENT_TYPE = 'application/x-amz-json-1.0';
@@ -42,9 +43,11 @@ export const jsonProtocol: WireProtocol = {
     }
     const target = request.headers['x-amz-target'];
     const action = typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : undefined;
-    if (action === undefined || !OPERATION_NAMES.has(action)) {
+    const operation = action !== undefined && Object.hasOwn(OPERATIONS, action) ? OPERATIONS[action] : undefined;
+    if (action === undefined || !operation) {
       throw new SqsError('UnknownOperationException', `Unknown operation ${String(target ?? '(no X-Amz-Target)')}.`);
     }
+    checkJsonTypes(operation.input, input as Record<string, unknown>);
     return { action, input: input as Record<string, unknown> };
   },
 

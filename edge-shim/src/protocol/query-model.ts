@@ -7,9 +7,12 @@
  */
 export type Shape = Scalar | ListShape | MapShape | StructureShape;
 
-/** Query values are text; integers are typed so that they reach the actions as numbers. */
+/**
+ * Query values are text; integers are typed so that they reach the actions as numbers. Binary
+ * values (blobs) travel as base64 text in both protocols, so they reach the actions as strings.
+ */
 export interface Scalar {
-  readonly kind: 'string' | 'integer' | 'boolean';
+  readonly kind: 'string' | 'blob' | 'integer' | 'boolean';
 }
 
 export interface ListShape {
@@ -45,8 +48,7 @@ export interface Operation {
 const string: Scalar = { kind: 'string' };
 const integer: Scalar = { kind: 'integer' };
 const boolean: Scalar = { kind: 'boolean' };
-// Binary values travel as base64 text in both protocols, so they are strings here.
-const blob: Scalar = string;
+const blob: Scalar = { kind: 'blob' };
 
 const list = (member: Shape): ListShape => ({ kind: 'list', member });
 const map = (keyName: string, valueName: string, value: Shape): MapShape => ({ kind: 'map', keyName, valueName, value });

@@ -82,6 +82,7 @@ function readValue(shape: Shape, node: ParameterNode | undefined, path: string):
   if (!node) return undefined;
   switch (shape.kind) {
     case 'string':
+    case 'blob':
     case 'boolean':
       return node.value;
     case 'integer':
@@ -122,6 +123,7 @@ function writeValue(shape: Shape, value: unknown): unknown {
   if (value === undefined || value === null) return undefined;
   switch (shape.kind) {
     case 'string':
+    case 'blob':
     case 'integer':
     case 'boolean':
       return String(value);

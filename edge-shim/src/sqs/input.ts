@@ -2,7 +2,9 @@ import { invalidParameter, missingParameter } from './errors.js';
 
 /**
  * Readers for a request's parameters in their JSON-protocol shape. Requests are untrusted: every
- * reader checks the type and answers a wrong one with the SQS error a client expects.
+ * reader checks the type. The JSON protocol has already refused wrong types (SerializationException,
+ * protocol/json-types.ts); what these readers refuse is Query text that is not of its type (the Query
+ * decoder passes a non-integer on as text), answered with the Query protocol's InvalidParameterValue.
  */
 export type Input = Record<string, unknown>;
 
@@ -20,11 +22,10 @@ export function requiredString(input: Input, name: string): string {
 }
 
 export function optionalInteger(input: Input, name: string, min: number, max: number): number | undefined {
-  const raw = input[name];
-  if (raw === undefined || raw === null) return undefined;
-  const value = typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : raw;
+  const value = input[name];
+  if (value === undefined || value === null) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw invalidParameter(`Value ${String(raw)} for parameter ${name} is invalid. Reason: must be an integer.`);
+    throw invalidParameter(`Value ${String(value)} for parameter ${name} is invalid. Reason: must be an integer.`);
   }
   if (value < min || value > max) {
     throw invalidParameter(`Value ${value} for parameter ${name} is invalid. Reason: must be between ${min} and ${max}.`);

@@ -19,6 +19,8 @@ const RESERVED_NAME_PREFIXES = ['aws.', 'amazon.'];
 const DATA_TYPE = /^(String|Number|Binary)(\..+)?$/s;
 const NUMBER = /^[+-]?(?:(\d+)(?:\.(\d*))?|\.(\d+))(?:[eE]([+-]?\d+))?$/;
 const MAX_NUMBER_DIGITS = 38;
+// Binary values arrive as standard base64 with padding.
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 // A non-zero Number's magnitude lies between 10^-128 and 10^126.
 const MIN_NUMBER_EXPONENT = -128;
 const MAX_NUMBER_EXPONENT = 125;
@@ -26,6 +28,10 @@ const MAX_NUMBER_EXPONENT = 125;
 /** Characters SQS allows in bodies and attribute strings (XML 1.0 characters). */
 // eslint-disable-next-line no-control-regex
 const INVALID_CHARACTER = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+
+export function isBase64(text: string): boolean {
+  return BASE64.test(text);
+}
 
 export function hasInvalidCharacters(text: string): boolean {
   return INVALID_CHARACTER.test(text);
@@ -69,7 +75,10 @@ function checkValue(name: string, attribute: Record<string, unknown>, dataType: 
   if (typeof value !== 'string' || value === '' || other !== undefined) {
     throw invalidParameter(`Message (user) attribute '${name}' must contain a non-empty value of type '${logicalType}'.`);
   }
-  if (binary) return Buffer.from(value, 'base64').length;
+  if (binary) {
+    if (!isBase64(value)) throw invalidParameter(`Message (user) attribute '${name}': the binary value is not valid base64.`);
+    return Buffer.from(value, 'base64').length;
+  }
   if (hasInvalidCharacters(value)) {
     throw new SqsError('InvalidMessageContents', `Message (user) attribute '${name}' contains characters outside the allowed set.`);
   }

@@ -51,6 +51,3 @@ export const ACTIONS: Readonly<Record<string, Action>> = {
   TagQueue: tagQueue,
   UntagQueue: untagQueue,
 };
-
-/** Every SQS operation the shim answers. */
-export const OPERATION_NAMES: ReadonlySet<string> = new Set([...Object.keys(ACTIONS), 'ReceiveMessage']);
