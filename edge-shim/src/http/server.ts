@@ -68,8 +68,7 @@ function readBody(request: IncomingMessage): Promise<Buffer> {
   });
 }
 
-const protocolOf = (headers: IncomingHttpHeaders): WireProtocol =>
-  isJsonRequest({ method: 'POST', path: '/', query: new URLSearchParams(), headers, body: Buffer.alloc(0) }) ? jsonProtocol : queryProtocol;
+const protocolOf = (headers: IncomingHttpHeaders): WireProtocol => (isJsonRequest(headers) ? jsonProtocol : queryProtocol);
 
 function send(response: ServerResponse, wire: WireResponse): void {
   if (response.headersSent || response.destroyed) return;

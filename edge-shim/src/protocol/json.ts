@@ -1,6 +1,7 @@
 import { SqsError, type SqsErrorCode } from '../sqs/errors.js';
 import { checkJsonTypes } from './json-types.js';
 import { OPERATIONS } from './query-model.js';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Call, WireProtocol, WireRequest, WireResponse } from './wire.js';
 
 const CONTENT_TYPE = 'application/x-amz-json-1.0';
@@ -9,15 +10,15 @@ const TARGET_PREFIX = 'AmazonSQS.';
 // namespace of its service framework, and they have no legacy Query code.
 const FRAMEWORK_ERRORS: ReadonlySet<SqsErrorCode> = new Set(['SerializationException', 'UnknownOperationException']);
 
-const mediaType = (request: WireRequest) => String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+const mediaType = (headers: IncomingHttpHeaders) => String(headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
 
 /**
  * True when a request is in the AWS JSON 1.0 protocol (what SDK v3 and current boto3 send): its
  * content type says so, or it names an X-Amz-Target without being a form post of the Query protocol.
  */
-export function isJsonRequest(request: WireRequest): boolean {
-  const type = mediaType(request);
-  return type === CONTENT_TYPE || (request.headers['x-amz-target'] !== undefined && type !== 'application/x-www-form-urlencoded');
+export function isJsonRequest(headers: IncomingHttpHeaders): boolean {
+  const type = mediaType(headers);
+  return type === CONTENT_TYPE || (headers['x-amz-target'] !== undefined && type !== 'application/x-www-form-urlencoded');
 }
 
 /**
@@ -28,7 +29,7 @@ export const jsonProtocol: WireProtocol = {
   name: 'json',
 
   decode(request: WireRequest): Call {
-    const type = mediaType(request);
+    const type = mediaType(request.headers);
     if (type !== CONTENT_TYPE) {
       throw new SqsError('UnknownOperationException', `Requests with an X-Amz-Target must have the content type ${CONTENT_TYPE}, not '${type}'.`);
     }
