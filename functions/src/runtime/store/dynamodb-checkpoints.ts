@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, PutCommand, paginateQuery } from '@aws-sdk/lib-dynamodb';
 import { type CheckpointStore, type Snapshot, VersionConflictError } from './types.js';
 
 const versionKey = (version: number) => `v#${String(version).padStart(12, '0')}`;
@@ -30,23 +30,21 @@ export class DynamoDbCheckpoints implements CheckpointStore {
 
   async list(key: string): Promise<Snapshot[]> {
     const snapshots: Snapshot[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-          ExpressionAttributeValues: { ':pk': `checkpoint#${key}`, ':prefix': 'v#' },
-          ScanIndexForward: false,
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
+    const pages = paginateQuery(
+      { client: this.client },
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':pk': `checkpoint#${key}`, ':prefix': 'v#' },
+        ScanIndexForward: false,
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) {
       for (const item of page.Items ?? []) {
         snapshots.push({ version: item.version, state: item.state, sha256: item.sha256, createdAt: item.createdAt });
       }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    }
     return snapshots;
   }
 }

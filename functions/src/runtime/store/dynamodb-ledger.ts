@@ -1,5 +1,5 @@
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, TransactWriteCommand, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { PermanentError } from '../errors.js';
 import type { LedgerEntry, LedgerStore, Posting, Side } from './types.js';
 
@@ -73,17 +73,16 @@ export class DynamoDbLedger implements LedgerStore {
   }
 
   async *entries(): AsyncIterable<LedgerEntry> {
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.client.send(
-        new ScanCommand({
-          TableName: this.tableName,
-          FilterExpression: 'begins_with(sk, :prefix)',
-          ExpressionAttributeValues: { ':prefix': 'entry#' },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
+    const pages = paginateScan(
+      { client: this.client },
+      {
+        TableName: this.tableName,
+        FilterExpression: 'begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':prefix': 'entry#' },
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) {
       for (const item of page.Items ?? []) {
         yield {
           postingId: item.postingId,
@@ -94,7 +93,6 @@ export class DynamoDbLedger implements LedgerStore {
           currency: item.currency,
         };
       }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    }
   }
 }
