@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejectionOf } from '../helpers/sqs-errors.js';
+import { counts } from '../helpers/sqs-queues.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
 
 let t: TestShim;
@@ -41,10 +42,8 @@ async function receive(QueueUrl: string, max = 10): Promise<Message[]> {
 }
 
 async function count(QueueUrl: string): Promise<number> {
-  const { Attributes } = await t.sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
-  );
-  return Number(Attributes!.ApproximateNumberOfMessages) + Number(Attributes!.ApproximateNumberOfMessagesNotVisible);
+  const { visible, notVisible } = await counts(t.sqs, QueueUrl);
+  return visible + notVisible;
 }
 
 describe('dead-lettering on receive, standard queues', () => {

@@ -5,7 +5,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CancelMessageMoveTaskCommand,
   CreateQueueCommand,
-  GetQueueAttributesCommand,
   ListMessageMoveTasksCommand,
   type ListMessageMoveTasksResultEntry,
   type Message,
@@ -17,6 +16,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejectionOf } from '../helpers/sqs-errors.js';
+import { counts } from '../helpers/sqs-queues.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
 
 let t: TestShim;
@@ -40,10 +40,8 @@ async function receive(sqs: SQSClient, QueueUrl: string): Promise<Message[]> {
 }
 
 async function count(sqs: SQSClient, QueueUrl: string): Promise<number> {
-  const { Attributes } = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
-  );
-  return Number(Attributes!.ApproximateNumberOfMessages) + Number(Attributes!.ApproximateNumberOfMessagesNotVisible);
+  const { visible, notVisible } = await counts(sqs, QueueUrl);
+  return visible + notVisible;
 }
 
 /** A dead-letter queue with a source queue (maxReceiveCount 1) whose messages it already holds. */
