@@ -107,6 +107,8 @@ function parseQueryAuthorization(query: URLSearchParams): Claim {
   };
 }
 
+const basicFormat = (ms: number) => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, '');
+
 // Clients sign many requests within the same second: parse each X-Amz-Date text once.
 let lastAmzDate: { text: string; date: Date } | undefined;
 
@@ -115,14 +117,12 @@ function parseAmzDate(amzDate: string): Date {
   const match = AMZ_DATE.exec(amzDate);
   const date = match ? new Date(Date.UTC(+match[1]!, +match[2]! - 1, +match[3]!, +match[4]!, +match[5]!, +match[6]!)) : undefined;
   // Date.UTC rolls over out-of-range fields; a date that does not print back as given is invalid.
-  if (!date || date.toISOString().replace(/[-:]|\.\d{3}/g, '') !== amzDate) {
+  if (!date || basicFormat(date.getTime()) !== amzDate) {
     throw incomplete(`Date must be in ISO-8601 'basic format' (YYYYMMDD'T'HHMMSS'Z'), got '${amzDate}'.`);
   }
   lastAmzDate = { text: amzDate, date };
   return date;
 }
-
-const basicFormat = (ms: number) => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, '');
 
 function checkFreshness(claim: Claim, signedAt: Date, now: number): void {
   const at = signedAt.getTime();
