@@ -27,24 +27,22 @@ export interface ScenarioSpec {
   readonly credentials?: Credentials;
 }
 
-export interface WorkerResult {
-  readonly latencies: Float64Array;
+/** What a generator thread counts, and a scenario adds up. */
+interface Totals {
   readonly requests: number;
   readonly messages: number;
   readonly errors: number;
   readonly errorSample?: string;
   readonly emptyReceives: number;
   readonly elapsedMs: number;
+}
+
+export interface WorkerResult extends Totals {
+  readonly latencies: Float64Array;
   readonly elu: number;
 }
 
-export interface ScenarioResult {
-  readonly requests: number;
-  readonly messages: number;
-  readonly errors: number;
-  readonly errorSample?: string;
-  readonly emptyReceives: number;
-  readonly elapsedMs: number;
+export interface ScenarioResult extends Totals {
   readonly requestsPerSecond: number;
   readonly messagesPerSecond: number;
   /** Milliseconds. */
@@ -71,15 +69,17 @@ function summarize(parts: readonly WorkerResult[], elapsedMs: number): ScenarioR
   }
   latencies.sort();
   const sum = (pick: (part: WorkerResult) => number) => parts.reduce((total, part) => total + pick(part), 0);
+  const requests = sum((part) => part.requests);
+  const messages = sum((part) => part.messages);
   return {
-    requests: sum((part) => part.requests),
-    messages: sum((part) => part.messages),
+    requests,
+    messages,
     errors: sum((part) => part.errors),
     errorSample: parts.find((part) => part.errorSample)?.errorSample,
     emptyReceives: sum((part) => part.emptyReceives),
     elapsedMs,
-    requestsPerSecond: (sum((part) => part.requests) * 1000) / elapsedMs,
-    messagesPerSecond: (sum((part) => part.messages) * 1000) / elapsedMs,
+    requestsPerSecond: (requests * 1000) / elapsedMs,
+    messagesPerSecond: (messages * 1000) / elapsedMs,
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
     generatorLoad: Math.max(...parts.map((part) => part.elu)),
