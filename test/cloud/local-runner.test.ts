@@ -63,6 +63,18 @@ async function queueDepthOn(client: SQSClient, queueUrl: string): Promise<number
   return Number(Attributes?.ApproximateNumberOfMessages) + Number(Attributes?.ApproximateNumberOfMessagesNotVisible);
 }
 
+/**
+ * A workflow whose `forward` stage runs test/cloud/support/forward-handler.ts from its entry, in a
+ * worker thread with `environment`, and sends on to a `collect` stage that records what it gets.
+ */
+async function forwardToCollect(name: string, visibilityTimeoutSeconds: number, environment: Record<string, string>) {
+  const workflow: WorkflowDefinition = { name, stages: [stage('forward', { entry: 'test/cloud/support/forward-handler.ts' }), stage('collect')] };
+  const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds });
+  const deliveries = new Deliveries();
+  await run({ workflow, queues: resources.queues, environment, handlers: { collect: async (event, context) => deliveries.add(event, context) } });
+  return { forwardQueueUrl: resources.queues.forward!.queueUrl, deliveries };
+}
+
 /** Records what a handler was given; `until` resolves once the records delivered so far satisfy a condition. */
 class Deliveries {
   readonly events: { event: SQSEvent; context: Context }[] = [];
@@ -318,19 +330,8 @@ describe('the local runner', () => {
   });
 
   it('runs a stage from its entry in a worker thread with the stage environment and the next queue', async () => {
-    const workflow: WorkflowDefinition = {
-      name: 'entry',
-      stages: [stage('forward', { entry: 'test/cloud/support/forward-handler.ts' }), stage('collect')],
-    };
-    const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds: 30 });
-    const deliveries = new Deliveries();
-    await run({
-      workflow,
-      queues: resources.queues,
-      environment: { RUNNER_TEST_MARK: 'stage-env' },
-      handlers: { collect: async (event, context) => deliveries.add(event, context) },
-    });
-    await send(resources.queues.forward!.queueUrl, 'hello', 'order-9');
+    const { forwardQueueUrl, deliveries } = await forwardToCollect('entry', 30, { RUNNER_TEST_MARK: 'stage-env' });
+    await send(forwardQueueUrl, 'hello', 'order-9');
     await deliveries.reached(1);
 
     const [record] = deliveries.records;
@@ -347,16 +348,8 @@ describe('the local runner', () => {
   });
 
   it('fails the batch of a stage whose worker dies, and runs the retry in a fresh one', async () => {
-    const workflow: WorkflowDefinition = { name: 'crash', stages: [stage('forward', { entry: 'test/cloud/support/forward-handler.ts' }), stage('collect')] };
-    const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds: 2 });
-    const deliveries = new Deliveries();
-    await run({
-      workflow,
-      queues: resources.queues,
-      environment: { CRASH_ON_FIRST_RECEIVE: '1' },
-      handlers: { collect: async (event, context) => deliveries.add(event, context) },
-    });
-    await send(resources.queues.forward!.queueUrl, 'survivor', 'order-3');
+    const { forwardQueueUrl, deliveries } = await forwardToCollect('crash', 2, { CRASH_ON_FIRST_RECEIVE: '1' });
+    await send(forwardQueueUrl, 'survivor', 'order-3');
     await deliveries.reached(1);
 
     const forwarded = JSON.parse(deliveries.records[0]!.body);
