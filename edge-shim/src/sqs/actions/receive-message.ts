@@ -115,16 +115,17 @@ function format(context: SqsContext, queue: Queue, message: MessageRow, selectio
   };
 }
 
+type DeadLetterTarget = ReturnType<typeof deadLetterTarget>;
+
 /** Whether a message must go to the dead-letter queue instead of being received once more. */
-function redriven(context: SqsContext, queue: Queue, message: MessageRow): boolean {
-  const target = deadLetterTarget(context, queue);
+function redriven(context: SqsContext, queue: Queue, target: DeadLetterTarget, message: MessageRow): boolean {
   if (!target || message.receive_count < target.maxReceiveCount) return false;
   deadLetterMessage(context, queue, message, target.queue);
   return true;
 }
 
 /** Standard: the visible messages that have waited longest, in no promised order. */
-function receiveStandard(context: SqsContext, queue: Queue, limit: number, visibleFor: number): Taken {
+function receiveStandard(context: SqsContext, queue: Queue, deadLetter: DeadLetterTarget, limit: number, visibleFor: number): Taken {
   const now = context.now;
   const taken: MessageRow[] = [];
   const takenIds = new Set<number>();
@@ -142,7 +143,7 @@ function receiveStandard(context: SqsContext, queue: Queue, limit: number, visib
       if (context.messages.isDead(queue, message, now)) {
         context.messages.remove(queue, message);
         cleared = true;
-      } else if (redriven(context, queue, message)) {
+      } else if (redriven(context, queue, deadLetter, message)) {
         cleared = true;
       } else if (taken.length < limit) {
         context.messages.markReceived(message, now, now + visibleFor, newNonce());
@@ -160,7 +161,7 @@ function receiveStandard(context: SqsContext, queue: Queue, limit: number, visib
  * at a delayed message (nothing behind it may go first), deletes those past retention and
  * dead-letters those received too often on the way, within the receive's `budget` of messages.
  */
-function takeFromGroup(context: SqsContext, queue: Queue, groupId: string, wanted: number, budget: { left: number }): Taken {
+function takeFromGroup(context: SqsContext, queue: Queue, deadLetter: DeadLetterTarget, groupId: string, wanted: number, budget: { left: number }): Taken {
   const messages: MessageRow[] = [];
   let cleared = false;
   let afterId = 0;
@@ -175,7 +176,7 @@ function takeFromGroup(context: SqsContext, queue: Queue, groupId: string, wante
         cleared = true;
       } else if (message.visible_at > context.now) {
         return { messages, more: cleared };
-      } else if (redriven(context, queue, message)) {
+      } else if (redriven(context, queue, deadLetter, message)) {
         cleared = true;
       } else {
         messages.push(message);
@@ -192,7 +193,7 @@ function takeFromGroup(context: SqsContext, queue: Queue, groupId: string, wante
  * visible again. Groups are visited longest available first, through an index of them by the time
  * they became available, so neither locked groups nor a huge group cost anything to pass.
  */
-function receiveFifo(context: SqsContext, queue: Queue, limit: number, visibleFor: number): Taken {
+function receiveFifo(context: SqsContext, queue: Queue, deadLetter: DeadLetterTarget, limit: number, visibleFor: number): Taken {
   const now = context.now;
   const taken: MessageRow[] = [];
   const visited = new Set<string>();
@@ -208,7 +209,7 @@ function receiveFifo(context: SqsContext, queue: Queue, limit: number, visibleFo
       // A group whose first messages this receive deleted can come up again further on.
       if (visited.has(group.group_id)) continue;
       visited.add(group.group_id);
-      const fromGroup = takeFromGroup(context, queue, group.group_id, limit - taken.length, budget);
+      const fromGroup = takeFromGroup(context, queue, deadLetter, group.group_id, limit - taken.length, budget);
       cleared ||= fromGroup.more;
       if (fromGroup.messages.length > 0) {
         for (const message of fromGroup.messages) context.messages.markReceived(message, now, now + visibleFor, newNonce());
@@ -272,11 +273,13 @@ export function receive(context: SqsContext, input: Input): ReceiveOutcome {
   }
 
   const repeated = attemptId === undefined ? undefined : repeatAttempt(context, queue, attemptId, visibleFor);
+  // Looked up once per receive, not once for every message it meets.
+  const deadLetter = repeated ? undefined : deadLetterTarget(context, queue);
   const { messages, more } = repeated
     ? { messages: repeated, more: false }
     : queue.fifo
-      ? receiveFifo(context, queue, limit, visibleFor)
-      : receiveStandard(context, queue, limit, visibleFor);
+      ? receiveFifo(context, queue, deadLetter, limit, visibleFor)
+      : receiveStandard(context, queue, deadLetter, limit, visibleFor);
   if (!repeated && attemptId !== undefined && messages.length > 0) {
     context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(messages), context.now + ATTEMPT_INTERVAL_MS);
   }
