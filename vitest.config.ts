@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: the edge shim's tests need nothing but the shim; the cloud tests share one AWS
-// emulator (LocalStack at AWS_ENDPOINT_URL, else a moto server the global setup starts).
+// Three projects: the edge shim's tests need nothing but the shim; the drill's tools (the fault proxy)
+// need nothing but loopback servers; the cloud tests share one AWS emulator (LocalStack at
+// AWS_ENDPOINT_URL, else a moto server the global setup starts).
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -14,6 +15,10 @@ export default defineConfig({
       {
         extends: true,
         test: { name: 'edge-shim', include: ['test/edge-shim/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        test: { name: 'drill', include: ['test/drill/**/*.test.ts'] },
       },
       {
         extends: true,

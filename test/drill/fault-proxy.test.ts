@@ -1,0 +1,412 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FlapSchedule, type FaultMode, parseMode } from '../../drill/fault-modes.js';
+import { startControlServer } from '../../drill/fault-proxy-control.js';
+import { FaultProxy, type ModeChange } from '../../drill/fault-proxy.js';
+import { EchoTarget, TestClient, when } from './tcp.js';
+
+// The fault proxy over real sockets: an echo server (or an HTTP server) behind it, raw TCP clients
+// in front. Every wait is for a state (bytes counted, a connection closed, a mode event), never a time.
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setUp(mode: FaultMode | string = 'pass') {
+  const target = await EchoTarget.start();
+  const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: target.port }, mode });
+  cleanups.push(() => target.close(), () => proxy.close());
+  const client = async () => {
+    const connection = await TestClient.connect(proxy.port);
+    cleanups.push(() => connection.close());
+    return connection;
+  };
+  return { target, proxy, client };
+}
+
+describe('pass', () => {
+  it('forwards both ways and counts the bytes', async () => {
+    const { target, proxy, client } = await setUp();
+    const one = await client();
+    one.write('hello');
+    await one.until((c) => c.received === 'hello');
+    expect(target.received).toBe('hello');
+    const stats = await proxy.until((s) => s.downstream.forwarded === 5);
+    expect(stats.upstream).toEqual({ received: 5, forwarded: 5, dropped: 0, queued: 0 });
+    expect(stats.downstream).toEqual({ received: 5, forwarded: 5, dropped: 0, queued: 0 });
+    expect(stats.connections).toMatchObject({ accepted: 1, open: 1, reset: 0 });
+    expect(proxy.address).toBe(`127.0.0.1:${proxy.port}`);
+  });
+
+  it('passes a clean close on to the other side', async () => {
+    const { target, proxy, client } = await setUp();
+    const one = await client();
+    one.write('bye');
+    await one.until((c) => c.received === 'bye');
+    one.socket.end();
+    await target.until((t) => t.closed === 1);
+    await one.until((c) => c.outcome === 'closed');
+    await proxy.until((s) => s.connections.open === 0);
+    expect(target.failed).toBe(0);
+  });
+});
+
+describe('refuse', () => {
+  it('resets new connections at once and never reaches the target', async () => {
+    const { target, proxy, client } = await setUp('refuse');
+    const one = await client();
+    await one.until((c) => c.outcome !== 'open');
+    expect(one.outcome).toBe('reset');
+    expect(one.received).toBe('');
+    expect(target.connections).toBe(0);
+    expect(proxy.stats().connections).toMatchObject({ accepted: 1, open: 0, reset: 1 });
+  });
+
+  it('resets the connections open when it is switched on', async () => {
+    const { target, proxy, client } = await setUp();
+    const one = await client();
+    one.write('a');
+    await one.until((c) => c.received === 'a');
+    proxy.setMode('refuse');
+    await one.until((c) => c.outcome !== 'open');
+    expect(one.outcome).toBe('reset');
+    await target.until((t) => t.closed === 1);
+    expect(target.failed).toBe(1);
+  });
+});
+
+describe('reset', () => {
+  it('accepts, then resets both sides when the client sends, forwarding nothing', async () => {
+    const { target, proxy, client } = await setUp('reset');
+    const one = await client();
+    one.write('hello');
+    await one.until((c) => c.outcome !== 'open');
+    expect(one.outcome).toBe('reset');
+    const stats = await proxy.until((s) => s.connections.open === 0);
+    expect(stats.upstream).toMatchObject({ received: 5, forwarded: 0, dropped: 5 });
+    expect(stats.connections.reset).toBe(1);
+    expect(target.received).toBe('');
+  });
+
+  it('with afterBytes, forwards that many bytes first: the target gets a cut request', async () => {
+    const { target, proxy, client } = await setUp({ kind: 'reset', afterBytes: 3 });
+    const one = await client();
+    one.write('hello');
+    await one.until((c) => c.outcome !== 'open');
+    expect(one.outcome).toBe('reset');
+    await target.until((t) => t.closed === 1);
+    expect(target.received).toBe('hel');
+    expect(proxy.stats().upstream).toMatchObject({ received: 5, forwarded: 3, dropped: 2 });
+  });
+
+  it('applies to a connection that was open before: its next request resets it', async () => {
+    const { proxy, client } = await setUp();
+    const one = await client();
+    one.write('first');
+    await one.until((c) => c.received === 'first');
+    proxy.setMode('reset');
+    one.write('second');
+    await one.until((c) => c.outcome !== 'open');
+    expect(one.outcome).toBe('reset');
+    expect(one.received).toBe('first');
+  });
+});
+
+describe('blackhole', () => {
+  it('accepts and reads, but never forwards nor answers', async () => {
+    const { target, proxy, client } = await setUp('blackhole');
+    const one = await client();
+    one.write('into the void');
+    const stats = await proxy.until((s) => s.upstream.dropped === 13);
+    expect(stats.upstream).toEqual({ received: 13, forwarded: 0, dropped: 13, queued: 0 });
+    expect(target.connections).toBe(0);
+    expect(one.received).toBe('');
+    expect(one.outcome).toBe('open');
+  });
+
+  it('stops an open connection mid-stream, and resets it when traffic flows again', async () => {
+    const { target, proxy, client } = await setUp();
+    const one = await client();
+    one.write('before');
+    await one.until((c) => c.received === 'before');
+    proxy.setMode('blackhole');
+    one.write('during');
+    await proxy.until((s) => s.upstream.dropped === 6);
+    expect(target.received).toBe('before');
+    expect(one.outcome).toBe('open');
+    // The stream lost bytes, so it cannot resume: the switch back resets it, a new one works.
+    proxy.setMode('pass');
+    await one.until((c) => c.outcome !== 'open');
+    expect(one.outcome).toBe('reset');
+    const two = await client();
+    two.write('after');
+    await two.until((c) => c.received === 'after');
+  });
+
+  it('drops answers that were on their way when it was switched on', async () => {
+    const { target, proxy, client } = await setUp({ kind: 'latency', downstreamMs: 3_600_000 });
+    const one = await client();
+    one.write('held');
+    await proxy.until((s) => s.downstream.queued === 4);
+    expect(target.received).toBe('held');
+    proxy.setMode('blackhole');
+    const stats = await proxy.until((s) => s.downstream.dropped === 4);
+    expect(stats.downstream.queued).toBe(0);
+    expect(one.received).toBe('');
+  });
+});
+
+describe('latency', () => {
+  it('holds each direction for its own delay, and lets it go when the delay is lifted', async () => {
+    const { target, proxy, client } = await setUp({ kind: 'latency', upstreamMs: 3_600_000 });
+    const one = await client();
+    one.write('ping');
+    await proxy.until((s) => s.upstream.queued === 4);
+    expect(target.received).toBe('');
+    // Now the answer is held instead: the request goes through, its echo waits.
+    proxy.setMode({ kind: 'latency', downstreamMs: 3_600_000 });
+    await target.until((t) => t.received === 'ping');
+    await proxy.until((s) => s.downstream.queued === 4);
+    expect(one.received).toBe('');
+    proxy.setMode('pass');
+    await one.until((c) => c.received === 'ping');
+    expect(proxy.stats().downstream.queued).toBe(0);
+  });
+
+  it('delivers everything in order with a small delay each way', async () => {
+    const { proxy, client } = await setUp({ kind: 'latency', upstreamMs: 5, downstreamMs: 5 });
+    const one = await client();
+    const expected = Array.from({ length: 50 }, (_, index) => `<${index}>`).join('');
+    for (let index = 0; index < 50; index++) one.write(`<${index}>`);
+    await one.until((c) => c.received.length === expected.length);
+    expect(one.received).toBe(expected);
+    expect(proxy.stats().upstream.forwarded).toBe(expected.length);
+  });
+});
+
+describe('lost answers', () => {
+  // An HTTP server as the target: it counts the requests it has answered.
+  async function httpTarget() {
+    let answered = 0;
+    const server = createHttpServer((_request, response) => {
+      answered += 1;
+      response.end(`answer ${answered}`);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    return { port: (server.address() as AddressInfo).port, answered: () => answered };
+  }
+  const REQUEST = 'GET / HTTP/1.1\r\nHost: target\r\n\r\n';
+
+  it('hang: the request is served, its answer never comes and the connection stays open', async () => {
+    const http = await httpTarget();
+    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: http.port }, mode: 'lost-answers' });
+    cleanups.push(() => proxy.close());
+    const one = await TestClient.connect(proxy.port);
+    cleanups.push(() => one.close());
+    one.write(REQUEST);
+    const stats = await proxy.until((s) => s.downstream.dropped > 0);
+    expect(http.answered()).toBe(1);
+    expect(stats.upstream.forwarded).toBe(REQUEST.length);
+    expect(one.received).toBe('');
+    expect(one.outcome).toBe('open');
+    // Once answers flow again, the connection that lost one is reset rather than left hanging.
+    proxy.setMode('pass');
+    await one.until((c) => c.outcome !== 'open');
+    expect(one.outcome).toBe('reset');
+  });
+
+  it('reset: the request is served and the client is reset when the answer comes', async () => {
+    const http = await httpTarget();
+    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: http.port }, mode: { kind: 'lost-answers', then: 'reset' } });
+    cleanups.push(() => proxy.close());
+    const one = await TestClient.connect(proxy.port);
+    cleanups.push(() => one.close());
+    one.write(REQUEST);
+    await one.until((c) => c.outcome !== 'open');
+    expect(one.outcome).toBe('reset');
+    expect(one.received).toBe('');
+    expect(http.answered()).toBe(1);
+    expect(proxy.stats().connections.reset).toBe(1);
+  });
+});
+
+describe('bandwidth', () => {
+  it('lets bytes through no faster than the limit, in order, and all of them once lifted', async () => {
+    const rate = 2000;
+    const { proxy, client } = await setUp({ kind: 'bandwidth', downstreamBytesPerSecond: rate });
+    const one = await client();
+    const payload = 'x'.repeat(4000) + 'y'.repeat(4000);
+    const sentAt = Date.now();
+    one.write(payload);
+    await one.until((c) => c.received.length >= 500);
+    // A bound the machine's load can only help: slower runs deliver less, never more.
+    const slice = (rate * 50) / 1000;
+    for (let index = 0, total = 0; index < one.chunks.length; index++) {
+      total += one.chunks[index]!.size;
+      expect(total).toBeLessThanOrEqual((rate * (one.chunks[index]!.at - sentAt)) / 1000 + slice);
+    }
+    expect(proxy.stats().downstream.queued).toBeGreaterThan(0);
+    proxy.setMode('pass');
+    await one.until((c) => c.received.length === payload.length);
+    expect(one.received).toBe(payload);
+  });
+});
+
+describe('flapping', () => {
+  const steps = [
+    { kind: 'pass', ms: [20, 60] },
+    { kind: 'blackhole', ms: [20, 60] },
+  ] as const;
+
+  async function turns(proxy: FaultProxy, count: number): Promise<ModeChange[]> {
+    const seen: ModeChange[] = [];
+    const record = (change: ModeChange) => seen.push(change);
+    proxy.on('mode', record);
+    await when(proxy, 'mode', () => seen.length >= count);
+    proxy.off('mode', record);
+    return seen.slice(0, count);
+  }
+
+  it('alternates its steps with durations drawn from the seed: the same seed, the same schedule', async () => {
+    const { proxy } = await setUp();
+    proxy.setMode({ kind: 'flapping', steps, seed: 42 });
+    const seen = await turns(proxy, 6);
+    const expected = new FlapSchedule({ kind: 'flapping', steps, seed: 42 });
+    // The first turn was enforced inside setMode, before turns() listened.
+    expected.turn();
+    for (const change of seen) {
+      const turn = expected.turn();
+      expect(change).toEqual({ mode: turn.mode, step: turn.step, ms: turn.ms });
+      expect(change.ms).toBeGreaterThanOrEqual(20);
+      expect(change.ms).toBeLessThanOrEqual(60);
+    }
+    expect(seen.map((change) => change.mode.kind)).toEqual(['blackhole', 'pass', 'blackhole', 'pass', 'blackhole', 'pass']);
+    const other = new FlapSchedule({ kind: 'flapping', steps, seed: 43 });
+    const first = new FlapSchedule({ kind: 'flapping', steps, seed: 42 });
+    const draws = (schedule: FlapSchedule) => Array.from({ length: 10 }, () => schedule.turn().ms);
+    expect(draws(other)).not.toEqual(draws(first));
+    proxy.setMode('pass');
+    expect(proxy.stats().mode).toEqual({ kind: 'pass' });
+  });
+
+  it('acts on live connections at each turn: some bytes pass, some are dropped, damaged connections are reset', async () => {
+    const { proxy, client } = await setUp({ kind: 'flapping', steps, seed: 7 });
+    let echoed = 0;
+    let reset = 0;
+    // One byte at a time on fresh connections until both behaviours have been seen. A byte that
+    // meets a blackhole turn on its way there or back is dropped, and its connection is reset at the
+    // next pass turn.
+    while (echoed === 0 || reset === 0) {
+      const one = await client();
+      one.write('x');
+      await one.until((c) => c.received === 'x' || c.outcome !== 'open');
+      if (one.received === 'x') echoed += 1;
+      else reset += 1;
+      one.close();
+    }
+    const stats = proxy.stats();
+    expect(stats.upstream.dropped + stats.downstream.dropped).toBeGreaterThanOrEqual(reset);
+    expect(stats.connections.reset).toBeGreaterThanOrEqual(reset);
+    expect(stats.modeChanges).toBeGreaterThan(2);
+  });
+});
+
+describe('modes as data', () => {
+  it('takes names and objects and says what is wrong with a bad one', () => {
+    expect(parseMode('blackhole')).toEqual({ kind: 'blackhole' });
+    expect(parseMode({ kind: 'latency', downstreamMs: 200 })).toEqual({ kind: 'latency', downstreamMs: 200 });
+    expect(() => parseMode('down')).toThrow(/kind must be one of pass, refuse, reset, blackhole, latency, lost-answers, bandwidth, flapping/);
+    expect(() => parseMode({ kind: 'latency', ms: 5 })).toThrow(/latency takes no field "ms"/);
+    expect(() => parseMode({ kind: 'latency', upstreamMs: -1 })).toThrow(/upstreamMs must be an integer of at least 0/);
+    expect(() => parseMode({ kind: 'lost-answers', then: 'explode' })).toThrow(/then must be "hang" or "reset"/);
+    expect(() => parseMode({ kind: 'flapping', steps: [] })).toThrow(/steps must be a non-empty list/);
+    expect(() => parseMode({ kind: 'flapping', steps: [{ kind: 'pass' }] })).toThrow(/steps\[0\] needs ms/);
+    expect(() => parseMode({ kind: 'flapping', steps: [{ kind: 'pass', ms: [50, 10] }] })).toThrow(/min > max/);
+    expect(() => parseMode({ kind: 'flapping', steps: [{ kind: 'flapping', steps: [], ms: 5 }] })).toThrow(/cannot itself flap/);
+  });
+});
+
+describe('control endpoint', () => {
+  it('switches the mode and reports stats over HTTP', async () => {
+    const { target, proxy, client } = await setUp();
+    const control = await startControlServer(proxy, { host: '127.0.0.1', port: 0 });
+    cleanups.push(() => control.close());
+    const put = (body: string) => fetch(`${control.url}/mode`, { method: 'PUT', body, headers: { 'content-type': 'application/json' } });
+
+    const switched = await put('{"kind":"blackhole"}');
+    expect(switched.status).toBe(200);
+    expect(await switched.json()).toEqual({ mode: { kind: 'blackhole' }, inForce: { kind: 'blackhole' } });
+    const one = await client();
+    one.write('lost');
+    await proxy.until((s) => s.upstream.dropped === 4);
+    const stats = (await (await fetch(`${control.url}/stats`)).json()) as { upstream: { dropped: number }; mode: unknown };
+    expect(stats.upstream.dropped).toBe(4);
+    expect(stats.mode).toEqual({ kind: 'blackhole' });
+    expect(target.connections).toBe(0);
+
+    const bad = await put('{"kind":"down"}');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/kind must be one of/);
+    const notJson = await put('blackhole');
+    expect(notJson.status).toBe(400);
+    expect((await fetch(`${control.url}/mode`)).status).toBe(200);
+    expect((await fetch(`${control.url}/stats`, { method: 'DELETE' })).status).toBe(405);
+    expect((await fetch(`${control.url}/nothing`)).status).toBe(404);
+    expect(proxy.mode).toEqual({ kind: 'blackhole' });
+  });
+
+  it('refuses to listen beyond loopback', async () => {
+    const { proxy } = await setUp();
+    await expect(startControlServer(proxy, { host: '0.0.0.0', port: 0 })).rejects.toThrow(/loopback/);
+  });
+});
+
+describe('npm run fault-proxy', () => {
+  const repo = fileURLToPath(new URL('../..', import.meta.url));
+
+  it('runs as a process of its own, switched through its control endpoint, and stops on SIGTERM', async () => {
+    const target = await EchoTarget.start();
+    cleanups.push(() => target.close());
+    const child: ChildProcess = spawn('npm', ['run', '--silent', 'fault-proxy', '--', '--target', `127.0.0.1:${target.port}`, '--mode', '{"kind":"blackhole"}'], {
+      cwd: repo,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    cleanups.push(() => child.exitCode === null && child.kill('SIGKILL'));
+    const lines = createInterface({ input: child.stdout! });
+    const logged: Array<Record<string, unknown>> = [];
+    lines.on('line', (line) => logged.push(JSON.parse(line) as Record<string, unknown>));
+    await when(lines, 'line', () => logged.some((entry) => entry.control));
+    const started = logged.find((entry) => entry.control) as { listen: string; control: string; mode: unknown };
+    expect(started.mode).toEqual({ kind: 'blackhole' });
+    const port = Number(started.listen.split(':').at(-1));
+
+    const one = await TestClient.connect(port);
+    cleanups.push(() => one.close());
+    one.write('lost');
+    const dropped = async () => ((await (await fetch(`${started.control}/stats`)).json()) as { upstream: { dropped: number } }).upstream.dropped;
+    while ((await dropped()) < 4) await new Promise((resolve) => setTimeout(resolve, 20));
+    const switched = await fetch(`${started.control}/mode`, { method: 'PUT', body: '"pass"' });
+    expect(switched.status).toBe(200);
+    const two = await TestClient.connect(port);
+    cleanups.push(() => two.close());
+    two.write('through');
+    await two.until((c) => c.received === 'through');
+    expect(target.received).toBe('through');
+
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    expect(code).toBe(0);
+  });
+});
