@@ -23,7 +23,9 @@ if (config === 'help') {
     fail(`cannot start: ${error.code === 'EADDRINUSE' ? `port ${config.port} on ${config.host} is in use` : error.message}`, 1),
   );
   // SIGTERM / SIGINT: stop accepting, let requests in flight finish, close the database, exit 0.
+  // A signal during the drain changes nothing: Ctrl-C under `npm start` reaches the shim twice (from
+  // the terminal and relayed by npm), and the drain is bounded by the shutdown grace anyway.
   const stop = () => void shim.close().then(() => process.exit(0));
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
