@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { ConfigError, USAGE, loadConfig } from './config.js';
 import { startShim } from './shim.js';
 
