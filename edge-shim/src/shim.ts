@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { reportActivity } from './activity.js';
 import { type ShimConfig, DEFAULTS, validateConfig } from './config.js';
 import { type HttpTimeouts, createShimServer } from './http/server.js';
 import { createLogger } from './logger.js';
@@ -16,6 +17,8 @@ export interface StartOptions extends Partial<ShimConfig> {
   readonly httpTimeouts?: HttpTimeouts;
   /** How long close() waits for requests in flight before cutting their connections. */
   readonly shutdownGraceMs?: number;
+  /** How often the activity line is logged (when there was activity); a minute by default. */
+  readonly activityIntervalMs?: number;
 }
 
 export interface RunningShim {
@@ -31,7 +34,7 @@ const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
 /** Starts the edge shim: the same server `npm start` runs, for tests and embedding. */
 export async function startShim(options: StartOptions = {}): Promise<RunningShim> {
-  const { logger: givenLogger, clock = Date.now, sweepIntervalMs, httpTimeouts, shutdownGraceMs = DEFAULT_SHUTDOWN_GRACE_MS, ...overrides } = options;
+  const { logger: givenLogger, clock = Date.now, sweepIntervalMs, httpTimeouts, shutdownGraceMs = DEFAULT_SHUTDOWN_GRACE_MS, activityIntervalMs, ...overrides } = options;
   // An option given as undefined means "the default", as it does for the CLI.
   const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
   const config = validateConfig({ ...DEFAULTS, ...given });
@@ -39,7 +42,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const db = openDatabase(config.dbFile, config.durability);
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const service = new SqsService({ db, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
-  const http = createShimServer({ service, logger, region: config.region, credentials: config.credentials, timeouts: httpTimeouts });
+  const activity = reportActivity(logger, activityIntervalMs);
+  const http = createShimServer({ service, logger, region: config.region, credentials: config.credentials, timeouts: httpTimeouts, activity });
   // After service.close(): commit what is queued, then close the database.
   const closeStorage = async () => {
     await service.drain();
@@ -48,6 +52,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   };
   const address = await http.listen(config.port, config.host).catch(async (error: unknown) => {
     service.close();
+    activity.stop();
     await closeStorage();
     throw error;
   });
@@ -69,6 +74,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
         // After the server has marked its responses `connection: close`: long polls now answer.
         service.close();
         await drained;
+        activity.stop();
         await closeStorage();
         logger.info('edge shim stopped');
       })();

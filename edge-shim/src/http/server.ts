@@ -3,6 +3,7 @@ import { type IncomingHttpHeaders, type IncomingMessage, type Server, type Serve
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import type { ActivityRecorder } from '../activity.js';
 import { type Credential, verifySignature } from '../auth/sigv4.js';
 import { isJsonRequest, jsonProtocol } from '../protocol/json.js';
 import { queryProtocol } from '../protocol/query.js';
@@ -30,6 +31,8 @@ export interface HttpOptions {
   /** Empty: requests are not authenticated (allowed only on loopback; see config). */
   readonly credentials: readonly Credential[];
   readonly timeouts?: HttpTimeouts;
+  /** Told of every SQS request answered, for the activity report. */
+  readonly activity?: ActivityRecorder;
 }
 
 export interface ShimHttpServer {
@@ -158,6 +161,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
         signal = abort.signal;
       }
       const output = await service.call(call.action, call.input, { baseUrl: baseUrl(request), signal });
+      options.activity?.answered(call.action, output);
       send(response, protocol.encodeResult(call.action, output, requestId));
     } catch (caught) {
       if (caught instanceof RequestAborted) {
@@ -170,6 +174,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
         logger.error({ requestId, action, err: error }, 'request failed');
         error = new SqsError('InternalFailure', 'The request processing has failed because of an unknown error.');
       }
+      options.activity?.failed(action, (error as SqsError).code);
       send(response, protocol.encodeError(error as SqsError, requestId));
     } finally {
       logger.debug({ requestId, method, action, protocol: protocol.name, status: response.headersSent ? response.statusCode : undefined, ms: Math.round(performance.now() - started) }, 'request done');
