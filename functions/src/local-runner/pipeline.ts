@@ -16,6 +16,7 @@ import type { SagaStatus } from '../runtime/store/types.js';
 import { stageTaskId } from '../runtime/task.js';
 import { payments } from '../workflows/payments.js';
 import { ENV } from '../workflow-definition.js';
+import { EndpointError, checkAwsEndpoint } from './endpoint-check.js';
 import { startMoto } from './moto.js';
 import { createWorkflowResources, resourceEnvironment } from './resources.js';
 import { type AwsConnection, startLocalRunner } from './runner.js';
@@ -50,6 +51,7 @@ let stopRunner: (() => Promise<void>) | undefined;
 
 try {
   console.log(`AWS endpoint ${aws.endpoint}${moto ? ' (moto, started for this run)' : ''}; gateway ${gateway.url}; notifier ${notifier.url}`);
+  await checkAwsEndpoint(aws);
   const resources = await createWorkflowResources(aws, payments);
   console.log(`Created the ${payments.name} queues and tables; starting the agents: ${payments.stages.map((stage) => stage.name).join(' -> ')}`);
   const runner = await startLocalRunner({
@@ -98,6 +100,10 @@ try {
   console.log(`Gateway: ${gateway.state.authorizations.length} authorizations, requests ${JSON.stringify(gateway.state.requests)}`);
   console.log(`Notifier: ${notifier.state.notifications.length} notifications sent`);
   console.log(`Human review queue: ${Attributes?.ApproximateNumberOfMessages ?? '?'} messages`);
+} catch (error) {
+  if (!(error instanceof EndpointError)) throw error;
+  console.error(`\n${error.message}`);
+  process.exitCode = 1;
 } finally {
   await stopRunner?.();
   sqs.destroy();
