@@ -296,6 +296,8 @@ class ProxiedConnection {
     target.on('data', (data: Buffer) => this.downstream.push(data));
     target.on('end', () => this.downstream.push(null));
     target.on('error', () => {
+      // After the proxy's own reset the socket may still report an error: not the target's doing.
+      if (this.closed) return;
       this.internals.stats.connections.targetFailed += 1;
       this.reset('peer');
     });

@@ -57,6 +57,21 @@ describe('pass', () => {
   });
 });
 
+describe('a target that is down', () => {
+  it('gets the client reset and is counted, whatever the mode', async () => {
+    const stopped = await EchoTarget.start();
+    const port = stopped.port;
+    await stopped.close();
+    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port } });
+    cleanups.push(() => proxy.close());
+    const one = await TestClient.connect(proxy.port);
+    cleanups.push(() => one.close());
+    await one.until((c) => c.outcome !== 'open');
+    expect(one.outcome).toBe('reset');
+    expect((await proxy.until((s) => s.connections.open === 0)).connections).toMatchObject({ accepted: 1, targetFailed: 1, reset: 0 });
+  });
+});
+
 describe('refuse', () => {
   it('resets new connections at once and never reaches the target', async () => {
     const { target, proxy, client } = await setUp('refuse');
