@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ACTIONS } from './actions/index.js';
-import { receive } from './actions/receive-message.js';
+import { readReceiveRequest, receiveMessages, surelyEmpty } from './actions/receive-message.js';
 import { CommitGroup } from './commit-group.js';
 import type { SqsContext } from './context.js';
 import type { Db } from './database.js';
@@ -48,6 +48,7 @@ export class SqsService {
   private readonly mover: MessageMover;
   private readonly clock: () => number;
   private readonly logger: Logger;
+  private tries = 0;
 
   constructor(options: SqsServiceOptions) {
     this.db = options.db;
@@ -82,7 +83,8 @@ export class SqsService {
         now: this.clock(),
         baseUrl,
         afterCommit: (callback) => callbacks.push(callback),
-        messagesAvailable: (queue: Queue) => callbacks.push(() => this.polls.wake(queue.id)),
+        messagesAvailable: (queue: Queue, count = 1) => callbacks.push(() => this.polls.wake(queue.id, count)),
+        messagesAvailableAt: (queue: Queue, at: number) => callbacks.push(() => this.polls.wakeIn(queue.id, at - this.clock(), this.clock())),
       };
       const value = this.queues.undoingOnFailure(() => work(context));
       // Runs after this savepoint is released and the group's COMMIT has returned.
@@ -102,41 +104,67 @@ export class SqsService {
 
   /**
    * ReceiveMessage with long polling: while nothing is received and the wait is not over, the
-   * receive sleeps until a commit may have made a message available on the queue (a send, a delete
-   * that unlocks a FIFO group, a visibility change) or until the next invisible message's time comes,
-   * whichever is first, then tries again. It never polls on a timer.
+   * receive sleeps until a commit makes a message available on the queue (a send, a delete that
+   * unlocks a FIFO group, a visibility change) and the wake-up falls to it, or until the queue's
+   * next invisible message or locked group becomes available, whichever is first, then tries again.
+   * It never polls on a timer, and a try that cannot find anything costs one read, no transaction.
    */
   private async receive(input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
     let deadline: number | undefined;
+    // Set while this receive holds a wake-up it has not used: it must pass it on if it stops.
+    let woken = false;
+    let queueId: number | undefined;
+    const passOn = () => woken && queueId !== undefined && this.polls.wake(queueId);
     for (;;) {
       // A client gone while its receive waited must not be handed messages it will never see.
-      if (deadline !== undefined && options.signal?.aborted) return {};
-      const round = await this.transact(options.baseUrl, (context) => {
-        const { output, queue, waitSeconds, more } = receive(context, input);
-        deadline ??= context.now + waitSeconds * 1000;
-        const waiting = output.Messages === undefined && context.now < deadline;
-        return {
-          output,
-          queueId: queue.id,
-          version: this.polls.version(queue.id),
-          more,
-          remainingMs: waiting ? deadline - context.now : 0,
-          nextVisibleAt: waiting ? context.messages.nextVisibleAt(queue, context.now) : undefined,
-        };
-      });
-      if (round.remainingMs <= 0 || this.polls.isClosed || options.signal?.aborted) return round.output;
+      if (deadline !== undefined && options.signal?.aborted) {
+        passOn();
+        return {};
+      }
+      const checked = readReceiveRequest(this.queues, input);
+      this.tries += 1;
+      const now = this.clock();
+      deadline ??= now + checked.waitSeconds * 1000;
+      const round = surelyEmpty(this.messages, checked, now)
+        ? { output: {}, more: false, request: checked, version: this.polls.version(checked.queue.id) }
+        : // Read again in the transaction: a purge or deletion committed meanwhile changes the queue.
+          await this.transact(options.baseUrl, (context) => {
+            const request = readReceiveRequest(context.queues, input);
+            return { ...receiveMessages(context, request), request, version: this.polls.version(request.queue.id) };
+          });
+      const { request } = round;
+      queueId = request.queue.id;
+      const taken = round.output.Messages?.length ?? 0;
+      if (taken > 0) {
+        // A full batch may have left more behind: the next waiter gets its turn.
+        if (taken === request.limit) this.polls.wake(queueId);
+        return round.output;
+      }
+      woken = false;
+      const remainingMs = deadline - this.clock();
+      if (remainingMs <= 0 || this.polls.isClosed || options.signal?.aborted) return round.output;
       if (round.more) continue;
-      const untilVisible = round.nextVisibleAt === undefined ? Infinity : round.nextVisibleAt - this.clock();
-      await this.polls.wait(round.queueId, round.version, Math.min(round.remainingMs, untilVisible), options.signal);
+      const waited = this.polls.wait(queueId, round.version, remainingMs, options.signal);
+      const nextAvailableAt = this.messages.nextAvailableAt(request.queue, this.clock());
+      if (nextAvailableAt !== undefined) this.polls.wakeIn(queueId, nextAvailableAt - this.clock(), this.clock());
+      woken = await waited;
     }
   }
 
   /**
    * Reclaims expired and purged messages, deduplication ids and receive attempts now instead of at
-   * the next sweep; resolves to whether more is left. For tests and tools that move the clock.
+   * the next sweep, slice after slice until nothing is left; resolves to the number of slices. For
+   * tests and tools that move the clock.
    */
-  sweep(): Promise<boolean> {
-    return this.sweeper.sweepOnce();
+  async sweep(): Promise<number> {
+    let slices = 1;
+    while (await this.sweeper.sweepOnce()) slices += 1;
+    return slices;
+  }
+
+  /** How many times receives have looked for messages, each try of a long poll counted. */
+  get receiveTries(): number {
+    return this.tries;
   }
 
   /** How many receives are waiting for messages now (long polls). */
