@@ -12,10 +12,36 @@ import { MessageMover } from './move-tasks.js';
 import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
 import { ReceiveAttemptStore } from './receive-attempts.js';
+import type { StorageGuard, StorageStatus } from './storage-guard.js';
 import { Sweeper } from './sweeper.js';
+
+/**
+ * The operations that add data, with a rough size of what they add; everything else reads,
+ * changes in place or deletes, and goes on while storage is short, so that the queues can drain.
+ */
+const GROWING: Readonly<Record<string, (input: Record<string, unknown>) => number>> = {
+  SendMessage: (input) => messageSize(input),
+  SendMessageBatch: (input) => (Array.isArray(input.Entries) ? input.Entries.reduce<number>((sum, entry) => sum + messageSize(entry as Record<string, unknown>), 0) : 0),
+  CreateQueue: () => QUEUE_CHANGE_BYTES,
+  SetQueueAttributes: () => QUEUE_CHANGE_BYTES,
+  TagQueue: () => QUEUE_CHANGE_BYTES,
+  AddPermission: () => QUEUE_CHANGE_BYTES,
+  StartMessageMoveTask: () => QUEUE_CHANGE_BYTES,
+};
+const QUEUE_CHANGE_BYTES = 4096;
+const messageSize = (input: Record<string, unknown>) => (typeof input.MessageBody === 'string' ? input.MessageBody.length : 0) + 512;
+
+export interface Health {
+  readonly status: 'ok' | 'unavailable';
+  /** Why sends are refused, when they are. */
+  readonly reason?: string;
+  readonly storage: StorageStatus;
+}
 
 export interface SqsServiceOptions {
   readonly db: Db;
+  /** Refuses what would add data while the disk or the store is full. */
+  readonly storage: StorageGuard;
   readonly region: string;
   readonly accountId: string;
   readonly logger: Logger;
@@ -48,18 +74,21 @@ export class SqsService {
   private readonly mover: MessageMover;
   private readonly clock: () => number;
   private readonly logger: Logger;
+  private readonly storage: StorageGuard;
   private tries = 0;
 
   constructor(options: SqsServiceOptions) {
     this.db = options.db;
     this.clock = options.clock ?? Date.now;
     this.logger = options.logger;
+    this.storage = options.storage;
     this.queues = new QueueRegistry(options.db, options.region, options.accountId);
     this.messages = new MessageStore(options.db);
     this.deduplication = new DeduplicationStore(options.db);
     this.receiveAttempts = new ReceiveAttemptStore(options.db);
     this.commits = new CommitGroup(options.db, (error) => {
       this.logger.error({ err: error }, 'commit failed; the operations in it were answered with an error');
+      this.storage.writeFailed(error);
       try {
         this.queues.reload();
       } catch (reloadError) {
@@ -99,6 +128,8 @@ export class SqsService {
     if (action === 'ReceiveMessage') return this.receive(input, options);
     const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
     if (!run) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
+    const growth = GROWING[action];
+    if (growth) this.storage.admit(growth(input));
     return this.transact(options.baseUrl, (context) => run(context, input));
   }
 
@@ -172,14 +203,17 @@ export class SqsService {
     return this.polls.size;
   }
 
-  /** Whether the database answers; for health checks. */
-  healthy(): boolean {
+  /** Whether the service can take messages, and why not; for health checks. */
+  health(): Health {
+    const storage = this.storage.status;
     try {
       this.db.prepare('SELECT 1').get();
-      return true;
-    } catch {
-      return false;
+    } catch (error) {
+      return { status: 'unavailable', reason: `the database does not answer: ${(error as Error).message}`, storage };
     }
+    if (storage.state === 'disk-full') return { status: 'unavailable', reason: 'the disk is full: sends are refused until there is room', storage };
+    if (storage.state === 'store-full') return { status: 'unavailable', reason: 'the store is at its bound: sends are refused until it drains', storage };
+    return { status: 'ok', storage };
   }
 
   /** Stops background work and answers every long poll now; requests in flight still run. */
