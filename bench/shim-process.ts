@@ -15,6 +15,8 @@ export interface ShimProcessOptions {
   readonly nodeOptions?: readonly string[];
   /** A wrapper to run node under, e.g. ['strace', '-f', '-o', 'file']. */
   readonly wrapper?: readonly string[];
+  /** More options for the shim, e.g. ['--disk-reserve', '2MiB']. */
+  readonly args?: readonly string[];
 }
 
 /** The edge shim as `npm start` runs it, in a process of its own. */
@@ -45,6 +47,7 @@ export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
     '--log-level',
     'info',
     ...(options.credentials ?? []).flatMap((credential) => ['--credentials', credential]),
+    ...(options.args ?? []),
   ];
   const [command, ...commandArgs] = [...(options.wrapper ?? []), process.execPath, ...args];
   const child = spawn(command!, commandArgs, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -13,6 +13,10 @@ export interface ShimConfig {
   readonly region: string;
   readonly accountId: string;
   readonly logLevel: LogLevel;
+  /** Free disk kept for receives and deletes (see StorageGuard). */
+  readonly diskReserveBytes: number;
+  /** Bound on the database's size; Infinity for none. */
+  readonly maxStoreBytes: number;
 }
 
 export const DEFAULTS: ShimConfig = {
@@ -24,6 +28,8 @@ export const DEFAULTS: ShimConfig = {
   region: 'us-east-1',
   accountId: '000000000000',
   logLevel: 'info',
+  diskReserveBytes: 64 * 2 ** 20,
+  maxStoreBytes: Infinity,
 };
 
 export const USAGE = `Usage: npm start -- [options]
@@ -38,6 +44,10 @@ export const USAGE = `Usage: npm start -- [options]
   --region R          region in ARNs and signatures (HOLDFAST_REGION, default ${DEFAULTS.region})
   --account-id ID     12-digit account id in queue URLs and ARNs (HOLDFAST_ACCOUNT_ID, default ${DEFAULTS.accountId})
   --log-level L       fatal | error | warn | info | debug | trace | silent (HOLDFAST_LOG_LEVEL, default ${DEFAULTS.logLevel})
+  --max-store-bytes N bound on the database size, e.g. 10GiB; beyond it sends are refused
+                      (HOLDFAST_MAX_STORE_BYTES, default none)
+  --disk-reserve N    free disk kept for receives and deletes, e.g. 64MiB; below it sends are
+                      refused (HOLDFAST_DISK_RESERVE, default 64MiB)
   --help              print this text`;
 
 export class ConfigError extends Error {}
@@ -55,6 +65,16 @@ export function isLoopback(host: string): boolean {
   const address = host.replace(/^\[(.*)\]$/, '$1');
   const family = isIP(address);
   return family !== 0 && LOOPBACK.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 };
+
+/** A size in bytes: a whole number, optionally with a unit (KB, MB, GB, TB or KiB, MiB, GiB, TiB). */
+export function parseSize(text: string, name: string): number {
+  const match = /^(\d+)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = match ? SIZE_UNITS[match[2]!.toUpperCase()] : undefined;
+  if (!match || unit === undefined) throw new ConfigError(`invalid ${name} '${text}': give bytes, or a number with KB, MB, GB, KiB, MiB or GiB`);
+  return Number(match[1]) * unit;
 }
 
 function parsePort(text: string): number {
@@ -85,6 +105,8 @@ export function validateConfig(config: ShimConfig): ShimConfig {
   if (config.credentials.some((credential) => !credential.accessKeyId || !credential.secretAccessKey)) {
     throw new ConfigError('credentials need both an access key id and a secret access key');
   }
+  if (!(config.maxStoreBytes > 0)) throw new ConfigError('the store bound must be a positive number of bytes');
+  if (!(config.diskReserveBytes >= 0) || !Number.isSafeInteger(config.diskReserveBytes)) throw new ConfigError('the disk reserve must be a number of bytes');
   if (!isLoopback(config.host) && config.credentials.length === 0) {
     throw new ConfigError(`refusing to listen on ${config.host} without credentials: pass --credentials KEY:SECRET, or listen on loopback`);
   }
@@ -98,6 +120,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig |
   // Several credentials in one environment variable: separated by commas or white space.
   const credentials = values.credentials ?? (env.HOLDFAST_CREDENTIALS ?? '').split(/[\s,]+/).filter((text) => text !== '');
   const port = values.port ?? env.HOLDFAST_PORT;
+  const maxStore = values['max-store-bytes'] ?? env.HOLDFAST_MAX_STORE_BYTES;
+  const diskReserve = values['disk-reserve'] ?? env.HOLDFAST_DISK_RESERVE;
   return validateConfig({
     host: values.host ?? env.HOLDFAST_HOST ?? DEFAULTS.host,
     port: port === undefined ? DEFAULTS.port : parsePort(port),
@@ -107,6 +131,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig |
     region: values.region ?? env.HOLDFAST_REGION ?? DEFAULTS.region,
     accountId: values['account-id'] ?? env.HOLDFAST_ACCOUNT_ID ?? DEFAULTS.accountId,
     logLevel: (values['log-level'] ?? env.HOLDFAST_LOG_LEVEL ?? DEFAULTS.logLevel) as LogLevel,
+    maxStoreBytes: maxStore === undefined ? DEFAULTS.maxStoreBytes : parseSize(maxStore, 'store bound'),
+    diskReserveBytes: diskReserve === undefined ? DEFAULTS.diskReserveBytes : parseSize(diskReserve, 'disk reserve'),
   });
 }
 
@@ -123,6 +149,8 @@ function parseOptions(argv: string[]) {
         region: { type: 'string' },
         'account-id': { type: 'string' },
         'log-level': { type: 'string' },
+        'max-store-bytes': { type: 'string' },
+        'disk-reserve': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,

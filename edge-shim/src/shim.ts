@@ -6,6 +6,7 @@ import { createLogger } from './logger.js';
 import { startCheckpointer } from './sqs/checkpointer.js';
 import { openDatabase } from './sqs/database.js';
 import { SqsService } from './sqs/service.js';
+import { StorageGuard } from './sqs/storage-guard.js';
 
 export interface StartOptions extends Partial<ShimConfig> {
   /** A logger to use instead of one at `logLevel`. */
@@ -41,13 +42,15 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const logger = givenLogger ?? createLogger(config.logLevel);
   const db = openDatabase(config.dbFile, config.durability);
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
-  const service = new SqsService({ db, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
+  const storage = new StorageGuard(config.dbFile, config, logger);
+  const service = new SqsService({ db, storage, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
   const activity = reportActivity(logger, activityIntervalMs);
   const http = createShimServer({ service, logger, region: config.region, credentials: config.credentials, timeouts: httpTimeouts, activity });
   // After service.close(): commit what is queued, then close the database.
   const closeStorage = async () => {
     await service.drain();
     await checkpointer.stop();
+    storage.stop();
     db.close();
   };
   const address = await http.listen(config.port, config.host).catch(async (error: unknown) => {

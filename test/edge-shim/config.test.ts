@@ -29,6 +29,8 @@ describe('loadConfig', () => {
       region: 'eu-west-1',
       accountId: '123456789012',
       logLevel: 'debug',
+      maxStoreBytes: Infinity,
+      diskReserveBytes: 64 * 2 ** 20,
     });
   });
 
@@ -52,12 +54,19 @@ describe('loadConfig', () => {
       region: 'ap-south-1',
       accountId: '210987654321',
       logLevel: 'warn',
+      maxStoreBytes: Infinity,
+      diskReserveBytes: 64 * 2 ** 20,
     });
   });
 
   it('prefers the command line to the environment', () => {
     const config = loadConfig(['--port', '1234', '--credentials', 'CLI:S'], { HOLDFAST_PORT: '4321', HOLDFAST_CREDENTIALS: 'ENV:S' });
     expect(config).toMatchObject({ port: 1234, credentials: [{ accessKeyId: 'CLI', secretAccessKey: 'S' }] });
+  });
+
+  it('reads sizes in bytes or with a unit', () => {
+    expect(loadConfig(['--max-store-bytes', '10GiB', '--disk-reserve', '512 MB'], {})).toMatchObject({ maxStoreBytes: 10 * 2 ** 30, diskReserveBytes: 512e6 });
+    expect(loadConfig([], { HOLDFAST_MAX_STORE_BYTES: '4096', HOLDFAST_DISK_RESERVE: '0' })).toMatchObject({ maxStoreBytes: 4096, diskReserveBytes: 0 });
   });
 
   it('answers help', () => {
@@ -84,6 +93,9 @@ describe('loadConfig', () => {
     [['--host', 'example.com'], {}, /refusing/],
     [['--credentials', 'K:S'], { HOLDFAST_HOST: '' }, /host must not be empty/],
     [['--db', ''], {}, /database file must not be empty/],
+    [['--max-store-bytes', '10 parsecs'], {}, /invalid store bound/],
+    [['--max-store-bytes', '0'], {}, /store bound must be a positive/],
+    [[], { HOLDFAST_DISK_RESERVE: '-5' }, /invalid disk reserve/],
   ])('refuses %j %j', (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);

@@ -1,4 +1,4 @@
-import { ChangeMessageVisibilityCommand, DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityCommand, DeleteMessageCommand, DeleteQueueCommand, ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { createQueue, receive } from '../helpers/sqs-queues.js';
@@ -7,7 +7,8 @@ import { type TestShim, startTestShim } from '../helpers/shim.js';
 // Long polling (WaitTimeSeconds, or the queue's ReceiveMessageWaitTimeSeconds): a receive that finds
 // nothing waits, and answers as soon as a message can be had, not at the end of its wait. The waits
 // here are 20 s and each test is given far less, so a receive that only answered at its deadline
-// fails by the test's timeout; none of them sleeps more than a second or so of real time.
+// fails by the test's timeout; none of them sleeps more than a second or so of real time. A send
+// wakes one waiting receive per message, not every one: the tests count the tries receives make.
 const LIVENESS_MS = 8_000;
 
 let t: TestShim;
@@ -22,7 +23,14 @@ async function receivesWaiting(count: number): Promise<void> {
   while (t.shim.service.waitingReceives < count) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
-/** Counts the transactions the shim runs while `work` runs: each round of a long poll is one. */
+/** Counts the tries receives make while `work` runs: each round of a long poll is one. */
+async function countTries<T>(work: () => Promise<T>): Promise<{ result: T; tries: number }> {
+  const before = t.shim.service.receiveTries;
+  const result = await work();
+  return { result, tries: t.shim.service.receiveTries - before };
+}
+
+/** Counts the transactions the shim runs while `work` runs. */
 async function countTransactions<T>(work: () => Promise<T>): Promise<{ result: T; transactions: number }> {
   const service = t.shim.service;
   const original = service.transact.bind(service);
@@ -57,7 +65,7 @@ it('wakes as soon as a message is sent during the wait', { timeout: LIVENESS_MS 
   expect(Messages!.map((message) => message.Body)).toEqual(['arrived']);
 });
 
-it('wakes every waiting receive of the queue, and one of them gets the message', { timeout: LIVENESS_MS }, async () => {
+it('wakes one of the waiting receives of the queue for a message, and it gets the message', { timeout: LIVENESS_MS }, async () => {
   const queue = await createQueue(t.sqs, 'poll');
   const polls = [longPoll(queue, { WaitTimeSeconds: 1 }), longPoll(queue, { WaitTimeSeconds: 1 })];
   await receivesWaiting(2);
@@ -79,12 +87,12 @@ it('uses the queue ReceiveMessageWaitTimeSeconds when the request has no WaitTim
 it('wakes when a delayed message becomes visible', { timeout: LIVENESS_MS }, async () => {
   const queue = await createQueue(t.sqs, 'poll');
   await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'delayed', DelaySeconds: 1 }));
-  const { result, transactions } = await countTransactions(() => longPoll(queue));
+  const { result, tries } = await countTries(() => longPoll(queue));
   expect(result.Messages!.map((message) => message.Body)).toEqual(['delayed']);
   // One round finds nothing and sleeps until the message shows, the next one gets it (a timer may
   // fire a millisecond early and cost one round more); a busy loop would run hundreds.
-  expect(transactions).toBeGreaterThanOrEqual(2);
-  expect(transactions).toBeLessThanOrEqual(3);
+  expect(tries).toBeGreaterThanOrEqual(2);
+  expect(tries).toBeLessThanOrEqual(3);
 });
 
 it('wakes when a message sent with a delay during the wait becomes visible', { timeout: LIVENESS_MS }, async () => {
@@ -130,10 +138,69 @@ it('answers with no messages at the end of the wait, without polling in between'
   await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'in flight' }));
   await receive(t.sqs, queue, { VisibilityTimeout: 3600 });
   await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'later', DelaySeconds: 900 }));
-  const { result, transactions } = await countTransactions(() => longPoll(queue, { WaitTimeSeconds: 1 }));
-  expect(result.Messages ?? []).toEqual([]);
-  expect(transactions).toBeGreaterThanOrEqual(2);
-  expect(transactions).toBeLessThanOrEqual(3);
+  const { result: answer, tries } = await countTries(() => countTransactions(() => longPoll(queue, { WaitTimeSeconds: 1 })));
+  expect(answer.result.Messages ?? []).toEqual([]);
+  expect(tries).toBeGreaterThanOrEqual(2);
+  expect(tries).toBeLessThanOrEqual(3);
+  // Nothing could be taken at any try: none of them needed a transaction.
+  expect(answer.transactions).toBe(0);
+});
+
+it('wakes one waiting receive per message sent, however many wait', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  // Fewer than the SDK's 50 sockets, so that the sends below find one.
+  const waiting = 30;
+  const polls = Array.from({ length: waiting }, () => longPoll(queue, { WaitTimeSeconds: 20 }));
+  await receivesWaiting(waiting);
+  const { tries } = await countTries(async () => {
+    await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'one for fifty' }));
+    await receivesWaiting(waiting - 1);
+  });
+  // The receive woken took the message; none of the others looked.
+  expect(tries).toBe(1);
+  const done = Promise.all(polls);
+  for (let i = 1; i < waiting; i++) await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: `more ${i}` }));
+  const bodies = (await done).flatMap((result) => result.Messages ?? []).map((message) => message.Body);
+  expect(bodies).toHaveLength(waiting);
+  expect(new Set(bodies).size).toBe(waiting);
+});
+
+it('shares a batch out among waiting receives: each that takes a full batch hands the wake-up on', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  const polls = Array.from({ length: 5 }, () => longPoll(queue, { MaxNumberOfMessages: 2 }));
+  await receivesWaiting(5);
+  const Entries = Array.from({ length: 10 }, (_, index) => ({ Id: `m${index}`, MessageBody: `m${index}` }));
+  await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: queue, Entries }));
+  const taken = (await Promise.all(polls)).map((result) => result.Messages?.length ?? 0);
+  expect(taken).toEqual([2, 2, 2, 2, 2]);
+});
+
+it('keeps long polls on a locked FIFO group asleep, and a delete wakes one of them', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll', { ContentBasedDeduplication: 'true' }, true);
+  for (const body of ['held', 'next', 'after']) await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageGroupId: 'only', MessageBody: body }));
+  const [held] = await receive(t.sqs, queue, { VisibilityTimeout: 600 });
+  // Receives that find the only group locked answer from one read, without a transaction.
+  const shortPolls = await countTransactions(async () => {
+    for (let i = 0; i < 20; i++) expect(await receive(t.sqs, queue)).toEqual([]);
+  });
+  expect(shortPolls.transactions).toBe(0);
+  const polls = Array.from({ length: 8 }, () => longPoll(queue));
+  await receivesWaiting(8);
+  const { tries } = await countTries(async () => {
+    await t.sqs.send(new DeleteMessageCommand({ QueueUrl: queue, ReceiptHandle: held!.ReceiptHandle }));
+    await receivesWaiting(7);
+  });
+  expect(tries).toBe(1);
+  const [next] = (await Promise.race(polls)).Messages!;
+  expect(next!.Body).toBe('next');
+  await t.sqs.send(new DeleteMessageCommand({ QueueUrl: queue, ReceiptHandle: next!.ReceiptHandle }));
+  await receivesWaiting(6);
+  // Deleting the queue ends the six polls still waiting, with the error of a queue that is gone.
+  await t.sqs.send(new DeleteQueueCommand({ QueueUrl: queue }));
+  const results = await Promise.allSettled(polls);
+  const bodies = results.flatMap((result) => (result.status === 'fulfilled' ? (result.value.Messages ?? []) : [])).map((message) => message.Body);
+  expect(bodies).toEqual(['next', 'after']);
+  expect(results.filter((result) => result.status === 'rejected').map((result) => (result.reason as Error).name)).toEqual(Array(6).fill('QueueDoesNotExist'));
 });
 
 it('stops waiting when the client goes away', { timeout: LIVENESS_MS }, async () => {

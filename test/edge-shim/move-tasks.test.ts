@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CancelMessageMoveTaskCommand,
   CreateQueueCommand,
@@ -15,6 +14,7 @@ import {
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/eventually.js';
 import { rejectionOf } from '../helpers/sqs-errors.js';
 import { counts } from '../helpers/sqs-queues.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
@@ -58,14 +58,10 @@ async function tasks(sqs: SQSClient, SourceArn: string, MaxResults?: number): Pr
   return (await sqs.send(new ListMessageMoveTasksCommand({ SourceArn, MaxResults }))).Results ?? [];
 }
 
-/** The most recent task of a source queue once it is in one of these states (a bounded wait). */
+/** The most recent task of a source queue once it is in one of these states. */
 async function settled(sqs: SQSClient, SourceArn: string, statuses = ['COMPLETED', 'CANCELLED', 'FAILED']): Promise<ListMessageMoveTasksResultEntry> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    const [task] = await tasks(sqs, SourceArn);
-    if (task && statuses.includes(task.Status!)) return task;
-    await sleep(20);
-  }
-  throw new Error(`the task of ${SourceArn} did not reach ${statuses.join(' or ')}`);
+  const [task] = await eventually(() => tasks(sqs, SourceArn), ([latest]) => latest !== undefined && statuses.includes(latest.Status!));
+  return task!;
 }
 
 describe('StartMessageMoveTask', () => {
@@ -122,8 +118,8 @@ describe('StartMessageMoveTask', () => {
   it('wakes a long poll waiting on the destination', async () => {
     await deadLettered(t.sqs, 'wake-dlq', 'wake-source', ['wake up']);
     const destination = await queue(t.sqs, 'wake-target');
-    const waiting = t.sqs.send(new ReceiveMessageCommand({ QueueUrl: destination, WaitTimeSeconds: 20 }), { abortSignal: AbortSignal.timeout(10_000) });
-    await sleep(50);
+    const waiting = t.sqs.send(new ReceiveMessageCommand({ QueueUrl: destination, WaitTimeSeconds: 20 }));
+    await eventually(() => t.shim.service.waitingReceives, (count) => count >= 1);
     await t.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arn('wake-dlq'), DestinationArn: arn('wake-target') }));
     expect(((await waiting).Messages ?? []).map((message) => message.Body)).toEqual(['wake up']);
   });
@@ -132,14 +128,15 @@ describe('StartMessageMoveTask', () => {
     await deadLettered(t.sqs, 'rate-dlq', 'rate-source', ['r1', 'r2', 'r3', 'r4']);
     const rate = 2;
     await t.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arn('rate-dlq'), MaxNumberOfMessagesPerSecond: rate }));
-    for (let attempt = 0; attempt < 300; attempt++) {
-      const [task] = await tasks(t.sqs, arn('rate-dlq'));
-      // In any second of the task, at most `rate` messages: so never more than this by now.
-      const seconds = Math.floor((t.clock.now() - task!.StartedTimestamp!) / 1000) + 1;
-      expect(task!.ApproximateNumberOfMessagesMoved).toBeLessThanOrEqual(rate * seconds);
-      if (task!.Status === 'COMPLETED') break;
-      await sleep(20);
-    }
+    await eventually(
+      () => tasks(t.sqs, arn('rate-dlq')),
+      ([task]) => {
+        // In any second of the task, at most `rate` messages: so never more than this by now.
+        const seconds = Math.floor((t.clock.now() - task!.StartedTimestamp!) / 1000) + 1;
+        expect(task!.ApproximateNumberOfMessagesMoved).toBeLessThanOrEqual(rate * seconds);
+        return task!.Status === 'COMPLETED';
+      },
+    );
     const [done] = await tasks(t.sqs, arn('rate-dlq'));
     expect(done).toMatchObject({ Status: 'COMPLETED', ApproximateNumberOfMessagesMoved: 4 });
   });
@@ -242,11 +239,7 @@ describe('a task across a restart', () => {
       const { dlq, source } = await deadLettered(first.sqs, 'restart-dlq', 'restart-source', ['x1', 'x2']);
       await first.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arn('restart-dlq'), MaxNumberOfMessagesPerSecond: 1 }));
       // One message a second: after the first, the task waits, still RUNNING, when the server stops.
-      for (let attempt = 0; attempt < 300; attempt++) {
-        const [task] = await tasks(first.sqs, arn('restart-dlq'));
-        if (task!.ApproximateNumberOfMessagesMoved! >= 1) break;
-        await sleep(10);
-      }
+      await eventually(() => tasks(first.sqs, arn('restart-dlq')), ([task]) => task!.ApproximateNumberOfMessagesMoved! >= 1);
       const [before] = await tasks(first.sqs, arn('restart-dlq'));
       expect(before).toMatchObject({ Status: 'RUNNING', ApproximateNumberOfMessagesMoved: 1 });
       await first.close();

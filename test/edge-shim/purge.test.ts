@@ -85,7 +85,7 @@ it('has the sweeper delete purged messages', async () => {
   await sendOne(queue, 'swept away', { MessageGroupId: 'g' });
   await purge(queue);
   expect(storedWithBody('swept away')).toBe(1);
-  while (await t.shim.service.sweep());
+  await t.shim.service.sweep();
   expect(storedWithBody('swept away')).toBe(0);
   // After the sweep, the queue works and counts as before.
   await sendOne(queue, 'next', { MessageGroupId: 'g' });

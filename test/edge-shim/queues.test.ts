@@ -133,7 +133,7 @@ describe('DeleteQueue', () => {
 });
 
 describe('DeleteQueue of a large queue', () => {
-  it('answers at once and leaves the messages to the sweeper, which deletes them in batches', async () => {
+  it('answers at once and leaves the messages to the sweeper, which deletes them in slices', async () => {
     const own = await startTestShim({ sweepIntervalMs: 3_600_000 });
     const db = new Database(join(own.dir, 'shim.db'), { readonly: true });
     try {
@@ -160,9 +160,7 @@ describe('DeleteQueue of a large queue', () => {
       await own.sqs.send(new DeleteQueueCommand({ QueueUrl: doomedFifo }));
       expect(messageRows()).toBe(650);
 
-      let sweeps = 0;
-      while (await own.shim.service.sweep()) sweeps += 1;
-      expect(sweeps).toBeGreaterThanOrEqual(2);
+      await own.shim.service.sweep();
       expect(messageRows()).toBe(20);
       expect(groupRows()).toBe(0);
       const { Attributes } = await own.sqs.send(new GetQueueAttributesCommand({ QueueUrl: kept, AttributeNames: ['ApproximateNumberOfMessages'] }));

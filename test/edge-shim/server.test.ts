@@ -40,7 +40,7 @@ describe('health', () => {
   it('answers 200 on GET and HEAD /health, unauthenticated', async () => {
     const response = await fetch(`${t.shim.url}/health`);
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'ok' });
+    expect(await response.json()).toMatchObject({ status: 'ok', storage: { state: 'ok' } });
     expect((await fetch(`${t.shim.url}/health`, { method: 'HEAD' })).status).toBe(200);
   });
 
@@ -51,7 +51,7 @@ describe('health', () => {
       (shim.shim.service as unknown as { db: { close(): void } }).db.close();
       const response = await fetch(`${shim.shim.url}/health`);
       expect(response.status).toBe(503);
-      expect(await response.json()).toEqual({ status: 'unavailable' });
+      expect(await response.json()).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/database/) });
     } finally {
       await shim.close();
     }

@@ -41,6 +41,8 @@ export async function startTestShim(options: StartOptions = {}): Promise<TestShi
     logLevel: 'silent',
     clock: clock.now,
     credentials: [TEST_CREDENTIALS],
+    // The default reserve is 64 MiB of zeros written next to every database: more than a test needs.
+    diskReserveBytes: 2 ** 20,
     ...options,
   });
   const sqs = sqsClient(shim.url);

@@ -135,9 +135,8 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
     try {
       const url = parseUrl(request.url);
       if (url.pathname === '/health' && (method === 'GET' || method === 'HEAD')) {
-        const healthy = !closing && service.healthy();
-        const body = JSON.stringify({ status: healthy ? 'ok' : 'unavailable' });
-        send(response, { status: healthy ? 200 : 503, headers: { 'content-type': 'application/json' }, body });
+        const health = closing ? { status: 'unavailable', reason: 'the shim is shutting down' } : service.health();
+        send(response, { status: health.status === 'ok' ? 200 : 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify(health) });
         return;
       }
       const body = await readBody(request);

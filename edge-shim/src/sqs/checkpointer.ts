@@ -26,9 +26,10 @@ export function startCheckpointer(db: Db, file: string, durability: Durability, 
   worker.on('error', () => db.open && db.pragma('wal_autocheckpoint = 1000'));
   db.pragma('wal_autocheckpoint = 0');
   worker.unref();
+  // A worker that failed has exited already: stopping it must not wait for an exit that came.
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   return {
     async stop() {
-      const exited = new Promise((resolve) => worker.once('exit', resolve));
       worker.ref(); // keep the process alive until the worker has closed its connection
       worker.postMessage('stop');
       await exited;

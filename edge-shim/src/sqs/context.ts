@@ -20,8 +20,13 @@ export interface SqsContext {
   /** Scheme and authority the client reached us under, for the queue URLs we hand back. */
   readonly baseUrl: string;
   afterCommit(callback: () => void): void;
-  /** Wakes long polls waiting on a queue once this operation's writes are committed. */
-  messagesAvailable(queue: Queue): void;
+  /**
+   * Once this operation's writes are committed, wakes `count` long polls waiting on the queue
+   * (Infinity: all of them, when the queue itself changed).
+   */
+  messagesAvailable(queue: Queue, count?: number): void;
+  /** Messages of the queue become available at this instant (a delay, a visibility timeout). */
+  messagesAvailableAt(queue: Queue, at: number): void;
 }
 
 export function queueUrl(context: SqsContext, queue: Queue): string {

@@ -11,6 +11,8 @@ export type Durability = 'process' | 'power';
 
 export type Db = Database.Database;
 
+const SCHEMA_VERSION = 2;
+
 // One strict table per concept, indexed for exactly the queries the actions run (see each comment).
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS queues (
@@ -35,25 +37,32 @@ CREATE TABLE IF NOT EXISTS deleted_queues (
   deleted_at INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 
+-- A message is two rows. \`messages\` holds what never changes once it is stored (body, attributes,
+-- ids), \`message_states\` what a receive or a visibility change rewrites, so that a receive writes a
+-- row of tens of bytes and its index entries, never the body. A message state owns its message:
+-- deleting the state deletes the message (trigger below).
 -- Row ids only grow (AUTOINCREMENT): they give FIFO send order and the PurgeQueue cut-off.
--- epoch: the queue's purged_through when the message was stored. PurgeQueue raises purged_through to
--- the last row id, so every message stored before it is of an older epoch: the indexes below lead
--- with the epoch, and a request looking at the current one never meets a purged message.
 CREATE TABLE IF NOT EXISTS messages (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
-  queue_id INTEGER NOT NULL,
-  epoch INTEGER NOT NULL,
   message_id TEXT NOT NULL,
   body TEXT NOT NULL,
   body_md5 TEXT NOT NULL,
   attributes TEXT,
   attributes_md5 TEXT,
   trace_header TEXT,
-  group_id TEXT,
   deduplication_id TEXT,
   sequence_number TEXT,
   dead_letter_source TEXT,
-  sent_at INTEGER NOT NULL,
+  sent_at INTEGER NOT NULL
+) STRICT;
+-- epoch: the queue's purged_through when the message was stored. PurgeQueue raises purged_through to
+-- the last row id, so every message stored before it is of an older epoch: the indexes below lead
+-- with the epoch, and a request looking at the current one never meets a purged message.
+CREATE TABLE IF NOT EXISTS message_states (
+  id INTEGER PRIMARY KEY,
+  queue_id INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  group_id TEXT,
   enqueued_at INTEGER NOT NULL,
   visible_at INTEGER NOT NULL,
   receive_count INTEGER NOT NULL DEFAULT 0,
@@ -61,34 +70,49 @@ CREATE TABLE IF NOT EXISTS messages (
   received_at INTEGER,
   receipt_nonce TEXT
 ) STRICT;
+CREATE TRIGGER IF NOT EXISTS message_states_own_messages AFTER DELETE ON message_states BEGIN
+  DELETE FROM messages WHERE id = old.id;
+END;
 -- Standard receive: the oldest visible messages of a queue. Long polls: when the next invisible one
--- shows. It also covers the approximate counts (in flight = received before, delayed = never
--- received), and the sweeper finds purged messages (older epochs) through it.
-CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue_id, epoch, visible_at, receive_count, enqueued_at);
+-- shows. The counts read the messages that turn visible within the current second through it, and
+-- the sweeper finds purged messages (older epochs) through it.
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON message_states (queue_id, epoch, visible_at, receive_count, enqueued_at);
 -- FIFO receive: a group's messages in send order.
-CREATE INDEX IF NOT EXISTS messages_by_group ON messages (queue_id, group_id, epoch, id) WHERE group_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_group ON message_states (queue_id, group_id, epoch, id) WHERE group_id IS NOT NULL;
 -- Retention: a message expires MessageRetentionPeriod after it was enqueued (in this queue, for FIFO
--- dead-letter queues; standard dead-letter queues keep the original time). It also counts the
--- expired messages the sweeper has yet to delete.
-CREATE INDEX IF NOT EXISTS messages_by_age ON messages (queue_id, enqueued_at, epoch);
+-- dead-letter queues; standard dead-letter queues keep the original time). It also finds the
+-- expired messages the sweeper has yet to delete, for the counts.
+CREATE INDEX IF NOT EXISTS messages_by_age ON message_states (queue_id, enqueued_at, epoch);
 
 -- How many messages a queue holds in each epoch, kept by triggers on every insert and delete, so
--- that GetQueueAttributes need not count a backlog of millions: it counts only the messages in
--- flight, delayed or expired (see MessageStore.counts).
+-- that GetQueueAttributes need not count a backlog of millions.
 CREATE TABLE IF NOT EXISTS message_totals (
   queue_id INTEGER NOT NULL,
   epoch INTEGER NOT NULL,
   total INTEGER NOT NULL,
   PRIMARY KEY (queue_id, epoch)
 ) STRICT, WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS messages_counted AFTER INSERT ON messages BEGIN
+CREATE TRIGGER IF NOT EXISTS messages_counted AFTER INSERT ON message_states BEGIN
   INSERT INTO message_totals (queue_id, epoch, total) VALUES (new.queue_id, new.epoch, 1)
   ON CONFLICT (queue_id, epoch) DO UPDATE SET total = total + 1;
 END;
-CREATE TRIGGER IF NOT EXISTS messages_uncounted AFTER DELETE ON messages BEGIN
+CREATE TRIGGER IF NOT EXISTS messages_uncounted AFTER DELETE ON message_states BEGIN
   UPDATE message_totals SET total = total - 1 WHERE queue_id = old.queue_id AND epoch = old.epoch;
   DELETE FROM message_totals WHERE queue_id = old.queue_id AND epoch = old.epoch AND total = 0;
 END;
+
+-- How many messages of a queue's epoch are invisible until each second, in flight (received before)
+-- or delayed (never received), so that the counts of GetQueueAttributes sum a row per second to
+-- come instead of counting messages. Only messages invisible when written are tallied (see
+-- MessageStore.tally): a second in the past is never read again, and the sweeper drops its row.
+CREATE TABLE IF NOT EXISTS invisible_tallies (
+  queue_id INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  second INTEGER NOT NULL,
+  in_flight INTEGER NOT NULL,
+  delayed INTEGER NOT NULL,
+  PRIMARY KEY (queue_id, epoch, second)
+) STRICT, WITHOUT ROWID;
 
 -- FIFO message groups that hold messages of the current epoch (a group whose messages are all
 -- purged keeps an older epoch until a message is sent to it or the sweeper deletes them).
@@ -158,8 +182,46 @@ export function openDatabase(file: string, durability: Durability): Db {
   // A WAL that checkpointed and started over is cut back to 4 MiB, not left at its high-water mark.
   db.pragma('journal_size_limit = 4194304');
   db.pragma('temp_store = MEMORY');
-  db.exec(SCHEMA);
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    const legacy = version === 0 && db.prepare(`SELECT 1 FROM pragma_table_info('messages') WHERE name = 'visible_at'`).get() !== undefined;
+    if (legacy) splitMessageStates(db, Date.now());
+    else db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
   return db;
+}
+
+/**
+ * Version 1 kept a message in one row, so every receive rewrote its body. Its `messages` table is
+ * split into the two of version 2 in the transaction that opens the database; the highest row id
+ * given so far carries over, since purges compare against it.
+ */
+function splitMessageStates(db: Db, now: number): void {
+  db.exec(`
+    ALTER TABLE messages RENAME TO messages_v1;
+    DROP INDEX IF EXISTS messages_by_visibility;
+    DROP INDEX IF EXISTS messages_by_group;
+    DROP INDEX IF EXISTS messages_by_age;
+    DROP TRIGGER IF EXISTS messages_counted;
+    DROP TRIGGER IF EXISTS messages_uncounted;
+  `);
+  db.exec(SCHEMA);
+  db.exec(`
+    INSERT INTO messages (id, message_id, body, body_md5, attributes, attributes_md5, trace_header, deduplication_id, sequence_number, dead_letter_source, sent_at)
+      SELECT id, message_id, body, body_md5, attributes, attributes_md5, trace_header, deduplication_id, sequence_number, dead_letter_source, sent_at FROM messages_v1;
+    DELETE FROM message_totals;
+    INSERT INTO message_states (id, queue_id, epoch, group_id, enqueued_at, visible_at, receive_count, first_received_at, received_at, receipt_nonce)
+      SELECT id, queue_id, epoch, group_id, enqueued_at, visible_at, receive_count, first_received_at, received_at, receipt_nonce FROM messages_v1;
+    DELETE FROM sqlite_sequence WHERE name = 'messages';
+    UPDATE sqlite_sequence SET name = 'messages' WHERE name = 'messages_v1';
+    DROP TABLE messages_v1;
+  `);
+  db.prepare(
+    `INSERT INTO invisible_tallies (queue_id, epoch, second, in_flight, delayed)
+     SELECT queue_id, epoch, visible_at / 1000, sum(receive_count > 0), sum(receive_count = 0) FROM message_states
+     WHERE visible_at > ? GROUP BY queue_id, epoch, visible_at / 1000`,
+  ).run(now);
 }
 
 /**

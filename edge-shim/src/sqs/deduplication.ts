@@ -19,7 +19,10 @@ export class DeduplicationStore {
         `INSERT OR REPLACE INTO deduplication (queue_id, scope, deduplication_id, message_id, sequence_number, expires_at)
          VALUES (?, ?, ?, ?, ?, ?)`,
       ),
-      forget: db.prepare('DELETE FROM deduplication WHERE expires_at <= ?'),
+      forget: db.prepare(
+        `DELETE FROM deduplication WHERE (queue_id, scope, deduplication_id) IN
+           (SELECT queue_id, scope, deduplication_id FROM deduplication WHERE expires_at <= ? LIMIT ?)`,
+      ),
     };
   }
 
@@ -36,8 +39,8 @@ export class DeduplicationStore {
     this.statements.remember.run(queueId, scope, deduplicationId, messageId, sequenceNumber, expiresAt);
   }
 
-  /** Drops the ids whose interval has passed; returns how many. */
-  forgetExpired(now: number): number {
-    return this.statements.forget.run(now).changes;
+  /** Drops up to `limit` ids whose interval has passed; returns how many. */
+  forgetExpired(now: number, limit: number): number {
+    return this.statements.forget.run(now, limit).changes;
   }
 }

@@ -1,14 +1,26 @@
+interface Waiter {
+  /** Ends the wait; `woken` when a wake-up chose this waiter (it then owes a try at the queue). */
+  readonly done: (woken: boolean) => void;
+}
+
 /**
- * Receives waiting for messages (WaitTimeSeconds > 0). A wait ends when a message may have become
- * available on its queue, at its deadline, when its client goes away, or when the server closes.
+ * Receives waiting for messages (WaitTimeSeconds > 0). A commit that makes messages available
+ * wakes as many waiters as it made messages available, longest waiting first, not all of them: with
+ * thousands waiting on one queue, a send costs one receive's try, not thousands. A waiter that takes
+ * a full batch hands the wake-up on (the service calls `wake` again), so a backlog is shared out
+ * without a stampede. A wait also ends at its deadline, when its client goes away, or when the
+ * server closes.
  *
  * Each queue has a count of wake-ups. A receive reads it inside its transaction and waits only if
  * it has not moved since: a message committed between that transaction and the start of the wait
  * (for instance in the same group commit) is not missed.
  */
 export class LongPolls {
-  private readonly waiting = new Map<number, Set<() => void>>();
+  /** Waiters per queue, in the order they began to wait. */
+  private readonly waiting = new Map<number, Set<Waiter>>();
   private readonly wakeUps = new Map<number, number>();
+  /** Per queue, one timer for when its next invisible message or locked group becomes available. */
+  private readonly timers = new Map<number, { at: number; timer: NodeJS.Timeout }>();
   private closed = false;
 
   /** The queue's count of wake-ups, to pass to `wait`. */
@@ -16,28 +28,63 @@ export class LongPolls {
     return this.wakeUps.get(queueId) ?? 0;
   }
 
-  wait(queueId: number, since: number, delayMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.closed || signal?.aborted || this.version(queueId) !== since) return Promise.resolve();
+  /** Waits up to `delayMs`; resolves to whether a wake-up chose this waiter. */
+  wait(queueId: number, since: number, delayMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.closed || signal?.aborted) return Promise.resolve(false);
+    if (this.version(queueId) !== since) return Promise.resolve(true);
     return new Promise((resolve) => {
       let waiters = this.waiting.get(queueId);
       if (!waiters) this.waiting.set(queueId, (waiters = new Set()));
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        waiters.delete(done);
-        if (waiters.size === 0 && this.waiting.get(queueId) === waiters) this.waiting.delete(queueId);
-        resolve();
+      const waiter: Waiter = {
+        done: (woken) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          waiters.delete(waiter);
+          if (waiters.size === 0 && this.waiting.get(queueId) === waiters) {
+            this.waiting.delete(queueId);
+            this.clearTimer(queueId);
+          }
+          resolve(woken);
+        },
       };
-      const timer = setTimeout(done, Math.max(0, delayMs));
-      signal?.addEventListener('abort', done, { once: true });
-      waiters.add(done);
+      const onAbort = () => waiter.done(false);
+      const timer = setTimeout(onAbort, Math.max(0, delayMs));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      waiters.add(waiter);
     });
   }
 
-  wake(queueId: number): void {
+  /** Messages became available on a queue: wakes up to `count` waiters, longest waiting first. */
+  wake(queueId: number, count = 1): void {
     this.wakeUps.set(queueId, this.version(queueId) + 1);
     const waiters = this.waiting.get(queueId);
-    if (waiters) for (const done of [...waiters]) done();
+    if (!waiters) return;
+    for (const waiter of waiters) {
+      if (count-- <= 0) break;
+      waiter.done(true);
+    }
+  }
+
+  /** Wakes every waiter of a queue: its settings changed, or it is gone. */
+  wakeAll(queueId: number): void {
+    this.wake(queueId, Infinity);
+  }
+
+  /**
+   * Wakes one waiter of a queue in `delayMs`, when its next invisible message or locked group
+   * becomes available; the earliest such time is kept, and whoever it wakes sets the next one.
+   */
+  wakeIn(queueId: number, delayMs: number, now: number): void {
+    if (!this.waiting.has(queueId)) return;
+    const at = now + Math.max(0, delayMs);
+    const current = this.timers.get(queueId);
+    if (current && current.at <= at) return;
+    if (current) clearTimeout(current.timer);
+    const timer = setTimeout(() => {
+      this.timers.delete(queueId);
+      this.wake(queueId);
+    }, at - now);
+    this.timers.set(queueId, { at, timer });
   }
 
   /** How many receives wait now, on every queue. */
@@ -53,6 +100,13 @@ export class LongPolls {
 
   close(): void {
     this.closed = true;
-    for (const waiters of [...this.waiting.values()]) for (const done of [...waiters]) done();
+    for (const waiters of [...this.waiting.values()]) for (const waiter of [...waiters]) waiter.done(false);
+  }
+
+  private clearTimer(queueId: number): void {
+    const current = this.timers.get(queueId);
+    if (!current) return;
+    clearTimeout(current.timer);
+    this.timers.delete(queueId);
   }
 }

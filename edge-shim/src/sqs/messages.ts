@@ -1,22 +1,16 @@
 import { type Db, explainStatements } from './database.js';
 import type { Queue } from './queues.js';
 
-/** A row of the `messages` table. */
+/**
+ * A row of `message_states`: where a message stands in its queue. This is what receives select on
+ * and rewrite; what never changes (body, attributes, ids) is a `MessageContent`, read only for the
+ * messages a request returns or moves.
+ */
 export interface MessageRow {
   id: number;
   queue_id: number;
   epoch: number;
-  message_id: string;
-  body: string;
-  body_md5: string;
-  attributes: string | null;
-  attributes_md5: string | null;
-  trace_header: string | null;
   group_id: string | null;
-  deduplication_id: string | null;
-  sequence_number: string | null;
-  dead_letter_source: string | null;
-  sent_at: number;
   enqueued_at: number;
   visible_at: number;
   receive_count: number;
@@ -25,7 +19,25 @@ export interface MessageRow {
   receipt_nonce: string | null;
 }
 
-export type NewMessage = Omit<MessageRow, 'id' | 'epoch' | 'receive_count' | 'first_received_at' | 'received_at' | 'receipt_nonce'>;
+/** A row of `messages`: what a message is, fixed when it is stored. */
+export interface MessageContent {
+  message_id: string;
+  body: string;
+  body_md5: string;
+  attributes: string | null;
+  attributes_md5: string | null;
+  trace_header: string | null;
+  deduplication_id: string | null;
+  sequence_number: string | null;
+  dead_letter_source: string | null;
+  sent_at: number;
+}
+
+export interface NewMessage extends MessageContent {
+  group_id: string | null;
+  enqueued_at: number;
+  visible_at: number;
+}
 
 export interface MessageCounts {
   visible: number;
@@ -43,43 +55,51 @@ export interface AvailableGroup {
 const IN_FLIGHT_WINDOW = 10;
 // The epoch of a group left with purged messages only: none a request looks at.
 const RETIRED = -1;
+// Expired messages the counts look at one by one before the sweeper has deleted them. The sweeper
+// keeps them few; past this many (a retention period just shortened on a huge queue) the counts
+// are approximate until it catches up.
+const MAX_EXPIRED_COUNTED = 10_000;
+
+const secondOf = (ms: number) => Math.floor(ms / 1000);
 
 /**
- * Message storage for one database: every statement the queue operations run against `messages`
- * and `fifo_groups`, keeping a FIFO group's availability in step with its messages. Every query a
- * request runs walks an index from where its answer starts (see `test/edge-shim/receive.test.ts`),
- * so a request on a queue of millions costs what it costs on an empty one. The current epoch of a
- * queue is its `purgedThrough` (see the schema): messages of older epochs are purged, and only the
- * sweeper looks at them.
+ * Message storage for one database: every statement the queue operations run against messages and
+ * `fifo_groups`, keeping a FIFO group's availability and the invisible tallies in step with its
+ * messages. Every query a request runs walks an index from where its answer starts (see
+ * `test/edge-shim/receive.test.ts`), so a request on a queue of millions costs what it costs on an
+ * empty one. The current epoch of a queue is its `purgedThrough` (see the schema): messages of
+ * older epochs are purged, and only the sweeper looks at them.
  */
 export class MessageStore {
   private readonly statements;
 
   constructor(private readonly db: Db) {
     this.statements = {
-      insert: db.prepare(
-        `INSERT INTO messages (queue_id, epoch, message_id, body, body_md5, attributes, attributes_md5, trace_header,
-           group_id, deduplication_id, sequence_number, dead_letter_source, sent_at, enqueued_at, visible_at)
-         VALUES (@queue_id, @epoch, @message_id, @body, @body_md5, @attributes, @attributes_md5, @trace_header,
-           @group_id, @deduplication_id, @sequence_number, @dead_letter_source, @sent_at, @enqueued_at, @visible_at)`,
+      insertContent: db.prepare(
+        `INSERT INTO messages (message_id, body, body_md5, attributes, attributes_md5, trace_header, deduplication_id, sequence_number, dead_letter_source, sent_at)
+         VALUES (@message_id, @body, @body_md5, @attributes, @attributes_md5, @trace_header, @deduplication_id, @sequence_number, @dead_letter_source, @sent_at)`,
       ),
-      byId: db.prepare<[number], MessageRow>('SELECT * FROM messages WHERE id = ?'),
+      insertState: db.prepare(
+        `INSERT INTO message_states (id, queue_id, epoch, group_id, enqueued_at, visible_at)
+         VALUES (@id, @queue_id, @epoch, @group_id, @enqueued_at, @visible_at)`,
+      ),
+      byId: db.prepare<[number], MessageRow>('SELECT * FROM message_states WHERE id = ?'),
+      content: db.prepare<[number], MessageContent>(
+        `SELECT message_id, body, body_md5, attributes, attributes_md5, trace_header, deduplication_id, sequence_number, dead_letter_source, sent_at
+         FROM messages WHERE id = ?`,
+      ),
       visible: db.prepare<[number, number, number, number], MessageRow>(
-        'SELECT * FROM messages WHERE queue_id = ? AND epoch = ? AND visible_at <= ? ORDER BY visible_at LIMIT ?',
+        'SELECT * FROM message_states WHERE queue_id = ? AND epoch = ? AND visible_at <= ? ORDER BY visible_at LIMIT ?',
       ),
-      expired: db.prepare<[number, number, number], MessageRow>(
-        'SELECT * FROM messages WHERE queue_id = ? AND enqueued_at <= ? LIMIT ?',
-      ),
-      purged: db.prepare<[number, number, number], MessageRow>(
-        'SELECT * FROM messages WHERE queue_id = ? AND epoch < ? LIMIT ?',
-      ),
+      expired: db.prepare<[number, number, number], MessageRow>('SELECT * FROM message_states WHERE queue_id = ? AND enqueued_at <= ? LIMIT ?'),
+      purged: db.prepare<[number, number, number], MessageRow>('SELECT * FROM message_states WHERE queue_id = ? AND epoch < ? LIMIT ?'),
       markReceived: db.prepare(
-        `UPDATE messages SET visible_at = @visibleAt, receive_count = receive_count + 1,
+        `UPDATE message_states SET visible_at = @visibleAt, receive_count = receive_count + 1,
            first_received_at = coalesce(first_received_at, @now), received_at = @now, receipt_nonce = @nonce
          WHERE id = @id`,
       ),
-      setVisibleAt: db.prepare('UPDATE messages SET visible_at = ? WHERE id = ?'),
-      remove: db.prepare('DELETE FROM messages WHERE id = ?'),
+      setVisibleAt: db.prepare('UPDATE message_states SET visible_at = ? WHERE id = ?'),
+      remove: db.prepare('DELETE FROM message_states WHERE id = ?'),
       // A message sent to a group with purged messages only is its first: it decides the group's availability.
       groupInsert: db.prepare(
         `INSERT INTO fifo_groups (queue_id, group_id, epoch, available_at) VALUES (@queue, @group, @epoch, @at)
@@ -90,28 +110,46 @@ export class MessageStore {
          WHERE queue_id = ? AND epoch = ? AND available_at <= ? AND (available_at, group_id) > (?, ?)
          ORDER BY available_at, group_id LIMIT ?`,
       ),
+      nextGroupAvailableAt: db.prepare<[number, number, number], { at: number | null }>(
+        'SELECT min(available_at) AS at FROM fifo_groups WHERE queue_id = ? AND epoch = ? AND available_at > ?',
+      ),
       groupMessages: db.prepare<[number, string, number, number, number], MessageRow>(
-        'SELECT * FROM messages WHERE queue_id = ? AND group_id = ? AND epoch = ? AND id > ? ORDER BY id LIMIT ?',
+        'SELECT * FROM message_states WHERE queue_id = ? AND group_id = ? AND epoch = ? AND id > ? ORDER BY id LIMIT ?',
       ),
-      groupHasMessages: db.prepare<[number, string], { one: number }>(
-        'SELECT 1 AS one FROM messages WHERE queue_id = ? AND group_id = ? LIMIT 1',
-      ),
+      groupHasMessages: db.prepare<[number, string], { one: number }>('SELECT 1 AS one FROM message_states WHERE queue_id = ? AND group_id = ? LIMIT 1'),
       setGroup: db.prepare('UPDATE fifo_groups SET epoch = ?, available_at = ? WHERE queue_id = ? AND group_id = ?'),
       removeGroup: db.prepare('DELETE FROM fifo_groups WHERE queue_id = ? AND group_id = ?'),
+      removeRetiredGroups: db.prepare('DELETE FROM fifo_groups WHERE queue_id = ? AND epoch < ?'),
       groupsOf: db.prepare<[number, number], { group_id: string }>('SELECT group_id FROM fifo_groups WHERE queue_id = ? AND epoch = ?'),
-      redelay: db.prepare('UPDATE messages SET visible_at = enqueued_at + ? WHERE queue_id = ? AND epoch = ? AND receive_count = 0'),
+      redelay: db.prepare('UPDATE message_states SET visible_at = enqueued_at + ? WHERE queue_id = ? AND epoch = ? AND receive_count = 0'),
       total: db.prepare<[number, number], { total: number }>('SELECT total FROM message_totals WHERE queue_id = ? AND epoch = ?'),
-      countExpired: db.prepare<[number, number, number], { expired: number }>(
-        'SELECT count(*) AS expired FROM messages WHERE queue_id = ? AND enqueued_at <= ? AND epoch = ?',
+      expiredStates: db.prepare<[number, number, number, number], { visible_at: number; receive_count: number }>(
+        'SELECT visible_at, receive_count FROM message_states WHERE queue_id = ? AND enqueued_at <= ? AND epoch = ? LIMIT ?',
       ),
-      countInvisible: db.prepare<{ queue: number; epoch: number; now: number; cutoff: number }, { inFlight: number | null; delayed: number | null }>(
-        `SELECT sum(receive_count > 0) AS inFlight, sum(receive_count = 0) AS delayed FROM messages
-         WHERE queue_id = @queue AND epoch = @epoch AND visible_at > @now AND enqueued_at > @cutoff`,
+      tallied: db.prepare<[number, number, number], { inFlight: number | null; delayed: number | null }>(
+        'SELECT sum(in_flight) AS inFlight, sum(delayed) AS delayed FROM invisible_tallies WHERE queue_id = ? AND epoch = ? AND second > ?',
       ),
+      // The messages that turn visible later in the current second: the one tally row not to trust.
+      invisibleThisSecond: db.prepare<{ queue: number; epoch: number; now: number; end: number }, { inFlight: number | null; delayed: number | null }>(
+        `SELECT sum(receive_count > 0) AS inFlight, sum(receive_count = 0) AS delayed FROM message_states
+         WHERE queue_id = @queue AND epoch = @epoch AND visible_at > @now AND visible_at < @end`,
+      ),
+      tally: db.prepare(
+        `INSERT INTO invisible_tallies (queue_id, epoch, second, in_flight, delayed) VALUES (@queue, @epoch, @second, @inFlight, @delayed)
+         ON CONFLICT (queue_id, epoch, second) DO UPDATE SET in_flight = in_flight + @inFlight, delayed = delayed + @delayed`,
+      ),
+      clearTallies: db.prepare('DELETE FROM invisible_tallies WHERE queue_id = ? AND epoch = ?'),
+      rebuildTallies: db.prepare(
+        `INSERT INTO invisible_tallies (queue_id, epoch, second, in_flight, delayed)
+         SELECT queue_id, epoch, visible_at / 1000, sum(receive_count > 0), sum(receive_count = 0) FROM message_states
+         WHERE queue_id = ? AND epoch = ? AND visible_at > ? GROUP BY visible_at / 1000`,
+      ),
+      olderEpochTallies: db.prepare('DELETE FROM invisible_tallies WHERE queue_id = ? AND epoch < ?'),
+      pastTallies: db.prepare('DELETE FROM invisible_tallies WHERE queue_id = ? AND epoch = ? AND second < ?'),
       // The highest row id ever given, from SQLite's one-row-per-table record of AUTOINCREMENT.
       lastId: db.prepare<[], { id: number }>(`SELECT seq AS id FROM sqlite_sequence WHERE name = 'messages'`),
       nextVisibleAt: db.prepare<[number, number, number], { at: number | null }>(
-        'SELECT min(visible_at) AS at FROM messages WHERE queue_id = ? AND epoch = ? AND visible_at > ?',
+        'SELECT min(visible_at) AS at FROM message_states WHERE queue_id = ? AND epoch = ? AND visible_at > ?',
       ),
     };
   }
@@ -121,15 +159,22 @@ export class MessageStore {
     return explainStatements(this.db, this.statements);
   }
 
-  insert(queue: Queue, message: NewMessage): number {
+  insert(queue: Queue, message: NewMessage, now: number): number {
     const epoch = queue.purgedThrough;
-    const id = Number(this.statements.insert.run({ ...message, epoch }).lastInsertRowid);
+    const id = Number(this.statements.insertContent.run(message).lastInsertRowid);
+    this.statements.insertState.run({ id, queue_id: queue.id, epoch, group_id: message.group_id, enqueued_at: message.enqueued_at, visible_at: message.visible_at });
+    this.tally(queue.id, epoch, message.visible_at, 0, 1, now);
     if (queue.fifo) this.statements.groupInsert.run({ queue: queue.id, group: message.group_id, epoch, at: message.visible_at });
     return id;
   }
 
   byId(id: number): MessageRow | undefined {
     return this.statements.byId.get(id);
+  }
+
+  /** What a message is: body, attributes and ids. */
+  content(message: MessageRow): MessageContent {
+    return this.statements.content.get(message.id)!;
   }
 
   /**
@@ -161,9 +206,19 @@ export class MessageStore {
     return this.statements.lastId.get()?.id ?? 0;
   }
 
-  /** When the next invisible message of a queue becomes visible, if any is invisible now. */
-  nextVisibleAt(queue: Queue, now: number): number | undefined {
-    return this.statements.nextVisibleAt.get(queue.id, queue.purgedThrough, now)?.at ?? undefined;
+  /**
+   * When a receive that finds nothing now could next find something: the next invisible message
+   * of a standard queue becomes visible, or the next locked or delayed group of a FIFO queue
+   * becomes available.
+   */
+  nextAvailableAt(queue: Queue, now: number): number | undefined {
+    const next = queue.fifo ? this.statements.nextGroupAvailableAt : this.statements.nextVisibleAt;
+    return next.get(queue.id, queue.purgedThrough, now)?.at ?? undefined;
+  }
+
+  /** Whether a receive could take something now, without taking it: a read outside any transaction. */
+  anyAvailable(queue: Queue, now: number): boolean {
+    return queue.fifo ? this.availableGroups(queue, now, undefined, 1).length > 0 : this.visible(queue, now, 1).length > 0;
   }
 
   /**
@@ -181,11 +236,13 @@ export class MessageStore {
 
   markReceived(message: MessageRow, now: number, visibleAt: number, nonce: string): void {
     this.statements.markReceived.run({ id: message.id, now, visibleAt, nonce });
+    this.tally(message.queue_id, message.epoch, message.visible_at, message.receive_count, -1, now);
     message.visible_at = visibleAt;
     message.receive_count += 1;
     message.first_received_at ??= now;
     message.received_at = now;
     message.receipt_nonce = nonce;
+    this.tally(message.queue_id, message.epoch, visibleAt, message.receive_count, 1, now);
   }
 
   /** Locks a FIFO group whose first messages were just received until they are visible again. */
@@ -193,15 +250,33 @@ export class MessageStore {
     this.statements.setGroup.run(queue.purgedThrough, until, queue.id, groupId);
   }
 
-  setVisibleAt(queue: Queue, message: MessageRow, visibleAt: number): void {
+  setVisibleAt(queue: Queue, message: MessageRow, visibleAt: number, now: number): void {
     this.statements.setVisibleAt.run(visibleAt, message.id);
+    this.tally(message.queue_id, message.epoch, message.visible_at, message.receive_count, -1, now);
+    this.tally(message.queue_id, message.epoch, visibleAt, message.receive_count, 1, now);
     message.visible_at = visibleAt;
     if (queue.fifo && message.group_id !== null) this.refreshGroup(queue, message.group_id);
   }
 
-  remove(queue: Queue, message: MessageRow): void {
+  remove(queue: Queue, message: MessageRow, now: number): void {
     this.statements.remove.run(message.id);
-    if (queue.fifo && message.group_id !== null) this.refreshGroup(queue, message.group_id);
+    this.tally(message.queue_id, message.epoch, message.visible_at, message.receive_count, -1, now);
+    // A purged message's group is of an older epoch: the sweeper drops it with the last of them.
+    if (queue.fifo && message.group_id !== null && message.epoch === queue.purgedThrough) this.refreshGroup(queue, message.group_id);
+  }
+
+  /**
+   * After the last purged message of a FIFO queue is deleted: the groups still of an older epoch (or
+   * retired) hold nothing any more.
+   */
+  removePurgedGroups(queue: Queue): void {
+    this.statements.removeRetiredGroups.run(queue.id, queue.purgedThrough);
+  }
+
+  /** Drops the tally rows no count will read again: past seconds and older epochs. */
+  forgetPastTallies(queue: Queue, now: number): void {
+    this.statements.olderEpochTallies.run(queue.id, queue.purgedThrough);
+    this.statements.pastTallies.run(queue.id, queue.purgedThrough, secondOf(now));
   }
 
   /**
@@ -209,26 +284,35 @@ export class MessageStore {
    * a standard queue does not (Developer Guide, "Amazon SQS delay queues"). One pass over the queue:
    * changing the delay of a queue is rare.
    */
-  applyQueueDelay(queue: Queue): void {
+  applyQueueDelay(queue: Queue, now: number): void {
     if (!queue.fifo) return;
     this.statements.redelay.run(Number(queue.attributes.DelaySeconds) * 1000, queue.id, queue.purgedThrough);
+    this.statements.clearTallies.run(queue.id, queue.purgedThrough);
+    this.statements.rebuildTallies.run(queue.id, queue.purgedThrough, now);
     for (const { group_id: groupId } of this.statements.groupsOf.all(queue.id, queue.purgedThrough)) this.refreshGroup(queue, groupId);
   }
 
   /**
-   * The approximate counts: from the running total of the queue's current epoch, less the messages
-   * past retention not yet swept; in flight (received before) and delayed (never received) are
-   * counted one by one, visible is the rest. A backlog of visible messages costs nothing to count.
+   * The approximate counts, without counting the messages themselves: the running total of the
+   * queue's current epoch; in flight and delayed from the tallies of the seconds to come, plus the
+   * few messages turning visible later in this second; less the messages past retention that the
+   * sweeper has yet to delete. Visible is the rest.
    */
   counts(queue: Queue, now: number): MessageCounts {
     const epoch = queue.purgedThrough;
-    const cutoff = retentionCutoff(queue, now);
+    const second = secondOf(now);
     const total = this.statements.total.get(queue.id, epoch)?.total ?? 0;
-    const { expired } = this.statements.countExpired.get(queue.id, cutoff, epoch)!;
-    const invisible = this.statements.countInvisible.get({ queue: queue.id, epoch, now, cutoff })!;
-    const inFlight = invisible.inFlight ?? 0;
-    const delayed = invisible.delayed ?? 0;
-    return { visible: total - expired - inFlight - delayed, inFlight, delayed };
+    const tallied = this.statements.tallied.get(queue.id, epoch, second)!;
+    const thisSecond = this.statements.invisibleThisSecond.get({ queue: queue.id, epoch, now, end: (second + 1) * 1000 })!;
+    let inFlight = (tallied.inFlight ?? 0) + (thisSecond.inFlight ?? 0);
+    let delayed = (tallied.delayed ?? 0) + (thisSecond.delayed ?? 0);
+    const expired = this.statements.expiredStates.all(queue.id, retentionCutoff(queue, now), epoch, MAX_EXPIRED_COUNTED);
+    for (const message of expired) {
+      if (message.visible_at <= now) continue;
+      if (message.receive_count > 0) inFlight -= 1;
+      else delayed -= 1;
+    }
+    return { visible: Math.max(0, total - expired.length - inFlight - delayed), inFlight, delayed };
   }
 
   /**
@@ -248,6 +332,17 @@ export class MessageStore {
       if (message.receive_count > 0) availableAt = Math.max(availableAt, message.visible_at);
     }
     this.statements.setGroup.run(queue.purgedThrough, availableAt, queue.id, groupId);
+  }
+
+  /**
+   * Adds `delta` to the tally of the second a message turns visible in, if that is still to come:
+   * a message visible already is counted as visible, and a tally row of a second gone by is never
+   * read again, so it need not be kept right.
+   */
+  private tally(queueId: number, epoch: number, visibleAt: number, receiveCount: number, delta: number, now: number): void {
+    if (visibleAt <= now) return;
+    const inFlight = receiveCount > 0 ? delta : 0;
+    this.statements.tally.run({ queue: queueId, epoch, second: secondOf(visibleAt), inFlight, delayed: delta - inFlight });
   }
 }
 

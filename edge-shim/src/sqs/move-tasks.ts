@@ -147,7 +147,7 @@ function movableMessages(context: SqsContext, queue: Queue, limit: number): Mess
       for (const message of messages.visible(queue, now, limit)) {
         if (taken.has(message.id)) continue;
         if (messages.isDead(queue, message, now)) {
-          messages.remove(queue, message);
+          messages.remove(queue, message, now);
           deleted = true;
         } else if (taken.size < limit) {
           taken.set(message.id, message);
@@ -168,7 +168,7 @@ function movableMessages(context: SqsContext, queue: Queue, limit: number): Mess
       visited.add(group.group_id);
       for (const message of messages.groupMessages(queue, group.group_id, limit - taken.size)) {
         if (messages.isDead(queue, message, now)) {
-          messages.remove(queue, message);
+          messages.remove(queue, message, now);
           continue;
         }
         if (message.visible_at > now) break; // in flight or delayed: nothing behind it goes first
@@ -186,12 +186,12 @@ function movableMessages(context: SqsContext, queue: Queue, limit: number): Mess
  * group and deduplication id go with it.
  */
 function redrive(context: SqsContext, from: Queue, message: MessageRow, to: Queue): void {
-  transferMessage(context, from, message, to, {
+  transferMessage(context, from, message, to, () => ({
     message_id: randomUUID(),
     dead_letter_source: null,
     sent_at: context.now,
     enqueued_at: context.now,
-  });
+  }));
 }
 
 /** Messages moved in the current second of a rate-limited task. */
@@ -295,7 +295,7 @@ export class MessageMover {
     let moved = 0;
     let failure: string | undefined;
     for (const message of messages) {
-      const destinationArn = task.destination_arn ?? message.dead_letter_source;
+      const destinationArn = task.destination_arn ?? context.messages.content(message).dead_letter_source;
       const destination = destinationArn === null ? undefined : context.queues.byArn(destinationArn);
       if (!destination) {
         failure = task.destination_arn === null ? 'CouldNotDetermineMessageSource' : 'DestinationQueueDoesNotExist';

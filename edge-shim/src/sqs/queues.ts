@@ -96,9 +96,14 @@ export class QueueRegistry {
       remove: db.prepare('DELETE FROM queues WHERE id = ?'),
       exists: db.prepare<[number], { id: number }>('SELECT id FROM queues WHERE id = ?'),
       // Index seeks, one per queue id present: cheap however many messages there are.
-      messagesQueueAfter: db.prepare<[number], { queue_id: number }>('SELECT queue_id FROM messages WHERE queue_id > ? ORDER BY queue_id LIMIT 1'),
+      messagesQueueAfter: db.prepare<[number], { queue_id: number }>('SELECT queue_id FROM message_states WHERE queue_id > ? ORDER BY queue_id LIMIT 1'),
       groupsQueueAfter: db.prepare<[number], { queue_id: number }>('SELECT queue_id FROM fifo_groups WHERE queue_id > ? ORDER BY queue_id LIMIT 1'),
-      reclaimMessages: db.prepare('DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE queue_id = ? LIMIT ?)'),
+      talliesQueueAfter: db.prepare<[number], { queue_id: number }>('SELECT queue_id FROM invisible_tallies WHERE queue_id > ? ORDER BY queue_id LIMIT 1'),
+      // Deleting a message's state deletes the message too (a trigger).
+      reclaimMessages: db.prepare('DELETE FROM message_states WHERE id IN (SELECT id FROM message_states WHERE queue_id = ? LIMIT ?)'),
+      reclaimTallies: db.prepare(
+        'DELETE FROM invisible_tallies WHERE (queue_id, epoch, second) IN (SELECT queue_id, epoch, second FROM invisible_tallies WHERE queue_id = ? LIMIT ?)',
+      ),
       reclaimGroups: db.prepare(
         'DELETE FROM fifo_groups WHERE queue_id = @id AND group_id IN (SELECT group_id FROM fifo_groups WHERE queue_id = @id LIMIT @limit)',
       ),
@@ -221,7 +226,7 @@ export class QueueRegistry {
   reclaimDeleted(limit: number): boolean {
     if (this.lookForLeftovers) {
       this.lookForLeftovers = false;
-      for (const after of [this.statements.messagesQueueAfter, this.statements.groupsQueueAfter]) {
+      for (const after of [this.statements.messagesQueueAfter, this.statements.groupsQueueAfter, this.statements.talliesQueueAfter]) {
         for (let row = after.get(0); row; row = after.get(row.queue_id)) this.deletedIds.add(row.queue_id);
       }
     }
@@ -230,7 +235,9 @@ export class QueueRegistry {
       // A queue that is there (never deleted, or its deletion rolled back) keeps its messages.
       const reclaimed = this.statements.exists.get(id)
         ? 0
-        : this.statements.reclaimMessages.run(id, limit).changes + this.statements.reclaimGroups.run({ id, limit }).changes;
+        : this.statements.reclaimMessages.run(id, limit).changes +
+          this.statements.reclaimGroups.run({ id, limit }).changes +
+          this.statements.reclaimTallies.run(id, limit).changes;
       if (reclaimed === 0) this.deletedIds.delete(id);
       more ||= reclaimed > 0;
     }

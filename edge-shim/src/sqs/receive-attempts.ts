@@ -25,7 +25,10 @@ export class ReceiveAttemptStore {
       remember: db.prepare(
         'INSERT OR REPLACE INTO receive_attempts (queue_id, attempt_id, message_ids, expires_at) VALUES (?, ?, ?, ?)',
       ),
-      forget: db.prepare('DELETE FROM receive_attempts WHERE expires_at <= ?'),
+      forget: db.prepare(
+        `DELETE FROM receive_attempts WHERE (queue_id, attempt_id) IN
+           (SELECT queue_id, attempt_id FROM receive_attempts WHERE expires_at <= ? LIMIT ?)`,
+      ),
     };
   }
 
@@ -43,8 +46,8 @@ export class ReceiveAttemptStore {
     this.statements.remember.run(queueId, attemptId, JSON.stringify(messages), expiresAt);
   }
 
-  /** Drops the attempts whose 5 minutes have passed; returns how many. */
-  forgetExpired(now: number): number {
-    return this.statements.forget.run(now).changes;
+  /** Drops up to `limit` attempts whose 5 minutes have passed; returns how many. */
+  forgetExpired(now: number, limit: number): number {
+    return this.statements.forget.run(now, limit).changes;
   }
 }

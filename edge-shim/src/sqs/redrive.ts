@@ -1,6 +1,6 @@
 import type { SqsContext } from './context.js';
 import { SqsError } from './errors.js';
-import type { MessageRow, NewMessage } from './messages.js';
+import type { MessageContent, MessageRow, NewMessage } from './messages.js';
 import type { QueueAttributes } from './queue-attributes.js';
 import type { Queue } from './queues.js';
 import { nextSequenceNumber } from './sequence-numbers.js';
@@ -107,25 +107,28 @@ export function deadLetterSources(context: SqsContext, queue: Queue): Queue[] {
  * Moves a message from one queue to another in one step: it leaves `from` and enters `to` as it is,
  * visible at once, with a sequence number of `to` when that is FIFO and whatever `changes` say.
  */
-export function transferMessage(context: SqsContext, from: Queue, message: MessageRow, to: Queue, changes: Partial<NewMessage>): void {
-  context.messages.remove(from, message);
-  context.messages.insert(to, {
-    queue_id: to.id,
-    message_id: message.message_id,
-    body: message.body,
-    body_md5: message.body_md5,
-    attributes: message.attributes,
-    attributes_md5: message.attributes_md5,
-    trace_header: message.trace_header,
-    group_id: message.group_id,
-    deduplication_id: message.deduplication_id,
-    sequence_number: to.fifo ? nextSequenceNumber(context, to) : null,
-    dead_letter_source: message.dead_letter_source,
-    sent_at: message.sent_at,
-    enqueued_at: message.enqueued_at,
-    visible_at: context.now,
-    ...changes,
-  });
+export function transferMessage(
+  context: SqsContext,
+  from: Queue,
+  message: MessageRow,
+  to: Queue,
+  changes: (content: MessageContent) => Partial<NewMessage>,
+): void {
+  // Read before the remove: deleting a message's state deletes its content.
+  const content = context.messages.content(message);
+  context.messages.remove(from, message, context.now);
+  context.messages.insert(
+    to,
+    {
+      ...content,
+      group_id: message.group_id,
+      sequence_number: to.fifo ? nextSequenceNumber(context, to) : null,
+      enqueued_at: message.enqueued_at,
+      visible_at: context.now,
+      ...changes(content),
+    },
+    context.now,
+  );
   context.messagesAvailable(to);
 }
 
@@ -137,8 +140,8 @@ export function transferMessage(context: SqsContext, from: Queue, message: Messa
  * messages sharing a deduplication id in different sources both survive).
  */
 export function deadLetterMessage(context: SqsContext, from: Queue, message: MessageRow, to: Queue): void {
-  transferMessage(context, from, message, to, {
+  transferMessage(context, from, message, to, (content) => ({
     dead_letter_source: from.arn,
-    ...(to.fifo ? { deduplication_id: message.message_id, enqueued_at: context.now } : {}),
-  });
+    ...(to.fifo ? { deduplication_id: content.message_id, enqueued_at: context.now } : {}),
+  }));
 }

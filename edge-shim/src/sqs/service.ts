@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ACTIONS } from './actions/index.js';
-import { receive } from './actions/receive-message.js';
+import { readReceiveRequest, receiveMessages, surelyEmpty } from './actions/receive-message.js';
 import { CommitGroup } from './commit-group.js';
 import type { SqsContext } from './context.js';
 import type { Db } from './database.js';
@@ -12,10 +12,36 @@ import { MessageMover } from './move-tasks.js';
 import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
 import { ReceiveAttemptStore } from './receive-attempts.js';
+import type { StorageGuard, StorageStatus } from './storage-guard.js';
 import { Sweeper } from './sweeper.js';
+
+/**
+ * The operations that add data, with a rough size of what they add; everything else reads,
+ * changes in place or deletes, and goes on while storage is short, so that the queues can drain.
+ */
+const GROWING: Readonly<Record<string, (input: Record<string, unknown>) => number>> = {
+  SendMessage: (input) => messageSize(input),
+  SendMessageBatch: (input) => (Array.isArray(input.Entries) ? input.Entries.reduce<number>((sum, entry) => sum + messageSize(entry as Record<string, unknown>), 0) : 0),
+  CreateQueue: () => QUEUE_CHANGE_BYTES,
+  SetQueueAttributes: () => QUEUE_CHANGE_BYTES,
+  TagQueue: () => QUEUE_CHANGE_BYTES,
+  AddPermission: () => QUEUE_CHANGE_BYTES,
+  StartMessageMoveTask: () => QUEUE_CHANGE_BYTES,
+};
+const QUEUE_CHANGE_BYTES = 4096;
+const messageSize = (input: Record<string, unknown>) => (typeof input.MessageBody === 'string' ? input.MessageBody.length : 0) + 512;
+
+export interface Health {
+  readonly status: 'ok' | 'unavailable';
+  /** Why sends are refused, when they are. */
+  readonly reason?: string;
+  readonly storage: StorageStatus;
+}
 
 export interface SqsServiceOptions {
   readonly db: Db;
+  /** Refuses what would add data while the disk or the store is full. */
+  readonly storage: StorageGuard;
   readonly region: string;
   readonly accountId: string;
   readonly logger: Logger;
@@ -48,17 +74,21 @@ export class SqsService {
   private readonly mover: MessageMover;
   private readonly clock: () => number;
   private readonly logger: Logger;
+  private readonly storage: StorageGuard;
+  private tries = 0;
 
   constructor(options: SqsServiceOptions) {
     this.db = options.db;
     this.clock = options.clock ?? Date.now;
     this.logger = options.logger;
+    this.storage = options.storage;
     this.queues = new QueueRegistry(options.db, options.region, options.accountId);
     this.messages = new MessageStore(options.db);
     this.deduplication = new DeduplicationStore(options.db);
     this.receiveAttempts = new ReceiveAttemptStore(options.db);
     this.commits = new CommitGroup(options.db, (error) => {
       this.logger.error({ err: error }, 'commit failed; the operations in it were answered with an error');
+      this.storage.writeFailed(error);
       try {
         this.queues.reload();
       } catch (reloadError) {
@@ -82,7 +112,8 @@ export class SqsService {
         now: this.clock(),
         baseUrl,
         afterCommit: (callback) => callbacks.push(callback),
-        messagesAvailable: (queue: Queue) => callbacks.push(() => this.polls.wake(queue.id)),
+        messagesAvailable: (queue: Queue, count = 1) => callbacks.push(() => this.polls.wake(queue.id, count)),
+        messagesAvailableAt: (queue: Queue, at: number) => callbacks.push(() => this.polls.wakeIn(queue.id, at - this.clock(), this.clock())),
       };
       const value = this.queues.undoingOnFailure(() => work(context));
       // Runs after this savepoint is released and the group's COMMIT has returned.
@@ -97,46 +128,74 @@ export class SqsService {
     if (action === 'ReceiveMessage') return this.receive(input, options);
     const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
     if (!run) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
+    const growth = GROWING[action];
+    if (growth) this.storage.admit(growth(input));
     return this.transact(options.baseUrl, (context) => run(context, input));
   }
 
   /**
    * ReceiveMessage with long polling: while nothing is received and the wait is not over, the
-   * receive sleeps until a commit may have made a message available on the queue (a send, a delete
-   * that unlocks a FIFO group, a visibility change) or until the next invisible message's time comes,
-   * whichever is first, then tries again. It never polls on a timer.
+   * receive sleeps until a commit makes a message available on the queue (a send, a delete that
+   * unlocks a FIFO group, a visibility change) and the wake-up falls to it, or until the queue's
+   * next invisible message or locked group becomes available, whichever is first, then tries again.
+   * It never polls on a timer, and a try that cannot find anything costs one read, no transaction.
    */
   private async receive(input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
     let deadline: number | undefined;
+    // Set while this receive holds a wake-up it has not used: it must pass it on if it stops.
+    let woken = false;
+    let queueId: number | undefined;
+    const passOn = () => woken && queueId !== undefined && this.polls.wake(queueId);
     for (;;) {
       // A client gone while its receive waited must not be handed messages it will never see.
-      if (deadline !== undefined && options.signal?.aborted) return {};
-      const round = await this.transact(options.baseUrl, (context) => {
-        const { output, queue, waitSeconds, more } = receive(context, input);
-        deadline ??= context.now + waitSeconds * 1000;
-        const waiting = output.Messages === undefined && context.now < deadline;
-        return {
-          output,
-          queueId: queue.id,
-          version: this.polls.version(queue.id),
-          more,
-          remainingMs: waiting ? deadline - context.now : 0,
-          nextVisibleAt: waiting ? context.messages.nextVisibleAt(queue, context.now) : undefined,
-        };
-      });
-      if (round.remainingMs <= 0 || this.polls.isClosed || options.signal?.aborted) return round.output;
+      if (deadline !== undefined && options.signal?.aborted) {
+        passOn();
+        return {};
+      }
+      const checked = readReceiveRequest(this.queues, input);
+      this.tries += 1;
+      const now = this.clock();
+      deadline ??= now + checked.waitSeconds * 1000;
+      const round = surelyEmpty(this.messages, checked, now)
+        ? { output: {}, more: false, request: checked, version: this.polls.version(checked.queue.id) }
+        : // Read again in the transaction: a purge or deletion committed meanwhile changes the queue.
+          await this.transact(options.baseUrl, (context) => {
+            const request = readReceiveRequest(context.queues, input);
+            return { ...receiveMessages(context, request), request, version: this.polls.version(request.queue.id) };
+          });
+      const { request } = round;
+      queueId = request.queue.id;
+      const taken = round.output.Messages?.length ?? 0;
+      if (taken > 0) {
+        // A full batch may have left more behind: the next waiter gets its turn.
+        if (taken === request.limit) this.polls.wake(queueId);
+        return round.output;
+      }
+      woken = false;
+      const remainingMs = deadline - this.clock();
+      if (remainingMs <= 0 || this.polls.isClosed || options.signal?.aborted) return round.output;
       if (round.more) continue;
-      const untilVisible = round.nextVisibleAt === undefined ? Infinity : round.nextVisibleAt - this.clock();
-      await this.polls.wait(round.queueId, round.version, Math.min(round.remainingMs, untilVisible), options.signal);
+      const waited = this.polls.wait(queueId, round.version, remainingMs, options.signal);
+      const nextAvailableAt = this.messages.nextAvailableAt(request.queue, this.clock());
+      if (nextAvailableAt !== undefined) this.polls.wakeIn(queueId, nextAvailableAt - this.clock(), this.clock());
+      woken = await waited;
     }
   }
 
   /**
    * Reclaims expired and purged messages, deduplication ids and receive attempts now instead of at
-   * the next sweep; resolves to whether more is left. For tests and tools that move the clock.
+   * the next sweep, slice after slice until nothing is left; resolves to the number of slices. For
+   * tests and tools that move the clock.
    */
-  sweep(): Promise<boolean> {
-    return this.sweeper.sweepOnce();
+  async sweep(): Promise<number> {
+    let slices = 1;
+    while (await this.sweeper.sweepOnce()) slices += 1;
+    return slices;
+  }
+
+  /** How many times receives have looked for messages, each try of a long poll counted. */
+  get receiveTries(): number {
+    return this.tries;
   }
 
   /** How many receives are waiting for messages now (long polls). */
@@ -144,14 +203,17 @@ export class SqsService {
     return this.polls.size;
   }
 
-  /** Whether the database answers; for health checks. */
-  healthy(): boolean {
+  /** Whether the service can take messages, and why not; for health checks. */
+  health(): Health {
+    const storage = this.storage.status;
     try {
       this.db.prepare('SELECT 1').get();
-      return true;
-    } catch {
-      return false;
+    } catch (error) {
+      return { status: 'unavailable', reason: `the database does not answer: ${(error as Error).message}`, storage };
     }
+    if (storage.state === 'disk-full') return { status: 'unavailable', reason: 'the disk is full: sends are refused until there is room', storage };
+    if (storage.state === 'store-full') return { status: 'unavailable', reason: 'the store is at its bound: sends are refused until it drains', storage };
+    return { status: 'ok', storage };
   }
 
   /** Stops background work and answers every long poll now; requests in flight still run. */

@@ -1,9 +1,16 @@
 import type { Logger } from 'pino';
 import type { SqsContext } from './context.js';
+import type { MessageRow } from './messages.js';
+import type { Queue } from './queues.js';
 
-const BATCH = 500;
-// Free pages handed back to the file system per sweep (4 KiB each), once at least 1 MiB is free.
-const VACUUM_PAGES = 2000;
+// A sweep is one slice of work in the group commit that requests share: it stops once it has run
+// this long, so that no request waits behind it for more than a few milliseconds, and the next
+// slice follows at once while work is left.
+const SLICE_MS = 3;
+// Rows read or deleted per statement; the slice's clock is looked at between them.
+const BATCH = 100;
+// Free pages handed back to the file system per slice (4 KiB each), once at least 1 MiB is free.
+const VACUUM_PAGES = 128;
 const VACUUM_THRESHOLD_PAGES = 256;
 
 interface Transactor {
@@ -12,12 +19,15 @@ interface Transactor {
 
 /**
  * Reclaims what no request will read again: messages past their retention period or purged,
- * deduplication ids and receive attempts past their 5 minutes. It works in small transactions so
- * requests are never held up for long, and sweeps again at once while it finds full batches.
+ * deduplication ids and receive attempts past their 5 minutes, tallies of seconds gone by, and
+ * what deleted queues left. It works in slices of a few milliseconds, each in the transaction of
+ * a group commit, and goes on at once while it has more to do.
  */
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Where the next slice starts among the queues, so that every queue gets its turn. */
+  private nextQueue = 0;
 
   constructor(
     private readonly service: Transactor,
@@ -27,25 +37,27 @@ export class Sweeper {
     this.schedule(intervalMs);
   }
 
-  /** One sweep; resolves to whether there is more left to reclaim right away. */
+  /** One slice of sweeping; resolves to whether there is more left to reclaim right away. */
   sweepOnce(): Promise<boolean> {
     return this.service.transact('', (context) => {
+      const deadline = performance.now() + SLICE_MS;
+      const inTime = () => performance.now() < deadline;
+      const queues = context.queues.all();
       let more = false;
-      for (const queue of context.queues.all()) {
-        const expired = context.messages.expired(queue, context.now, BATCH);
-        const purged = context.messages.purged(queue, BATCH);
-        for (const message of [...expired, ...purged]) context.messages.remove(queue, message);
-        // Messages in flight were deleted: their FIFO groups may be unlocked.
-        if (queue.fifo && expired.length + purged.length > 0) context.messagesAvailable(queue);
-        more ||= expired.length >= BATCH || purged.length >= BATCH;
+      for (let visited = 0; visited < queues.length; visited++) {
+        if (!inTime()) return true;
+        const queue = queues[(this.nextQueue + visited) % queues.length]!;
+        this.nextQueue = (this.nextQueue + visited + 1) % queues.length;
+        more = sweepQueue(context, queue, inTime) || more;
       }
-      more = context.queues.reclaimDeleted(BATCH) || more;
-      context.deduplication.forgetExpired(context.now);
-      context.receiveAttempts.forgetExpired(context.now);
+      while (context.queues.reclaimDeleted(BATCH)) if (!inTime()) return true;
+      more = context.deduplication.forgetExpired(context.now, BATCH) === BATCH || more;
+      more = context.receiveAttempts.forgetExpired(context.now, BATCH) === BATCH || more;
       context.queues.forgetDeletions(context.now - 60_000);
       // Vacuuming moves pages; do it only once enough are free to be worth handing back.
-      if ((context.db.pragma('freelist_count', { simple: true }) as number) >= VACUUM_THRESHOLD_PAGES) {
+      if (inTime() && (context.db.pragma('freelist_count', { simple: true }) as number) >= VACUUM_THRESHOLD_PAGES) {
         context.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+        more = true;
       }
       return more;
     });
@@ -69,4 +81,25 @@ export class Sweeper {
     }, delayMs);
     this.timer.unref();
   }
+}
+
+/** Deletes a queue's expired and purged messages while the slice lasts; whether any are left. */
+function sweepQueue(context: SqsContext, queue: Queue, inTime: () => boolean): boolean {
+  const { messages, now } = context;
+  let deleted = 0;
+  const sweep = (rows: MessageRow[]) => {
+    for (const message of rows) {
+      if (!inTime()) return false;
+      messages.remove(queue, message, now);
+      deleted += 1;
+    }
+    return rows.length < BATCH;
+  };
+  const expiredDone = sweep(messages.expired(queue, now, BATCH));
+  const purgedDone = expiredDone && sweep(messages.purged(queue, BATCH));
+  if (purgedDone && queue.fifo) messages.removePurgedGroups(queue);
+  messages.forgetPastTallies(queue, now);
+  // Messages in flight were deleted: their FIFO groups may be unlocked.
+  if (queue.fifo && deleted > 0) context.messagesAvailable(queue);
+  return !(expiredDone && purgedDone);
 }

@@ -22,9 +22,9 @@ export function changeVisibilityOne(context: SqsContext, queue: Queue, receiptHa
     throw invalidParameter(`Value ${seconds} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]`);
   }
   const shortened = visibleAt < message.visible_at;
-  context.messages.setVisibleAt(queue, message, visibleAt);
+  context.messages.setVisibleAt(queue, message, visibleAt, context.now);
   // Waiting receives sleep until the next message's visibility ends: it may now end sooner.
-  if (shortened) context.messagesAvailable(queue);
+  if (shortened) context.messagesAvailableAt(queue, visibleAt);
 }
 
 export function readVisibilityTimeout(input: Input): number {

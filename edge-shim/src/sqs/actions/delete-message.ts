@@ -12,7 +12,7 @@ export function deleteOne(context: SqsContext, queue: Queue, receiptHandle: stri
   const receipt = resolveReceipt(context, queue, receiptHandle);
   if (receipt.kind === 'gone') return;
   if (receipt.kind === 'stale' && queue.fifo) throw expiredReceipt(receiptHandle);
-  context.messages.remove(queue, receipt.message);
+  context.messages.remove(queue, receipt.message, context.now);
   if (queue.fifo) context.messagesAvailable(queue); // the group may be unlocked now
 }
 

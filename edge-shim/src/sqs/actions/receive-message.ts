@@ -2,9 +2,9 @@ import type { SqsContext } from '../context.js';
 import { SqsError, invalidParameter } from '../errors.js';
 import { type Input, optionalInteger, optionalString, optionalStringList, requiredString } from '../input.js';
 import { type MessageAttributes, md5OfAttributes } from '../message-attributes.js';
-import type { AvailableGroup, MessageRow } from '../messages.js';
+import type { AvailableGroup, MessageRow, MessageStore } from '../messages.js';
 import { isKnownAttribute } from '../queue-attributes.js';
-import type { Queue } from '../queues.js';
+import type { Queue, QueueRegistry } from '../queues.js';
 import { encodeReceiptHandle, newNonce } from '../receipt-handles.js';
 import { deadLetterTarget, deadLetterMessage } from '../redrive.js';
 import { ID_PATTERN } from './send-message.js';
@@ -85,7 +85,8 @@ function selectAttributes(all: MessageAttributes, selection: AttributeNameSelect
   return Object.fromEntries(Object.entries(all).filter(([name]) => isSelected(name, selection)));
 }
 
-function format(context: SqsContext, queue: Queue, message: MessageRow, selection: Selection) {
+function format(context: SqsContext, queue: Queue, state: MessageRow, selection: Selection) {
+  const message = { ...state, ...context.messages.content(state) };
   const system: Record<string, string | undefined> = {
     SenderId: context.queues.accountId,
     SentTimestamp: String(message.sent_at),
@@ -141,7 +142,7 @@ function receiveStandard(context: SqsContext, queue: Queue, deadLetter: DeadLett
       examined += 1;
       progressed = true;
       if (context.messages.isDead(queue, message, now)) {
-        context.messages.remove(queue, message);
+        context.messages.remove(queue, message, now);
         cleared = true;
       } else if (redriven(context, queue, deadLetter, message)) {
         cleared = true;
@@ -172,7 +173,7 @@ function takeFromGroup(context: SqsContext, queue: Queue, deadLetter: DeadLetter
       afterId = message.id;
       budget.left -= 1;
       if (context.messages.isDead(queue, message, context.now)) {
-        context.messages.remove(queue, message);
+        context.messages.remove(queue, message, context.now);
         cleared = true;
       } else if (message.visible_at > context.now) {
         return { messages, more: cleared };
@@ -241,7 +242,7 @@ function repeatAttempt(context: SqsContext, queue: Queue, attemptId: string, vis
   });
   if (!untouched) return undefined;
   const visibleAt = context.now + visibleFor;
-  for (const message of messages as MessageRow[]) context.messages.setVisibleAt(queue, message, visibleAt);
+  for (const message of messages as MessageRow[]) context.messages.setVisibleAt(queue, message, visibleAt, context.now);
   context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(messages as MessageRow[]), earlier.expiresAt);
   return messages as MessageRow[];
 }
@@ -249,19 +250,19 @@ function repeatAttempt(context: SqsContext, queue: Queue, attemptId: string, vis
 const attemptRecord = (messages: MessageRow[]) =>
   messages.map((message) => ({ id: message.id, nonce: message.receipt_nonce!, visibleAt: message.visible_at }));
 
-export interface ReceiveOutcome {
-  /** As SQS answers: no Messages key at all when nothing was received. */
-  readonly output: { Messages?: Array<ReturnType<typeof format>> };
+/** A ReceiveMessage request, read and checked once for every round of its long poll. */
+export interface ReceiveRequest {
   readonly queue: Queue;
+  readonly limit: number;
+  readonly visibleFor: number;
   /** How long the receive may wait for messages: WaitTimeSeconds, or the queue's default. */
   readonly waitSeconds: number;
-  /** Nothing was received, but trying again at once may find something (see `Taken.more`). */
-  readonly more: boolean;
+  readonly selection: Selection;
+  readonly attemptId: string | undefined;
 }
 
-/** One attempt at receiving, for the long polling loop of the service. */
-export function receive(context: SqsContext, input: Input): ReceiveOutcome {
-  const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
+export function readReceiveRequest(queues: QueueRegistry, input: Input): ReceiveRequest {
+  const queue = queues.byUrl(requiredString(input, 'QueueUrl'));
   const limit = optionalInteger(input, 'MaxNumberOfMessages', 1, 10) ?? 1;
   const visibleFor = (optionalInteger(input, 'VisibilityTimeout', 0, 43_200) ?? Number(queue.attributes.VisibilityTimeout)) * 1000;
   const waitSeconds = optionalInteger(input, 'WaitTimeSeconds', 0, 20) ?? Number(queue.attributes.ReceiveMessageWaitTimeSeconds);
@@ -271,7 +272,28 @@ export function receive(context: SqsContext, input: Input): ReceiveOutcome {
   if (attemptId !== undefined && !ID_PATTERN.test(attemptId)) {
     throw invalidParameter('Value for parameter ReceiveRequestAttemptId is invalid. Reason: It can only include alphanumeric and punctuation characters, 1 to 128 in length.');
   }
+  return { queue, limit, visibleFor, waitSeconds, selection, attemptId };
+}
 
+/**
+ * Whether a receive could not take anything now, known without a transaction: nothing visible (or
+ * no FIFO group available) and no earlier attempt to repeat. Such a receive, the usual one of a
+ * consumer polling an empty or locked queue, costs one indexed read.
+ */
+export function surelyEmpty(messages: MessageStore, request: ReceiveRequest, now: number): boolean {
+  return request.attemptId === undefined && !messages.anyAvailable(request.queue, now);
+}
+
+export interface ReceiveOutcome {
+  /** As SQS answers: no Messages key at all when nothing was received. */
+  readonly output: { Messages?: Array<ReturnType<typeof format>> };
+  /** Nothing was received, but trying again at once may find something (see `Taken.more`). */
+  readonly more: boolean;
+}
+
+/** One attempt at receiving, for the long polling loop of the service. */
+export function receiveMessages(context: SqsContext, request: ReceiveRequest): ReceiveOutcome {
+  const { queue, limit, visibleFor, attemptId, selection } = request;
   const repeated = attemptId === undefined ? undefined : repeatAttempt(context, queue, attemptId, visibleFor);
   // Looked up once per receive, not once for every message it meets.
   const deadLetter = repeated ? undefined : deadLetterTarget(context, queue);
@@ -284,5 +306,5 @@ export function receive(context: SqsContext, input: Input): ReceiveOutcome {
     context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(messages), context.now + ATTEMPT_INTERVAL_MS);
   }
   const output = messages.length > 0 ? { Messages: messages.map((message) => format(context, queue, message, selection)) } : {};
-  return { output, queue, waitSeconds, more };
+  return { output, more };
 }

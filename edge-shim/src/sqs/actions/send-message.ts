@@ -110,7 +110,6 @@ export function sendOne(context: SqsContext, queue: Queue, input: Input): SendRe
 
   const delay = (delaySeconds ?? Number(queue.attributes.DelaySeconds)) * 1000;
   context.messages.insert(queue, {
-    queue_id: queue.id,
     message_id: result.MessageId,
     body,
     body_md5: result.MD5OfMessageBody,
@@ -124,9 +123,9 @@ export function sendOne(context: SqsContext, queue: Queue, input: Input): SendRe
     sent_at: now,
     enqueued_at: now,
     visible_at: now + delay,
-  });
-  // A delayed message wakes waiting receives too: they sleep only until the next message they know of shows.
-  context.messagesAvailable(queue);
+  }, now);
+  if (delay > 0) context.messagesAvailableAt(queue, now + delay);
+  else context.messagesAvailable(queue);
   return result;
 }
 

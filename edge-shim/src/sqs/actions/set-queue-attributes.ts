@@ -14,7 +14,7 @@ export function setQueueAttributes(context: SqsContext, input: Input) {
   const changed = Object.fromEntries(Object.entries(attributes).filter(([name]) => Object.hasOwn(given, name)));
   validateRedrivePolicies(context, queue.name, queue.fifo, changed);
   const updated = context.queues.update(queue, { attributes, modifiedAt: context.now });
-  if (updated.attributes.DelaySeconds !== queue.attributes.DelaySeconds) context.messages.applyQueueDelay(updated);
-  context.messagesAvailable(updated); // a shorter delay or longer retention can make messages receivable
+  if (updated.attributes.DelaySeconds !== queue.attributes.DelaySeconds) context.messages.applyQueueDelay(updated, context.now);
+  context.messagesAvailable(updated, Infinity); // a shorter delay or longer retention can make messages receivable
   return {};
 }

@@ -1,0 +1,184 @@
+import { closeSync, existsSync, openSync, statSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { SqsError } from './errors.js';
+
+export interface StorageLimits {
+  /**
+   * Free disk the shim keeps for the operations that shrink its data (receive, delete, purge,
+   * delete queue): sends stop while less than this is free, and a file of this size (the reserve)
+   * is held next to the database and given up the moment a write finds the disk full. Capped at a
+   * tenth of the file system, so a small disk still holds data.
+   */
+  readonly diskReserveBytes: number;
+  /** The most the database (file and WAL) may hold; sends stop beyond it. Infinity: no bound. */
+  readonly maxStoreBytes: number;
+}
+
+export type StorageState = 'ok' | 'disk-full' | 'store-full';
+
+export interface StorageStatus {
+  readonly state: StorageState;
+  readonly storeBytes: number;
+  readonly maxStoreBytes: number | null;
+  readonly diskFreeBytes: number;
+  readonly diskReserveBytes: number;
+  /** Whether the reserve file is held (given up while the disk is full). */
+  readonly reserveHeld: boolean;
+}
+
+// How often the free space and the store size are looked at without a reason.
+const CHECK_INTERVAL_MS = 1000;
+// A store this full of its bound is warned about, once each time it gets there.
+const WARN_FRACTION = 0.8;
+// A store at its bound takes sends again once it is down to this share of it.
+const RESUME_FRACTION = 0.9;
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+/** Whether a SQLite error means the disk (or the file size limit) ran out. */
+export function isOutOfSpace(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || (typeof code === 'string' && code.startsWith('SQLITE_IOERR_WRITE'));
+}
+
+/**
+ * Keeps the store from filling its disk or its bound, and lets it recover by itself. Operations
+ * that add data ask `admit` first and are refused with a retryable ServiceUnavailable while the
+ * disk is short of the reserve or the store is at its bound; everything else goes on, so that
+ * consumers can drain the queues and free the space. If a write finds the disk full anyway (another
+ * program filled it), the reserve file is deleted at once, which gives those operations room to
+ * run; once the disk has twice the reserve free again, the reserve is taken back and sends resume.
+ */
+export class StorageGuard {
+  private readonly reserveFile: string;
+  private readonly directory: string;
+  private readonly reserveBytes: number;
+  private state: StorageState = 'ok';
+  private storeBytes = 0;
+  private diskFreeBytes = 0;
+  /** Bytes that may still be admitted before the next look at the disk. */
+  private headroom = 0;
+  private warnedNearBound = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly dbFile: string,
+    private readonly limits: StorageLimits,
+    private readonly logger: Logger,
+  ) {
+    this.directory = dirname(dbFile);
+    this.reserveFile = `${dbFile}.reserve`;
+    const { blocks, bsize } = statfsSync(this.directory);
+    this.reserveBytes = Math.min(limits.diskReserveBytes, Math.floor((blocks * bsize) / 10));
+    this.check();
+    this.timer = setInterval(() => this.check(), CHECK_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** Refuses, with the error a producer retries, an operation that would add `bytes` while storage is short. */
+  admit(bytes: number): void {
+    this.headroom -= bytes;
+    if (this.headroom < 0) this.check();
+    if (this.state === 'disk-full') {
+      throw new SqsError('ServiceUnavailable', 'The edge store cannot take more messages: its disk is full. Retry later; consumers can still receive and delete.');
+    }
+    if (this.state === 'store-full') {
+      throw new SqsError(
+        'ServiceUnavailable',
+        `The edge store cannot take more messages: it holds ${this.storeBytes} bytes of its bound of ${this.limits.maxStoreBytes}. Retry later; consumers can still receive and delete.`,
+      );
+    }
+  }
+
+  /** A commit failed: if the disk ran out, give up the reserve so that draining can go on. */
+  writeFailed(error: unknown): void {
+    if (!isOutOfSpace(error)) return;
+    if (existsSync(this.reserveFile)) {
+      unlinkSync(this.reserveFile);
+      this.logger.error({ reserveBytes: this.reserveBytes }, 'the disk is full: gave up the reserve file so that receives and deletes can go on; sends are refused');
+    }
+    this.setState('disk-full', 'a write found the disk full');
+  }
+
+  get status(): StorageStatus {
+    return {
+      state: this.state,
+      storeBytes: this.storeBytes,
+      maxStoreBytes: Number.isFinite(this.limits.maxStoreBytes) ? this.limits.maxStoreBytes : null,
+      diskFreeBytes: this.diskFreeBytes,
+      diskReserveBytes: this.reserveBytes,
+      reserveHeld: existsSync(this.reserveFile),
+    };
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Looks at the disk and the store, takes the reserve back when there is room, and sets the state. */
+  private check(): void {
+    const { bavail, bsize } = statfsSync(this.directory);
+    this.diskFreeBytes = bavail * bsize;
+    this.storeBytes = fileSize(this.dbFile) + fileSize(`${this.dbFile}-wal`);
+    // Free disk wanted beyond the reserve file: the reserve's size, and twice that to leave the
+    // disk-full state, so that a WAL checkpoint freeing a few MiB does not flap it. The reserve,
+    // when given up, is taken back only with that much room besides.
+    const wanted = (this.state === 'disk-full' ? 2 : 1) * this.reserveBytes;
+    let reserveHeld = existsSync(this.reserveFile);
+    if (!reserveHeld && this.diskFreeBytes >= this.reserveBytes + wanted) reserveHeld = this.takeReserve();
+    const storeBound = (this.state === 'store-full' ? RESUME_FRACTION : 1) * this.limits.maxStoreBytes;
+    if (!reserveHeld || this.diskFreeBytes < wanted) {
+      this.setState('disk-full', `${this.diskFreeBytes} bytes free on the disk besides the reserve, ${wanted} wanted`);
+    } else if (this.storeBytes >= storeBound) {
+      this.setState('store-full', `the store holds ${this.storeBytes} bytes, its bound is ${this.limits.maxStoreBytes}`);
+    } else {
+      this.setState('ok', 'there is room again');
+    }
+    this.warnNearBound();
+    // Until the next look, admit no more than a quarter of what is left, counted twice (WAL and database).
+    const room = Math.min(this.diskFreeBytes - this.reserveBytes, this.limits.maxStoreBytes - this.storeBytes);
+    this.headroom = Math.max(0, room) / 8;
+  }
+
+  /** Writes the reserve file (zeros: real blocks, not a sparse file); whether it is held now. */
+  private takeReserve(): boolean {
+    let fd: number | undefined;
+    try {
+      fd = openSync(this.reserveFile, 'w');
+      for (let written = 0; written < this.reserveBytes; written += ZEROS.length) writeSync(fd, ZEROS, 0, Math.min(ZEROS.length, this.reserveBytes - written));
+      closeSync(fd);
+      this.diskFreeBytes -= this.reserveBytes;
+      return true;
+    } catch (error) {
+      if (fd !== undefined) closeSync(fd);
+      if (existsSync(this.reserveFile)) unlinkSync(this.reserveFile);
+      this.logger.warn({ err: error }, 'cannot write the disk reserve file; trying again later');
+      return false;
+    }
+  }
+
+  private setState(next: StorageState, reason: string): void {
+    if (next === this.state) return;
+    const previous = this.state;
+    this.state = next;
+    const details = { from: previous, to: next, reason, storeBytes: this.storeBytes, diskFreeBytes: this.diskFreeBytes };
+    if (next === 'ok') this.logger.info(details, 'the edge store takes messages again');
+    else this.logger.error(details, 'the edge store refuses new messages; receives, deletes and purges go on');
+  }
+
+  private warnNearBound(): void {
+    const near = this.storeBytes >= WARN_FRACTION * this.limits.maxStoreBytes;
+    if (near && !this.warnedNearBound) {
+      this.logger.warn({ storeBytes: this.storeBytes, maxStoreBytes: this.limits.maxStoreBytes }, `the edge store is over ${WARN_FRACTION * 100}% of its bound`);
+    }
+    this.warnedNearBound = near;
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}

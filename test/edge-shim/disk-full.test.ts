@@ -1,0 +1,186 @@
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ChangeMessageVisibilityCommand,
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  type Message,
+  PurgeQueueCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ShimProcess, spawnShim } from '../../bench/shim-process.js';
+import { sqsClient } from '../helpers/shim.js';
+
+// A full disk, for real: the shim runs on a small tmpfs mounted in a mount namespace of its own
+// (unshare -rm, so no privileges are needed), fills it with messages, and another "program" (the
+// test, writing through /proc/<pid>/root) fills what is left. Sends are refused with a retryable
+// error, everything that shrinks the data goes on, /health says why, and the shim takes sends again
+// by itself once there is room. Every acknowledged send is received in the end.
+
+const DISK_BYTES = 64 * 2 ** 20;
+// Room for what the WAL may hold when the disk fills (a few MiB) and the deletes after it.
+const RESERVE = '16MiB';
+const BODY = 'x'.repeat(60 * 1024);
+
+const canMountTmpfs = (() => {
+  try {
+    execFileSync('unshare', ['-rm', 'sh', '-c', 'mount -t tmpfs -o size=1m tmpfs /mnt'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+let dir: string;
+let shim: ShimProcess;
+let sqs: SQSClient;
+/** The shim's directory as other programs see it: through the shim's own mount namespace. */
+let seenFromOutside: string;
+
+async function health(): Promise<{ status: number; body: { status: string; reason?: string; storage: { state: string; reserveHeld: boolean } } }> {
+  const response = await fetch(`${shim.url}/health`);
+  return { status: response.status, body: (await response.json()) as never };
+}
+
+async function until<T>(probe: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+  for (;;) {
+    const value = await probe();
+    if (done(value)) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Sends until the shim refuses; the bodies it acknowledged. */
+async function sendUntilRefused(queueUrl: string, prefix: string): Promise<{ acknowledged: string[]; refusal: Error }> {
+  const acknowledged: string[] = [];
+  for (let i = 0; ; i++) {
+    const body = `${prefix}-${i} ${BODY}`;
+    try {
+      await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
+      acknowledged.push(body);
+    } catch (error) {
+      return { acknowledged, refusal: error as Error };
+    }
+  }
+}
+
+/**
+ * Receives and deletes need a little room to write. The shim keeps it in reserve, but a disk filled
+ * to the last byte (by others, or by the WAL before a checkpoint) can fail one write before the
+ * reserve is given up: that request gets a retryable ServiceUnavailable, and goes through when tried
+ * again, as an SDK does by itself.
+ */
+async function retried<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      expect(error).toMatchObject({ name: 'ServiceUnavailable' });
+      expect(attempt).toBeLessThan(20);
+    }
+  }
+}
+
+/** Receives and deletes everything in the queue; the bodies received. */
+async function drain(queueUrl: string): Promise<string[]> {
+  const bodies: string[] = [];
+  for (;;) {
+    const { Messages } = await retried(() => sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 60 })));
+    if (!Messages) return bodies;
+    bodies.push(...Messages.map((message) => message.Body!));
+    const Entries = Messages.map((message, index) => ({ Id: `d${index}`, ReceiptHandle: message.ReceiptHandle }));
+    const { Failed } = await retried(() => sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries })));
+    expect(Failed ?? []).toEqual([]);
+  }
+}
+
+/** Writes zeros at the end of a file until the disk refuses; returns the file. */
+function fillDisk(file: string): string {
+  const fd = openSync(file, 'a');
+  const chunk = Buffer.alloc(256 * 1024);
+  try {
+    for (;;) writeSync(fd, chunk);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+  } finally {
+    closeSync(fd);
+  }
+  return file;
+}
+
+describe.skipIf(!canMountTmpfs)('a full disk (needs unshare -rm and tmpfs)', () => {
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'holdfast-disk-'));
+    shim = await spawnShim({
+      dbFile: join(dir, 'shim.db'),
+      wrapper: ['unshare', '-rm', 'sh', '-c', `mount -t tmpfs -o size=${DISK_BYTES} tmpfs "$0" && exec "$@"`, dir],
+      args: ['--disk-reserve', RESERVE],
+    });
+    seenFromOutside = `/proc/${shim.pid}/root${dir}`;
+    // One attempt per call, so that the test sees each refusal; retries are the producer's choice.
+    sqs = sqsClient(shim.url);
+  });
+  afterAll(async () => {
+    sqs?.destroy();
+    await shim?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses sends, serves receives, visibility changes, deletes and purges, and recovers once drained', async () => {
+    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'filled' }));
+    expect((await health()).body.storage.reserveHeld).toBe(true);
+    const { acknowledged, refusal } = await sendUntilRefused(QueueUrl!, 'first');
+    expect(acknowledged.length).toBeGreaterThan(100);
+    expect(refusal).toMatchObject({ name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
+    expect(refusal.message).toMatch(/disk is full/);
+    expect(await health()).toMatchObject({ status: 503, body: { status: 'unavailable', storage: { state: 'disk-full' } } });
+
+    const [held] = (await retried(() => sqs.send(new ReceiveMessageCommand({ QueueUrl, VisibilityTimeout: 60 })))).Messages!;
+    await retried(() => sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl, ReceiptHandle: held!.ReceiptHandle, VisibilityTimeout: 0 })));
+    const received = await drain(QueueUrl!);
+    expect(received.sort()).toEqual([...acknowledged].sort());
+
+    const back = await until(health, (answer) => answer.status === 200);
+    expect(back.body).toMatchObject({ status: 'ok', storage: { state: 'ok', reserveHeld: true } });
+    await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'after recovery' }));
+    await sqs.send(new PurgeQueueCommand({ QueueUrl }));
+  });
+
+  it('gives up its reserve when another program fills the disk, drains, and takes sends again once the disk has room', async () => {
+    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'crowded' }));
+    const acknowledged: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const body = `kept-${i} ${BODY}`;
+      await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: body }));
+      acknowledged.push(body);
+    }
+    // The other program keeps the disk full: space the shim frees (its WAL cut back) is taken too.
+    const filler = join(seenFromOutside, 'filler');
+    const full = await until(async () => {
+      fillDisk(filler);
+      return health();
+    }, (answer) => answer.status === 503);
+    expect(full).toMatchObject({ body: { storage: { state: 'disk-full' } } });
+    await expect(sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'refused' }))).rejects.toMatchObject({ name: 'ServiceUnavailable' });
+
+    const received: Message[] = [];
+    while (received.length < acknowledged.length) {
+      const { Messages } = await retried(() => sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 120 })));
+      for (const message of Messages ?? []) {
+        await retried(() => sqs.send(new DeleteMessageBatchCommand({ QueueUrl, Entries: [{ Id: 'one', ReceiptHandle: message.ReceiptHandle }] })));
+        received.push(message);
+      }
+    }
+    expect(received.map((message) => message.Body).sort()).toEqual([...acknowledged].sort());
+    expect((await health()).body).toMatchObject({ status: 'unavailable', storage: { state: 'disk-full' } });
+
+    unlinkSync(filler);
+    expect(await until(health, (answer) => answer.status === 200)).toMatchObject({ body: { storage: { state: 'ok', reserveHeld: true } } });
+    await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'room again' }));
+  });
+});
