@@ -58,7 +58,7 @@ it('the built holdfast starts, answers /health and SQS, and stops cleanly on SIG
 
   const health = await fetch(`${url}/health`);
   expect(health.status).toBe(200);
-  expect(await health.json()).toEqual({ status: 'ok' });
+  expect(await health.json()).toMatchObject({ status: 'ok' });
   const sqs = sqsClient(url);
   const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'built' }));
   await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'compiled' }));

@@ -43,12 +43,13 @@ export class Sweeper {
       const deadline = performance.now() + SLICE_MS;
       const inTime = () => performance.now() < deadline;
       const queues = context.queues.all();
+      const first = this.nextQueue;
       let more = false;
       for (let visited = 0; visited < queues.length; visited++) {
         if (!inTime()) return true;
-        const queue = queues[(this.nextQueue + visited) % queues.length]!;
-        this.nextQueue = (this.nextQueue + visited + 1) % queues.length;
-        more = sweepQueue(context, queue, inTime) || more;
+        const index = (first + visited) % queues.length;
+        this.nextQueue = index + 1;
+        more = sweepQueue(context, queues[index]!, inTime) || more;
       }
       while (context.queues.reclaimDeleted(BATCH)) if (!inTime()) return true;
       more = context.deduplication.forgetExpired(context.now, BATCH) === BATCH || more;
