@@ -7,9 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { FRAUDULENT_ACCOUNT_PREFIX, type FakeGateway, startFakeGateway } from '../../functions/src/fake-gateway/server.js';
 import { type WorkflowResources, createWorkflowResources, resourceEnvironment } from '../../functions/src/local-runner/resources.js';
 import { type LocalRunner, type LocalRunnerOptions, startLocalRunner } from '../../functions/src/local-runner/runner.js';
-import { Checkpoints } from '../../functions/src/runtime/checkpoint.js';
 import { Ledger } from '../../functions/src/runtime/ledger.js';
-import { DynamoDbCheckpoints } from '../../functions/src/runtime/store/dynamodb-checkpoints.js';
+import { DynamoDbCounters } from '../../functions/src/runtime/store/dynamodb-counters.js';
 import type { FallbackOutcome } from '../../functions/src/runtime/fallback.js';
 import { documentClient } from '../../functions/src/runtime/store/dynamodb-client.js';
 import { DynamoDbLedger } from '../../functions/src/runtime/store/dynamodb-ledger.js';
@@ -235,10 +234,11 @@ describe('the payments workflow', () => {
     expect(gateway.state.authorizations).toHaveLength(1);
     expect(notifier.state.notifications).toHaveLength(1);
     expect((await p.ledger.trialBalance()).entries).toBe(2);
-    // The fraud agent's checkpointed velocity for the account counts the payment once.
-    const velocity = new Checkpoints<{ recentPaymentIds: string[] }>(new DynamoDbCheckpoints(documentClient(), p.resources.tables.state));
-    const restored = await velocity.restoreLatest(velocityKey(request.account));
-    expect(restored.intact?.state.recentPaymentIds).toEqual([request.paymentId]);
+    // The fraud agent's velocity counter for the account counts the payment once.
+    const { steps } = await p.stepLog.load(request.paymentId);
+    const { velocity } = outcome(steps[1]!.result).value as { velocity: { key: string; payments: number } };
+    expect(velocity).toEqual({ key: velocityKey(request.account, velocity.key.slice(-10)), payments: 1 });
+    expect(await new DynamoDbCounters(documentClient(), p.resources.tables.state).read(velocity.key)).toEqual({ region: 1 });
   });
 
   it('resumes from the step log after the worker is killed mid-workflow', async () => {

@@ -1,5 +1,6 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand, paginateQuery } from '@aws-sdk/lib-dynamodb';
+import type { SiteMark } from '../site.js';
 import type { SagaRecord, SagaStatus, StepLogStore, StepRecord, StepStatus, StepUpdate } from './types.js';
 
 const SAGA_SK = 'saga';
@@ -14,6 +15,8 @@ function toStep(item: Record<string, unknown>): StepRecord {
     compensationAttempts: (item.compensationAttempts as number | undefined) ?? 0,
     ...(typeof item.resultJson === 'string' ? { result: JSON.parse(item.resultJson) } : {}),
     ...(typeof item.error === 'string' ? { error: item.error } : {}),
+    ...(item.ranAt ? { ranAt: item.ranAt as SiteMark } : {}),
+    ...(item.compensatedAt ? { compensatedAt: item.compensatedAt as SiteMark } : {}),
   };
 }
 
@@ -103,6 +106,14 @@ export class DynamoDbStepLog implements StepLogStore {
     if (update.error !== undefined) {
       sets.push('#error = :error');
       values[':error'] = update.error;
+    }
+    if (update.ranAt !== undefined) {
+      sets.push('ranAt = :ranAt');
+      values[':ranAt'] = update.ranAt;
+    }
+    if (update.compensatedAt !== undefined) {
+      sets.push('compensatedAt = :compensatedAt');
+      values[':compensatedAt'] = update.compensatedAt;
     }
     try {
       const { Attributes } = await this.client.send(
