@@ -29,14 +29,29 @@ export async function regionTables(label: string): Promise<{ tables: Record<Tabl
   return { tables, dynamodb, documents: DynamoDBDocumentClient.from(dynamodb) };
 }
 
+export interface TestEdgeDatabase {
+  /** The open connection (a new one after `reopen`). */
+  readonly db: EdgeDatabase;
+  readonly file: string;
+  /** Closes the connection and opens the file again, as a restarted process does. */
+  reopen(): void;
+  remove(): void;
+}
+
 /** A fresh edge database in its own temporary directory. */
-export function edgeDatabase(): { db: EdgeDatabase; file: string; remove(): void } {
+export function edgeDatabase(): TestEdgeDatabase {
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-edge-'));
   const file = join(dir, 'edge.db');
-  const db = openEdgeDatabase(file);
+  let db = openEdgeDatabase(file);
   return {
-    db,
+    get db() {
+      return db;
+    },
     file,
+    reopen() {
+      db.close();
+      db = openEdgeDatabase(file);
+    },
     remove() {
       db.close();
       rmSync(dir, { recursive: true, force: true });
