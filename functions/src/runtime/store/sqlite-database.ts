@@ -67,20 +67,25 @@ CREATE TABLE IF NOT EXISTS counter_operation (
   increments TEXT NOT NULL,
   at TEXT NOT NULL
 ) STRICT;
--- Sync bookkeeping (edge/sync.ts): what reached the region, as which content.
+-- Sync bookkeeping (edge/sync.ts), per target (the region's endpoint and tables): what reached
+-- it, as which content.
 CREATE TABLE IF NOT EXISTS sync_done (
+  target TEXT NOT NULL,
   kind TEXT NOT NULL,
   record_key TEXT NOT NULL,
   fingerprint TEXT NOT NULL,
-  PRIMARY KEY (kind, record_key)
+  PRIMARY KEY (target, kind, record_key)
 ) STRICT;
 -- Per checkpoint key: the region version whose content the edge's latest snapshot had at the last sync.
 CREATE TABLE IF NOT EXISTS sync_checkpoint_base (
-  key TEXT PRIMARY KEY,
-  region_version INTEGER NOT NULL
+  target TEXT NOT NULL,
+  key TEXT NOT NULL,
+  region_version INTEGER NOT NULL,
+  PRIMARY KEY (target, key)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS sync_conflict (
   id INTEGER PRIMARY KEY,
+  target TEXT NOT NULL,
   kind TEXT NOT NULL,
   record_key TEXT NOT NULL,
   reason TEXT NOT NULL,
@@ -88,7 +93,9 @@ CREATE TABLE IF NOT EXISTS sync_conflict (
   region TEXT NOT NULL,
   first_seen_at TEXT NOT NULL,
   last_seen_at TEXT NOT NULL,
-  UNIQUE (kind, record_key, edge, region)
+  -- Set when a later sync found the record no longer in conflict (resolved in the region).
+  resolved_at TEXT,
+  UNIQUE (target, kind, record_key, edge, region)
 ) STRICT;
 `;
 
