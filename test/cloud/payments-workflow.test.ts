@@ -10,7 +10,6 @@ import { type LocalRunner, type LocalRunnerOptions, startLocalRunner } from '../
 import { Ledger } from '../../functions/src/runtime/ledger.js';
 import { DynamoDbCounters } from '../../functions/src/runtime/store/dynamodb-counters.js';
 import type { FallbackOutcome } from '../../functions/src/runtime/fallback.js';
-import { documentClient } from '../../functions/src/runtime/store/dynamodb-client.js';
 import { DynamoDbLedger } from '../../functions/src/runtime/store/dynamodb-ledger.js';
 import { DynamoDbStepLog } from '../../functions/src/runtime/store/dynamodb-step-log.js';
 import type { SagaStatus } from '../../functions/src/runtime/store/types.js';
@@ -20,7 +19,7 @@ import { payments } from '../../functions/src/workflows/payments.js';
 import { ENV, type WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { emulator } from '../helpers/emulator.js';
 import { Settled, waitForState } from '../helpers/wait.js';
-import { useEmulatorInProcess } from './support/runtime.js';
+import { documentClient, useEmulatorInProcess } from './support/runtime.js';
 
 /**
  * End-to-end runs of the payments workflow: the real agents, each in a worker thread of the local

@@ -4,11 +4,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createWorkflowResources } from '../../functions/src/local-runner/resources.js';
 import { PermanentError } from '../../functions/src/runtime/errors.js';
 import { Ledger } from '../../functions/src/runtime/ledger.js';
-import { documentClient } from '../../functions/src/runtime/store/dynamodb-client.js';
 import { DynamoDbLedger } from '../../functions/src/runtime/store/dynamodb-ledger.js';
 import type { WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { emulator } from '../helpers/emulator.js';
-import { useEmulatorInProcess } from './support/runtime.js';
+import { documentClient } from './support/runtime.js';
 
 const workflow: WorkflowDefinition = { name: 'state', stages: [] };
 let tables: { ledger: string };
@@ -16,7 +15,6 @@ let ledger: Ledger;
 let store: DynamoDbLedger;
 
 beforeAll(async () => {
-  useEmulatorInProcess();
   ({ tables } = await createWorkflowResources(emulator(), workflow, { namePrefix: `rt-state-${randomUUID().slice(0, 8)}-` }));
   store = new DynamoDbLedger(documentClient(), tables.ledger);
   ledger = new Ledger(store);

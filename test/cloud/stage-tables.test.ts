@@ -7,7 +7,6 @@ import { createWorkflowResources } from '../../functions/src/local-runner/resour
 import type { SqsAgentHandler } from '../../functions/src/runtime/agent.js';
 import { Ledger } from '../../functions/src/runtime/ledger.js';
 import { DynamoDbCounters } from '../../functions/src/runtime/store/dynamodb-counters.js';
-import { documentClient } from '../../functions/src/runtime/store/dynamodb-client.js';
 import { DynamoDbLedger } from '../../functions/src/runtime/store/dynamodb-ledger.js';
 import { DynamoDbStepLog } from '../../functions/src/runtime/store/dynamodb-step-log.js';
 import { stageTaskId } from '../../functions/src/runtime/task.js';
@@ -15,7 +14,7 @@ import { velocityKey } from '../../functions/src/workflows/payments-saga.js';
 import { payments } from '../../functions/src/workflows/payments.js';
 import { ENV, type TableKey } from '../../functions/src/workflow-definition.js';
 import { emulator } from '../helpers/emulator.js';
-import { invocationContext, receiveEvent, useEmulatorInProcess } from './support/runtime.js';
+import { documentClient, invocationContext, receiveEvent, useEmulatorInProcess } from './support/runtime.js';
 import { REPOSITORY_ROOT } from './support/synth-stack.js';
 
 /**

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { ENV, type TableKey } from '../workflow-definition.js';
+import { requireEnv } from './env.js';
 import { REGION, type Site, edgeSite } from './site.js';
 import { openEdgeDatabase } from './store/sqlite-database.js';
 import { TABLE_VARIABLES, dynamoDbStores, sqliteStores } from './store/stores.js';
@@ -39,12 +40,6 @@ export function sqsTaskQueues(
   };
 }
 
-function required(env: NodeJS.ProcessEnv, name: string): string {
-  const value = env[name];
-  if (!value) throw new Error(`environment variable ${name} is not set`);
-  return value;
-}
-
 /**
  * The dependencies the environment configures. With HOLDFAST_EDGE_SITE_ID set the agent runs at
  * that edge site on the SQLite database HOLDFAST_EDGE_DATABASE; otherwise in the region, on the
@@ -58,7 +53,7 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
   let stores: Stores;
   if (edgeSiteId) {
     site = edgeSite(edgeSiteId);
-    stores = sqliteStores(openEdgeDatabase(required(env, ENV.edgeDatabase)));
+    stores = sqliteStores(openEdgeDatabase(requireEnv(ENV.edgeDatabase, env)));
   } else {
     site = REGION;
     const tables = Object.fromEntries(
@@ -67,8 +62,8 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
     stores = dynamoDbStores(new DynamoDBClient({}), tables);
   }
   const queues = sqsTaskQueues(new SQSClient({}), {
-    nextQueueUrl: () => required(env, ENV.nextQueueUrl),
-    humanReviewQueueUrl: () => required(env, ENV.humanReviewQueueUrl),
+    nextQueueUrl: () => requireEnv(ENV.nextQueueUrl, env),
+    humanReviewQueueUrl: () => requireEnv(ENV.humanReviewQueueUrl, env),
   });
   return { site, stores, ...queues };
 }

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type Message, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { functionIdentity, invocationInfo, lambdaContext } from '../../../functions/src/local-runner/context.js';
 import { sqsEvent } from '../../../functions/src/local-runner/sqs-event.js';
@@ -44,4 +46,12 @@ export function taskEvent(tasks: readonly { taskId: string; group: string }[]): 
     };
   });
   return sqsEvent(messages, { queueArn: 'arn:aws:sqs:us-east-1:123456789012:test.fifo', region: 'us-east-1' });
+}
+
+let documents: DynamoDBDocumentClient | undefined;
+
+/** One document client on the emulator for the test file's own reads and writes. */
+export function documentClient(): DynamoDBDocumentClient {
+  documents ??= DynamoDBDocumentClient.from(new DynamoDBClient(emulator()), { marshallOptions: { removeUndefinedValues: true } });
+  return documents;
 }
