@@ -3,7 +3,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { listSyncConflicts, type RegionTables, type SyncProgress, syncEdgeToRegion } from '../../functions/src/edge/index.js';
+import { listSyncConflicts, mergeCountsPerWriter, type RegionTables, type SyncProgress, syncEdgeToRegion } from '../../functions/src/edge/index.js';
 import { createAgent } from '../../functions/src/runtime/agent.js';
 import { Checkpoints } from '../../functions/src/runtime/checkpoint.js';
 import type { AgentDependencies } from '../../functions/src/runtime/dependencies.js';
@@ -302,42 +302,45 @@ describe('sync from an edge site to the region', () => {
     expect(await main.stores.stepLog.load(workflowId)).toEqual(regionBefore);
   });
 
-  it('fast-forwards checkpointed state the region did not change, merges concurrent versions where it knows how, and reports the others', async () => {
+  it('fast-forwards checkpointed state the region did not change, merges concurrent versions where the state type knows how, and reports the others', async () => {
     const target = await region();
     try {
       const database = edge();
-      const edgeState = new Checkpoints<string[]>(sqliteStores(database.db).checkpoints, 'edge-a');
-      const regionState = new Checkpoints<string[]>(target.stores.checkpoints, 'region');
-      const union = (left: unknown, right: unknown) => [...new Set([...(left as string[]), ...(right as string[])])].sort();
-      const mergers = { 'tags/': union };
+      type Counts = Record<string, number>;
+      const edgeState = new Checkpoints<Counts>(sqliteStores(database.db).checkpoints, 'edge-a');
+      const regionState = new Checkpoints<Counts>(target.stores.checkpoints, 'region');
+      // Counts per writer merge by maximum; a plain state has no merger.
+      const mergers = { 'counts/': mergeCountsPerWriter };
+      const syncCheckpoints = async () => (await sync(target, database, { checkpointMergers: mergers })).byKind.checkpoint;
 
-      await edgeState.save('tags/acct-1', ['a'], 0);
-      await edgeState.save('plain/acct-1', ['x'], 0);
-      expect((await sync(target, database, { checkpointMergers: mergers })).byKind.checkpoint).toEqual({ written: 2, identical: 0, conflicts: 0, skipped: 0 });
+      await edgeState.save('counts/acct-1', { 'edge-a': 1 }, 0);
+      await edgeState.save('plain/acct-1', { x: 1 }, 0);
+      expect(await syncCheckpoints()).toEqual({ written: 2, identical: 0, conflicts: 0, skipped: 0 });
 
       // Only the edge moved on: fast-forward.
-      await edgeState.save('tags/acct-1', ['a', 'b'], 1);
-      expect((await sync(target, database, { checkpointMergers: mergers })).byKind.checkpoint.written).toBe(1);
-      expect((await regionState.restoreLatest('tags/acct-1')).intact).toEqual({ version: 2, state: ['a', 'b'] });
+      await edgeState.save('counts/acct-1', { 'edge-a': 2 }, 1);
+      expect((await syncCheckpoints()).written).toBe(1);
+      expect((await regionState.restoreLatest('counts/acct-1')).intact).toEqual({ version: 2, state: { 'edge-a': 2 } });
 
-      // Both moved on: merged where a merger knows the state, a conflict where none does.
-      await regionState.save('tags/acct-1', ['a', 'b', 'r'], 2);
-      await edgeState.save('tags/acct-1', ['a', 'b', 'e'], 2);
-      await regionState.save('plain/acct-1', ['region'], 1);
-      await edgeState.save('plain/acct-1', ['edge'], 1);
+      // Both moved on: merged where the state type knows how, a conflict where it does not.
+      await regionState.save('counts/acct-1', { 'edge-a': 2, region: 5 }, 2);
+      await edgeState.save('counts/acct-1', { 'edge-a': 3 }, 2);
+      await regionState.save('plain/acct-1', { x: 2 }, 1);
+      await edgeState.save('plain/acct-1', { x: 3 }, 1);
       const result = await sync(target, database, { checkpointMergers: mergers });
       expect(result.byKind.checkpoint).toEqual({ written: 1, identical: 0, conflicts: 1, skipped: 0 });
-      expect((await regionState.restoreLatest('tags/acct-1')).intact).toEqual({ version: 4, state: ['a', 'b', 'e', 'r'] });
-      expect((await target.stores.checkpoints.list('tags/acct-1'))[0]).toMatchObject({ writer: 'edge-a', baseVersion: 3 });
+      expect((await regionState.restoreLatest('counts/acct-1')).intact).toEqual({ version: 4, state: { 'edge-a': 3, region: 5 } });
+      expect((await target.stores.checkpoints.list('counts/acct-1'))[0]).toMatchObject({ writer: 'edge-a', baseVersion: 3 });
       // The edge goes on from the merged state.
-      expect((await edgeState.restoreLatest('tags/acct-1')).intact?.state).toEqual(['a', 'b', 'e', 'r']);
-      expect((await regionState.restoreLatest('plain/acct-1')).intact?.state).toEqual(['region']);
+      expect((await edgeState.restoreLatest('counts/acct-1')).intact?.state).toEqual({ 'edge-a': 3, region: 5 });
+      expect((await regionState.restoreLatest('plain/acct-1')).intact?.state).toEqual({ x: 2 });
       expect(result.conflicts.map((conflict) => [conflict.kind, conflict.key])).toEqual([['checkpoint', 'plain/acct-1']]);
+      expect(result.conflicts[0]!).toMatchObject({ edge: { state: '{"x":3}', writer: 'edge-a' }, region: { state: '{"x":2}', writer: 'region' } });
 
       // Next time only the edge moves: fast-forward from the merged version.
-      await edgeState.save('tags/acct-1', ['a', 'b', 'e', 'f', 'r'], 4);
-      expect((await sync(target, database, { checkpointMergers: mergers })).byKind.checkpoint).toMatchObject({ written: 1, conflicts: 1 });
-      expect((await regionState.restoreLatest('tags/acct-1')).intact).toEqual({ version: 5, state: ['a', 'b', 'e', 'f', 'r'] });
+      await edgeState.save('counts/acct-1', { 'edge-a': 4, region: 5 }, 4);
+      expect(await syncCheckpoints()).toMatchObject({ written: 1, conflicts: 1 });
+      expect((await regionState.restoreLatest('counts/acct-1')).intact).toEqual({ version: 5, state: { 'edge-a': 4, region: 5 } });
     } finally {
       target.dynamodb.destroy();
     }

@@ -20,7 +20,9 @@ export interface EdgeAgentEnvironmentOptions {
  * stores in `database` instead of DynamoDB, this site in the step context, hand-off to the next
  * stage's queue and escalation to the human review queue at the shim. Give them to the local runner
  * (`environment`) running the stage against the shim, along with the workflow's own configuration
- * (gateway URLs, edge limits); the runner adds the AWS endpoint, region and credentials.
+ * (gateway URLs, edge limits); the runner adds the AWS endpoint, region and credentials. Run one
+ * stage per runner, with a workflow of that stage alone: a runner given several stages sets each
+ * one's NEXT_QUEUE_URL to the stage after it in the workflow it was given.
  */
 export function edgeAgentEnvironment(options: EdgeAgentEnvironmentOptions): Record<string, string> {
   const { workflow } = options;

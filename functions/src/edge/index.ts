@@ -5,6 +5,7 @@
 export { edgeAgentEnvironment, type EdgeAgentEnvironmentOptions } from './environment.js';
 export {
   listSyncConflicts,
+  mergeCountsPerWriter,
   syncEdgeToRegion,
   SYNC_KINDS,
   type RegionTables,

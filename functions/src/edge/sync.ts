@@ -40,6 +40,16 @@ export interface RegionTables {
 /** Merges two concurrent versions of a checkpointed state (the region's, the edge's) into one. */
 export type StateMerger = (region: unknown, edge: unknown) => unknown;
 
+/**
+ * The merger of a state kept as counts per writer (`{ [writer]: count }`, each writer adding only to
+ * its own): each writer's larger count, as G-counters merge.
+ */
+export const mergeCountsPerWriter: StateMerger = (region, edge) => {
+  const merged: Record<string, number> = { ...(region as Record<string, number>) };
+  for (const [writer, count] of Object.entries(edge as Record<string, number>)) merged[writer] = Math.max(merged[writer] ?? 0, count);
+  return Object.fromEntries(Object.entries(merged).sort(([a], [b]) => a.localeCompare(b)));
+};
+
 export interface SyncOptions {
   /** The edge database: its file, or a connection the caller keeps open. */
   readonly database: string | EdgeDatabase;
