@@ -223,7 +223,6 @@ interface SyncItem {
   readonly key: string;
   /** Fingerprint of the content synced; absent for a record skipped without a region call. */
   readonly content?: string;
-  readonly skipReason?: string;
   merge(): Promise<MergeOutcome<unknown> & { reason?: string; edge?: unknown }>;
 }
 
