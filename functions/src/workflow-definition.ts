@@ -52,6 +52,16 @@ export const ENV = {
   humanReviewQueueUrl: 'HUMAN_REVIEW_QUEUE_URL',
   gatewayUrl: 'PAYMENT_GATEWAY_URL',
   notifierUrl: 'NOTIFIER_URL',
+  /** Set only at the edge: the site's id. The agent then runs on the SQLite database below, not DynamoDB. */
+  edgeSiteId: 'HOLDFAST_EDGE_SITE_ID',
+  /** The edge database file (SQLite, WAL), shared by the site's fallback agents. */
+  edgeDatabase: 'HOLDFAST_EDGE_DATABASE',
+  /** Payments at the edge (degraded mode): largest payment authorized there, in minor units. */
+  edgePaymentLimitMinor: 'HOLDFAST_EDGE_PAYMENT_LIMIT_MINOR',
+  /** Total an edge site may authorize per account and currency over an outage, in minor units. */
+  edgeAccountExposureMinor: 'HOLDFAST_EDGE_ACCOUNT_EXPOSURE_MINOR',
+  /** Total an edge site may authorize per currency over an outage, in minor units. */
+  edgeSiteExposureMinor: 'HOLDFAST_EDGE_SITE_EXPOSURE_MINOR',
 } as const;
 
 /** FIFO queue names of a stage: `<workflow>-<stage>.fifo` and its dead-letter queue. */

@@ -1,14 +1,15 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { DescribeContinuousBackupsCommand, DescribeTableCommand, DescribeTimeToLiveCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, GetQueueAttributesCommand, type Message, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createWorkflowResources, resourceEnvironment, type WorkflowResources } from '../../functions/src/local-runner/resources.js';
 import { startLocalRunner, type LocalRunner, type LocalRunnerOptions, type SqsHandler } from '../../functions/src/local-runner/runner.js';
 import type { StageDefinition, WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { emulator } from '../helpers/emulator.js';
 import { startTestShim, TEST_CREDENTIALS } from '../helpers/shim.js';
+import { waitForState } from '../helpers/wait.js';
 
 const aws = emulator();
 const silent = pino({ level: process.env.DEBUG_RUNNER ? 'debug' : 'silent' });
@@ -50,6 +51,17 @@ async function send(queueUrl: string, body: string, group = 'g', attributes: Rec
     }),
   );
   return MessageId!;
+}
+
+/** Waits until a queue has messages and receives them (with every attribute). */
+async function receiveFrom(queueUrl: string): Promise<Message[]> {
+  return waitForState(async () => {
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 1, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] }),
+    );
+    expect(Messages.length).toBeGreaterThan(0);
+    return Messages;
+  });
 }
 
 async function queueDepth(queueUrl: string): Promise<number> {
@@ -199,7 +211,7 @@ describe('the local runner', () => {
         },
       },
     });
-    const { Messages } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: resources.queues.work!.deadLetterQueueUrl, WaitTimeSeconds: 10 }));
+    const Messages = await receiveFrom(resources.queues.work!.deadLetterQueueUrl);
     await runners.pop()!.stop();
 
     expect(Messages?.map((message) => message.MessageId)).toEqual([messageId]);
@@ -226,9 +238,7 @@ describe('the local runner', () => {
         },
       },
     });
-    const { Messages } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: deadLetterQueueUrl, WaitTimeSeconds: 10, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] }),
-    );
+    const Messages = await receiveFrom(deadLetterQueueUrl);
     await runners.pop()!.stop();
 
     expect(Messages?.map((message) => [message.Body, message.Attributes?.MessageGroupId, message.MessageAttributes?.reason?.StringValue])).toEqual([
@@ -304,8 +314,22 @@ describe('the local runner', () => {
     let finish!: () => void;
     const finished = new Promise<void>((resolve) => (finish = resolve));
     let handlerDone = false;
+    // The runner polls with this client, which counts the receives that have ended.
+    const polling = new SQSClient(aws);
+    let receivesEnded = 0;
+    polling.middlewareStack.add(
+      (next, context) => async (args) => {
+        try {
+          return await next(args);
+        } finally {
+          if (context.commandName === 'ReceiveMessageCommand') receivesEnded++;
+        }
+      },
+      { step: 'initialize', name: 'countReceives' },
+    );
     const runner = await startLocalRunner({
       aws,
+      sqs: polling,
       logger: silent,
       workflow,
       queues: resources.queues,
@@ -319,11 +343,15 @@ describe('the local runner', () => {
     });
     await handlerStarted;
     let stopped = false;
+    const receivesBefore = receivesEnded;
     const stopping = runner.stop().then(() => (stopped = true));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Polling has ended (its long poll was cut short): all that is left is the batch in flight.
+    await waitForState(() => expect(receivesEnded).toBeGreaterThan(receivesBefore), { intervalMs: 10 });
+    await new Promise((resolve) => setImmediate(resolve));
     expect(stopped).toBe(false);
     finish();
     await stopping;
+    polling.destroy();
 
     expect(handlerDone).toBe(true);
     expect(await queueDepth(queueUrl)).toBe(0);
@@ -385,7 +413,7 @@ describe('the local runner', () => {
       });
       await deliveries.reached(2);
       // Once 'ok' is deleted, only 'fail-once' is left, in flight until its visibility timeout ends.
-      await vi.waitFor(async () => expect(await queueDepthOn(shim.sqs, queueUrl)).toBe(1), { timeout: 5000, interval: 50 });
+      await waitForState(async () => expect(await queueDepthOn(shim.sqs, queueUrl)).toBe(1), { intervalMs: 50 });
       shim.clock.advance(30_000);
       await deliveries.reached(3);
       await runner.stop();

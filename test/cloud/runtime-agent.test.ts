@@ -8,6 +8,7 @@ import type { SagaDefinition } from '../../functions/src/runtime/saga.js';
 import { type Task, stageTaskId } from '../../functions/src/runtime/task.js';
 import { ENV, type WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { emulator } from '../helpers/emulator.js';
+import { waitForState } from '../helpers/wait.js';
 import { invocationContext, receiveEvent, useEmulatorInProcess } from './support/runtime.js';
 
 const stage = (name: string) => ({ name, entry: 'unused', maxReceiveCount: 3, timeoutSeconds: 10, memoryMb: 128, batchSize: 10, maxConcurrency: 2, runsAtEdge: false });
@@ -156,6 +157,24 @@ describe('agents', () => {
     expect(charges).toEqual([]);
   });
 
+  it('does not start a task its batch reaches after the deadline, and leaves nothing that blocks the next delivery', async () => {
+    const workflowId = `w-${randomUUID()}`;
+    // A task that started would wait here for good, as on a worker that died.
+    gate = openGate();
+    await send(task(workflowId, 'acct-e', { amountMinor: 100 }), 'acct-e');
+    const { event } = await receiveEvent(sqs, chargeQueue());
+    const quiet = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const late = handler(event, invocationContext('agents-charge', 0)).finally(() => quiet.mockRestore());
+    const first = await Promise.race([late, gate.entered.then(() => 'started' as const)]);
+    expect(first).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[0]!.messageId }] });
+    gate = undefined;
+
+    // Delivered again with time to run: nothing stands in its way.
+    expect((await handler(event, invocationContext('agents-charge', 10))).batchItemFailures).toEqual([]);
+    expect(charges).toEqual([workflowId]);
+    await deleteAll(event);
+  });
+
   it('turns away a redelivery of a task that is still in progress, then answers it once done', async () => {
     const workflowId = `w-${randomUUID()}`;
     gate = openGate();
@@ -166,14 +185,11 @@ describe('agents', () => {
 
     // The first invocation outlives the message's visibility timeout (1 s): SQS delivers it again.
     const quiet = vi.spyOn(console, 'error').mockImplementation(() => {});
-    const again = await vi.waitFor(
-      async () => {
-        const redelivered = await receiveEvent(sqs, chargeQueue());
-        expect(redelivered.event.Records).toHaveLength(1);
-        return redelivered.event;
-      },
-      { timeout: 10_000, interval: 200 },
-    );
+    const again = await waitForState(async () => {
+      const redelivered = await receiveEvent(sqs, chargeQueue());
+      expect(redelivered.event.Records).toHaveLength(1);
+      return redelivered.event;
+    });
     expect(again.Records[0]!.attributes.ApproximateReceiveCount).toBe('2');
     const second = await handler(again, invocationContext('agents-charge', 10)).finally(() => quiet.mockRestore());
     expect(second.batchItemFailures).toHaveLength(1);

@@ -1,18 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createWorkflowResources } from '../../functions/src/local-runner/resources.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PermanentError, TransientError } from '../../functions/src/runtime/errors.js';
 import { Ledger } from '../../functions/src/runtime/ledger.js';
 import { type AgentDefinition, type SagaDefinition, type SagaRuntime, runStage } from '../../functions/src/runtime/saga.js';
-import { documentClient } from '../../functions/src/runtime/store/dynamodb-client.js';
+import { REGION, edgeSite } from '../../functions/src/runtime/site.js';
 import { DynamoDbLedger } from '../../functions/src/runtime/store/dynamodb-ledger.js';
-import { DynamoDbStepLog } from '../../functions/src/runtime/store/dynamodb-step-log.js';
+import type { StepLogStore } from '../../functions/src/runtime/store/types.js';
 import { type Task, stageTaskId } from '../../functions/src/runtime/task.js';
 import type { WorkflowDefinition } from '../../functions/src/workflow-definition.js';
-import { emulator } from '../helpers/emulator.js';
-import { useEmulatorInProcess } from './support/runtime.js';
+import { BACKENDS, type TestBackend, regionTables, testBackend } from './support/backends.js';
 
-const stage = (name: string) => ({ name, entry: 'unused', maxReceiveCount: 3, timeoutSeconds: 10, memoryMb: 128, batchSize: 1, maxConcurrency: 2, runsAtEdge: false });
+/**
+ * The saga runner over each backend: the same steps, compensations and resumptions on the region's
+ * DynamoDB tables and on an edge database (the ledger the steps post to is the region's in both).
+ */
+
+const stage = (name: string) => ({ name, entry: 'unused', maxReceiveCount: 3, timeoutSeconds: 10, memoryMb: 128, batchSize: 1, maxConcurrency: 2, runsAtEdge: true });
 const workflow: WorkflowDefinition = { name: 'saga', stages: [stage('reserve'), stage('post'), stage('ship')] };
 const policy = { timeoutMs: 1_000, retry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 5 }, breaker: { consecutiveFailures: 50, halfOpenAfterMs: 1_000 } };
 
@@ -82,10 +85,12 @@ const saga: SagaDefinition<Input> = {
   },
 };
 
-let stepLog: DynamoDbStepLog;
+let backend: TestBackend;
+let stepLog: StepLogStore;
 let handedOff: Task[];
 const runtime = (): SagaRuntime => ({
-  stepLog,
+  site: backend.name === 'sqlite' ? edgeSite('edge-test') : REGION,
+  stores: backend.stores,
   deadline: { remainingMs: () => 10_000 },
   handOff: async (task) => {
     handedOff.push(task);
@@ -116,10 +121,8 @@ async function runAll(workflowId: string) {
 }
 
 beforeAll(async () => {
-  useEmulatorInProcess();
-  const resources = await createWorkflowResources(emulator(), workflow, { namePrefix: `rt-saga-${randomUUID().slice(0, 8)}-` });
-  stepLog = new DynamoDbStepLog(documentClient(), resources.tables.workflow);
-  ledger = new Ledger(new DynamoDbLedger(documentClient(), resources.tables.ledger));
+  const region = await regionTables('rt-saga');
+  ledger = new Ledger(new DynamoDbLedger(region.documents, region.tables.ledger));
 });
 
 beforeEach(() => {
@@ -128,7 +131,13 @@ beforeEach(() => {
   handedOff = [];
 });
 
-describe('sagas', () => {
+describe.each(BACKENDS)('sagas on %s', (backendName) => {
+  beforeAll(async () => {
+    backend = await testBackend(backendName);
+    stepLog = backend.stores.stepLog;
+  });
+  afterAll(() => backend.close());
+
   it('runs the steps in order, handing each task to the next stage', async () => {
     const workflowId = `w-${randomUUID()}`;
     const outcomes = await runAll(workflowId);

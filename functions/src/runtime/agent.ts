@@ -1,16 +1,12 @@
 import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { IdempotencyConfig, IdempotencyValidationError, makeIdempotent } from '@aws-lambda-powertools/idempotency';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { ENV, TABLES } from '../workflow-definition.js';
-import { requireEnv } from './env.js';
+import { type AgentDependencies, dependenciesFromEnvironment } from './dependencies.js';
 import { PermanentError } from './errors.js';
+import { DeadlineExceededError } from './resilience.js';
 import { type SagaDefinition, type SagaRuntime, type StageOutcome, runStage } from './saga.js';
-import { documentClient } from './store/dynamodb-client.js';
-import { DynamoDbStepLog } from './store/dynamodb-step-log.js';
 import { type Task, parseTask } from './task.js';
 
 /** How long a completed task's stored outcome answers redeliveries (the step log keeps it for good). */
@@ -18,48 +14,59 @@ const COMPLETED_RECORD_SECONDS = 24 * 60 * 60;
 
 export type SqsAgentHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
-interface Shared {
-  readonly persistence: DynamoDBPersistenceLayer;
-  readonly stepLog: DynamoDbStepLog;
-  readonly sqs: SQSClient;
+interface Prepared {
+  readonly dependencies: AgentDependencies;
+  readonly persistence: BasePersistenceLayer;
   readonly logger: Logger;
 }
 
 /**
- * The Lambda handler of one stage's agent. Each SQS record is one task, run at most once per task id
- * (Powertools idempotency on DynamoDB), as one step of the workflow's saga. Failed records alone go
- * back to the queue; on a FIFO queue so does the rest of their message group, while other groups
- * carry on (Powertools batch, skipGroupOnError).
+ * The in-progress record must expire with the invocation's deadline. Powertools takes a remaining
+ * time of 0 (the deadline has passed, as for a record a batch reaches late) for "unknown" and writes
+ * a record that never expires in progress, blocking the task for a day if the worker then dies: a
+ * deadline already past is given as 1 ms, so the record is free for the next delivery at once.
  */
-export function createAgent<I>(saga: SagaDefinition<I>, stageName: string): SqsAgentHandler {
+function inProgressDeadline(context: Context): Context {
+  return { ...context, getRemainingTimeInMillis: () => Math.max(1, context.getRemainingTimeInMillis()) };
+}
+
+/**
+ * The Lambda handler of one stage's agent. Each SQS record is one task, run at most once per task id
+ * (Powertools idempotency), as one step of the workflow's saga. Failed records alone go back to the
+ * queue; on a FIFO queue so does the rest of their message group, while other groups carry on
+ * (Powertools batch, skipGroupOnError).
+ *
+ * `dependencies` are the site, stores and queues the agent uses; without them they are built from
+ * the environment at the first invocation (dependencies.ts), so that the same handler module runs
+ * on DynamoDB in the region and on SQLite at the edge.
+ */
+export function createAgent<I>(saga: SagaDefinition<I>, stageName: string, dependencies?: AgentDependencies): SqsAgentHandler {
   const stageIndex = saga.workflow.stages.findIndex((stage) => stage.name === stageName);
-  if (stageIndex < 0 || !saga.agents[stageName]) throw new Error(`workflow ${saga.workflow.name} has no stage ${stageName}`);
-  // Created at the first invocation, when the environment is complete, then kept for the container.
-  let shared: Shared | undefined;
+  const stage = saga.workflow.stages[stageIndex];
+  if (!stage || !saga.agents[stageName]) throw new Error(`workflow ${saga.workflow.name} has no stage ${stageName}`);
+  // Made at the first invocation, when the environment is complete, then kept for the container.
+  let prepared: Prepared | undefined;
+  const prepare = (): Prepared => {
+    const given = dependencies ?? dependenciesFromEnvironment();
+    if (given.site.atEdge && !stage.runsAtEdge) {
+      throw new Error(`stage ${stageName} of ${saga.workflow.name} does not run at the edge (runsAtEdge: false); its tasks wait for the region`);
+    }
+    return {
+      dependencies: given,
+      persistence: given.stores.idempotencyLayer(),
+      logger: new Logger({ serviceName: saga.workflow.name, persistentKeys: { stage: stageName, site: given.site.id } }),
+    };
+  };
 
   return async (event, context) => {
-    shared ??= {
-      persistence: new DynamoDBPersistenceLayer({
-        tableName: requireEnv(ENV.idempotencyTable),
-        keyAttr: TABLES.idempotency.partitionKey,
-        expiryAttr: TABLES.idempotency.ttlAttribute,
-        awsSdkV3Client: new DynamoDBClient({}),
-      }),
-      stepLog: new DynamoDbStepLog(documentClient(), requireEnv(ENV.workflowTable)),
-      sqs: new SQSClient({}),
-      logger: new Logger({ serviceName: saga.workflow.name, persistentKeys: { stage: stageName } }),
-    };
-    const { persistence, stepLog, sqs, logger } = shared;
-    const send = async (queueUrl: string, task: Task, body: unknown) => {
-      await sqs.send(
-        new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(body), MessageGroupId: task.group, MessageDeduplicationId: task.taskId }),
-      );
-    };
+    prepared ??= prepare();
+    const { dependencies: given, persistence, logger } = prepared;
     const runtime: SagaRuntime = {
-      stepLog,
+      site: given.site,
+      stores: given.stores,
       deadline: { remainingMs: () => context.getRemainingTimeInMillis() },
-      handOff: (task) => send(requireEnv(ENV.nextQueueUrl), task, task),
-      escalate: (task, reason) => send(requireEnv(ENV.humanReviewQueueUrl), task, { ...task, reason }),
+      handOff: given.handOff,
+      escalate: given.escalate,
     };
     // Per invocation: the in-progress record must expire with this invocation's own deadline.
     const runTaskOnce = makeIdempotent((task: Task): Promise<StageOutcome> => runStage(saga, stageIndex, task, runtime), {
@@ -71,11 +78,13 @@ export function createAgent<I>(saga: SagaDefinition<I>, stageName: string): SqsA
         payloadValidationJmesPath: '[workflow, workflowId, stage, group, input]',
         throwOnNoIdempotencyKey: true,
         expiresAfterSeconds: COMPLETED_RECORD_SECONDS,
-        lambdaContext: context,
+        lambdaContext: inProgressDeadline(context),
       }),
     });
 
     const runTask = async (task: Task): Promise<StageOutcome> => {
+      // A record the batch reaches after the deadline is not started: it returns to the queue.
+      if (context.getRemainingTimeInMillis() <= 0) throw new DeadlineExceededError(`no time left in the invocation to start task ${task.taskId}`);
       try {
         return await runTaskOnce(task);
       } catch (error) {

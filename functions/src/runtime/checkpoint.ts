@@ -3,7 +3,8 @@ import type { CheckpointStore, Snapshot } from './store/types.js';
 
 export { VersionConflictError } from './store/types.js';
 
-const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+/** Hex SHA-256 of a snapshot's JSON text. */
+export const snapshotHash = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
 export interface Restored<S> {
   /** Newest version stored, intact or not (0 for none): the version the next save must name. */
@@ -14,16 +15,21 @@ export interface Restored<S> {
 
 /**
  * Checkpointed agent state: versioned snapshots with a SHA-256 of their content. A save names the
- * version it read and fails with VersionConflictError when another writer got there first.
+ * version it read and fails with VersionConflictError when another writer got there first. Each
+ * snapshot records its writer (the site) and the version it was derived from, so that versions two
+ * sites wrote apart from each other can be told apart when the edge syncs back (edge/sync.ts).
  */
 export class Checkpoints<S> {
-  constructor(private readonly store: CheckpointStore) {}
+  constructor(
+    private readonly store: CheckpointStore,
+    private readonly writer: string,
+  ) {}
 
   /** Saves `state` as the version after `readVersion` (0 when nothing was read); returns the new version. */
   async save(key: string, state: S, readVersion: number): Promise<number> {
     const text = JSON.stringify(state);
     const version = readVersion + 1;
-    await this.store.put(key, { version, state: text, sha256: sha256(text), createdAt: new Date().toISOString() });
+    await this.store.put(key, { version, state: text, sha256: snapshotHash(text), createdAt: new Date().toISOString(), writer: this.writer, baseVersion: readVersion });
     return version;
   }
 
@@ -47,8 +53,8 @@ export class Checkpoints<S> {
   }
 }
 
-function isIntact(snapshot: Snapshot): boolean {
-  if (sha256(snapshot.state) !== snapshot.sha256) return false;
+export function isIntact(snapshot: Snapshot): boolean {
+  if (snapshotHash(snapshot.state) !== snapshot.sha256) return false;
   try {
     JSON.parse(snapshot.state);
     return true;

@@ -6,6 +6,8 @@ import { DeadlineExceededError } from './resilience.js';
 export interface Alternative<C> {
   readonly name: string;
   run(context: C): Promise<unknown>;
+  /** Needs the region (its data or services): skipped at the edge. */
+  readonly regionOnly?: boolean;
 }
 
 export interface FallbackOutcome {
@@ -24,10 +26,17 @@ function fallsThrough(error: Error): boolean {
   return !isPermanent(error) && !(error instanceof DeadlineExceededError);
 }
 
-/** Tries the alternatives in order until one answers; the outcome records which one did. */
-export function runFallbackChain<C>(alternatives: readonly Alternative<C>[], context: C): Promise<FallbackOutcome> {
+/**
+ * Tries the alternatives in order until one answers; the outcome records which one did, and why
+ * each one before it (and those in `skippedBefore`, left out by the caller) gave no answer.
+ */
+export function runFallbackChain<C>(
+  alternatives: readonly Alternative<C>[],
+  context: C,
+  skippedBefore: readonly { name: string; reason: string }[] = [],
+): Promise<FallbackOutcome> {
   if (alternatives.length === 0) throw new Error('a fallback chain needs at least one alternative');
-  const skipped: { name: string; reason: string }[] = [];
+  const skipped = [...skippedBefore];
   const attempt = (index: number): Promise<FallbackOutcome> => {
     const alternative = alternatives[index]!;
     const answer = async (): Promise<FallbackOutcome> => ({ answeredBy: alternative.name, value: await alternative.run(context), skipped });

@@ -1,9 +1,10 @@
-import type { WorkflowDefinition } from '../workflow-definition.js';
-import { isPermanent } from './errors.js';
+import type { StageDefinition, WorkflowDefinition } from '../workflow-definition.js';
+import { PermanentError, isPermanent } from './errors.js';
 import { type Alternative, type FallbackOutcome, runFallbackChain } from './fallback.js';
 import { type CallPolicy, type Deadline, callDependency } from './resilience.js';
-import type { StepLogStore, StepRecord } from './store/types.js';
-import { type Task, stageTaskId } from './task.js';
+import { type Site, siteMark } from './site.js';
+import type { StepRecord, Stores } from './store/types.js';
+import { type CarriedStep, type Task, stageTaskId } from './task.js';
 
 /** Name the fallback chain records when a step ended with the task on the human review queue. */
 export const HUMAN_REVIEW = 'human-review';
@@ -13,6 +14,10 @@ export interface StepContext<I> {
   readonly input: I;
   /** Outcomes of the earlier steps, by step name. */
   readonly results: Readonly<Record<string, FallbackOutcome>>;
+  /** Where the step runs: the region, or an edge site while the region is down (degraded mode). */
+  readonly site: Site;
+  /** The stores of the backend the agent runs on (no ledger at the edge). */
+  readonly stores: Stores;
   /** Calls a downstream dependency under the agent's policy (retries, breaker, timeout). */
   call<T>(dependency: string, request: (signal: AbortSignal) => Promise<T>): Promise<T>;
 }
@@ -25,6 +30,11 @@ export interface AgentDefinition<I> {
   readonly alternatives: readonly Alternative<StepContext<I>>[];
   /** Whether a step no alternative could answer goes to the human review queue. */
   readonly escalateToHumanReview: boolean;
+  /**
+   * Decides, before any alternative runs, whether the step may be done here at all: a reason sends
+   * the task to human review (or, for an agent that does not escalate, fails the step for good).
+   */
+  readonly admit?: (context: StepContext<I>) => Promise<string | undefined>;
   /** Undoes the step; it may run more than once, so it must be idempotent. */
   readonly compensate?: (context: StepContext<I>, outcome: FallbackOutcome) => Promise<void>;
 }
@@ -39,7 +49,8 @@ export interface SagaDefinition<I> {
 
 /** What a stage's agent needs from its surroundings. */
 export interface SagaRuntime {
-  readonly stepLog: StepLogStore;
+  readonly site: Site;
+  readonly stores: Stores;
   readonly deadline: Deadline;
   /** Sends a task to the next stage's queue. */
   handOff(task: Task): Promise<void>;
@@ -65,36 +76,99 @@ export async function runStage<I>(saga: SagaDefinition<I>, stageIndex: number, t
   const stage = saga.workflow.stages[stageIndex]!;
   const agent = saga.agents[stage.name]!;
   const input = saga.parseInput(task.input);
-  if (stageIndex === 0) await runtime.stepLog.startSaga(task.workflowId, saga.workflow.name, task.input);
+  const { stepLog } = runtime.stores;
+  const key = { name: stage.name, index: stageIndex };
 
-  const log = await runtime.stepLog.load(task.workflowId);
-  if (!log.saga) throw new Error(`workflow ${task.workflowId} has no saga record: stage ${stage.name} ran before the first stage`);
+  const log = await openSagaLog(saga, stageIndex, task, runtime);
   if (log.saga.status === 'compensating' || log.saga.status === 'compensated') return compensate(saga, task, input, runtime);
   if (log.saga.status === 'escalated') return { status: 'escalated' };
 
   const existing = log.steps.find((step) => step.index === stageIndex);
-  if (existing?.status === 'completed') return afterStep(saga, stageIndex, task, existing.result as FallbackOutcome, runtime);
+  if (existing?.status === 'completed') return afterStep(saga, stageIndex, task, existing, runtime);
   if (existing && existing.status !== 'started') return compensate(saga, task, input, runtime);
 
-  const started = await runtime.stepLog.transitionStep(task.workflowId, { name: stage.name, index: stageIndex }, ['absent', 'started'], { status: 'started' });
+  const started = await stepLog.transitionStep(task.workflowId, key, ['absent', 'started'], { status: 'started', ranAt: siteMark(runtime.site) });
   // Another delivery moved the step on in the meantime: act on what it recorded.
   if (!started) return runStage(saga, stageIndex, task, runtime);
 
-  const alternatives: Alternative<StepContext<I>>[] = [...agent.alternatives];
-  if (agent.escalateToHumanReview) {
-    alternatives.push({ name: HUMAN_REVIEW, run: async () => runtime.escalate(task, `no alternative answered step ${stage.name}`) });
-  }
   const context = stepContext(task.workflowId, input, completedResults(log.steps), agent, runtime);
   let outcome: FallbackOutcome;
   try {
-    outcome = await runFallbackChain(alternatives, context);
+    outcome = await performStep(agent, stage, task, context, runtime);
   } catch (error) {
     if (!isPermanent(error)) throw error;
-    await runtime.stepLog.transitionStep(task.workflowId, { name: stage.name, index: stageIndex }, ['started'], { status: 'failed', error: describe(error) });
+    await stepLog.transitionStep(task.workflowId, key, ['started'], { status: 'failed', error: describe(error) });
     return compensate(saga, task, input, runtime);
   }
-  await runtime.stepLog.transitionStep(task.workflowId, { name: stage.name, index: stageIndex }, ['started'], { status: 'completed', result: outcome });
-  return afterStep(saga, stageIndex, task, outcome, runtime);
+  const completed = await stepLog.transitionStep(task.workflowId, key, ['started'], { status: 'completed', result: outcome });
+  // Another delivery finished or failed the step meanwhile: what it recorded stands.
+  if (!completed) return runStage(saga, stageIndex, task, runtime);
+  return afterStep(saga, stageIndex, task, completed, runtime);
+}
+
+/**
+ * The saga's log at this site. The first stage starts the saga record; a later stage whose site has
+ * no record of the saga (it began at another site) starts one from its task, which must carry every
+ * earlier step. Carried steps this site has not recorded are recorded as they were, so that later
+ * steps read them and compensations find them here.
+ */
+async function openSagaLog<I>(saga: SagaDefinition<I>, stageIndex: number, task: Task, runtime: SagaRuntime) {
+  const { stepLog } = runtime.stores;
+  const trail = task.trail ?? [];
+  for (const carried of trail) {
+    const expected = saga.workflow.stages[carried.index];
+    if (carried.index >= stageIndex || expected?.name !== carried.step) {
+      throw new PermanentError(`task ${task.taskId} carries step ${carried.step} at index ${carried.index}, which is not an earlier stage of ${saga.workflow.name}`);
+    }
+  }
+  if (stageIndex === 0) await stepLog.startSaga(task.workflowId, saga.workflow.name, task.input);
+  let log = await stepLog.load(task.workflowId);
+  if (!log.saga) {
+    const missing = saga.workflow.stages.slice(0, stageIndex).filter((_, index) => !trail.some((carried) => carried.index === index));
+    if (missing.length > 0) {
+      throw new Error(
+        `workflow ${task.workflowId} has no saga record here and its task does not carry stage ${missing.map((stage) => stage.name).join(', ')}: ` +
+          `stage ${saga.workflow.stages[stageIndex]!.name} ran before the first stage`,
+      );
+    }
+    await stepLog.startSaga(task.workflowId, saga.workflow.name, task.input);
+  }
+  const imported = await Promise.all(
+    trail
+      .filter((carried) => !log.steps.some((step) => step.index === carried.index))
+      .map((carried) =>
+        stepLog.transitionStep(task.workflowId, { name: carried.step, index: carried.index }, ['absent'], {
+          status: 'completed',
+          result: carried.outcome,
+          ...(carried.ranAt && { ranAt: carried.ranAt }),
+        }),
+      ),
+  );
+  if (imported.length > 0 || !log.saga) log = await stepLog.load(task.workflowId);
+  return { saga: log.saga!, steps: log.steps };
+}
+
+/**
+ * Runs the step's alternatives. At the edge the ones that need the region are skipped (recorded in
+ * the outcome); the agent's admission check may send the task straight to human review.
+ */
+async function performStep<I>(agent: AgentDefinition<I>, stage: StageDefinition, task: Task, context: StepContext<I>, runtime: SagaRuntime): Promise<FallbackOutcome> {
+  const escalation: Alternative<StepContext<I>> = {
+    name: HUMAN_REVIEW,
+    run: async () => runtime.escalate(task, `no alternative answered step ${stage.name}`),
+  };
+  const refusal = await agent.admit?.(context);
+  if (refusal !== undefined) {
+    if (!agent.escalateToHumanReview) throw new PermanentError(refusal);
+    await runtime.escalate(task, refusal);
+    return { answeredBy: HUMAN_REVIEW, value: undefined, skipped: [{ name: 'admission', reason: refusal }] };
+  }
+  const atEdge = runtime.site.atEdge;
+  const usable = agent.alternatives.filter((alternative) => !(atEdge && alternative.regionOnly));
+  const skipped = agent.alternatives
+    .filter((alternative) => !usable.includes(alternative))
+    .map((alternative) => ({ name: alternative.name, reason: `needs the region; running at edge site ${runtime.site.id}` }));
+  return runFallbackChain(agent.escalateToHumanReview ? [...usable, escalation] : usable, context, skipped);
 }
 
 function completedResults(steps: readonly StepRecord[]): Record<string, FallbackOutcome> {
@@ -108,20 +182,29 @@ function stepContext<I>(workflowId: string, input: I, results: Record<string, Fa
     workflowId,
     input,
     results,
+    site: runtime.site,
+    stores: runtime.stores,
     call: (dependency, request) => callDependency(dependency, agent.policy, runtime.deadline, request),
   };
 }
 
-async function afterStep<I>(saga: SagaDefinition<I>, stageIndex: number, task: Task, outcome: FallbackOutcome, runtime: SagaRuntime): Promise<StageOutcome> {
+/** The steps a task hands on: those it carried, then this one. */
+function nextTrail(task: Task, step: StepRecord): CarriedStep[] {
+  const carried = (task.trail ?? []).filter((earlier) => earlier.index !== step.index);
+  return [...carried, { step: step.step, index: step.index, outcome: step.result as FallbackOutcome, ...(step.ranAt && { ranAt: step.ranAt }) }];
+}
+
+async function afterStep<I>(saga: SagaDefinition<I>, stageIndex: number, task: Task, step: StepRecord, runtime: SagaRuntime): Promise<StageOutcome> {
+  const outcome = step.result as FallbackOutcome;
   if (outcome.answeredBy === HUMAN_REVIEW) {
-    await runtime.stepLog.setSagaStatus(task.workflowId, ['running'], 'escalated');
+    await runtime.stores.stepLog.setSagaStatus(task.workflowId, ['running'], 'escalated');
     return { status: 'escalated' };
   }
   const next = saga.workflow.stages[stageIndex + 1];
   if (next) {
-    await runtime.handOff({ ...task, taskId: stageTaskId(task.workflowId, next.name), stage: next.name });
+    await runtime.handOff({ ...task, taskId: stageTaskId(task.workflowId, next.name), stage: next.name, trail: nextTrail(task, step) });
   } else {
-    await runtime.stepLog.setSagaStatus(task.workflowId, ['running'], 'completed');
+    await runtime.stores.stepLog.setSagaStatus(task.workflowId, ['running'], 'completed');
   }
   return { status: 'completed', answeredBy: outcome.answeredBy };
 }
@@ -130,20 +213,44 @@ async function afterStep<I>(saga: SagaDefinition<I>, stageIndex: number, task: T
  * Compensates, newest first, every step completed before the one that failed. Each compensation is
  * bracketed by conditional writes (completed -> compensating -> compensated), so a crash or
  * redelivery carries on with the steps not yet compensated.
+ *
+ * At the edge, a step of a stage that never runs there (the ledger) cannot be undone: its
+ * compensation needs the region's book of record. Then nothing is compensated at the edge; the saga
+ * is escalated and the task goes to human review, which reaches the region with the replay.
  */
 async function compensate<I>(saga: SagaDefinition<I>, task: Task, input: I, runtime: SagaRuntime): Promise<StageOutcome> {
-  await runtime.stepLog.setSagaStatus(task.workflowId, ['running'], 'compensating');
-  const { steps } = await runtime.stepLog.load(task.workflowId);
+  const { stepLog } = runtime.stores;
+  const { saga: record, steps } = await stepLog.load(task.workflowId);
+  const toUndo = [...steps].reverse().filter((step) => step.status === 'completed' || step.status === 'compensating');
+  if (runtime.site.atEdge && record?.status === 'running') {
+    const needRegion = toUndo.filter((step) => saga.agents[step.step]!.compensate && !stageNamed(saga.workflow, step.step).runsAtEdge);
+    if (needRegion.length > 0) {
+      const failed = steps.find((step) => step.status === 'failed');
+      const reason =
+        `step ${failed?.step ?? task.stage} failed for good at edge site ${runtime.site.id} (${failed?.error ?? 'no error recorded'}); ` +
+        `undoing ${needRegion.map((step) => step.step).join(', ')} needs the region`;
+      // Escalated first, then recorded: a crash in between escalates again (deduplicated by task id), never not at all.
+      await runtime.escalate(task, reason);
+      await stepLog.setSagaStatus(task.workflowId, ['running'], 'escalated');
+      return { status: 'escalated' };
+    }
+  }
+  await stepLog.setSagaStatus(task.workflowId, ['running'], 'compensating');
   const failed = steps.find((step) => step.status === 'failed');
   const results = completedResults(steps);
-  for (const step of [...steps].reverse()) {
-    if (step.status !== 'completed' && step.status !== 'compensating') continue;
+  for (const step of toUndo) {
     const agent = saga.agents[step.step]!;
     const key = { name: step.step, index: step.index };
-    if (!(await runtime.stepLog.transitionStep(task.workflowId, key, ['completed', 'compensating'], { status: 'compensating' }))) continue;
+    if (!(await stepLog.transitionStep(task.workflowId, key, ['completed', 'compensating'], { status: 'compensating', compensatedAt: siteMark(runtime.site) }))) continue;
     if (agent.compensate) await agent.compensate(stepContext(task.workflowId, input, results, agent, runtime), step.result as FallbackOutcome);
-    await runtime.stepLog.transitionStep(task.workflowId, key, ['compensating'], { status: 'compensated' });
+    await stepLog.transitionStep(task.workflowId, key, ['compensating'], { status: 'compensated' });
   }
-  await runtime.stepLog.setSagaStatus(task.workflowId, ['compensating'], 'compensated');
+  await stepLog.setSagaStatus(task.workflowId, ['compensating'], 'compensated');
   return { status: 'compensated', failedStep: failed?.step ?? 'unknown', error: failed?.error ?? '' };
+}
+
+function stageNamed(workflow: WorkflowDefinition, name: string): StageDefinition {
+  const stage = workflow.stages.find((candidate) => candidate.name === name);
+  if (!stage) throw new Error(`workflow ${workflow.name} has no stage ${name}`);
+  return stage;
 }

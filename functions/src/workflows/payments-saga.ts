@@ -1,15 +1,11 @@
-import { handleType, retry } from 'cockatiel';
-import { Checkpoints, VersionConflictError } from '../runtime/checkpoint.js';
+import { ENV } from '../workflow-definition.js';
 import { requireEnv } from '../runtime/env.js';
 import { PermanentError, TransientError } from '../runtime/errors.js';
 import { postJson } from '../runtime/http.js';
 import { Ledger } from '../runtime/ledger.js';
 import type { CallPolicy } from '../runtime/resilience.js';
 import type { SagaDefinition, StepContext } from '../runtime/saga.js';
-import { DynamoDbCheckpoints } from '../runtime/store/dynamodb-checkpoints.js';
-import { documentClient } from '../runtime/store/dynamodb-client.js';
-import { DynamoDbLedger } from '../runtime/store/dynamodb-ledger.js';
-import { ENV } from '../workflow-definition.js';
+import { counterValue } from '../runtime/store/types.js';
 import { type PaymentRequest, parsePaymentRequest } from './payment-request.js';
 import { payments } from './payments.js';
 
@@ -19,7 +15,39 @@ type PaymentContext = StepContext<PaymentRequest>;
 export const STAND_IN_LIMIT_MINOR = 25_000;
 /** Fraud score at or above which a payment is declined. */
 const DECLINE_SCORE = 90;
-const VELOCITY_WINDOW = 20;
+/** Rules score below which a payment counts as low-risk (neither large nor from a busy account). */
+const LOW_RISK_SCORE = 50;
+/** Payments in a day that make an account busy. */
+const BUSY_PAYMENTS_PER_DAY = 10;
+const LARGE_PAYMENT_MINOR = 100_000;
+
+/** Degraded mode: what an edge site may authorize by itself (environment variables in ENV, defaults here). */
+export interface EdgeLimits {
+  /** Largest single payment. */
+  readonly paymentMinor: number;
+  /** Total per account and currency over an outage. */
+  readonly accountExposureMinor: number;
+  /** Total per edge site and currency over an outage. */
+  readonly siteExposureMinor: number;
+}
+
+export const EDGE_LIMIT_DEFAULTS: EdgeLimits = { paymentMinor: 10_000, accountExposureMinor: 30_000, siteExposureMinor: 500_000 };
+
+function limitFromEnvironment(name: string, fallback: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) throw new Error(`${name} must be a whole number of minor units, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+export function edgeLimits(): EdgeLimits {
+  return {
+    paymentMinor: limitFromEnvironment(ENV.edgePaymentLimitMinor, EDGE_LIMIT_DEFAULTS.paymentMinor),
+    accountExposureMinor: limitFromEnvironment(ENV.edgeAccountExposureMinor, EDGE_LIMIT_DEFAULTS.accountExposureMinor),
+    siteExposureMinor: limitFromEnvironment(ENV.edgeSiteExposureMinor, EDGE_LIMIT_DEFAULTS.siteExposureMinor),
+  };
+}
 
 const httpPolicy: CallPolicy = {
   timeoutMs: 2_000,
@@ -33,46 +61,71 @@ const ledgerPolicy: CallPolicy = {
   breaker: { consecutiveFailures: 5, halfOpenAfterMs: 10_000 },
 };
 
-let ledgerInstance: Ledger | undefined;
-/** The ledger in LEDGER_TABLE. */
-function paymentsLedger(): Ledger {
-  ledgerInstance ??= new Ledger(new DynamoDbLedger(documentClient(), requireEnv(ENV.ledgerTable)));
-  return ledgerInstance;
+/** The ledger, which only the region has: stages that use it never run at the edge. */
+function ledgerOf({ stores }: PaymentContext): Ledger {
+  if (!stores.ledger) throw new Error('the ledger is the region\'s book of record and is not available at the edge');
+  return new Ledger(stores.ledger);
 }
+
+/** Counter of an account's payments on one UTC day, counted by every site that scores them (a G-counter). */
+export const velocityKey = (account: string, day = new Date().toISOString().slice(0, 10)) => `velocity/${account}/${day}`;
+/** What an edge site authorized for an account in one currency (a G-counter; limits apply per site since its last sync). */
+export const accountExposureKey = (account: string, currency: string) => `exposure/account/${account}/${currency}`;
+/** What an edge site authorized in one currency. */
+export const siteExposureKey = (site: string, currency: string) => `exposure/site/${site}/${currency}`;
 
 interface Velocity {
-  readonly recentPaymentIds: string[];
-  readonly recentTotalMinor: number;
+  readonly key: string;
+  /** Payments of the account that day, as far as this site knows. */
+  readonly payments: number;
 }
 
-let velocityInstance: Checkpoints<Velocity> | undefined;
-/** Per-account payment velocity the fraud agent keeps as checkpointed state in STATE_TABLE. */
-function velocityCheckpoints(): Checkpoints<Velocity> {
-  velocityInstance ??= new Checkpoints<Velocity>(new DynamoDbCheckpoints(documentClient(), requireEnv(ENV.stateTable)));
-  return velocityInstance;
+/** Counts the payment in its account's velocity once (a repeat adds nothing); returns the count. */
+async function trackVelocity({ input, site, stores, call }: PaymentContext): Promise<Velocity> {
+  const key = velocityKey(input.account);
+  await call('velocity counters', () => stores.counters.increment(`velocity:${input.paymentId}`, site.id, [{ key, delta: 1 }]));
+  return { key, payments: counterValue(await call('velocity counters', () => stores.counters.read(key))) };
 }
 
-export const velocityKey = (account: string) => `fraud-score/${account}`;
-
-/** Adds the payment to the account's velocity once, retrying when another writer saved first. */
-function trackVelocity(payment: PaymentRequest): Promise<Velocity> {
-  return retry(handleType(VersionConflictError), { maxAttempts: 5 }).execute(async () => {
-    const checkpoints = velocityCheckpoints();
-    const restored = await checkpoints.restoreLatest(velocityKey(payment.account));
-    const current = restored.intact?.state ?? { recentPaymentIds: [], recentTotalMinor: 0 };
-    if (current.recentPaymentIds.includes(payment.paymentId)) return current;
-    const next: Velocity = {
-      recentPaymentIds: [...current.recentPaymentIds, payment.paymentId].slice(-VELOCITY_WINDOW),
-      recentTotalMinor: current.recentTotalMinor + payment.money.amountMinor,
-    };
-    await checkpoints.save(velocityKey(payment.account), next, restored.latestVersion);
-    return next;
-  });
+/** Rules of thumb on amount and the account's velocity; they need nothing from the region. */
+function ruleScore(payment: PaymentRequest, velocity: Velocity): number {
+  const large = payment.money.amountMinor > LARGE_PAYMENT_MINOR ? 50 : 0;
+  const busy = velocity.payments >= BUSY_PAYMENTS_PER_DAY ? 45 : 0;
+  return 10 + large + busy;
 }
 
-function decide(score: number): { score: number } {
+function decide(score: number, velocity: Velocity): { score: number; velocity: Velocity } {
   if (score >= DECLINE_SCORE) throw new PermanentError(`payment declined: fraud score ${score}`);
-  return { score };
+  return { score, velocity };
+}
+
+/**
+ * Degraded mode: whether an edge site may authorize the payment by itself. Only a low-risk payment
+ * (by the rules, on what this site counted) up to the per-payment limit, and only while the
+ * site's total and the account's total authorized here since the last sync stay within their
+ * limits; the totals are reserved here, durably, once per payment. Anything else goes to human
+ * review, which reaches the region with the replay. In the region every payment is admitted.
+ */
+async function admitAtEdge(context: PaymentContext): Promise<string | undefined> {
+  const { input, site, stores, call } = context;
+  if (!site.atEdge) return undefined;
+  const limits = edgeLimits();
+  const { amountMinor, currency } = input.money;
+  if (amountMinor > limits.paymentMinor) return `amount ${amountMinor} ${currency} is above the edge limit of ${limits.paymentMinor} per payment`;
+  const key = velocityKey(input.account);
+  const velocity = { key, payments: counterValue(await call('velocity counters', () => stores.counters.read(key))) };
+  const score = ruleScore(input, velocity);
+  if (score >= LOW_RISK_SCORE) return `not low-risk enough to authorize at the edge: rules score ${score}`;
+  const reserved = await call('exposure counters', () =>
+    stores.counters.increment(`exposure:${input.paymentId}`, site.id, [
+      { key: accountExposureKey(input.account, currency), delta: amountMinor, limit: limits.accountExposureMinor },
+      { key: siteExposureKey(site.id, currency), delta: amountMinor, limit: limits.siteExposureMinor },
+    ]),
+  );
+  if (reserved === 'over-limit') {
+    return `offline exposure limit reached at edge site ${site.id}: ${limits.accountExposureMinor} per account or ${limits.siteExposureMinor} per site (${currency})`;
+  }
+  return undefined;
 }
 
 const gatewayUrl = () => requireEnv(ENV.gatewayUrl);
@@ -88,6 +141,7 @@ export const paymentsSaga: SagaDefinition<PaymentRequest> = {
     authorize: {
       policy: httpPolicy,
       escalateToHumanReview: true,
+      admit: admitAtEdge,
       alternatives: [
         {
           name: 'gateway',
@@ -125,8 +179,11 @@ export const paymentsSaga: SagaDefinition<PaymentRequest> = {
       alternatives: [
         {
           name: 'fraud-service',
-          run: async ({ workflowId, input, call }: PaymentContext) => {
-            await call('velocity checkpoints', () => trackVelocity(input));
+          // Scores on the region's data: at the edge the rules answer instead.
+          regionOnly: true,
+          run: async (context: PaymentContext) => {
+            const { workflowId, input, call } = context;
+            const velocity = await trackVelocity(context);
             const { score } = await call(`fraud-service ${gatewayUrl()}`, (signal) =>
               postJson<{ score: number }>(
                 'fraud service',
@@ -135,17 +192,14 @@ export const paymentsSaga: SagaDefinition<PaymentRequest> = {
                 { signal, idempotencyKey: `${workflowId}:fraud-score` },
               ),
             );
-            return decide(score);
+            return decide(score, velocity);
           },
         },
         {
-          // Rules of thumb on amount and the account's recent velocity.
           name: 'rules',
-          run: async ({ input, call }: PaymentContext) => {
-            const velocity = await call('velocity checkpoints', () => trackVelocity(input));
-            const large = input.money.amountMinor > 100_000 ? 50 : 0;
-            const busy = velocity.recentPaymentIds.length >= 10 ? 45 : 0;
-            return decide(10 + large + busy);
+          run: async (context: PaymentContext) => {
+            const velocity = await trackVelocity(context);
+            return decide(ruleScore(context.input, velocity), velocity);
           },
         },
       ],
@@ -156,19 +210,22 @@ export const paymentsSaga: SagaDefinition<PaymentRequest> = {
       alternatives: [
         {
           name: 'ledger',
-          run: ({ workflowId, input, call }: PaymentContext) =>
-            call('ledger', () =>
-              paymentsLedger().post(workflowId, {
-                from: `customer:${input.account}`,
-                to: `merchant:${input.merchant}`,
-                money: input.money,
-                memo: `payment ${input.paymentId}`,
-              }),
-            ).then((written) => ({ postingId: workflowId, written })),
+          run: (context: PaymentContext) =>
+            context
+              .call('ledger', () =>
+                ledgerOf(context).post(context.workflowId, {
+                  from: `customer:${context.input.account}`,
+                  to: `merchant:${context.input.merchant}`,
+                  money: context.input.money,
+                  memo: `payment ${context.input.paymentId}`,
+                }),
+              )
+              .then((written) => ({ postingId: context.workflowId, written })),
         },
       ],
-      compensate: async ({ workflowId, call }) => {
-        await call('ledger', () => paymentsLedger().reverse(workflowId, `reversal of payment ${workflowId}`));
+      // Runs in the stage that fails (notify) and only in the region: at the edge such a saga is escalated instead (saga.ts).
+      compensate: async (context) => {
+        await context.call('ledger', () => ledgerOf(context).reverse(context.workflowId, `reversal of payment ${context.workflowId}`));
       },
     },
     notify: {

@@ -42,7 +42,14 @@ export class DynamoDbCheckpoints implements CheckpointStore {
     );
     for await (const page of pages) {
       for (const item of page.Items ?? []) {
-        snapshots.push({ version: item.version, state: item.state, sha256: item.sha256, createdAt: item.createdAt });
+        snapshots.push({
+          version: item.version,
+          state: item.state,
+          sha256: item.sha256,
+          createdAt: item.createdAt,
+          writer: item.writer,
+          baseVersion: item.baseVersion,
+        });
       }
     }
     return snapshots;

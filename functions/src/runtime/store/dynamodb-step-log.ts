@@ -1,6 +1,8 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand, paginateQuery } from '@aws-sdk/lib-dynamodb';
-import type { SagaRecord, SagaStatus, StepLogStore, StepRecord, StepStatus, StepUpdate } from './types.js';
+import type { SiteMark } from '../site.js';
+import { mergeSagaDecision, mergeStepDecision } from './merge-rules.js';
+import type { MergeOutcome, SagaRecord, SagaStatus, StepLogStore, StepRecord, StepStatus, StepUpdate } from './types.js';
 
 const SAGA_SK = 'saga';
 const stepKey = (index: number) => `step#${String(index).padStart(4, '0')}`;
@@ -14,6 +16,8 @@ function toStep(item: Record<string, unknown>): StepRecord {
     compensationAttempts: (item.compensationAttempts as number | undefined) ?? 0,
     ...(typeof item.resultJson === 'string' ? { result: JSON.parse(item.resultJson) } : {}),
     ...(typeof item.error === 'string' ? { error: item.error } : {}),
+    ...(item.ranAt ? { ranAt: item.ranAt as SiteMark } : {}),
+    ...(item.compensatedAt ? { compensatedAt: item.compensatedAt as SiteMark } : {}),
   };
 }
 
@@ -25,6 +29,9 @@ function toSaga(item: Record<string, unknown>): SagaRecord {
     input: JSON.parse(item.inputJson as string),
   };
 }
+
+/** Conditional writes that lose to a concurrent writer are decided again, this many times at most. */
+const MERGE_ATTEMPTS = 3;
 
 /** Step log in the workflow table (pk `saga#<workflow id>`, sk `saga` or `step#<index>`). */
 export class DynamoDbStepLog implements StepLogStore {
@@ -104,6 +111,14 @@ export class DynamoDbStepLog implements StepLogStore {
       sets.push('#error = :error');
       values[':error'] = update.error;
     }
+    if (update.ranAt !== undefined) {
+      sets.push('ranAt = :ranAt');
+      values[':ranAt'] = update.ranAt;
+    }
+    if (update.compensatedAt !== undefined) {
+      sets.push('compensatedAt = :compensatedAt');
+      values[':compensatedAt'] = update.compensatedAt;
+    }
     try {
       const { Attributes } = await this.client.send(
         new UpdateCommand({
@@ -119,6 +134,84 @@ export class DynamoDbStepLog implements StepLogStore {
       return toStep(Attributes!);
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Merges an edge site's copy of a saga record (merge-rules.ts): written when absent here or behind
+   * the edge's, with a condition on what was read; a conflict leaves this one as it is.
+   */
+  async mergeSaga(edge: SagaRecord): Promise<MergeOutcome<SagaRecord>> {
+    const key = { pk: `saga#${edge.workflowId}`, sk: SAGA_SK };
+    for (let attempt = 1; ; attempt++) {
+      const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
+      const region = Item && toSaga(Item);
+      const decision = mergeSagaDecision(region, edge);
+      if (decision === 'identical') return { outcome: 'identical' };
+      if (decision === 'conflict') return { outcome: 'conflict', region: region! };
+      const now = new Date().toISOString();
+      const item = { ...key, workflowId: edge.workflowId, workflow: edge.workflow, status: edge.status, inputJson: Item?.inputJson ?? JSON.stringify(edge.input), createdAt: Item?.createdAt ?? now, updatedAt: now };
+      if (await this.putIfUnchanged(item, Item, ['status', 'workflow', 'inputJson'])) return { outcome: 'written' };
+      if (attempt === MERGE_ATTEMPTS) throw new Error(`saga ${edge.workflowId} kept changing in the region while an edge copy was merged`);
+    }
+  }
+
+  /** Merges an edge site's copy of a step record, as mergeSaga does. */
+  async mergeStep(workflowId: string, edge: StepRecord): Promise<MergeOutcome<StepRecord>> {
+    const key = { pk: `saga#${workflowId}`, sk: stepKey(edge.index) };
+    for (let attempt = 1; ; attempt++) {
+      const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
+      const region = Item && toStep(Item);
+      const decision = mergeStepDecision(region, edge);
+      if (decision === 'identical') return { outcome: 'identical' };
+      if (decision === 'conflict') return { outcome: 'conflict', region: region! };
+      const item = {
+        ...key,
+        step: edge.step,
+        stepIndex: edge.index,
+        status: edge.status,
+        attempts: Math.max(edge.attempts, region?.attempts ?? 0),
+        compensationAttempts: Math.max(edge.compensationAttempts, region?.compensationAttempts ?? 0),
+        ...(edge.result !== undefined ? { resultJson: JSON.stringify(edge.result) } : Item?.resultJson !== undefined ? { resultJson: Item.resultJson } : {}),
+        ...(edge.error !== undefined && { error: edge.error }),
+        ...(edge.ranAt && { ranAt: edge.ranAt }),
+        ...(edge.compensatedAt && { compensatedAt: edge.compensatedAt }),
+        updatedAt: new Date().toISOString(),
+      };
+      if (await this.putIfUnchanged(item, Item, ['status', 'step', 'resultJson'])) return { outcome: 'written' };
+      if (attempt === MERGE_ATTEMPTS) throw new Error(`step ${edge.step} of ${workflowId} kept changing in the region while an edge copy was merged`);
+    }
+  }
+
+  /**
+   * Puts an item if it is still absent (`read` undefined), or still holds the values of `read`'s
+   * attributes that the merge decision looked at.
+   */
+  private async putIfUnchanged(item: Record<string, unknown>, read: Record<string, unknown> | undefined, decidedOn: readonly string[]): Promise<boolean> {
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const conditions = read
+      ? decidedOn.map((attribute, i) => {
+          names[`#a${i}`] = attribute;
+          if (read[attribute] === undefined) return `attribute_not_exists(#a${i})`;
+          values[`:v${i}`] = read[attribute];
+          return `#a${i} = :v${i}`;
+        })
+      : ['attribute_not_exists(pk)'];
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: conditions.join(' AND '),
+          ...(Object.keys(names).length > 0 && { ExpressionAttributeNames: names }),
+          ...(Object.keys(values).length > 0 && { ExpressionAttributeValues: values }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
   }

@@ -2,28 +2,22 @@ import { randomUUID } from 'node:crypto';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createWorkflowResources } from '../../functions/src/local-runner/resources.js';
-import { Checkpoints, VersionConflictError } from '../../functions/src/runtime/checkpoint.js';
 import { PermanentError } from '../../functions/src/runtime/errors.js';
 import { Ledger } from '../../functions/src/runtime/ledger.js';
-import { DynamoDbCheckpoints } from '../../functions/src/runtime/store/dynamodb-checkpoints.js';
-import { documentClient } from '../../functions/src/runtime/store/dynamodb-client.js';
 import { DynamoDbLedger } from '../../functions/src/runtime/store/dynamodb-ledger.js';
 import type { WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { emulator } from '../helpers/emulator.js';
-import { useEmulatorInProcess } from './support/runtime.js';
+import { documentClient } from './support/runtime.js';
 
 const workflow: WorkflowDefinition = { name: 'state', stages: [] };
-let tables: { ledger: string; state: string };
+let tables: { ledger: string };
 let ledger: Ledger;
 let store: DynamoDbLedger;
-let checkpoints: Checkpoints<{ count: number }>;
 
 beforeAll(async () => {
-  useEmulatorInProcess();
   ({ tables } = await createWorkflowResources(emulator(), workflow, { namePrefix: `rt-state-${randomUUID().slice(0, 8)}-` }));
   store = new DynamoDbLedger(documentClient(), tables.ledger);
   ledger = new Ledger(store);
-  checkpoints = new Checkpoints(new DynamoDbCheckpoints(documentClient(), tables.state));
 });
 
 const euros = (amountMinor: number) => ({ amountMinor, currency: 'EUR' });
@@ -86,39 +80,5 @@ describe('double-entry ledger', () => {
       new UpdateCommand({ TableName: tables.ledger, Key: { pk: 'account#merchant:m4', sk: `entry#${id}#1` }, UpdateExpression: 'SET amountMinor = :a', ExpressionAttributeValues: { ':a': 1_000 } }),
     );
     expect((await ledger.trialBalance()).balanced).toBe(true);
-  });
-});
-
-describe('checkpointed agent state', () => {
-  it('saves versions with optimistic concurrency', async () => {
-    const key = `agent-${randomUUID()}`;
-    expect(await checkpoints.restoreLatest(key)).toEqual({ latestVersion: 0 });
-    expect(await checkpoints.save(key, { count: 1 }, 0)).toBe(1);
-    const read = await checkpoints.restoreLatest(key);
-    expect(read).toEqual({ latestVersion: 1, intact: { version: 1, state: { count: 1 } } });
-
-    // Two writers read version 1; the second to write loses.
-    expect(await checkpoints.save(key, { count: 2 }, read.latestVersion)).toBe(2);
-    await expect(checkpoints.save(key, { count: 99 }, read.latestVersion)).rejects.toBeInstanceOf(VersionConflictError);
-    expect((await checkpoints.restoreLatest(key)).intact).toEqual({ version: 2, state: { count: 2 } });
-    expect((await checkpoints.versions(key)).map((version) => [version.version, version.intact])).toEqual([
-      [2, true],
-      [1, true],
-    ]);
-  });
-
-  it('restores the latest intact version when the newest snapshot is corrupt', async () => {
-    const key = `agent-${randomUUID()}`;
-    await checkpoints.save(key, { count: 1 }, 0);
-    await checkpoints.save(key, { count: 2 }, 1);
-    await checkpoints.save(key, { count: 3 }, 2);
-    await documentClient().send(
-      new UpdateCommand({ TableName: tables.state, Key: { pk: `checkpoint#${key}`, sk: 'v#000000000003' }, UpdateExpression: 'SET #s = :s', ExpressionAttributeNames: { '#s': 'state' }, ExpressionAttributeValues: { ':s': '{"count":300}' } }),
-    );
-    const restored = await checkpoints.restoreLatest(key);
-    expect(restored).toEqual({ latestVersion: 3, intact: { version: 2, state: { count: 2 } } });
-    expect((await checkpoints.versions(key)).map((version) => version.intact)).toEqual([false, true, true]);
-    // The next save names the newest version, corrupt or not.
-    expect(await checkpoints.save(key, { count: 4 }, restored.latestVersion)).toBe(4);
   });
 });

@@ -1,0 +1,409 @@
+/**
+ * Sync back to the region: what the fallback agents of an edge site did, from its SQLite database
+ * into the workflow's DynamoDB tables, before the shim replays the tasks that depend on it.
+ *
+ * Every write is conditional. A record absent in the region is written; one the region already has
+ * (or has further along) is left alone; one the region holds differently is a conflict, kept with
+ * both versions in the edge database's conflict table and reported, never overwritten. Counters are
+ * G-counters, merged per writer by taking the maximum, so edge sites and the region converge in any
+ * order of syncs. Checkpointed state is fast-forwarded when the region did not move since the edge
+ * last synced, merged when a merger for its key is given, and a conflict otherwise.
+ *
+ * A sync can stop anywhere (a crash, a new outage: `signal`) and be run again: what reached the
+ * region is remembered by content, conditional writes make repeats harmless, and running it twice
+ * changes nothing.
+ */
+import { createHash } from 'node:crypto';
+import { IdempotencyRecordStatus } from '@aws-lambda-powertools/idempotency';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { pino, type Logger } from 'pino';
+import { isIntact, snapshotHash } from '../runtime/checkpoint.js';
+import { DynamoDbCheckpoints } from '../runtime/store/dynamodb-checkpoints.js';
+import { DynamoDbCounters } from '../runtime/store/dynamodb-counters.js';
+import { DynamoDbIdempotencyRecords, idempotencyItemOf } from '../runtime/store/dynamodb-idempotency-records.js';
+import { DynamoDbStepLog } from '../runtime/store/dynamodb-step-log.js';
+import { SqliteCheckpoints } from '../runtime/store/sqlite-checkpoints.js';
+import { SqliteCounters } from '../runtime/store/sqlite-counters.js';
+import { type EdgeDatabase, openEdgeDatabase } from '../runtime/store/sqlite-database.js';
+import { idempotencyRows } from '../runtime/store/sqlite-idempotency.js';
+import { SqliteStepLog } from '../runtime/store/sqlite-step-log.js';
+import { type CheckpointStore, type MergeOutcome, type Snapshot, VersionConflictError } from '../runtime/store/types.js';
+
+/** The region's tables of the workflow (the stack's outputs IdempotencyTableName, WorkflowTableName, StateTableName). */
+export interface RegionTables {
+  readonly idempotency: string;
+  readonly workflow: string;
+  readonly state: string;
+}
+
+/** Merges two concurrent versions of a checkpointed state (the region's, the edge's) into one. */
+export type StateMerger = (region: unknown, edge: unknown) => unknown;
+
+/**
+ * The merger of a state kept as counts per writer (`{ [writer]: count }`, each writer adding only to
+ * its own): each writer's larger count, as G-counters merge.
+ */
+export const mergeCountsPerWriter: StateMerger = (region, edge) => {
+  const merged: Record<string, number> = { ...(region as Record<string, number>) };
+  for (const [writer, count] of Object.entries(edge as Record<string, number>)) merged[writer] = Math.max(merged[writer] ?? 0, count);
+  return Object.fromEntries(Object.entries(merged).sort(([a], [b]) => a.localeCompare(b)));
+};
+
+export interface SyncOptions {
+  /** The edge database: its file, or a connection the caller keeps open. */
+  readonly database: string | EdgeDatabase;
+  /** A client of the region's DynamoDB; the caller keeps it. */
+  readonly dynamodb: DynamoDBClient;
+  readonly tables: RegionTables;
+  /** Mergers of checkpointed state types, by key prefix (the longest prefix that matches wins). */
+  readonly checkpointMergers?: Readonly<Record<string, StateMerger>>;
+  /** Called after every record with the progress so far. */
+  readonly onProgress?: (progress: SyncProgress) => void;
+  /** Stops the sync between two records (it throws the signal's reason); run it again to resume. */
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+}
+
+export type SyncKind = 'saga' | 'step' | 'idempotency' | 'checkpoint' | 'counter' | 'counter-operation';
+export const SYNC_KINDS: readonly SyncKind[] = ['saga', 'step', 'idempotency', 'checkpoint', 'counter', 'counter-operation'];
+
+export interface SyncCounts {
+  /** Records written into the region (absent there, behind the edge's, or merged). */
+  written: number;
+  /** Records the region already had, as they are or further along (nothing written). */
+  identical: number;
+  /** Records the region holds differently: recorded, not written. */
+  conflicts: number;
+  /** Records not to be synced: runs still in progress or expired at the edge, steps of a conflicting saga. */
+  skipped: number;
+}
+
+export interface SyncProgress {
+  readonly kind: SyncKind;
+  /** Records looked at so far, of `total` in the edge database. */
+  readonly done: number;
+  readonly total: number;
+  readonly counts: Readonly<SyncCounts>;
+}
+
+/** A record the edge and the region hold differently, with both versions. */
+export interface SyncConflict {
+  readonly id: number;
+  /** The region it was met in: endpoint (or AWS region) and table names. */
+  readonly target: string;
+  readonly kind: SyncKind;
+  /** Which record: `<workflow id>` for a saga, `<workflow id>/<step index>` for a step, the key otherwise. */
+  readonly key: string;
+  readonly reason: string;
+  readonly edge: unknown;
+  readonly region: unknown;
+  readonly firstSeenAt: string;
+  readonly lastSeenAt: string;
+  /** When a later sync found the record no longer in conflict (resolved in the region). */
+  readonly resolvedAt?: string;
+}
+
+export interface SyncResult {
+  readonly counts: SyncCounts;
+  readonly byKind: Readonly<Record<SyncKind, SyncCounts>>;
+  /** The conflicts this run met; listSyncConflicts gives every open one. */
+  readonly conflicts: readonly SyncConflict[];
+}
+
+const fingerprint = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex');
+const emptyCounts = (): SyncCounts => ({ written: 0, identical: 0, conflicts: 0, skipped: 0 });
+
+interface ConflictRow {
+  id: number;
+  target: string;
+  kind: string;
+  record_key: string;
+  reason: string;
+  edge: string;
+  region: string;
+  first_seen_at: string;
+  last_seen_at: string;
+  resolved_at: string | null;
+}
+
+const toConflict = (row: ConflictRow): SyncConflict => ({
+  id: row.id,
+  target: row.target,
+  kind: row.kind as SyncKind,
+  key: row.record_key,
+  reason: row.reason,
+  edge: JSON.parse(row.edge),
+  region: JSON.parse(row.region),
+  firstSeenAt: row.first_seen_at,
+  lastSeenAt: row.last_seen_at,
+  ...(row.resolved_at !== null && { resolvedAt: row.resolved_at }),
+});
+
+/** The conflicts kept in an edge database, oldest first; resolved ones only when asked for. */
+export function listSyncConflicts(database: string | EdgeDatabase, options: { includeResolved?: boolean } = {}): SyncConflict[] {
+  return withDatabase(database, (db) =>
+    db
+      .prepare<[], ConflictRow>(`SELECT * FROM sync_conflict ${options.includeResolved ? '' : 'WHERE resolved_at IS NULL'} ORDER BY id`)
+      .all()
+      .map(toConflict),
+  );
+}
+
+function withDatabase<T>(database: string | EdgeDatabase, work: (db: EdgeDatabase) => T): T {
+  if (typeof database !== 'string') return work(database);
+  const db = openEdgeDatabase(database);
+  try {
+    return work(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** The region a sync writes to, as the journal tells targets apart: its endpoint, region and tables. */
+async function targetOf(dynamodb: DynamoDBClient, tables: RegionTables): Promise<string> {
+  const endpoint = dynamodb.config.endpoint ? await dynamodb.config.endpoint() : undefined;
+  const where = endpoint ? `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ''}${endpoint.path}` : await dynamodb.config.region();
+  return `${where} ${tables.workflow} ${tables.idempotency} ${tables.state}`;
+}
+
+/** What the sync keeps in the edge database about its own progress towards one target. */
+class SyncJournal {
+  constructor(
+    private readonly db: EdgeDatabase,
+    private readonly target: string,
+  ) {}
+
+  /** Whether this record reached the region with this content already. */
+  isDone(kind: SyncKind, key: string, content: string): boolean {
+    const row = this.db
+      .prepare<[string, string, string], { fingerprint: string }>('SELECT fingerprint FROM sync_done WHERE target = ? AND kind = ? AND record_key = ?')
+      .get(this.target, kind, key);
+    return row?.fingerprint === content;
+  }
+
+  done(kind: SyncKind, key: string, content: string): void {
+    const now = new Date().toISOString();
+    this.db.transaction(() => {
+      this.db
+        .prepare('INSERT INTO sync_done (target, kind, record_key, fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET fingerprint = excluded.fingerprint')
+        .run(this.target, kind, key, content);
+      this.db.prepare('UPDATE sync_conflict SET resolved_at = ? WHERE target = ? AND kind = ? AND record_key = ? AND resolved_at IS NULL').run(now, this.target, kind, key);
+    })();
+  }
+
+  conflict(kind: SyncKind, key: string, reason: string, edge: unknown, region: unknown): SyncConflict {
+    const now = new Date().toISOString();
+    const row = this.db
+      .prepare<unknown[], ConflictRow>(
+        `INSERT INTO sync_conflict (target, kind, record_key, reason, edge, region, first_seen_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (target, kind, record_key, edge, region) DO UPDATE SET last_seen_at = excluded.last_seen_at, reason = excluded.reason, resolved_at = NULL
+         RETURNING *`,
+      )
+      .get(this.target, kind, key, reason, JSON.stringify(edge), JSON.stringify(region ?? null), now, now)!;
+    return toConflict(row);
+  }
+
+  checkpointBase(key: string): number | undefined {
+    return this.db
+      .prepare<[string, string], { region_version: number }>('SELECT region_version FROM sync_checkpoint_base WHERE target = ? AND key = ?')
+      .get(this.target, key)?.region_version;
+  }
+
+  setCheckpointBase(key: string, regionVersion: number): void {
+    this.db
+      .prepare('INSERT INTO sync_checkpoint_base (target, key, region_version) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET region_version = excluded.region_version')
+      .run(this.target, key, regionVersion);
+  }
+}
+
+/** One record to bring to the region: how to tell it is done, and how to merge it. */
+interface SyncItem {
+  readonly kind: SyncKind;
+  readonly key: string;
+  /** Fingerprint of the content synced; absent for a record skipped without a region call. */
+  readonly content?: string;
+  merge(): Promise<MergeOutcome<unknown> & { reason?: string; edge?: unknown }>;
+}
+
+/**
+ * Brings an edge database into the region's tables (see the module comment). Returns what it did;
+ * `onProgress` sees it record by record. The shim runs it after stopping the fallback agents and
+ * before replaying their queues; it throws when the region fails mid-way (run it again). Once
+ * complete, the site's counters are settled: its outage exposure counts from zero again.
+ */
+export async function syncEdgeToRegion(options: SyncOptions): Promise<SyncResult> {
+  const db = typeof options.database === 'string' ? openEdgeDatabase(options.database) : options.database;
+  const documents = DynamoDBDocumentClient.from(options.dynamodb, { marshallOptions: { removeUndefinedValues: true } });
+  const logger = options.logger ?? pino({ name: 'edge-sync', level: process.env.LOG_LEVEL ?? 'info' });
+  try {
+    const region = {
+      stepLog: new DynamoDbStepLog(documents, options.tables.workflow),
+      idempotency: new DynamoDbIdempotencyRecords(documents, options.tables.idempotency),
+      checkpoints: new DynamoDbCheckpoints(documents, options.tables.state),
+      counters: new DynamoDbCounters(documents, options.tables.state),
+    };
+    const edgeCounters = new SqliteCounters(db);
+    const journal = new SyncJournal(db, await targetOf(options.dynamodb, options.tables));
+    const writerCounts = edgeCounters.writerCounts();
+    const items = [
+      ...stepLogItems(db, region.stepLog),
+      ...idempotencyItems(db, region.idempotency),
+      ...(await checkpointItems(db, region.checkpoints, journal, options.checkpointMergers ?? {})),
+      ...writerCounts.map((count): SyncItem => ({ kind: 'counter', key: `${count.key}@${count.writer}`, content: String(count.count), merge: async () => ({ outcome: await region.counters.mergeWriterCount(count) }) })),
+      ...edgeCounters.operations().map(
+        (operation): SyncItem => ({
+          kind: 'counter-operation',
+          key: operation.operationId,
+          content: fingerprint(operation),
+          merge: async () => ({ ...(await region.counters.recordOperation(operation)), reason: 'applied by two writers: its increments were counted twice', edge: operation }),
+        }),
+      ),
+    ];
+
+    const counts = emptyCounts();
+    const byKind = Object.fromEntries(SYNC_KINDS.map((kind) => [kind, emptyCounts()])) as Record<SyncKind, SyncCounts>;
+    const conflicts: SyncConflict[] = [];
+    const conflictedSagas = new Set<string>();
+    logger.info({ records: items.length }, 'sync to the region started');
+    for (const [index, item] of items.entries()) {
+      options.signal?.throwIfAborted();
+      const outcome = await syncOne(item, journal, conflictedSagas);
+      counts[outcome.counted]++;
+      byKind[item.kind][outcome.counted]++;
+      if (outcome.conflict) {
+        conflicts.push(outcome.conflict);
+        logger.warn({ kind: item.kind, key: item.key, reason: outcome.conflict.reason }, 'sync conflict: the region holds this record differently; left as it is');
+      }
+      options.onProgress?.({ kind: item.kind, done: index + 1, total: items.length, counts: { ...counts } });
+    }
+    // Every count of this site is in the region now: its outage exposure starts from zero again.
+    for (const count of writerCounts) edgeCounters.settle(count);
+    logger.info({ ...counts, byKind }, 'sync to the region done');
+    return { counts, byKind, conflicts };
+  } finally {
+    if (typeof options.database === 'string') db.close();
+  }
+}
+
+async function syncOne(item: SyncItem, journal: SyncJournal, conflictedSagas: Set<string>): Promise<{ counted: keyof SyncCounts; conflict?: SyncConflict }> {
+  if (item.kind === 'step' && conflictedSagas.has(item.key.slice(0, item.key.lastIndexOf('/')))) return { counted: 'skipped' };
+  if (item.content === undefined) return { counted: 'skipped' };
+  if (journal.isDone(item.kind, item.key, item.content)) return { counted: 'identical' };
+  const merged = await item.merge();
+  if (merged.outcome === 'conflict') {
+    if (item.kind === 'saga') conflictedSagas.add(item.key);
+    return { counted: 'conflicts', conflict: journal.conflict(item.kind, item.key, merged.reason ?? 'the region holds another version', merged.edge, merged.region) };
+  }
+  journal.done(item.kind, item.key, item.content);
+  return { counted: merged.outcome };
+}
+
+function stepLogItems(db: EdgeDatabase, region: DynamoDbStepLog): SyncItem[] {
+  const items: SyncItem[] = [];
+  for (const { saga, steps } of new SqliteStepLog(db).sagas()) {
+    items.push({
+      kind: 'saga',
+      key: saga.workflowId,
+      content: fingerprint(saga),
+      merge: async () => ({ ...(await region.mergeSaga(saga)), reason: 'the region has this saga with another input or on another path', edge: saga }),
+    });
+    for (const step of steps) {
+      items.push({
+        kind: 'step',
+        key: `${saga.workflowId}/${step.index}`,
+        content: fingerprint(step),
+        merge: async () => ({ ...(await region.mergeStep(saga.workflowId, step)), reason: 'the region has this step with another outcome or on another path', edge: step }),
+      });
+    }
+  }
+  return items;
+}
+
+/** Completed, unexpired records only: a run still in progress at the edge is the region's to run again. */
+function idempotencyItems(db: EdgeDatabase, region: DynamoDbIdempotencyRecords): SyncItem[] {
+  const nowSeconds = Date.now() / 1000;
+  return idempotencyRows(db).map((row): SyncItem => {
+    const edge = idempotencyItemOf(row);
+    const current = edge.status === IdempotencyRecordStatus.COMPLETED && (edge.expiration === undefined || edge.expiration >= nowSeconds);
+    return {
+      kind: 'idempotency',
+      key: edge.id,
+      ...(current && { content: fingerprint({ status: edge.status, data: edge.data, validation: edge.validation }) }),
+      merge: async () => ({ ...(await region.merge(edge)), reason: 'the region has another result for this task, or is running it', edge }),
+    };
+  });
+}
+
+async function checkpointItems(db: EdgeDatabase, region: DynamoDbCheckpoints, journal: SyncJournal, mergers: Readonly<Record<string, StateMerger>>): Promise<SyncItem[]> {
+  const edgeCheckpoints = new SqliteCheckpoints(db);
+  const items: SyncItem[] = [];
+  for (const key of edgeCheckpoints.keys()) {
+    const edge = (await edgeCheckpoints.list(key)).find(isIntact);
+    items.push({
+      kind: 'checkpoint',
+      key,
+      ...(edge && { content: edge.sha256 }),
+      merge: async () => mergeCheckpoint(key, edge!, { region, edge: edgeCheckpoints }, journal, mergers),
+    });
+  }
+  return items;
+}
+
+function mergerFor(key: string, mergers: Readonly<Record<string, StateMerger>>): StateMerger | undefined {
+  const prefix = Object.keys(mergers)
+    .filter((candidate) => key.startsWith(candidate))
+    .sort((a, b) => b.length - a.length)[0];
+  return prefix === undefined ? undefined : mergers[prefix];
+}
+
+/**
+ * One key's checkpointed state: the edge's newest intact snapshot becomes the region's next version
+ * when the region has none, has not moved since the edge's last sync (fast-forward), or a merger
+ * combines the two; the same content is identical; anything else a conflict.
+ */
+async function mergeCheckpoint(
+  key: string,
+  edge: Snapshot,
+  stores: { readonly region: CheckpointStore; readonly edge: CheckpointStore },
+  journal: SyncJournal,
+  mergers: Readonly<Record<string, StateMerger>>,
+): Promise<MergeOutcome<unknown> & { reason?: string; edge?: unknown }> {
+  const { region } = stores;
+  for (let attempt = 1; ; attempt++) {
+    const snapshots = await region.list(key);
+    const newest = snapshots[0];
+    const regionState = snapshots.find(isIntact);
+    if (regionState?.sha256 === edge.sha256) {
+      journal.setCheckpointBase(key, regionState.version);
+      return { outcome: 'identical' };
+    }
+    let state = edge.state;
+    const merging = newest !== undefined && journal.checkpointBase(key) !== newest.version;
+    if (merging) {
+      const merger = mergerFor(key, mergers);
+      if (!merger || !regionState) {
+        return {
+          outcome: 'conflict',
+          region: newest,
+          edge,
+          reason: `the region's state moved on (version ${newest!.version}) while the edge wrote its own; no merger for this state`,
+        };
+      }
+      state = JSON.stringify(merger(JSON.parse(regionState.state), JSON.parse(edge.state)));
+    }
+    const version = (newest?.version ?? 0) + 1;
+    const merged: Snapshot = { version, state, sha256: snapshotHash(state), createdAt: new Date().toISOString(), writer: edge.writer, baseVersion: newest?.version ?? 0 };
+    try {
+      await region.put(key, merged);
+    } catch (error) {
+      if (!(error instanceof VersionConflictError) || attempt === 3) throw error;
+      continue;
+    }
+    // The edge goes on from what the region now holds, so that its next sync can fast-forward.
+    if (merging) await stores.edge.put(key, { ...merged, version: edge.version + 1, baseVersion: edge.version });
+    journal.setCheckpointBase(key, version);
+    return { outcome: 'written' };
+  }
+}
+

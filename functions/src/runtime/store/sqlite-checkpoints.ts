@@ -1,0 +1,44 @@
+import type { EdgeDatabase } from './sqlite-database.js';
+import { type CheckpointStore, type Snapshot, VersionConflictError } from './types.js';
+
+interface SnapshotRow {
+  version: number;
+  state: string;
+  sha256: string;
+  writer: string;
+  base_version: number;
+  created_at: string;
+}
+
+const toSnapshot = (row: SnapshotRow): Snapshot => ({
+  version: row.version,
+  state: row.state,
+  sha256: row.sha256,
+  createdAt: row.created_at,
+  writer: row.writer,
+  baseVersion: row.base_version,
+});
+
+/** Checkpoints in the edge database (table `checkpoint`, one row per key and version). */
+export class SqliteCheckpoints implements CheckpointStore {
+  constructor(private readonly db: EdgeDatabase) {}
+
+  async put(key: string, snapshot: Snapshot): Promise<void> {
+    const { changes } = this.db
+      .prepare(
+        `INSERT INTO checkpoint (key, version, state, sha256, writer, base_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT DO NOTHING`,
+      )
+      .run(key, snapshot.version, snapshot.state, snapshot.sha256, snapshot.writer, snapshot.baseVersion, snapshot.createdAt);
+    if (changes === 0) throw new VersionConflictError(`checkpoint ${key} already has version ${snapshot.version}`);
+  }
+
+  async list(key: string): Promise<Snapshot[]> {
+    return this.db.prepare<[string], SnapshotRow>('SELECT * FROM checkpoint WHERE key = ? ORDER BY version DESC').all(key).map(toSnapshot);
+  }
+
+  /** Every key that has snapshots (for the sync engine). */
+  keys(): string[] {
+    return this.db.prepare<[], { key: string }>('SELECT DISTINCT key FROM checkpoint ORDER BY key').all().map((row) => row.key);
+  }
+}

@@ -1,0 +1,125 @@
+import type { SiteMark } from '../site.js';
+import type { EdgeDatabase } from './sqlite-database.js';
+import type { SagaRecord, SagaStatus, StepLogStore, StepRecord, StepStatus, StepUpdate } from './types.js';
+
+interface SagaRow {
+  workflow_id: string;
+  workflow: string;
+  status: string;
+  input: string;
+}
+
+interface StepRow {
+  workflow_id: string;
+  step_index: number;
+  step: string;
+  status: string;
+  attempts: number;
+  compensation_attempts: number;
+  result: string | null;
+  error: string | null;
+  ran_at: string | null;
+  compensated_at: string | null;
+}
+
+function toSaga(row: SagaRow): SagaRecord {
+  return { workflowId: row.workflow_id, workflow: row.workflow, status: row.status as SagaStatus, input: JSON.parse(row.input) };
+}
+
+function toStep(row: StepRow): StepRecord {
+  return {
+    step: row.step,
+    index: row.step_index,
+    status: row.status as StepStatus,
+    attempts: row.attempts,
+    compensationAttempts: row.compensation_attempts,
+    ...(row.result !== null ? { result: JSON.parse(row.result) } : {}),
+    ...(row.error !== null ? { error: row.error } : {}),
+    ...(row.ran_at !== null ? { ranAt: JSON.parse(row.ran_at) as SiteMark } : {}),
+    ...(row.compensated_at !== null ? { compensatedAt: JSON.parse(row.compensated_at) as SiteMark } : {}),
+  };
+}
+
+/** A saga as the sync engine reads it: its record and its steps. */
+export interface SagaLog {
+  readonly saga: SagaRecord;
+  readonly steps: readonly StepRecord[];
+}
+
+/** The step log in the edge database (tables `saga` and `step`), with the DynamoDB one's conditions. */
+export class SqliteStepLog implements StepLogStore {
+  constructor(private readonly db: EdgeDatabase) {}
+
+  async load(workflowId: string) {
+    return this.loadNow(workflowId);
+  }
+
+  private loadNow(workflowId: string): { saga: SagaRecord | undefined; steps: StepRecord[] } {
+    const saga = this.db.prepare<[string], SagaRow>('SELECT * FROM saga WHERE workflow_id = ?').get(workflowId);
+    const steps = this.db.prepare<[string], StepRow>('SELECT * FROM step WHERE workflow_id = ? ORDER BY step_index').all(workflowId);
+    return { saga: saga && toSaga(saga), steps: steps.map(toStep) };
+  }
+
+  async startSaga(workflowId: string, workflow: string, input: unknown): Promise<SagaRecord> {
+    const now = new Date().toISOString();
+    return this.db
+      .transaction(() => {
+        this.db
+          .prepare("INSERT INTO saga (workflow_id, workflow, status, input, created_at, updated_at) VALUES (?, ?, 'running', ?, ?, ?) ON CONFLICT DO NOTHING")
+          .run(workflowId, workflow, JSON.stringify(input), now, now);
+        return toSaga(this.db.prepare<[string], SagaRow>('SELECT * FROM saga WHERE workflow_id = ?').get(workflowId)!);
+      })
+      .immediate();
+  }
+
+  async setSagaStatus(workflowId: string, from: readonly SagaStatus[], next: SagaStatus): Promise<boolean> {
+    const { changes } = this.db
+      .prepare(`UPDATE saga SET status = ?, updated_at = ? WHERE workflow_id = ? AND status IN (${from.map(() => '?').join(', ')})`)
+      .run(next, new Date().toISOString(), workflowId, ...from);
+    return changes > 0;
+  }
+
+  async transitionStep(
+    workflowId: string,
+    step: { name: string; index: number },
+    from: readonly (StepStatus | 'absent')[],
+    update: StepUpdate,
+  ): Promise<StepRecord | undefined> {
+    return this.db
+      .transaction(() => {
+        const select = this.db.prepare<[string, number], StepRow>('SELECT * FROM step WHERE workflow_id = ? AND step_index = ?');
+        const current = select.get(workflowId, step.index);
+        if (!from.includes(current ? (current.status as StepStatus) : 'absent')) return undefined;
+        const row = {
+          workflow_id: workflowId,
+          step_index: step.index,
+          step: step.name,
+          status: update.status,
+          attempts: (current?.attempts ?? 0) + (update.status === 'started' ? 1 : 0),
+          compensation_attempts: (current?.compensation_attempts ?? 0) + (update.status === 'compensating' ? 1 : 0),
+          result: update.result !== undefined ? JSON.stringify(update.result) : (current?.result ?? null),
+          error: update.error ?? current?.error ?? null,
+          ran_at: update.ranAt ? JSON.stringify(update.ranAt) : (current?.ran_at ?? null),
+          compensated_at: update.compensatedAt ? JSON.stringify(update.compensatedAt) : (current?.compensated_at ?? null),
+          updated_at: new Date().toISOString(),
+        };
+        this.db
+          .prepare(
+            `INSERT OR REPLACE INTO step (workflow_id, step_index, step, status, attempts, compensation_attempts, result, error, ran_at, compensated_at, updated_at)
+             VALUES (:workflow_id, :step_index, :step, :status, :attempts, :compensation_attempts, :result, :error, :ran_at, :compensated_at, :updated_at)`,
+          )
+          .run(row);
+        return toStep(row);
+      })
+      .immediate();
+  }
+
+  /** Every saga with its steps, in the order they were created (for the sync engine). */
+  *sagas(): Iterable<SagaLog> {
+    const ids = this.db.prepare<[], { workflow_id: string }>('SELECT workflow_id FROM saga ORDER BY created_at, workflow_id').all();
+    for (const { workflow_id: workflowId } of ids) {
+      const { saga, steps } = this.loadNow(workflowId);
+      if (saga) yield { saga, steps };
+    }
+  }
+}
