@@ -9,7 +9,7 @@ import { isJsonRequest, jsonProtocol } from '../protocol/json.js';
 import { queryProtocol } from '../protocol/query.js';
 import type { WireProtocol, WireRequest, WireResponse } from '../protocol/wire.js';
 import { SqsError } from '../sqs/errors.js';
-import type { SqsService } from '../sqs/service.js';
+import type { SqsBackend } from '../backend.js';
 
 // Large enough for a 1 MiB message sent in the Query protocol: form encoding triples every byte
 // outside the unreserved set, so a 1 MiB body of such bytes becomes 3 MiB.
@@ -25,7 +25,12 @@ export interface HttpTimeouts {
 export const DEFAULT_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30_000 };
 
 export interface HttpOptions {
-  readonly service: SqsService;
+  readonly service: SqsBackend;
+  /**
+   * Operator pages answered on GET (and HEAD) without SQS authentication, like /health: by path,
+   * e.g. /status and /metrics. They must hold nothing secret.
+   */
+  readonly pages?: ReadonlyMap<string, () => WireResponse | Promise<WireResponse>>;
   readonly logger: Logger;
   readonly region: string;
   /** Empty: requests are not authenticated (allowed only on loopback; see config). */
@@ -137,6 +142,11 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
       if (url.pathname === '/health' && (method === 'GET' || method === 'HEAD')) {
         const health = closing ? { status: 'unavailable', reason: 'the shim is shutting down' } : service.health();
         send(response, { status: health.status === 'ok' ? 200 : 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify(health) });
+        return;
+      }
+      const page = options.pages?.get(url.pathname);
+      if (page && (method === 'GET' || method === 'HEAD')) {
+        send(response, await page());
         return;
       }
       const body = await readBody(request);

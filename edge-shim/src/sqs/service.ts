@@ -1,3 +1,4 @@
+import type { CallOptions, Health, SqsBackend } from '../backend.js';
 import type { Logger } from 'pino';
 import { ACTIONS } from './actions/index.js';
 import { readReceiveRequest, receiveMessages, surelyEmpty } from './actions/receive-message.js';
@@ -31,10 +32,7 @@ const GROWING: Readonly<Record<string, (input: Record<string, unknown>) => numbe
 const QUEUE_CHANGE_BYTES = 4096;
 const messageSize = (input: Record<string, unknown>) => (typeof input.MessageBody === 'string' ? input.MessageBody.length : 0) + 512;
 
-export interface Health {
-  readonly status: 'ok' | 'unavailable';
-  /** Why sends are refused, when they are. */
-  readonly reason?: string;
+export interface StoreHealth extends Health {
   readonly storage: StorageStatus;
 }
 
@@ -51,18 +49,12 @@ export interface SqsServiceOptions {
   readonly sweepIntervalMs?: number;
 }
 
-export interface CallOptions {
-  /** Scheme and authority the client used, for the queue URLs in responses. */
-  readonly baseUrl: string;
-  /** Ends a long poll early when the client has gone. */
-  readonly signal?: AbortSignal;
-}
 
 /**
  * The SQS semantics behind every wire protocol: runs an operation by name on its JSON-shaped input
  * inside a group commit, and keeps a receive waiting (long polling) until a message can be had.
  */
-export class SqsService {
+export class SqsService implements SqsBackend {
   readonly queues: QueueRegistry;
   private readonly db: Db;
   private readonly messages: MessageStore;
@@ -204,7 +196,7 @@ export class SqsService {
   }
 
   /** Whether the service can take messages, and why not; for health checks. */
-  health(): Health {
+  health(): StoreHealth {
     const storage = this.storage.status;
     try {
       this.db.prepare('SELECT 1').get();
