@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects: the edge shim's tests need nothing but the shim; the drill's tools (the fault proxy)
-// need nothing but loopback servers; the cloud tests share one AWS emulator (LocalStack at
-// AWS_ENDPOINT_URL, else a moto server the global setup starts).
+// Four projects: the edge shim's tests need nothing but the shim; the drill's tools (the fault proxy)
+// need nothing but loopback servers; the cloud tests, and the hybrid edge's (the shim in front of
+// the region through a fault proxy), each share one AWS emulator (LocalStack at AWS_ENDPOINT_URL,
+// else a moto server the global setup starts).
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -23,6 +24,10 @@ export default defineConfig({
       {
         extends: true,
         test: { name: 'cloud', include: ['test/cloud/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
+      },
+      {
+        extends: true,
+        test: { name: 'hybrid', include: ['test/hybrid/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
       },
     ],
   },

@@ -17,6 +17,18 @@ export interface ShimConfig {
   readonly diskReserveBytes: number;
   /** Bound on the database's size; Infinity for none. */
   readonly maxStoreBytes: number;
+  /** The region's SQS endpoint: makes the shim the hybrid edge in front of it. */
+  readonly upstream: string | undefined;
+  /** The region of `upstream`, for signing requests to it. */
+  readonly upstreamRegion: string | undefined;
+  /** A JSON file of queues to know at the edge before the region was ever reached. */
+  readonly queuesFile: string | undefined;
+  readonly upstreamTimeoutMs: number;
+  readonly probeIntervalMs: number;
+  readonly recoveryProbes: number;
+  readonly recoveryMs: number;
+  readonly breakerFailures: number;
+  readonly replayRate: number;
 }
 
 export const DEFAULTS: ShimConfig = {
@@ -30,6 +42,15 @@ export const DEFAULTS: ShimConfig = {
   logLevel: 'info',
   diskReserveBytes: 64 * 2 ** 20,
   maxStoreBytes: Infinity,
+  upstream: undefined,
+  upstreamRegion: undefined,
+  queuesFile: undefined,
+  upstreamTimeoutMs: 2000,
+  probeIntervalMs: 1000,
+  recoveryProbes: 5,
+  recoveryMs: 10_000,
+  breakerFailures: 5,
+  replayRate: 2000,
 };
 
 export const USAGE = `Usage: npm start -- [options]
@@ -48,7 +69,24 @@ export const USAGE = `Usage: npm start -- [options]
                       (HOLDFAST_MAX_STORE_BYTES, default none)
   --disk-reserve N    free disk kept for receives and deletes, e.g. 64MiB; below it sends are
                       refused (HOLDFAST_DISK_RESERVE, default 64MiB)
-  --help              print this text`;
+
+Hybrid edge (in front of a region's SQS; credentials from the AWS SDK's default chain):
+  --upstream URL            the region's SQS endpoint, e.g. https://sqs.eu-west-1.amazonaws.com
+                            (HOLDFAST_UPSTREAM)
+  --upstream-region R       its region (HOLDFAST_UPSTREAM_REGION, else AWS_REGION)
+  --queues FILE             queues to take sends for even before the region was reached
+                            (HOLDFAST_QUEUES): {"queues": [{"name": ..., "attributes": {...}}]}
+  --upstream-timeout T      how long a request to the region may take, e.g. 2s (HOLDFAST_UPSTREAM_TIMEOUT,
+                            default 2s; a long poll gets its wait on top)
+  --probe-interval T        how often the region is probed (HOLDFAST_PROBE_INTERVAL, default 1s)
+  --recovery-probes N       successful probes in a row before the edge goes back online
+                            (HOLDFAST_RECOVERY_PROBES, default ${DEFAULTS.recoveryProbes})
+  --recovery-time T         ...spread over at least this long (HOLDFAST_RECOVERY_TIME, default 10s)
+  --breaker-failures N      failures in a row that take the edge offline (HOLDFAST_BREAKER_FAILURES,
+                            default ${DEFAULTS.breakerFailures}; also half the requests failing over 10 s)
+  --replay-rate N           messages per second replayed to the region at most (HOLDFAST_REPLAY_RATE,
+                            default ${DEFAULTS.replayRate})
+  --help                    print this text`;
 
 export class ConfigError extends Error {}
 
@@ -75,6 +113,20 @@ export function parseSize(text: string, name: string): number {
   const unit = match ? SIZE_UNITS[match[2]!.toUpperCase()] : undefined;
   if (!match || unit === undefined) throw new ConfigError(`invalid ${name} '${text}': give bytes, or a number with KB, MB, GB, KiB, MiB or GiB`);
   return Number(match[1]) * unit;
+}
+
+const DURATION_UNITS: Record<string, number> = { '': 1, ms: 1, s: 1000, m: 60_000 };
+
+/** A duration in milliseconds: a number with ms, s or m (milliseconds when it has none). */
+export function parseDuration(text: string, name: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(text.trim());
+  if (!match) throw new ConfigError(`invalid ${name} '${text}': give a duration such as 500ms, 2s or 1m`);
+  return Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? '']!);
+}
+
+function parseCount(text: string, name: string): number {
+  if (!/^\d{1,9}$/.test(text.trim())) throw new ConfigError(`invalid ${name} '${text}': give a whole number`);
+  return Number(text);
 }
 
 function parsePort(text: string): number {
@@ -107,6 +159,30 @@ export function validateConfig(config: ShimConfig): ShimConfig {
   }
   if (!(config.maxStoreBytes > 0)) throw new ConfigError('the store bound must be a positive number of bytes');
   if (!(config.diskReserveBytes >= 0) || !Number.isSafeInteger(config.diskReserveBytes)) throw new ConfigError('the disk reserve must be a number of bytes');
+  if (config.upstream !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(config.upstream);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname.replace(/\/+$/, '') !== '' || url.search !== '') {
+      throw new ConfigError(`invalid upstream '${config.upstream}': give the region's SQS endpoint, e.g. https://sqs.eu-west-1.amazonaws.com`);
+    }
+    if (!config.upstreamRegion || !/^[a-z0-9-]+$/.test(config.upstreamRegion)) {
+      throw new ConfigError('the upstream needs its region: pass --upstream-region, or set AWS_REGION');
+    }
+  }
+  for (const [name, value] of [
+    ['upstream timeout', config.upstreamTimeoutMs],
+    ['probe interval', config.probeIntervalMs],
+    ['recovery probes', config.recoveryProbes],
+    ['breaker failures', config.breakerFailures],
+    ['replay rate', config.replayRate],
+  ] as const) {
+    if (!(value >= 1)) throw new ConfigError(`the ${name} must be at least 1`);
+  }
+  if (!(config.recoveryMs >= 0)) throw new ConfigError('the recovery time must not be negative');
   if (!isLoopback(config.host) && config.credentials.length === 0) {
     throw new ConfigError(`refusing to listen on ${config.host} without credentials: pass --credentials KEY:SECRET, or listen on loopback`);
   }
@@ -133,7 +209,22 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig |
     logLevel: (values['log-level'] ?? env.HOLDFAST_LOG_LEVEL ?? DEFAULTS.logLevel) as LogLevel,
     maxStoreBytes: maxStore === undefined ? DEFAULTS.maxStoreBytes : parseSize(maxStore, 'store bound'),
     diskReserveBytes: diskReserve === undefined ? DEFAULTS.diskReserveBytes : parseSize(diskReserve, 'disk reserve'),
+    upstream: values.upstream ?? (env.HOLDFAST_UPSTREAM || undefined),
+    upstreamRegion: values['upstream-region'] ?? (env.HOLDFAST_UPSTREAM_REGION || env.AWS_REGION || undefined),
+    queuesFile: values.queues ?? (env.HOLDFAST_QUEUES || undefined),
+    upstreamTimeoutMs: option(values['upstream-timeout'], env.HOLDFAST_UPSTREAM_TIMEOUT, DEFAULTS.upstreamTimeoutMs, (text) => parseDuration(text, 'upstream timeout')),
+    probeIntervalMs: option(values['probe-interval'], env.HOLDFAST_PROBE_INTERVAL, DEFAULTS.probeIntervalMs, (text) => parseDuration(text, 'probe interval')),
+    recoveryProbes: option(values['recovery-probes'], env.HOLDFAST_RECOVERY_PROBES, DEFAULTS.recoveryProbes, (text) => parseCount(text, 'recovery probes')),
+    recoveryMs: option(values['recovery-time'], env.HOLDFAST_RECOVERY_TIME, DEFAULTS.recoveryMs, (text) => parseDuration(text, 'recovery time')),
+    breakerFailures: option(values['breaker-failures'], env.HOLDFAST_BREAKER_FAILURES, DEFAULTS.breakerFailures, (text) => parseCount(text, 'breaker failures')),
+    replayRate: option(values['replay-rate'], env.HOLDFAST_REPLAY_RATE, DEFAULTS.replayRate, (text) => parseCount(text, 'replay rate')),
   });
+}
+
+/** An option from the command line, else its environment variable, else the default. */
+function option<T>(given: string | undefined, fromEnv: string | undefined, fallback: T, parse: (text: string) => T): T {
+  const text = given ?? (fromEnv === '' ? undefined : fromEnv);
+  return text === undefined ? fallback : parse(text);
 }
 
 function parseOptions(argv: string[]) {
@@ -151,6 +242,15 @@ function parseOptions(argv: string[]) {
         'log-level': { type: 'string' },
         'max-store-bytes': { type: 'string' },
         'disk-reserve': { type: 'string' },
+        upstream: { type: 'string' },
+        'upstream-region': { type: 'string' },
+        queues: { type: 'string' },
+        'upstream-timeout': { type: 'string' },
+        'probe-interval': { type: 'string' },
+        'recovery-probes': { type: 'string' },
+        'recovery-time': { type: 'string' },
+        'breaker-failures': { type: 'string' },
+        'replay-rate': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,

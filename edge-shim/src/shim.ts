@@ -7,6 +7,9 @@ import { startCheckpointer } from './sqs/checkpointer.js';
 import { openDatabase } from './sqs/database.js';
 import { SqsService } from './sqs/service.js';
 import { StorageGuard } from './sqs/storage-guard.js';
+import type { SqsBackend } from './backend.js';
+import { type HybridEdge, readQueuesFile, startHybridEdge } from './hybrid/edge.js';
+import { type EdgeStatus, standaloneStatus } from './hybrid/status.js';
 
 export interface StartOptions extends Partial<ShimConfig> {
   /** A logger to use instead of one at `logLevel`. */
@@ -20,13 +23,22 @@ export interface StartOptions extends Partial<ShimConfig> {
   readonly shutdownGraceMs?: number;
   /** How often the activity line is logged (when there was activity); a minute by default. */
   readonly activityIntervalMs?: number;
+  /** Credentials for the region (tests); otherwise the AWS SDK's default provider chain. */
+  readonly upstreamCredentials?: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string };
 }
 
 export interface RunningShim {
   /** Base URL to give SQS clients as their endpoint, e.g. http://127.0.0.1:9324. */
   readonly url: string;
   readonly port: number;
+  /** The local store. */
   readonly service: SqsService;
+  /** What the HTTP front calls: the local store, or the hybrid edge in front of it. */
+  readonly backend: SqsBackend;
+  /** The hybrid edge, when the shim runs in front of a region (`upstream`). */
+  readonly hybrid: HybridEdge | undefined;
+  /** The document of GET /status. */
+  status(): EdgeStatus;
   /** Stops accepting, lets requests in flight finish (long polls answer at once), closes the database. */
   close(): Promise<void>;
 }
@@ -35,7 +47,17 @@ const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
 /** Starts the edge shim: the same server `npm start` runs, for tests and embedding. */
 export async function startShim(options: StartOptions = {}): Promise<RunningShim> {
-  const { logger: givenLogger, clock = Date.now, sweepIntervalMs, httpTimeouts, shutdownGraceMs = DEFAULT_SHUTDOWN_GRACE_MS, activityIntervalMs, ...overrides } = options;
+  const {
+    logger: givenLogger,
+    clock = Date.now,
+    sweepIntervalMs,
+    httpTimeouts,
+    shutdownGraceMs = DEFAULT_SHUTDOWN_GRACE_MS,
+    activityIntervalMs,
+    upstreamCredentials,
+    ...overrides
+  } = options;
+  const startedAt = clock();
   // An option given as undefined means "the default", as it does for the CLI.
   const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
   const config = validateConfig({ ...DEFAULTS, ...given });
@@ -44,10 +66,22 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const storage = new StorageGuard(config.dbFile, config, logger);
   const service = new SqsService({ db, storage, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
+  const hybrid = config.upstream
+    ? await startHybridEdge(
+        service,
+        db,
+        { ...config, upstream: config.upstream, upstreamRegion: config.upstreamRegion!, upstreamCredentials, queues: config.queuesFile ? readQueuesFile(config.queuesFile) : [] },
+        logger,
+      )
+    : undefined;
+  const backend: SqsBackend = hybrid?.backend ?? service;
+  const status = () => hybrid?.status() ?? standaloneStatus(service, startedAt, clock);
+  const pages = new Map([['/status', () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(status()) })]]);
   const activity = reportActivity(logger, activityIntervalMs);
-  const http = createShimServer({ service, logger, region: config.region, credentials: config.credentials, timeouts: httpTimeouts, activity });
+  const http = createShimServer({ service: backend, logger, region: config.region, credentials: config.credentials, timeouts: httpTimeouts, activity, pages });
   // After service.close(): commit what is queued, then close the database.
   const closeStorage = async () => {
+    await hybrid?.close();
     await service.drain();
     await checkpointer.stop();
     storage.stop();
@@ -71,6 +105,9 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     url,
     port: address.port,
     service,
+    backend,
+    hybrid,
+    status,
     close() {
       closing ??= (async () => {
         const drained = http.close(shutdownGraceMs);

@@ -8,7 +8,7 @@ const CONTENT_TYPE = 'application/x-amz-json-1.0';
 const TARGET_PREFIX = 'AmazonSQS.';
 // Errors raised by the protocol layer before any SQS operation runs; AWS names them in the
 // namespace of its service framework, and they have no legacy Query code.
-const FRAMEWORK_ERRORS: ReadonlySet<SqsErrorCode> = new Set(['SerializationException', 'UnknownOperationException']);
+const FRAMEWORK_ERRORS: ReadonlySet<string> = new Set<SqsErrorCode>(['SerializationException', 'UnknownOperationException']);
 
 const mediaType = (headers: IncomingHttpHeaders) => String(headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
 

@@ -6,7 +6,7 @@
  */
 export type Fault = 'Sender' | 'Receiver';
 
-interface ErrorSpec {
+export interface ErrorSpec {
   readonly queryCode: string;
   readonly status: number;
   readonly fault?: Fault;
@@ -51,19 +51,26 @@ const ERRORS = {
 export type SqsErrorCode = keyof typeof ERRORS;
 
 export class SqsError extends Error {
-  readonly code: SqsErrorCode;
+  /** One of SqsErrorCode for the shim's own errors; any code for an error relayed from the region. */
+  readonly code: string;
   readonly queryCode: string;
   readonly status: number;
   readonly fault: Fault;
 
-  constructor(code: SqsErrorCode, message: string) {
+  constructor(code: SqsErrorCode, message: string);
+  constructor(code: string, message: string, spec: ErrorSpec);
+  constructor(code: string, message: string, spec: ErrorSpec = ERRORS[code as SqsErrorCode]) {
     super(message);
-    const spec: ErrorSpec = ERRORS[code];
     this.name = 'SqsError';
     this.code = code;
     this.queryCode = spec.queryCode;
     this.status = spec.status;
     this.fault = spec.fault ?? 'Sender';
+  }
+
+  /** An error the region answered, passed on to the client as it came: its code, status and fault. */
+  static relayed(code: string, message: string, spec: ErrorSpec): SqsError {
+    return new SqsError(code, message, spec);
   }
 }
 

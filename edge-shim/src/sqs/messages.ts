@@ -146,6 +146,7 @@ export class MessageStore {
       ),
       olderEpochTallies: db.prepare('DELETE FROM invisible_tallies WHERE queue_id = ? AND epoch < ?'),
       pastTallies: db.prepare('DELETE FROM invisible_tallies WHERE queue_id = ? AND epoch = ? AND second < ?'),
+      oldestEnqueuedAt: db.prepare<[number, number], { at: number | null }>('SELECT min(enqueued_at) AS at FROM message_states WHERE queue_id = ? AND epoch = ?'),
       // The highest row id ever given, from SQLite's one-row-per-table record of AUTOINCREMENT.
       lastId: db.prepare<[], { id: number }>(`SELECT seq AS id FROM sqlite_sequence WHERE name = 'messages'`),
       nextVisibleAt: db.prepare<[number, number, number], { at: number | null }>(
@@ -313,6 +314,16 @@ export class MessageStore {
       else delayed -= 1;
     }
     return { visible: Math.max(0, total - expired.length - inFlight - delayed), inFlight, delayed };
+  }
+
+  /** How many messages the queue's current epoch holds, from the running total. */
+  total(queue: Queue): number {
+    return this.statements.total.get(queue.id, queue.purgedThrough)?.total ?? 0;
+  }
+
+  /** When the oldest message of the queue's current epoch was enqueued. */
+  oldestEnqueuedAt(queue: Queue): number | undefined {
+    return this.statements.oldestEnqueuedAt.get(queue.id, queue.purgedThrough)?.at ?? undefined;
   }
 
   /**

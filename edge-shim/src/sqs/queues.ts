@@ -53,10 +53,15 @@ export function checkQueueName(name: string, fifo: boolean): void {
   }
 }
 
-/** A queue name from a URL path segment; a broken percent-escape names no queue. */
-function decodeQueueName(segment: string): string | undefined {
+/**
+ * The account and queue name a queue URL names, with any host (clients reach the server under many
+ * names), or a path alone; undefined when it names no queue (a broken percent-escape included).
+ */
+export function parseQueueUrl(queueUrl: string): { account: string; name: string } | undefined {
+  const match = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/]*)?\/([^/]+)\/([^/?#]+)\/?$/i.exec(queueUrl);
+  if (!match) return undefined;
   try {
-    return decodeURIComponent(segment);
+    return { account: match[1]!, name: decodeURIComponent(match[2]!) };
   } catch {
     return undefined;
   }
@@ -147,9 +152,8 @@ export class QueueRegistry {
 
   /** The queue a QueueUrl names. Any host is accepted (clients reach the server under many names). */
   byUrl(queueUrl: string): Queue {
-    const match = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/]*)?\/([^/]+)\/([^/?#]+)\/?$/i.exec(queueUrl);
-    const name = match && match[1] === this.accountId ? decodeQueueName(match[2]!) : undefined;
-    const queue = name === undefined ? undefined : this.byNameCache.get(name);
+    const parsed = parseQueueUrl(queueUrl);
+    const queue = parsed?.account === this.accountId ? this.byNameCache.get(parsed.name) : undefined;
     if (!queue) throw new SqsError('QueueDoesNotExist', 'The specified queue does not exist.');
     return queue;
   }

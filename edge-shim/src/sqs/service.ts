@@ -1,14 +1,14 @@
 import type { CallOptions, Health, SqsBackend } from '../backend.js';
 import type { Logger } from 'pino';
 import { ACTIONS } from './actions/index.js';
-import { readReceiveRequest, receiveMessages, surelyEmpty } from './actions/receive-message.js';
+import { type ReceivedMessage, readReceiveRequest, receiveMessages, surelyEmpty } from './actions/receive-message.js';
 import { CommitGroup } from './commit-group.js';
 import type { SqsContext } from './context.js';
 import type { Db } from './database.js';
 import { DeduplicationStore } from './deduplication.js';
 import { SqsError } from './errors.js';
 import { LongPolls } from './long-polls.js';
-import { MessageStore } from './messages.js';
+import { type MessageCounts, MessageStore } from './messages.js';
 import { MessageMover } from './move-tasks.js';
 import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
@@ -123,6 +123,43 @@ export class SqsService implements SqsBackend {
     const growth = GROWING[action];
     if (growth) this.storage.admit(growth(input));
     return this.transact(options.baseUrl, (context) => run(context, input));
+  }
+
+  /**
+   * Takes up to `limit` messages of a queue to hand them to the region, as a receive would (FIFO
+   * groups in order and locked while taken, messages in flight left alone) but without counting
+   * towards dead-lettering; each comes back in ReceiveMessage's shape, with every attribute. Delete
+   * them once handed over, or make them visible again.
+   */
+  async takeForReplay(queueName: string, limit: number, visibilitySeconds: number): Promise<ReceivedMessage[]> {
+    const input = {
+      QueueUrl: `/${this.queues.accountId}/${encodeURIComponent(queueName)}`,
+      MaxNumberOfMessages: limit,
+      VisibilityTimeout: visibilitySeconds,
+      WaitTimeSeconds: 0,
+      MessageSystemAttributeNames: ['All'],
+      MessageAttributeNames: ['All'],
+    };
+    const { output } = await this.transact('', (context) => receiveMessages(context, { ...readReceiveRequest(context.queues, input), deadLetters: false }));
+    return output.Messages ?? [];
+  }
+
+  /** How many messages a queue holds now (visible, in flight or delayed): a running total, no count. */
+  storedMessages(queueName: string): number {
+    const queue = this.queues.byName(queueName);
+    return queue ? this.messages.total(queue) : 0;
+  }
+
+  /** A queue's approximate counts, as GetQueueAttributes gives them. */
+  counts(queueName: string): MessageCounts {
+    const queue = this.queues.byName(queueName);
+    return queue ? this.messages.counts(queue, this.clock()) : { visible: 0, inFlight: 0, delayed: 0 };
+  }
+
+  /** When the oldest message a queue holds was enqueued, if it holds any. */
+  oldestMessageAt(queueName: string): number | undefined {
+    const queue = this.queues.byName(queueName);
+    return queue ? this.messages.oldestEnqueuedAt(queue) : undefined;
   }
 
   /**

@@ -259,6 +259,12 @@ export interface ReceiveRequest {
   readonly waitSeconds: number;
   readonly selection: Selection;
   readonly attemptId: string | undefined;
+  /**
+   * Whether messages received maxReceiveCount times go to the dead-letter queue instead: always for
+   * clients; not for the edge's replay, whose attempts at handing a message to the region are not
+   * receives by a consumer.
+   */
+  readonly deadLetters: boolean;
 }
 
 export function readReceiveRequest(queues: QueueRegistry, input: Input): ReceiveRequest {
@@ -272,7 +278,7 @@ export function readReceiveRequest(queues: QueueRegistry, input: Input): Receive
   if (attemptId !== undefined && !ID_PATTERN.test(attemptId)) {
     throw invalidParameter('Value for parameter ReceiveRequestAttemptId is invalid. Reason: It can only include alphanumeric and punctuation characters, 1 to 128 in length.');
   }
-  return { queue, limit, visibleFor, waitSeconds, selection, attemptId };
+  return { queue, limit, visibleFor, waitSeconds, selection, attemptId, deadLetters: true };
 }
 
 /**
@@ -284,9 +290,12 @@ export function surelyEmpty(messages: MessageStore, request: ReceiveRequest, now
   return request.attemptId === undefined && !messages.anyAvailable(request.queue, now);
 }
 
+/** A message as ReceiveMessage answers it. */
+export type ReceivedMessage = ReturnType<typeof format>;
+
 export interface ReceiveOutcome {
   /** As SQS answers: no Messages key at all when nothing was received. */
-  readonly output: { Messages?: Array<ReturnType<typeof format>> };
+  readonly output: { Messages?: ReceivedMessage[] };
   /** Nothing was received, but trying again at once may find something (see `Taken.more`). */
   readonly more: boolean;
 }
@@ -296,7 +305,7 @@ export function receiveMessages(context: SqsContext, request: ReceiveRequest): R
   const { queue, limit, visibleFor, attemptId, selection } = request;
   const repeated = attemptId === undefined ? undefined : repeatAttempt(context, queue, attemptId, visibleFor);
   // Looked up once per receive, not once for every message it meets.
-  const deadLetter = repeated ? undefined : deadLetterTarget(context, queue);
+  const deadLetter = repeated || !request.deadLetters ? undefined : deadLetterTarget(context, queue);
   const { messages, more } = repeated
     ? { messages: repeated, more: false }
     : queue.fifo

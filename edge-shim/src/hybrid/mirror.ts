@@ -1,0 +1,261 @@
+import type { Logger } from 'pino';
+import { createQueue } from '../sqs/actions/create-queue.js';
+import { setQueueAttributes } from '../sqs/actions/set-queue-attributes.js';
+import type { Db } from '../sqs/database.js';
+import { SqsError } from '../sqs/errors.js';
+import type { QueueAttributes } from '../sqs/queue-attributes.js';
+import { parseQueueUrl } from '../sqs/queues.js';
+import type { SqsService } from '../sqs/service.js';
+import { type Upstream, UpstreamUnavailable } from './upstream.js';
+
+/**
+ * How the edge knows a queue of the region. `linked`: the region has it, at `upstream_path`.
+ * `pending`: created at the edge while the region was away; it is created in the region before its
+ * replay. `declared`: named in the queues file, so that sends are taken during an outage that began
+ * before the edge ever reached the region; linked (or created) once the region answers.
+ */
+export type MirrorState = 'linked' | 'pending' | 'declared';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS upstream_queues (
+  name TEXT PRIMARY KEY,
+  state TEXT NOT NULL CHECK (state IN ('linked', 'pending', 'declared')),
+  -- /<account>/<name> in the region, once linked.
+  upstream_path TEXT,
+  -- What a pending or declared queue is created with in the region (JSON, the edge's ARNs).
+  attributes TEXT NOT NULL DEFAULT '{}',
+  mirrored_at INTEGER NOT NULL DEFAULT 0
+) STRICT, WITHOUT ROWID;
+`;
+
+/**
+ * The attributes that decide how the edge takes and serves messages while the region is away:
+ * what it validates a send against and how the local queue behaves. Policies, tags and encryption
+ * settings stay the region's.
+ */
+const MIRRORED = [
+  'DelaySeconds',
+  'MaximumMessageSize',
+  'MessageRetentionPeriod',
+  'ReceiveMessageWaitTimeSeconds',
+  'VisibilityTimeout',
+  'RedrivePolicy',
+  'RedriveAllowPolicy',
+  'ContentBasedDeduplication',
+  'DeduplicationScope',
+  'FifoThroughputLimit',
+] as const;
+// A queue's attributes are fetched again when a request meets it this long after the last time.
+const REFRESH_AFTER_MS = 5 * 60_000;
+
+interface Row {
+  name: string;
+  state: MirrorState;
+  upstream_path: string | null;
+  attributes: string;
+  mirrored_at: number;
+}
+
+const SQS_ARN = /^arn:([^:]+):sqs:([^:]*):([^:]*):([^:]+)$/;
+
+/**
+ * The edge's durable mirror of the region's queues, and the one place where names map between the
+ * two: a queue has the same name on both sides, its URL and ARN differ (the edge's own account and
+ * region in URLs it hands out and ARNs it shows; the region's in requests to the region). Each
+ * queue the edge has seen also exists in the local store with the attributes that matter offline
+ * (FIFO, deduplication, delays, sizes, redrive), so that sends can be validated and taken while the
+ * region is away.
+ */
+export class QueueMirror {
+  private readonly statements;
+  private readonly rows = new Map<string, Row>();
+  /** The region's account, from the first queue linked. */
+  private upstreamAccount: string | undefined;
+
+  constructor(
+    db: Db,
+    private readonly upstream: Upstream,
+    private readonly local: SqsService,
+    private readonly logger: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {
+    db.exec(SCHEMA);
+    this.statements = {
+      all: db.prepare<[], Row>('SELECT * FROM upstream_queues'),
+      save: db.prepare(
+        `INSERT INTO upstream_queues (name, state, upstream_path, attributes, mirrored_at) VALUES (@name, @state, @upstream_path, @attributes, @mirrored_at)
+         ON CONFLICT (name) DO UPDATE SET state = @state, upstream_path = @upstream_path, attributes = @attributes, mirrored_at = @mirrored_at`,
+      ),
+      forget: db.prepare('DELETE FROM upstream_queues WHERE name = ?'),
+    };
+    for (const row of this.statements.all.all()) this.remember(row);
+  }
+
+  /** The queue's state at the edge, if the edge knows it. */
+  stateOf(name: string): MirrorState | undefined {
+    return this.rows.get(name)?.state;
+  }
+
+  /** Queues created or declared at the edge that the region may not have yet. */
+  unlinked(): string[] {
+    return [...this.rows.values()].filter((row) => row.state !== 'linked').map((row) => row.name);
+  }
+
+  /** The region's URL of a linked queue, for requests to the region. */
+  upstreamUrl(name: string): string | undefined {
+    const path = this.rows.get(name)?.upstream_path;
+    return path ? `${this.upstream.endpoint}${path}` : undefined;
+  }
+
+  /**
+   * The region's URL of a queue, asking the region for it (and creating a pending or declared queue
+   * there) when the edge does not have it yet. Throws the region's QueueDoesNotExist for a queue
+   * it has never had.
+   */
+  async resolve(name: string, execute: <T>(work: () => Promise<T>) => Promise<T>): Promise<string> {
+    const known = this.upstreamUrl(name);
+    if (known) return known;
+    const row = this.rows.get(name);
+    let url: string;
+    try {
+      url = (await execute(() => this.upstream.call('GetQueueUrl', { QueueName: name }))).QueueUrl as string;
+    } catch (error) {
+      if (!(row && error instanceof SqsError && error.code === 'QueueDoesNotExist')) throw error;
+      const Attributes = this.toUpstreamAttributes(JSON.parse(row.attributes) as QueueAttributes);
+      url = (await execute(() => this.upstream.call('CreateQueue', { QueueName: name, Attributes }))).QueueUrl as string;
+      this.logger.info({ queue: name }, 'created in the region a queue the edge created or was told of');
+    }
+    this.link(name, url);
+    return this.upstreamUrl(name)!;
+  }
+
+  /** Records where the region has a queue. */
+  link(name: string, upstreamUrl: string): void {
+    const parsed = parseQueueUrl(upstreamUrl);
+    if (!parsed) throw new UpstreamUnavailable(`the region answered a queue URL the edge cannot read: ${upstreamUrl}`, false);
+    const row = this.rows.get(name);
+    const path = `/${parsed.account}/${encodeURIComponent(parsed.name)}`;
+    if (row?.state === 'linked' && row.upstream_path === path) return;
+    this.save({ name, state: 'linked', upstream_path: path, attributes: row?.attributes ?? '{}', mirrored_at: row?.mirrored_at ?? 0 });
+  }
+
+  /**
+   * A queue the edge creates while the region is away (pending), or is told of by the queues file
+   * (declared): created in the local store, with what it is to be created with in the region.
+   */
+  async declare(name: string, attributes: QueueAttributes, state: 'pending' | 'declared'): Promise<void> {
+    await this.applyLocally(name, attributes);
+    if (this.rows.get(name)?.state === 'linked') return;
+    this.save({ name, state, upstream_path: null, attributes: JSON.stringify(attributes), mirrored_at: this.clock() });
+  }
+
+  /** Forgets a queue deleted in the region. */
+  forget(name: string): void {
+    this.statements.forget.run(name);
+    this.rows.delete(name);
+  }
+
+  /** Whether the queue's attributes were mirrored long enough ago to fetch them again. */
+  stale(name: string): boolean {
+    const row = this.rows.get(name);
+    return row?.state !== 'linked' || this.clock() - row.mirrored_at > REFRESH_AFTER_MS;
+  }
+
+  /**
+   * Mirrors a queue of the region into the local store: its attributes as the region answered them
+   * (in the region's terms), or fetched now; its dead-letter queue first, so that its redrive
+   * policy can name it.
+   */
+  async mirror(name: string, execute: <T>(work: () => Promise<T>) => Promise<T>, regionAttributes?: Record<string, string>, visiting = new Set<string>()): Promise<void> {
+    visiting.add(name);
+    const url = await this.resolve(name, execute);
+    const attributes = regionAttributes?.QueueArn
+      ? regionAttributes
+      : ((await execute(() => this.upstream.call('GetQueueAttributes', { QueueUrl: url, AttributeNames: ['All'] }))).Attributes as Record<string, string>);
+    const deadLetterArn = parseJson(attributes.RedrivePolicy)?.deadLetterTargetArn;
+    const deadLetter = typeof deadLetterArn === 'string' ? SQS_ARN.exec(deadLetterArn)?.[4] : undefined;
+    if (deadLetter && !visiting.has(deadLetter) && !this.local.queues.byName(deadLetter)) await this.mirror(deadLetter, execute, undefined, visiting);
+    const kept: QueueAttributes = {};
+    for (const key of MIRRORED) if (attributes[key] !== undefined) kept[key] = attributes[key];
+    if (attributes.FifoQueue === 'true') kept.FifoQueue = 'true';
+    await this.applyLocally(name, this.toLocalAttributes(kept));
+    const row = this.rows.get(name)!;
+    this.save({ ...row, mirrored_at: this.clock() });
+  }
+
+  /** The region's ARN for an ARN of the edge (same queue name), for requests to the region. */
+  toUpstreamArn(arn: string): string {
+    const match = SQS_ARN.exec(arn);
+    if (!match || this.upstreamAccount === undefined) return arn;
+    return `arn:${match[1]}:sqs:${this.upstream.region}:${this.upstreamAccount}:${match[4]}`;
+  }
+
+  /** The edge's ARN for an ARN of the region, for answers to clients. */
+  toLocalArn(arn: string): string {
+    const match = SQS_ARN.exec(arn);
+    return match ? this.local.queues.arnOf(match[4]!) : arn;
+  }
+
+  /** Queue attributes with the ARNs in them (QueueArn, redrive policies) in the edge's terms. */
+  toLocalAttributes(attributes: Record<string, string>): Record<string, string> {
+    return mapArns(attributes, (arn) => this.toLocalArn(arn));
+  }
+
+  /** Queue attributes with the ARNs in them in the region's terms. */
+  toUpstreamAttributes(attributes: Record<string, string>): Record<string, string> {
+    return mapArns(attributes, (arn) => this.toUpstreamArn(arn));
+  }
+
+  /** Creates the local queue, or brings its attributes in line, in one transaction of the local store. */
+  private async applyLocally(name: string, attributes: QueueAttributes): Promise<void> {
+    await this.local.transact('', (context) => {
+      const queue = context.queues.byName(name);
+      if (!queue) {
+        createQueue(context, { QueueName: name, Attributes: attributes });
+        return;
+      }
+      if ((attributes.FifoQueue === 'true') !== queue.fifo) {
+        this.logger.error({ queue: name }, 'the region has this queue as another type than the edge has; the edge keeps its own');
+        return;
+      }
+      const { FifoQueue: _type, ...settable } = attributes;
+      const changed = Object.entries(settable).some(([key, value]) => queue.attributes[key] !== value);
+      if (changed) setQueueAttributes(context, { QueueUrl: `/${context.queues.accountId}/${encodeURIComponent(name)}`, Attributes: settable });
+    });
+  }
+
+  private save(row: Row): void {
+    this.statements.save.run(row);
+    this.remember(row);
+  }
+
+  private remember(row: Row): void {
+    this.rows.set(row.name, row);
+    if (row.upstream_path) this.upstreamAccount ??= parseQueueUrl(row.upstream_path)?.account;
+  }
+}
+
+function parseJson(text: string | undefined): Record<string, unknown> | undefined {
+  if (!text) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A copy of queue attributes with QueueArn and the ARNs inside the redrive policies mapped. */
+function mapArns(attributes: Record<string, string>, map: (arn: string) => string): Record<string, string> {
+  const mapped = { ...attributes };
+  if (mapped.QueueArn) mapped.QueueArn = map(mapped.QueueArn);
+  const redrive = parseJson(mapped.RedrivePolicy);
+  if (redrive && typeof redrive.deadLetterTargetArn === 'string') {
+    mapped.RedrivePolicy = JSON.stringify({ ...redrive, deadLetterTargetArn: map(redrive.deadLetterTargetArn) });
+  }
+  const allow = parseJson(mapped.RedriveAllowPolicy);
+  if (allow && Array.isArray(allow.sourceQueueArns)) {
+    mapped.RedriveAllowPolicy = JSON.stringify({ ...allow, sourceQueueArns: allow.sourceQueueArns.map((arn) => (typeof arn === 'string' ? map(arn) : arn)) });
+  }
+  return mapped;
+}
