@@ -17,6 +17,8 @@ export interface ShimProcessOptions {
   readonly wrapper?: readonly string[];
   /** More options for the shim, e.g. ['--disk-reserve', '2MiB']. */
   readonly args?: readonly string[];
+  /** More environment variables for the shim (the rest is this process's). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** The edge shim as `npm start` runs it, in a process of its own. */
@@ -50,7 +52,7 @@ export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
     ...(options.args ?? []),
   ];
   const [command, ...commandArgs] = [...(options.wrapper ?? []), process.execPath, ...args];
-  const child = spawn(command!, commandArgs, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command!, commandArgs, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {

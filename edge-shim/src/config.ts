@@ -25,6 +25,7 @@ export interface ShimConfig {
   readonly queuesFile: string | undefined;
   readonly upstreamTimeoutMs: number;
   readonly probeIntervalMs: number;
+  readonly probeTimeoutMs: number;
   readonly recoveryProbes: number;
   readonly recoveryMs: number;
   readonly breakerFailures: number;
@@ -45,8 +46,9 @@ export const DEFAULTS: ShimConfig = {
   upstream: undefined,
   upstreamRegion: undefined,
   queuesFile: undefined,
-  upstreamTimeoutMs: 2000,
+  upstreamTimeoutMs: 5000,
   probeIntervalMs: 1000,
+  probeTimeoutMs: 1000,
   recoveryProbes: 5,
   recoveryMs: 10_000,
   breakerFailures: 5,
@@ -76,9 +78,10 @@ Hybrid edge (in front of a region's SQS; credentials from the AWS SDK's default 
   --upstream-region R       its region (HOLDFAST_UPSTREAM_REGION, else AWS_REGION)
   --queues FILE             queues to take sends for even before the region was reached
                             (HOLDFAST_QUEUES): {"queues": [{"name": ..., "attributes": {...}}]}
-  --upstream-timeout T      how long a request to the region may take, e.g. 2s (HOLDFAST_UPSTREAM_TIMEOUT,
-                            default 2s; a long poll gets its wait on top)
+  --upstream-timeout T      how long a request to the region may take, retries included
+                            (HOLDFAST_UPSTREAM_TIMEOUT, default 5s; a long poll gets its wait on top)
   --probe-interval T        how often the region is probed (HOLDFAST_PROBE_INTERVAL, default 1s)
+  --probe-timeout T         how long a probe may take (HOLDFAST_PROBE_TIMEOUT, default 1s)
   --recovery-probes N       successful probes in a row before the edge goes back online
                             (HOLDFAST_RECOVERY_PROBES, default ${DEFAULTS.recoveryProbes})
   --recovery-time T         ...spread over at least this long (HOLDFAST_RECOVERY_TIME, default 10s)
@@ -176,6 +179,7 @@ export function validateConfig(config: ShimConfig): ShimConfig {
   for (const [name, value] of [
     ['upstream timeout', config.upstreamTimeoutMs],
     ['probe interval', config.probeIntervalMs],
+    ['probe timeout', config.probeTimeoutMs],
     ['recovery probes', config.recoveryProbes],
     ['breaker failures', config.breakerFailures],
     ['replay rate', config.replayRate],
@@ -214,6 +218,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig |
     queuesFile: values.queues ?? (env.HOLDFAST_QUEUES || undefined),
     upstreamTimeoutMs: option(values['upstream-timeout'], env.HOLDFAST_UPSTREAM_TIMEOUT, DEFAULTS.upstreamTimeoutMs, (text) => parseDuration(text, 'upstream timeout')),
     probeIntervalMs: option(values['probe-interval'], env.HOLDFAST_PROBE_INTERVAL, DEFAULTS.probeIntervalMs, (text) => parseDuration(text, 'probe interval')),
+    probeTimeoutMs: option(values['probe-timeout'], env.HOLDFAST_PROBE_TIMEOUT, DEFAULTS.probeTimeoutMs, (text) => parseDuration(text, 'probe timeout')),
     recoveryProbes: option(values['recovery-probes'], env.HOLDFAST_RECOVERY_PROBES, DEFAULTS.recoveryProbes, (text) => parseCount(text, 'recovery probes')),
     recoveryMs: option(values['recovery-time'], env.HOLDFAST_RECOVERY_TIME, DEFAULTS.recoveryMs, (text) => parseDuration(text, 'recovery time')),
     breakerFailures: option(values['breaker-failures'], env.HOLDFAST_BREAKER_FAILURES, DEFAULTS.breakerFailures, (text) => parseCount(text, 'breaker failures')),
@@ -247,6 +252,7 @@ function parseOptions(argv: string[]) {
         queues: { type: 'string' },
         'upstream-timeout': { type: 'string' },
         'probe-interval': { type: 'string' },
+        'probe-timeout': { type: 'string' },
         'recovery-probes': { type: 'string' },
         'recovery-time': { type: 'string' },
         'breaker-failures': { type: 'string' },

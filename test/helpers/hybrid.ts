@@ -1,4 +1,7 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeleteMessageBatchCommand, GetQueueUrlCommand, type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { FaultProxy } from '../../drill/fault-proxy.js';
 import type { StartOptions } from '../../edge-shim/src/shim.js';
 import { emulator } from './emulator.js';
@@ -9,16 +12,19 @@ export interface HybridTest extends TestShim {
   readonly proxy: FaultProxy;
   /** A client of the region itself, to check from the outside what reached it. */
   readonly region: SQSClient;
+  /** Stops the shim and starts it again on the same database, proxy and options. */
+  restart(): Promise<HybridTest>;
 }
 
 /**
- * Settings that make a test's outage short: the region is probed ten times a second, a request to
- * it gives up after half a second, three failures in a row take the edge offline, and three probes
- * in a row over 300 ms bring it back.
+ * Settings that make a test's outage short: the region is probed ten times a second and a probe
+ * gives up after a second, three failures in a row take the edge offline, three probes in a row over
+ * 300 ms bring it back; a request may take 3 s (the emulator is slow on a loaded machine).
  */
 export const FAST_HYBRID: StartOptions = {
-  upstreamTimeoutMs: 500,
+  upstreamTimeoutMs: 3000,
   probeIntervalMs: 100,
+  probeTimeoutMs: 1000,
   breakerFailures: 3,
   recoveryProbes: 3,
   recoveryMs: 300,
@@ -27,23 +33,58 @@ export const FAST_HYBRID: StartOptions = {
 /** A hybrid shim in front of the emulator (the region), through a fault proxy. */
 export async function startHybridTest(options: StartOptions = {}): Promise<HybridTest> {
   const aws = emulator();
-  const proxy = await FaultProxy.start({ target: new URL(aws.endpoint).host });
-  const shim = await startTestShim({
-    upstream: `http://${proxy.address}`,
+  const through = await FaultProxy.start({ target: new URL(aws.endpoint).host });
+  // The database outlives a restart: it is in a directory of its own, not the shim's.
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-hybrid-'));
+  const settings: StartOptions = {
+    dbFile: join(dir, 'edge.db'),
+    upstream: `http://${through.address}`,
     upstreamRegion: aws.region,
     upstreamCredentials: aws.credentials,
     ...FAST_HYBRID,
     ...options,
-  });
-  const region = new SQSClient({ endpoint: aws.endpoint, region: aws.region, credentials: aws.credentials });
-  return {
-    ...shim,
-    proxy,
-    region,
-    async close() {
-      region.destroy();
-      await shim.close();
-      await proxy.close();
-    },
   };
+  const start = async (): Promise<HybridTest> => {
+    const shim = await startTestShim(settings);
+    const region = new SQSClient({ endpoint: aws.endpoint, region: aws.region, credentials: aws.credentials });
+    const stop = async () => {
+      region.destroy();
+      shim.sqs.destroy();
+      await shim.shim.close();
+      rmSync(shim.dir, { recursive: true, force: true });
+    };
+    return {
+      ...shim,
+      proxy: through,
+      region,
+      async restart() {
+        await stop();
+        return start();
+      },
+      async close() {
+        await stop();
+        await through.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  };
+  return start();
+}
+
+/**
+ * Everything the region's queue holds, received and deleted, in the order received; the queue is
+ * empty once a receive waiting a second finds nothing.
+ */
+export async function drainRegion(region: SQSClient, name: string): Promise<Message[]> {
+  const QueueUrl = (await region.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl!;
+  const all: Message[] = [];
+  for (;;) {
+    const { Messages } = await region.send(
+      new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] }),
+    );
+    if (!Messages) return all;
+    all.push(...Messages);
+    const Entries = Messages.map((message, index) => ({ Id: `d${index}`, ReceiptHandle: message.ReceiptHandle }));
+    await region.send(new DeleteMessageBatchCommand({ QueueUrl, Entries }));
+  }
 }

@@ -1,17 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import {
   CreateQueueCommand,
-  DeleteMessageCommand,
   GetQueueAttributesCommand,
-  GetQueueUrlCommand,
-  type Message,
-  ReceiveMessageCommand,
   SendMessageCommand,
-  type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { type HybridTest, startHybridTest } from '../helpers/hybrid.js';
+import { type HybridTest, drainRegion, startHybridTest } from '../helpers/hybrid.js';
 
 // The hybrid edge through a whole outage: online (pass-through), offline (store and forward),
 // replaying, online again, against the emulator as the region with a fault proxy between them.
@@ -24,22 +19,7 @@ afterEach(async () => {
 
 const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
 
-async function regionUrl(region: SQSClient, name: string): Promise<string> {
-  return (await region.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl!;
-}
 
-/** Receives (and deletes) everything the region's queue holds, in order of receipt. */
-async function drainRegion(region: SQSClient, queueUrl: string): Promise<Message[]> {
-  const all: Message[] = [];
-  for (;;) {
-    const { Messages } = await region.send(
-      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] }),
-    );
-    if (!Messages) return all;
-    all.push(...Messages);
-    for (const message of Messages) await region.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
-  }
-}
 
 const mode = () => t!.shim.status().mode;
 
@@ -50,7 +30,7 @@ describe('pass-through while the region is up', () => {
     const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: name }));
     expect(QueueUrl).toBe(`${t.shim.url}/000000000000/${name}`);
     const sent = await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'to the region' }));
-    const [message] = await drainRegion(t.region, await regionUrl(t.region, name));
+    const [message] = await drainRegion(t.region, name);
     expect(message).toMatchObject({ MessageId: sent.MessageId, Body: 'to the region' });
     expect(mode()).toBe('online');
   });
@@ -71,7 +51,7 @@ describe('an outage', () => {
     await eventually(mode, (current) => current === 'online');
     expect(t.shim.status().backlog).toBe(0);
     await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'after', MessageGroupId: 'g' }));
-    const bodies = (await drainRegion(t.region, await regionUrl(t.region, name))).map((message) => message.Body);
+    const bodies = (await drainRegion(t.region, name)).map((message) => message.Body);
     expect(bodies).toEqual(['before', ...during, 'after']);
   });
 

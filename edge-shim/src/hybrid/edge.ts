@@ -23,6 +23,7 @@ export interface HybridSettings {
   /** How long a request to the region may take (a long poll gets its wait on top). */
   readonly upstreamTimeoutMs: number;
   readonly probeIntervalMs: number;
+  readonly probeTimeoutMs: number;
   readonly recoveryProbes: number;
   readonly recoveryMs: number;
   readonly breakerFailures: number;
@@ -117,7 +118,7 @@ export async function startHybridEdge(local: SqsService, db: Db, settings: Hybri
       recoveryMs: settings.recoveryMs,
     },
     // A cheap call any principal may make; a refusal (access denied) proves the region answers too.
-    () => upstream.call('ListQueues', { MaxResults: 1 }, undefined, settings.upstreamTimeoutMs).catch((error: unknown) => {
+    () => upstream.call('ListQueues', { MaxResults: 1 }, undefined, settings.probeTimeoutMs).catch((error: unknown) => {
       if (error instanceof SqsError) return {};
       throw error;
     }),
@@ -127,6 +128,8 @@ export async function startHybridEdge(local: SqsService, db: Db, settings: Hybri
   const mirror = new QueueMirror(db, upstream, local, logger.child({ component: 'mirror' }));
   const replayer = new Replayer(local, upstream, mirror, mode, { ratePerSecond: settings.replayRate, concurrency: REPLAY_CONCURRENCY }, logger.child({ component: 'replay' }));
   const backend = new HybridBackend(local, upstream, mirror, mode, replayer, logger.child({ component: 'hybrid' }));
+  const released = await local.releaseReplayLeases();
+  if (released > 0) logger.info({ released }, 'made visible again the messages a replay had taken when the shim stopped');
   for (const queue of deadLettersFirst(settings.queues)) {
     const attributes = mirror.toLocalAttributes(queue.attributes);
     await mirror.declare(queue.name, attributes, 'declared');

@@ -84,6 +84,15 @@ CREATE INDEX IF NOT EXISTS messages_by_group ON message_states (queue_id, group_
 -- expired messages the sweeper has yet to delete, for the counts.
 CREATE INDEX IF NOT EXISTS messages_by_age ON message_states (queue_id, enqueued_at, epoch);
 
+-- Messages taken by the hybrid edge's replay and not yet handed to the region: after a crash they
+-- are made visible again at start, instead of waiting out their visibility timeout.
+CREATE TABLE IF NOT EXISTS replay_leases (
+  id INTEGER PRIMARY KEY
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS message_states_end_leases AFTER DELETE ON message_states BEGIN
+  DELETE FROM replay_leases WHERE id = old.id;
+END;
+
 -- How many messages a queue holds in each epoch, kept by triggers on every insert and delete, so
 -- that GetQueueAttributes need not count a backlog of millions.
 CREATE TABLE IF NOT EXISTS message_totals (

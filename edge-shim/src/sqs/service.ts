@@ -9,6 +9,7 @@ import { DeduplicationStore } from './deduplication.js';
 import { SqsError } from './errors.js';
 import { LongPolls } from './long-polls.js';
 import { type MessageCounts, MessageStore } from './messages.js';
+import { decodeReceiptHandle } from './receipt-handles.js';
 import { MessageMover } from './move-tasks.js';
 import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
@@ -68,6 +69,7 @@ export class SqsService implements SqsBackend {
   private readonly logger: Logger;
   private readonly storage: StorageGuard;
   private tries = 0;
+  private readonly leases;
 
   constructor(options: SqsServiceOptions) {
     this.db = options.db;
@@ -87,6 +89,11 @@ export class SqsService implements SqsBackend {
         this.logger.error({ err: reloadError }, 'cannot reload the queues after a failed commit');
       }
     });
+    this.leases = {
+      take: options.db.prepare('INSERT OR IGNORE INTO replay_leases (id) VALUES (?)'),
+      all: options.db.prepare<[], { id: number }>('SELECT id FROM replay_leases'),
+      clear: options.db.prepare('DELETE FROM replay_leases'),
+    };
     this.sweeper = new Sweeper(this, options.sweepIntervalMs ?? 1000, options.logger);
     this.mover = new MessageMover(this, options.db, options.logger);
   }
@@ -140,8 +147,33 @@ export class SqsService implements SqsBackend {
       MessageSystemAttributeNames: ['All'],
       MessageAttributeNames: ['All'],
     };
-    const { output } = await this.transact('', (context) => receiveMessages(context, { ...readReceiveRequest(context.queues, input), deadLetters: false }));
+    const { output } = await this.transact('', (context) => {
+      const taken = receiveMessages(context, { ...readReceiveRequest(context.queues, input), deadLetters: false });
+      for (const message of taken.output.Messages ?? []) this.leases.take.run(decodeReceiptHandle(message.ReceiptHandle).messageId);
+      return taken;
+    });
     return output.Messages ?? [];
+  }
+
+  /**
+   * Makes the messages the replay had taken when the shim stopped visible again, so that the
+   * replay after a crash resumes at once rather than after their visibility timeout.
+   */
+  releaseReplayLeases(): Promise<number> {
+    return this.transact('', (context) => {
+      let released = 0;
+      for (const { id } of this.leases.all.all()) {
+        const message = context.messages.byId(id);
+        const queue = message && context.queues.all().find((candidate) => candidate.id === message.queue_id);
+        if (message && queue && message.visible_at > context.now) {
+          context.messages.setVisibleAt(queue, message, context.now, context.now);
+          context.messagesAvailable(queue);
+          released += 1;
+        }
+      }
+      this.leases.clear.run();
+      return released;
+    });
   }
 
   /** How many messages a queue holds now (visible, in flight or delayed): a running total, no count. */

@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/eventually.js';
+import { type HybridTest, drainRegion, startHybridTest } from '../helpers/hybrid.js';
+import { expectSqsError, rejectionOf } from '../helpers/sqs-errors.js';
+
+// What each kind of request does in each mode of the hybrid edge: receives and deletes at the edge
+// and in the region, long polls through a change of mode, ambiguous sends, queues created or
+// declared while the region is away, mapped ARNs, and the store's bound.
+
+const open: HybridTest[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((test) => test.close()));
+});
+
+async function hybrid(options: Parameters<typeof startHybridTest>[0] = {}): Promise<HybridTest> {
+  const test = await startHybridTest(options);
+  open.push(test);
+  return test;
+}
+
+const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+/** The retryable error of a request that needs the region while it is away (HTTP 503, a server fault). */
+async function expectUnavailable(call: Promise<unknown>): Promise<void> {
+  const failure = await rejectionOf(call);
+  expect(failure).toMatchObject({ name: 'ServiceUnavailable', $fault: 'server', $metadata: { httpStatusCode: 503 } });
+}
+const modeOf = (t: HybridTest) => () => t.shim.status().mode;
+
+async function cut(t: HybridTest, how: Parameters<HybridTest['proxy']['setMode']>[0] = 'blackhole'): Promise<void> {
+  t.proxy.setMode(how);
+  await eventually(modeOf(t), (mode) => mode === 'offline');
+}
+
+async function mend(t: HybridTest): Promise<void> {
+  t.proxy.setMode('pass');
+  await eventually(() => t.shim.status(), (status) => status.mode === 'online' && status.backlog === 0);
+}
+
+
+describe('receives and deletes', () => {
+  it('serves edge consumers from the edge while offline; what they delete is never replayed', async () => {
+    const t = await hybrid();
+    const name = unique('consumed');
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: name }));
+    await cut(t);
+    for (const body of ['kept', 'consumed']) await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: body }));
+    const received = await t.sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 1 }));
+    const consumed = received.Messages!.find((message) => message.Body === 'consumed')!;
+    expect(consumed.ReceiptHandle).toMatch(/^hf1\./);
+    await t.sqs.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: consumed.ReceiptHandle }));
+    // The other one is in flight at the edge: replayed once its visibility runs out undeleted.
+    await mend(t);
+    expect((await drainRegion(t.region, name)).map((message) => message.Body)).toEqual(['kept']);
+  });
+
+  it('refuses, with a retryable error, to delete offline a message received from the region', async () => {
+    const t = await hybrid();
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: unique('from-region') }));
+    await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'in the region' }));
+    const [message] = (await t.sqs.send(new ReceiveMessageCommand({ QueueUrl, VisibilityTimeout: 60 }))).Messages!;
+    expect(message!.ReceiptHandle).not.toMatch(/^hf1\./);
+    await cut(t);
+    await expectUnavailable(t.sqs.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: message!.ReceiptHandle })));
+    t.proxy.setMode('pass');
+    await eventually(modeOf(t), (mode) => mode === 'online');
+    await t.sqs.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: message!.ReceiptHandle }));
+  });
+
+  it('lets a long poll on the region go on at the edge when the edge goes offline, and get a message sent there', async () => {
+    const t = await hybrid();
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: unique('long-poll') }));
+    const polling = t.sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 20 }));
+    await cut(t);
+    await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'sent at the edge' }));
+    expect((await polling).Messages!.map((message) => message.Body)).toEqual(['sent at the edge']);
+  });
+});
+
+describe('sends', () => {
+  it('stores a FIFO send whose answer was lost, and the replay does not double it', async () => {
+    const t = await hybrid();
+    const name = `${unique('lost-answer')}.fifo`;
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true' } }));
+    t.proxy.setMode('lost-answers');
+    // The region takes it, the edge never hears so: it stores the message and acknowledges it.
+    await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'maybe sent', MessageGroupId: 'g' }));
+    expect(t.shim.status().backlog).toBe(1);
+    await eventually(modeOf(t), (mode) => mode === 'offline');
+    await mend(t);
+    expect((await drainRegion(t.region, name)).map((message) => message.Body)).toEqual(['maybe sent']);
+  });
+
+  it('stores batches while offline and replays every entry with its attributes', async () => {
+    const t = await hybrid();
+    const name = unique('batch');
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: name }));
+    await cut(t);
+    const Entries = Array.from({ length: 10 }, (_, index) => ({
+      Id: `e${index}`,
+      MessageBody: `entry ${index}`,
+      MessageAttributes: { index: { DataType: 'Number', StringValue: String(index) }, raw: { DataType: 'Binary', BinaryValue: Buffer.from([index, 255]) } },
+    }));
+    const { Successful } = await t.sqs.send(new SendMessageBatchCommand({ QueueUrl, Entries }));
+    expect(Successful).toHaveLength(10);
+    await mend(t);
+    const replayed = await drainRegion(t.region, name);
+    expect(replayed.map((message) => message.Body).sort()).toEqual(Entries.map((entry) => entry.MessageBody).sort());
+    for (const message of replayed) {
+      const index = Number(message.MessageAttributes!.index!.StringValue);
+      expect(Buffer.from(message.MessageAttributes!.raw!.BinaryValue!)).toEqual(Buffer.from([index, 255]));
+    }
+  });
+
+  it('refuses sends with a retryable error once the store is at its bound', async () => {
+    const t = await hybrid({ maxStoreBytes: 256 * 1024 });
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: unique('bounded') }));
+    await cut(t);
+    const body = 'x'.repeat(60 * 1024);
+    let refused: unknown;
+    for (let i = 0; i < 50 && refused === undefined; i++) {
+      await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: body })).catch((error: unknown) => (refused = error));
+    }
+    expect(refused).toMatchObject({ name: 'ServiceUnavailable', message: expect.stringMatching(/bound/) });
+  });
+});
+
+describe('queues', () => {
+  it('creates a queue at the edge while offline, and in the region before its replay', async () => {
+    const t = await hybrid();
+    await cut(t);
+    const name = unique('born-offline');
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: name }));
+    await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'first words' }));
+    await mend(t);
+    expect((await drainRegion(t.region, name)).map((message) => message.Body)).toEqual(['first words']);
+  });
+
+  it('takes sends during an outage that began before the edge started, for queues declared in the queues file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'holdfast-queues-'));
+    try {
+      const name = `${unique('declared')}.fifo`;
+      const file = join(dir, 'queues.json');
+      writeFileSync(file, JSON.stringify({ queues: [{ name, attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true' } }] }));
+      const t = await startHybridTest({ queuesFile: file, upstream: 'http://127.0.0.1:9' });
+      open.push(t);
+      expect(t.shim.status().mode).toBe('offline');
+      const { QueueUrl } = await t.sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+      await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'declared', MessageGroupId: 'g' }));
+      await expectUnavailable(t.sqs.send(new GetQueueUrlCommand({ QueueName: unique('never-declared') })));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('shows the edge ARNs in redrive policies and maps them to the region', async () => {
+    const t = await hybrid();
+    const dlq = unique('dlq');
+    const { QueueUrl: dlqUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: dlq }));
+    const dlqArn = (await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+    expect(dlqArn).toBe(`arn:aws:sqs:us-east-1:000000000000:${dlq}`);
+    const source = unique('source');
+    const RedrivePolicy = JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 3 });
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: source, Attributes: { RedrivePolicy } }));
+    const inRegion = await t.region.send(
+      new GetQueueAttributesCommand({ QueueUrl: (await t.region.send(new GetQueueUrlCommand({ QueueName: source }))).QueueUrl, AttributeNames: ['RedrivePolicy'] }),
+    );
+    expect(JSON.parse(inRegion.Attributes!.RedrivePolicy!).deadLetterTargetArn).toMatch(new RegExp(`^arn:aws:sqs:us-east-1:\\d{12}:${dlq}$`));
+    expect(JSON.parse(inRegion.Attributes!.RedrivePolicy!).deadLetterTargetArn).not.toBe(dlqArn);
+    const atEdge = await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['RedrivePolicy'] }));
+    expect(JSON.parse(atEdge.Attributes!.RedrivePolicy!)).toMatchObject({ deadLetterTargetArn: dlqArn });
+  });
+
+  it('passes the region\'s errors on as they are', async () => {
+    const t = await hybrid();
+    await expectSqsError(t.sqs.send(new GetQueueUrlCommand({ QueueName: unique('nowhere') })), { name: 'QueueDoesNotExist', code: 'AWS.SimpleQueueService.NonExistentQueue' });
+    await expectSqsError(t.sqs.send(new CreateQueueCommand({ QueueName: 'bad name!' })), { name: 'InvalidParameterValue' });
+  });
+});
