@@ -1,8 +1,11 @@
 import type { Logger } from 'pino';
-import { reportActivity } from './activity.js';
+import { reportActivity, tellEach } from './activity.js';
 import { type ShimConfig, DEFAULTS, validateConfig } from './config.js';
 import { type HttpTimeouts, createShimServer } from './http/server.js';
 import { createLogger } from './logger.js';
+import { Metrics } from './observability/metrics.js';
+import { type OperatorPage, operatorPages } from './observability/pages.js';
+import { standaloneStatus } from './observability/standalone-status.js';
 import { startCheckpointer } from './sqs/checkpointer.js';
 import { openDatabase } from './sqs/database.js';
 import { SqsService } from './sqs/service.js';
@@ -20,6 +23,8 @@ export interface StartOptions extends Partial<ShimConfig> {
   readonly shutdownGraceMs?: number;
   /** How often the activity line is logged (when there was activity); a minute by default. */
   readonly activityIntervalMs?: number;
+  /** Operator pages besides (or instead of) /status, /metrics and the status page, by path. */
+  readonly pages?: ReadonlyMap<string, OperatorPage>;
 }
 
 export interface RunningShim {
@@ -35,7 +40,7 @@ const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
 /** Starts the edge shim: the same server `npm start` runs, for tests and embedding. */
 export async function startShim(options: StartOptions = {}): Promise<RunningShim> {
-  const { logger: givenLogger, clock = Date.now, sweepIntervalMs, httpTimeouts, shutdownGraceMs = DEFAULT_SHUTDOWN_GRACE_MS, activityIntervalMs, ...overrides } = options;
+  const { logger: givenLogger, clock = Date.now, sweepIntervalMs, httpTimeouts, shutdownGraceMs = DEFAULT_SHUTDOWN_GRACE_MS, activityIntervalMs, pages: givenPages, ...overrides } = options;
   // An option given as undefined means "the default", as it does for the CLI.
   const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
   const config = validateConfig({ ...DEFAULTS, ...given });
@@ -45,7 +50,18 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const storage = new StorageGuard(config.dbFile, config, logger);
   const service = new SqsService({ db, storage, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
   const activity = reportActivity(logger, activityIntervalMs);
-  const http = createShimServer({ service, logger, region: config.region, credentials: config.credentials, timeouts: httpTimeouts, activity });
+  const metrics = new Metrics();
+  const status = standaloneStatus(service, { startedAt: clock(), requests: () => metrics.requestsCarriedOut() });
+  const pages = new Map([...operatorPages({ status, metrics }), ...(givenPages ?? [])]);
+  const http = createShimServer({
+    service,
+    pages,
+    logger,
+    region: config.region,
+    credentials: config.credentials,
+    timeouts: httpTimeouts,
+    activity: tellEach(activity, metrics.httpActivity('local')),
+  });
   // After service.close(): commit what is queued, then close the database.
   const closeStorage = async () => {
     await service.drain();
