@@ -44,6 +44,8 @@ const NODE_FAMILIES = /^holdfast_edge_(process|nodejs)_/;
 const ALLOWED_LABELS = new Set(['action', 'path', 'code', 'queue', 'stage', 'mode', 'state', 'outcome']);
 
 const m = (name: string) => METRICS_PREFIX + name;
+/** What a browser sends when it opens a page. */
+const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
 async function scrape(metrics: Metrics, status: EdgeStatus): Promise<Families> {
   return parseExposition(await metrics.exposition(status));
@@ -282,5 +284,40 @@ describe('a standalone shim', () => {
       storage: { state: 'ok', reserveHeld: true },
     });
     expect(Date.parse(document.since)).not.toBeNaN();
+  });
+
+  it('serves the status page and its assets from itself, with a policy that loads nothing from elsewhere', async () => {
+    for (const path of ['/', '/ui']) {
+      const page = await fetch(`${t.shim.url}${path}`, { headers: { accept: BROWSER_ACCEPT } });
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(page.headers.get('content-security-policy')).toMatch(/default-src 'none'; script-src 'self'/);
+      const html = await page.text();
+      expect(html).toContain('<title>Holdfast edge status</title>');
+      for (const [, asset] of html.matchAll(/(?:src|href)="(ui\/[^"]+)"/g)) {
+        const answer = await fetch(`${t.shim.url}/${asset}`);
+        expect(answer.status, asset).toBe(200);
+        expect(answer.headers.get('content-type'), asset).toMatch(asset!.endsWith('.js') ? /^text\/javascript/ : /^text\/css/);
+        expect((await answer.text()).length, asset).toBeGreaterThan(100);
+      }
+    }
+    expect((await fetch(`${t.shim.url}/metrics`, { method: 'HEAD' })).status).toBe(200);
+  });
+
+  it('leaves / to SQS clients: the page answers there only a browser asking for HTML without a query', async () => {
+    const open = await startTestShim({ credentials: [] });
+    try {
+      const get = async (init: { path: string; accept?: string }) => {
+        const response = await fetch(`${open.shim.url}${init.path}`, { headers: init.accept ? { accept: init.accept } : {} });
+        return { status: response.status, type: response.headers.get('content-type'), body: await response.text() };
+      };
+      expect(await get({ path: '/', accept: BROWSER_ACCEPT })).toMatchObject({ status: 200, type: 'text/html; charset=utf-8' });
+      // An SQS request in the Query protocol, by GET on /, even from a browser.
+      expect(await get({ path: '/?Action=ListQueues', accept: BROWSER_ACCEPT })).toMatchObject({ status: 200, body: expect.stringContaining('<ListQueuesResponse') });
+      // A client that does not ask for HTML gets the SQS answer to a request without an action.
+      expect(await get({ path: '/' })).toMatchObject({ status: 400, body: expect.stringContaining('MissingAction') });
+    } finally {
+      await open.close();
+    }
   });
 });
