@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects: the edge shim's tests need nothing but the shim; the drill's tools (the fault proxy)
-// need nothing but loopback servers; the cloud tests share one AWS emulator (LocalStack at
-// AWS_ENDPOINT_URL, else a moto server the global setup starts).
+// Four projects: the edge shim's tests need nothing but the shim; the drill's tools (the fault proxy)
+// need nothing but loopback servers; the status page's test needs Debian's Chromium
+// (/usr/bin/chromium); the cloud tests share one AWS emulator (LocalStack at AWS_ENDPOINT_URL, else
+// a moto server the global setup starts).
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -19,6 +20,10 @@ export default defineConfig({
       {
         extends: true,
         test: { name: 'drill', include: ['test/drill/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        test: { name: 'status-page', include: ['test/status-page/**/*.test.ts'] },
       },
       {
         extends: true,
