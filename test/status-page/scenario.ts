@@ -50,12 +50,15 @@ export async function launchChromium(): Promise<HeadlessChromium> {
 }
 
 /** What the page shows that the scenario looks at, read from the DOM. */
-interface Shown {
+export interface Shown {
   readonly mode: string;
   readonly breaker: string;
   readonly backlog: number;
   readonly replayProgress: number;
   readonly replayEta: string;
+  readonly syncRate: string;
+  readonly conflictCount: number;
+  readonly agentRestarts: number;
   readonly backlogChartPoints: number;
   readonly requestsChartPoints: number;
   readonly transitions: string[];
@@ -92,6 +95,9 @@ function readPage(page: Page): Promise<Shown> {
       backlog: Number(text('backlog').replace(/\D/g, '')),
       replayProgress: document.getElementById('replay-progress')!.value,
       replayEta: text('replay-eta'),
+      syncRate: text('sync-rate'),
+      conflictCount: Number(text('conflict-count')),
+      agentRestarts: texts('#agents tbody td:nth-child(4)').reduce((sum, restarts) => sum + Number(restarts), 0),
       backlogChartPoints: points('chart-backlog'),
       requestsChartPoints: points('chart-requests'),
       transitions: texts('#transitions li'),
@@ -107,8 +113,9 @@ function readPage(page: Page): Promise<Shown> {
 const waitForPage = (page: Page, done: (shown: Shown) => boolean) => eventually(() => readPage(page), done, 100);
 
 export interface ScenarioResult {
-  /** The screenshots taken, by state. */
+  /** The screenshots taken, and what the page showed when each was taken, by state. */
   readonly screenshots: Record<string, string>;
+  readonly shown: Record<string, Shown>;
 }
 
 /**
@@ -125,14 +132,17 @@ export async function runStatusPageScenario(browser: BrowserContext, scenario: S
     if (message.type() === 'error' || message.type() === 'warning') problems.push(`console ${message.type()}: ${message.text()}`);
   });
   const screenshots: Record<string, string> = {};
+  const shownAt: Record<string, Shown> = {};
   const shoot = async (name: string) => {
+    shownAt[name] = shown;
     screenshots[name] = join(scenario.screenshots, `${name}.png`);
     await page.screenshot({ path: screenshots[name], fullPage: true });
   };
 
+  let shown: Shown;
   await scenario.step('online');
   await page.goto(`${scenario.url}/`);
-  let shown = await waitForPage(page, (s) => s.mode === 'online' && s.connection === 'Live' && s.backlogChartPoints >= 2);
+  shown = await waitForPage(page, (s) => s.mode === 'online' && s.connection === 'Live' && s.backlogChartPoints >= 2);
   expect(shown.breaker).toBe('closed');
   expect(shown.backlog).toBe(0);
   expect(shown.queuePaths.every((path) => path === 'to the region')).toBe(true);
@@ -183,5 +193,5 @@ export async function runStatusPageScenario(browser: BrowserContext, scenario: S
 
   await page.close();
   expect(problems).toEqual([]);
-  return { screenshots };
+  return { screenshots, shown: shownAt };
 }

@@ -7,7 +7,9 @@ import type { DrillState } from './scenario.js';
 // sent some more), so what the page sees changes with every poll, whatever the machine's speed.
 
 const SENT_PER_READ = { 'payments.fifo': 30, notices: 7 };
+// The replay and the sync each take as many reads, so that the sync runs for as long as the replay.
 const REPLAY_STEPS = 12;
+const SYNC_ITEMS_PER_READ = 2;
 
 export class ScriptedEdge {
   private mode: EdgeStatus['mode'] = 'online';
@@ -53,7 +55,7 @@ export class ScriptedEdge {
         for (const agent of this.agents) Object.assign(agent, { state: 'stopped', pid: null });
         const total = [...this.backlog.values()].reduce((sum, count) => sum + count, 0);
         this.replayedPerRead = Math.ceil(total / REPLAY_STEPS);
-        this.sync = { ...this.sync, state: 'running', total: 24 };
+        this.sync = { ...this.sync, state: 'running', total: REPLAY_STEPS * SYNC_ITEMS_PER_READ };
         return;
       }
     }
@@ -139,8 +141,9 @@ export class ScriptedEdge {
       this.replayed.set(name, this.replayed.get(name)! + sent);
     }
     if (this.sync.state === 'running') {
-      const done = Math.min(this.sync.total, this.sync.done + 8);
-      this.sync = { ...this.sync, done, written: done - 3, identical: 2, conflicts: 1, finishedAt: done === this.sync.total ? now : null, state: done === this.sync.total ? 'done' : 'running' };
+      const done = Math.min(this.sync.total, this.sync.done + SYNC_ITEMS_PER_READ);
+      // Its first item is in conflict; the others are written.
+      this.sync = { ...this.sync, done, written: done - 1, conflicts: 1, finishedAt: done === this.sync.total ? now : null, state: done === this.sync.total ? 'done' : 'running' };
       if (this.conflicts.length === 0) {
         this.conflicts.unshift({ kind: 'ledger-entry', key: 'payment#p-1042', detectedAt: now, region: { amount: 1250, status: 'posted' }, edge: { amount: 1250, status: 'authorized' } });
       }
@@ -153,6 +156,6 @@ export class ScriptedEdge {
       this.backlog.set(name, 0);
     }
     this.offlineSince = undefined;
-    this.sync = { ...this.sync, state: 'done', done: this.sync.total, written: this.sync.total - 3, finishedAt: new Date().toISOString() };
+    this.sync = { ...this.sync, state: 'done', done: this.sync.total, written: this.sync.total - 1, finishedAt: new Date().toISOString() };
   }
 }

@@ -28,10 +28,16 @@ afterAll(async () => {
 });
 
 it('shows an outage as it happens: online, offline with a growing backlog, replaying, online again', { timeout: 240_000 }, async () => {
-  const { screenshots } = await runStatusPageScenario(browser.context, {
+  const { screenshots, shown } = await runStatusPageScenario(browser.context, {
     url: t.shim.url,
     screenshots: SCREENSHOTS,
     step: async (state) => edge.step(state),
   });
   expect(Object.keys(screenshots)).toEqual(['1-online', '2-offline', '3-replaying', '4-online-again', '5-online-phone']);
+  // What this script does besides the drill: an agent restarted while offline, a sync that runs
+  // (at a rate the page works out) and finds a conflict during the replay.
+  expect(shown['2-offline']!.agentRestarts).toBe(1);
+  expect(shown['3-replaying']!.syncRate).toMatch(/^[\d.]+\/s$/);
+  expect(shown['3-replaying']!.conflictCount).toBe(1);
+  expect(shown['4-online-again']!.conflictCount).toBe(1);
 });

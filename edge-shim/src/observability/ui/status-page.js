@@ -5,6 +5,8 @@
 const POLL_INTERVAL_MS = 1000;
 const POLL_TIMEOUT_MS = 5000;
 const WINDOW_SECONDS = 5 * 60;
+// The replay rate in the document is over 10 s; the page reckons the sync's over as long.
+const RATE_WINDOW_SECONDS = 10;
 const TRANSITIONS_SHOWN = 10;
 
 const $ = (id) => document.getElementById(id);
@@ -178,7 +180,7 @@ function renderSync(status) {
   if (!sync) {
     progress.value = 0;
     setText('sync-percent', '(no upstream)');
-    for (const id of ['sync-state', 'sync-items', 'sync-outcomes', 'sync-error']) setText(id, '–');
+    for (const id of ['sync-state', 'sync-items', 'sync-rate', 'sync-eta', 'sync-outcomes', 'sync-error']) setText(id, '–');
     return;
   }
   const value = sync.total > 0 ? percent(sync.done / sync.total) : sync.state === 'done' ? 100 : 0;
@@ -186,6 +188,9 @@ function renderSync(status) {
   setText('sync-percent', `${value}%`);
   setText('sync-state', sync.state + (sync.finishedAt ? ` (finished ${clockTime(sync.finishedAt)})` : ''));
   setText('sync-items', `${count(sync.done)} of ${count(sync.total)}`);
+  const syncRate = sync.state === 'running' ? recentSyncRate() : null;
+  setText('sync-rate', rate(syncRate));
+  setText('sync-eta', syncRate ? duration((sync.total - sync.done) / syncRate) : '–');
   setText('sync-outcomes', `${count(sync.written)} written, ${count(sync.identical)} identical, ${count(sync.conflicts)} in conflict, ${count(sync.skipped)} skipped`);
   setText('sync-error', sync.lastError ?? 'none');
 }
@@ -283,7 +288,7 @@ function renderTransitions(status) {
 
 // ---- charts over a rolling window ----
 
-const samples = []; // { t (seconds), backlog, upstream, local (requests/s), replay (messages/s) }
+const samples = []; // { t (seconds), backlog, upstream, local (requests/s), replay (messages/s), syncDone, syncTotal }
 let previous = null; // the last status and when it was read, for the request rates
 
 function record(status) {
@@ -295,11 +300,22 @@ function record(status) {
     local = Math.max(0, (status.requests.local - previous.requests.local) / (t - previous.t));
   }
   previous = { t, requests: status.requests };
-  samples.push({ t, backlog: status.backlog, upstream, local, replay: status.replay ? status.replay.rate : null });
+  const { sync } = status;
+  samples.push({ t, backlog: status.backlog, upstream, local, replay: status.replay ? status.replay.rate : null, syncDone: sync ? sync.done : null, syncTotal: sync ? sync.total : null });
   while (samples.length > 0 && samples[0].t < t - WINDOW_SECONDS) samples.shift();
 }
 
+/** Items synced per second over the last samples of the same sync (the document has no rate of it). */
+function recentSyncRate() {
+  const last = samples[samples.length - 1];
+  const first = samples.find((s) => s.t >= last.t - RATE_WINDOW_SECONDS && s.syncTotal === last.syncTotal && s.syncDone !== null && s.syncDone <= last.syncDone);
+  return first && last.t > first.t ? (last.syncDone - first.syncDone) / (last.t - first.t) : null;
+}
+
 const charts = [];
+// Time axis ticks: whole seconds to minutes, labelled with the time of day.
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300];
+const timeOfDay = (seconds) => new Date(seconds * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 
 function chart(id, series, columns) {
   const container = $(id);
@@ -309,7 +325,7 @@ function chart(id, series, columns) {
       height: 200,
       scales: { x: { time: true }, y: { range: (_, min, max) => [0, Math.max(1, max * 1.1)] } },
       series: [{}, ...series.map((s) => ({ width: 2, points: { show: false }, ...s }))],
-      axes: [{ stroke: '#333' }, { stroke: '#333', size: 60 }],
+      axes: [{ stroke: '#333', space: 90, incrs: TIME_STEPS, values: (_, ticks) => ticks.map(timeOfDay) }, { stroke: '#333', size: 60 }],
       legend: { live: false },
     },
     [[], ...series.map(() => [])],
@@ -352,6 +368,7 @@ function renderCharts() {
 let failingSince = null;
 
 function render(status) {
+  record(status);
   renderMode(status);
   renderUpstream(status);
   renderBacklog(status);
@@ -363,7 +380,6 @@ function render(status) {
   renderAgents(status);
   renderConflicts(status);
   renderTransitions(status);
-  record(status);
   renderCharts();
 }
 
