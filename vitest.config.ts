@@ -1,9 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
-// Four projects: the edge shim's tests need nothing but the shim; the drill's tools (the fault proxy)
-// need nothing but loopback servers; the cloud tests, and the hybrid edge's (the shim in front of
-// the region through a fault proxy), each share one AWS emulator (LocalStack at AWS_ENDPOINT_URL,
-// else a moto server the global setup starts).
+// Five projects: the edge shim's tests need nothing but the shim; the drill's tools (the fault proxy)
+// need nothing but loopback servers; the status page's test needs Debian's Chromium
+// (/usr/bin/chromium); the cloud tests, and the hybrid edge's (the shim in front of the region
+// through a fault proxy), each share one AWS emulator (LocalStack at AWS_ENDPOINT_URL, else a moto
+// server the global setup starts).
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -20,6 +21,10 @@ export default defineConfig({
       {
         extends: true,
         test: { name: 'drill', include: ['test/drill/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        test: { name: 'status-page', include: ['test/status-page/**/*.test.ts'] },
       },
       {
         extends: true,

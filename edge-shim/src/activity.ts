@@ -7,6 +7,14 @@ export interface ActivityRecorder {
   failed(action: string | undefined, code: string): void;
 }
 
+/** One recorder that tells each of several (the activity report, the metrics). */
+export function tellEach(...recorders: readonly ActivityRecorder[]): ActivityRecorder {
+  return {
+    answered: (action, output) => recorders.forEach((recorder) => recorder.answered(action, output)),
+    failed: (action, code) => recorders.forEach((recorder) => recorder.failed(action, code)),
+  };
+}
+
 export interface ActivitySummary {
   /** Requests answered, by action (`unknown`: failed before the action was read). */
   readonly requests: Record<string, number>;

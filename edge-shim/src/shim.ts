@@ -1,15 +1,18 @@
 import type { Logger } from 'pino';
-import { reportActivity } from './activity.js';
+import { reportActivity, tellEach } from './activity.js';
 import { type ShimConfig, DEFAULTS, validateConfig } from './config.js';
 import { type HttpTimeouts, createShimServer } from './http/server.js';
 import { createLogger } from './logger.js';
+import { Metrics } from './observability/metrics.js';
+import { type OperatorPage, operatorPages } from './observability/pages.js';
+import { standaloneStatus } from './observability/standalone-status.js';
 import { startCheckpointer } from './sqs/checkpointer.js';
 import { openDatabase } from './sqs/database.js';
 import { SqsService } from './sqs/service.js';
 import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
 import { type HybridEdge, readQueuesFile, startHybridEdge } from './hybrid/edge.js';
-import { type EdgeStatus, standaloneStatus } from './hybrid/status.js';
+import type { EdgeStatus, StatusProvider } from './observability/status.js';
 
 export interface StartOptions extends Partial<ShimConfig> {
   /** A logger to use instead of one at `logLevel`. */
@@ -25,6 +28,8 @@ export interface StartOptions extends Partial<ShimConfig> {
   readonly activityIntervalMs?: number;
   /** Credentials for the region (tests); otherwise the AWS SDK's default provider chain. */
   readonly upstreamCredentials?: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string };
+  /** Operator pages besides (or instead of) /status, /metrics and the status page, by path. */
+  readonly pages?: ReadonlyMap<string, OperatorPage>;
 }
 
 export interface RunningShim {
@@ -38,7 +43,7 @@ export interface RunningShim {
   /** The hybrid edge, when the shim runs in front of a region (`upstream`). */
   readonly hybrid: HybridEdge | undefined;
   /** The document of GET /status. */
-  status(): EdgeStatus;
+  status(): Promise<EdgeStatus>;
   /** Stops accepting, lets requests in flight finish (long polls answer at once), closes the database. */
   close(): Promise<void>;
 }
@@ -55,6 +60,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     shutdownGraceMs = DEFAULT_SHUTDOWN_GRACE_MS,
     activityIntervalMs,
     upstreamCredentials,
+    pages: givenPages,
     ...overrides
   } = options;
   const startedAt = clock();
@@ -66,19 +72,30 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const storage = new StorageGuard(config.dbFile, config, logger);
   const service = new SqsService({ db, storage, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
+  const metrics = new Metrics();
   const hybrid = config.upstream
     ? await startHybridEdge(
         service,
         db,
         { ...config, upstream: config.upstream, upstreamRegion: config.upstreamRegion!, upstreamCredentials, queues: config.queuesFile ? readQueuesFile(config.queuesFile) : [] },
         logger,
+        metrics,
       )
     : undefined;
   const backend: SqsBackend = hybrid?.backend ?? service;
-  const status = () => hybrid?.status() ?? standaloneStatus(service, startedAt, clock);
-  const pages = new Map([['/status', () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(status()) })]]);
+  const status: StatusProvider = hybrid ? () => hybrid.status() : standaloneStatus(service, { startedAt, requests: () => metrics.requestsCarriedOut() });
+  const pages = new Map([...operatorPages({ status, metrics }), ...(givenPages ?? [])]);
   const activity = reportActivity(logger, activityIntervalMs);
-  const http = createShimServer({ service: backend, logger, region: config.region, credentials: config.credentials, timeouts: httpTimeouts, activity, pages });
+  const http = createShimServer({
+    service: backend,
+    pages,
+    logger,
+    region: config.region,
+    credentials: config.credentials,
+    timeouts: httpTimeouts,
+    // The hybrid backend tells the metrics itself which way each request went.
+    activity: tellEach(activity, metrics.httpActivity(hybrid ? undefined : 'local')),
+  });
   // After service.close(): commit what is queued, then close the database.
   const closeStorage = async () => {
     await hybrid?.close();
@@ -107,7 +124,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     service,
     backend,
     hybrid,
-    status,
+    status: async () => status(),
     close() {
       closing ??= (async () => {
         const drained = http.close(shutdownGraceMs);

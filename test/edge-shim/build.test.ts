@@ -40,6 +40,7 @@ it('packs the build and what it loads at run time', async () => {
   const paths = packed!.files.map((file) => file.path);
   expect(paths).toContain(bin.holdfast);
   expect(paths).toContain('dist/edge-shim/src/sqs/checkpoint-worker.mjs');
+  for (const file of ['index.html', 'status-page.js', 'status-page.css']) expect(paths).toContain(`dist/edge-shim/src/observability/ui/${file}`);
   expect(paths.filter((path) => path.endsWith('.ts'))).toEqual([]);
 });
 
@@ -59,6 +60,8 @@ it('the built holdfast starts, answers /health and SQS, and stops cleanly on SIG
   const health = await fetch(`${url}/health`);
   expect(health.status).toBe(200);
   expect(await health.json()).toMatchObject({ status: 'ok' });
+  // The status page's files beside the compiled code, and the chart library from node_modules.
+  for (const path of ['/ui', '/ui/status-page.js', '/ui/status-page.css', '/ui/uPlot.iife.min.js', '/metrics']) expect((await fetch(`${url}${path}`)).status, path).toBe(200);
   const sqs = sqsClient(url);
   const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'built' }));
   await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'compiled' }));

@@ -46,10 +46,10 @@ describe('a replay interrupted', () => {
     const name = `${unique('restarted')}.fifo`;
     const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: fifo }));
     t.proxy.setMode('blackhole');
-    await eventually(() => t.shim.status().mode, (mode) => mode === 'offline');
+    await eventually(async () => (await t.shim.status()).mode, (mode) => mode === 'offline');
     const sent = await sendInOrder(t.sqs, QueueUrl!, 30);
     t = await t.restart();
-    expect(t.shim.status()).toMatchObject({ mode: 'offline', backlog: 30 });
+    expect(await t.shim.status()).toMatchObject({ mode: 'offline', backlog: 30 });
     t.proxy.setMode('pass');
     await eventually(() => t.shim.status(), (status) => status.mode === 'online' && status.backlog === 0);
     expect((await drainRegion(t.region, name)).map((message) => message.Body)).toEqual(sent);
@@ -61,14 +61,14 @@ describe('a replay interrupted', () => {
     const name = `${unique('cut-again')}.fifo`;
     const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: fifo }));
     t.proxy.setMode('blackhole');
-    await eventually(() => t.shim.status().mode, (mode) => mode === 'offline');
+    await eventually(async () => (await t.shim.status()).mode, (mode) => mode === 'offline');
     const sent = await sendInOrder(t.sqs, QueueUrl!, 200);
     t.proxy.setMode('pass');
     await eventually(() => t.shim.status(), (status) => status.mode === 'replaying' && status.replay!.replayed >= 20);
     // Answers lost on the way back: batches the region took are sent again after the outage.
     t.proxy.setMode({ kind: 'lost-answers', then: 'reset' });
-    await eventually(() => t.shim.status().mode, (mode) => mode === 'offline');
-    expect(t.shim.status().backlog).toBeGreaterThan(0);
+    await eventually(async () => (await t.shim.status()).mode, (mode) => mode === 'offline');
+    expect((await t.shim.status()).backlog).toBeGreaterThan(0);
     t.proxy.setMode('pass');
     await eventually(() => t.shim.status(), (status) => status.mode === 'online' && status.backlog === 0);
     expect((await drainRegion(t.region, name)).map((message) => message.Body)).toEqual(sent);

@@ -38,7 +38,7 @@ async function expectUnavailable(call: Promise<unknown>): Promise<void> {
   const failure = await rejectionOf(call);
   expect(failure).toMatchObject({ name: 'ServiceUnavailable', $fault: 'server', $metadata: { httpStatusCode: 503 } });
 }
-const modeOf = (t: HybridTest) => () => t.shim.status().mode;
+const modeOf = (t: HybridTest) => async () => (await t.shim.status()).mode;
 
 async function cut(t: HybridTest, how: Parameters<HybridTest['proxy']['setMode']>[0] = 'blackhole'): Promise<void> {
   t.proxy.setMode(how);
@@ -98,7 +98,7 @@ describe('sends', () => {
     t.proxy.setMode('lost-answers');
     // The region takes it, the edge never hears so: it stores the message and acknowledges it.
     await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'maybe sent', MessageGroupId: 'g' }));
-    expect(t.shim.status().backlog).toBe(1);
+    expect((await t.shim.status()).backlog).toBe(1);
     await eventually(modeOf(t), (mode) => mode === 'offline');
     await mend(t);
     expect((await drainRegion(t.region, name)).map((message) => message.Body)).toEqual(['maybe sent']);
@@ -157,7 +157,7 @@ describe('queues', () => {
       writeFileSync(file, JSON.stringify({ queues: [{ name, attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true' } }] }));
       const t = await startHybridTest({ queuesFile: file, upstream: 'http://127.0.0.1:9' });
       open.push(t);
-      expect(t.shim.status().mode).toBe('offline');
+      expect((await t.shim.status()).mode).toBe('offline');
       const { QueueUrl } = await t.sqs.send(new GetQueueUrlCommand({ QueueName: name }));
       await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'declared', MessageGroupId: 'g' }));
       await expectUnavailable(t.sqs.send(new GetQueueUrlCommand({ QueueName: unique('never-declared') })));

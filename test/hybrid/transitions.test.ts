@@ -21,7 +21,7 @@ const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
 
 
 
-const mode = () => t!.shim.status().mode;
+const mode = async () => (await t!.shim.status()).mode;
 
 describe('pass-through while the region is up', () => {
   it('creates queues and sends in the region, answering with the edge URL and the region message id', async () => {
@@ -32,7 +32,7 @@ describe('pass-through while the region is up', () => {
     const sent = await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'to the region' }));
     const [message] = await drainRegion(t.region, name);
     expect(message).toMatchObject({ MessageId: sent.MessageId, Body: 'to the region' });
-    expect(mode()).toBe('online');
+    expect(await mode()).toBe('online');
   });
 });
 
@@ -46,10 +46,10 @@ describe('an outage', () => {
     const during = Array.from({ length: 20 }, (_, index) => `during ${index}`);
     for (const body of during) await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: body, MessageGroupId: 'g' }));
     await eventually(mode, (current) => current === 'offline');
-    expect(t.shim.status().backlog).toBe(20);
+    expect((await t.shim.status()).backlog).toBe(20);
     t.proxy.setMode('pass');
     await eventually(mode, (current) => current === 'online');
-    expect(t.shim.status().backlog).toBe(0);
+    expect((await t.shim.status()).backlog).toBe(0);
     await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'after', MessageGroupId: 'g' }));
     const bodies = (await drainRegion(t.region, name)).map((message) => message.Body);
     expect(bodies).toEqual(['before', ...during, 'after']);

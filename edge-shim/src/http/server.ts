@@ -28,7 +28,7 @@ export interface HttpOptions {
   readonly service: SqsBackend;
   /**
    * Operator pages answered on GET (and HEAD) without SQS authentication, like /health: by path,
-   * e.g. /status and /metrics. They must hold nothing secret.
+   * e.g. /status and /metrics (and `/` for browsers only; see mayBePage). They must hold nothing secret.
    */
   readonly pages?: ReadonlyMap<string, () => WireResponse | Promise<WireResponse>>;
   readonly logger: Logger;
@@ -102,6 +102,15 @@ function baseUrl(request: IncomingMessage): string {
   return `http://${socket.localFamily === 'IPv6' ? `[${socket.localAddress}]` : socket.localAddress}:${socket.localPort}`;
 }
 
+/**
+ * `/` is also where Query-protocol clients send SQS requests, GET ones included: a page there
+ * answers only a browser asking for it (HTML accepted, no query string). Other pages' paths are
+ * never SQS paths, which are `/` and queue URLs' `/account/name`.
+ */
+function mayBePage(url: URL, headers: IncomingHttpHeaders): boolean {
+  return url.pathname !== '/' || (url.search === '' && /\btext\/html\b/.test(headers.accept ?? ''));
+}
+
 function parseUrl(raw: string | undefined): URL {
   try {
     return new URL(raw ?? '/', 'http://shim');
@@ -144,7 +153,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
         send(response, { status: health.status === 'ok' ? 200 : 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify(health) });
         return;
       }
-      const page = options.pages?.get(url.pathname);
+      const page = mayBePage(url, request.headers) ? options.pages?.get(url.pathname) : undefined;
       if (page && (method === 'GET' || method === 'HEAD')) {
         send(response, await page());
         return;

@@ -9,7 +9,9 @@ import { HybridBackend } from './hybrid.js';
 import { QueueMirror } from './mirror.js';
 import { type Mode, ModeMachine } from './mode.js';
 import { Replayer } from './replayer.js';
-import { type EdgeStatus, type EdgeWork, hybridStatus } from './status.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { EdgeStatus } from '../observability/status.js';
+import { type EdgeWork, hybridStatus } from './status.js';
 import { Upstream } from './upstream.js';
 
 export interface HybridSettings {
@@ -97,7 +99,7 @@ function deadLettersFirst(queues: readonly DeclaredQueue[]): DeclaredQueue[] {
 }
 
 /** Starts the hybrid edge in front of the region, over the local store. */
-export async function startHybridEdge(local: SqsService, db: Db, settings: HybridSettings, logger: Logger): Promise<HybridEdge> {
+export async function startHybridEdge(local: SqsService, db: Db, settings: HybridSettings, logger: Logger, metrics: Metrics): Promise<HybridEdge> {
   const upstream = new Upstream({
     endpoint: settings.upstream,
     region: settings.upstreamRegion,
@@ -126,8 +128,8 @@ export async function startHybridEdge(local: SqsService, db: Db, settings: Hybri
     logger.child({ component: 'mode' }),
   );
   const mirror = new QueueMirror(db, upstream, local, logger.child({ component: 'mirror' }));
-  const replayer = new Replayer(local, upstream, mirror, mode, { ratePerSecond: settings.replayRate, concurrency: REPLAY_CONCURRENCY }, logger.child({ component: 'replay' }));
-  const backend = new HybridBackend(local, upstream, mirror, mode, replayer, logger.child({ component: 'hybrid' }));
+  const replayer = new Replayer(local, upstream, mirror, mode, { ratePerSecond: settings.replayRate, concurrency: REPLAY_CONCURRENCY }, metrics, logger.child({ component: 'replay' }));
+  const backend = new HybridBackend(local, upstream, mirror, mode, replayer, metrics, logger.child({ component: 'hybrid' }));
   const released = await local.releaseReplayLeases();
   if (released > 0) logger.info({ released }, 'made visible again the messages a replay had taken when the shim stopped');
   for (const queue of deadLettersFirst(settings.queues)) {
@@ -153,7 +155,7 @@ export async function startHybridEdge(local: SqsService, db: Db, settings: Hybri
     mode,
     replayer,
     mirror,
-    status: () => hybridStatus({ local, upstream, mirror, mode, replayer, backend, work }),
+    status: () => hybridStatus({ local, upstream, mirror, mode, replayer, metrics, work }),
     attach(attached) {
       work = attached;
       if (mode.mode === 'offline') attached.onOffline?.();

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { CallOptions, Health, SqsBackend } from '../backend.js';
+import type { MetricsRecorder } from '../observability/metrics.js';
 import { SqsError } from '../sqs/errors.js';
 import { parseQueueUrl } from '../sqs/queues.js';
 import type { SqsService } from '../sqs/service.js';
@@ -21,11 +22,6 @@ const COUNTS = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVi
 const unreachable = (what: string) =>
   new SqsError('ServiceUnavailable', `${what} can only be carried out by the region, which the edge cannot reach now. Retry later.`);
 
-export interface RequestCounts {
-  upstream: number;
-  local: number;
-}
-
 /**
  * The hybrid edge: the SQS operations of the local store, carried out in the region while it is
  * there and at the edge while it is not. Clients only ever see the edge's queue URLs and ARNs; the
@@ -35,14 +31,13 @@ export interface RequestCounts {
  * through a long poll; deletes and visibility changes go where their receipt handle came from.
  */
 export class HybridBackend implements SqsBackend {
-  readonly requests: RequestCounts = { upstream: 0, local: 0 };
-
   constructor(
     private readonly local: SqsService,
     private readonly upstream: Upstream,
     private readonly mirror: QueueMirror,
     private readonly mode: ModeMachine,
     private readonly replayer: Replayer,
+    private readonly metrics: MetricsRecorder,
     private readonly logger: Logger,
   ) {}
 
@@ -199,7 +194,7 @@ export class HybridBackend implements SqsBackend {
     const name = typeof input.QueueName === 'string' ? input.QueueName : '';
     const execute = <T>(work: () => Promise<T>) => this.mode.execute(work);
     try {
-      this.requests.upstream += 1;
+      this.metrics.requestCarriedOut('GetQueueUrl', 'upstream');
       await this.mirror.resolve(name, execute);
     } catch (error) {
       if (error instanceof UpstreamUnavailable) return this.atEdge('GetQueueUrl', input, options);
@@ -210,7 +205,7 @@ export class HybridBackend implements SqsBackend {
   }
 
   private locally(action: string, input: Input, options: CallOptions): Promise<Output> {
-    this.requests.local += 1;
+    this.metrics.requestCarriedOut(action, 'local');
     return this.local.call(action, input, options);
   }
 
@@ -239,7 +234,7 @@ export class HybridBackend implements SqsBackend {
     for (const key of ['SourceArn', 'DestinationArn'] as const) {
       if (typeof input[key] === 'string') request[key] = this.mirror.toUpstreamArn(input[key]);
     }
-    this.requests.upstream += 1;
+    this.metrics.requestCarriedOut(action, 'upstream');
     const output = await execute(() => this.upstream.call(action, request, options.signal));
     const answer = this.toEdge(action, output, options.baseUrl);
     if (name !== undefined) {

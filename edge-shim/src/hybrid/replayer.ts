@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ReceivedMessage } from '../sqs/actions/receive-message.js';
 import { SqsError } from '../sqs/errors.js';
+import type { MetricsRecorder } from '../observability/metrics.js';
 import type { SqsService } from '../sqs/service.js';
 import type { QueueMirror } from './mirror.js';
 import type { ModeMachine } from './mode.js';
@@ -66,10 +67,16 @@ class ReplayRate {
   }
 }
 
+/** Waits `ms`, or less if `signal` aborts first. */
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 
 /**
@@ -99,6 +106,7 @@ export class Replayer {
     private readonly mirror: QueueMirror,
     private readonly mode: ModeMachine,
     private readonly options: ReplayOptions,
+    private readonly metrics: MetricsRecorder,
     private readonly logger: Logger,
   ) {
     this.rate = new ReplayRate(options.ratePerSecond);
@@ -158,16 +166,11 @@ export class Replayer {
     }
   }
 
-  private idle(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wakeUp = done;
-      this.stopping.signal.addEventListener('abort', done, { once: true });
-    });
+  /** Waits `ms`, or until woken or stopped. */
+  private async idle(ms: number): Promise<void> {
+    const woken = new AbortController();
+    this.wakeUp = () => woken.abort();
+    await sleep(ms, AbortSignal.any([woken.signal, this.stopping.signal]));
   }
 
   /** Replays what is visible of one queue now, with `concurrency` batches in flight; whether any went. */
@@ -264,6 +267,7 @@ export class Replayer {
     if (count === 0) return;
     progress.replayed += count;
     this.replayed += count;
+    this.metrics.messagesReplayed(queue, count);
     const now = Date.now();
     this.recent.push({ at: now, count, queue });
     while (this.recent.length > 0 && this.recent[0]!.at < now - RATE_WINDOW_MS) this.recent.shift();

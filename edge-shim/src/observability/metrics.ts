@@ -1,0 +1,224 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ActivityRecorder } from '../activity.js';
+import { ACTIONS } from '../sqs/actions/index.js';
+import { BREAKER_STATES, EDGE_MODES, type EdgeStatus, REPLAY_STATES, type RequestPath, STORAGE_STATES, SYNC_STATES } from './status.js';
+
+export const METRICS_PREFIX = 'holdfast_edge_';
+
+/**
+ * Events that no status document can count afterwards, told by whoever sees them: the HTTP front,
+ * the backend that carries requests out (local store or hybrid edge), the replayer, the agents'
+ * supervisor.
+ */
+export interface MetricsRecorder {
+  /** An SQS request carried out upstream or on the local store, whatever its outcome. */
+  requestCarriedOut(action: string, path: RequestPath): void;
+  /** An SQS error answered to a client; `action` is undefined when it failed before its action was read. */
+  errorAnswered(action: string | undefined, code: string): void;
+  /** Messages of a queue that upstream acknowledged during a replay. */
+  messagesReplayed(queue: string, count: number): void;
+  /** A fallback agent of a stage was restarted. */
+  agentRestarted(stage: string): void;
+}
+
+// Label values that clients choose are bounded here: an action not of SQS, or a code that is not a
+// plain identifier, would give every caller a new series.
+const KNOWN_ACTIONS = new Set([...Object.keys(ACTIONS), 'ReceiveMessage']);
+const actionLabel = (action: string | undefined) => (action !== undefined && KNOWN_ACTIONS.has(action) ? action : 'unknown');
+const codeLabel = (code: string) => (/^[A-Za-z][A-Za-z0-9.]{0,63}$/.test(code) ? code : 'other');
+
+const seconds = (iso: string | null) => (iso === null ? null : Date.parse(iso) / 1000);
+
+/**
+ * The shim's metrics, in the Prometheus text format. Counters count the recorder's events; gauges
+ * are set from the status document at each scrape, so that /metrics, /status and the page never
+ * disagree. Node's process metrics come along under the same prefix.
+ */
+export class Metrics implements MetricsRecorder {
+  readonly registry: Registry;
+  private readonly byPath: Record<RequestPath, number> = { upstream: 0, local: 0 };
+
+  private readonly requests: Counter<'action' | 'path'>;
+  private readonly errors: Counter<'action' | 'code'>;
+  private readonly replayed: Counter<'queue'>;
+  private readonly restarts: Counter<'stage'>;
+
+  private readonly mode: Gauge<'mode'>;
+  private readonly modeSince: Gauge;
+  private readonly breaker: Gauge<'state'>;
+  private readonly upstreamLastSuccess: Gauge;
+  private readonly upstreamLastFailure: Gauge;
+  private readonly queueMessages: Gauge<'queue' | 'state'>;
+  private readonly queueBacklog: Gauge<'queue'>;
+  private readonly queueOldestBacklogAge: Gauge<'queue'>;
+  private readonly replayState: Gauge<'state'>;
+  private readonly replayRate: Gauge;
+  private readonly replayEta: Gauge;
+  private readonly syncState: Gauge<'state'>;
+  private readonly syncPlanned: Gauge;
+  private readonly syncDone: Gauge;
+  private readonly syncOutcomes: Gauge<'outcome'>;
+  private readonly agentsUp: Gauge<'stage'>;
+  private readonly conflicts: Gauge;
+  private readonly storageState: Gauge<'state'>;
+  private readonly storeSize: Gauge;
+  private readonly storeMaxSize: Gauge;
+  private readonly diskFree: Gauge;
+  private readonly diskReserve: Gauge;
+  private readonly diskReserveHeld: Gauge;
+
+  constructor() {
+    const registers = [new Registry()];
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Counter<L>({ name: METRICS_PREFIX + name, help, labelNames, registers });
+    const gauge = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) => new Gauge<L>({ name: METRICS_PREFIX + name, help, labelNames, registers });
+
+    this.requests = counter('requests_total', 'SQS requests carried out, by action and by path (upstream: by the region; local: by the edge store).', ['action', 'path']);
+    this.errors = counter('request_errors_total', 'SQS error answers, by action and error code.', ['action', 'code']);
+    this.replayed = counter('replayed_messages_total', 'Messages replayed to the region and acknowledged by it, by queue.', ['queue']);
+    this.restarts = counter('fallback_agent_restarts_total', 'Restarts of fallback agents, by stage.', ['stage']);
+
+    this.mode = gauge('mode', 'The edge mode: 1 for the current one, 0 for the others.', ['mode']);
+    this.modeSince = gauge('mode_since_timestamp_seconds', 'When the current mode began, in seconds since the epoch.');
+    this.breaker = gauge('breaker_state', "The upstream circuit breaker's state: 1 for the current one (absent without an upstream).", ['state']);
+    this.upstreamLastSuccess = gauge('upstream_last_success_timestamp_seconds', 'When an upstream request last succeeded, in seconds since the epoch.');
+    this.upstreamLastFailure = gauge('upstream_last_failure_timestamp_seconds', 'When an upstream request last failed, in seconds since the epoch.');
+    this.queueMessages = gauge('queue_messages', 'Messages in the local store, by queue and state (visible, in_flight, delayed).', ['queue', 'state']);
+    this.queueBacklog = gauge('queue_backlog_messages', 'Local messages waiting to be replayed to the region, by queue.', ['queue']);
+    this.queueOldestBacklogAge = gauge('queue_oldest_backlog_age_seconds', 'Age of the oldest message waiting to be replayed, by queue (absent when none waits).', ['queue']);
+    this.replayState = gauge('replay_state', "The replayer's state: 1 for the current one.", ['state']);
+    this.replayRate = gauge('replay_rate_messages_per_second', 'Messages replayed per second over the last 10 seconds.');
+    this.replayEta = gauge('replay_eta_seconds', 'Time left to replay the backlog at the current rate (absent unless a replay runs).');
+    this.syncState = gauge('sync_state', "The edge-to-region sync's state: 1 for the current one.", ['state']);
+    this.syncPlanned = gauge('sync_items_planned', 'Items the current or last sync has to carry to the region.');
+    this.syncDone = gauge('sync_items_done', 'Items the current or last sync has carried to the region so far.');
+    this.syncOutcomes = gauge('sync_items', 'Items of the current or last sync by outcome (written, identical, conflict, skipped).', ['outcome']);
+    this.agentsUp = gauge('fallback_agents_up', 'Fallback agents running, by stage.', ['stage']);
+    this.conflicts = gauge('conflicts', 'Conflicts between the edge and the region on record, to be looked at.');
+    this.storageState = gauge('storage_state', "The local store's state: 1 for the current one (ok, disk-full, store-full).", ['state']);
+    this.storeSize = gauge('store_size_bytes', 'Bytes the local store (database and write-ahead log) holds.');
+    this.storeMaxSize = gauge('store_max_size_bytes', 'The bound on the local store (absent when unbounded).');
+    this.diskFree = gauge('disk_free_bytes', "Free bytes on the local store's disk.");
+    this.diskReserve = gauge('disk_reserve_bytes', 'Bytes of disk kept free for draining the queues when the disk fills.');
+    this.diskReserveHeld = gauge('disk_reserve_held', 'Whether the disk reserve file is held (1) or was given up because the disk filled (0).');
+
+    this.registry = Registry.merge([...registers, processMetrics()]);
+  }
+
+  requestCarriedOut(action: string, path: RequestPath): void {
+    this.requests.inc({ action: actionLabel(action), path });
+    this.byPath[path] += 1;
+  }
+
+  errorAnswered(action: string | undefined, code: string): void {
+    this.errors.inc({ action: actionLabel(action), code: codeLabel(code) });
+  }
+
+  messagesReplayed(queue: string, count: number): void {
+    this.replayed.inc({ queue }, count);
+  }
+
+  agentRestarted(stage: string): void {
+    this.restarts.inc({ stage });
+  }
+
+  /** SQS requests carried out since start each way, for the status document's `requests`. */
+  requestsCarriedOut(): { upstream: number; local: number } {
+    return { ...this.byPath };
+  }
+
+  /**
+   * The HTTP front's hook: counts its error answers, and when `requestsPath` is given, every request
+   * whose action was read as carried out on that path. A backend that tells `requestCarriedOut`
+   * itself (the hybrid edge, which knows the path of each) is wired without it.
+   */
+  httpActivity(requestsPath?: RequestPath): ActivityRecorder {
+    return {
+      answered: (action) => {
+        if (requestsPath) this.requestCarriedOut(action, requestsPath);
+      },
+      failed: (action, code) => {
+        if (requestsPath && action !== undefined) this.requestCarriedOut(action, requestsPath);
+        this.errorAnswered(action, code);
+      },
+    };
+  }
+
+  /** The exposition of everything, its gauges as of `status`. */
+  async exposition(status: EdgeStatus): Promise<string> {
+    this.setGauges(status);
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private setGauges(status: EdgeStatus): void {
+    stateSet(this.mode, 'mode', EDGE_MODES, status.mode);
+    this.modeSince.set(Date.parse(status.since) / 1000);
+    stateSet(this.breaker, 'state', BREAKER_STATES, status.breaker);
+    setOrRemove(this.upstreamLastSuccess, seconds(status.upstream?.lastSuccessAt ?? null));
+    setOrRemove(this.upstreamLastFailure, seconds(status.upstream?.lastFailureAt ?? null));
+
+    for (const gauge of [this.queueMessages, this.queueBacklog, this.queueOldestBacklogAge]) gauge.reset();
+    for (const queue of status.queues) {
+      this.queueMessages.set({ queue: queue.name, state: 'visible' }, queue.local.visible);
+      this.queueMessages.set({ queue: queue.name, state: 'in_flight' }, queue.local.inFlight);
+      this.queueMessages.set({ queue: queue.name, state: 'delayed' }, queue.local.delayed);
+      this.queueBacklog.set({ queue: queue.name }, queue.backlog);
+      if (queue.oldestBacklogAgeSeconds !== null) this.queueOldestBacklogAge.set({ queue: queue.name }, queue.oldestBacklogAgeSeconds);
+    }
+
+    stateSet(this.replayState, 'state', REPLAY_STATES, status.replay?.state ?? null);
+    setOrRemove(this.replayRate, status.replay?.rate ?? null);
+    setOrRemove(this.replayEta, status.replay?.etaSeconds ?? null);
+
+    const { sync } = status;
+    stateSet(this.syncState, 'state', SYNC_STATES, sync?.state ?? null);
+    setOrRemove(this.syncPlanned, sync?.total ?? null);
+    setOrRemove(this.syncDone, sync?.done ?? null);
+    this.syncOutcomes.reset();
+    if (sync) {
+      this.syncOutcomes.set({ outcome: 'written' }, sync.written);
+      this.syncOutcomes.set({ outcome: 'identical' }, sync.identical);
+      this.syncOutcomes.set({ outcome: 'conflict' }, sync.conflicts);
+      this.syncOutcomes.set({ outcome: 'skipped' }, sync.skipped);
+    }
+
+    this.agentsUp.reset();
+    for (const agent of status.agents) this.agentsUp.inc({ stage: agent.stage }, agent.state === 'running' ? 1 : 0);
+    this.conflicts.set(status.conflictCount);
+
+    const { storage } = status;
+    stateSet(this.storageState, 'state', STORAGE_STATES, storage.state);
+    this.storeSize.set(storage.storeBytes);
+    setOrRemove(this.storeMaxSize, storage.maxStoreBytes);
+    this.diskFree.set(storage.diskFreeBytes);
+    this.diskReserve.set(storage.diskReserveBytes);
+    this.diskReserveHeld.set(storage.reserveHeld ? 1 : 0);
+  }
+}
+
+/** One series per possible state, 1 for the current one; none at all when the state does not apply. */
+function stateSet<L extends string>(gauge: Gauge<L>, label: L, states: readonly string[], current: string | null): void {
+  gauge.reset();
+  if (current === null) return;
+  for (const state of states) gauge.set({ [label]: state } as Record<L, string>, state === current ? 1 : 0);
+}
+
+/** A value that may not apply: no sample rather than a misleading 0. */
+function setOrRemove(gauge: Gauge, value: number | null): void {
+  if (value === null) gauge.remove({});
+  else gauge.set(value);
+}
+
+// Node's process metrics describe the process, not one shim: collected once, shared by every
+// shim's registry (several run in one process in tests).
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, prefix: METRICS_PREFIX });
+  }
+  return processRegistry;
+}

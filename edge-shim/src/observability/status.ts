@@ -1,0 +1,120 @@
+import type { StorageStatus } from '../sqs/storage-guard.js';
+
+/**
+ * The edge's status document (`GET /status`): the contract between whatever runs the queues (the
+ * standalone store or the hybrid edge), `/metrics` and the status page. Times are ISO-8601 strings,
+ * counts integers, rates messages per second; a field that does not apply is null, never missing.
+ */
+export interface EdgeStatus {
+  readonly mode: EdgeMode;
+  /** When the current mode began. */
+  readonly since: string;
+  /** Why: the last transition's reason. */
+  readonly reason: string;
+  /** Newest first, at most 50. */
+  readonly transitions: readonly ModeTransition[];
+  readonly breaker: BreakerState | null;
+  readonly upstream: UpstreamStatus | null;
+  /** Messages stored locally waiting for replay, all queues. */
+  readonly backlog: number;
+  readonly oldestBacklogAgeSeconds: number | null;
+  readonly replay: ReplayStatus | null;
+  readonly sync: SyncStatus | null;
+  readonly agents: readonly AgentStatus[];
+  /** Newest first, at most 20. */
+  readonly conflicts: readonly ConflictStatus[];
+  readonly conflictCount: number;
+  readonly queues: readonly QueueStatus[];
+  readonly storage: StorageStatus;
+  /** SQS requests carried out each way since start. */
+  readonly requests: { readonly upstream: number; readonly local: number };
+}
+
+export const EDGE_MODES = ['standalone', 'online', 'offline', 'replaying'] as const;
+export type EdgeMode = (typeof EDGE_MODES)[number];
+
+export const BREAKER_STATES = ['closed', 'open', 'half-open', 'isolated'] as const;
+export type BreakerState = (typeof BREAKER_STATES)[number];
+
+export interface ModeTransition {
+  readonly at: string;
+  readonly from: string;
+  readonly to: string;
+  readonly reason: string;
+}
+
+export interface UpstreamStatus {
+  readonly url: string;
+  readonly region: string;
+  readonly lastSuccessAt: string | null;
+  readonly lastFailureAt: string | null;
+  readonly lastFailure: string | null;
+  readonly recovery: { readonly successes: number; readonly needed: number; readonly sinceFirstSuccessSeconds: number | null; readonly neededSeconds: number };
+}
+
+export const REPLAY_STATES = ['idle', 'waiting', 'running'] as const;
+
+export interface ReplayStatus {
+  /** waiting: the region is back, the replay waits for the agents to stop or the sync. */
+  readonly state: (typeof REPLAY_STATES)[number];
+  /** Messages replayed since the shim started. */
+  readonly replayed: number;
+  /** Over the last 10 s. */
+  readonly rate: number;
+  /** Backlog over rate, while running. */
+  readonly etaSeconds: number | null;
+  readonly lastError: string | null;
+}
+
+export const SYNC_STATES = ['idle', 'running', 'done', 'failed'] as const;
+
+export interface SyncStatus {
+  readonly state: (typeof SYNC_STATES)[number];
+  readonly done: number;
+  readonly total: number;
+  readonly written: number;
+  readonly identical: number;
+  readonly conflicts: number;
+  readonly skipped: number;
+  readonly lastError: string | null;
+  readonly finishedAt: string | null;
+}
+
+export interface AgentStatus {
+  readonly stage: string;
+  readonly state: 'starting' | 'running' | 'stopping' | 'stopped' | 'restarting' | 'crashed';
+  readonly pid: number | null;
+  readonly restarts: number;
+  readonly lastRestartAt: string | null;
+  readonly lastRestartReason: string | null;
+  readonly lastHeartbeatAt: string | null;
+  readonly tasksDone: number;
+}
+
+export interface ConflictStatus {
+  readonly kind: string;
+  readonly key: string;
+  readonly detectedAt: string;
+  readonly region: unknown;
+  readonly edge: unknown;
+}
+
+export const STORAGE_STATES = ['ok', 'disk-full', 'store-full'] as const satisfies readonly StorageStatus['state'][];
+
+export type RequestPath = 'upstream' | 'local';
+
+export interface QueueStatus {
+  readonly name: string;
+  readonly fifo: boolean;
+  readonly local: { readonly visible: number; readonly inFlight: number; readonly delayed: number };
+  /** Local messages waiting for replay (in hybrid mode, all of the local ones). */
+  readonly backlog: number;
+  readonly oldestBacklogAgeSeconds: number | null;
+  readonly replayed: number;
+  readonly replayRate: number;
+  /** Where a send to this queue goes now. */
+  readonly path: RequestPath;
+}
+
+/** Gives the status document as of now; called for every `GET /status`, `/metrics` scrape and page poll. */
+export type StatusProvider = () => EdgeStatus | Promise<EdgeStatus>;
