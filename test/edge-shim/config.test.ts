@@ -31,6 +31,16 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       maxStoreBytes: Infinity,
       diskReserveBytes: 64 * 2 ** 20,
+      upstream: undefined,
+      upstreamRegion: undefined,
+      queuesFile: undefined,
+      upstreamTimeoutMs: 5000,
+      probeIntervalMs: 1000,
+      probeTimeoutMs: 1000,
+      recoveryProbes: 5,
+      recoveryMs: 10_000,
+      breakerFailures: 5,
+      replayRate: 2000,
     });
   });
 
@@ -56,6 +66,16 @@ describe('loadConfig', () => {
       logLevel: 'warn',
       maxStoreBytes: Infinity,
       diskReserveBytes: 64 * 2 ** 20,
+      upstream: undefined,
+      upstreamRegion: undefined,
+      queuesFile: undefined,
+      upstreamTimeoutMs: 5000,
+      probeIntervalMs: 1000,
+      probeTimeoutMs: 1000,
+      recoveryProbes: 5,
+      recoveryMs: 10_000,
+      breakerFailures: 5,
+      replayRate: 2000,
     });
   });
 
@@ -67,6 +87,34 @@ describe('loadConfig', () => {
   it('reads sizes in bytes or with a unit', () => {
     expect(loadConfig(['--max-store-bytes', '10GiB', '--disk-reserve', '512 MB'], {})).toMatchObject({ maxStoreBytes: 10 * 2 ** 30, diskReserveBytes: 512e6 });
     expect(loadConfig([], { HOLDFAST_MAX_STORE_BYTES: '4096', HOLDFAST_DISK_RESERVE: '0' })).toMatchObject({ maxStoreBytes: 4096, diskReserveBytes: 0 });
+  });
+
+  it('reads the hybrid options from the command line and the environment', () => {
+    const cli = loadConfig(
+      [
+        '--upstream', 'https://sqs.eu-west-1.amazonaws.com', '--upstream-region', 'eu-west-1', '--queues', 'q.json', '--upstream-timeout', '3s',
+        '--probe-interval', '250ms', '--probe-timeout', '0.5s', '--recovery-probes', '7', '--recovery-time', '1m', '--breaker-failures', '4', '--replay-rate', '900',
+      ],
+      {},
+    );
+    expect(cli).toMatchObject({
+      upstream: 'https://sqs.eu-west-1.amazonaws.com',
+      upstreamRegion: 'eu-west-1',
+      queuesFile: 'q.json',
+      upstreamTimeoutMs: 3000,
+      probeIntervalMs: 250,
+      probeTimeoutMs: 500,
+      recoveryProbes: 7,
+      recoveryMs: 60_000,
+      breakerFailures: 4,
+      replayRate: 900,
+    });
+    // Without --upstream-region, the SDK's own AWS_REGION.
+    expect(loadConfig([], { HOLDFAST_UPSTREAM: 'http://localhost:4566', AWS_REGION: 'us-west-2', HOLDFAST_RECOVERY_TIME: '2500' })).toMatchObject({
+      upstream: 'http://localhost:4566',
+      upstreamRegion: 'us-west-2',
+      recoveryMs: 2500,
+    });
   });
 
   it('answers help', () => {
@@ -93,6 +141,12 @@ describe('loadConfig', () => {
     [['--host', 'example.com'], {}, /refusing/],
     [['--credentials', 'K:S'], { HOLDFAST_HOST: '' }, /host must not be empty/],
     [['--db', ''], {}, /database file must not be empty/],
+    [['--upstream', 'https://sqs.eu-west-1.amazonaws.com'], {}, /needs its region/],
+    [['--upstream', 'sqs.eu-west-1.amazonaws.com', '--upstream-region', 'eu-west-1'], {}, /invalid upstream/],
+    [['--upstream', 'https://sqs.eu-west-1.amazonaws.com/123/queue', '--upstream-region', 'eu-west-1'], {}, /invalid upstream/],
+    [['--probe-interval', 'often'], {}, /invalid probe interval/],
+    [['--recovery-probes', '0'], {}, /recovery probes must be at least 1/],
+    [['--replay-rate', '1.5'], {}, /invalid replay rate/],
     [['--max-store-bytes', '10 parsecs'], {}, /invalid store bound/],
     [['--max-store-bytes', '0'], {}, /store bound must be a positive/],
     [[], { HOLDFAST_DISK_RESERVE: '-5' }, /invalid disk reserve/],
