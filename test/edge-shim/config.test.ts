@@ -1,5 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULTS, isLoopback, loadConfig } from '../../edge-shim/src/config.js';
+import { readQueuesFile } from '../../edge-shim/src/hybrid/edge.js';
 
 // Command-line options, HOLDFAST_* environment variables, defaults, and what is refused.
 
@@ -181,5 +186,30 @@ describe('isLoopback', () => {
     ['localhost.example.com', false],
   ])('%s: %s', (host, loopback) => {
     expect(isLoopback(host)).toBe(loopback);
+  });
+});
+
+describe('readQueuesFile', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-queues-file-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('reads the example in deploy/', () => {
+    const queues = readQueuesFile(fileURLToPath(new URL('../../deploy/queues.example.json', import.meta.url)));
+    expect(queues.map((queue) => queue.name)).toEqual(['payments-authorize-dlq.fifo', 'payments-authorize.fifo']);
+    expect(queues[1]!.attributes).toMatchObject({ FifoQueue: 'true', VisibilityTimeout: '180' });
+  });
+
+  it.each([
+    ['not JSON', '{queues', /cannot read the queues file/],
+    ['no list', '{"queue": []}', /must hold \{"queues"/],
+    ['a queue without a name', '{"queues": [{"attributes": {}}]}', /queue 1 .* needs a "name"/],
+    ['an attribute that is not a string', '{"queues": [{"name": "q", "attributes": {"DelaySeconds": 5}}]}', /string "attributes"/],
+  ])('refuses %s', (_, text, message) => {
+    expect(() => readQueuesFile(file('queues.json', text))).toThrow(message);
   });
 });
