@@ -302,7 +302,7 @@ describe('verifySignature', () => {
     const wire = {
       method: 'POST',
       path: '/',
-      query: new URLSearchParams(),
+      queryString: '',
       headers: Object.fromEntries(Object.entries(signed.headers).map(([name, value]) => [name.toLowerCase(), value])),
       body: Buffer.from(String(signed.body)),
     };

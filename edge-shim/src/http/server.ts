@@ -141,7 +141,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
       if (method !== 'POST' && (method !== 'GET' || protocol === jsonProtocol)) {
         throw new SqsError('UnsupportedOperation', `The HTTP method ${method} is not supported for ${protocol === jsonProtocol ? 'the AWS JSON protocol' : 'SQS'} requests.`);
       }
-      const wire: WireRequest = { method, path: url.pathname, query: url.searchParams, headers: request.headers, body };
+      const wire: WireRequest = { method, path: url.pathname, queryString: url.search.slice(1), headers: request.headers, body };
       if (options.credentials.length > 0) {
         // Wall-clock time, not the service's clock: freshness is agreement with the client's clock.
         verifySignature(wire, { credentials: options.credentials, region: options.region, now: Date.now() });
