@@ -163,9 +163,12 @@ describe('limits', () => {
 
   it('a long poll outlasts the request timeout: the timeout covers receiving the request only', async () => {
     const { QueueUrl } = await open.sqs.send(new CreateQueueCommand({ QueueName: 'long-poll' }));
-    const poll = open.sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 3 }));
-    // The poll waits past the 1 s request timeout before a message arrives for it.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const poll = open.sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 20 }));
+    while (open.shim.service.waitingReceives < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    // A request begun after the poll and never finished: once the shim has timed it out, the poll
+    // has been open longer than the 1 s request timeout, and checked against it.
+    const late = parseAnswer(await exchange(open.shim.url, `POST / HTTP/1.1\r\nHost: localhost\r\n${JSON_HEADERS}Content-Length: 100\r\n\r\n{"Queue`));
+    expect(sqsError(late).message).toMatch(/not received in full/);
     await open.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'late' }));
     const { Messages } = await poll;
     expect(Messages?.map((message) => message.Body)).toEqual(['late']);
