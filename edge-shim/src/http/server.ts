@@ -23,6 +23,16 @@ export interface HttpTimeouts {
 
 export const DEFAULT_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30_000 };
 
+/**
+ * How long an idle keep-alive connection stays open. A client that sends a request on a pooled
+ * connection just as the server closes it gets ECONNRESET, so the client must be the one to close:
+ * this outlasts the idle limits of the SDKs' pools (Java 60 s, Go 90 s) and is announced in the
+ * Keep-Alive header, which undici and newer Node agents follow (closing 1-2 s before it). Pools with
+ * no idle limit of their own (Node 20's agent under SDK v3, botocore) meet a close only after this
+ * long, instead of after Node's default 5 s.
+ */
+export const KEEP_ALIVE_MS = 120_000;
+
 export interface HttpOptions {
   readonly service: SqsService;
   readonly logger: Logger;
@@ -187,6 +197,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
     },
     (request, response) => void handle(request, response),
   );
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
 
   // Bad HTTP (unparseable request line, headers or chunked body) and request timeouts.
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
