@@ -34,6 +34,7 @@ const { values: options } = parseArgs({
 });
 const ROOTS = options.root ?? [fileURLToPath(new URL('..', import.meta.url))];
 const CLIENTS = Number(options.clients);
+const LIST_FUNCTIONS = Number(options.functions);
 const CREDENTIALS: Credentials = { accessKeyId: 'AKIDHOLDFASTBENCH', secretAccessKey: 'holdfast-bench-secret' };
 
 interface Count {
@@ -60,7 +61,8 @@ function functionsOf(callgrindFile: string, perfMap: string): Array<[string, num
     if (!match || match[2]!.includes('PROGRAM TOTALS')) continue;
     const address = /\?\?\?:0x([0-9a-f]+)$/.exec(match[2]!);
     const at = address ? parseInt(address[1]!, 16) : undefined;
-    const name = at === undefined ? match[2]! : (code.find((entry) => entry.start <= at && at < entry.end)?.name ?? match[2]!);
+    // The map only grows: where code was freed and its space reused, the last entry is the live one.
+    const name = at === undefined ? match[2]! : (code.findLast((entry) => entry.start <= at && at < entry.end)?.name ?? match[2]!);
     totals.set(name, (totals.get(name) ?? 0) + Number(match[1]!.replace(/,/g, '')));
   }
   return [...totals].sort((a, b) => b[1] - a[1]);
@@ -73,8 +75,9 @@ async function count(root: string): Promise<Count> {
     root,
     dbFile: join(dir, 'shim.db'),
     credentials: options.unauthenticated ? [] : [`${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`],
-    // The perf map names the JIT's code; the V8 log that comes with it is kept out of the checkout.
-    nodeOptions: ['--perf-basic-prof', `--logfile=${join(dir, 'v8.log')}`, '--no-logfile-per-isolate'],
+    // The perf map names the JIT's code (logging it costs ~2 k instructions a request, so only when
+    // asked for); the V8 log that comes with it is kept out of the checkout.
+    nodeOptions: LIST_FUNCTIONS ? ['--perf-basic-prof', `--logfile=${join(dir, 'v8.log')}`, '--no-logfile-per-isolate'] : [],
     wrapper: ['valgrind', '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', '--smc-check=all-non-file', `--callgrind-out-file=${out}`],
   });
   const generator = new LoadGenerator(1);
@@ -106,7 +109,7 @@ async function count(root: string): Promise<Count> {
       requests: measured.requests,
       mainThread: totalOf(mainFile),
       allThreads: dumps.reduce((sum, file) => sum + totalOf(file), 0),
-      functions: Number(options.functions) > 0 ? functionsOf(mainFile, `/tmp/perf-${shim.pid}.map`) : [],
+      functions: LIST_FUNCTIONS > 0 ? functionsOf(mainFile, `/tmp/perf-${shim.pid}.map`) : [],
     };
   } finally {
     await generator.close();
@@ -124,7 +127,7 @@ for (const root of ROOTS) {
   const result = await count(root);
   console.log(`| ${root} | ${result.requests} | ${perRequest(result.mainThread, result.requests)} | ${perRequest(result.allThreads, result.requests)} |`);
   if (result.functions.length > 0) {
-    const rows = result.functions.slice(0, Number(options.functions)).map(([name, instructions]) => `| ${(instructions / result.requests).toFixed(0)} | \`${name.slice(0, 140)}\` |`);
+    const rows = result.functions.slice(0, LIST_FUNCTIONS).map(([name, instructions]) => `| ${(instructions / result.requests).toFixed(0)} | \`${name.slice(0, 140)}\` |`);
     functionTables.push([`\nMain thread of ${root}, by function:\n`, '| per request | function |', '| ---: | --- |', ...rows].join('\n'));
   }
 }
