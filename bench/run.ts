@@ -12,14 +12,14 @@
  * carries fresh receipt handles and is signed for each request. `--sign-each` signs every fixed
  * request anew instead, as a client would.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { spawnBare } from './bare-process.js';
 import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec, inSequence } from './load.js';
 import { cpuSeconds, memory } from './proc-stats.js';
 import { type ProfileWindow, monotonicUs, summarizeProfile } from './profile.js';
@@ -273,17 +273,6 @@ function revision(): string {
   } catch {
     return 'edge shim outside git';
   }
-}
-
-/** The bare server, spawned like the shim, in its own process. */
-async function spawnBare(): Promise<{ url: string; pid: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'bare-server.ts')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', () => reject(new Error('the bare server exited before listening')));
-  });
-  const { url, pid } = JSON.parse(line) as { url: string; pid: number };
-  return { url, pid, child };
 }
 
 async function main(): Promise<void> {

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = fileURLToPath(new URL('../edge-shim/src/main.ts', import.meta.url));
 const START_TIMEOUT_MS = 30_000;
 
 export interface ShimProcessOptions {
@@ -19,6 +19,8 @@ export interface ShimProcessOptions {
   readonly args?: readonly string[];
   /** More environment variables for the shim (the rest is this process's). */
   readonly env?: Readonly<Record<string, string>>;
+  /** The checkout whose shim to run (default: this one), e.g. an export of an earlier commit to compare with. */
+  readonly root?: string;
 }
 
 /** The edge shim as `npm start` runs it, in a process of its own. */
@@ -39,7 +41,7 @@ export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
     ...(options.nodeOptions ?? []),
     '--import',
     'tsx',
-    MAIN,
+    join(options.root ?? REPO, 'edge-shim', 'src', 'main.ts'),
     '--port',
     '0',
     '--db',
@@ -52,7 +54,7 @@ export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
     ...(options.args ?? []),
   ];
   const [command, ...commandArgs] = [...(options.wrapper ?? []), process.execPath, ...args];
-  const child = spawn(command!, commandArgs, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  const child = spawn(command!, commandArgs, { cwd: options.root ?? REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {

@@ -154,17 +154,18 @@ describe('attribute names', () => {
     }
   });
 
-  it('takes FifoQueue on create only: SetQueueAttributes cannot change the queue type', async () => {
+  it('never changes the queue type: FifoQueue is an invalid value on a FIFO queue unless true, an unknown attribute on a standard one', async () => {
     const fifoUrl = await fresh({}, true);
     const standardUrl = await fresh();
-    for (const [QueueUrl, value] of [
-      [fifoUrl, 'true'],
-      [fifoUrl, 'false'],
-      [standardUrl, 'true'],
-    ]) {
-      await expectSqsError(set(QueueUrl!, { FifoQueue: value! }), { name: 'InvalidAttributeName', message: 'Unknown Attribute FifoQueue.' });
+    for (const value of ['false', 'yes']) {
+      await expectSqsError(set(fifoUrl, { FifoQueue: value }), { name: 'InvalidAttributeValue', message: /^Invalid value for the parameter FifoQueue\./ });
     }
-    expect(await get(fifoUrl, ['FifoQueue'])).toEqual({ FifoQueue: 'true' });
+    await set(fifoUrl, { FifoQueue: 'true', VisibilityTimeout: '40' });
+    expect(await get(fifoUrl, ['FifoQueue', 'VisibilityTimeout'])).toEqual({ FifoQueue: 'true', VisibilityTimeout: '40' });
+    for (const value of ['true', 'false']) {
+      await expectSqsError(set(standardUrl, { FifoQueue: value }), { name: 'InvalidAttributeName', message: 'Unknown Attribute FifoQueue.' });
+    }
+    expect(await get(standardUrl, ['All'])).not.toHaveProperty('FifoQueue');
   });
 });
 

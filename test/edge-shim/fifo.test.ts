@@ -143,6 +143,22 @@ describe('message group lock', () => {
   });
 });
 
+describe('message group id', () => {
+  // "If you do not provide a MessageGroupId when sending a message to a FIFO queue, the action fails."
+  it('fails a whole SendMessageBatch in which one entry has none, and sends none of it', async () => {
+    const queue = await fifoQueue();
+    const entries = [
+      { Id: 'grouped', MessageGroupId: 'g', MessageBody: 'first' },
+      { Id: 'ungrouped', MessageBody: 'second' },
+    ];
+    await expectSqsError(t.sqs.send(new SendMessageBatchCommand({ QueueUrl: queue, Entries: entries })), {
+      name: 'MissingParameter',
+      message: /MessageGroupId/,
+    });
+    expect(await counts(t.sqs, queue)).toEqual({ visible: 0, notVisible: 0, delayed: 0 });
+  });
+});
+
 describe('delay', () => {
   it('rejects a per-message DelaySeconds on a FIFO queue', async () => {
     const queue = await fifoQueue();

@@ -1,4 +1,4 @@
-import { GetQueueUrlCommand, QueueDoesNotExist } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, GetQueueUrlCommand, QueueDoesNotExist, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RawResponse, sendRaw } from '../helpers/raw-request.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-function jsonRequest(target: string | undefined, body: string, contentType = JSON_TYPE): Promise<RawResponse> {
+function jsonRequest(target: string | undefined, body: string | Buffer, contentType = JSON_TYPE): Promise<RawResponse> {
   return sendRaw(t.shim.url, {
     headers: { 'content-type': contentType, ...(target === undefined ? {} : { 'x-amz-target': target }) },
     body,
@@ -72,6 +72,20 @@ describe('bodies that are not a JSON object', () => {
     const response = await jsonRequest('AmazonSQS.ListQueues', '');
     expect(response.status).toBe(200);
     expect(JSON.parse(response.body)).toEqual({});
+  });
+
+  it('answers a body that is not UTF-8 with SerializationException, and stores nothing', async () => {
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: 'not-utf8' }));
+    // Bytes FF FE inside MessageBody: a decoder that replaced them with U+FFFD would store a body the client never sent.
+    const body = Buffer.concat([Buffer.from(`{"QueueUrl":"${QueueUrl}","MessageBody":"a`), Buffer.from([0xff, 0xfe]), Buffer.from('b"}')]);
+    expect(jsonError(await jsonRequest('AmazonSQS.SendMessage', body))).toEqual({
+      status: 400,
+      type: 'com.amazon.coral.service#SerializationException',
+      message: expect.stringContaining('UTF-8'),
+      queryError: undefined,
+    });
+    const { Messages } = await t.sqs.send(new ReceiveMessageCommand({ QueueUrl }));
+    expect(Messages).toBeUndefined();
   });
 });
 

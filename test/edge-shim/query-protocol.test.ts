@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exchange, parseAnswer, sqsError } from '../helpers/raw-http.js';
 import { type RawResponse, sendQuery, sendRaw } from '../helpers/raw-request.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
 
@@ -394,6 +395,25 @@ describe('protocol errors', () => {
       body: 'Action=CreateQueue&QueueName=bad%ZZname',
     });
     expect(error(response)).toMatchObject({ status: 400, type: 'Sender', code: 'MalformedQueryString' });
+  });
+
+  it('refuses bytes that are not UTF-8, raw in the body or percent-encoded anywhere, and stores nothing', async () => {
+    const url = await createQueue('not-utf8');
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const raw = Buffer.concat([Buffer.from(`Action=SendMessage&QueueUrl=${encodeURIComponent(url)}&MessageBody=a`), Buffer.from([0xff, 0xfe]), Buffer.from('b')]);
+    expect(error(await sendRaw(t.shim.url, { headers: form, body: raw }))).toMatchObject({ status: 400, type: 'Sender', code: 'MalformedQueryString', message: expect.stringContaining('UTF-8') });
+    expect(error(await sendRaw(t.shim.url, { headers: form, body: `Action=SendMessage&QueueUrl=${encodeURIComponent(url)}&MessageBody=a%FF%FEb` }))).toMatchObject({ status: 400, code: 'MalformedQueryString' });
+    // In the URL: hand-written, so on a shim that does not check signatures (a signed one would refuse the signature first).
+    const open = await startTestShim({ credentials: [] });
+    try {
+      const openUrl = (await open.sqs.send(new CreateQueueCommand({ QueueName: 'not-utf8' }))).QueueUrl!;
+      const answer = parseAnswer(await exchange(open.shim.url, `GET ${new URL(openUrl).pathname}?Action=SendMessage&MessageBody=a%FF%FEb HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`));
+      expect(sqsError(answer)).toMatchObject({ status: 400, code: 'MalformedQueryString' });
+      expect((await open.sqs.send(new ReceiveMessageCommand({ QueueUrl: openUrl }))).Messages).toBeUndefined();
+    } finally {
+      await open.close();
+    }
+    expect(result(await query('ReceiveMessage', { QueueUrl: url }), 'ReceiveMessage').Message).toBeUndefined();
   });
 
   it('refuses a body that is not form-encoded, and a parameter given twice', async () => {

@@ -179,8 +179,10 @@ describe('message attributes', () => {
     [['.*'], ['order.id', 'order.total', 'trace']],
     [['order.*'], ['order.id', 'order.total']],
     [['trace', 'missing'], ['trace']],
-    [['order.id', 'trace.*'], ['order.id']],
-    [['ord.*', 'order.total'], ['order.total']],
+    [['order.id', 'trace.*'], ['order.id', 'trace']],
+    // "All message attributes starting with a prefix": the prefix need not end in a dot.
+    [['ord.*'], ['order.id', 'order.total']],
+    [['tr.*', 'orders.*', 'order.total'], ['order.total', 'trace']],
     [[...Array.from({ length: 3 }, (_, i) => `name${i}.*`), 'trace', 'order.*'], ['order.id', 'order.total', 'trace']],
   ])('selects %j and digests only what it returns', async (names, expected) => {
     const queue = await createQueue(t.sqs, 'receive');

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, createServer, get as httpGet } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -163,12 +165,66 @@ describe('limits', () => {
 
   it('a long poll outlasts the request timeout: the timeout covers receiving the request only', async () => {
     const { QueueUrl } = await open.sqs.send(new CreateQueueCommand({ QueueName: 'long-poll' }));
-    const poll = open.sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 3 }));
-    // The poll waits past the 1 s request timeout before a message arrives for it.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const poll = open.sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 20 }));
+    while (open.shim.service.waitingReceives < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    // A request begun after the poll and never finished: once the shim has timed it out, the poll
+    // has been open longer than the 1 s request timeout, and checked against it.
+    const late = parseAnswer(await exchange(open.shim.url, `POST / HTTP/1.1\r\nHost: localhost\r\n${JSON_HEADERS}Content-Length: 100\r\n\r\n{"Queue`));
+    expect(sqsError(late).message).toMatch(/not received in full/);
     await open.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'late' }));
     const { Messages } = await poll;
     expect(Messages?.map((message) => message.Body)).toEqual(['late']);
+  });
+});
+
+describe('keep-alive', () => {
+  /** GET /health over `agent`, with the socket it went over. */
+  function health(url: string, agent: Agent) {
+    return new Promise<{ status: number; socket: Socket; reused: boolean; keepAlive: string | string[] | undefined }>((resolve, reject) => {
+      const request = httpGet(`${url}/health`, { agent }, (response) => {
+        response.resume();
+        response.on('end', () => resolve({ status: response.statusCode!, socket: request.socket as Socket, reused: request.reusedSocket, keepAlive: response.headers['keep-alive'] }));
+      });
+      request.on('error', reject);
+    });
+  }
+
+  it('keeps an idle connection open past the 5 s that Node servers keep by default, for a client reusing it then', async () => {
+    // Node's default keep-alive, as the shim had: this server closing its idle connection marks the old boundary.
+    const witness = createServer((_request, response) => response.end());
+    await new Promise<void>((resolve) => witness.listen(0, '127.0.0.1', resolve));
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const witnessAgent = new Agent({ keepAlive: true });
+    try {
+      const first = await health(open.shim.url, agent);
+      // Announced, for the pools that close idle connections on the server's word (undici, newer Node agents).
+      expect(Number(/^timeout=(\d+)$/.exec(String(first.keepAlive))?.[1])).toBeGreaterThan(5);
+      const witnessed = await health(`http://127.0.0.1:${(witness.address() as AddressInfo).port}`, witnessAgent);
+      await new Promise((resolve) => witnessed.socket.once('close', resolve));
+      // The shim's connection, idle since before the witness's, is still open and still served.
+      expect(first.socket.destroyed).toBe(false);
+      const second = await health(open.shim.url, agent);
+      expect(second).toMatchObject({ status: 200, reused: true });
+      expect(second.socket).toBe(first.socket);
+    } finally {
+      agent.destroy();
+      witnessAgent.destroy();
+      witness.close();
+    }
+  });
+
+  it('closes idle connections at once, with a FIN, when the shim stops', async () => {
+    // A grace period far beyond the test's timeout: closing must not wait for idle connections.
+    const shim = await startTestShim({ credentials: [], shutdownGraceMs: 10 * 60_000 });
+    const agent = new Agent({ keepAlive: true });
+    try {
+      const { socket } = await health(shim.shim.url, agent);
+      const closed = new Promise<boolean>((resolve) => socket.once('close', resolve));
+      await shim.close();
+      expect(await closed, 'closed by an error (reset) rather than by the server ending it').toBe(false);
+    } finally {
+      agent.destroy();
+    }
   });
 });
 

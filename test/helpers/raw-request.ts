@@ -9,7 +9,8 @@ export interface RawRequest {
   readonly path?: string;
   readonly query?: Record<string, string>;
   readonly headers?: Record<string, string>;
-  readonly body?: string;
+  /** Bytes as given, or text sent as UTF-8. */
+  readonly body?: string | Buffer;
 }
 
 export interface RawResponse {

@@ -24,6 +24,16 @@ export interface HttpTimeouts {
 
 export const DEFAULT_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30_000 };
 
+/**
+ * How long an idle keep-alive connection stays open. A client that sends a request on a pooled
+ * connection just as the server closes it gets ECONNRESET, so the client must be the one to close:
+ * this outlasts the idle limits of the SDKs' pools (Java 60 s, Go 90 s) and is announced in the
+ * Keep-Alive header, which undici and newer Node agents follow (closing 1-2 s before it). Pools with
+ * no idle limit of their own (Node 20's agent under SDK v3, botocore) meet a close only after this
+ * long, instead of after Node's default 5 s.
+ */
+export const KEEP_ALIVE_MS = 120_000;
+
 export interface HttpOptions {
   readonly service: SqsBackend;
   /**
@@ -69,7 +79,10 @@ function readBody(request: IncomingMessage): Promise<Buffer> {
       size += chunk.length;
       if (size <= MAX_BODY_BYTES) chunks.push(chunk);
     });
-    request.on('end', () => (size > MAX_BODY_BYTES ? reject(new BodyTooLarge()) : resolve(Buffer.concat(chunks))));
+    request.on('end', () => {
+      if (size > MAX_BODY_BYTES) reject(new BodyTooLarge());
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    });
     request.on('close', () => {
       if (!request.complete) reject(new RequestAborted());
     });
@@ -102,21 +115,33 @@ function baseUrl(request: IncomingMessage): string {
   return `http://${socket.localFamily === 'IPv6' ? `[${socket.localAddress}]` : socket.localAddress}:${socket.localPort}`;
 }
 
+interface Target {
+  readonly path: string;
+  /** Still percent-encoded, without its `?`. */
+  readonly queryString: string;
+}
+
+// Every request of the AWS JSON protocol is to `/`, which needs no URL parser to split.
+const ROOT: Target = { path: '/', queryString: '' };
+
 /**
  * `/` is also where Query-protocol clients send SQS requests, GET ones included: a page there
  * answers only a browser asking for it (HTML accepted, no query string). Other pages' paths are
  * never SQS paths, which are `/` and queue URLs' `/account/name`.
  */
-function mayBePage(url: URL, headers: IncomingHttpHeaders): boolean {
-  return url.pathname !== '/' || (url.search === '' && /\btext\/html\b/.test(headers.accept ?? ''));
+function mayBePage(target: Target, headers: IncomingHttpHeaders): boolean {
+  return target.path !== '/' || (target.queryString === '' && /\btext\/html\b/.test(headers.accept ?? ''));
 }
 
-function parseUrl(raw: string | undefined): URL {
+function parseTarget(raw: string | undefined): Target {
+  if (raw === undefined || raw === '/') return ROOT;
+  let url: URL;
   try {
-    return new URL(raw ?? '/', 'http://shim');
+    url = new URL(raw, 'http://shim');
   } catch {
     throw new SqsError('MalformedQueryString', 'The request URL is not valid.');
   }
+  return { path: url.pathname, queryString: url.search.slice(1) };
 }
 
 /**
@@ -128,32 +153,41 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
   const { service, logger } = options;
   const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   // The response whose request is being read on each connection, to answer when node cannot parse the rest.
-  const receiving = new WeakMap<Duplex, { response: ServerResponse; protocol: WireProtocol }>();
+  const receiving = new WeakMap<Duplex, ServerResponse>();
   // Responses not yet finished, to tell their clients `connection: close` when the server closes.
   const active = new Set<ServerResponse>();
   let closing = false;
+  // Listeners shared by every request (`this` is the emitter), so that none allocates closures for them.
+  function requestReceived(this: IncomingMessage) {
+    receiving.delete(this.socket);
+  }
+  function responseClosed(this: ServerResponse) {
+    active.delete(this);
+  }
+  // A client that goes away mid-body makes the request emit 'error' then 'close'; readBody acts on 'close'.
+  const ignoreError = () => {};
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const started = performance.now();
+    const debug = logger.isLevelEnabled('debug');
+    const started = debug ? performance.now() : 0;
     const requestId = randomUUID();
     const method = request.method ?? '';
     const protocol = protocolOf(request.headers);
     let action: string | undefined;
-    receiving.set(request.socket, { response, protocol });
-    request.once('end', () => receiving.delete(request.socket));
-    // A client that goes away mid-body makes the request emit 'error' then 'close'; readBody acts on 'close'.
-    request.on('error', () => {});
+    receiving.set(request.socket, response);
+    request.once('end', requestReceived);
+    request.on('error', ignoreError);
     active.add(response);
-    response.once('close', () => active.delete(response));
+    response.once('close', responseClosed);
     if (closing) response.setHeader('connection', 'close');
     try {
-      const url = parseUrl(request.url);
-      if (url.pathname === '/health' && (method === 'GET' || method === 'HEAD')) {
+      const target = parseTarget(request.url);
+      if (target.path === '/health' && (method === 'GET' || method === 'HEAD')) {
         const health = closing ? { status: 'unavailable', reason: 'the shim is shutting down' } : service.health();
         send(response, { status: health.status === 'ok' ? 200 : 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify(health) });
         return;
       }
-      const page = mayBePage(url, request.headers) ? options.pages?.get(url.pathname) : undefined;
+      const page = mayBePage(target, request.headers) ? options.pages?.get(target.path) : undefined;
       if (page && (method === 'GET' || method === 'HEAD')) {
         send(response, await page());
         return;
@@ -162,14 +196,14 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
       if (method !== 'POST' && (method !== 'GET' || protocol === jsonProtocol)) {
         throw new SqsError('UnsupportedOperation', `The HTTP method ${method} is not supported for ${protocol === jsonProtocol ? 'the AWS JSON protocol' : 'SQS'} requests.`);
       }
-      const wire: WireRequest = { method, path: url.pathname, query: url.searchParams, headers: request.headers, body };
+      const wire: WireRequest = { method, path: target.path, queryString: target.queryString, headers: request.headers, body };
       if (options.credentials.length > 0) {
         // Wall-clock time, not the service's clock: freshness is agreement with the client's clock.
         verifySignature(wire, { credentials: options.credentials, region: options.region, now: Date.now() });
       }
       const call = protocol.decode(wire);
       action = call.action;
-      logger.debug({ requestId, action, protocol: protocol.name }, 'request started');
+      if (debug) logger.debug({ requestId, action, protocol: protocol.name }, 'request started');
       // Only a receive can wait (long polling), so only a receive needs to learn that its client
       // has gone; an AbortController for every request would be measurable overhead.
       let signal: AbortSignal | undefined;
@@ -195,7 +229,9 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
       options.activity?.failed(action, (error as SqsError).code);
       send(response, protocol.encodeError(error as SqsError, requestId));
     } finally {
-      logger.debug({ requestId, method, action, protocol: protocol.name, status: response.headersSent ? response.statusCode : undefined, ms: Math.round(performance.now() - started) }, 'request done');
+      if (debug) {
+        logger.debug({ requestId, method, action, protocol: protocol.name, status: response.headersSent ? response.statusCode : undefined, ms: Math.round(performance.now() - started) }, 'request done');
+      }
     }
   }
 
@@ -210,6 +246,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
     },
     (request, response) => void handle(request, response),
   );
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
 
   // Bad HTTP (unparseable request line, headers or chunked body) and request timeouts.
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
@@ -226,9 +263,9 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
       timedOut ? `The request was not received in full within ${timeouts.requestMs / 1000} seconds.` : 'The request is not valid HTTP/1.1.',
     );
     const requestId = randomUUID();
-    if (pending && !pending.response.headersSent) {
-      pending.response.shouldKeepAlive = false;
-      send(pending.response, pending.protocol.encodeError(sqsError, requestId));
+    if (pending && !pending.headersSent) {
+      pending.shouldKeepAlive = false;
+      send(pending, protocolOf(pending.req.headers).encodeError(sqsError, requestId));
       return;
     }
     if (pending) {

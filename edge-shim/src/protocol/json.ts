@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { SqsError, type SqsErrorCode } from '../sqs/errors.js';
 import { checkJsonTypes } from './json-types.js';
 import { OPERATIONS } from './query-model.js';
@@ -33,6 +34,9 @@ export const jsonProtocol: WireProtocol = {
     if (type !== CONTENT_TYPE) {
       throw new SqsError('UnknownOperationException', `Requests with an X-Amz-Target must have the content type ${CONTENT_TYPE}, not '${type}'.`);
     }
+    // A JSON text is UTF-8 (RFC 8259); decoding other bytes would turn them into U+FFFD and store
+    // something the client never sent.
+    if (!isUtf8(request.body)) throw new SqsError('SerializationException', 'The request body is not valid UTF-8.');
     let input: unknown;
     try {
       input = request.body.length === 0 ? {} : JSON.parse(request.body.toString('utf8'));

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { XMLBuilder } from 'fast-xml-parser';
 import { SqsError, missingParameter } from '../sqs/errors.js';
 import { OPERATIONS, type Shape, type StructureShape } from './query-model.js';
@@ -22,12 +23,13 @@ interface ParameterNode {
 }
 
 // Decoded strictly, not with URLSearchParams: that keeps broken escapes as text and turns invalid
-// UTF-8 into U+FFFD, which would store a different message body than the client sent.
+// UTF-8 into U+FFFD, which would store a different message body than the client sent. The same rule
+// holds in the query string and the body.
 function decodeFormComponent(text: string): string {
   try {
     return decodeURIComponent(text.replace(/\+/g, ' '));
   } catch {
-    throw new SqsError('MalformedQueryString', `The request body has an invalid percent-encoding in '${text.slice(0, 100)}'.`);
+    throw new SqsError('MalformedQueryString', `The request has an invalid percent-encoding, or one of bytes that are not UTF-8, in '${text.slice(0, 100)}'.`);
   }
 }
 
@@ -36,23 +38,30 @@ function addParameter(parameters: Map<string, string>, name: string, value: stri
   parameters.set(name, value);
 }
 
-/** The parameters of the query string and, for a form POST, of the body; a name may appear once. */
-function readParameters(request: WireRequest): Map<string, string> {
-  const parameters = new Map<string, string>();
-  for (const [name, value] of request.query) addParameter(parameters, name, value);
-  if (request.body.length === 0) return parameters;
-  const contentType = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (contentType !== FORM_CONTENT_TYPE) {
-    throw new SqsError('InvalidQueryParameter', `A request body must be sent as ${FORM_CONTENT_TYPE}, not '${contentType}'.`);
-  }
-  const pairs = request.body.toString('utf8').split('&');
-  if (pairs.length > MAX_PARAMETERS) throw new SqsError('MalformedQueryString', `The request has more than ${MAX_PARAMETERS} parameters.`);
+/** Adds the parameters of a form-encoded text (`a=1&b=2`) to `parameters`. */
+function addForm(parameters: Map<string, string>, form: string): void {
+  const pairs = form.split('&');
+  if (pairs.length + parameters.size > MAX_PARAMETERS) throw new SqsError('MalformedQueryString', `The request has more than ${MAX_PARAMETERS} parameters.`);
   for (const pair of pairs) {
     if (pair === '') continue;
     const equals = pair.indexOf('=');
     const name = decodeFormComponent(equals < 0 ? pair : pair.slice(0, equals));
     addParameter(parameters, name, equals < 0 ? '' : decodeFormComponent(pair.slice(equals + 1)));
   }
+}
+
+/** The parameters of the query string and, for a form POST, of the body; a name may appear once. */
+function readParameters(request: WireRequest): Map<string, string> {
+  const parameters = new Map<string, string>();
+  addForm(parameters, request.queryString);
+  if (request.body.length === 0) return parameters;
+  const contentType = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (contentType !== FORM_CONTENT_TYPE) {
+    throw new SqsError('InvalidQueryParameter', `A request body must be sent as ${FORM_CONTENT_TYPE}, not '${contentType}'.`);
+  }
+  // Form encoding leaves bytes outside ASCII raw only by mistake; they must at least be UTF-8.
+  if (!isUtf8(request.body)) throw new SqsError('MalformedQueryString', 'The request body is not valid UTF-8.');
+  addForm(parameters, request.body.toString('utf8'));
   return parameters;
 }
 

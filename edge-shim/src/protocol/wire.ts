@@ -6,7 +6,8 @@ export interface WireRequest {
   readonly method: string;
   /** Path without the query string, e.g. `/000000000000/orders.fifo`. */
   readonly path: string;
-  readonly query: URLSearchParams;
+  /** The query string as sent, still percent-encoded, without its `?`; empty when there is none. */
+  readonly queryString: string;
   readonly headers: IncomingHttpHeaders;
   readonly body: Buffer;
 }

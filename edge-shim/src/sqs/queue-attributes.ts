@@ -63,8 +63,8 @@ interface AttributeSpec {
   /** The value a new queue gets when the request does not give one. */
   readonly default?: string;
   readonly fifoOnly?: boolean;
-  /** Only CreateQueue takes it; SetQueueAttributes does not know it. */
-  readonly createOnly?: boolean;
+  /** The queue's type (FifoQueue): chosen by CreateQueue, never changed by SetQueueAttributes. */
+  readonly queueType?: boolean;
 }
 
 const SETTABLE: Record<string, AttributeSpec> = {
@@ -80,7 +80,7 @@ const SETTABLE: Record<string, AttributeSpec> = {
   KmsDataKeyReusePeriodSeconds: { validate: integer(60, 86_400) },
   // New queues are encrypted with SQS-owned keys unless they name a KMS key.
   SqsManagedSseEnabled: { validate: boolean, default: 'true' },
-  FifoQueue: { validate: boolean, createOnly: true },
+  FifoQueue: { validate: boolean, queueType: true },
   ContentBasedDeduplication: { validate: boolean, fifoOnly: true, default: 'false' },
   DeduplicationScope: { validate: oneOf('messageGroup', 'queue'), fifoOnly: true, default: 'queue' },
   FifoThroughputLimit: { validate: oneOf('perQueue', 'perMessageGroupId'), fifoOnly: true, default: 'perQueue' },
@@ -126,8 +126,14 @@ export function validateAttributes(attributes: QueueAttributes, fifo: boolean, c
   const valid: QueueAttributes = {};
   for (const [name, value] of Object.entries(attributes)) {
     const spec = Object.hasOwn(SETTABLE, name) ? SETTABLE[name] : undefined;
-    if (!spec || (spec.createOnly && !creating) || (spec.fifoOnly && !fifo)) throw unknownAttribute(name);
+    if (!spec || (spec.fifoOnly && !fifo)) throw unknownAttribute(name);
     valid[name] = spec.validate(name, value);
+    if (spec.queueType && !creating) {
+      // A standard queue does not know FifoQueue (GetQueueAttributes neither); a FIFO queue knows it
+      // is one, and takes being told so, but its type cannot change.
+      if (!fifo) throw unknownAttribute(name);
+      if (value !== 'true') throw invalidValue(name, 'The queue type cannot be changed.');
+    }
   }
   if (attributes.SqsManagedSseEnabled === 'true' && attributes.KmsMasterKeyId) {
     throw invalidValue('SqsManagedSseEnabled', 'Only one server-side encryption option is supported per queue: SSE-SQS or SSE-KMS.');

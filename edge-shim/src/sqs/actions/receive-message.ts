@@ -39,12 +39,13 @@ interface Selection {
   readonly attributeNames: AttributeNameSelection;
 }
 
-/** MessageAttributeNames, prepared once per request so that each attribute costs one lookup per dot in its name. */
+/** MessageAttributeNames, prepared once per request so that each attribute costs one lookup per prefix length. */
 interface AttributeNameSelection {
   readonly all: boolean;
   readonly exact: ReadonlySet<string>;
-  /** From patterns `prefix.*`: the prefixes with their final dot. */
+  /** From patterns `prefix.*`: the prefixes, and the lengths they come in. */
   readonly prefixes: ReadonlySet<string>;
+  readonly prefixLengths: readonly number[];
 }
 
 function readSelection(input: Input): Selection {
@@ -58,27 +59,28 @@ function readSelection(input: Input): Selection {
   return { systemAttributes: new Set(system.includes('All') ? SYSTEM_ATTRIBUTES : system), attributeNames: readAttributeNames(input) };
 }
 
-/** Message attributes by name: `All` or `.*` for every one, `prefix.*` for those starting with `prefix.`. */
+/**
+ * Message attributes by name: `All` for every one, `prefix.*` for those whose name starts with the
+ * prefix (the docs' "all message attributes starting with a prefix, for example bar.*": the prefix
+ * need not end in a dot, and `.*` alone, the empty prefix, is every one).
+ */
 function readAttributeNames(input: Input): AttributeNameSelection {
   let all = false;
   const exact = new Set<string>();
   const prefixes = new Set<string>();
   for (const pattern of optionalStringList(input, 'MessageAttributeNames') ?? []) {
     if (pattern.length === 0 || pattern.length > 256) throw invalidParameter(`Message attribute name '${pattern}' is invalid.`);
-    if (pattern === 'All' || pattern === '.*') all = true;
-    else if (pattern.endsWith('.*')) prefixes.add(pattern.slice(0, -1));
+    if (pattern === 'All') all = true;
+    else if (pattern.endsWith('.*')) prefixes.add(pattern.slice(0, -2));
     else exact.add(pattern);
   }
-  return { all, exact, prefixes };
+  const prefixLengths = [...new Set([...prefixes].map((prefix) => prefix.length))];
+  return { all, exact, prefixes, prefixLengths };
 }
 
 function isSelected(name: string, selection: AttributeNameSelection): boolean {
   if (selection.all || selection.exact.has(name)) return true;
-  if (selection.prefixes.size === 0) return false;
-  for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
-    if (selection.prefixes.has(name.slice(0, dot + 1))) return true;
-  }
-  return false;
+  return selection.prefixLengths.some((length) => length <= name.length && selection.prefixes.has(name.slice(0, length)));
 }
 
 function selectAttributes(all: MessageAttributes, selection: AttributeNameSelection): MessageAttributes {

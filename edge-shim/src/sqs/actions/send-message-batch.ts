@@ -1,4 +1,4 @@
-import { SqsError } from '../errors.js';
+import { SqsError, missingParameter } from '../errors.js';
 import type { SqsContext } from '../context.js';
 import { batchEntries, runEntries } from '../batch.js';
 import { type Input, requiredString } from '../input.js';
@@ -25,6 +25,9 @@ function payloadSize(entry: Input): number {
 export function sendMessageBatch(context: SqsContext, input: Input) {
   const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
   const entries = batchEntries(input, 'Entries', 'SendMessageBatchRequestEntry');
+  // On a FIFO queue a message without a group fails the action, not only its entry.
+  const ungrouped = queue.fifo ? entries.findIndex((entry) => entry.MessageGroupId === undefined || entry.MessageGroupId === null) : -1;
+  if (ungrouped >= 0) throw missingParameter(`SendMessageBatchRequestEntry.${ungrouped + 1}.MessageGroupId`);
   const total = entries.reduce((sum, entry) => sum + payloadSize(entry), 0);
   if (total > MAX_BATCH_PAYLOAD) {
     throw new SqsError('BatchRequestTooLong', `Batch requests cannot be longer than ${MAX_BATCH_PAYLOAD} bytes. You have sent ${total} bytes.`);
