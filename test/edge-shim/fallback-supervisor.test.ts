@@ -2,10 +2,13 @@ import { join } from 'node:path';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startFakeGateway } from '../../functions/src/fake-gateway/server.js';
 import { parseTask } from '../../functions/src/runtime/task.js';
+import { ENV } from '../../functions/src/workflow-definition.js';
 import {
   type AgentDown,
   type AgentUp,
+  DEFAULT_WORKFLOW_MODULE,
   type LoadedWorkflow,
   loadWorkflowModule,
   type MessagesReturned,
@@ -301,5 +304,48 @@ describe('fallback agents under the supervisor', () => {
     await supervisor!.running();
     await sendChores(['second-outage']);
     await waitForState(async () => expect((await counts('settle')).visible).toBe(1));
+  });
+});
+
+describe('the payments workflow, by default', () => {
+  it('authorizes and scores a payment at the edge and leaves its ledger task for the region', PROCESS_TEST, async () => {
+    const gateway = await startFakeGateway();
+    try {
+      const payments = await loadWorkflowModule(DEFAULT_WORKFLOW_MODULE);
+      await createWorkflowQueues(sqs, payments.workflow);
+      const paymentQueues = await resolveWorkflowQueues(sqs, payments.workflow);
+      startSupervisor({
+        workflow: payments.workflow,
+        entryRoot: payments.entryRoot,
+        queues: paymentQueues.queues,
+        humanReviewQueueUrl: paymentQueues.humanReviewQueueUrl,
+        environment: { [ENV.gatewayUrl]: gateway.url, [ENV.notifierUrl]: gateway.url, POWERTOOLS_LOG_LEVEL: 'CRITICAL' },
+      });
+      await supervisor!.running();
+      expect(supervisor!.status().map((entry) => entry.stage)).toEqual(['authorize', 'fraud-score', 'notify']);
+
+      const input = { paymentId: 'pay-edge-1', account: 'acct-1', merchant: 'shop-1', amountMinor: 5_000, currency: 'EUR' };
+      const task = { taskId: 'pay-edge-1:authorize', workflow: 'payments', workflowId: input.paymentId, stage: 'authorize', group: input.account, input };
+      await sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: paymentQueues.queues.authorize!.queueUrl,
+          Entries: [{ Id: '0', MessageBody: JSON.stringify(task), MessageGroupId: task.group, MessageDeduplicationId: task.taskId }],
+        }),
+      );
+      const ledger = await waitForState(async () => {
+        const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: paymentQueues.queues.ledger!.queueUrl, VisibilityTimeout: 600 }));
+        if (Messages.length === 0) throw new Error('no ledger task yet');
+        return parseTask(Messages[0]!.Body!);
+      });
+      expect(ledger.taskId).toBe('pay-edge-1:ledger');
+      expect(ledger.trail?.map((step) => [step.step, step.outcome.answeredBy, step.ranAt?.site])).toEqual([
+        ['authorize', 'gateway', 'edge-t'],
+        ['fraud-score', 'rules', 'edge-t'],
+      ]);
+      expect(gateway.state.authorizations.map((authorization) => authorization.paymentId)).toEqual(['pay-edge-1']);
+    } finally {
+      await supervisor?.stop();
+      await gateway.close();
+    }
   });
 });

@@ -450,7 +450,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       slot.active = undefined;
       const stopped = agent.stopRequested;
       this.emit('agent-down', { stage: slot.stage.name, pid: agent.pid, reason, stopped });
-      if (!stopped) this.restartLater(slot, reason);
+      if (stopped) slot.state = 'stopped';
+      else this.restartLater(slot, reason);
     }
     agent.markClosed();
   }
