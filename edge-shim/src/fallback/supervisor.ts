@@ -199,6 +199,16 @@ class StageSlot {
     readonly config: Omit<AgentConfig, 'standby'>,
   ) {}
 
+  /** A new run (an outage): its counts of restarts and tasks go on, its crash loop starts afresh. */
+  beginRun(): void {
+    this.state = 'starting';
+    this.consecutiveFailures = 0;
+    this.backoff = undefined;
+    this.upSince = undefined;
+    this.downSince = undefined;
+    this.everUp = false;
+  }
+
   processes(): AgentProcess[] {
     return [this.active, this.standby].filter((agent): agent is AgentProcess => agent !== undefined);
   }
@@ -224,7 +234,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   constructor(private readonly options: SupervisorOptions) {
     super();
-    const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+    // An option given as undefined means its default.
+    const given = Object.fromEntries(Object.keys(DEFAULTS).flatMap((key) => (options[key as keyof SupervisorOptions] === undefined ? [] : [[key, options[key as keyof SupervisorOptions]]])));
     this.settings = { ...DEFAULTS, ...(given as Partial<typeof DEFAULTS>) };
     for (const [name, value] of Object.entries(this.settings)) {
       if (typeof value === 'number' && !(Number.isFinite(value) && value >= 0)) throw new RangeError(`supervisor option ${name} must be a number of at least 0, not ${value}`);
@@ -260,7 +271,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Whether agents run (start() was called and stop() has not been). */
-  get active(): boolean {
+  get started(): boolean {
     return this.sqs !== undefined && this.stopping === undefined;
   }
 
@@ -272,8 +283,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.stopping = undefined;
     this.watchdog = setInterval(() => this.checkHeartbeats(), Math.min(this.settings.heartbeatIntervalMs, 1_000));
     for (const slot of this.slots) {
-      Object.assign(slot, { consecutiveFailures: 0, backoff: undefined, upSince: undefined, downSince: undefined, everUp: false });
-      slot.state = 'starting';
+      slot.beginRun();
       slot.active = this.spawn(slot, false);
     }
     this.logger.info({ workflow: this.options.workflow.name, stages: this.slots.map((slot) => slot.stage.name), site: this.options.siteId }, 'starting fallback agents');
@@ -281,7 +291,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Resolves once every agent polls its queue; rejects if stop() comes first. */
   running(): Promise<void> {
-    if (!this.active) return Promise.reject(new Error('the fallback agents are not running'));
+    if (!this.started) return Promise.reject(new Error('the fallback agents are not running'));
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
       this.waiters.add(waiter);
