@@ -35,7 +35,7 @@ function unsupported(name: string): never {
   throw new Error(`context.${name}() is not supported by the local runner: return a value or a promise from the handler`);
 }
 
-/** The Lambda context object handed to a handler. */
+/** The Lambda context object handed to a handler; it reads `info.deadline` at each call, as a runner being stopped may move it. */
 export function lambdaContext(info: InvocationInfo): Context {
   return {
     callbackWaitsForEmptyEventLoop: true,

@@ -59,11 +59,54 @@ export interface LocalRunnerOptions {
   /** Long-poll wait; 20 s (the maximum, as Lambda polls) by default. */
   readonly waitTimeSeconds?: number;
   readonly logger?: Logger;
+  /**
+   * Loads every stage's handler before returning, as Lambda initializes a provisioned execution
+   * environment: a handler that cannot load fails the start, and the first batch does not wait.
+   */
+  readonly initialize?: boolean;
+  /** Sets everything up but polls only once `resume()` is called (a warm standby). */
+  readonly paused?: boolean;
+  /** Told what the runner does, for a supervisor: its polls, the batches it holds, timeouts. */
+  readonly onEvent?: (event: RunnerEvent) => void;
+}
+
+/** A message a batch holds: enough to give it back to its queue. */
+export interface HeldMessage {
+  readonly messageId: string;
+  readonly receiptHandle: string;
+}
+
+export type RunnerEvent =
+  /** The stage's first ReceiveMessage is about to be sent. */
+  | { readonly type: 'polling'; readonly stage: string }
+  /** Messages received; their invocation's in-progress work expires at `deadline` (epoch ms). */
+  | { readonly type: 'batch-received'; readonly stage: string; readonly batchId: string; readonly deadline: number; readonly messages: readonly HeldMessage[] }
+  /** The batch is over: `done` messages handled and deleted, `deadLettered` moved, `left` still in flight. */
+  | {
+      readonly type: 'batch-done';
+      readonly stage: string;
+      readonly batchId: string;
+      readonly done: number;
+      readonly deadLettered: number;
+      readonly left: readonly HeldMessage[];
+    }
+  /** The handler outran the stage's timeout; unlike Lambda the runner cannot stop it. */
+  | { readonly type: 'timed-out'; readonly stage: string; readonly batchId: string; readonly timeoutSeconds: number };
+
+export interface StopOptions {
+  /**
+   * Tells the invocations in flight that their deadline is this (epoch ms) if it is earlier: a
+   * handler that honours its remaining time (as the agent runtime does) starts no further record
+   * and answers the rest as batch item failures.
+   */
+  readonly invocationDeadline?: number;
 }
 
 export interface LocalRunner {
+  /** Starts polling a runner started `paused`. */
+  resume(): void;
   /** Stops polling, lets in-flight batches finish (deleting what succeeded), then releases workers. */
-  stop(): Promise<void>;
+  stop(options?: StopOptions): Promise<void>;
 }
 
 const REPOSITORY_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -85,10 +128,14 @@ function queueAccountId(queueArn: string): string {
   return accountId;
 }
 
+class InvocationTimeoutError extends Error {
+  override readonly name = 'InvocationTimeoutError';
+}
+
 function withTimeout<T>(work: Promise<T>, timeoutSeconds: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Task timed out after ${timeoutSeconds.toFixed(2)} seconds`)), timeoutSeconds * 1000);
+    timer = setTimeout(() => reject(new InvocationTimeoutError(`Task timed out after ${timeoutSeconds.toFixed(2)} seconds`)), timeoutSeconds * 1000);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
@@ -102,6 +149,10 @@ export async function startLocalRunner(options: LocalRunnerOptions): Promise<Loc
   const logger = options.logger ?? pino({ name: 'local-runner', level: process.env.LOG_LEVEL ?? 'info' });
   const sqs = options.sqs ?? new SQSClient({ region: aws.region, ...(aws.endpoint && { endpoint: aws.endpoint }), ...(aws.credentials && { credentials: aws.credentials }) });
   const polling = new AbortController();
+  const report = options.onEvent ?? (() => {});
+  /** Invocations in flight, by request id, and the latest deadline one may have. */
+  const invocations = new Map<string, StageRuntime>();
+  let deadlineCap = Infinity;
 
   const runtimes: StageRuntime[] = [];
   try {
@@ -133,7 +184,9 @@ export async function startLocalRunner(options: LocalRunnerOptions): Promise<Loc
         redriveByRunner: !Attributes?.RedrivePolicy,
       });
     }
+    if (options.initialize) await Promise.all(runtimes.map((runtime) => runtime.invoker.initialize()));
   } catch (error) {
+    await Promise.all(runtimes.map((runtime) => runtime.invoker.close()));
     if (!options.sqs) sqs.destroy();
     throw error;
   }
@@ -153,9 +206,10 @@ export async function startLocalRunner(options: LocalRunnerOptions): Promise<Loc
     logger.warn({ stage: runtime.stage.name, messageId: message.MessageId }, 'moved a message to the dead-letter queue after maxReceiveCount receives');
   }
 
-  async function deleteMessages(runtime: StageRuntime, messages: readonly Message[]): Promise<void> {
-    if (messages.length === 0) return;
-    const { Failed } = await sqs.send(
+  /** Deletes what a batch processed; resolves to the ids deleted. */
+  async function deleteMessages(runtime: StageRuntime, messages: readonly Message[]): Promise<string[]> {
+    if (messages.length === 0) return [];
+    const { Successful, Failed } = await sqs.send(
       new DeleteMessageBatchCommand({
         QueueUrl: runtime.queues.queueUrl,
         Entries: messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })),
@@ -164,32 +218,52 @@ export async function startLocalRunner(options: LocalRunnerOptions): Promise<Loc
     for (const failure of Failed ?? []) {
       logger.error({ stage: runtime.stage.name, code: failure.Code, message: failure.Message }, 'could not delete a processed message; it will be delivered again');
     }
+    return (Successful ?? []).map((entry) => messages[Number(entry.Id)]!.MessageId!);
   }
 
   async function processBatch(runtime: StageRuntime, received: readonly Message[]): Promise<void> {
     const { stage } = runtime;
-    const exhausted = (message: Message) => runtime.redriveByRunner && Number(message.Attributes?.ApproximateReceiveCount) > stage.maxReceiveCount;
-    for (const message of received.filter(exhausted)) await redrive(runtime, message);
-    const messages = received.filter((message) => !exhausted(message));
-    if (messages.length === 0) return;
-
-    const event = sqsEvent(messages, runtime.source);
-    const info = invocationInfo(runtime.identity, stage.timeoutSeconds);
-    let failed: Set<string>;
+    // Made at receipt, so the deadline reported with the batch bounds all of its work.
+    const created = invocationInfo(runtime.identity, stage.timeoutSeconds);
+    const info = { ...created, deadline: Math.min(created.deadline, deadlineCap) };
+    const held = received.map((message) => ({ messageId: message.MessageId!, receiptHandle: message.ReceiptHandle! }));
+    report({ type: 'batch-received', stage: stage.name, batchId: info.awsRequestId, deadline: info.deadline, messages: held });
+    const done = new Set<string>();
+    const deadLettered = new Set<string>();
     try {
-      const response = await withTimeout(runtime.invoker.invoke(event, info), stage.timeoutSeconds);
-      failed = failedMessageIds(response === undefined ? undefined : JSON.parse(response), event);
-      if (failed.size > 0) logger.warn({ stage: stage.name, requestId: info.awsRequestId, failed: failed.size, of: messages.length }, 'batch item failures');
-    } catch (error) {
-      failed = new Set(messages.map((message) => message.MessageId!));
-      logger.warn({ stage: stage.name, requestId: info.awsRequestId, err: error }, 'invocation failed; the whole batch returns to the queue');
+      const exhausted = (message: Message) => runtime.redriveByRunner && Number(message.Attributes?.ApproximateReceiveCount) > stage.maxReceiveCount;
+      for (const message of received.filter(exhausted)) {
+        await redrive(runtime, message);
+        deadLettered.add(message.MessageId!);
+      }
+      const messages = received.filter((message) => !exhausted(message));
+      if (messages.length === 0) return;
+
+      const event = sqsEvent(messages, runtime.source);
+      let failed: Set<string>;
+      invocations.set(info.awsRequestId, runtime);
+      try {
+        const response = await withTimeout(runtime.invoker.invoke(event, info), stage.timeoutSeconds);
+        failed = failedMessageIds(response === undefined ? undefined : JSON.parse(response), event);
+        if (failed.size > 0) logger.warn({ stage: stage.name, requestId: info.awsRequestId, failed: failed.size, of: messages.length }, 'batch item failures');
+      } catch (error) {
+        failed = new Set(messages.map((message) => message.MessageId!));
+        if (error instanceof InvocationTimeoutError) report({ type: 'timed-out', stage: stage.name, batchId: info.awsRequestId, timeoutSeconds: stage.timeoutSeconds });
+        logger.warn({ stage: stage.name, requestId: info.awsRequestId, err: error }, 'invocation failed; the whole batch returns to the queue');
+      } finally {
+        invocations.delete(info.awsRequestId);
+      }
+      for (const id of await deleteMessages(runtime, messages.filter((message) => !failed.has(message.MessageId!)))) done.add(id);
+    } finally {
+      const left = held.filter((message) => !done.has(message.messageId) && !deadLettered.has(message.messageId));
+      report({ type: 'batch-done', stage: stage.name, batchId: info.awsRequestId, done: done.size, deadLettered: deadLettered.size, left });
     }
-    await deleteMessages(runtime, messages.filter((message) => !failed.has(message.MessageId!)));
   }
 
   async function poll(runtime: StageRuntime): Promise<void> {
     const { stage } = runtime;
     const inFlight = new Set<Promise<void>>();
+    report({ type: 'polling', stage: stage.name });
     while (!polling.signal.aborted) {
       while (inFlight.size >= stage.maxConcurrency) await Promise.race(inFlight);
       let messages: Message[];
@@ -220,13 +294,23 @@ export async function startLocalRunner(options: LocalRunnerOptions): Promise<Loc
     await Promise.all(inFlight);
   }
 
-  const pollers = runtimes.map(poll);
+  let pollers: Promise<void>[] | undefined;
+  const resume = () => {
+    if (!polling.signal.aborted) pollers ??= runtimes.map(poll);
+  };
+  if (!options.paused) resume();
   let stopped: Promise<void> | undefined;
   return {
-    stop() {
+    resume,
+    stop(stopOptions = {}) {
+      const { invocationDeadline } = stopOptions;
+      if (invocationDeadline !== undefined) {
+        deadlineCap = Math.min(deadlineCap, invocationDeadline);
+        for (const [awsRequestId, runtime] of invocations) runtime.invoker.shortenDeadline(awsRequestId, deadlineCap);
+      }
       stopped ??= (async () => {
         polling.abort();
-        await Promise.all(pollers);
+        await Promise.all(pollers ?? []);
         await Promise.all(runtimes.map((runtime) => runtime.invoker.close()));
         if (!options.sqs) sqs.destroy();
       })();

@@ -7,15 +7,17 @@ import type { SQSEvent } from 'aws-lambda';
 import type { InvocationInfo } from './context.js';
 import type { Invoker } from './invoker.js';
 
-export interface InvocationRequest {
-  readonly id: number;
-  readonly event: SQSEvent;
-  readonly info: InvocationInfo;
-}
+/** What the runner posts to a stage's worker: an invocation, or an earlier deadline for one in flight. */
+export type WorkerRequest =
+  | { readonly type: 'invoke'; readonly id: number; readonly event: SQSEvent; readonly info: InvocationInfo }
+  | { readonly type: 'deadline'; readonly awsRequestId: string; readonly deadline: number };
 
 export type InvocationReply =
   | { readonly id: number; readonly response: string | undefined }
   | { readonly id: number; readonly error: { name: string; message: string; stack?: string | undefined } };
+
+/** What a stage's worker posts: `ready` once its handler is loaded, then one reply per invocation. */
+export type WorkerReply = { readonly type: 'ready' } | InvocationReply;
 
 // The worker starts as plain Node: register tsx first so that it can load TypeScript handlers.
 const BOOTSTRAP = `
@@ -39,13 +41,19 @@ interface Pending {
   reject(error: Error): void;
 }
 
+interface StartedWorker {
+  readonly worker: Worker;
+  /** Settles when the handler is loaded, or the worker failed before that. */
+  readonly ready: Promise<void>;
+}
+
 /**
  * Runs a handler module in a worker thread with its own environment. A worker that fails to start or
  * crashes fails its in-flight invocations and is started afresh on the next one, as Lambda replaces a
  * failed execution environment.
  */
 export function workerInvoker(entry: string, env: Record<string, string>): Invoker {
-  let worker: Worker | undefined;
+  let current: StartedWorker | undefined;
   let nextId = 0;
   const pending = new Map<number, Pending>();
 
@@ -54,38 +62,54 @@ export function workerInvoker(entry: string, env: Record<string, string>): Invok
     pending.clear();
   }
 
-  function start(): Worker {
-    const started = new Worker(BOOTSTRAP, { eval: true, env, workerData: { entry, tsxApi, workerModule } });
-    started.on('message', (reply: InvocationReply) => {
+  function start(): StartedWorker {
+    const worker = new Worker(BOOTSTRAP, { eval: true, env, workerData: { entry, tsxApi, workerModule } });
+    let loaded: () => void;
+    let failed: (error: Error) => void;
+    const ready = new Promise<void>((resolve, reject) => {
+      loaded = resolve;
+      failed = reject;
+    });
+    // Nobody may wait for it (a worker started by an invocation): its failure reaches the invocation.
+    ready.catch(() => {});
+    const started = { worker, ready };
+    const gone = (error: Error) => {
+      if (current === started) current = undefined;
+      failed(error);
+      failAll(error);
+    };
+    worker.on('message', (reply: WorkerReply) => {
+      if ('type' in reply) return loaded();
       const waiter = pending.get(reply.id);
       if (!waiter) return;
       pending.delete(reply.id);
       if ('error' in reply) waiter.reject(Object.assign(new Error(reply.error.message), reply.error));
       else waiter.resolve(reply.response);
     });
-    started.on('error', (error) => {
-      if (worker === started) worker = undefined;
-      failAll(error);
-    });
-    started.on('exit', (code) => {
-      if (worker === started) worker = undefined;
-      failAll(new Error(`the worker running ${entry} exited with code ${code}`));
-    });
+    worker.on('error', gone);
+    worker.on('exit', (code) => gone(new Error(`the worker running ${entry} exited with code ${code}`)));
     return started;
   }
 
   return {
     invoke(event, info) {
-      worker ??= start();
+      current ??= start();
       const id = nextId++;
       const sent = new Promise<string | undefined>((resolve, reject) => pending.set(id, { resolve, reject }));
-      worker.postMessage({ id, event, info } satisfies InvocationRequest);
+      current.worker.postMessage({ type: 'invoke', id, event, info } satisfies WorkerRequest);
       return sent;
     },
+    shortenDeadline(awsRequestId, deadline) {
+      current?.worker.postMessage({ type: 'deadline', awsRequestId, deadline } satisfies WorkerRequest);
+    },
+    initialize() {
+      current ??= start();
+      return current.ready;
+    },
     async close() {
-      const running = worker;
-      worker = undefined;
-      if (running) await running.terminate();
+      const running = current;
+      current = undefined;
+      if (running) await running.worker.terminate();
     },
   };
 }

@@ -1,0 +1,26 @@
+/**
+ * Fallback agents at the edge: the workflow's stages marked `runsAtEdge`, run against the shim's
+ * local queues while the region is down, each in its own process, under a supervisor.
+ */
+export {
+  Supervisor,
+  type AgentDown,
+  type AgentState,
+  type AgentStatus,
+  type AgentUp,
+  type MessagesReturned,
+  type RestartScheduled,
+  type SupervisorEvents,
+  type SupervisorOptions,
+} from './supervisor.js';
+export {
+  checkWorkflowDefinition,
+  DEFAULT_WORKFLOW_MODULE,
+  edgeStages,
+  loadWorkflowModule,
+  resolveWorkflowQueues,
+  WorkflowModuleError,
+  type LoadedWorkflow,
+  type WorkflowQueues,
+} from './workflow.js';
+export { AgentEnvironmentError, inheritedEnvironment, readAgentEnvironment } from './environment.js';
