@@ -30,6 +30,22 @@ export interface ShimConfig {
   readonly recoveryMs: number;
   readonly breakerFailures: number;
   readonly replayRate: number;
+  /** This edge site's id: given, the hybrid edge runs the workflow's fallback agents while offline. */
+  readonly siteId: string | undefined;
+  /** The workflow whose `runsAtEdge` stages run at the edge: MODULE[#EXPORT]; the payments workflow when absent. */
+  readonly workflow: string | undefined;
+  /** The directory the workflow's stage entries are relative to (the module's package by default). */
+  readonly workflowRoot: string | undefined;
+  /** The fallback agents' database; next to --db by default. */
+  readonly edgeDbFile: string | undefined;
+  /** A file of NAME=value lines for every fallback agent (gateway URLs, limits). */
+  readonly agentEnvFile: string | undefined;
+  /** The workflow's tables in the region, `idempotency=NAME,workflow=NAME,state=NAME`; `<workflow>-<table>` by default. */
+  readonly regionTables: string | undefined;
+  /** The region's DynamoDB endpoint, when not AWS's own. */
+  readonly regionDynamoDb: string | undefined;
+  /** Keep a warm standby per fallback agent, to take over within a second when one dies. */
+  readonly agentStandby: boolean;
 }
 
 export const DEFAULTS: ShimConfig = {
@@ -53,6 +69,14 @@ export const DEFAULTS: ShimConfig = {
   recoveryMs: 10_000,
   breakerFailures: 5,
   replayRate: 2000,
+  siteId: undefined,
+  workflow: undefined,
+  workflowRoot: undefined,
+  edgeDbFile: undefined,
+  agentEnvFile: undefined,
+  regionTables: undefined,
+  regionDynamoDb: undefined,
+  agentStandby: true,
 };
 
 export const USAGE = `Usage: npm start -- [options]
@@ -89,6 +113,20 @@ Hybrid edge (in front of a region's SQS; credentials from the AWS SDK's default 
                             default ${DEFAULTS.breakerFailures}; also half the requests failing over 10 s)
   --replay-rate N           messages per second replayed to the region at most (HOLDFAST_REPLAY_RATE,
                             default ${DEFAULTS.replayRate})
+
+Fallback agents (hybrid edge only): the workflow's stages marked runsAtEdge, run while offline:
+  --site-id ID              this edge site's id; given, the agents run (HOLDFAST_SITE_ID)
+  --workflow MODULE[#NAME]  the workflow definition (HOLDFAST_WORKFLOW, default the payments workflow)
+  --workflow-root DIR       what its stage entries are relative to (HOLDFAST_WORKFLOW_ROOT,
+                            default the module's package)
+  --edge-db FILE            the agents' database (HOLDFAST_EDGE_DB, default edge-agents.db next to --db)
+  --agent-env FILE          NAME=value lines for every agent: gateway URLs, limits (HOLDFAST_AGENT_ENV)
+  --region-tables SPEC      the workflow's tables in the region, for the sync:
+                            idempotency=NAME,workflow=NAME,state=NAME (HOLDFAST_REGION_TABLES,
+                            default <workflow>-idempotency, <workflow>-workflow, <workflow>-state)
+  --region-dynamodb URL     the region's DynamoDB endpoint, when not AWS's (HOLDFAST_REGION_DYNAMODB)
+  --agent-standby on|off    a warm standby per agent, to take over within a second (HOLDFAST_AGENT_STANDBY,
+                            default on)
   --help                    print this text`;
 
 export class ConfigError extends Error {}
@@ -125,6 +163,11 @@ export function parseDuration(text: string, name: string): number {
   const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(text.trim());
   if (!match) throw new ConfigError(`invalid ${name} '${text}': give a duration such as 500ms, 2s or 1m`);
   return Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? '']!);
+}
+
+function parseSwitch(text: string, name: string): boolean {
+  if (text === 'on' || text === 'off') return text === 'on';
+  throw new ConfigError(`invalid ${name} '${text}': give on or off`);
 }
 
 function parseCount(text: string, name: string): number {
@@ -187,6 +230,11 @@ export function validateConfig(config: ShimConfig): ShimConfig {
     if (!(value >= 1)) throw new ConfigError(`the ${name} must be at least 1`);
   }
   if (!(config.recoveryMs >= 0)) throw new ConfigError('the recovery time must not be negative');
+  if (config.siteId !== undefined) {
+    if (config.upstream === undefined) throw new ConfigError('fallback agents (--site-id) run only in front of a region: pass --upstream too');
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.siteId)) throw new ConfigError(`invalid site id '${config.siteId}': 1 to 64 letters, digits, '.', '_' or '-'`);
+    if (config.regionTables !== undefined) parseRegionTables(config.regionTables, 'unused');
+  }
   if (!isLoopback(config.host) && config.credentials.length === 0) {
     throw new ConfigError(`refusing to listen on ${config.host} without credentials: pass --credentials KEY:SECRET, or listen on loopback`);
   }
@@ -223,7 +271,27 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig |
     recoveryMs: option(values['recovery-time'], env.HOLDFAST_RECOVERY_TIME, DEFAULTS.recoveryMs, (text) => parseDuration(text, 'recovery time')),
     breakerFailures: option(values['breaker-failures'], env.HOLDFAST_BREAKER_FAILURES, DEFAULTS.breakerFailures, (text) => parseCount(text, 'breaker failures')),
     replayRate: option(values['replay-rate'], env.HOLDFAST_REPLAY_RATE, DEFAULTS.replayRate, (text) => parseCount(text, 'replay rate')),
+    siteId: values['site-id'] ?? (env.HOLDFAST_SITE_ID || undefined),
+    workflow: values.workflow ?? (env.HOLDFAST_WORKFLOW || undefined),
+    workflowRoot: values['workflow-root'] ?? (env.HOLDFAST_WORKFLOW_ROOT || undefined),
+    edgeDbFile: values['edge-db'] ?? (env.HOLDFAST_EDGE_DB || undefined),
+    agentEnvFile: values['agent-env'] ?? (env.HOLDFAST_AGENT_ENV || undefined),
+    regionTables: values['region-tables'] ?? (env.HOLDFAST_REGION_TABLES || undefined),
+    regionDynamoDb: values['region-dynamodb'] ?? (env.HOLDFAST_REGION_DYNAMODB || undefined),
+    agentStandby: option(values['agent-standby'], env.HOLDFAST_AGENT_STANDBY, DEFAULTS.agentStandby, (text) => parseSwitch(text, 'agent standby')),
   });
+}
+
+/** The workflow's tables in the region from `idempotency=NAME,workflow=NAME,state=NAME`, or the default names. */
+export function parseRegionTables(spec: string | undefined, workflowName: string): { idempotency: string; workflow: string; state: string } {
+  const tables = { idempotency: `${workflowName}-idempotency`, workflow: `${workflowName}-workflow`, state: `${workflowName}-state` };
+  if (spec === undefined) return tables;
+  for (const part of spec.split(',')) {
+    const [key, name] = part.split('=').map((text) => text.trim());
+    if (!key || !name || !Object.hasOwn(tables, key)) throw new ConfigError(`invalid region tables '${spec}': give idempotency=NAME,workflow=NAME,state=NAME`);
+    tables[key as keyof typeof tables] = name;
+  }
+  return tables;
 }
 
 /** An option from the command line, else its environment variable, else the default. */
@@ -257,6 +325,14 @@ function parseOptions(argv: string[]) {
         'recovery-time': { type: 'string' },
         'breaker-failures': { type: 'string' },
         'replay-rate': { type: 'string' },
+        'site-id': { type: 'string' },
+        workflow: { type: 'string' },
+        'workflow-root': { type: 'string' },
+        'edge-db': { type: 'string' },
+        'agent-env': { type: 'string' },
+        'region-tables': { type: 'string' },
+        'region-dynamodb': { type: 'string' },
+        'agent-standby': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,

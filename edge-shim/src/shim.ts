@@ -1,6 +1,10 @@
 import type { Logger } from 'pino';
 import { reportActivity, tellEach } from './activity.js';
-import { type ShimConfig, DEFAULTS, validateConfig } from './config.js';
+import { dirname, join } from 'node:path';
+import { type ShimConfig, DEFAULTS, parseRegionTables, validateConfig } from './config.js';
+import { type FallbackSettings, type FallbackWork, startFallbackWork } from './fallback/edge-work.js';
+import { readAgentEnvironment } from './fallback/environment.js';
+import { DEFAULT_WORKFLOW_MODULE, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
 import { type HttpTimeouts, createShimServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -50,6 +54,20 @@ export interface RunningShim {
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
+/** What the fallback agents need, from the configuration: the workflow loaded, its environment, the region's tables. */
+async function fallbackSettings(config: ShimConfig): Promise<FallbackSettings> {
+  const workflow = await loadWorkflowModule(config.workflow ?? DEFAULT_WORKFLOW_MODULE, { entryRoot: config.workflowRoot });
+  return {
+    workflow,
+    siteId: config.siteId!,
+    database: config.edgeDbFile ?? join(dirname(config.dbFile), 'edge-agents.db'),
+    environment: config.agentEnvFile ? readAgentEnvironment(config.agentEnvFile) : {},
+    regionTables: parseRegionTables(config.regionTables, workflow.workflow.name),
+    regionDynamoDbEndpoint: config.regionDynamoDb,
+    supervisor: { warmStandby: config.agentStandby },
+  };
+}
+
 /** Starts the edge shim: the same server `npm start` runs, for tests and embedding. */
 export async function startShim(options: StartOptions = {}): Promise<RunningShim> {
   const {
@@ -68,6 +86,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
   const config = validateConfig({ ...DEFAULTS, ...given });
   const logger = givenLogger ?? createLogger(config.logLevel);
+  // The fallback agents' workflow is loaded first: a workflow that cannot run fails the start, not an outage.
+  const fallback = config.siteId === undefined ? undefined : await fallbackSettings(config);
   const db = openDatabase(config.dbFile, config.durability);
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const storage = new StorageGuard(config.dbFile, config, logger);
@@ -77,7 +97,14 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     ? await startHybridEdge(
         service,
         db,
-        { ...config, upstream: config.upstream, upstreamRegion: config.upstreamRegion!, upstreamCredentials, queues: config.queuesFile ? readQueuesFile(config.queuesFile) : [] },
+        {
+          ...config,
+          upstream: config.upstream,
+          upstreamRegion: config.upstreamRegion!,
+          upstreamCredentials,
+          // The fallback agents' queues are known at the edge from the start, as the queues file's are.
+          queues: [...(config.queuesFile ? readQueuesFile(config.queuesFile) : []), ...(fallback ? workflowQueues(fallback.workflow.workflow) : [])],
+        },
         logger,
         metrics,
       )
@@ -97,7 +124,9 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     activity: tellEach(activity, metrics.httpActivity(hybrid ? undefined : 'local')),
   });
   // After service.close(): commit what is queued, then close the database.
+  let work: FallbackWork | undefined;
   const closeStorage = async () => {
+    await work?.close();
     await hybrid?.close();
     await service.drain();
     await checkpointer.stop();
@@ -112,6 +141,22 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   });
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
+  if (hybrid && fallback) {
+    // The agents call the shim on this machine: on loopback when it listens on every address.
+    const unspecified = address.address === '0.0.0.0' || address.address === '::';
+    work = startFallbackWork({
+      settings: fallback,
+      shim: {
+        endpoint: unspecified ? `http://127.0.0.1:${address.port}` : url,
+        region: config.region,
+        credentials: config.credentials[0] ?? { accessKeyId: 'fallback-agent', secretAccessKey: 'unchecked' },
+      },
+      region: { name: config.upstreamRegion!, ...(upstreamCredentials ? { credentials: upstreamCredentials } : {}) },
+      metrics,
+      logger,
+    });
+    hybrid.attach(work);
+  }
   logger.info(
     { url, db: config.dbFile, durability: config.durability, authenticated: config.credentials.length > 0, accessKeyIds: config.credentials.map((c) => c.accessKeyId) },
     `edge shim listening on ${url}`,

@@ -73,6 +73,9 @@ export function humanReviewQueueName(workflow: WorkflowDefinition): string {
   return `${workflow.name}-human-review.fifo`;
 }
 
+/** How long a stage's dead-letter queue keeps a message: SQS's longest retention, 14 days. */
+export const DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600;
+
 /** Visibility timeout of a stage's queue: AWS advises six times the function timeout for a Lambda event source. */
 export function stageVisibilityTimeoutSeconds(stage: StageDefinition): number {
   return stage.timeoutSeconds * 6;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, isLoopback, loadConfig } from '../../edge-shim/src/config.js';
+import { ConfigError, DEFAULTS, isLoopback, loadConfig, parseRegionTables } from '../../edge-shim/src/config.js';
 import { readQueuesFile } from '../../edge-shim/src/hybrid/edge.js';
 
 // Command-line options, HOLDFAST_* environment variables, defaults, and what is refused.
@@ -46,6 +46,14 @@ describe('loadConfig', () => {
       recoveryMs: 10_000,
       breakerFailures: 5,
       replayRate: 2000,
+      siteId: undefined,
+      workflow: undefined,
+      workflowRoot: undefined,
+      edgeDbFile: undefined,
+      agentEnvFile: undefined,
+      regionTables: undefined,
+      regionDynamoDb: undefined,
+      agentStandby: true,
     });
   });
 
@@ -81,6 +89,14 @@ describe('loadConfig', () => {
       recoveryMs: 10_000,
       breakerFailures: 5,
       replayRate: 2000,
+      siteId: undefined,
+      workflow: undefined,
+      workflowRoot: undefined,
+      edgeDbFile: undefined,
+      agentEnvFile: undefined,
+      regionTables: undefined,
+      regionDynamoDb: undefined,
+      agentStandby: true,
     });
   });
 
@@ -122,6 +138,29 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads the fallback agents\' options', () => {
+    const config = loadConfig(
+      [
+        '--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1', '--site-id', 'store-17', '--workflow', 'wf.ts#orders', '--workflow-root', '/srv/app',
+        '--edge-db', '/var/lib/holdfast/agents.db', '--agent-env', '/etc/holdfast/agents.env', '--region-tables', 'idempotency=I,workflow=W,state=S',
+        '--region-dynamodb', 'http://localhost:4566', '--agent-standby', 'off',
+      ],
+      {},
+    );
+    expect(config).toMatchObject({
+      siteId: 'store-17',
+      workflow: 'wf.ts#orders',
+      workflowRoot: '/srv/app',
+      edgeDbFile: '/var/lib/holdfast/agents.db',
+      agentEnvFile: '/etc/holdfast/agents.env',
+      regionTables: 'idempotency=I,workflow=W,state=S',
+      regionDynamoDb: 'http://localhost:4566',
+      agentStandby: false,
+    });
+    expect(parseRegionTables('idempotency=I,workflow=W,state=S', 'orders')).toEqual({ idempotency: 'I', workflow: 'W', state: 'S' });
+    expect(parseRegionTables(undefined, 'orders')).toEqual({ idempotency: 'orders-idempotency', workflow: 'orders-workflow', state: 'orders-state' });
+  });
+
   it('answers help', () => {
     expect(loadConfig(['--help'], {})).toBe('help');
   });
@@ -152,6 +191,10 @@ describe('loadConfig', () => {
     [['--probe-interval', 'often'], {}, /invalid probe interval/],
     [['--recovery-probes', '0'], {}, /recovery probes must be at least 1/],
     [['--replay-rate', '1.5'], {}, /invalid replay rate/],
+    [['--site-id', 'store-1'], {}, /run only in front of a region/],
+    [['--site-id', 'store 1', '--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1'], {}, /invalid site id/],
+    [['--site-id', 's', '--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1', '--region-tables', 'ledger=x'], {}, /invalid region tables/],
+    [['--agent-standby', 'maybe'], {}, /give on or off/],
     [['--max-store-bytes', '10 parsecs'], {}, /invalid store bound/],
     [['--max-store-bytes', '0'], {}, /store bound must be a positive/],
     [[], { HOLDFAST_DISK_RESERVE: '-5' }, /invalid disk reserve/],

@@ -40,6 +40,8 @@ export async function startHybridTest(options: StartOptions = {}): Promise<Hybri
     dbFile: join(dir, 'edge.db'),
     upstream: `http://${through.address}`,
     upstreamRegion: aws.region,
+    // The emulator serves DynamoDB on the same port: the sync of fallback agents goes through the proxy too.
+    regionDynamoDb: `http://${through.address}`,
     upstreamCredentials: aws.credentials,
     ...FAST_HYBRID,
     ...options,

@@ -8,7 +8,15 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GetQueueUrlCommand, QueueDoesNotExist, type SQSClient } from '@aws-sdk/client-sqs';
 import type { StageQueues } from '../../../functions/src/local-runner/runner.js';
-import { humanReviewQueueName, stageQueueNames, type StageDefinition, type WorkflowDefinition } from '../../../functions/src/workflow-definition.js';
+import {
+  DEAD_LETTER_RETENTION_SECONDS,
+  humanReviewQueueName,
+  stageQueueNames,
+  stageVisibilityTimeoutSeconds,
+  type StageDefinition,
+  type WorkflowDefinition,
+} from '../../../functions/src/workflow-definition.js';
+import type { DeclaredQueue } from '../hybrid/edge.js';
 
 /** The payments workflow, in this repository. */
 export const DEFAULT_WORKFLOW_MODULE = `${fileURLToPath(new URL('../../../functions/src/workflows/payments.ts', import.meta.url))}#payments`;
@@ -143,4 +151,23 @@ export async function resolveWorkflowQueues(sqs: SQSClient, workflow: WorkflowDe
     queues[stage.name] = { queueUrl: await url(names.queue), deadLetterQueueUrl: await url(names.deadLetter) };
   }
   return { queues, humanReviewQueueUrl: await url(humanReviewQueueName(workflow)) };
+}
+
+/**
+ * The workflow's queues as the stack creates them (each stage's FIFO queue, with its visibility
+ * timeout and redrive policy, its dead-letter queue, and the human review queue), for the edge to
+ * know before it ever reached the region. A redrive policy names its dead-letter queue by an ARN of
+ * any account: the edge maps it by name.
+ */
+export function workflowQueues(workflow: WorkflowDefinition): DeclaredQueue[] {
+  const fifo = { FifoQueue: 'true' };
+  const queues: DeclaredQueue[] = workflow.stages.flatMap((stage) => {
+    const names = stageQueueNames(workflow, stage);
+    const RedrivePolicy = JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:edge:000000000000:${names.deadLetter}`, maxReceiveCount: stage.maxReceiveCount });
+    return [
+      { name: names.deadLetter, attributes: { ...fifo, MessageRetentionPeriod: String(DEAD_LETTER_RETENTION_SECONDS) } },
+      { name: names.queue, attributes: { ...fifo, VisibilityTimeout: String(stageVisibilityTimeoutSeconds(stage)), RedrivePolicy } },
+    ];
+  });
+  return [...queues, { name: humanReviewQueueName(workflow), attributes: fifo }];
 }

@@ -136,7 +136,8 @@ export class QueueMirror {
     const row = this.rows.get(name);
     const path = `/${parsed.account}/${encodeURIComponent(parsed.name)}`;
     if (row?.state === 'linked' && row.upstream_path === path) return;
-    this.save({ name, state: 'linked', upstream_path: path, attributes: row?.attributes ?? '{}', mirrored_at: row?.mirrored_at ?? 0 });
+    // A queue the edge only declared takes the region's attributes at the next request that meets it.
+    this.save({ name, state: 'linked', upstream_path: path, attributes: row?.attributes ?? '{}', mirrored_at: row?.state === 'linked' ? row.mirrored_at : 0 });
   }
 
   /**

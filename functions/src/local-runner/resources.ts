@@ -12,7 +12,7 @@ import {
   waitUntilTableExists,
   type KeySchemaElement,
 } from '@aws-sdk/client-dynamodb';
-import { ENV, humanReviewQueueName, stageQueueNames, stageVisibilityTimeoutSeconds, TABLES, type WorkflowDefinition } from '../workflow-definition.js';
+import { DEAD_LETTER_RETENTION_SECONDS, ENV, humanReviewQueueName, stageQueueNames, stageVisibilityTimeoutSeconds, TABLES, type WorkflowDefinition } from '../workflow-definition.js';
 import type { AwsConnection, StageQueues } from './runner.js';
 
 export type TableKey = keyof typeof TABLES;
@@ -79,7 +79,7 @@ export async function createWorkflowResources(aws: AwsConnection, workflow: Work
     const queues: Record<string, StageQueues> = {};
     for (const stage of workflow.stages) {
       const names = stageQueueNames(workflow, stage);
-      const deadLetter = await createFifoQueue(sqs, prefix + names.deadLetter, { MessageRetentionPeriod: String(14 * 24 * 3600) });
+      const deadLetter = await createFifoQueue(sqs, prefix + names.deadLetter, { MessageRetentionPeriod: String(DEAD_LETTER_RETENTION_SECONDS) });
       const queue = await createFifoQueue(sqs, prefix + names.queue, {
         VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? stageVisibilityTimeoutSeconds(stage)),
         RedrivePolicy: JSON.stringify({ deadLetterTargetArn: deadLetter.arn, maxReceiveCount: stage.maxReceiveCount }),

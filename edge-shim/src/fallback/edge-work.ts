@@ -1,0 +1,170 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { AwsCredentialIdentity } from '@smithy/types';
+import type { Logger } from 'pino';
+import { type EdgeDatabase, type RegionTables, type SyncProgress, listSyncConflicts, openEdgeDatabase, syncEdgeToRegion } from '../../../functions/src/edge/index.js';
+import type { EdgeWork } from '../hybrid/status.js';
+import type { MetricsRecorder } from '../observability/metrics.js';
+import type { ConflictStatus, SyncStatus } from '../observability/status.js';
+import { Supervisor } from './supervisor.js';
+import { type LoadedWorkflow, type WorkflowQueues, resolveWorkflowQueues } from './workflow.js';
+
+export interface FallbackSettings {
+  readonly workflow: LoadedWorkflow;
+  /** This edge site's id: its writer id in counters, and the mark on every step it runs. */
+  readonly siteId: string;
+  /** The fallback agents' database (SQLite, WAL), next to the shim's. */
+  readonly database: string;
+  /** Variables for every agent: gateway URLs, the edge limits. */
+  readonly environment: Readonly<Record<string, string>>;
+  /** The workflow's tables in the region, which the sync writes into. */
+  readonly regionTables: RegionTables;
+  /** The region's DynamoDB endpoint, when not AWS's own (an emulator). */
+  readonly regionDynamoDbEndpoint?: string;
+  /** Options of the supervisor (timeouts, standby), as the shim's configuration gives them. */
+  readonly supervisor?: { readonly warmStandby?: boolean; readonly stopGraceMs?: number; readonly hangTimeoutMs?: number };
+}
+
+export interface FallbackWork extends EdgeWork {
+  /** The edge went offline: the agents start (once the workflow's queues are known at the edge). */
+  onOffline(): void;
+  /** The region is back: the agents stop and give back what they hold, then their work is synced. */
+  beforeReplay(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface FallbackContext {
+  readonly settings: FallbackSettings;
+  /** The shim the agents poll: its loopback URL, its region and a credential it accepts. */
+  readonly shim: { readonly endpoint: string; readonly region: string; readonly credentials: AwsCredentialIdentity };
+  /** Where the sync writes: the region and its credentials (the SDK's chain when absent). */
+  readonly region: { readonly name: string; readonly credentials?: AwsCredentialIdentity };
+  readonly metrics: MetricsRecorder;
+  readonly logger: Logger;
+}
+
+// While offline and the workflow's queues are not known at the edge yet, look again this often.
+const QUEUES_RETRY_MS = 5_000;
+const KEPT_CONFLICTS = 20;
+
+/**
+ * The edge's own work during an outage: the workflow's fallback agents, supervised, while the
+ * shim is offline; and, when the region returns, first stopping them (they finish or give back
+ * what they hold), then syncing what they did into the region's tables, before the replay of the
+ * tasks that depend on it. A sync that fails (the region gone again) leaves the edge offline and its
+ * agents started again; the next recovery syncs again, resuming where it stopped.
+ */
+export function startFallbackWork(context: FallbackContext): FallbackWork {
+  const { settings, shim, metrics } = context;
+  const logger = context.logger.child({ component: 'fallback' });
+  let supervisor: Supervisor | undefined;
+  let starting: NodeJS.Timeout | undefined;
+  let offline = false;
+  let sync: SyncStatus | null = null;
+  // One connection of the shim's to the agents' database, for the sync and the conflicts on /status.
+  let database: EdgeDatabase | undefined;
+  const edgeDatabase = () => (database ??= openEdgeDatabase(settings.database));
+  const dynamodb = new DynamoDBClient({
+    region: context.region.name,
+    ...(context.region.credentials ? { credentials: context.region.credentials } : {}),
+    ...(settings.regionDynamoDbEndpoint ? { endpoint: settings.regionDynamoDbEndpoint } : {}),
+  });
+
+  async function startAgents(): Promise<void> {
+    starting = undefined;
+    if (!offline || supervisor?.started) return;
+    const sqs = new SQSClient({ endpoint: shim.endpoint, region: shim.region, credentials: shim.credentials });
+    try {
+      const { queues, humanReviewQueueUrl } = await resolveWorkflowQueues(sqs, settings.workflow.workflow);
+      if (!offline) return;
+      supervisor ??= createSupervisor(queues, humanReviewQueueUrl);
+      supervisor.start();
+    } catch (error) {
+      logger.error({ err: error, retryInMs: QUEUES_RETRY_MS }, 'cannot start the fallback agents yet: declare the workflow\'s queues (--queues) so that the edge knows them offline');
+      if (offline) starting = setTimeout(() => void startAgents(), QUEUES_RETRY_MS);
+    } finally {
+      sqs.destroy();
+    }
+  }
+
+  function createSupervisor(queues: WorkflowQueues['queues'], humanReviewQueueUrl: string): Supervisor {
+    const created = new Supervisor({
+      workflow: settings.workflow.workflow,
+      entryRoot: settings.workflow.entryRoot,
+      siteId: settings.siteId,
+      database: settings.database,
+      shim,
+      queues,
+      humanReviewQueueUrl,
+      environment: settings.environment,
+      ...settings.supervisor,
+      logger,
+    });
+    created.on('restart', (restart) => metrics.agentRestarted(restart.stage));
+    return created;
+  }
+
+  async function syncToRegion(): Promise<void> {
+    let progress: SyncProgress | undefined;
+    const show = (state: SyncStatus['state'], lastError: string | null) => {
+      const counts = progress?.counts ?? { written: 0, identical: 0, conflicts: 0, skipped: 0 };
+      sync = { state, done: progress?.done ?? 0, total: progress?.total ?? 0, ...counts, lastError, finishedAt: state === 'running' ? null : new Date().toISOString() };
+    };
+    show('running', null);
+    try {
+      const result = await syncEdgeToRegion({
+        database: edgeDatabase(),
+        dynamodb,
+        tables: settings.regionTables,
+        onProgress: (update) => {
+          progress = update;
+          show('running', null);
+        },
+        logger,
+      });
+      progress = { kind: 'saga', done: progress?.total ?? 0, total: progress?.total ?? 0, counts: result.counts };
+      show('done', null);
+      logger.info({ ...result.counts, conflicts: result.conflicts.length }, 'synced the fallback agents\' work into the region');
+    } catch (error) {
+      show('failed', (error as Error).message);
+      throw error;
+    }
+  }
+
+  return {
+    onOffline() {
+      offline = true;
+      void startAgents();
+    },
+    async beforeReplay() {
+      offline = false;
+      clearTimeout(starting);
+      if (supervisor?.started) await supervisor.stop();
+      try {
+        await syncToRegion();
+      } catch (error) {
+        // Still offline as far as the edge is concerned: the agents go back to work meanwhile.
+        offline = true;
+        void startAgents();
+        throw error;
+      }
+    },
+    agents: () => supervisor?.status() ?? [],
+    sync: () => sync,
+    conflicts() {
+      const open = listSyncConflicts(edgeDatabase());
+      const latest: ConflictStatus[] = open
+        .slice(-KEPT_CONFLICTS)
+        .reverse()
+        .map((conflict) => ({ kind: conflict.kind, key: conflict.key, detectedAt: conflict.firstSeenAt, region: conflict.region, edge: conflict.edge }));
+      return { latest, count: open.length };
+    },
+    async close() {
+      offline = false;
+      clearTimeout(starting);
+      if (supervisor?.started) await supervisor.stop();
+      dynamodb.destroy();
+      database?.close();
+    },
+  };
+}
