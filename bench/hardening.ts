@@ -22,7 +22,7 @@ import { Agent, request } from 'undici';
 import { cpuSeconds } from './proc-stats.js';
 import { type ShimProcess, spawnShim } from './shim-process.js';
 
-const { values: options } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' } } });
+const { values: options } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, only: { type: 'string' } } });
 const QUICK = options.quick;
 const OUT = options.out ?? fileURLToPath(new URL(`./results/hardening${QUICK ? '-quick' : ''}.md`, import.meta.url));
 
@@ -48,9 +48,22 @@ class Client {
   }
 }
 
-/** Bytes the process has passed to write(2) so far (its own threads included). */
+/**
+ * Bytes the process has sent to the storage layer so far (its own threads included): what it wrote
+ * to files, not its answers on sockets, which wchar would count as well.
+ */
 function writtenBytes(pid: number): number {
-  return Number(/^wchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+  return Number(/^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+}
+
+/** The bytes written once the shim's WAL checkpoints have caught up: no write for half a second. */
+async function settledWrittenBytes(pid: number): Promise<number> {
+  for (let last = writtenBytes(pid); ; ) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const now = writtenBytes(pid);
+    if (now === last) return now;
+    last = now;
+  }
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -107,15 +120,16 @@ async function writeAmplification(): Promise<void> {
   const body = 'x'.repeat(256 * 1024);
   await withShim(async (client, shim) => {
     const queueUrl = await client.createQueue('large');
-    const beforeSend = writtenBytes(shim.pid);
+    // Each phase is counted with the checkpoint that copies its WAL into the database.
+    const beforeSend = await settledWrittenBytes(shim.pid);
     for (let i = 0; i < count; i++) await client.call('SendMessage', { QueueUrl: queueUrl, MessageBody: body });
-    const beforeReceive = writtenBytes(shim.pid);
+    const beforeReceive = await settledWrittenBytes(shim.pid);
     const handles: string[] = [];
     while (handles.length < count) {
       const { Messages } = (await client.call('ReceiveMessage', { QueueUrl: queueUrl, MaxNumberOfMessages: 10 })) as { Messages?: Array<{ ReceiptHandle: string }> };
       handles.push(...(Messages ?? []).map((message) => message.ReceiptHandle));
     }
-    const afterReceive = writtenBytes(shim.pid);
+    const afterReceive = await settledWrittenBytes(shim.pid);
     const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
     report(`| write amplification | send ${count} × 256 KiB: ${mib(beforeReceive - beforeSend)} MiB written; receive them: ${mib(afterReceive - beforeReceive)} MiB written (${((afterReceive - beforeReceive) / count / 1024).toFixed(0)} KiB per message) |`);
   });
@@ -240,7 +254,7 @@ async function fifo(): Promise<void> {
 }
 
 report(`# Edge shim hardening measurements${QUICK ? ' (quick)' : ''}\n\n${new Date().toISOString()}\n\n| measurement | result |\n| --- | --- |`);
-for (const measurement of [writeAmplification, herd, counts, purge, fifo]) {
+for (const measurement of [writeAmplification, herd, counts, purge, fifo].filter((run) => !options.only || run.name === options.only)) {
   try {
     await measurement();
   } catch (error) {

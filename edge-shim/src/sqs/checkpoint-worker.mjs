@@ -7,14 +7,18 @@ const db = new Database(workerData.file);
 db.pragma(`synchronous = ${workerData.synchronous}`);
 db.pragma('busy_timeout = 1000');
 
+// How far past its size the WAL may grow while PASSIVE checkpoints cannot catch up with the writer.
+const FORCE_FACTOR = 8;
+
 const timer = setInterval(() => {
   try {
     // PASSIVE never waits for the writer: it copies what it can and leaves the rest for next time.
-    const [{ log }] = db.pragma('wal_checkpoint(PASSIVE)');
+    const [{ log, checkpointed }] = db.pragma('wal_checkpoint(PASSIVE)');
     // Only a writer that begins right after a complete checkpoint starts the WAL over; under steady
-    // writes that moment may never come, so past a size TRUNCATE waits for one (briefly: PASSIVE has
-    // already copied nearly everything) and empties the file.
-    if (log > workerData.restartFrames) db.pragma('wal_checkpoint(TRUNCATE)');
+    // writes that moment may never come, so past a size TRUNCATE empties the file. It blocks the
+    // writer while it runs: when PASSIVE has just copied everything, only for the truncation (a few
+    // ms); copying too (tens of ms or more under load) only once the WAL has grown far past its size.
+    if ((log > workerData.restartFrames && checkpointed === log) || log > FORCE_FACTOR * workerData.restartFrames) db.pragma('wal_checkpoint(TRUNCATE)');
   } catch (error) {
     parentPort.postMessage({ error: String(error) });
   }
