@@ -1,4 +1,8 @@
 #!/usr/bin/env node
+// The project runs on Node 20 on purpose (Lambda runs 22); the SDK's notice about Node 22 would
+// open the log of the shim and of every fallback agent it starts.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 import { ConfigError, USAGE, loadConfig } from './config.js';
 import { startShim } from './shim.js';
 

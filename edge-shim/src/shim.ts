@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { type ShimConfig, DEFAULTS, parseRegionTables, validateConfig } from './config.js';
 import { type FallbackSettings, type FallbackWork, startFallbackWork } from './fallback/edge-work.js';
 import { readAgentEnvironment } from './fallback/environment.js';
-import { DEFAULT_WORKFLOW_MODULE, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
+import { DEFAULT_WORKFLOW_MODULE, DEFAULT_WORKFLOW_ROOT, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
 import { type HttpTimeouts, createShimServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -56,7 +56,9 @@ const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
 /** What the fallback agents need, from the configuration: the workflow loaded, its environment, the region's tables. */
 async function fallbackSettings(config: ShimConfig): Promise<FallbackSettings> {
-  const workflow = await loadWorkflowModule(config.workflow ?? DEFAULT_WORKFLOW_MODULE, { entryRoot: config.workflowRoot });
+  const workflow = await loadWorkflowModule(config.workflow ?? DEFAULT_WORKFLOW_MODULE, {
+    entryRoot: config.workflowRoot ?? (config.workflow === undefined ? DEFAULT_WORKFLOW_ROOT : undefined),
+  });
   return {
     workflow,
     siteId: config.siteId!,

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sqsClient } from '../helpers/shim.js';
+import { waitForState } from '../helpers/wait.js';
 
 // The production build: `npm run build` compiles the shim to dist/, and the `holdfast` command that
 // package.json declares is that JavaScript, run directly (its shebang), with no TypeScript loader.
@@ -41,6 +42,8 @@ it('packs the build and what it loads at run time', async () => {
   expect(paths).toContain(bin.holdfast);
   expect(paths).toContain('dist/edge-shim/src/sqs/checkpoint-worker.mjs');
   for (const file of ['index.html', 'status-page.js', 'status-page.css']) expect(paths).toContain(`dist/edge-shim/src/observability/ui/${file}`);
+  // The payments workflow's agents, for the fallback agents.
+  for (const stage of ['authorize', 'fraud-score', 'ledger', 'notify']) expect(paths).toContain(`dist/functions/src/agents/${stage}.js`);
   expect(paths.filter((path) => path.endsWith('.ts'))).toEqual([]);
 });
 
@@ -74,4 +77,31 @@ it('the built holdfast starts, answers /health and SQS, and stops cleanly on SIG
   expect(messages).toContain('edge shim stopped');
   // The checkpoint worker is a plain .mjs file beside the compiled code: missing, it would say so.
   expect(messages.filter((message) => message.includes('checkpoint'))).toEqual([]);
+});
+
+it('the built holdfast runs the payments workflow\'s fallback agents from their compiled handlers', { timeout: 120_000 }, async () => {
+  // Nothing listens on port 9: the edge starts offline, and its agents start at once.
+  const edge = spawn(holdfast, ['--port', '0', '--db', join(dir, 'edge.db'), '--upstream', 'http://127.0.0.1:9', '--upstream-region', 'us-east-1', '--site-id', 'built-site'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      edge.once('exit', (code) => reject(new Error(`holdfast exited with ${code} before listening`)));
+      createInterface({ input: edge.stdout! }).on('line', (line) => {
+        const entry = JSON.parse(line) as { url?: string };
+        if (entry.url) resolve(entry.url);
+      });
+    });
+    const status = await waitForState(async () => {
+      const current = (await (await fetch(`${url}/status`)).json()) as { mode: string; agents: Array<{ stage: string; state: string }> };
+      if (current.agents.length === 0 || current.agents.some((agent) => agent.state !== 'running')) throw new Error('the agents are not all running yet');
+      return current;
+    });
+    expect(status.mode).toBe('offline');
+    expect(status.agents.map((agent) => agent.stage).sort()).toEqual(['authorize', 'fraud-score', 'notify']);
+  } finally {
+    const exited = new Promise((resolve) => edge.once('exit', resolve));
+    edge.kill('SIGTERM');
+    await exited;
+  }
 });

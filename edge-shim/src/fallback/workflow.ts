@@ -18,8 +18,15 @@ import {
 } from '../../../functions/src/workflow-definition.js';
 import type { DeclaredQueue } from '../hybrid/edge.js';
 
-/** The payments workflow, in this repository. */
-export const DEFAULT_WORKFLOW_MODULE = `${fileURLToPath(new URL('../../../functions/src/workflows/payments.ts', import.meta.url))}#payments`;
+// Run from source (npm start) or compiled (dist/, the `holdfast` command): the payments workflow and
+// its agents are beside this module either way, as TypeScript or as JavaScript.
+const COMPILED = !import.meta.url.endsWith('.ts');
+
+/** The payments workflow, in this repository (or its build). */
+export const DEFAULT_WORKFLOW_MODULE = `${fileURLToPath(new URL(`../../../functions/src/workflows/payments.${COMPILED ? 'js' : 'ts'}`, import.meta.url))}#payments`;
+
+/** What the payments workflow's stage entries are relative to: the repository, or its build. */
+export const DEFAULT_WORKFLOW_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export class WorkflowModuleError extends Error {
   override readonly name = 'WorkflowModuleError';
@@ -118,14 +125,20 @@ export function checkWorkflowDefinition(value: unknown, where: string): Workflow
   return value as unknown as WorkflowDefinition;
 }
 
-/** The stages that run at the edge, each entry checked to exist under `entryRoot`. */
+/**
+ * The stages that run at the edge, each entry resolved under `entryRoot` to a file that exists: a
+ * `.ts` entry whose file is not there is taken as compiled, the `.js` beside it (a build).
+ */
 export function edgeStages(workflow: WorkflowDefinition, entryRoot: string): StageDefinition[] {
-  const stages = workflow.stages.filter((stage) => stage.runsAtEdge);
-  for (const stage of stages) {
-    const entry = isAbsolute(stage.entry) ? stage.entry : resolve(entryRoot, stage.entry);
-    if (!existsSync(entry)) throw new WorkflowModuleError(`the entry of stage ${stage.name} of ${workflow.name}, ${entry}, does not exist (entries are relative to ${entryRoot})`);
-  }
-  return stages;
+  return workflow.stages
+    .filter((stage) => stage.runsAtEdge)
+    .map((stage) => {
+      const entry = isAbsolute(stage.entry) ? stage.entry : resolve(entryRoot, stage.entry);
+      const compiled = entry.replace(/\.ts$/, '.js');
+      const file = existsSync(entry) ? entry : existsSync(compiled) ? compiled : undefined;
+      if (!file) throw new WorkflowModuleError(`the entry of stage ${stage.name} of ${workflow.name}, ${entry}, does not exist (entries are relative to ${entryRoot})`);
+      return { ...stage, entry: file };
+    });
 }
 
 export interface WorkflowQueues {

@@ -25,7 +25,8 @@ const { workerData } = require('node:worker_threads');
 import(workerData.tsxApi).then(({ register }) => { register(); return import(workerData.workerModule); });
 `;
 const tsxApi = esmEntry('tsx', './esm/api');
-const workerModule = new URL('./stage-worker.ts', import.meta.url).href;
+// Beside this module, as TypeScript (run from source) or JavaScript (a build).
+const workerModule = new URL(`./stage-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url).href;
 
 /** The URL of a package export under its `import` condition (require.resolve gives the CommonJS one). */
 function esmEntry(packageName: string, subpath: string): string {
