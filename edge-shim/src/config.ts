@@ -79,7 +79,7 @@ export const DEFAULTS: ShimConfig = {
   agentStandby: true,
 };
 
-export const USAGE = `Usage: npm start -- [options]
+export const USAGE = `Usage: holdfast [options]            (from a checkout: npm start -- [options])
 
   --host H            address to listen on (HOLDFAST_HOST, default ${DEFAULTS.host})
   --port N            port to listen on (HOLDFAST_PORT, default ${DEFAULTS.port})
