@@ -75,14 +75,13 @@ export class MessageStore {
 
   constructor(private readonly db: Db) {
     this.statements = {
+      // The two statements every send runs bind by position: by name, better-sqlite3 looks each
+      // parameter up in an object, measurably slower on this hottest path.
       insertContent: db.prepare(
         `INSERT INTO messages (message_id, body, body_md5, attributes, attributes_md5, trace_header, deduplication_id, sequence_number, dead_letter_source, sent_at)
-         VALUES (@message_id, @body, @body_md5, @attributes, @attributes_md5, @trace_header, @deduplication_id, @sequence_number, @dead_letter_source, @sent_at)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      insertState: db.prepare(
-        `INSERT INTO message_states (id, queue_id, epoch, group_id, enqueued_at, visible_at)
-         VALUES (@id, @queue_id, @epoch, @group_id, @enqueued_at, @visible_at)`,
-      ),
+      insertState: db.prepare('INSERT INTO message_states (id, queue_id, epoch, group_id, enqueued_at, visible_at) VALUES (?, ?, ?, ?, ?, ?)'),
       byId: db.prepare<[number], MessageRow>('SELECT * FROM message_states WHERE id = ?'),
       content: db.prepare<[number], MessageContent>(
         `SELECT message_id, body, body_md5, attributes, attributes_md5, trace_header, deduplication_id, sequence_number, dead_letter_source, sent_at
@@ -162,8 +161,21 @@ export class MessageStore {
 
   insert(queue: Queue, message: NewMessage, now: number): number {
     const epoch = queue.purgedThrough;
-    const id = Number(this.statements.insertContent.run(message).lastInsertRowid);
-    this.statements.insertState.run({ id, queue_id: queue.id, epoch, group_id: message.group_id, enqueued_at: message.enqueued_at, visible_at: message.visible_at });
+    const id = Number(
+      this.statements.insertContent.run(
+        message.message_id,
+        message.body,
+        message.body_md5,
+        message.attributes,
+        message.attributes_md5,
+        message.trace_header,
+        message.deduplication_id,
+        message.sequence_number,
+        message.dead_letter_source,
+        message.sent_at,
+      ).lastInsertRowid,
+    );
+    this.statements.insertState.run(id, queue.id, epoch, message.group_id, message.enqueued_at, message.visible_at);
     this.tally(queue.id, epoch, message.visible_at, 0, 1, now);
     if (queue.fifo) this.statements.groupInsert.run({ queue: queue.id, group: message.group_id, epoch, at: message.visible_at });
     return id;
