@@ -21,6 +21,9 @@ const COUNTS = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVi
 
 const unreachable = (what: string) =>
   new SqsError('ServiceUnavailable', `${what} can only be carried out by the region, which the edge cannot reach now. Retry later.`);
+// A queue the edge does not know may well be in the region: a retryable error, not QueueDoesNotExist.
+const unknownAtEdge = (name: string) =>
+  new SqsError('ServiceUnavailable', `The region cannot be reached and the queue ${name} is not known at the edge (declare it in the queues file). Retry later.`);
 
 /**
  * The hybrid edge: the SQS operations of the local store, carried out in the region while it is
@@ -68,15 +71,10 @@ export class HybridBackend implements SqsBackend {
     }
   }
 
-  /**
-   * A lookup answered from the mirror while the region is away. A queue the edge does not know may
-   * well be in the region: that is a retryable error, not QueueDoesNotExist.
-   */
+  /** A lookup answered from the mirror while the region is away. */
   private atEdge(action: string, input: Input, options: CallOptions): Promise<Output> {
     const name = typeof input.QueueName === 'string' ? input.QueueName : typeof input.QueueUrl === 'string' ? queueName(input) : undefined;
-    if (name !== undefined && !this.local.queues.byName(name)) {
-      throw new SqsError('ServiceUnavailable', `The region cannot be reached and the queue ${name} is not known at the edge (declare it in the queues file). Retry later.`);
-    }
+    if (name !== undefined && !this.local.queues.byName(name)) throw unknownAtEdge(name);
     return this.locally(action, input, options);
   }
 
@@ -96,9 +94,7 @@ export class HybridBackend implements SqsBackend {
         this.logger.info({ queue: name, action, reason: error.message, maybeSent: error.maybeDone }, 'the region did not take a send: stored at the edge for replay');
       }
     }
-    if (!this.local.queues.byName(name)) {
-      throw new SqsError('ServiceUnavailable', `The region cannot be reached and the queue ${name} is not known at the edge (declare it in the queues file). Retry later.`);
-    }
+    if (!this.local.queues.byName(name)) throw unknownAtEdge(name);
     const output = await this.locally(action, input, options);
     this.replayer.wake();
     return output;
