@@ -177,6 +177,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
         const drained = http.close(shutdownGraceMs);
         // After the server has marked its responses `connection: close`: long polls now answer.
         service.close();
+        hybrid?.backend.endWaits();
         await drained;
         activity.stop();
         await closeStorage();

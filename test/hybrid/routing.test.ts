@@ -90,6 +90,19 @@ describe('receives and deletes', () => {
   });
 });
 
+describe('stopping', () => {
+  it('answers a long poll waiting on the region when the shim stops, instead of cutting it', async () => {
+    const t = await hybrid();
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: unique('stopping') }));
+    const before = t.proxy.stats().upstream.received;
+    const polling = t.sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 20 }));
+    // The receive is on its way to the region once the proxy has carried its request.
+    await t.proxy.until((stats) => stats.upstream.received > before);
+    await t.shim.close();
+    expect((await polling).Messages).toBeUndefined();
+  });
+});
+
 describe('sends', () => {
   it('stores a FIFO send whose answer was lost, and the replay does not double it', async () => {
     const t = await hybrid();

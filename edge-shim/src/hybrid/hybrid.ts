@@ -34,6 +34,9 @@ const unknownAtEdge = (name: string) =>
  * through a long poll; deletes and visibility changes go where their receipt handle came from.
  */
 export class HybridBackend implements SqsBackend {
+  /** Ends every receive waiting on the region or at the edge: the shim is stopping. */
+  private readonly ending = new AbortController();
+
   constructor(
     private readonly local: SqsService,
     private readonly upstream: Upstream,
@@ -43,6 +46,11 @@ export class HybridBackend implements SqsBackend {
     private readonly metrics: MetricsRecorder,
     private readonly logger: Logger,
   ) {}
+
+  /** Answers every waiting receive now (with what it has), as the local store does when it closes. */
+  endWaits(): void {
+    this.ending.abort();
+  }
 
   health(): Health {
     const local = this.local.health();
@@ -109,12 +117,14 @@ export class HybridBackend implements SqsBackend {
     const name = queueName(input);
     const waitSeconds = typeof input.WaitTimeSeconds === 'number' ? input.WaitTimeSeconds : Number(this.local.queues.byName(name)?.attributes.ReceiveMessageWaitTimeSeconds ?? 0);
     const deadline = Date.now() + waitSeconds * 1000;
+    // The wait ends when the client goes away or the shim stops, answering what it has.
+    const ended = options.signal ? AbortSignal.any([options.signal, this.ending.signal]) : this.ending.signal;
     for (;;) {
       const mode = this.mode.mode;
       const switched = new AbortController();
       const onChange = () => switched.abort();
       this.mode.once('change', onChange);
-      const signal = options.signal ? AbortSignal.any([options.signal, switched.signal]) : switched.signal;
+      const signal = AbortSignal.any([ended, switched.signal]);
       const remaining = { ...input, WaitTimeSeconds: Math.max(0, Math.ceil((deadline - Date.now()) / 1000)) };
       let output: Output;
       try {
@@ -124,7 +134,7 @@ export class HybridBackend implements SqsBackend {
           try {
             output = await this.inRegion('ReceiveMessage', remaining, { ...options, signal });
           } catch (error) {
-            if (options.signal?.aborted) return {};
+            if (ended.aborted) return {};
             if (!(error instanceof UpstreamUnavailable) && !switched.signal.aborted) throw error;
             // The region failed or the mode changed under the wait: what the edge holds is served meanwhile.
             output = switched.signal.aborted ? {} : await this.locally('ReceiveMessage', remaining, { ...options, signal });
@@ -133,7 +143,7 @@ export class HybridBackend implements SqsBackend {
       } finally {
         this.mode.off('change', onChange);
       }
-      if (output.Messages || options.signal?.aborted || !switched.signal.aborted || Date.now() >= deadline) return output;
+      if (output.Messages || ended.aborted || !switched.signal.aborted || Date.now() >= deadline) return output;
     }
   }
 
