@@ -14,6 +14,7 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { type HybridTest, drainRegion, startHybridTest } from '../helpers/hybrid.js';
+import { sendQuery } from '../helpers/raw-request.js';
 import { expectSqsError, rejectionOf } from '../helpers/sqs-errors.js';
 
 // What each kind of request does in each mode of the hybrid edge: receives and deletes at the edge
@@ -195,6 +196,26 @@ describe('queues', () => {
     expect(JSON.parse(inRegion.Attributes!.RedrivePolicy!).deadLetterTargetArn).not.toBe(dlqArn);
     const atEdge = await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['RedrivePolicy'] }));
     expect(JSON.parse(atEdge.Attributes!.RedrivePolicy!)).toMatchObject({ deadLetterTargetArn: dlqArn });
+  });
+
+  it('speaks the Query protocol in every mode: pass-through answers and errors in XML', async () => {
+    const t = await hybrid();
+    const name = unique('query');
+    const created = await sendQuery(t.shim.url, { Action: 'CreateQueue', QueueName: name });
+    expect(created.status).toBe(200);
+    const queueUrl = /<QueueUrl>(.*)<\/QueueUrl>/.exec(created.body)![1]!;
+    expect(queueUrl).toBe(`${t.shim.url}/000000000000/${name}`);
+    expect((await sendQuery(t.shim.url, { Action: 'SendMessage', QueueUrl: queueUrl, MessageBody: 'online' })).status).toBe(200);
+    const received = await sendQuery(t.shim.url, { Action: 'ReceiveMessage', QueueUrl: queueUrl, WaitTimeSeconds: '1' });
+    expect(received.body).toMatch(/<Body>online<\/Body>/);
+    const missing = await sendQuery(t.shim.url, { Action: 'GetQueueUrl', QueueName: unique('absent') });
+    expect(missing.status).toBe(400);
+    expect(missing.body).toMatch(/<Code>AWS\.SimpleQueueService\.NonExistentQueue<\/Code>/);
+    await cut(t);
+    expect((await sendQuery(t.shim.url, { Action: 'SendMessage', QueueUrl: queueUrl, MessageBody: 'offline' })).status).toBe(200);
+    const unavailable = await sendQuery(t.shim.url, { Action: 'TagQueue', QueueUrl: queueUrl, 'Tag.1.Key': 'k', 'Tag.1.Value': 'v' });
+    expect(unavailable.status).toBe(503);
+    expect(unavailable.body).toMatch(/<Code>ServiceUnavailable<\/Code>/);
   });
 
   it('passes the region\'s errors on as they are', async () => {
