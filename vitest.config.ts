@@ -24,7 +24,7 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'status-page', include: ['test/status-page/**/*.test.ts'] },
+        test: { name: 'status-page', include: ['test/status-page/**/*.test.ts'], globalSetup: ['test/helpers/chromium-setup.ts'] },
       },
       {
         extends: true,

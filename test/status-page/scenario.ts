@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { expect } from 'vitest';
+import { CHROMIUM } from '../helpers/chromium-setup.js';
 import { eventually } from '../helpers/eventually.js';
 
 // The status page through an outage, in a real browser: the page opened on a shim, and at each
@@ -24,8 +25,6 @@ export interface StatusPageScenario {
   readonly screenshots: string;
 }
 
-/** Debian's Chromium (`apt-get install chromium`); playwright-core never downloads a browser. */
-export const CHROMIUM = '/usr/bin/chromium';
 
 const PHONE = { width: 390, height: 844 };
 const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -37,7 +36,6 @@ export interface HeadlessChromium {
 
 /** Headless Chromium on a fresh profile (playwright passes --headless and --user-data-dir itself). */
 export async function launchChromium(): Promise<HeadlessChromium> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium), as .ci/run does`);
   const profile = mkdtempSync(join(tmpdir(), 'holdfast-chromium-'));
   const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1280, height: 900 } });
   return {
