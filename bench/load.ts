@@ -15,8 +15,17 @@ export interface ScenarioSpec {
   readonly durationMs?: number;
   /** Stop once this many messages were acknowledged. */
   readonly untilMessages?: number;
-  /** Fixed requests, sent in rotation. */
+  /** Fixed requests, sent in rotation (or each once, with `once`). */
   readonly requests?: readonly PreparedRequest[];
+  /** Send each fixed request once, in order, the clients taking the next one not yet sent; stop when all went. */
+  readonly once?: boolean;
+  /** Record when each request started and ended (see ScenarioResult.timeline). */
+  readonly timeline?: boolean;
+  /**
+   * Send the fixed requests' inputs through an AWS SDK v3 client (`action` names the command), as
+   * an application would, instead of sending the prepared requests themselves.
+   */
+  readonly sdk?: boolean;
   readonly messagesPerRequest?: number;
   /** Sign every fixed request anew, as a client would, instead of reusing its prepared signature. */
   readonly signEach?: boolean;
@@ -40,6 +49,7 @@ interface Totals {
 export interface WorkerResult extends Totals {
   readonly latencies: Float64Array;
   readonly elu: number;
+  readonly timeline?: Float64Array;
 }
 
 export interface ScenarioResult extends Totals {
@@ -52,6 +62,11 @@ export interface ScenarioResult extends Totals {
   readonly generatorLoad: number;
   /** Every latency, sorted, in milliseconds. */
   readonly latencies: Float64Array;
+  /**
+   * With `timeline`: every request in the order of its thread, as triples of start and end (epoch
+   * milliseconds) and 1 if it succeeded, 0 if it failed.
+   */
+  readonly timeline?: Float64Array;
 }
 
 function percentile(sorted: Float64Array, fraction: number): number {
@@ -71,6 +86,7 @@ function summarize(parts: readonly WorkerResult[], elapsedMs: number): ScenarioR
   const sum = (pick: (part: WorkerResult) => number) => parts.reduce((total, part) => total + pick(part), 0);
   const requests = sum((part) => part.requests);
   const messages = sum((part) => part.messages);
+  const timelines = parts.flatMap((part) => (part.timeline ? [part.timeline] : []));
   return {
     requests,
     messages,
@@ -84,7 +100,18 @@ function summarize(parts: readonly WorkerResult[], elapsedMs: number): ScenarioR
     p99: percentile(latencies, 0.99),
     generatorLoad: Math.max(...parts.map((part) => part.elu)),
     latencies,
+    ...(timelines.length > 0 ? { timeline: concat(timelines) } : {}),
   };
+}
+
+function concat(arrays: readonly Float64Array[]): Float64Array {
+  const all = new Float64Array(arrays.reduce((sum, array) => sum + array.length, 0));
+  let offset = 0;
+  for (const array of arrays) {
+    all.set(array, offset);
+    offset += array.length;
+  }
+  return all;
 }
 
 /** The results of measurements taken one after another, as one. */
@@ -110,6 +137,9 @@ export class LoadGenerator {
         const clients = shares[index]!;
         if (clients === 0) return [];
         const untilMessages = spec.untilMessages === undefined ? undefined : Math.ceil((spec.untilMessages * clients) / spec.clients);
+        // Requests sent once are dealt out to the threads in proportion to their clients.
+        const first = shares.slice(0, index).reduce((sum, share) => sum + share, 0);
+        const requests = spec.once && spec.requests ? spec.requests.filter((_, request) => request % spec.clients >= first && request % spec.clients < first + clients) : spec.requests;
         return [
           new Promise<WorkerResult>((resolve, reject) => {
             const onError = (error: Error) => reject(error);
@@ -118,12 +148,17 @@ export class LoadGenerator {
               worker.off('error', onError);
               resolve(result);
             });
-            worker.postMessage({ ...spec, clients, untilMessages });
+            worker.postMessage({ ...spec, clients, untilMessages, requests });
           }),
         ];
       }),
     );
     return summarize(results, Math.max(...results.map((result) => result.elapsedMs)));
+  }
+
+  /** Ends the scenario under way now: each client finishes the request it is waiting for, and no other. */
+  stop(): void {
+    for (const worker of this.workers) worker.postMessage({ stop: true });
   }
 
   async close(): Promise<void> {

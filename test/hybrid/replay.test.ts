@@ -73,6 +73,34 @@ describe('a replay interrupted', () => {
     await eventually(() => t.shim.status(), (status) => status.mode === 'online' && status.backlog === 0);
     expect((await drainRegion(t.region, name)).map((message) => message.Body)).toEqual(sent);
   });
+  it('hands back at once what it had taken ahead when the region fails during a replay of many groups, and keeps each group in order', async () => {
+    const t = await startHybridTest({ replayRate: 100 });
+    open.push(t);
+    const name = `${unique('many-groups')}.fifo`;
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: fifo }));
+    t.proxy.setMode('blackhole');
+    await eventually(async () => (await t.shim.status()).mode, (mode) => mode === 'offline');
+    // 8 groups of 25, interleaved: every batch holds messages of several groups.
+    const bodies = Array.from({ length: 200 }, (_, index) => ({ group: `g${index % 8}`, body: `m${index}` }));
+    for (let start = 0; start < bodies.length; start += 10) {
+      const Entries = bodies.slice(start, start + 10).map(({ group, body }, index) => ({ Id: `e${index}`, MessageBody: body, MessageGroupId: group }));
+      await t.sqs.send(new SendMessageBatchCommand({ QueueUrl, Entries }));
+    }
+    t.proxy.setMode('pass');
+    await eventually(() => t.shim.status(), (status) => status.mode === 'replaying' && status.replay!.replayed >= 20);
+    t.proxy.setMode({ kind: 'lost-answers', then: 'reset' });
+    await eventually(async () => (await t.shim.status()).mode, (mode) => mode === 'offline');
+    t.proxy.setMode('pass');
+    // Messages taken ahead and left invisible would hold their groups for a minute, past the test's timeout.
+    await eventually(() => t.shim.status(), (status) => status.mode === 'online' && status.backlog === 0);
+    const received = await drainRegion(t.region, name);
+    const byGroup = (messages: Array<{ group: string | undefined; body: string | undefined }>) => {
+      const groups = new Map<string, string[]>();
+      for (const { group, body } of messages) groups.set(group!, [...(groups.get(group!) ?? []), body!]);
+      return groups;
+    };
+    expect(byGroup(received.map((message) => ({ group: message.Attributes?.MessageGroupId, body: message.Body })))).toEqual(byGroup(bodies));
+  });
 });
 
 describe('a shim killed during a replay', () => {

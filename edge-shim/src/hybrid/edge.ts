@@ -53,7 +53,8 @@ const FAILURE_RATE = 0.5;
 const FAILURE_RATE_WINDOW_MS = 10_000;
 const FAILURE_RATE_MINIMUM_RPS = 5;
 const MAX_ATTEMPTS = 3;
-const REPLAY_CONCURRENCY = 4;
+// Batches in flight per queue during a replay (the hybrid benchmark gives a direct client the same).
+export const REPLAY_CONCURRENCY = 4;
 
 /**
  * Reads the queues file: `{ "queues": [{ "name": "orders.fifo", "attributes": { "FifoQueue": "true", ... } }] }`,

@@ -173,7 +173,13 @@ export class Replayer {
     await sleep(ms, AbortSignal.any([woken.signal, this.stopping.signal]));
   }
 
-  /** Replays what is visible of one queue now, with `concurrency` batches in flight; whether any went. */
+  /**
+   * Replays what is visible of one queue now, with `concurrency` batches in flight; whether any
+   * went. Each worker keeps the edge's own work off the round trip to the region: it takes its next
+   * messages while a batch is on its way, and deletes what the region acknowledged while the next
+   * batch goes out. A FIFO group stays locked while its messages are taken and until their delete
+   * is committed, so no later take overtakes them.
+   */
   private async replayQueue(name: string, signal: AbortSignal): Promise<boolean> {
     const progress = this.perQueue.get(name) ?? { replayed: 0, refused: 0, lastError: undefined };
     this.perQueue.set(name, progress);
@@ -186,34 +192,56 @@ export class Replayer {
     }
     let sent = 0;
     const worker = async () => {
-      while (!signal.aborted && this.mode.mode !== 'offline') {
-        const taken = await this.local.takeForReplay(name, BATCH_ENTRIES, TAKEN_FOR_SECONDS);
-        if (taken.length === 0) return;
-        const finished = new Set<ReceivedMessage>();
-        for (const batch of bySize(taken)) {
-          await this.rate.take(batch.length, signal);
-          const done = await this.hand(name, url, batch, progress);
-          for (const message of done) finished.add(message);
-          // The rest waits: a later batch must not overtake what this one could not hand over.
-          if (done.length < batch.length) break;
+      const deletes: Array<Promise<void>> = [];
+      let next: Promise<ReceivedMessage[]> | undefined = this.take(name);
+      try {
+        while (next) {
+          const taken = await next;
+          next = undefined;
+          if (taken.length === 0) return;
+          if (signal.aborted || this.mode.mode === 'offline') {
+            await this.setVisibility(name, taken, 0);
+            return;
+          }
+          next = this.take(name);
+          const finished = new Set<ReceivedMessage>();
+          for (const batch of bySize(taken)) {
+            await this.rate.take(batch.length, signal);
+            const { done, deleted } = await this.hand(name, url, batch, progress);
+            deletes.push(deleted);
+            for (const message of done) finished.add(message);
+            // The rest waits: a later batch must not overtake what this one could not hand over.
+            if (done.length < batch.length) break;
+          }
+          sent += finished.size;
+          if (finished.size < taken.length) {
+            // What was not handed over goes back, in order, for the next round.
+            await this.setVisibility(name, taken.filter((message) => !finished.has(message)), 0);
+            return;
+          }
         }
-        sent += finished.size;
-        if (finished.size < taken.length) {
-          // What was not handed over goes back, in order, for the next round.
-          await this.setVisibility(name, taken.filter((message) => !finished.has(message)), 0);
-          return;
-        }
+      } finally {
+        // Messages taken ahead and not sent go back now, not when their visibility runs out.
+        if (next) await this.setVisibility(name, await next, 0);
+        await Promise.all(deletes);
       }
     };
     await Promise.all(Array.from({ length: this.options.concurrency }, worker));
     return sent > 0;
   }
 
+  /** Takes the next messages of a queue to replay; a failure is the awaiting worker's, never unhandled meanwhile. */
+  private take(name: string): Promise<ReceivedMessage[]> {
+    const taken = this.local.takeForReplay(name, BATCH_ENTRIES, TAKEN_FOR_SECONDS);
+    taken.catch(() => {});
+    return taken;
+  }
+
   /**
-   * Sends one batch to the region and deletes at the edge what it acknowledged; the messages done
-   * with: acknowledged, or refused for good (set aside).
+   * Sends one batch to the region; the messages done with (acknowledged, or refused for good and
+   * set aside), and the delete at the edge of those the region acknowledged, under way.
    */
-  private async hand(name: string, url: string, batch: ReceivedMessage[], progress: QueueReplay): Promise<ReceivedMessage[]> {
+  private async hand(name: string, url: string, batch: ReceivedMessage[], progress: QueueReplay): Promise<{ done: ReceivedMessage[]; deleted: Promise<void> }> {
     const entries = batch.map((message, index) => replayEntry(message, `m${index}`));
     let answer: { Successful?: Array<{ Id: string }>; Failed?: Array<{ Id: string; SenderFault: boolean; Code: string; Message?: string }> };
     try {
@@ -221,17 +249,21 @@ export class Replayer {
     } catch (error) {
       this.failed(progress, name, error);
       if (error instanceof UpstreamUnavailable && /throttl/i.test(error.message)) this.rate.throttled();
-      return [];
+      return { done: [], deleted: Promise.resolve() };
     }
     const byId = (id: string) => batch[Number(id.slice(1))]!;
     const handed = (answer.Successful ?? []).map((entry) => byId(entry.Id));
+    let deleted = Promise.resolve();
     if (handed.length > 0) {
-      await this.local.call(
-        'DeleteMessageBatch',
-        { QueueUrl: this.localUrl(name), Entries: handed.map((message, index) => ({ Id: `d${index}`, ReceiptHandle: message.ReceiptHandle })) },
-        { baseUrl: '' },
-      );
-      this.count(name, progress, handed.length);
+      deleted = this.local
+        .call(
+          'DeleteMessageBatch',
+          { QueueUrl: this.localUrl(name), Entries: handed.map((message, index) => ({ Id: `d${index}`, ReceiptHandle: message.ReceiptHandle })) },
+          { baseUrl: '' },
+        )
+        .then(() => this.count(name, progress, handed.length));
+      // Awaited by the worker; until then a failure must not count as unhandled.
+      deleted.catch(() => {});
       this.rate.accepted();
     }
     const refused: ReceivedMessage[] = [];
@@ -247,7 +279,7 @@ export class Replayer {
       }
     }
     await this.setVisibility(name, refused, REFUSED_FOR_SECONDS);
-    return [...handed, ...refused];
+    return { done: [...handed, ...refused], deleted };
   }
 
   private async setVisibility(name: string, messages: ReceivedMessage[], seconds: number): Promise<void> {

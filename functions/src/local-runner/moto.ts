@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 
 export interface Moto {
   readonly endpoint: string;
+  /** The server's process id (benchmarks read its CPU time). */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export async function startMoto(): Promise<Moto> {
   }
   return {
     endpoint,
+    pid: child.pid!,
     async stop() {
       if (child.exitCode !== null) return;
       const exited = once(child, 'exit');
