@@ -224,7 +224,7 @@ export function renderHybridReport(results: HybridResults, setup: HybridSetup): 
       'Each round stores a backlog at the edge while the region is cut (proxy blackhole), mends the link and times the replay',
       'from the switch to `replaying` until the backlog is 0 (the transition back to `online`), both times from `/status`;',
       'two direct clients send the same messages to a fresh queue of the region as SendMessageBatch of 10 with as many',
-      'batches in flight as the replayer (REPLAY_CONCURRENCY), on the same way (through the proxy): the load generator with',
+      'batches in flight as the replayer (--replay-concurrency), on the same way (through the proxy): the load generator with',
       'pre-signed requests (the least a client can cost the region), and an AWS SDK v3 client in the benchmark\'s process (the',
       'same requests on the wire as the replayer, which uses the SDK too). The order of the three flips every round. Every',
       'queue starts empty. "region CPU" and "shim CPU" (the edge\'s) are CPU seconds per second, over the replay itself.',

@@ -26,7 +26,6 @@ import { request } from 'undici';
 import type { SteadyMode } from '../drill/fault-modes.js';
 import { FaultProxy } from '../drill/fault-proxy.js';
 import { DEFAULTS } from '../edge-shim/src/config.js';
-import { REPLAY_CONCURRENCY } from '../edge-shim/src/hybrid/edge.js';
 import type { EdgeStatus } from '../edge-shim/src/observability/status.js';
 import { startMoto } from '../functions/src/local-runner/moto.js';
 import { type HybridResults, type PassThroughRow, type ReplayRow, type SwitchRow, renderHybridReport } from './hybrid-report.js';
@@ -353,7 +352,7 @@ async function measurePassThrough(dir: string, region: Endpoint): Promise<void> 
       'SendMessageBatch',
       Array.from({ length: RECEIVE_LEVEL / 10 }, (_, index) => ({ QueueUrl: receiveUrls.region, Entries: Array.from({ length: 10 }, (__, entry) => ({ Id: `m${entry}`, MessageBody: messageBody(index * 10 + entry) })) })),
     );
-    await generator.run(spec(region, { clients: REPLAY_CONCURRENCY, once: true, requests: fill, messagesPerRequest: 10 }));
+    await generator.run(spec(region, { clients: DEFAULTS.replayConcurrency, once: true, requests: fill, messagesPerRequest: 10 }));
     const receive = (target: Endpoint, url: string) => prepare(target, 'ReceiveMessage', [{ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 0 }]);
     const receives = { direct: await receive(region, receiveUrls.region), shim: await receive(shim.endpoint, receiveUrls.shim) };
     await alternate('ReceiveMessage (10, VisibilityTimeout 0)', RECEIVE_CLIENTS, region, shim, (target, clients) =>
@@ -406,7 +405,7 @@ async function direct(region: Region, how: 'generator' | 'SDK', kind: ReplayRow[
   const url = await queueUrl(target, queueName(how === 'SDK' ? 'sdk' : 'direct', kind, tag), queueAttributes(kind));
   const requests = await prepare(target, 'SendMessageBatch', backlogBatches(kind, region.messages, url, tag));
   const { value: result, cpu: [regionCpu], ms } = await withCpu([target.pid], () =>
-    generator.run(spec(target, { clients: REPLAY_CONCURRENCY, once: true, requests, messagesPerRequest: 10, action: 'SendMessageBatch', sdk: how === 'SDK' })),
+    generator.run(spec(target, { clients: DEFAULTS.replayConcurrency, once: true, requests, messagesPerRequest: 10, action: 'SendMessageBatch', sdk: how === 'SDK' })),
   );
   const inRegion = await messagesIn(target, url);
   return { region: region.name, kind, round, how, messages: region.messages, seconds: ms / 1000, inRegion, regionCpu: regionCpu!, errors: result.errors };
@@ -669,7 +668,7 @@ async function main(): Promise<void> {
       `default timeouts and probes, --replay-rate ${REPLAY_RATE.toLocaleString('en-US')} (far above what either region takes, so never the limit) and ${RECOVERY.join(' ')} ` +
       `(so that the replay starts soon after the link is mended). Backlogs of ${MESSAGES.moto.toLocaleString('en-US')} (moto) and ${MESSAGES.shim.toLocaleString('en-US')} (standalone shim) ` +
       `messages of ${messageBody(0).length} bytes, FIFO in ${GROUPS} groups with explicit deduplication ids, stored at the edge by 8 clients sending SendMessageBatch of 10; ` +
-      `${REPLAY_ROUNDS} round(s); the replayer and the direct clients (on the same way through the proxy) keep ${REPLAY_CONCURRENCY} batches in flight.${QUICK ? ' QUICK run: small sizes, one trial, --upstream-timeout 1s for the standalone regions\' edges; not for comparison.' : ''}`,
+      `${REPLAY_ROUNDS} round(s); the replayer and the direct clients (on the same way through the proxy) keep ${DEFAULTS.replayConcurrency} batches in flight.${QUICK ? ' QUICK run: small sizes, one trial, --upstream-timeout 1s for the standalone regions\' edges; not for comparison.' : ''}`,
   ];
   const text = renderHybridReport(results, {
     started,

@@ -30,6 +30,8 @@ export interface ShimConfig {
   readonly recoveryMs: number;
   readonly breakerFailures: number;
   readonly replayRate: number;
+  /** Batches in flight to the region during a replay, per queue. */
+  readonly replayConcurrency: number;
   /** This edge site's id: given, the hybrid edge runs the workflow's fallback agents while offline. */
   readonly siteId: string | undefined;
   /** The workflow whose `runsAtEdge` stages run at the edge: MODULE[#EXPORT]; the payments workflow when absent. */
@@ -62,13 +64,14 @@ export const DEFAULTS: ShimConfig = {
   upstream: undefined,
   upstreamRegion: undefined,
   queuesFile: undefined,
-  upstreamTimeoutMs: 5000,
+  upstreamTimeoutMs: 2000,
   probeIntervalMs: 1000,
   probeTimeoutMs: 1000,
   recoveryProbes: 5,
   recoveryMs: 10_000,
   breakerFailures: 5,
   replayRate: 2000,
+  replayConcurrency: 8,
   siteId: undefined,
   workflow: undefined,
   workflowRoot: undefined,
@@ -103,7 +106,7 @@ Hybrid edge (in front of a region's SQS; credentials from the AWS SDK's default 
   --queues FILE             queues to take sends for even before the region was reached
                             (HOLDFAST_QUEUES): {"queues": [{"name": ..., "attributes": {...}}]}
   --upstream-timeout T      how long a request to the region may take, retries included
-                            (HOLDFAST_UPSTREAM_TIMEOUT, default 5s; a long poll gets its wait on top)
+                            (HOLDFAST_UPSTREAM_TIMEOUT, default 2s; a long poll gets its wait on top)
   --probe-interval T        how often the region is probed (HOLDFAST_PROBE_INTERVAL, default 1s)
   --probe-timeout T         how long a probe may take (HOLDFAST_PROBE_TIMEOUT, default 1s)
   --recovery-probes N       successful probes in a row before the edge goes back online
@@ -113,6 +116,8 @@ Hybrid edge (in front of a region's SQS; credentials from the AWS SDK's default 
                             default ${DEFAULTS.breakerFailures}; also half the requests failing over 10 s)
   --replay-rate N           messages per second replayed to the region at most (HOLDFAST_REPLAY_RATE,
                             default ${DEFAULTS.replayRate})
+  --replay-concurrency N    batches in flight to the region per queue during a replay
+                            (HOLDFAST_REPLAY_CONCURRENCY, default ${DEFAULTS.replayConcurrency})
 
 Fallback agents (hybrid edge only): the workflow's stages marked runsAtEdge, run while offline:
   --site-id ID              this edge site's id; given, the agents run (HOLDFAST_SITE_ID)
@@ -226,6 +231,7 @@ export function validateConfig(config: ShimConfig): ShimConfig {
     ['recovery probes', config.recoveryProbes],
     ['breaker failures', config.breakerFailures],
     ['replay rate', config.replayRate],
+    ['replay concurrency', config.replayConcurrency],
   ] as const) {
     if (!(value >= 1)) throw new ConfigError(`the ${name} must be at least 1`);
   }
@@ -271,6 +277,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig |
     recoveryMs: option(values['recovery-time'], env.HOLDFAST_RECOVERY_TIME, DEFAULTS.recoveryMs, (text) => parseDuration(text, 'recovery time')),
     breakerFailures: option(values['breaker-failures'], env.HOLDFAST_BREAKER_FAILURES, DEFAULTS.breakerFailures, (text) => parseCount(text, 'breaker failures')),
     replayRate: option(values['replay-rate'], env.HOLDFAST_REPLAY_RATE, DEFAULTS.replayRate, (text) => parseCount(text, 'replay rate')),
+    replayConcurrency: option(values['replay-concurrency'], env.HOLDFAST_REPLAY_CONCURRENCY, DEFAULTS.replayConcurrency, (text) => parseCount(text, 'replay concurrency')),
     siteId: values['site-id'] ?? (env.HOLDFAST_SITE_ID || undefined),
     workflow: values.workflow ?? (env.HOLDFAST_WORKFLOW || undefined),
     workflowRoot: values['workflow-root'] ?? (env.HOLDFAST_WORKFLOW_ROOT || undefined),
@@ -325,6 +332,7 @@ function parseOptions(argv: string[]) {
         'recovery-time': { type: 'string' },
         'breaker-failures': { type: 'string' },
         'replay-rate': { type: 'string' },
+        'replay-concurrency': { type: 'string' },
         'site-id': { type: 'string' },
         workflow: { type: 'string' },
         'workflow-root': { type: 'string' },

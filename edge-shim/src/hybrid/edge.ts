@@ -30,6 +30,7 @@ export interface HybridSettings {
   readonly recoveryMs: number;
   readonly breakerFailures: number;
   readonly replayRate: number;
+  readonly replayConcurrency: number;
 }
 
 export interface DeclaredQueue {
@@ -53,8 +54,6 @@ const FAILURE_RATE = 0.5;
 const FAILURE_RATE_WINDOW_MS = 10_000;
 const FAILURE_RATE_MINIMUM_RPS = 5;
 const MAX_ATTEMPTS = 3;
-// Batches in flight per queue during a replay (the hybrid benchmark gives a direct client the same).
-export const REPLAY_CONCURRENCY = 4;
 
 /**
  * Reads the queues file: `{ "queues": [{ "name": "orders.fifo", "attributes": { "FifoQueue": "true", ... } }] }`,
@@ -129,7 +128,7 @@ export async function startHybridEdge(local: SqsService, db: Db, settings: Hybri
     logger.child({ component: 'mode' }),
   );
   const mirror = new QueueMirror(db, upstream, local, logger.child({ component: 'mirror' }));
-  const replayer = new Replayer(local, upstream, mirror, mode, { ratePerSecond: settings.replayRate, concurrency: REPLAY_CONCURRENCY }, metrics, logger.child({ component: 'replay' }));
+  const replayer = new Replayer(local, upstream, mirror, mode, { ratePerSecond: settings.replayRate, concurrency: settings.replayConcurrency }, metrics, logger.child({ component: 'replay' }));
   const backend = new HybridBackend(local, upstream, mirror, mode, replayer, metrics, logger.child({ component: 'hybrid' }));
   const released = await local.releaseReplayLeases();
   if (released > 0) logger.info({ released }, 'made visible again the messages a replay had taken when the shim stopped');

@@ -161,7 +161,16 @@ export class Replayer {
         await this.idle(IDLE_LOOK_MS);
         continue;
       }
-      const progressed = await Promise.all(queues.map((name) => this.replayQueue(name, signal)));
+      let progressed: boolean[];
+      try {
+        progressed = await Promise.all(queues.map((name) => this.replayQueue(name, signal)));
+      } catch (error) {
+        // The local store failed (a full disk, the database closing): what was taken stays at the
+        // edge, visible again after its visibility timeout or a restart; the loop goes on.
+        this.lastError = (error as Error).message;
+        this.logger.error({ err: error }, 'the replay failed at the edge; it tries again');
+        progressed = [];
+      }
       if (!progressed.some(Boolean)) await this.idle(IDLE_LOOK_MS);
     }
   }
