@@ -34,6 +34,14 @@ export interface DrillRegion {
 export interface RegionOptions {
   /** An emulator to use instead of starting moto (AWS_ENDPOINT_URL, or the one a test suite shares). */
   readonly endpoint?: string;
+  /**
+   * Messages per invocation of the region's agents: 1 by default, not the stack's 10. moto answers
+   * a call in tens of milliseconds on a busy machine (and copies a whole table for every
+   * TransactWriteItems), so a task takes a second or more there; ten in one invocation would outrun
+   * the stage's timeout (15 s) and wait out the queue's visibility timeout (90 s) before they are
+   * tried again, which measures the emulator, not the edge.
+   */
+  readonly batchSize?: number;
   /** Log level of the region's agents and runner; `warn` by default. */
   readonly logLevel?: string;
 }
@@ -55,8 +63,9 @@ export async function startRegion(options: RegionOptions = {}): Promise<DrillReg
     const notifier = await startFakeGateway();
     closers.push(() => notifier.close());
     const resources = await createWorkflowResources(aws, payments);
+    const batchSize = options.batchSize ?? 1;
     const runner: LocalRunner = await startLocalRunner({
-      workflow: payments,
+      workflow: { ...payments, stages: payments.stages.map((stage) => ({ ...stage, batchSize })) },
       aws,
       queues: resources.queues,
       environment: { ...resourceEnvironment(resources), [ENV.gatewayUrl]: gateway.url, [ENV.notifierUrl]: notifier.url, POWERTOOLS_LOG_LEVEL: 'ERROR' },
