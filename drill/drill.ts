@@ -103,10 +103,10 @@ export function outageFault(kind: OutageKind, seed: number): FaultMode {
         kind: 'flapping',
         seed,
         steps: [
-          { kind: 'blackhole', ms: [500, 3000] },
-          { kind: 'pass', ms: [200, 1500] },
-          { kind: 'lost-answers', then: 'reset', ms: [300, 1500] },
-          { kind: 'pass', ms: [200, 1500] },
+          { kind: 'blackhole', ms: [1000, 5000] },
+          { kind: 'pass', ms: [200, 1000] },
+          { kind: 'lost-answers', then: 'reset', ms: [500, 3000] },
+          { kind: 'pass', ms: [200, 1000] },
         ],
       };
     default:
