@@ -18,7 +18,7 @@ function rows(edge: RunReport, baseline: RunReport | null): Array<[string, strin
     both('notified twice', (run) => String(run.notifiedTwice)),
     both('ledger balanced', (run) => yesNo(run.ledgerBalanced)),
     both('completed / escalated / compensated', (run) => `${run.completed} / ${run.escalated} / ${run.compensated}`),
-    edgeOnly('handled at the edge during the outage', String(edge.handledAtEdge)),
+    edgeOnly('handled at the edge (its authorize step ran there)', String(edge.handledAtEdge)),
     edgeOnly('processed at the edge (authorized there)', `${edge.processedAtEdge} (${percent(edge.processedAtEdgeShare)} of those handled there)`),
     edgeOnly('escalated at the edge (to human review)', String(edge.escalatedAtEdge)),
     edgeOnly('detection (cut → edge offline)', secondsText(edge.detectionSeconds)),
