@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import type { EdgeStatus } from '../edge-shim/src/observability/status.js';
 import { payments } from '../functions/src/workflows/payments.js';
 import { stageQueueNames } from '../functions/src/workflow-definition.js';
@@ -152,11 +153,11 @@ async function waitFor<T>(
 
 const seconds = (from: number, to: number) => Math.round((to - from) / 100) / 10;
 
+/** What a run has: its region, the fault proxy in front of it, the options, where to say how it goes. */
 interface RunContext {
   readonly region: DrillRegion;
   readonly proxy: FaultProxy;
   readonly options: DrillOptions;
-  readonly dir: string;
   readonly log: (line: string) => void;
 }
 
@@ -173,7 +174,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   let emulator: DrillRegion['emulator'] = 'moto';
   const edgeRun = await inRegion(options, log, async (context) => {
     emulator = context.region.emulator;
-    return runThroughEdge({ ...context, dir });
+    return runThroughEdge(context, dir);
   });
   const baseline = options.baseline ? await inRegion(options, log, runBaseline) : null;
   const passed = edgeRun.failures.length === 0 && (baseline?.failures.length ?? 0) === 0;
@@ -202,7 +203,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
  * A run in a region of its own (each its own moto server, so that neither run's tables slow the
  * other's: moto copies a whole table for every TransactWriteItems), behind a fault proxy of its own.
  */
-async function inRegion<T>(options: DrillOptions, log: (line: string) => void, run: (context: Omit<RunContext, 'dir'>) => Promise<T>): Promise<T> {
+async function inRegion<T>(options: DrillOptions, log: (line: string) => void, run: (context: RunContext) => Promise<T>): Promise<T> {
   log(`starting the region (${options.regionEndpoint ? `at ${options.regionEndpoint}` : 'a moto server of its own'}), its agents, the gateway and the notifier`);
   const region = await startRegion({ endpoint: options.regionEndpoint });
   let proxy: FaultProxy | undefined;
@@ -215,12 +216,12 @@ async function inRegion<T>(options: DrillOptions, log: (line: string) => void, r
   }
 }
 
-/** The run through the edge: producers send to the shim, which is cut from the region by the proxy. */
-async function runThroughEdge(context: RunContext): Promise<RunReport> {
+/** The run through the edge: producers send to the shim, which is cut from the region by the proxy; its files go in `dir`. */
+async function runThroughEdge(context: RunContext, dir: string): Promise<RunReport> {
   const { region, proxy, options, log } = context;
   const runId = randomBytes(4).toString('hex');
   log(`starting the edge shim in hybrid mode with its fallback agents (run ${runId})`);
-  const edge = await startEdge({ region, regionThrough: proxy.address, dir: context.dir, timing: options.timing ?? SHIPPED_EDGE_TIMING });
+  const edge = await startEdge({ region, regionThrough: proxy.address, dir, timing: options.timing ?? SHIPPED_EDGE_TIMING });
   const observer = new EdgeObserver(() => edge.status());
   observer.start();
   let producers: Producers | undefined;
@@ -258,7 +259,7 @@ async function runThroughEdge(context: RunContext): Promise<RunReport> {
 }
 
 /** The baseline: the same outage, producers straight to the region through the same proxy. */
-async function runBaseline(context: Omit<RunContext, 'dir'>): Promise<RunReport> {
+async function runBaseline(context: RunContext): Promise<RunReport> {
   const { region, proxy, options, log } = context;
   const runId = randomBytes(4).toString('hex');
   log(`baseline (run ${runId}): the same outage with the producers straight to the region`);
@@ -296,13 +297,11 @@ async function firstQueueUrl(endpoint: string, credentials: { accessKeyId: strin
   }
 }
 
-/** Restarts of fallback agents, from the edge's /metrics (a counter over the shim's life). */
+/** Restarts of fallback agents, from the edge's /metrics (a counter over the shim's life, by stage). */
 async function agentRestarts(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith('holdfast_edge_fallback_agent_restarts_total{'))
-    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+  const families = parsePrometheusTextFormat(await (await fetch(`${url}/metrics`)).text());
+  const restarts = families.find((family) => family.name === 'holdfast_edge_fallback_agent_restarts_total');
+  return (restarts?.metrics ?? []).reduce((sum, sample) => sum + Number(sample.value), 0);
 }
 
 interface OutageResult {
@@ -321,7 +320,7 @@ interface OutageResult {
  * acknowledged payment final in the region, its queues empty, the edge's backlog empty.
  */
 async function runOutage(
-  context: Omit<RunContext, 'dir'>,
+  context: RunContext,
   producers: Producers,
   run: { runId: string; edge?: DrillEdge; observer?: EdgeObserver },
 ): Promise<OutageResult> {

@@ -9,9 +9,6 @@ const SAMPLE_INTERVAL_MS = 250;
 export class EdgeObserver {
   latest: EdgeStatus | undefined;
   peakBacklog = 0;
-  /** Status reads that failed (the shim busy or gone), with the last error. */
-  failedReads = 0;
-  lastReadError: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private reading: Promise<void> | undefined;
   private listeners: Array<() => void> = [];
@@ -40,9 +37,8 @@ export class EdgeObserver {
   private async sample(): Promise<void> {
     try {
       this.take(await this.read());
-    } catch (error) {
-      this.failedReads += 1;
-      this.lastReadError = (error as Error).message;
+    } catch {
+      // A read the shim did not answer (busy, or stopping): the next one will.
     }
     const waiting = this.listeners;
     this.listeners = [];

@@ -42,8 +42,6 @@ export interface RegionOptions {
    * tried again, which measures the emulator, not the edge.
    */
   readonly batchSize?: number;
-  /** Log level of the region's agents and runner; `warn` by default. */
-  readonly logLevel?: string;
 }
 
 const REGION_NAME = 'us-east-1';
@@ -70,7 +68,7 @@ export async function startRegion(options: RegionOptions = {}): Promise<DrillReg
       queues: resources.queues,
       environment: { ...resourceEnvironment(resources), [ENV.gatewayUrl]: gateway.url, [ENV.notifierUrl]: notifier.url, POWERTOOLS_LOG_LEVEL: 'ERROR' },
       initialize: true,
-      logger: pino({ name: 'region', level: options.logLevel ?? 'warn' }),
+      logger: pino({ name: 'region', level: 'warn' }),
     });
     closers.push(() => runner.stop());
     const sqs = new SQSClient(aws);
