@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,8 @@ export interface ShimProcessOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** The checkout whose shim to run (default: this one), e.g. an export of an earlier commit to compare with. */
   readonly root?: string;
+  /** A file to keep the shim's whole log in (its stdout and stderr), e.g. to look into a failed drill. */
+  readonly logFile?: string;
 }
 
 /** The edge shim as `npm start` runs it, in a process of its own. */
@@ -60,6 +63,12 @@ export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-4000);
   });
+  if (options.logFile) {
+    const log = createWriteStream(options.logFile, { flags: 'a' });
+    child.stdout!.on('data', (chunk: Buffer) => log.write(chunk));
+    child.stderr!.on('data', (chunk: string) => log.write(chunk));
+    void exited.then(() => log.end());
+  }
 
   return new Promise<ShimProcess>((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`the shim did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);

@@ -7,9 +7,9 @@ import { CHROMIUM } from '../helpers/chromium-setup.js';
 import { eventually } from '../helpers/eventually.js';
 
 // The status page through an outage, in a real browser: the page opened on a shim, and at each
-// state of a drill (online, offline with a growing backlog, replaying, online again) what it shows,
-// with a screenshot of each. The edge behind the page is anyone's: a scripted status, or a hybrid
-// shim in front of moto with a fault proxy, as long as `step` brings it to the state asked for.
+// state of a drill (online, offline with a growing backlog, syncing once the region is back,
+// replaying, online again) what it shows, with a screenshot of each. The edge behind the page is
+// whatever `step` brings to the state asked for: the drill's hybrid shim in front of moto.
 
 export type DrillState = 'online' | 'offline' | 'replaying';
 
@@ -18,7 +18,8 @@ export interface StatusPageScenario {
   readonly url: string;
   /**
    * Brings the edge to a state: 'offline' cuts the region while producers keep sending, 'replaying'
-   * gives it back, the last 'online' lets the replay finish. The scenario then waits for the page.
+   * gives it back (the sync then the replay must each take several polls), the last 'online' lets
+   * the replay finish. The scenario then waits for the page.
    */
   step(state: DrillState): Promise<void>;
   /** Where the screenshots go, one PNG per state. */
@@ -55,6 +56,8 @@ export interface Shown {
   readonly replayProgress: number;
   readonly replayEta: string;
   readonly syncRate: string;
+  readonly syncState: string;
+  readonly syncProgress: number;
   readonly conflictCount: number;
   readonly agentRestarts: number;
   readonly backlogChartPoints: number;
@@ -94,6 +97,8 @@ function readPage(page: Page): Promise<Shown> {
       replayProgress: document.getElementById('replay-progress')!.value,
       replayEta: text('replay-eta'),
       syncRate: text('sync-rate'),
+      syncState: text('sync-state'),
+      syncProgress: document.getElementById('sync-progress')!.value,
       conflictCount: Number(text('conflict-count')),
       agentRestarts: texts('#agents tbody td:nth-child(4)').reduce((sum, restarts) => sum + Number(restarts), 0),
       backlogChartPoints: points('chart-backlog'),
@@ -118,8 +123,9 @@ export interface ScenarioResult {
 
 /**
  * Runs the drill against the page and checks it shows each state: online; offline, its backlog
- * growing and charted; replaying, its progress bar moving with a time left; online again with
- * nothing waiting and the transitions listed. Fails on any error in the page.
+ * growing and charted; the region back, the sync running at a rate the page works out; replaying,
+ * its progress bar moving with a time left; online again with nothing waiting and the transitions
+ * listed. Fails on any error in the page.
  */
 export async function runStatusPageScenario(browser: BrowserContext, scenario: StatusPageScenario): Promise<ScenarioResult> {
   mkdirSync(scenario.screenshots, { recursive: true });
@@ -163,6 +169,12 @@ export async function runStatusPageScenario(browser: BrowserContext, scenario: S
   await shoot('2-offline');
 
   await scenario.step('replaying');
+  // Before the replay, the sync: still offline, the page reckons its rate from two polls.
+  shown = await waitForPage(page, (s) => s.syncState === 'running' && /^[\d.,]+\/s$/.test(s.syncRate));
+  expect(shown.mode).toBe('offline');
+  expect(shown.syncProgress).toBeLessThan(100);
+  await shoot('3-syncing');
+
   shown = await waitForPage(page, (s) => s.mode === 'replaying');
   const firstProgress = shown.replayProgress;
   // Moving: the bar advances and is part-way (a picture of a replay, not of its end).
@@ -170,7 +182,7 @@ export async function runStatusPageScenario(browser: BrowserContext, scenario: S
   expect(shown.mode).toBe('replaying');
   expect(shown.replayEta).not.toBe('–');
   expect(shown.transitions[0]).toMatch(/offline → replaying/);
-  await shoot('3-replaying');
+  await shoot('4-replaying');
 
   await scenario.step('online');
   shown = await waitForPage(page, (s) => s.mode === 'online' && s.backlog === 0);
@@ -182,12 +194,12 @@ export async function runStatusPageScenario(browser: BrowserContext, scenario: S
     'online→offline',
   ]);
   expect(shown.requestsChartPoints).toBeGreaterThan(pointsWhenOffline);
-  await shoot('4-online-again');
+  await shoot('5-online-again');
   // The same page on a phone: one column, charts as wide as the screen, nothing to scroll sideways.
   await page.setViewportSize({ width: PHONE.width, height: PHONE.height });
   shown = await waitForPage(page, (s) => s.chartWidth <= PHONE.width);
   expect(shown.pageWidth).toBeLessThanOrEqual(PHONE.width);
-  await shoot('5-online-phone');
+  await shoot('6-online-phone');
 
   await page.close();
   expect(problems).toEqual([]);
