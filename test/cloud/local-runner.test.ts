@@ -28,9 +28,13 @@ function stage(name: string, overrides: Partial<StageDefinition> = {}): StageDef
  * A one-stage workflow with its queues. Their 1 s visibility timeout brings failures back quickly;
  * Lambda would refuse it for a function timeout above 1 s, the runner only warns (logger silenced).
  */
-async function oneStage(overrides: Partial<StageDefinition> = {}): Promise<{ workflow: WorkflowDefinition; resources: WorkflowResources; queueUrl: string }> {
+/** One stage on a queue whose visibility timeout is 1 s (so that retries come soon), unless given. */
+async function oneStage(
+  overrides: Partial<StageDefinition> = {},
+  visibilityTimeoutSeconds = 1,
+): Promise<{ workflow: WorkflowDefinition; resources: WorkflowResources; queueUrl: string }> {
   const workflow: WorkflowDefinition = { name: 'runner', stages: [stage('work', overrides)] };
-  const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds: 1 });
+  const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds });
   return { workflow, resources, queueUrl: resources.queues.work!.queueUrl };
 }
 
@@ -249,7 +253,9 @@ describe('the local runner', () => {
   });
 
   it('keeps each message group in order and never runs two batches of one group at once', async () => {
-    const { workflow, resources, queueUrl } = await oneStage({ batchSize: 1, maxConcurrency: 4 });
+    // A visibility timeout that a loaded emulator cannot outlast between receive and delete: a
+    // message seen again after it is SQS's at-least-once, not the order this test is about.
+    const { workflow, resources, queueUrl } = await oneStage({ batchSize: 1, maxConcurrency: 4 }, 60);
     const groups = ['a', 'b', 'c'];
     for (let i = 0; i < 4; i++) for (const group of groups) await send(queueUrl, `${group}${i}`, group);
     const deliveries = new Deliveries();

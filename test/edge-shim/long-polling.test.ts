@@ -35,9 +35,9 @@ async function countTransactions<T>(work: () => Promise<T>): Promise<{ result: T
   const service = t.shim.service;
   const original = service.transact.bind(service);
   let transactions = 0;
-  service.transact = (baseUrl, run) => {
+  service.transact = (baseUrl, run, holdForReplay) => {
     transactions += 1;
-    return original(baseUrl, run);
+    return original(baseUrl, run, holdForReplay);
   };
   try {
     return { result: await work(), transactions };
@@ -221,4 +221,35 @@ it('rejects a WaitTimeSeconds outside 0 to 20', async () => {
   for (const seconds of [-1, 21]) {
     await expectSqsError(t.sqs.send(new ReceiveMessageCommand({ QueueUrl: queue, WaitTimeSeconds: seconds })), { name: 'InvalidParameterValue' });
   }
+});
+
+// The hybrid edge stores a send the region may have taken (its answer never came) held for the
+// replay: no receive at the edge may take it, or anything after it in its FIFO group; the replay's
+// take alone does, and what it gives back is held again.
+const sendHeld = (queueUrl: string, body: string, extra: Record<string, unknown> = {}) =>
+  t.shim.service.sendHeldForReplay('SendMessage', { QueueUrl: queueUrl, MessageBody: body, ...extra }, { baseUrl: new URL(queueUrl).origin });
+const takeForReplay = (queueUrl: string) => t.shim.service.takeForReplay(decodeURIComponent(queueUrl.split('/').pop()!), 10, 60);
+
+it('never hands out a message held for the replay but to the replay, and a long poll sleeps through it', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'held');
+  await sendHeld(queue, 'held');
+  const { result, tries } = await countTries(() => longPoll(queue, { WaitTimeSeconds: 1 }));
+  expect(result.Messages ?? []).toEqual([]);
+  // One try, and one more when the wait ends: a held message sets no timer that fires at once.
+  expect(tries).toBeLessThanOrEqual(2);
+  const [taken] = await takeForReplay(queue);
+  expect(taken!.Body).toBe('held');
+  // The replay could not hand it over and gives it back: held again, not visible at the edge.
+  await t.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue, ReceiptHandle: taken!.ReceiptHandle, VisibilityTimeout: 0 }));
+  expect(await receive(t.sqs, queue)).toEqual([]);
+  expect((await takeForReplay(queue)).map((message) => message.Body)).toEqual(['held']);
+});
+
+it('keeps a FIFO group behind a message held for the replay, and only that group', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'held', { ContentBasedDeduplication: 'true' }, true);
+  await sendHeld(queue, 'held first', { MessageGroupId: 'g' });
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'then this', MessageGroupId: 'g' }));
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'other group', MessageGroupId: 'k' }));
+  expect((await receive(t.sqs, queue, { MaxNumberOfMessages: 10 })).map((message) => message.Body)).toEqual(['other group']);
+  expect((await takeForReplay(queue)).map((message) => message.Body)).toEqual(['held first', 'then this']);
 });

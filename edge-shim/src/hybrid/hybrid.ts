@@ -92,18 +92,28 @@ export class HybridBackend implements SqsBackend {
    * stored at the edge and acknowledged from there: the replay sends it with its deduplication id,
    * so a FIFO queue drops it if the region had taken it after all.
    */
-  private async send(action: string, input: Input, options: CallOptions): Promise<Output> {
+  private async send(action: 'SendMessage' | 'SendMessageBatch', input: Input, options: CallOptions): Promise<Output> {
     const name = queueName(input);
+    let maybeSent = false;
     if (this.mode.mode !== 'offline' && !this.replayer.holdsBacklog(name)) {
       try {
         return await this.inRegion(action, input, options);
       } catch (error) {
         if (!(error instanceof UpstreamUnavailable)) throw error;
-        this.logger.info({ queue: name, action, reason: error.message, maybeSent: error.maybeDone }, 'the region did not take a send: stored at the edge for replay');
+        maybeSent = error.maybeDone;
+        this.logger.info({ queue: name, action, reason: error.message, maybeSent }, 'the region did not take a send: stored at the edge for replay');
       }
     }
     if (!this.local.queues.byName(name)) throw unknownAtEdge(name);
-    const output = await this.locally(action, input, options);
+    let output: Output;
+    if (maybeSent) {
+      // The region may run this task already: it waits for the replay, where the region's
+      // deduplication decides, rather than run at the edge too.
+      this.metrics.requestCarriedOut(action, 'local');
+      output = await this.local.sendHeldForReplay(action, input, options);
+    } else {
+      output = await this.locally(action, input, options);
+    }
     this.replayer.wake();
     return output;
   }

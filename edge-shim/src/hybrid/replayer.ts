@@ -152,17 +152,17 @@ export class Replayer {
         await this.idle(IDLE_LOOK_MS);
         continue;
       }
-      const queues = this.local.queues
-        .all()
-        .map((queue) => queue.name)
-        .filter((name) => this.local.storedMessages(name) > 0);
-      if (queues.length === 0) {
-        this.mode.replayDone();
-        await this.idle(IDLE_LOOK_MS);
-        continue;
-      }
       let progressed: boolean[];
       try {
+        const queues = this.local.queues
+          .all()
+          .map((queue) => queue.name)
+          .filter((name) => this.local.storedMessages(name) > 0);
+        if (queues.length === 0) {
+          this.mode.replayDone();
+          await this.idle(IDLE_LOOK_MS);
+          continue;
+        }
         progressed = await Promise.all(queues.map((name) => this.replayQueue(name, signal)));
       } catch (error) {
         // The local store failed (a full disk, the database closing): what was taken stays at the

@@ -19,6 +19,8 @@ export interface SqsContext {
   readonly now: number;
   /** Scheme and authority the client reached us under, for the queue URLs we hand back. */
   readonly baseUrl: string;
+  /** Messages sent in this operation are held for the replay (see `SqsService.sendHeldForReplay`). */
+  readonly holdForReplay: boolean;
   afterCommit(callback: () => void): void;
   /**
    * Once this operation's writes are committed, wakes `count` long polls waiting on the queue

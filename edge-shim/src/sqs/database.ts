@@ -93,6 +93,16 @@ CREATE TRIGGER IF NOT EXISTS message_states_end_leases AFTER DELETE ON message_s
   DELETE FROM replay_leases WHERE id = old.id;
 END;
 
+-- Messages the hybrid edge stored after a send the region may have taken (its answer never came):
+-- no receive at the edge takes them (nor what follows them in a FIFO group) until the replay
+-- releases them, so that the task never runs both at the edge and in the region.
+CREATE TABLE IF NOT EXISTS replay_holds (
+  id INTEGER PRIMARY KEY
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS message_states_end_holds AFTER DELETE ON message_states BEGIN
+  DELETE FROM replay_holds WHERE id = old.id;
+END;
+
 -- How many messages a queue holds in each epoch, kept by triggers on every insert and delete, so
 -- that GetQueueAttributes need not count a backlog of millions.
 CREATE TABLE IF NOT EXISTS message_totals (

@@ -1,3 +1,6 @@
+// setTimeout's longest delay (2^31 - 1 ms); a longer one fires at once.
+const MAX_TIMER_MS = 2_147_483_647;
+
 interface Waiter {
   /** Ends the wait; `woken` when a wake-up chose this waiter (it then owes a try at the queue). */
   readonly done: (woken: boolean) => void;
@@ -76,6 +79,8 @@ export class LongPolls {
    */
   wakeIn(queueId: number, delayMs: number, now: number): void {
     if (!this.waiting.has(queueId)) return;
+    // Beyond a timer's range (a message held for the replay is visible never) nothing is due.
+    if (delayMs > MAX_TIMER_MS) return;
     const at = now + Math.max(0, delayMs);
     const current = this.timers.get(queueId);
     if (current && current.at <= at) return;

@@ -62,6 +62,9 @@ const MAX_EXPIRED_COUNTED = 10_000;
 
 const secondOf = (ms: number) => Math.floor(ms / 1000);
 
+/** The visibility of a message held for the replay: never, until released. */
+export const HELD_FOR_REPLAY = Number.MAX_SAFE_INTEGER;
+
 /**
  * Message storage for one database: every statement the queue operations run against messages and
  * `fifo_groups`, keeping a FIFO group's availability and the invisible tallies in step with its
@@ -120,7 +123,15 @@ export class MessageStore {
       removeGroup: db.prepare('DELETE FROM fifo_groups WHERE queue_id = ? AND group_id = ?'),
       removeRetiredGroups: db.prepare('DELETE FROM fifo_groups WHERE queue_id = ? AND epoch < ?'),
       groupsOf: db.prepare<[number, number], { group_id: string }>('SELECT group_id FROM fifo_groups WHERE queue_id = ? AND epoch = ?'),
-      redelay: db.prepare('UPDATE message_states SET visible_at = enqueued_at + ? WHERE queue_id = ? AND epoch = ? AND receive_count = 0'),
+      redelay: db.prepare(
+        'UPDATE message_states SET visible_at = enqueued_at + ? WHERE queue_id = ? AND epoch = ? AND receive_count = 0 AND id NOT IN (SELECT id FROM replay_holds)',
+      ),
+      hold: db.prepare('INSERT INTO replay_holds (id) VALUES (?)'),
+      anyHold: db.prepare<[], { one: number }>('SELECT 1 AS one FROM replay_holds LIMIT 1'),
+      isHeld: db.prepare<[number], { one: number }>('SELECT 1 AS one FROM replay_holds WHERE id = ?'),
+      heldOf: db.prepare<[number, number, number, number], MessageRow>(
+        'SELECT message_states.* FROM replay_holds JOIN message_states USING (id) WHERE queue_id = ? AND epoch = ? AND visible_at BETWEEN ? AND ?',
+      ),
       total: db.prepare<[number, number], { total: number }>('SELECT total FROM message_totals WHERE queue_id = ? AND epoch = ?'),
       expiredStates: db.prepare<[number, number, number, number], { visible_at: number; receive_count: number }>(
         'SELECT visible_at, receive_count FROM message_states WHERE queue_id = ? AND enqueued_at <= ? AND epoch = ? LIMIT ?',
@@ -179,6 +190,25 @@ export class MessageStore {
     this.tally(queue.id, epoch, message.visible_at, 0, 1, now);
     if (queue.fifo) this.statements.groupInsert.run({ queue: queue.id, group: message.group_id, epoch, at: message.visible_at });
     return id;
+  }
+
+  /** Keeps a message just inserted (visible at HELD_FOR_REPLAY) from every receive but the replay's. */
+  holdForReplay(id: number): void {
+    this.statements.hold.run(id);
+  }
+
+  anyHeldForReplay(): boolean {
+    return this.statements.anyHold.get() !== undefined;
+  }
+
+  /** Makes a queue's held messages visible now, for the replay's take in this same transaction. */
+  offerHeld(queue: Queue, now: number): void {
+    for (const message of this.statements.heldOf.all(queue.id, queue.purgedThrough, HELD_FOR_REPLAY, HELD_FOR_REPLAY)) this.moveVisibility(queue, message, now, now);
+  }
+
+  /** Holds again the held messages of a queue that the replay's take just left visible. */
+  holdUntaken(queue: Queue, now: number): void {
+    for (const message of this.statements.heldOf.all(queue.id, queue.purgedThrough, Number.MIN_SAFE_INTEGER, now)) this.moveVisibility(queue, message, HELD_FOR_REPLAY, now);
   }
 
   byId(id: number): MessageRow | undefined {
@@ -263,7 +293,13 @@ export class MessageStore {
     this.statements.setGroup.run(queue.purgedThrough, until, queue.id, groupId);
   }
 
+  /** Sets when a message is visible again; a message held for the replay that would be visible now stays held. */
   setVisibleAt(queue: Queue, message: MessageRow, visibleAt: number, now: number): void {
+    const held = visibleAt <= now && this.statements.isHeld.get(message.id) !== undefined;
+    this.moveVisibility(queue, message, held ? HELD_FOR_REPLAY : visibleAt, now);
+  }
+
+  private moveVisibility(queue: Queue, message: MessageRow, visibleAt: number, now: number): void {
     this.statements.setVisibleAt.run(visibleAt, message.id);
     this.tally(message.queue_id, message.epoch, message.visible_at, message.receive_count, -1, now);
     this.tally(message.queue_id, message.epoch, visibleAt, message.receive_count, 1, now);

@@ -99,7 +99,7 @@ export class SqsService implements SqsBackend {
   }
 
   /** Runs work inside a group commit with a context for it; resolves once it is committed. */
-  transact<T>(baseUrl: string, work: (context: SqsContext) => T): Promise<T> {
+  transact<T>(baseUrl: string, work: (context: SqsContext) => T, holdForReplay = false): Promise<T> {
     return this.commits.run(() => {
       const callbacks: Array<() => void> = [];
       const context: SqsContext = {
@@ -110,6 +110,7 @@ export class SqsService implements SqsBackend {
         receiveAttempts: this.receiveAttempts,
         now: this.clock(),
         baseUrl,
+        holdForReplay,
         afterCommit: (callback) => callbacks.push(callback),
         messagesAvailable: (queue: Queue, count = 1) => callbacks.push(() => this.polls.wake(queue.id, count)),
         messagesAvailableAt: (queue: Queue, at: number) => callbacks.push(() => this.polls.wakeIn(queue.id, at - this.clock(), this.clock())),
@@ -133,10 +134,23 @@ export class SqsService implements SqsBackend {
   }
 
   /**
+   * SendMessage or SendMessageBatch whose messages are held for the replay: stored and answered as
+   * any send, but no receive takes them (nor, in a FIFO queue, anything after them in their group)
+   * until `releaseHeldForReplay`. The hybrid edge stores so a send the region may have taken after
+   * all: the replay hands it over with its deduplication id, and no consumer at the edge runs it
+   * meanwhile beside its twin in the region.
+   */
+  sendHeldForReplay(action: 'SendMessage' | 'SendMessageBatch', input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
+    this.storage.admit(GROWING[action]!(input));
+    return this.transact(options.baseUrl, (context) => ACTIONS[action]!(context, input), true);
+  }
+
+  /**
    * Takes up to `limit` messages of a queue to hand them to the region, as a receive would (FIFO
    * groups in order and locked while taken, messages in flight left alone) but without counting
    * towards dead-lettering; each comes back in ReceiveMessage's shape, with every attribute. Delete
-   * them once handed over, or make them visible again.
+   * them once handed over, or make them visible again. Messages held for the replay are offered to
+   * this take alone: those it leaves, and those it gives back, stay held.
    */
   async takeForReplay(queueName: string, limit: number, visibilitySeconds: number): Promise<ReceivedMessage[]> {
     const input = {
@@ -147,8 +161,12 @@ export class SqsService implements SqsBackend {
       MessageSystemAttributeNames: ['All'],
       MessageAttributeNames: ['All'],
     };
+    const anyHeld = this.messages.anyHeldForReplay();
     const { output } = await this.transact('', (context) => {
-      const taken = receiveMessages(context, { ...readReceiveRequest(context.queues, input), deadLetters: false });
+      const request = readReceiveRequest(context.queues, input);
+      if (anyHeld) context.messages.offerHeld(request.queue, context.now);
+      const taken = receiveMessages(context, { ...request, deadLetters: false });
+      if (anyHeld) context.messages.holdUntaken(request.queue, context.now);
       for (const message of taken.output.Messages ?? []) this.leases.take.run(decodeReceiptHandle(message.ReceiptHandle).messageId);
       return taken;
     });

@@ -3,6 +3,7 @@ import type { SqsContext } from '../context.js';
 import { SqsError, invalidParameter, missingParameter } from '../errors.js';
 import { type Input, optionalInteger, optionalMap, optionalString, requiredString } from '../input.js';
 import { hasInvalidCharacters, md5OfAttributes, md5OfBody, readMessageAttributes } from '../message-attributes.js';
+import { HELD_FOR_REPLAY } from '../messages.js';
 import type { Queue } from '../queues.js';
 import { nextSequenceNumber } from '../sequence-numbers.js';
 
@@ -109,7 +110,7 @@ export function sendOne(context: SqsContext, queue: Queue, input: Input): SendRe
   }
 
   const delay = (delaySeconds ?? Number(queue.attributes.DelaySeconds)) * 1000;
-  context.messages.insert(queue, {
+  const id = context.messages.insert(queue, {
     message_id: result.MessageId,
     body,
     body_md5: result.MD5OfMessageBody,
@@ -122,9 +123,10 @@ export function sendOne(context: SqsContext, queue: Queue, input: Input): SendRe
     dead_letter_source: null,
     sent_at: now,
     enqueued_at: now,
-    visible_at: now + delay,
+    visible_at: context.holdForReplay ? HELD_FOR_REPLAY : now + delay,
   }, now);
-  if (delay > 0) context.messagesAvailableAt(queue, now + delay);
+  if (context.holdForReplay) context.messages.holdForReplay(id);
+  else if (delay > 0) context.messagesAvailableAt(queue, now + delay);
   else context.messagesAvailable(queue);
   return result;
 }
