@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ShimProcess, spawnShim } from '../../bench/shim-process.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually } from '../helpers/wait.js';
 import { sqsClient } from '../helpers/shim.js';
 
 // SIGKILL the real shim process under load from concurrent SDK clients, restart it on the same

@@ -14,7 +14,7 @@ import {
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '../helpers/eventually.js';
+import { eventually } from '../helpers/wait.js';
 import { rejectionOf } from '../helpers/sqs-errors.js';
 import { counts } from '../helpers/sqs-queues.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';

@@ -20,3 +20,15 @@ export async function waitForState<T>(check: () => T | Promise<T>, options: { in
 export class Settled extends Error {
   override readonly name = 'Settled';
 }
+
+/** Waits until `done` holds for what `probe` gives, and resolves to it: `waitForState` with a predicate. */
+export function eventually<T>(probe: () => T | Promise<T>, done: (value: T) => boolean, intervalMs = 20): Promise<T> {
+  return waitForState(
+    async () => {
+      const value = await probe();
+      if (!done(value)) throw new Error('not yet');
+      return value;
+    },
+    { intervalMs },
+  );
+}

@@ -17,7 +17,7 @@ import { payments } from '../../functions/src/workflows/payments.js';
 import { ENV } from '../../functions/src/workflow-definition.js';
 import { firstTask, sendTask } from '../cloud/support/edge-site.js';
 import { emulator } from '../helpers/emulator.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually } from '../helpers/wait.js';
 import { type HybridTest, startHybridTest } from '../helpers/hybrid.js';
 
 // The payments workflow through an outage, end to end: the region (moto, with its own agents in

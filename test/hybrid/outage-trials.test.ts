@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { CreateQueueCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import type { FaultMode } from '../../drill/fault-modes.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually } from '../helpers/wait.js';
 import { drainRegion, startHybridTest } from '../helpers/hybrid.js';
 
 // Randomized outages: seeded trials of random outage kinds and lengths under steady load from

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type ShimProcess, spawnShim } from '../../bench/shim-process.js';
 import { FaultProxy } from '../../drill/fault-proxy.js';
 import { emulator } from '../helpers/emulator.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually } from '../helpers/wait.js';
 import { FAST_HYBRID, type HybridTest, drainRegion, startHybridTest } from '../helpers/hybrid.js';
 import { sqsClient } from '../helpers/shim.js';
 

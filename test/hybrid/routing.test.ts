@@ -12,7 +12,7 @@ import {
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually } from '../helpers/eventually.js';
+import { eventually } from '../helpers/wait.js';
 import { type HybridTest, drainRegion, startHybridTest } from '../helpers/hybrid.js';
 import { sendQuery } from '../helpers/raw-request.js';
 import { expectSqsError, rejectionOf } from '../helpers/sqs-errors.js';

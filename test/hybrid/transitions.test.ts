@@ -5,7 +5,7 @@ import {
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually } from '../helpers/eventually.js';
+import { eventually } from '../helpers/wait.js';
 import { type HybridTest, drainRegion, startHybridTest } from '../helpers/hybrid.js';
 
 // The hybrid edge through a whole outage: online (pass-through), offline (store and forward),

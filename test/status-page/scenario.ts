@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { expect } from 'vitest';
 import { CHROMIUM } from '../helpers/chromium-setup.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually } from '../helpers/wait.js';
 
 // The status page through an outage, in a real browser: the page opened on a shim, and at each
 // state of a drill (online, offline with a growing backlog, syncing once the region is back,

@@ -10,7 +10,7 @@ import { PaymentMix } from '../../drill/payments-mix.js';
 import { Producers } from '../../drill/producers.js';
 import { type DrillRegion, startRegion } from '../../drill/region.js';
 import type { EdgeStatus } from '../../edge-shim/src/observability/status.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually } from '../helpers/wait.js';
 import { type HeadlessChromium, launchChromium, runStatusPageScenario } from './scenario.js';
 
 // The status page in headless Chromium through a real outage, built from the drill's parts: a moto
