@@ -201,7 +201,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Runs `work` and measures the CPU time the processes spent meanwhile, per second of it. */
 async function withCpu<T>(pids: readonly number[], work: () => Promise<T>): Promise<{ value: T; cpu: number[]; ms: number }> {
-  const before = pids.map(cpuSeconds);
+  const before = pids.map((pid) => cpuSeconds(pid));
   const started = performance.now();
   const value = await work();
   const ms = performance.now() - started;

@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ShimProcess, spawnShim } from '../../bench/shim-process.js';
+import { seededRandom } from '../../drill/fault-modes.js';
 import { eventually } from '../helpers/wait.js';
 import { sqsClient } from '../helpers/shim.js';
 
@@ -29,17 +30,6 @@ const QUEUES = [
   { name: 'crash-standard', attributes: { VisibilityTimeout: '1' } },
   { name: 'crash.fifo', attributes: { VisibilityTimeout: '1', FifoQueue: 'true' } },
 ] as const;
-
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What the clients sent, and what they were told: acknowledged sends (MessageId → body) and deletes. */
 interface Ledger {

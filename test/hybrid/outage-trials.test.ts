@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { CreateQueueCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import type { FaultMode } from '../../drill/fault-modes.js';
+import { type FaultMode, seededRandom } from '../../drill/fault-modes.js';
 import { eventually } from '../helpers/wait.js';
 import { drainRegion, startHybridTest } from '../helpers/hybrid.js';
 
@@ -14,17 +14,6 @@ const TRIALS = Number(process.env.HOLDFAST_TRIALS ?? 5);
 const FIRST_SEED = Number(process.env.HOLDFAST_TRIAL_SEED ?? Math.floor(Math.random() * 1_000_000));
 const FIFO_PRODUCERS = 3;
 const STANDARD_PRODUCERS = 2;
-
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Plan {
   readonly outage: FaultMode;
@@ -89,7 +78,7 @@ describe('randomized outages', () => {
     'trial with seed %i: nothing lost, no FIFO duplicate, every group in order',
     { timeout: 120_000 },
     async (seed) => {
-      const trial = plan(seeded(seed));
+      const trial = plan(seededRandom(seed));
       const t = await startHybridTest();
       try {
         const fifoName = `trial-${seed}-${randomUUID().slice(0, 6)}.fifo`;

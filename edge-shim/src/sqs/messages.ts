@@ -129,8 +129,12 @@ export class MessageStore {
       hold: db.prepare('INSERT INTO replay_holds (id) VALUES (?)'),
       anyHold: db.prepare<[], { one: number }>('SELECT 1 AS one FROM replay_holds LIMIT 1'),
       isHeld: db.prepare<[number], { one: number }>('SELECT 1 AS one FROM replay_holds WHERE id = ?'),
-      heldOf: db.prepare<[number, number, number, number], MessageRow>(
-        'SELECT message_states.* FROM replay_holds JOIN message_states USING (id) WHERE queue_id = ? AND epoch = ? AND visible_at BETWEEN ? AND ?',
+      // Only held messages are visible at HELD_FOR_REPLAY: the visibility index finds them.
+      held: db.prepare<[number, number, number, number], MessageRow>(
+        'SELECT * FROM message_states WHERE queue_id = ? AND epoch = ? AND visible_at = ? ORDER BY receive_count, enqueued_at LIMIT ?',
+      ),
+      heldVisibleAt: db.prepare<[number, number, number], MessageRow>(
+        'SELECT message_states.* FROM message_states JOIN replay_holds USING (id) WHERE queue_id = ? AND epoch = ? AND visible_at = ?',
       ),
       total: db.prepare<[number, number], { total: number }>('SELECT total FROM message_totals WHERE queue_id = ? AND epoch = ?'),
       expiredStates: db.prepare<[number, number, number, number], { visible_at: number; receive_count: number }>(
@@ -201,14 +205,17 @@ export class MessageStore {
     return this.statements.anyHold.get() !== undefined;
   }
 
-  /** Makes a queue's held messages visible now, for the replay's take in this same transaction. */
-  offerHeld(queue: Queue, now: number): void {
-    for (const message of this.statements.heldOf.all(queue.id, queue.purgedThrough, HELD_FOR_REPLAY, HELD_FOR_REPLAY)) this.moveVisibility(queue, message, now, now);
+  /**
+   * Makes up to `limit` of a queue's held messages visible now, for the replay's take in this same
+   * transaction (a take of `limit` cannot use more).
+   */
+  offerHeld(queue: Queue, now: number, limit: number): void {
+    for (const message of this.statements.held.all(queue.id, queue.purgedThrough, HELD_FOR_REPLAY, limit)) this.moveVisibility(queue, message, now, now);
   }
 
-  /** Holds again the held messages of a queue that the replay's take just left visible. */
+  /** Holds again the held messages that `offerHeld` made visible and the take left. */
   holdUntaken(queue: Queue, now: number): void {
-    for (const message of this.statements.heldOf.all(queue.id, queue.purgedThrough, Number.MIN_SAFE_INTEGER, now)) this.moveVisibility(queue, message, HELD_FOR_REPLAY, now);
+    for (const message of this.statements.heldVisibleAt.all(queue.id, queue.purgedThrough, now)) this.moveVisibility(queue, message, HELD_FOR_REPLAY, now);
   }
 
   byId(id: number): MessageRow | undefined {

@@ -164,7 +164,7 @@ export class SqsService implements SqsBackend {
     const anyHeld = this.messages.anyHeldForReplay();
     const { output } = await this.transact('', (context) => {
       const request = readReceiveRequest(context.queues, input);
-      if (anyHeld) context.messages.offerHeld(request.queue, context.now);
+      if (anyHeld) context.messages.offerHeld(request.queue, context.now, limit);
       const taken = receiveMessages(context, { ...request, deadLetters: false });
       if (anyHeld) context.messages.holdUntaken(request.queue, context.now);
       for (const message of taken.output.Messages ?? []) this.leases.take.run(decodeReceiptHandle(message.ReceiptHandle).messageId);
