@@ -62,8 +62,10 @@ const MAX_EXPIRED_COUNTED = 10_000;
 
 const secondOf = (ms: number) => Math.floor(ms / 1000);
 
-/** The visibility of a message held for the replay: never, until released. */
+/** The visibility of a message held for the replay: never, until the replay takes it. */
 export const HELD_FOR_REPLAY = Number.MAX_SAFE_INTEGER;
+/** The visibility of a held message offered to the replay's take: before any other. */
+const OFFERED_FOR_REPLAY = 0;
 
 /**
  * Message storage for one database: every statement the queue operations run against messages and
@@ -118,6 +120,12 @@ export class MessageStore {
       groupMessages: db.prepare<[number, string, number, number, number], MessageRow>(
         'SELECT * FROM message_states WHERE queue_id = ? AND group_id = ? AND epoch = ? AND id > ? ORDER BY id LIMIT ?',
       ),
+      // A group's first messages, as [visible_at, receive_count]: all that its availability depends on.
+      groupWindow: db
+        .prepare<[number, string, number, number], [number, number]>(
+          'SELECT visible_at, receive_count FROM message_states WHERE queue_id = ? AND group_id = ? AND epoch = ? ORDER BY id LIMIT ?',
+        )
+        .raw(true),
       groupHasMessages: db.prepare<[number, string], { one: number }>('SELECT 1 AS one FROM message_states WHERE queue_id = ? AND group_id = ? LIMIT 1'),
       setGroup: db.prepare('UPDATE fifo_groups SET epoch = ?, available_at = ? WHERE queue_id = ? AND group_id = ?'),
       removeGroup: db.prepare('DELETE FROM fifo_groups WHERE queue_id = ? AND group_id = ?'),
@@ -206,16 +214,17 @@ export class MessageStore {
   }
 
   /**
-   * Makes up to `limit` of a queue's held messages visible now, for the replay's take in this same
-   * transaction (a take of `limit` cannot use more).
+   * Makes up to `limit` of a queue's held messages visible, for the replay's take in this same
+   * transaction: visible since the epoch, so that the take prefers them (they are the sends the
+   * region may have taken, best handed over while its 5-minute deduplication may still see them).
    */
-  offerHeld(queue: Queue, now: number, limit: number): void {
-    for (const message of this.statements.held.all(queue.id, queue.purgedThrough, HELD_FOR_REPLAY, limit)) this.moveVisibility(queue, message, now, now);
+  offerHeld(queue: Queue, limit: number, now: number): void {
+    for (const message of this.statements.held.all(queue.id, queue.purgedThrough, HELD_FOR_REPLAY, limit)) this.moveVisibility(queue, message, OFFERED_FOR_REPLAY, now);
   }
 
-  /** Holds again the held messages that `offerHeld` made visible and the take left. */
+  /** Holds again the held messages that `offerHeld` offered and the take left. */
   holdUntaken(queue: Queue, now: number): void {
-    for (const message of this.statements.heldVisibleAt.all(queue.id, queue.purgedThrough, now)) this.moveVisibility(queue, message, HELD_FOR_REPLAY, now);
+    for (const message of this.statements.heldVisibleAt.all(queue.id, queue.purgedThrough, OFFERED_FOR_REPLAY)) this.moveVisibility(queue, message, HELD_FOR_REPLAY, now);
   }
 
   byId(id: number): MessageRow | undefined {
@@ -387,15 +396,15 @@ export class MessageStore {
    * messages only is retired until a message is sent to it or the sweeper deletes them.
    */
   refreshGroup(queue: Queue, groupId: string): void {
-    const window = this.groupMessages(queue, groupId, IN_FLIGHT_WINDOW);
+    const window = this.statements.groupWindow.all(queue.id, groupId, queue.purgedThrough, IN_FLIGHT_WINDOW);
     if (window.length === 0) {
       if (this.statements.groupHasMessages.get(queue.id, groupId)) this.statements.setGroup.run(RETIRED, 0, queue.id, groupId);
       else this.statements.removeGroup.run(queue.id, groupId);
       return;
     }
-    let availableAt = window[0]!.visible_at;
-    for (const message of window) {
-      if (message.receive_count > 0) availableAt = Math.max(availableAt, message.visible_at);
+    let availableAt = window[0]![0];
+    for (const [visibleAt, receiveCount] of window) {
+      if (receiveCount > 0) availableAt = Math.max(availableAt, visibleAt);
     }
     this.statements.setGroup.run(queue.purgedThrough, availableAt, queue.id, groupId);
   }

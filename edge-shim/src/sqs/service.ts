@@ -164,7 +164,8 @@ export class SqsService implements SqsBackend {
     const anyHeld = this.messages.anyHeldForReplay();
     const { output } = await this.transact('', (context) => {
       const request = readReceiveRequest(context.queues, input);
-      if (anyHeld) context.messages.offerHeld(request.queue, context.now, limit);
+      // A FIFO take fills up from the group it takes first: one offered is enough, more would go back.
+      if (anyHeld) context.messages.offerHeld(request.queue, request.queue.fifo ? 1 : limit, context.now);
       const taken = receiveMessages(context, { ...request, deadLetters: false });
       if (anyHeld) context.messages.holdUntaken(request.queue, context.now);
       for (const message of taken.output.Messages ?? []) this.leases.take.run(decodeReceiptHandle(message.ReceiptHandle).messageId);
