@@ -7,7 +7,7 @@ import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import type { EdgeStatus } from '../edge-shim/src/observability/status.js';
 import { payments } from '../functions/src/workflows/payments.js';
-import { stageQueueNames } from '../functions/src/workflow-definition.js';
+import { humanReviewQueueName, stageQueueNames } from '../functions/src/workflow-definition.js';
 import { type MadeConflict, makeConflict } from './conflict.js';
 import { type DrillEdge, type EdgeTiming, SHIPPED_EDGE_TIMING, startEdge } from './edge.js';
 import type { FaultMode } from './fault-modes.js';
@@ -41,7 +41,12 @@ export interface DrillOptions {
   readonly regionEndpoint?: string;
   /** How the edge detects the outage and trusts the region again; the shim's defaults unless given. */
   readonly timing?: EdgeTiming;
-  /** Writes one payment's authorize step differently into the region during the outage: a conflict the edge must report and not overwrite. */
+  /**
+   * Writes one payment's authorize step differently into the region during the outage: a conflict
+   * the edge must report and not overwrite. The outage then lasts until the edge has authorized a
+   * low-risk payment (and the conflict is made) and escalated another, however long its agents take
+   * to start: at least `outageSeconds`.
+   */
   readonly makeConflict?: boolean;
   /** A wait that sees no progress for this long gives up and reports what it found; 300 s by default. */
   readonly stallSeconds?: number;
@@ -346,10 +351,29 @@ async function runOutage(
 
   const cutAt = Date.now();
   proxy.setMode(outageFault(options.kind, options.seed));
-  say(`region cut off (${options.kind}) for ${options.outageSeconds} s`);
-  const outageOver = sleep(options.outageSeconds * 1000);
+  say(`region cut off (${options.kind}) for ${options.outageSeconds} s${options.makeConflict ? ' at least' : ''}`);
+  let endOutage!: () => void;
+  const outageOver = new Promise<void>((resolve) => (endOutage = resolve));
   const conflictMaking = options.makeConflict && observer ? makeConflictOnceOffline(region, producers, observer, outageOver) : undefined;
-  await outageOver;
+  await sleep(options.outageSeconds * 1000);
+  if (conflictMaking && observer) {
+    let made = false;
+    void conflictMaking.then((conflict) => (made = conflict !== undefined));
+    const escalatedAtEdge = () => observer.latest?.queues.find((queue) => queue.name === humanReviewQueueName(payments))?.backlog ?? 0;
+    try {
+      await waitFor(
+        async () => ({ made, escalated: escalatedAtEdge() }),
+        (state) => state.made && state.escalated > 0,
+        (state) => `conflict ${state.made ? 'made' : 'not made yet'}, ${state.escalated} escalated at the edge, ${producers.sent.length} sent`,
+        stallMs,
+        'keeping the region cut until the edge has authorized and escalated payments',
+      );
+    } catch (error) {
+      if (!(error instanceof Stalled)) throw error;
+      say(error.message);
+    }
+  }
+  endOutage();
   const restoredAt = Date.now();
   proxy.setMode('pass');
   say(`region restored; ${producers.sent.length} sent, ${producers.acknowledged} acknowledged so far${observer?.latest ? `, edge ${observer.latest.mode} with a backlog of ${observer.latest.backlog}` : ''}`);

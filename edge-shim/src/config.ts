@@ -130,8 +130,8 @@ Fallback agents (hybrid edge only): the workflow's stages marked runsAtEdge, run
                             idempotency=NAME,workflow=NAME,state=NAME (HOLDFAST_REGION_TABLES,
                             default <workflow>-idempotency, <workflow>-workflow, <workflow>-state)
   --region-dynamodb URL     the region's DynamoDB endpoint, when not AWS's (HOLDFAST_REGION_DYNAMODB)
-  --agent-standby on|off    a warm standby per agent, to take over within a second (HOLDFAST_AGENT_STANDBY,
-                            default on)
+  --agent-standby on|off    a warm standby per agent, ready while the region is up and to take over
+                            within a second (HOLDFAST_AGENT_STANDBY, default on)
   --help                    print this text`;
 
 export class ConfigError extends Error {}

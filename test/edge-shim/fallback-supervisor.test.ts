@@ -61,7 +61,7 @@ afterEach(async () => {
   await shim.close();
 });
 
-function startSupervisor(overrides: Partial<SupervisorOptions> = {}): Supervisor {
+function startSupervisor(overrides: Partial<SupervisorOptions> = {}, start = true): Supervisor {
   supervisor = new Supervisor({
     workflow: chores.workflow,
     entryRoot: chores.entryRoot,
@@ -85,7 +85,7 @@ function startSupervisor(overrides: Partial<SupervisorOptions> = {}): Supervisor
   supervisor.on('messages-returned', (event) => events.returned.push(event));
   supervisor.on('agent-stopping', (event) => events.stopping.push(event.stage));
   supervisor.on('standby-ready', (event) => events.standbys.push(event.stage));
-  supervisor.start();
+  if (start) supervisor.start();
   return supervisor;
 }
 
@@ -292,6 +292,30 @@ describe('fallback agents under the supervisor', () => {
     expect(events.restarts).toEqual([]);
     expect(await counts('prepare')).toEqual({ visible: 2, inFlight: 0 });
     expect((await receiveTasks('prepare')).map((task) => task.taskId)).toEqual(['a:prepare', 'b:prepare']);
+  });
+
+  it('readies standbys ahead of an outage: start() puts them to work without starting a process, and stop() ends those never used', PROCESS_TEST, async () => {
+    startSupervisor({ warmStandby: true }, false);
+    const readied: number[] = [];
+    supervisor!.on('standby-ready', (event) => readied.push(event.pid!));
+    const stages = supervisor!.status().length;
+    supervisor!.prepare();
+    await waitForState(() => expect(readied).toHaveLength(stages));
+    const prepared = [...readied];
+
+    supervisor!.start();
+    await supervisor!.running();
+    expect(events.up.map((event) => [event.pid, event.fromStandby]).sort()).toEqual(prepared.map((pid) => [pid, true]).sort());
+    await sendChores(['ready-at-once']);
+    await waitForState(async () => expect((await counts('settle')).visible).toBe(1));
+    await supervisor!.stop();
+
+    // Readied again for the next outage; a stop before it comes ends them.
+    const before = readied.length;
+    supervisor!.prepare();
+    await waitForState(() => expect(readied.length).toBe(before + stages));
+    await supervisor!.stop();
+    expect(readied.slice(before).filter(isAlive)).toEqual([]);
   });
 
   it('can run again after a stop, as for a second outage', PROCESS_TEST, async () => {

@@ -60,6 +60,7 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
   let supervisor: Supervisor | undefined;
   let starting: NodeJS.Timeout | undefined;
   let offline = false;
+  let closed = false;
   let sync: SyncStatus | null = null;
   // One connection of the shim's to the agents' database, for the sync and the conflicts on /status.
   let database: EdgeDatabase | undefined;
@@ -69,6 +70,22 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
     ...(context.region.credentials ? { credentials: context.region.credentials } : {}),
     ...(settings.regionDynamoDbEndpoint ? { endpoint: settings.regionDynamoDbEndpoint } : {}),
   });
+
+  /** Readies the agents on standby while the region is there, so that an outage finds them loaded. */
+  async function prepareAgents(): Promise<void> {
+    const sqs = new SQSClient({ endpoint: shim.endpoint, region: shim.region, credentials: shim.credentials });
+    try {
+      const { queues, humanReviewQueueUrl } = await resolveWorkflowQueues(sqs, settings.workflow.workflow);
+      if (closed) return;
+      supervisor ??= createSupervisor(queues, humanReviewQueueUrl);
+      supervisor.prepare();
+    } catch (error) {
+      // Started when the edge goes offline instead, as long as the queues are known by then.
+      logger.debug({ err: error }, 'fallback agents not readied ahead of an outage');
+    } finally {
+      sqs.destroy();
+    }
+  }
 
   async function startAgents(): Promise<void> {
     starting = undefined;
@@ -131,6 +148,7 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
     }
   }
 
+  void prepareAgents();
   return {
     onOffline() {
       offline = true;
@@ -139,7 +157,10 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
     async beforeReplay() {
       offline = false;
       clearTimeout(starting);
-      if (supervisor?.started) await supervisor.stop();
+      if (supervisor?.started) {
+        await supervisor.stop();
+        supervisor.prepare();
+      }
       try {
         await syncToRegion();
       } catch (error) {
@@ -161,8 +182,9 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
     },
     async close() {
       offline = false;
+      closed = true;
       clearTimeout(starting);
-      if (supervisor?.started) await supervisor.stop();
+      await supervisor?.stop();
       dynamodb.destroy();
       database?.close();
     },
