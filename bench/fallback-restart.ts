@@ -19,6 +19,9 @@ import { startShim } from '../edge-shim/src/shim.js';
 import { createWorkflowQueues } from '../test/helpers/workflow-queues.js';
 import { memory } from './proc-stats.js';
 
+// The project runs on Node 20 on purpose; the agents inherit this and keep the SDK's upgrade notice out of the table.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const { values } = parseArgs({ options: { kills: { type: 'string', default: '10' } } });
 const kills = Number(values.kills);
 const credentials = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench-secret' };
