@@ -25,7 +25,8 @@ const USAGE = `Usage: npm run drill -- [options]
   --quick              a 10 s outage, and an edge that notices and trusts the region again
                        within about a second (probes every 200 ms) instead of the shipped defaults
   --make-conflict      write one payment's step differently into the region during the outage:
-                       the edge must report the conflict and leave the region's record alone
+                       the edge must report the conflict and leave the region's record alone (the
+                       outage lasts until the edge has authorized and escalated payments)
   --report FILE        write the report to FILE.md and FILE.json (FILE.json or FILE.md: both, by that name)
   --stall SECONDS      give up a wait that sees no progress for this long (default 300)
   --keep               keep the drill's directory (databases, the shim's log) even when it passed
