@@ -235,8 +235,8 @@ it('never hands out a message held for the replay but to the replay, and a long 
   await sendHeld(queue, 'held');
   const { result, tries } = await countTries(() => longPoll(queue, { WaitTimeSeconds: 1 }));
   expect(result.Messages ?? []).toEqual([]);
-  // One try, and one more when the wait ends: a held message sets no timer that fires at once.
-  expect(tries).toBeLessThanOrEqual(2);
+  // A few tries, as for any empty wait (see above), not hundreds: a held message sets no timer that fires at once.
+  expect(tries).toBeLessThanOrEqual(3);
   const [taken] = await takeForReplay(queue);
   expect(taken!.Body).toBe('held');
   // The replay could not hand it over and gives it back: held again, not visible at the edge.
