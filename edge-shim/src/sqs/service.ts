@@ -135,8 +135,8 @@ export class SqsService implements SqsBackend {
 
   /**
    * SendMessage or SendMessageBatch whose messages are held for the replay: stored and answered as
-   * any send, but no receive takes them (nor, in a FIFO queue, anything after them in their group)
-   * until `releaseHeldForReplay`. The hybrid edge stores so a send the region may have taken after
+   * any send, but only `takeForReplay` takes them: no receive does (nor, in a FIFO queue, anything
+   * after them in their group). The hybrid edge stores so a send the region may have taken after
    * all: the replay hands it over with its deduplication id, and no consumer at the edge runs it
    * meanwhile beside its twin in the region.
    */
