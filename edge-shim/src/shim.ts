@@ -148,6 +148,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     const unspecified = address.address === '0.0.0.0' || address.address === '::';
     work = startFallbackWork({
       settings: fallback,
+      local: service,
       shim: {
         endpoint: unspecified ? `http://127.0.0.1:${address.port}` : url,
         region: config.region,

@@ -253,3 +253,15 @@ it('keeps a FIFO group behind a message held for the replay, and only that group
   expect((await receive(t.sqs, queue, { MaxNumberOfMessages: 10 })).map((message) => message.Body)).toEqual(['other group']);
   expect((await takeForReplay(queue)).map((message) => message.Body)).toEqual(['held first', 'then this']);
 });
+
+it('releases a queue\'s messages in flight at once when their consumers are gone, and wakes a waiting receive; delayed and held messages stay', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'orphaned');
+  await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: queue, Entries: ['a', 'b'].map((body) => ({ Id: body, MessageBody: body })) }));
+  expect(await receive(t.sqs, queue, { MaxNumberOfMessages: 10, VisibilityTimeout: 3600 })).toHaveLength(2);
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'later', DelaySeconds: 900 }));
+  await sendHeld(queue, 'held');
+  const polling = longPoll(queue, { MaxNumberOfMessages: 10 });
+  await receivesWaiting(1);
+  expect(await t.shim.service.releaseInFlight(decodeURIComponent(queue.split('/').pop()!))).toBe(2);
+  expect((await polling).Messages!.map((message) => message.Body).sort()).toEqual(['a', 'b']);
+});

@@ -3,6 +3,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import type { Logger } from 'pino';
 import { type EdgeDatabase, type RegionTables, type SyncProgress, listSyncConflicts, openEdgeDatabase, syncEdgeToRegion } from '../../../functions/src/edge/index.js';
+import { stageQueueNames } from '../../../functions/src/workflow-definition.js';
 import type { EdgeWork } from '../hybrid/status.js';
 import type { MetricsRecorder } from '../observability/metrics.js';
 import type { ConflictStatus, SyncStatus } from '../observability/status.js';
@@ -35,6 +36,8 @@ export interface FallbackWork extends EdgeWork {
 
 export interface FallbackContext {
   readonly settings: FallbackSettings;
+  /** The shim's own queues: what the agents received and never finished is released once they are gone. */
+  readonly local: { releaseInFlight(queueName: string): Promise<number> };
   /** The shim the agents poll: its loopback URL, its region and a credential it accepts. */
   readonly shim: { readonly endpoint: string; readonly region: string; readonly credentials: AwsCredentialIdentity };
   /** Where the sync writes: the region and its credentials (the SDK's chain when absent). */
@@ -71,6 +74,24 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
     ...(settings.regionDynamoDbEndpoint ? { endpoint: settings.regionDynamoDbEndpoint } : {}),
   });
 
+  /**
+   * With no agent left, nothing the agents received is being worked on: a receive whose answer an
+   * agent never read (it was stopped or killed as the answer came) would otherwise keep its
+   * messages from the replay for their whole visibility timeout.
+   */
+  async function releaseAgentQueues(): Promise<void> {
+    for (const stage of settings.workflow.workflow.stages.filter((candidate) => candidate.runsAtEdge)) {
+      const queue = stageQueueNames(settings.workflow.workflow, stage).queue;
+      const released = await context.local.releaseInFlight(queue);
+      if (released > 0) logger.info({ queue, released }, 'messages the stopped agents had received are visible again, for the replay');
+    }
+  }
+
+  // Agents of an earlier run died with it: what they held is released before any agent starts.
+  const startup = releaseAgentQueues().catch((error: unknown) => {
+    logger.warn({ err: error }, 'cannot release what the agents of an earlier run held; it comes back after its visibility timeout');
+  });
+
   /** Readies the agents on standby while the region is there, so that an outage finds them loaded. */
   async function prepareAgents(): Promise<void> {
     const sqs = new SQSClient({ endpoint: shim.endpoint, region: shim.region, credentials: shim.credentials });
@@ -89,6 +110,7 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
 
   async function startAgents(): Promise<void> {
     starting = undefined;
+    await startup;
     if (!offline || supervisor?.started) return;
     const sqs = new SQSClient({ endpoint: shim.endpoint, region: shim.region, credentials: shim.credentials });
     try {
@@ -148,7 +170,7 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
     }
   }
 
-  void prepareAgents();
+  void startup.then(prepareAgents);
   return {
     onOffline() {
       offline = true;
@@ -162,6 +184,7 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
         supervisor.prepare();
       }
       try {
+        await releaseAgentQueues();
         await syncToRegion();
       } catch (error) {
         // Still offline as far as the edge is concerned: the agents go back to work meanwhile.

@@ -135,6 +135,9 @@ export class MessageStore {
         'UPDATE message_states SET visible_at = enqueued_at + ? WHERE queue_id = ? AND epoch = ? AND receive_count = 0 AND id NOT IN (SELECT id FROM replay_holds)',
       ),
       hold: db.prepare('INSERT INTO replay_holds (id) VALUES (?)'),
+      inFlight: db.prepare<[number, number, number, number], MessageRow>(
+        'SELECT * FROM message_states WHERE queue_id = ? AND epoch = ? AND visible_at > ? AND visible_at < ? AND receive_count > 0',
+      ),
       anyHold: db.prepare<[], { one: number }>('SELECT 1 AS one FROM replay_holds LIMIT 1'),
       isHeld: db.prepare<[number], { one: number }>('SELECT 1 AS one FROM replay_holds WHERE id = ?'),
       // Only held messages are visible at HELD_FOR_REPLAY: the visibility index finds them.
@@ -202,6 +205,11 @@ export class MessageStore {
     this.tally(queue.id, epoch, message.visible_at, 0, 1, now);
     if (queue.fifo) this.statements.groupInsert.run({ queue: queue.id, group: message.group_id, epoch, at: message.visible_at });
     return id;
+  }
+
+  /** A queue's messages received and not yet visible again (those held for the replay aside). */
+  inFlight(queue: Queue, now: number): MessageRow[] {
+    return this.statements.inFlight.all(queue.id, queue.purgedThrough, now, HELD_FOR_REPLAY);
   }
 
   /** Keeps a message just inserted (visible at HELD_FOR_REPLAY) from every receive but the replay's. */

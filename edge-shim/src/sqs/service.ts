@@ -195,6 +195,23 @@ export class SqsService implements SqsBackend {
     });
   }
 
+  /**
+   * Makes every message of a queue that is in flight visible again at once, as if each receiver had
+   * set its visibility to 0; how many. For when every consumer of the queue is known to be gone (the
+   * edge's fallback agents, stopped): a receive whose answer its consumer never read would otherwise
+   * hold its messages for their whole visibility timeout.
+   */
+  releaseInFlight(queueName: string): Promise<number> {
+    return this.transact('', (context) => {
+      const queue = context.queues.byName(queueName);
+      if (!queue) return 0;
+      const messages = context.messages.inFlight(queue, context.now);
+      for (const message of messages) context.messages.setVisibleAt(queue, message, context.now, context.now);
+      if (messages.length > 0) context.messagesAvailable(queue, messages.length);
+      return messages.length;
+    });
+  }
+
   /** How many messages a queue holds now (visible, in flight or delayed): a running total, no count. */
   storedMessages(queueName: string): number {
     const queue = this.queues.byName(queueName);
