@@ -39,7 +39,9 @@ async function sendInOrder(sqs: SQSClient, QueueUrl: string, count: number): Pro
 
 const fifo = { FifoQueue: 'true', ContentBasedDeduplication: 'true' };
 
-describe('a replay interrupted', () => {
+// Each of these goes through two outages and two recoveries against moto, 200 messages replayed at
+// 100 a second: 20-30 s on a loaded 2-core machine, so they are given longer than the default 30 s.
+describe('a replay interrupted', { timeout: 120_000 }, () => {
   it('keeps the backlog through a restart of the shim during an outage', async () => {
     let t: HybridTest = await startHybridTest();
     open.push({ close: () => t.close() });
