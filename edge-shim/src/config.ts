@@ -23,6 +23,7 @@ export interface ShimConfig {
   readonly upstreamRegion: string | undefined;
   /** A JSON file of queues to know at the edge before the region was ever reached. */
   readonly queuesFile: string | undefined;
+  /** How long a request to the region may take (a long poll gets its wait on top). */
   readonly upstreamTimeoutMs: number;
   readonly probeIntervalMs: number;
   readonly probeTimeoutMs: number;

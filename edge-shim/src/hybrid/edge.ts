@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { AwsCredentialIdentity } from '@smithy/types';
+import type { ShimConfig } from '../config.js';
 import type { Logger } from 'pino';
 import { SqsError } from '../sqs/errors.js';
 import type { QueueAttributes } from '../sqs/queue-attributes.js';
@@ -14,7 +15,13 @@ import type { EdgeStatus } from '../observability/status.js';
 import { type EdgeWork, hybridStatus } from './status.js';
 import { Upstream } from './upstream.js';
 
-export interface HybridSettings {
+/** The hybrid's timings and rates, as the shim's configuration names them. */
+type HybridTimings = Pick<
+  ShimConfig,
+  'upstreamTimeoutMs' | 'probeIntervalMs' | 'probeTimeoutMs' | 'recoveryProbes' | 'recoveryMs' | 'breakerFailures' | 'replayRate' | 'replayConcurrency'
+>;
+
+export interface HybridSettings extends HybridTimings {
   /** The region's SQS endpoint. */
   readonly upstream: string;
   readonly upstreamRegion: string;
@@ -22,15 +29,6 @@ export interface HybridSettings {
   readonly upstreamCredentials?: AwsCredentialIdentity;
   /** Queues to know at the edge before the region was ever reached (see `readQueuesFile`). */
   readonly queues: readonly DeclaredQueue[];
-  /** How long a request to the region may take (a long poll gets its wait on top). */
-  readonly upstreamTimeoutMs: number;
-  readonly probeIntervalMs: number;
-  readonly probeTimeoutMs: number;
-  readonly recoveryProbes: number;
-  readonly recoveryMs: number;
-  readonly breakerFailures: number;
-  readonly replayRate: number;
-  readonly replayConcurrency: number;
 }
 
 export interface DeclaredQueue {
