@@ -5,7 +5,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { XMLValidator } from 'fast-xml-parser';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { OPERATIONS, type Shape, type StructureShape } from '../../edge-shim/src/protocol/query-model.js';
+import { OPERATIONS, type Shape, type StructureShape } from '../../edge-shim/src/protocol/operations.js';
 import { sqsError } from '../helpers/raw-http.js';
 import { TEST_CREDENTIALS, type TestShim, startTestShim } from '../helpers/shim.js';
 

@@ -2,7 +2,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import * as sqs from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity } from '@smithy/types';
-import { OPERATIONS, type Shape } from '../protocol/query-model.js';
+import { OPERATIONS, type Shape } from '../protocol/operations.js';
 import { SqsError } from '../sqs/errors.js';
 
 export interface UpstreamOptions {

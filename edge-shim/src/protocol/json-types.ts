@@ -1,6 +1,6 @@
 import { SqsError } from '../sqs/errors.js';
 import { isBase64 } from '../sqs/message-attributes.js';
-import type { Shape, StructureShape } from './query-model.js';
+import type { Shape, StructureShape } from './operations.js';
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 

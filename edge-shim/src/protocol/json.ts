@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { SqsError, type SqsErrorCode } from '../sqs/errors.js';
 import { checkJsonTypes } from './json-types.js';
-import { OPERATIONS } from './query-model.js';
+import { OPERATIONS } from './operations.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Call, WireProtocol, WireRequest, WireResponse } from './wire.js';
 

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { XMLBuilder } from 'fast-xml-parser';
 import { SqsError, missingParameter } from '../sqs/errors.js';
-import { OPERATIONS, type Shape, type StructureShape } from './query-model.js';
+import { OPERATIONS, type Shape, type StructureShape } from './operations.js';
 import type { Call, WireProtocol, WireRequest, WireResponse } from './wire.js';
 
 const NAMESPACE = 'http://queue.amazonaws.com/doc/2012-11-05/';

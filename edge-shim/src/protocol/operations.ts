@@ -1,9 +1,11 @@
 /**
- * The SQS operations as the Query protocol names their parts. Members carry their JSON-protocol
- * names (what the actions read and return); `xmlName` is the name on the wire where it differs,
- * taken from the xmlName traits of the SQS Smithy model (API version 2012-11-05). Every list and
- * map in SQS is flattened: a list is `Name.1`, `Name.2`, ... and a map entry `Name.N.Key` /
- * `Name.N.Value` (with the key and value names of that map), in requests and in XML responses alike.
+ * The SQS operations and the shapes of their inputs and outputs: both wire protocols check requests
+ * by them (the Query one also reads and writes its wire names by them), and the upstream client
+ * converts blobs by them. Members carry their JSON-protocol names (what the actions read and
+ * return); `xmlName` is the Query name on the wire where it differs, taken from the xmlName traits
+ * of the SQS Smithy model (API version 2012-11-05). Every list and map in SQS is flattened: a list
+ * is `Name.1`, `Name.2`, ... and a map entry `Name.N.Key` / `Name.N.Value` (with the key and value
+ * names of that map), in requests and in XML responses alike.
  */
 export type Shape = Scalar | ListShape | MapShape | StructureShape;
 
