@@ -116,7 +116,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const pages = new Map([...operatorPages({ status, metrics }), ...(givenPages ?? [])]);
   const activity = reportActivity(logger, activityIntervalMs);
   const http = createShimServer({
-    service: backend,
+    backend,
     pages,
     logger,
     region: config.region,

@@ -35,7 +35,7 @@ export const DEFAULT_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30
 export const KEEP_ALIVE_MS = 120_000;
 
 export interface HttpOptions {
-  readonly service: SqsBackend;
+  readonly backend: SqsBackend;
   /**
    * Operator pages answered on GET (and HEAD) without SQS authentication, like /health: by path,
    * e.g. /status and /metrics (and `/` for browsers only; see mayBePage). They must hold nothing secret.
@@ -146,11 +146,11 @@ function parseTarget(raw: string | undefined): Target {
 
 /**
  * The HTTP front of the shim: health checks, and SQS requests in either wire protocol, each
- * authenticated, decoded, run by the service and encoded back in the protocol it came in.
+ * authenticated, decoded, run by the backend and encoded back in the protocol it came in.
  * Whatever a client sends, it gets an answer in the SQS error shape it expects, not a hang.
  */
 export function createShimServer(options: HttpOptions): ShimHttpServer {
-  const { service, logger } = options;
+  const { backend, logger } = options;
   const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   // The response whose request is being read on each connection, to answer when node cannot parse the rest.
   const receiving = new WeakMap<Duplex, ServerResponse>();
@@ -183,7 +183,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
     try {
       const target = parseTarget(request.url);
       if (target.path === '/health' && (method === 'GET' || method === 'HEAD')) {
-        const health = closing ? { status: 'unavailable', reason: 'the shim is shutting down' } : service.health();
+        const health = closing ? { status: 'unavailable', reason: 'the shim is shutting down' } : backend.health();
         send(response, { status: health.status === 'ok' ? 200 : 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify(health) });
         return;
       }
@@ -212,7 +212,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
         response.once('close', () => response.writableFinished || abort.abort());
         signal = abort.signal;
       }
-      const output = await service.call(call.action, call.input, { baseUrl: baseUrl(request), signal });
+      const output = await backend.call(call.action, call.input, { baseUrl: baseUrl(request), signal });
       options.activity?.answered(call.action, output);
       send(response, protocol.encodeResult(call.action, output, requestId));
     } catch (caught) {
