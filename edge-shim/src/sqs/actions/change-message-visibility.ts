@@ -2,7 +2,7 @@ import type { SqsContext } from '../context.js';
 import { SqsError, invalidParameter, missingParameter } from '../errors.js';
 import { type Input, optionalInteger, requiredString } from '../input.js';
 import type { Queue } from '../queues.js';
-import { expiredReceipt, resolveReceipt } from '../receipts.js';
+import { expiredReceipt, resolveReceipt } from '../receipt-handles.js';
 
 const MAX_VISIBILITY_MS = 43_200_000;
 

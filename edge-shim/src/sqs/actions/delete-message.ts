@@ -1,7 +1,7 @@
 import type { SqsContext } from '../context.js';
 import { type Input, requiredString } from '../input.js';
 import type { Queue } from '../queues.js';
-import { expiredReceipt, resolveReceipt } from '../receipts.js';
+import { expiredReceipt, resolveReceipt } from '../receipt-handles.js';
 
 /**
  * Deletes the message a receipt handle names. Deleting a message already gone succeeds. An outdated
