@@ -6,8 +6,8 @@ import type { ReceiveAttemptStore } from './receive-attempts.js';
 
 /**
  * What a queue operation works with. Operations run synchronously inside the transaction the
- * service opened for them; anything that must happen only once their writes are committed (waking
- * long polls) goes through `afterCommit`.
+ * service opened for them; anything that must happen only once their writes are committed goes
+ * through `afterCommit`, or, to wake long polls, `messagesAvailable` and `messagesAvailableAt`.
  */
 export interface SqsContext {
   readonly db: Db;

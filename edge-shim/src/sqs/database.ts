@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS queues (
   modified_at INTEGER NOT NULL,
   last_sequence INTEGER NOT NULL DEFAULT 0,
   -- PurgeQueue hides every message up to this row id at once; the sweeper deletes them after. It is
-  -- also the queue's current epoch (see messages.epoch).
+  -- also the queue's current epoch (see message_states.epoch).
   purged_through INTEGER NOT NULL DEFAULT 0,
   purged_at INTEGER NOT NULL DEFAULT 0
 ) STRICT;

@@ -25,7 +25,8 @@ import { untagQueue } from './untag-queue.js';
 /**
  * The SQS operations that run as one transaction, by the name both wire protocols use for it.
  * ReceiveMessage is not here: it may wait for messages (long polling), so SqsService runs it itself,
- * as a loop of transactions each making one attempt (`receive` in receive-message.ts).
+ * as a loop of transactions each making one attempt (the loop is `SqsService.receive`, an attempt
+ * `receiveMessages` in receive-message.ts).
  */
 export const ACTIONS: Readonly<Record<string, Action>> = {
   AddPermission: addPermission,
