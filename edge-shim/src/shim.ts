@@ -90,7 +90,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const logger = givenLogger ?? createLogger(config.logLevel);
   // The fallback agents' workflow is loaded first: a workflow that cannot run fails the start, not an outage.
   const fallback = config.siteId === undefined ? undefined : await fallbackSettings(config);
-  const db = openDatabase(config.dbFile, config.durability);
+  const db = openDatabase(config.dbFile, config.durability, clock);
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const storage = new StorageGuard(config.dbFile, config, logger);
   const service = new SqsService({ db, storage, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });

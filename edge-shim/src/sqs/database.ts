@@ -184,7 +184,8 @@ CREATE TABLE IF NOT EXISTS move_tasks (
 CREATE INDEX IF NOT EXISTS move_tasks_by_source ON move_tasks (source_arn, started_at);
 `;
 
-export function openDatabase(file: string, durability: Durability): Db {
+/** `clock` is the service's: upgrading a version-1 database tallies the messages still invisible by its time. */
+export function openDatabase(file: string, durability: Durability, clock: () => number = Date.now): Db {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
@@ -204,7 +205,7 @@ export function openDatabase(file: string, durability: Durability): Db {
   db.transaction(() => {
     const version = db.pragma('user_version', { simple: true }) as number;
     const legacy = version === 0 && db.prepare(`SELECT 1 FROM pragma_table_info('messages') WHERE name = 'visible_at'`).get() !== undefined;
-    if (legacy) splitMessageStates(db, Date.now());
+    if (legacy) splitMessageStates(db, clock());
     else db.exec(SCHEMA);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
