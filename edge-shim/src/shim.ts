@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { reportActivity, tellEach } from './activity.js';
 import { dirname, join } from 'node:path';
 import { type ShimConfig, DEFAULTS, parseRegionTables, validateConfig } from './config.js';
-import { type FallbackSettings, type FallbackWork, startFallbackWork } from './fallback/edge-work.js';
+import { type FallbackSettings, type ShimConnection, startFallbackWork } from './fallback/outage-work.js';
 import { readAgentEnvironment } from './fallback/environment.js';
 import { DEFAULT_WORKFLOW_MODULE, DEFAULT_WORKFLOW_ROOT, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
 import { type HttpTimeouts, createShimServer } from './http/server.js';
@@ -15,7 +15,8 @@ import { openDatabase } from './sqs/database.js';
 import { SqsService } from './sqs/service.js';
 import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
-import { type HybridEdge, readQueuesFile, startHybridEdge } from './hybrid/edge.js';
+import { readQueuesFile } from './hybrid/declared-queues.js';
+import { type HybridEdge, startHybridEdge } from './hybrid/start.js';
 import type { EdgeStatus, StatusProvider } from './observability/status.js';
 
 export interface StartOptions extends Partial<ShimConfig> {
@@ -95,10 +96,24 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const storage = new StorageGuard(config.dbFile, config, logger);
   const service = new SqsService({ db, storage, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
   const metrics = new Metrics();
+  // The fallback agents call the shim: its address is known once it listens.
+  let listening!: { resolve(connection: ShimConnection): void; reject(error: Error): void };
+  const shimConnection = new Promise<ShimConnection>((resolve, reject) => (listening = { resolve, reject }));
+  shimConnection.catch(() => {});
+  const participant =
+    config.upstream && fallback
+      ? startFallbackWork({
+          settings: fallback,
+          local: service,
+          shim: shimConnection,
+          region: { name: config.upstreamRegion!, ...(upstreamCredentials ? { credentials: upstreamCredentials } : {}) },
+          metrics,
+          logger,
+        })
+      : undefined;
   const hybrid = config.upstream
     ? await startHybridEdge(
-        service,
-        db,
+        { local: service, db, participant, metrics, logger, clock },
         {
           ...config,
           upstream: config.upstream,
@@ -107,11 +122,9 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
           // The fallback agents' queues are known at the edge from the start, as the queues file's are.
           queues: [...(config.queuesFile ? readQueuesFile(config.queuesFile) : []), ...(fallback ? workflowQueues(fallback.workflow.workflow) : [])],
         },
-        logger,
-        metrics,
       )
     : undefined;
-  const backend: SqsBackend = hybrid?.backend ?? service;
+  const backend: SqsBackend = hybrid?.router ?? service;
   const status: StatusProvider = hybrid ? () => hybrid.status() : standaloneStatus(service, { startedAt, requests: () => metrics.requestsCarriedOut() });
   const pages = new Map([...operatorPages({ status, metrics }), ...(givenPages ?? [])]);
   const activity = reportActivity(logger, activityIntervalMs);
@@ -126,9 +139,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     activity: tellEach(activity, metrics.httpActivity(hybrid ? undefined : 'local')),
   });
   // After service.close(): commit what is queued, then close the database.
-  let work: FallbackWork | undefined;
   const closeStorage = async () => {
-    await work?.close();
+    await participant?.close();
     await hybrid?.close();
     await service.drain();
     await checkpointer.stop();
@@ -136,6 +148,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     db.close();
   };
   const address = await http.listen(config.port, config.host).catch(async (error: unknown) => {
+    listening.reject(error as Error);
     service.close();
     activity.stop();
     await closeStorage();
@@ -143,23 +156,13 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   });
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
-  if (hybrid && fallback) {
-    // The agents call the shim on this machine: on loopback when it listens on every address.
-    const unspecified = address.address === '0.0.0.0' || address.address === '::';
-    work = startFallbackWork({
-      settings: fallback,
-      local: service,
-      shim: {
-        endpoint: unspecified ? `http://127.0.0.1:${address.port}` : url,
-        region: config.region,
-        credentials: config.credentials[0] ?? { accessKeyId: 'fallback-agent', secretAccessKey: 'unchecked' },
-      },
-      region: { name: config.upstreamRegion!, ...(upstreamCredentials ? { credentials: upstreamCredentials } : {}) },
-      metrics,
-      logger,
-    });
-    hybrid.attach(work);
-  }
+  // The agents call the shim on this machine: on loopback when it listens on every address.
+  const unspecified = address.address === '0.0.0.0' || address.address === '::';
+  listening.resolve({
+    endpoint: unspecified ? `http://127.0.0.1:${address.port}` : url,
+    region: config.region,
+    credentials: config.credentials[0] ?? { accessKeyId: 'fallback-agent', secretAccessKey: 'unchecked' },
+  });
   logger.info(
     { url, db: config.dbFile, durability: config.durability, authenticated: config.credentials.length > 0, accessKeyIds: config.credentials.map((c) => c.accessKeyId) },
     `edge shim listening on ${url}`,
@@ -178,7 +181,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
         const drained = http.close(shutdownGraceMs);
         // After the server has marked its responses `connection: close`: long polls now answer.
         service.close();
-        hybrid?.backend.endWaits();
+        hybrid?.router.endWaits();
         await drained;
         activity.stop();
         await closeStorage();

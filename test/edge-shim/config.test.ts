@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULTS, isLoopback, loadConfig, parseRegionTables } from '../../edge-shim/src/config.js';
-import { readQueuesFile } from '../../edge-shim/src/hybrid/edge.js';
+import { readQueuesFile } from '../../edge-shim/src/hybrid/declared-queues.js';
 
 // Command-line options, HOLDFAST_* environment variables, defaults, and what is refused.
 

@@ -1,5 +1,6 @@
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, DeleteQueueCommand, ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ReplayStore } from '../../edge-shim/src/hybrid/replay/store.js';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { createQueue, receive } from '../helpers/sqs-queues.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
@@ -228,7 +229,7 @@ it('rejects a WaitTimeSeconds outside 0 to 20', async () => {
 // take alone does, and what it gives back is held again.
 const sendHeld = (queueUrl: string, body: string, extra: Record<string, unknown> = {}) =>
   t.shim.service.sendHeldForReplay('SendMessage', { QueueUrl: queueUrl, MessageBody: body, ...extra }, { baseUrl: new URL(queueUrl).origin });
-const takeForReplay = (queueUrl: string) => t.shim.service.takeForReplay(decodeURIComponent(queueUrl.split('/').pop()!), 10, 60);
+const takeForReplay = (queueUrl: string) => new ReplayStore(t.shim.service).take(decodeURIComponent(queueUrl.split('/').pop()!), 10, 60);
 
 it('never hands out a message held for the replay but to the replay, and a long poll sleeps through it', { timeout: LIVENESS_MS }, async () => {
   const queue = await createQueue(t.sqs, 'held');
@@ -238,11 +239,11 @@ it('never hands out a message held for the replay but to the replay, and a long 
   // A few tries, as for any empty wait (see above), not hundreds: a held message sets no timer that fires at once.
   expect(tries).toBeLessThanOrEqual(3);
   const [taken] = await takeForReplay(queue);
-  expect(taken!.Body).toBe('held');
+  expect(taken!.body).toBe('held');
   // The replay could not hand it over and gives it back: held again, not visible at the edge.
-  await t.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue, ReceiptHandle: taken!.ReceiptHandle, VisibilityTimeout: 0 }));
+  await t.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue, ReceiptHandle: taken!.receipt, VisibilityTimeout: 0 }));
   expect(await receive(t.sqs, queue)).toEqual([]);
-  expect((await takeForReplay(queue)).map((message) => message.Body)).toEqual(['held']);
+  expect((await takeForReplay(queue)).map((message) => message.body)).toEqual(['held']);
 });
 
 it('keeps a FIFO group behind a message held for the replay, and only that group', { timeout: LIVENESS_MS }, async () => {
@@ -251,7 +252,7 @@ it('keeps a FIFO group behind a message held for the replay, and only that group
   await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'then this', MessageGroupId: 'g' }));
   await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'other group', MessageGroupId: 'k' }));
   expect((await receive(t.sqs, queue, { MaxNumberOfMessages: 10 })).map((message) => message.Body)).toEqual(['other group']);
-  expect((await takeForReplay(queue)).map((message) => message.Body)).toEqual(['held first', 'then this']);
+  expect((await takeForReplay(queue)).map((message) => message.body)).toEqual(['held first', 'then this']);
 });
 
 it('releases a queue\'s messages in flight at once when their consumers are gone, and wakes a waiting receive; delayed and held messages stay', { timeout: LIVENESS_MS }, async () => {

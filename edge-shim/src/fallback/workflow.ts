@@ -16,7 +16,7 @@ import {
   type StageDefinition,
   type WorkflowDefinition,
 } from '../../../functions/src/workflow-definition.js';
-import type { DeclaredQueue } from '../hybrid/edge.js';
+import type { DeclaredQueue } from '../hybrid/declared-queues.js';
 
 // Run from source (npm start) or compiled (dist/, the `holdfast` command): the payments workflow and
 // its agents are beside this module either way, as TypeScript or as JavaScript.

@@ -1,16 +1,7 @@
 import { EventEmitter } from 'node:events';
-import {
-  BrokenCircuitError,
-  CircuitBreakerPolicy,
-  CircuitState,
-  ConsecutiveBreaker,
-  type IBreaker,
-  SamplingBreaker,
-  circuitBreaker,
-  handleWhen,
-} from 'cockatiel';
 import type { Logger } from 'pino';
-import { UpstreamUnavailable } from './upstream.js';
+import type { OutageParticipant } from './outage.js';
+import type { Region } from './region/region.js';
 
 /**
  * Where the edge stands with the region. `online`: the region answers, requests go to it.
@@ -20,13 +11,7 @@ import { UpstreamUnavailable } from './upstream.js';
 export type Mode = 'online' | 'offline' | 'replaying';
 
 export interface ModeOptions {
-  /** The breaker opens after this many failures in a row... */
-  readonly consecutiveFailures: number;
-  /** ...or when this share of requests (0 to 1) failed over `failureRateWindowMs`, at `failureRateMinimumRps` or more. */
-  readonly failureRate: number;
-  readonly failureRateWindowMs: number;
-  readonly failureRateMinimumRps: number;
-  /** How often the region is probed, and the half-open breaker tested. */
+  /** How often the region is probed, and the open breaker tested. */
   readonly probeIntervalMs: number;
   /** Successful probes in a row before the region counts as back... */
   readonly recoveryProbes: number;
@@ -47,72 +32,35 @@ export interface ModeEvents {
 
 const KEPT_TRANSITIONS = 50;
 
-/** Whether a failure says the region is unavailable (the client's own errors say it is there). */
-const isUnavailability = (error: unknown) => error instanceof UpstreamUnavailable;
-
-/** Opens when any of its breakers would: cockatiel's consecutive-failure and failure-rate breakers together. */
-class EitherBreaker implements IBreaker {
-  constructor(private readonly breakers: readonly IBreaker[]) {}
-
-  get state(): unknown {
-    return this.breakers.map((breaker) => breaker.state);
-  }
-
-  set state(value: unknown) {
-    (value as unknown[]).forEach((state, index) => (this.breakers[index]!.state = state));
-  }
-
-  success(state: CircuitState): void {
-    for (const breaker of this.breakers) breaker.success(state);
-  }
-
-  failure(state: CircuitState): boolean {
-    // Every breaker hears of every failure, so none is left behind by the one that opened.
-    return this.breakers.map((breaker) => breaker.failure(state)).some(Boolean);
-  }
-}
-
 /**
  * The mode machine: a health model of the region from two signals, the outcome of real requests and
- * an active probe, both run through one cockatiel circuit breaker. The breaker opening takes the
+ * an active probe, both run through the region's circuit breaker. The breaker opening takes the
  * edge offline. While offline the probe is the breaker's half-open test; the edge comes back only
- * after `recoveryProbes` successful probes in a row spread over `recoveryMs`, and only once
- * `beforeReplay` (stopping the fallback agents, syncing their work) has run; it goes from
- * replaying to online when the replay says the backlog is empty. Every transition is logged with its
- * reason and kept for the status page.
+ * after `recoveryProbes` successful probes in a row spread over `recoveryMs`, and only once the
+ * outage's participant (the fallback agents and their sync) has run its `beforeReplay`; it goes
+ * from replaying to online when the replay says the backlog is empty. Every transition is logged
+ * with its reason and kept for the status page.
  */
 export class ModeMachine extends EventEmitter<ModeEvents> {
   private current: Mode = 'online';
   private readonly history: Transition[] = [];
-  private readonly breaker: CircuitBreakerPolicy;
   private probeTimer: NodeJS.Timeout | undefined;
   private probing = false;
   private recovery: { successes: number; since: number } | undefined;
   private recovering = false;
   private stopped = false;
-  lastSuccessAt: number | undefined;
-  lastFailureAt: number | undefined;
-  lastFailure: string | undefined;
 
   constructor(
     private readonly options: ModeOptions,
-    private readonly probe: () => Promise<unknown>,
-    private readonly beforeReplay: () => Promise<void>,
+    private readonly region: Pick<Region, 'probe' | 'onBreak' | 'breakerClosed'>,
+    private readonly participant: OutageParticipant | undefined,
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
   ) {
     super();
     // Every receive waiting on the region or the edge listens for a change of mode.
     this.setMaxListeners(0);
-    this.breaker = circuitBreaker(handleWhen(isUnavailability), {
-      halfOpenAfter: options.probeIntervalMs,
-      breaker: new EitherBreaker([
-        new ConsecutiveBreaker(options.consecutiveFailures),
-        new SamplingBreaker({ threshold: options.failureRate, duration: options.failureRateWindowMs, minimumRps: options.failureRateMinimumRps }),
-      ]),
-    });
-    this.breaker.onBreak((reason) => {
-      const cause = 'error' in reason ? (reason.error as Error).message : 'the breaker was opened';
+    region.onBreak((cause) => {
       if (this.current !== 'offline') this.transition('offline', `the circuit breaker opened: ${cause}`);
       this.recovery = undefined;
     });
@@ -125,10 +73,6 @@ export class ModeMachine extends EventEmitter<ModeEvents> {
 
   get transitions(): readonly Transition[] {
     return this.history;
-  }
-
-  get breakerState(): 'closed' | 'open' | 'half-open' | 'isolated' {
-    return (['closed', 'open', 'half-open', 'isolated'] as const)[this.breaker.state]!;
   }
 
   /** Progress of a recovery under way: probes in a row and since when. */
@@ -145,25 +89,6 @@ export class ModeMachine extends EventEmitter<ModeEvents> {
   start(initial: Mode = 'online', reason = 'started'): void {
     if (initial !== this.current) this.transition(initial, reason);
     this.scheduleProbe();
-  }
-
-  /**
-   * Runs a request to the region through the breaker: its failures (UpstreamUnavailable) count
-   * towards opening it; while it is open, the request fails at once with UpstreamUnavailable.
-   */
-  async execute<T>(work: () => Promise<T>): Promise<T> {
-    try {
-      const result = await this.breaker.execute(work);
-      this.lastSuccessAt = this.clock();
-      return result;
-    } catch (error) {
-      if (error instanceof BrokenCircuitError) throw new UpstreamUnavailable('the region is cut off (circuit open)', false, { cause: error });
-      if (isUnavailability(error)) {
-        this.lastFailureAt = this.clock();
-        this.lastFailure = (error as Error).message;
-      }
-      throw error;
-    }
   }
 
   /** The replay found nothing left to hand over: the edge is fully back. */
@@ -186,6 +111,7 @@ export class ModeMachine extends EventEmitter<ModeEvents> {
     if (to === 'offline') this.logger.warn(log, `the edge is offline: ${reason}`);
     else this.logger.info(log, `the edge is ${to}: ${reason}`);
     this.emit('change', transition);
+    if (to === 'offline') this.participant?.offline();
   }
 
   private scheduleProbe(): void {
@@ -198,7 +124,7 @@ export class ModeMachine extends EventEmitter<ModeEvents> {
     if (this.probing) return;
     this.probing = true;
     try {
-      await this.execute(() => this.probe());
+      await this.region.probe();
       this.probed(true);
     } catch (error) {
       this.probed(false, error);
@@ -229,8 +155,8 @@ export class ModeMachine extends EventEmitter<ModeEvents> {
     this.recovering = true;
     try {
       this.logger.info({ reason }, 'the region is back: preparing the replay');
-      await this.beforeReplay();
-      if (this.breaker.state === CircuitState.Closed) this.transition('replaying', reason);
+      await this.participant?.beforeReplay();
+      if (this.region.breakerClosed) this.transition('replaying', reason);
     } catch (error) {
       this.logger.error({ err: error }, 'preparing the replay failed; the edge stays offline and tries again');
     } finally {

@@ -1,37 +1,29 @@
-import type { AgentStatus, ConflictStatus, EdgeStatus, SyncStatus } from '../observability/status.js';
-import type { SqsService } from '../sqs/service.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { QueueMirror } from './mirror.js';
+import type { EdgeStatus } from '../observability/status.js';
+import type { LocalQueues } from './local-queues.js';
 import type { ModeMachine } from './mode.js';
-import type { Replayer } from './replayer.js';
-import type { Upstream } from './upstream.js';
+import type { OutageParticipant, OutageWorkStatus } from './outage.js';
+import type { Region } from './region/region.js';
+import type { Replayer } from './replay/replayer.js';
 
-/** What the fallback agents and the sync add to the status, when the edge runs them. */
-export interface EdgeWork {
-  agents(): readonly AgentStatus[];
-  sync(): SyncStatus | null;
-  conflicts(): { latest: readonly ConflictStatus[]; count: number };
-}
-
-const NO_WORK: EdgeWork = { agents: () => [], sync: () => null, conflicts: () => ({ latest: [], count: 0 }) };
+const NO_WORK: OutageWorkStatus = { agents: [], sync: null, conflicts: { latest: [], count: 0 } };
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 const ageSeconds = (since: number | undefined, now: number) => (since === undefined ? null : Math.max(0, Math.round((now - since) / 1000)));
 
 export interface HybridParts {
-  readonly local: SqsService;
-  readonly upstream: Upstream;
-  readonly mirror: QueueMirror;
+  readonly local: LocalQueues;
+  readonly region: Region;
   readonly mode: ModeMachine;
   readonly replayer: Replayer;
   readonly metrics: Metrics;
-  readonly work?: EdgeWork;
+  readonly participant?: OutageParticipant;
 }
 
 /** The status of the hybrid edge: mode and why, the region, the backlog queue by queue, replay, sync and agents. */
 export function hybridStatus(parts: HybridParts, clock: () => number = Date.now): EdgeStatus {
-  const { local, upstream, mode, replayer, metrics } = parts;
-  const work = parts.work ?? NO_WORK;
+  const { local, region, mode, replayer, metrics } = parts;
+  const work = parts.participant?.status() ?? NO_WORK;
   const now = clock();
   const queues = local.queues.all().map((queue) => ({
     name: queue.name,
@@ -45,20 +37,18 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
   const [latest] = mode.transitions;
   const recovery = mode.recoveryProgress;
   const rate = replayer.ratePerSecond();
-  const sync = work.sync();
-  const conflicts = work.conflicts();
   return {
     mode: mode.mode,
     since: new Date(latest!.at).toISOString(),
     reason: latest!.reason,
     transitions: mode.transitions.map((transition) => ({ ...transition, at: new Date(transition.at).toISOString() })),
-    breaker: mode.breakerState,
+    breaker: region.breakerState,
     upstream: {
-      url: upstream.endpoint,
-      region: upstream.region,
-      lastSuccessAt: iso(mode.lastSuccessAt),
-      lastFailureAt: iso(mode.lastFailureAt),
-      lastFailure: mode.lastFailure ?? null,
+      url: region.endpoint,
+      region: region.name,
+      lastSuccessAt: iso(region.lastSuccessAt),
+      lastFailureAt: iso(region.lastFailureAt),
+      lastFailure: region.lastFailure ?? null,
       recovery: {
         successes: recovery.successes,
         needed: recovery.needed,
@@ -75,10 +65,10 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
       etaSeconds: backlog > 0 && rate > 0 ? Math.ceil(backlog / rate) : null,
       lastError: replayer.lastError ?? null,
     },
-    sync,
-    agents: work.agents(),
-    conflicts: conflicts.latest,
-    conflictCount: conflicts.count,
+    sync: work.sync,
+    agents: work.agents,
+    conflicts: work.conflicts.latest,
+    conflictCount: work.conflicts.count,
     queues: queues.map((queue) => {
       const progress = replayer.queueProgress(queue.name);
       return {

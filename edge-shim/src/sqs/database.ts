@@ -84,15 +84,6 @@ CREATE INDEX IF NOT EXISTS messages_by_group ON message_states (queue_id, group_
 -- expired messages the sweeper has yet to delete, for the counts.
 CREATE INDEX IF NOT EXISTS messages_by_age ON message_states (queue_id, enqueued_at, epoch);
 
--- Messages taken by the hybrid edge's replay and not yet handed to the region: after a crash they
--- are made visible again at start, instead of waiting out their visibility timeout.
-CREATE TABLE IF NOT EXISTS replay_leases (
-  id INTEGER PRIMARY KEY
-) STRICT;
-CREATE TRIGGER IF NOT EXISTS message_states_end_leases AFTER DELETE ON message_states BEGIN
-  DELETE FROM replay_leases WHERE id = old.id;
-END;
-
 -- Messages the hybrid edge stored after a send the region may have taken (its answer never came):
 -- no receive at the edge takes them (nor what follows them in a FIFO group) until the replay
 -- releases them, so that the task never runs both at the edge and in the region.

@@ -124,6 +124,24 @@ export function readMessageAttributes(raw: Record<string, unknown>): { attribute
   return { attributes: Object.fromEntries(stored), size };
 }
 
+/**
+ * What a message counts toward SQS's size limits: its body and its attributes' names, data types
+ * and values (binary values as bytes). Takes a request's raw fields, valid or not, so that a batch's
+ * total can be checked before its entries are.
+ */
+export function payloadSize(body: unknown, attributes: unknown): number {
+  let size = typeof body === 'string' ? Buffer.byteLength(body) : 0;
+  if (typeof attributes !== 'object' || attributes === null) return size;
+  for (const [name, attribute] of Object.entries(attributes as Record<string, unknown>)) {
+    const { DataType, StringValue, BinaryValue } = (attribute ?? {}) as Record<string, unknown>;
+    size += Buffer.byteLength(name);
+    if (typeof DataType === 'string') size += Buffer.byteLength(DataType);
+    if (typeof StringValue === 'string') size += Buffer.byteLength(StringValue);
+    if (typeof BinaryValue === 'string') size += Buffer.from(BinaryValue, 'base64').length;
+  }
+  return size;
+}
+
 export function md5OfBody(body: string): string {
   return createHash('md5').update(body, 'utf8').digest('hex');
 }

@@ -1,15 +1,15 @@
 import type { CallOptions, Health, SqsBackend } from '../backend.js';
 import type { Logger } from 'pino';
 import { ACTIONS } from './actions/index.js';
-import { type ReceivedMessage, readReceiveRequest, receiveMessages, surelyEmpty } from './actions/receive-message.js';
+import { readReceiveRequest, receiveMessages, surelyEmpty } from './actions/receive-message.js';
 import { CommitGroup } from './commit-group.js';
 import type { SqsContext } from './context.js';
 import type { Db } from './database.js';
 import { DeduplicationStore } from './deduplication.js';
 import { SqsError } from './errors.js';
 import { LongPolls } from './long-polls.js';
+import { payloadSize } from './message-attributes.js';
 import { type MessageCounts, MessageStore } from './messages.js';
-import { decodeReceiptHandle } from './receipt-handles.js';
 import { MessageMover } from './move-tasks.js';
 import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
@@ -31,7 +31,9 @@ const GROWING: Readonly<Record<string, (input: Record<string, unknown>) => numbe
   StartMessageMoveTask: () => QUEUE_CHANGE_BYTES,
 };
 const QUEUE_CHANGE_BYTES = 4096;
-const messageSize = (input: Record<string, unknown>) => (typeof input.MessageBody === 'string' ? input.MessageBody.length : 0) + 512;
+// What storing a message costs beyond its payload: its ids, digests and index entries.
+const MESSAGE_OVERHEAD_BYTES = 512;
+const messageSize = (input: Record<string, unknown>) => payloadSize(input.MessageBody, input.MessageAttributes) + MESSAGE_OVERHEAD_BYTES;
 
 export interface StoreHealth extends Health {
   readonly storage: StorageStatus;
@@ -69,7 +71,6 @@ export class SqsService implements SqsBackend {
   private readonly logger: Logger;
   private readonly storage: StorageGuard;
   private tries = 0;
-  private readonly leases;
 
   constructor(options: SqsServiceOptions) {
     this.db = options.db;
@@ -89,11 +90,6 @@ export class SqsService implements SqsBackend {
         this.logger.error({ err: reloadError }, 'cannot reload the queues after a failed commit');
       }
     });
-    this.leases = {
-      take: options.db.prepare('INSERT OR IGNORE INTO replay_leases (id) VALUES (?)'),
-      all: options.db.prepare<[], { id: number }>('SELECT id FROM replay_leases'),
-      clear: options.db.prepare('DELETE FROM replay_leases'),
-    };
     this.sweeper = new Sweeper(this, options.sweepIntervalMs ?? 1000, options.logger);
     this.mover = new MessageMover(this, options.db, options.logger);
   }
@@ -135,64 +131,14 @@ export class SqsService implements SqsBackend {
 
   /**
    * SendMessage or SendMessageBatch whose messages are held for the replay: stored and answered as
-   * any send, but only `takeForReplay` takes them: no receive does (nor, in a FIFO queue, anything
-   * after them in their group). The hybrid edge stores so a send the region may have taken after
+   * any send, but only the replay's take takes them (hybrid/replay/store.ts): no receive does (nor,
+   * in a FIFO queue, anything after them in their group). The hybrid edge stores so a send the region may have taken after
    * all: the replay hands it over with its deduplication id, and no consumer at the edge runs it
    * meanwhile beside its twin in the region.
    */
   sendHeldForReplay(action: 'SendMessage' | 'SendMessageBatch', input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
     this.storage.admit(GROWING[action]!(input));
     return this.transact(options.baseUrl, (context) => ACTIONS[action]!(context, input), true);
-  }
-
-  /**
-   * Takes up to `limit` messages of a queue to hand them to the region, as a receive would (FIFO
-   * groups in order and locked while taken, messages in flight left alone) but without counting
-   * towards dead-lettering; each comes back in ReceiveMessage's shape, with every attribute. Delete
-   * them once handed over, or make them visible again. Messages held for the replay are offered to
-   * this take alone: those it leaves, and those it gives back, stay held.
-   */
-  async takeForReplay(queueName: string, limit: number, visibilitySeconds: number): Promise<ReceivedMessage[]> {
-    const input = {
-      QueueUrl: `/${this.queues.accountId}/${encodeURIComponent(queueName)}`,
-      MaxNumberOfMessages: limit,
-      VisibilityTimeout: visibilitySeconds,
-      WaitTimeSeconds: 0,
-      MessageSystemAttributeNames: ['All'],
-      MessageAttributeNames: ['All'],
-    };
-    const anyHeld = this.messages.anyHeldForReplay();
-    const { output } = await this.transact('', (context) => {
-      const request = readReceiveRequest(context.queues, input);
-      // A FIFO take fills up from the group it takes first: one offered is enough, more would go back.
-      if (anyHeld) context.messages.offerHeld(request.queue, request.queue.fifo ? 1 : limit, context.now);
-      const taken = receiveMessages(context, { ...request, deadLetters: false });
-      if (anyHeld) context.messages.holdUntaken(request.queue, context.now);
-      for (const message of taken.output.Messages ?? []) this.leases.take.run(decodeReceiptHandle(message.ReceiptHandle).messageId);
-      return taken;
-    });
-    return output.Messages ?? [];
-  }
-
-  /**
-   * Makes the messages the replay had taken when the shim stopped visible again, so that the
-   * replay after a crash resumes at once rather than after their visibility timeout.
-   */
-  releaseReplayLeases(): Promise<number> {
-    return this.transact('', (context) => {
-      let released = 0;
-      for (const { id } of this.leases.all.all()) {
-        const message = context.messages.byId(id);
-        const queue = message && context.queues.all().find((candidate) => candidate.id === message.queue_id);
-        if (message && queue && message.visible_at > context.now) {
-          context.messages.setVisibleAt(queue, message, context.now, context.now);
-          context.messagesAvailable(queue);
-          released += 1;
-        }
-      }
-      this.leases.clear.run();
-      return released;
-    });
   }
 
   /**

@@ -28,7 +28,7 @@ const MAX_MESSAGES_EXAMINED = 200;
 const MAX_GROUPS_EXAMINED = 200;
 const GROUP_PAGE = 20;
 
-interface Taken {
+export interface Taken {
   readonly messages: MessageRow[];
   /** Messages were deleted or dead-lettered on the way, or the budget ran out: another look may find more. */
   readonly more: boolean;
@@ -302,20 +302,30 @@ export interface ReceiveOutcome {
   readonly more: boolean;
 }
 
+/** What taking messages needs of a receive request. */
+export type TakeRequest = Pick<ReceiveRequest, 'queue' | 'limit' | 'visibleFor' | 'attemptId' | 'deadLetters'>;
+
+/**
+ * One attempt at taking messages as a receive does: marked received, each with a new receipt nonce,
+ * FIFO groups locked. For the receives of clients, and for the edge's replay, which hands them to
+ * the region instead of answering them.
+ */
+export function takeMessages(context: SqsContext, request: TakeRequest): Taken {
+  const { queue, limit, visibleFor, attemptId } = request;
+  const repeated = attemptId === undefined ? undefined : repeatAttempt(context, queue, attemptId, visibleFor);
+  if (repeated) return { messages: repeated, more: false };
+  // Looked up once per receive, not once for every message it meets.
+  const deadLetter = request.deadLetters ? deadLetterTarget(context, queue) : undefined;
+  const taken = queue.fifo ? receiveFifo(context, queue, deadLetter, limit, visibleFor) : receiveStandard(context, queue, deadLetter, limit, visibleFor);
+  if (attemptId !== undefined && taken.messages.length > 0) {
+    context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(taken.messages), context.now + ATTEMPT_INTERVAL_MS);
+  }
+  return taken;
+}
+
 /** One attempt at receiving, for the long polling loop of the service. */
 export function receiveMessages(context: SqsContext, request: ReceiveRequest): ReceiveOutcome {
-  const { queue, limit, visibleFor, attemptId, selection } = request;
-  const repeated = attemptId === undefined ? undefined : repeatAttempt(context, queue, attemptId, visibleFor);
-  // Looked up once per receive, not once for every message it meets.
-  const deadLetter = repeated || !request.deadLetters ? undefined : deadLetterTarget(context, queue);
-  const { messages, more } = repeated
-    ? { messages: repeated, more: false }
-    : queue.fifo
-      ? receiveFifo(context, queue, deadLetter, limit, visibleFor)
-      : receiveStandard(context, queue, deadLetter, limit, visibleFor);
-  if (!repeated && attemptId !== undefined && messages.length > 0) {
-    context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(messages), context.now + ATTEMPT_INTERVAL_MS);
-  }
-  const output = messages.length > 0 ? { Messages: messages.map((message) => format(context, queue, message, selection)) } : {};
+  const { messages, more } = takeMessages(context, request);
+  const output = messages.length > 0 ? { Messages: messages.map((message) => format(context, request.queue, message, request.selection)) } : {};
   return { output, more };
 }

@@ -2,10 +2,10 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import * as sqs from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity } from '@smithy/types';
-import { OPERATIONS, type Shape } from '../protocol/operations.js';
-import { SqsError } from '../sqs/errors.js';
+import { OPERATIONS, type Shape } from '../../protocol/operations.js';
+import { SqsError } from '../../sqs/errors.js';
 
-export interface UpstreamOptions {
+export interface RegionClientOptions {
   /** The region's SQS endpoint, e.g. https://sqs.eu-west-1.amazonaws.com. */
   readonly endpoint: string;
   readonly region: string;
@@ -24,8 +24,8 @@ export interface UpstreamOptions {
  * throttled beyond the retries. `maybeDone` tells whether the request may have been carried out
  * all the same (an answer lost on its way back), which for a send means it may be in the region.
  */
-export class UpstreamUnavailable extends Error {
-  override readonly name = 'UpstreamUnavailable';
+export class RegionUnavailable extends Error {
+  override readonly name = 'RegionUnavailable';
   constructor(
     message: string,
     readonly maybeDone: boolean,
@@ -51,14 +51,14 @@ const COMMANDS = sqs as unknown as Record<string, Command | undefined>;
  * (what the shim's actions take), through @aws-sdk/client-sqs: it signs with the SDK's credential
  * chain, retries with its standard strategy, and turns binary values between base64 text and bytes.
  * What the region answers as the client's fault comes back as an SqsError to pass on as it is;
- * anything else is an UpstreamUnavailable.
+ * anything else is a RegionUnavailable.
  */
-export class Upstream {
+export class RegionClient {
   readonly endpoint: string;
   readonly region: string;
   private readonly client: sqs.SQSClient;
 
-  constructor(private readonly options: UpstreamOptions) {
+  constructor(private readonly options: RegionClientOptions) {
     this.endpoint = options.endpoint.replace(/\/+$/, '');
     this.region = options.region;
     const agent = { keepAlive: true, maxSockets: 256 };
@@ -100,16 +100,16 @@ export class Upstream {
 
 /** What a failed call means: the client's fault (passed on), or the region unavailable. */
 function classify(error: unknown, timedOut: boolean): Error {
-  if (timedOut) return new UpstreamUnavailable('the region did not answer in time', true, { cause: error });
+  if (timedOut) return new RegionUnavailable('the region did not answer in time', true, { cause: error });
   const failure = error as { name?: string; message?: string; code?: string; Code?: string; $fault?: string; $metadata?: { httpStatusCode?: number } };
   const status = failure.$metadata?.httpStatusCode;
   if (status !== undefined && failure.$fault !== undefined && failure.name !== undefined) {
-    if (THROTTLING.has(failure.name) || status === 429) return new UpstreamUnavailable(`the region throttles: ${failure.name}`, false, { cause: error });
-    if (failure.$fault === 'server' || status >= 500) return new UpstreamUnavailable(`the region failed: ${failure.name} (${status})`, true, { cause: error });
+    if (THROTTLING.has(failure.name) || status === 429) return new RegionUnavailable(`the region throttles: ${failure.name}`, false, { cause: error });
+    if (failure.$fault === 'server' || status >= 500) return new RegionUnavailable(`the region failed: ${failure.name} (${status})`, true, { cause: error });
     return SqsError.relayed(failure.name, failure.message ?? failure.name, { queryCode: failure.Code ?? failure.name, status, fault: 'Sender' });
   }
   const code = failure.code ?? failure.name ?? 'unknown';
-  return new UpstreamUnavailable(`the region cannot be reached: ${code}${failure.message ? ` (${failure.message})` : ''}`, !NEVER_SENT.has(code), { cause: error });
+  return new RegionUnavailable(`the region cannot be reached: ${code}${failure.message ? ` (${failure.message})` : ''}`, !NEVER_SENT.has(code), { cause: error });
 }
 
 const toBytes = (text: unknown) => (typeof text === 'string' ? Buffer.from(text, 'base64') : text);

@@ -1,14 +1,13 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import type { Logger } from 'pino';
-import { type EdgeDatabase, type RegionTables, type SyncProgress, listSyncConflicts, openEdgeDatabase, syncEdgeToRegion } from '../../../functions/src/edge/index.js';
+import type { RegionTables } from '../../../functions/src/edge/index.js';
 import { stageQueueNames } from '../../../functions/src/workflow-definition.js';
-import type { EdgeWork } from '../hybrid/status.js';
+import type { OutageParticipant } from '../hybrid/outage.js';
 import type { MetricsRecorder } from '../observability/metrics.js';
-import type { ConflictStatus, SyncStatus } from '../observability/status.js';
 import { Supervisor } from './supervisor.js';
-import { type LoadedWorkflow, type WorkflowQueues, resolveWorkflowQueues } from './workflow.js';
+import { SyncBack } from './sync-back.js';
+import { type LoadedWorkflow, resolveWorkflowQueues } from './workflow.js';
 
 export interface FallbackSettings {
   readonly workflow: LoadedWorkflow;
@@ -26,20 +25,19 @@ export interface FallbackSettings {
   readonly supervisor?: { readonly warmStandby?: boolean; readonly stopGraceMs?: number; readonly hangTimeoutMs?: number };
 }
 
-export interface FallbackWork extends EdgeWork {
-  /** The edge went offline: the agents start (once the workflow's queues are known at the edge). */
-  onOffline(): void;
-  /** The region is back: the agents stop and give back what they hold, then their work is synced. */
-  beforeReplay(): Promise<void>;
-  close(): Promise<void>;
+/** The shim as its agents call it: its loopback URL, its region and a credential it accepts. */
+export interface ShimConnection {
+  readonly endpoint: string;
+  readonly region: string;
+  readonly credentials: AwsCredentialIdentity;
 }
 
 export interface FallbackContext {
   readonly settings: FallbackSettings;
   /** The shim's own queues: what the agents received and never finished is released once they are gone. */
   readonly local: { releaseInFlight(queueName: string): Promise<number> };
-  /** The shim the agents poll: its loopback URL, its region and a credential it accepts. */
-  readonly shim: { readonly endpoint: string; readonly region: string; readonly credentials: AwsCredentialIdentity };
+  /** The shim the agents poll, known once it listens. */
+  readonly shim: Promise<ShimConnection>;
   /** Where the sync writes: the region and its credentials (the SDK's chain when absent). */
   readonly region: { readonly name: string; readonly credentials?: AwsCredentialIdentity };
   readonly metrics: MetricsRecorder;
@@ -48,7 +46,6 @@ export interface FallbackContext {
 
 // While offline and the workflow's queues are not known at the edge yet, look again this often.
 const QUEUES_RETRY_MS = 5_000;
-const KEPT_CONFLICTS = 20;
 
 /**
  * The edge's own work during an outage: the workflow's fallback agents, supervised, while the
@@ -57,21 +54,18 @@ const KEPT_CONFLICTS = 20;
  * tasks that depend on it. A sync that fails (the region gone again) leaves the edge offline and its
  * agents started again; the next recovery syncs again, resuming where it stopped.
  */
-export function startFallbackWork(context: FallbackContext): FallbackWork {
-  const { settings, shim, metrics } = context;
+export function startFallbackWork(context: FallbackContext): OutageParticipant {
+  const { settings, metrics } = context;
   const logger = context.logger.child({ component: 'fallback' });
   let supervisor: Supervisor | undefined;
   let starting: NodeJS.Timeout | undefined;
   let offline = false;
   let closed = false;
-  let sync: SyncStatus | null = null;
-  // One connection of the shim's to the agents' database, for the sync and the conflicts on /status.
-  let database: EdgeDatabase | undefined;
-  const edgeDatabase = () => (database ??= openEdgeDatabase(settings.database));
-  const dynamodb = new DynamoDBClient({
-    region: context.region.name,
-    ...(context.region.credentials ? { credentials: context.region.credentials } : {}),
-    ...(settings.regionDynamoDbEndpoint ? { endpoint: settings.regionDynamoDbEndpoint } : {}),
+  const sync = new SyncBack({
+    database: settings.database,
+    tables: settings.regionTables,
+    region: { ...context.region, dynamoDbEndpoint: settings.regionDynamoDbEndpoint },
+    logger,
   });
 
   /**
@@ -92,19 +86,43 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
     logger.warn({ err: error }, 'cannot release what the agents of an earlier run held; it comes back after its visibility timeout');
   });
 
-  /** Readies the agents on standby while the region is there, so that an outage finds them loaded. */
-  async function prepareAgents(): Promise<void> {
+  /** The supervisor, created once the workflow's queues are known at the shim; throws while they are not. */
+  async function workflowSupervisor(): Promise<Supervisor> {
+    if (supervisor) return supervisor;
+    const shim = await context.shim;
     const sqs = new SQSClient({ endpoint: shim.endpoint, region: shim.region, credentials: shim.credentials });
     try {
       const { queues, humanReviewQueueUrl } = await resolveWorkflowQueues(sqs, settings.workflow.workflow);
-      if (closed) return;
-      supervisor ??= createSupervisor(queues, humanReviewQueueUrl);
-      supervisor.prepare();
+      if (!supervisor) {
+        // Another caller may have created it while the queues were being resolved.
+        supervisor = new Supervisor({
+          workflow: settings.workflow.workflow,
+          entryRoot: settings.workflow.entryRoot,
+          siteId: settings.siteId,
+          database: settings.database,
+          shim,
+          queues,
+          humanReviewQueueUrl,
+          environment: settings.environment,
+          ...settings.supervisor,
+          logger,
+        });
+        supervisor.on('restart', (restart) => metrics.agentRestarted(restart.stage));
+      }
+      return supervisor;
+    } finally {
+      sqs.destroy();
+    }
+  }
+
+  /** Readies the agents on standby while the region is there, so that an outage finds them loaded. */
+  async function prepareAgents(): Promise<void> {
+    try {
+      const ready = await workflowSupervisor();
+      if (!closed) ready.prepare();
     } catch (error) {
       // Started when the edge goes offline instead, as long as the queues are known by then.
       logger.debug({ err: error }, 'fallback agents not readied ahead of an outage');
-    } finally {
-      sqs.destroy();
     }
   }
 
@@ -112,67 +130,18 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
     starting = undefined;
     await startup;
     if (!offline || supervisor?.started) return;
-    const sqs = new SQSClient({ endpoint: shim.endpoint, region: shim.region, credentials: shim.credentials });
     try {
-      const { queues, humanReviewQueueUrl } = await resolveWorkflowQueues(sqs, settings.workflow.workflow);
-      if (!offline) return;
-      supervisor ??= createSupervisor(queues, humanReviewQueueUrl);
-      supervisor.start();
+      const ready = await workflowSupervisor();
+      if (offline) ready.start();
     } catch (error) {
       logger.error({ err: error, retryInMs: QUEUES_RETRY_MS }, 'cannot start the fallback agents yet: declare the workflow\'s queues (--queues) so that the edge knows them offline');
       if (offline) starting = setTimeout(() => void startAgents(), QUEUES_RETRY_MS);
-    } finally {
-      sqs.destroy();
-    }
-  }
-
-  function createSupervisor(queues: WorkflowQueues['queues'], humanReviewQueueUrl: string): Supervisor {
-    const created = new Supervisor({
-      workflow: settings.workflow.workflow,
-      entryRoot: settings.workflow.entryRoot,
-      siteId: settings.siteId,
-      database: settings.database,
-      shim,
-      queues,
-      humanReviewQueueUrl,
-      environment: settings.environment,
-      ...settings.supervisor,
-      logger,
-    });
-    created.on('restart', (restart) => metrics.agentRestarted(restart.stage));
-    return created;
-  }
-
-  async function syncToRegion(): Promise<void> {
-    let progress: SyncProgress | undefined;
-    const show = (state: SyncStatus['state'], lastError: string | null) => {
-      const counts = progress?.counts ?? { written: 0, identical: 0, conflicts: 0, skipped: 0 };
-      sync = { state, done: progress?.done ?? 0, total: progress?.total ?? 0, ...counts, lastError, finishedAt: state === 'running' ? null : new Date().toISOString() };
-    };
-    show('running', null);
-    try {
-      const result = await syncEdgeToRegion({
-        database: edgeDatabase(),
-        dynamodb,
-        tables: settings.regionTables,
-        onProgress: (update) => {
-          progress = update;
-          show('running', null);
-        },
-        logger,
-      });
-      progress = { kind: 'saga', done: progress?.total ?? 0, total: progress?.total ?? 0, counts: result.counts };
-      show('done', null);
-      logger.info({ ...result.counts, conflicts: result.conflicts.length }, 'synced the fallback agents\' work into the region');
-    } catch (error) {
-      show('failed', (error as Error).message);
-      throw error;
     }
   }
 
   void startup.then(prepareAgents);
   return {
-    onOffline() {
+    offline() {
       offline = true;
       void startAgents();
     },
@@ -185,7 +154,7 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
       }
       try {
         await releaseAgentQueues();
-        await syncToRegion();
+        await sync.run();
       } catch (error) {
         // Still offline as far as the edge is concerned: the agents go back to work meanwhile.
         offline = true;
@@ -193,23 +162,13 @@ export function startFallbackWork(context: FallbackContext): FallbackWork {
         throw error;
       }
     },
-    agents: () => supervisor?.status() ?? [],
-    sync: () => sync,
-    conflicts() {
-      const open = listSyncConflicts(edgeDatabase());
-      const latest: ConflictStatus[] = open
-        .slice(-KEPT_CONFLICTS)
-        .reverse()
-        .map((conflict) => ({ kind: conflict.kind, key: conflict.key, detectedAt: conflict.firstSeenAt, region: conflict.region, edge: conflict.edge }));
-      return { latest, count: open.length };
-    },
+    status: () => ({ agents: supervisor?.status() ?? [], sync: sync.status(), conflicts: sync.conflicts() }),
     async close() {
       offline = false;
       closed = true;
       clearTimeout(starting);
       await supervisor?.stop();
-      dynamodb.destroy();
-      database?.close();
+      sync.close();
     },
   };
 }

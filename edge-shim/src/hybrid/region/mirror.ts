@@ -1,12 +1,11 @@
 import type { Logger } from 'pino';
-import { createQueue } from '../sqs/actions/create-queue.js';
-import { setQueueAttributes } from '../sqs/actions/set-queue-attributes.js';
-import type { Db } from '../sqs/database.js';
-import { SqsError } from '../sqs/errors.js';
-import type { QueueAttributes } from '../sqs/queue-attributes.js';
-import { parseQueueUrl } from '../sqs/queues.js';
-import type { SqsService } from '../sqs/service.js';
-import { type Upstream, UpstreamUnavailable } from './upstream.js';
+import { createQueue } from '../../sqs/actions/create-queue.js';
+import { setQueueAttributes } from '../../sqs/actions/set-queue-attributes.js';
+import type { Db } from '../../sqs/database.js';
+import type { QueueAttributes } from '../../sqs/queue-attributes.js';
+import { parseQueueUrl } from '../../sqs/queues.js';
+import type { LocalQueues } from '../local-queues.js';
+import { RegionUnavailable } from './client.js';
 
 /**
  * How the edge knows a queue of the region. `linked`: the region has it, at `upstream_path`.
@@ -64,7 +63,8 @@ const SQS_ARN = /^arn:([^:]+):sqs:([^:]*):([^:]*):([^:]+)$/;
  * region in URLs it hands out and ARNs it shows; the region's in requests to the region). Each
  * queue the edge has seen also exists in the local store with the attributes that matter offline
  * (FIFO, deduplication, delays, sizes, redrive), so that sends can be validated and taken while the
- * region is away.
+ * region is away. It only records and applies what the region said: asking the region is the
+ * Region's (region.ts).
  */
 export class QueueMirror {
   private readonly statements;
@@ -74,8 +74,8 @@ export class QueueMirror {
 
   constructor(
     db: Db,
-    private readonly upstream: Upstream,
-    private readonly local: SqsService,
+    private readonly region: { readonly endpoint: string; readonly name: string },
+    private readonly local: LocalQueues,
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
   ) {
@@ -96,43 +96,32 @@ export class QueueMirror {
     return this.rows.get(name)?.state;
   }
 
-  /** Queues created or declared at the edge that the region may not have yet. */
-  unlinked(): string[] {
-    return [...this.rows.values()].filter((row) => row.state !== 'linked').map((row) => row.name);
-  }
-
   /** The region's URL of a linked queue, for requests to the region. */
   upstreamUrl(name: string): string | undefined {
     const path = this.rows.get(name)?.upstream_path;
-    return path ? `${this.upstream.endpoint}${path}` : undefined;
+    return path ? `${this.region.endpoint}${path}` : undefined;
   }
 
-  /**
-   * The region's URL of a queue, asking the region for it (and creating a pending or declared queue
-   * there) when the edge does not have it yet. Throws the region's QueueDoesNotExist for a queue
-   * it has never had.
-   */
-  async resolve(name: string, execute: <T>(work: () => Promise<T>) => Promise<T>): Promise<string> {
-    const known = this.upstreamUrl(name);
-    if (known) return known;
+  /** What a queue created or declared at the edge is to be created with in the region, in the region's terms. */
+  createWith(name: string): QueueAttributes | undefined {
     const row = this.rows.get(name);
-    let url: string;
-    try {
-      url = (await execute(() => this.upstream.call('GetQueueUrl', { QueueName: name }))).QueueUrl as string;
-    } catch (error) {
-      if (!(row && error instanceof SqsError && error.code === 'QueueDoesNotExist')) throw error;
-      const Attributes = this.toUpstreamAttributes(JSON.parse(row.attributes) as QueueAttributes);
-      url = (await execute(() => this.upstream.call('CreateQueue', { QueueName: name, Attributes }))).QueueUrl as string;
-      this.logger.info({ queue: name }, 'created in the region a queue the edge created or was told of');
-    }
-    this.link(name, url);
-    return this.upstreamUrl(name)!;
+    return row && this.toUpstreamAttributes(JSON.parse(row.attributes) as QueueAttributes);
+  }
+
+  /** The edge's URL of a queue, for answers to clients. */
+  edgeUrl(name: string, baseUrl: string): string {
+    return `${baseUrl}/${this.local.queues.accountId}/${encodeURIComponent(name)}`;
+  }
+
+  /** Whether the local store has the queue. */
+  hasLocally(name: string): boolean {
+    return this.local.queues.byName(name) !== undefined;
   }
 
   /** Records where the region has a queue. */
   link(name: string, upstreamUrl: string): void {
     const parsed = parseQueueUrl(upstreamUrl);
-    if (!parsed) throw new UpstreamUnavailable(`the region answered a queue URL the edge cannot read: ${upstreamUrl}`, false);
+    if (!parsed) throw new RegionUnavailable(`the region answered a queue URL the edge cannot read: ${upstreamUrl}`, false);
     const row = this.rows.get(name);
     const path = `/${parsed.account}/${encodeURIComponent(parsed.name)}`;
     if (row?.state === 'linked' && row.upstream_path === path) return;
@@ -150,10 +139,29 @@ export class QueueMirror {
     this.save({ name, state, upstream_path: null, attributes: JSON.stringify(attributes), mirrored_at: this.clock() });
   }
 
-  /** Forgets a queue deleted in the region. */
-  forget(name: string): void {
+  /**
+   * Applies a queue's attributes as the region has them (in the region's terms) to the local store:
+   * those that matter offline. Its dead-letter queue must be mirrored first.
+   */
+  async apply(name: string, regionAttributes: Record<string, string>): Promise<void> {
+    const kept: QueueAttributes = {};
+    for (const key of MIRRORED) if (regionAttributes[key] !== undefined) kept[key] = regionAttributes[key];
+    if (regionAttributes.FifoQueue === 'true') kept.FifoQueue = 'true';
+    await this.applyLocally(name, this.toLocalAttributes(kept));
+    const row = this.rows.get(name)!;
+    this.save({ ...row, mirrored_at: this.clock() });
+  }
+
+  /** The region deleted a queue: the edge forgets it, and deletes its own copy. */
+  async deleted(name: string): Promise<void> {
+    if (this.hasLocally(name)) await this.local.call('DeleteQueue', { QueueUrl: this.edgeUrl(name, '') }, { baseUrl: '' });
     this.statements.forget.run(name);
     this.rows.delete(name);
+  }
+
+  /** The region purged a queue: so does the edge, as best it can. */
+  async purged(name: string): Promise<void> {
+    if (this.hasLocally(name)) await this.local.call('PurgeQueue', { QueueUrl: this.edgeUrl(name, '') }, { baseUrl: '' }).catch(() => {});
   }
 
   /** Whether the queue's attributes were mirrored long enough ago to fetch them again. */
@@ -162,33 +170,17 @@ export class QueueMirror {
     return row?.state !== 'linked' || this.clock() - row.mirrored_at > REFRESH_AFTER_MS;
   }
 
-  /**
-   * Mirrors a queue of the region into the local store: its attributes as the region answered them
-   * (in the region's terms), or fetched now; its dead-letter queue first, so that its redrive
-   * policy can name it.
-   */
-  async mirror(name: string, execute: <T>(work: () => Promise<T>) => Promise<T>, regionAttributes?: Record<string, string>, visiting = new Set<string>()): Promise<void> {
-    visiting.add(name);
-    const url = await this.resolve(name, execute);
-    const attributes = regionAttributes?.QueueArn
-      ? regionAttributes
-      : ((await execute(() => this.upstream.call('GetQueueAttributes', { QueueUrl: url, AttributeNames: ['All'] }))).Attributes as Record<string, string>);
-    const deadLetterArn = parseJson(attributes.RedrivePolicy)?.deadLetterTargetArn;
-    const deadLetter = typeof deadLetterArn === 'string' ? SQS_ARN.exec(deadLetterArn)?.[4] : undefined;
-    if (deadLetter && !visiting.has(deadLetter) && !this.local.queues.byName(deadLetter)) await this.mirror(deadLetter, execute, undefined, visiting);
-    const kept: QueueAttributes = {};
-    for (const key of MIRRORED) if (attributes[key] !== undefined) kept[key] = attributes[key];
-    if (attributes.FifoQueue === 'true') kept.FifoQueue = 'true';
-    await this.applyLocally(name, this.toLocalAttributes(kept));
-    const row = this.rows.get(name)!;
-    this.save({ ...row, mirrored_at: this.clock() });
+  /** The name of the dead-letter queue a redrive policy names, if any. */
+  deadLetterOf(attributes: Record<string, string>): string | undefined {
+    const arn = parseJson(attributes.RedrivePolicy)?.deadLetterTargetArn;
+    return typeof arn === 'string' ? SQS_ARN.exec(arn)?.[4] : undefined;
   }
 
   /** The region's ARN for an ARN of the edge (same queue name), for requests to the region. */
   toUpstreamArn(arn: string): string {
     const match = SQS_ARN.exec(arn);
     if (!match || this.upstreamAccount === undefined) return arn;
-    return `arn:${match[1]}:sqs:${this.upstream.region}:${this.upstreamAccount}:${match[4]}`;
+    return `arn:${match[1]}:sqs:${this.region.name}:${this.upstreamAccount}:${match[4]}`;
   }
 
   /** The edge's ARN for an ARN of the region, for answers to clients. */
@@ -221,7 +213,7 @@ export class QueueMirror {
       }
       const { FifoQueue: _type, ...settable } = attributes;
       const changed = Object.entries(settable).some(([key, value]) => queue.attributes[key] !== value);
-      if (changed) setQueueAttributes(context, { QueueUrl: `/${context.queues.accountId}/${encodeURIComponent(name)}`, Attributes: settable });
+      if (changed) setQueueAttributes(context, { QueueUrl: this.edgeUrl(name, ''), Attributes: settable });
     });
   }
 

@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import type { QueueAttributes } from '../sqs/queue-attributes.js';
+
+/** A queue to know at the edge before the region was ever reached. */
+export interface DeclaredQueue {
+  readonly name: string;
+  readonly attributes: QueueAttributes;
+}
+
+/**
+ * Reads the queues file: `{ "queues": [{ "name": "orders.fifo", "attributes": { "FifoQueue": "true", ... } }] }`,
+ * attributes as CreateQueue takes them; a redrive policy may name a dead-letter queue by its ARN in
+ * any account and region (only the name counts), listed before or after it.
+ */
+export function readQueuesFile(file: string): DeclaredQueue[] {
+  let document: unknown;
+  try {
+    document = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`cannot read the queues file ${file}: ${(error as Error).message}`);
+  }
+  const list = (document as { queues?: unknown } | null)?.queues;
+  if (!Array.isArray(list)) throw new Error(`the queues file ${file} must hold {"queues": [{"name": ..., "attributes": {...}}]}`);
+  return list.map((entry, index) => {
+    const { name, attributes = {} } = (entry ?? {}) as { name?: unknown; attributes?: unknown };
+    const valid = typeof attributes === 'object' && attributes !== null && Object.values(attributes).every((value) => typeof value === 'string');
+    if (typeof name !== 'string' || name === '' || !valid) throw new Error(`queue ${index + 1} of ${file} needs a "name" and string "attributes"`);
+    return { name, attributes: attributes as QueueAttributes };
+  });
+}
+
+/** Dead-letter queues first: a queue's redrive policy must find its dead-letter queue at the edge. */
+export function deadLettersFirst(queues: readonly DeclaredQueue[]): DeclaredQueue[] {
+  const targetOf = (queue: DeclaredQueue) => {
+    try {
+      return String((JSON.parse(queue.attributes.RedrivePolicy ?? '{}') as { deadLetterTargetArn?: string }).deadLetterTargetArn ?? '').split(':').pop();
+    } catch {
+      return undefined;
+    }
+  };
+  const ordered: DeclaredQueue[] = [];
+  const visit = (queue: DeclaredQueue, path: Set<string>) => {
+    if (ordered.includes(queue) || path.has(queue.name)) return;
+    path.add(queue.name);
+    const target = queues.find((candidate) => candidate.name === targetOf(queue));
+    if (target) visit(target, path);
+    ordered.push(queue);
+  };
+  for (const queue of queues) visit(queue, new Set());
+  return ordered;
+}

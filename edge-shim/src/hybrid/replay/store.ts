@@ -1,0 +1,146 @@
+import type { SqsContext } from '../../sqs/context.js';
+import type { Db } from '../../sqs/database.js';
+import { changeVisibilityOne } from '../../sqs/actions/change-message-visibility.js';
+import { deleteOne } from '../../sqs/actions/delete-message.js';
+import { takeMessages } from '../../sqs/actions/receive-message.js';
+import { SqsError } from '../../sqs/errors.js';
+import { type MessageAttributes, payloadSize } from '../../sqs/message-attributes.js';
+import type { Queue } from '../../sqs/queues.js';
+import { encodeReceiptHandle } from '../../sqs/receipt-handles.js';
+import type { LocalQueues } from '../local-queues.js';
+
+// Messages the replay took and has not handed to the region yet: after a crash they are made
+// visible again at start, instead of waiting out their visibility timeout. A message deleted (handed
+// over, purged, expired) ends its lease.
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS replay_leases (
+  id INTEGER PRIMARY KEY
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS message_states_end_leases AFTER DELETE ON message_states BEGIN
+  DELETE FROM replay_leases WHERE id = old.id;
+END;
+`;
+
+/** A message taken for the replay: what the region is sent, as it was sent to the edge. */
+export interface ReplayMessage {
+  readonly messageId: string;
+  readonly body: string;
+  readonly attributes: MessageAttributes | undefined;
+  readonly traceHeader: string | undefined;
+  readonly groupId: string | undefined;
+  /** FIFO: the id given, or the content hash the edge computed. */
+  readonly deduplicationId: string | undefined;
+  /** What it counts toward a batch's 1 MiB: body and attributes. */
+  readonly size: number;
+  /** The receipt of this take, which hands it over or gives it back. */
+  readonly receipt: string;
+}
+
+/**
+ * The replay's view of the edge's store: it takes messages as a receive would (FIFO groups in order
+ * and locked while taken, messages in flight left alone) but without counting towards
+ * dead-lettering, and messages held for the replay are offered to it alone; it deletes those the
+ * region acknowledged, and gives back the others. Every step is one transaction of the engine.
+ */
+export class ReplayStore {
+  private prepared: ReturnType<typeof prepare> | undefined;
+
+  constructor(private readonly engine: Pick<LocalQueues, 'transact'>) {}
+
+  /**
+   * Takes up to `limit` messages of a queue, invisible at the edge for `leaseSeconds`. Held
+   * messages come first; those the take leaves stay held.
+   */
+  take(queueName: string, limit: number, leaseSeconds: number): Promise<ReplayMessage[]> {
+    return this.engine.transact('', (context) => {
+      const queue = context.queues.byName(queueName);
+      if (!queue) return [];
+      const anyHeld = context.messages.anyHeldForReplay();
+      // A FIFO take fills up from the group it takes first: one offered is enough, more would go back.
+      if (anyHeld) context.messages.offerHeld(queue, queue.fifo ? 1 : limit, context.now);
+      const { messages } = takeMessages(context, { queue, limit, visibleFor: leaseSeconds * 1000, attemptId: undefined, deadLetters: false });
+      if (anyHeld) context.messages.holdUntaken(queue, context.now);
+      return messages.map((message) => {
+        this.leases(context.db).take.run(message.id);
+        const content = context.messages.content(message);
+        const attributes = content.attributes === null ? undefined : (JSON.parse(content.attributes) as MessageAttributes);
+        return {
+          messageId: content.message_id,
+          body: content.body,
+          attributes,
+          traceHeader: content.trace_header ?? undefined,
+          groupId: message.group_id ?? undefined,
+          deduplicationId: content.deduplication_id ?? undefined,
+          size: payloadSize(content.body, attributes),
+          receipt: encodeReceiptHandle({ queueId: queue.id, messageId: message.id, nonce: message.receipt_nonce! }),
+        };
+      });
+    });
+  }
+
+  /** Deletes messages the region acknowledged, as DeleteMessage would with their receipts. */
+  handedOver(queueName: string, messages: readonly ReplayMessage[]): Promise<void> {
+    return this.eachReceipt(queueName, messages, (context, queue, message) => deleteOne(context, queue, message.receipt));
+  }
+
+  /**
+   * Makes messages visible again after `seconds` (0: at once), as ChangeMessageVisibility would with
+   * their receipts; held messages given back stay held. A message no longer in this take's hands is
+   * left as it is.
+   */
+  giveBack(queueName: string, messages: readonly ReplayMessage[], seconds = 0): Promise<void> {
+    return this.eachReceipt(queueName, messages, (context, queue, message) => changeVisibilityOne(context, queue, message.receipt, seconds));
+  }
+
+  /**
+   * Makes the messages the replay had taken when the shim stopped visible again, so that the
+   * replay after a crash resumes at once rather than after their visibility timeout.
+   */
+  releaseLeases(): Promise<number> {
+    return this.engine.transact('', (context) => {
+      let released = 0;
+      const leases = this.leases(context.db);
+      for (const { id } of leases.all.all()) {
+        const message = context.messages.byId(id);
+        const queue = message && context.queues.all().find((candidate) => candidate.id === message.queue_id);
+        if (message && queue && message.visible_at > context.now) {
+          context.messages.setVisibleAt(queue, message, context.now, context.now);
+          context.messagesAvailable(queue);
+          released += 1;
+        }
+      }
+      leases.clear.run();
+      return released;
+    });
+  }
+
+  /** The leases' statements, prepared (and their table created) in the first transaction that needs them. */
+  private leases(db: Db): ReturnType<typeof prepare> {
+    return (this.prepared ??= prepare(db));
+  }
+
+  /** Runs `work` for each message in one transaction; a message it refuses (gone, taken since) is skipped. */
+  private async eachReceipt(queueName: string, messages: readonly ReplayMessage[], work: (context: SqsContext, queue: Queue, message: ReplayMessage) => void): Promise<void> {
+    if (messages.length === 0) return;
+    await this.engine.transact('', (context) => {
+      const queue = context.queues.byName(queueName);
+      if (!queue) return;
+      for (const message of messages) {
+        try {
+          work(context, queue, message);
+        } catch (error) {
+          if (!(error instanceof SqsError)) throw error;
+        }
+      }
+    });
+  }
+}
+
+function prepare(db: Db) {
+  db.exec(SCHEMA);
+  return {
+    take: db.prepare('INSERT OR IGNORE INTO replay_leases (id) VALUES (?)'),
+    all: db.prepare<[], { id: number }>('SELECT id FROM replay_leases'),
+    clear: db.prepare('DELETE FROM replay_leases'),
+  };
+}

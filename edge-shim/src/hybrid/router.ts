@@ -1,0 +1,291 @@
+import type { Logger } from 'pino';
+import type { CallOptions, Health, SqsBackend } from '../backend.js';
+import type { MetricsRecorder } from '../observability/metrics.js';
+import { SqsError } from '../sqs/errors.js';
+import type { LocalQueues } from './local-queues.js';
+import type { ModeMachine } from './mode.js';
+import { RegionUnavailable } from './region/client.js';
+import type { QueueMirror } from './region/mirror.js';
+import { type Region, queueNameOf } from './region/region.js';
+
+type Input = Record<string, unknown>;
+type Output = Record<string, unknown>;
+
+/**
+ * How an operation is routed between the region and the edge's own queues:
+ * - `send`: to the region, else stored at the edge for the replay;
+ * - `receive`: where the mode says, following it through a long poll;
+ * - `by-receipt`: where the receipt handle came from;
+ * - `create`: in the region and mirrored, else at the edge and created in the region later;
+ * - `lookup`: in the region, else answered from the mirror;
+ * - `region-only`: in the region, else refused as retryable.
+ */
+type Route = 'send' | 'receive' | 'by-receipt' | 'create' | 'lookup' | 'region-only';
+
+const ROUTES: Readonly<Record<string, Route>> = {
+  SendMessage: 'send',
+  SendMessageBatch: 'send',
+  ReceiveMessage: 'receive',
+  DeleteMessage: 'by-receipt',
+  DeleteMessageBatch: 'by-receipt',
+  ChangeMessageVisibility: 'by-receipt',
+  ChangeMessageVisibilityBatch: 'by-receipt',
+  CreateQueue: 'create',
+  GetQueueUrl: 'lookup',
+  GetQueueAttributes: 'lookup',
+  ListQueues: 'lookup',
+};
+
+// The shim's own receipt handles (see sqs/receipt-handles.ts); any other came from the region.
+const LOCAL_HANDLE = /^hf1\./;
+const COUNTS = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'];
+
+const unreachable = (what: string) =>
+  new SqsError('ServiceUnavailable', `${what} can only be carried out by the region, which the edge cannot reach now. Retry later.`);
+// A queue the edge does not know may well be in the region: a retryable error, not QueueDoesNotExist.
+const unknownAtEdge = (name: string) =>
+  new SqsError('ServiceUnavailable', `The region cannot be reached and the queue ${name} is not known at the edge (declare it in the queues file). Retry later.`);
+
+export interface RouterParts {
+  readonly local: LocalQueues;
+  readonly region: Region;
+  readonly mirror: QueueMirror;
+  readonly mode: ModeMachine;
+  /** Whether a send to a queue must go behind messages the edge still holds for it. */
+  readonly holdsBacklog: (queueName: string) => boolean;
+  /** Something was stored at the edge: the replay looks again. */
+  readonly stored: () => void;
+  readonly metrics: MetricsRecorder;
+  readonly logger: Logger;
+  readonly clock?: () => number;
+}
+
+/**
+ * The hybrid edge's SQS operations: each carried out in the region while it is there and at the
+ * edge while it is not, by the route its action takes (ROUTES). Clients only ever see the edge's
+ * queue URLs and ARNs; the region's answers and errors pass through otherwise unchanged.
+ */
+export class HybridRouter implements SqsBackend {
+  /** Ends every receive waiting on the region or at the edge: the shim is stopping. */
+  private readonly ending = new AbortController();
+  private readonly local: LocalQueues;
+  private readonly region: Region;
+  private readonly mode: ModeMachine;
+  private readonly clock: () => number;
+
+  constructor(private readonly parts: RouterParts) {
+    ({ local: this.local, region: this.region, mode: this.mode } = parts);
+    this.clock = parts.clock ?? Date.now;
+  }
+
+  /** Answers every waiting receive now (with what it has), as the local store does when it closes. */
+  endWaits(): void {
+    this.ending.abort();
+  }
+
+  health(): Health {
+    // Sends are taken online (the region) and offline (the store): only a store that cannot take them makes the edge unhealthy.
+    return { ...this.local.health(), mode: this.mode.mode };
+  }
+
+  call(action: string, input: Input, options: CallOptions): Promise<Output> {
+    switch (ROUTES[action] ?? 'region-only') {
+      case 'send':
+        return this.send(action as 'SendMessage' | 'SendMessageBatch', input, options);
+      case 'receive':
+        return this.receive(input, options);
+      case 'by-receipt':
+        return this.byReceipt(action, input, options);
+      case 'create':
+        return this.createQueue(input, options);
+      case 'lookup':
+        return this.lookup(action, input, options);
+      case 'region-only':
+        return this.regionOnly(action, input, options);
+    }
+  }
+
+  /**
+   * A send goes to the region unless the edge is offline or the queue still holds messages at the
+   * edge (a new message must not overtake them). If the region fails to answer, the message is
+   * stored at the edge and acknowledged from there: the replay sends it with its deduplication id,
+   * so a FIFO queue drops it if the region had taken it after all.
+   */
+  private async send(action: 'SendMessage' | 'SendMessageBatch', input: Input, options: CallOptions): Promise<Output> {
+    const name = queueNameOf(input);
+    let maybeSent = false;
+    if (this.mode.mode !== 'offline' && !this.parts.holdsBacklog(name)) {
+      try {
+        return await this.region.carryOut(action, input, options);
+      } catch (error) {
+        if (!(error instanceof RegionUnavailable)) throw error;
+        maybeSent = error.maybeDone;
+        this.parts.logger.info({ queue: name, action, reason: error.message, maybeSent }, 'the region did not take a send: stored at the edge for replay');
+      }
+    }
+    if (!this.local.queues.byName(name)) throw unknownAtEdge(name);
+    let output: Output;
+    if (maybeSent) {
+      // The region may run this task already: it waits for the replay, where the region's
+      // deduplication decides, rather than run at the edge too.
+      this.parts.metrics.requestCarriedOut(action, 'local');
+      output = await this.local.sendHeldForReplay(action, input, options);
+    } else {
+      output = await this.locally(action, input, options);
+    }
+    this.parts.stored();
+    return output;
+  }
+
+  /**
+   * A receive is served where the mode says, and follows a change of mode during its long poll: a
+   * wait on the region that sees the edge go offline goes on at the edge for the rest of its time,
+   * and the other way round.
+   */
+  private async receive(input: Input, options: CallOptions): Promise<Output> {
+    const name = queueNameOf(input);
+    const waitSeconds = typeof input.WaitTimeSeconds === 'number' ? input.WaitTimeSeconds : Number(this.local.queues.byName(name)?.attributes.ReceiveMessageWaitTimeSeconds ?? 0);
+    const deadline = this.clock() + waitSeconds * 1000;
+    // The wait ends when the client goes away or the shim stops, answering what it has.
+    const ended = options.signal ? AbortSignal.any([options.signal, this.ending.signal]) : this.ending.signal;
+    for (;;) {
+      const mode = this.mode.mode;
+      const switched = new AbortController();
+      const onChange = () => switched.abort();
+      this.mode.once('change', onChange);
+      const signal = AbortSignal.any([ended, switched.signal]);
+      const remaining = { ...input, WaitTimeSeconds: Math.max(0, Math.ceil((deadline - this.clock()) / 1000)) };
+      let output: Output;
+      try {
+        if (mode === 'offline') {
+          output = await this.locally('ReceiveMessage', remaining, { ...options, signal });
+        } else {
+          try {
+            output = await this.region.carryOut('ReceiveMessage', remaining, { ...options, signal });
+          } catch (error) {
+            if (ended.aborted) return {};
+            if (!(error instanceof RegionUnavailable) && !switched.signal.aborted) throw error;
+            // The region failed or the mode changed under the wait: what the edge holds is served meanwhile.
+            output = switched.signal.aborted ? {} : await this.locally('ReceiveMessage', remaining, { ...options, signal });
+          }
+        }
+      } finally {
+        this.mode.off('change', onChange);
+      }
+      if (output.Messages || ended.aborted || !switched.signal.aborted || this.clock() >= deadline) return output;
+    }
+  }
+
+  /** Deletes and visibility changes go to whoever issued the receipt handle: the edge or the region. */
+  private async byReceipt(action: string, input: Input, options: CallOptions): Promise<Output> {
+    if (action === 'DeleteMessage' || action === 'ChangeMessageVisibility') {
+      if (LOCAL_HANDLE.test(String(input.ReceiptHandle))) return this.locally(action, input, options);
+      if (this.mode.mode === 'offline') throw unreachable(`${action} of a message received from the region`);
+      return this.inRegionOrUnreachable(action, input, options);
+    }
+    const entries = Array.isArray(input.Entries) ? (input.Entries as Input[]) : [];
+    const ours = entries.filter((entry) => LOCAL_HANDLE.test(String(entry.ReceiptHandle)));
+    const theirs = entries.filter((entry) => !LOCAL_HANDLE.test(String(entry.ReceiptHandle)));
+    if (theirs.length === 0 || entries.length === 0) return this.locally(action, input, options);
+    if (ours.length === 0 && this.mode.mode !== 'offline') return this.inRegionOrUnreachable(action, input, options);
+    // A batch with handles of both: each part where it belongs, the answers merged.
+    const [edge, region] = await Promise.all([
+      ours.length > 0 ? this.locally(action, { ...input, Entries: ours }, options) : Promise.resolve<Output>({}),
+      this.mode.mode === 'offline'
+        ? Promise.resolve(failedEntries(theirs))
+        : this.region.carryOut(action, { ...input, Entries: theirs }, options).catch((error: unknown) => {
+            if (error instanceof RegionUnavailable) return failedEntries(theirs);
+            throw error;
+          }),
+    ]);
+    return {
+      Successful: [...((edge.Successful as unknown[]) ?? []), ...((region.Successful as unknown[]) ?? [])],
+      Failed: [...((edge.Failed as unknown[]) ?? []), ...((region.Failed as unknown[]) ?? [])],
+    };
+  }
+
+  /**
+   * CreateQueue in the region when it is there, mirrored at the edge before the answer; at the edge
+   * alone while offline, and created in the region before anything is replayed to it.
+   */
+  private async createQueue(input: Input, options: CallOptions): Promise<Output> {
+    const name = String(input.QueueName ?? '');
+    if (this.mode.mode !== 'offline') {
+      try {
+        const output = await this.region.carryOut('CreateQueue', input, options);
+        await this.region.refreshMirror(name);
+        return output;
+      } catch (error) {
+        if (!(error instanceof RegionUnavailable)) throw error;
+      }
+    }
+    const output = await this.locally('CreateQueue', input, options);
+    if (!this.parts.mirror.stateOf(name)) await this.parts.mirror.declare(name, (input.Attributes as Record<string, string>) ?? {}, 'pending');
+    return output;
+  }
+
+  /**
+   * A lookup in the region, or answered from the mirror while the region is away. GetQueueUrl goes
+   * through the mirror, so that a queue created at the edge while offline is created in the region.
+   */
+  private async lookup(action: string, input: Input, options: CallOptions): Promise<Output> {
+    if (this.mode.mode === 'offline') return this.atEdge(action, input, options);
+    try {
+      if (action === 'GetQueueUrl' && input.QueueOwnerAWSAccountId === undefined) {
+        return { QueueUrl: await this.region.queueUrl(typeof input.QueueName === 'string' ? input.QueueName : '', options.baseUrl) };
+      }
+      const output = await this.region.carryOut(action, input, options);
+      if (action === 'GetQueueAttributes' && output.Attributes) output.Attributes = this.withEdgeCounts(queueNameOf(input), output.Attributes as Record<string, string>);
+      return output;
+    } catch (error) {
+      if (error instanceof RegionUnavailable) return this.atEdge(action, input, options);
+      throw error;
+    }
+  }
+
+  /** What only the region can do: policies, tags, purges, deletions, move tasks. */
+  private regionOnly(action: string, input: Input, options: CallOptions): Promise<Output> {
+    if (this.mode.mode === 'offline') throw unreachable(action);
+    return this.inRegionOrUnreachable(action, input, options);
+  }
+
+  /** A lookup answered from the mirror while the region is away. */
+  private atEdge(action: string, input: Input, options: CallOptions): Promise<Output> {
+    const name = typeof input.QueueName === 'string' ? input.QueueName : typeof input.QueueUrl === 'string' ? queueNameOf(input) : undefined;
+    if (name !== undefined && !this.local.queues.byName(name)) throw unknownAtEdge(name);
+    return this.locally(action, input, options);
+  }
+
+  private locally(action: string, input: Input, options: CallOptions): Promise<Output> {
+    this.parts.metrics.requestCarriedOut(action, 'local');
+    return this.local.call(action, input, options);
+  }
+
+  private async inRegionOrUnreachable(action: string, input: Input, options: CallOptions): Promise<Output> {
+    try {
+      return await this.region.carryOut(action, input, options);
+    } catch (error) {
+      if (error instanceof RegionUnavailable) throw unreachable(action);
+      throw error;
+    }
+  }
+
+  /** GetQueueAttributes answered by the region, plus what the edge still holds of the queue. */
+  private withEdgeCounts(name: string, attributes: Record<string, string>): Record<string, string> {
+    if (this.local.storedMessages(name) === 0) return attributes;
+    const counted = { ...attributes };
+    const local = this.local.counts(name);
+    const extra = [local.visible, local.inFlight, local.delayed];
+    COUNTS.forEach((key, index) => {
+      if (counted[key] !== undefined) counted[key] = String(Number(counted[key]) + extra[index]!);
+    });
+    return counted;
+  }
+}
+
+function failedEntries(entries: Input[]): Output {
+  return {
+    Successful: [],
+    Failed: entries.map((entry) => ({ Id: entry.Id, SenderFault: false, Code: 'ServiceUnavailable', Message: 'The region that issued this receipt handle cannot be reached now. Retry later.' })),
+  };
+}

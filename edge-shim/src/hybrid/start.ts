@@ -1,0 +1,134 @@
+import type { AwsCredentialIdentity } from '@smithy/types';
+import type { Logger } from 'pino';
+import type { ShimConfig } from '../config.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { EdgeStatus } from '../observability/status.js';
+import type { Db } from '../sqs/database.js';
+import { type DeclaredQueue, deadLettersFirst } from './declared-queues.js';
+import type { LocalQueues } from './local-queues.js';
+import { type Mode, ModeMachine } from './mode.js';
+import type { OutageParticipant } from './outage.js';
+import { RegionClient } from './region/client.js';
+import { QueueMirror } from './region/mirror.js';
+import { Region } from './region/region.js';
+import { Replayer } from './replay/replayer.js';
+import { ReplayStore } from './replay/store.js';
+import { HybridRouter } from './router.js';
+import { hybridStatus } from './status.js';
+
+/** The hybrid's timings and rates, as the shim's configuration names them. */
+type HybridTimings = Pick<
+  ShimConfig,
+  'upstreamTimeoutMs' | 'probeIntervalMs' | 'probeTimeoutMs' | 'recoveryProbes' | 'recoveryMs' | 'breakerFailures' | 'replayRate' | 'replayConcurrency'
+>;
+
+export interface HybridSettings extends HybridTimings {
+  /** The region's SQS endpoint. */
+  readonly upstream: string;
+  readonly upstreamRegion: string;
+  /** Fixed credentials for the region (tests); otherwise the AWS SDK's default provider chain. */
+  readonly upstreamCredentials?: AwsCredentialIdentity;
+  /** Queues to know at the edge before the region was ever reached (see `readQueuesFile`). */
+  readonly queues: readonly DeclaredQueue[];
+}
+
+/** What the hybrid edge stands on: the edge's own queues and database, and whatever takes part in an outage. */
+export interface HybridFoundation {
+  readonly local: LocalQueues;
+  readonly db: Db;
+  readonly participant?: OutageParticipant;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly clock?: () => number;
+}
+
+export interface HybridEdge {
+  /** What the HTTP front calls: the SQS operations, routed between the region and the edge. */
+  readonly router: HybridRouter;
+  readonly mode: ModeMachine;
+  readonly region: Region;
+  readonly replayer: Replayer;
+  status(): EdgeStatus;
+  close(): Promise<void>;
+}
+
+// The breaker's failure-rate arm: half the requests over 10 s, at 5 or more a second.
+const FAILURE_RATE = 0.5;
+const FAILURE_RATE_WINDOW_MS = 10_000;
+const FAILURE_RATE_MINIMUM_RPS = 5;
+const MAX_ATTEMPTS = 3;
+
+/** Starts the hybrid edge in front of the region, over the edge's own queues. */
+export async function startHybridEdge(foundation: HybridFoundation, settings: HybridSettings): Promise<HybridEdge> {
+  const { local, db, participant, metrics, logger, clock = Date.now } = foundation;
+  const client = new RegionClient({
+    endpoint: settings.upstream,
+    region: settings.upstreamRegion,
+    credentials: settings.upstreamCredentials,
+    connectTimeoutMs: Math.min(settings.upstreamTimeoutMs, 1000),
+    requestTimeoutMs: settings.upstreamTimeoutMs,
+    maxAttempts: MAX_ATTEMPTS,
+  });
+  const mirror = new QueueMirror(db, { endpoint: client.endpoint, name: client.region }, local, logger.child({ component: 'mirror' }), clock);
+  const region = new Region({
+    client,
+    mirror,
+    breaker: {
+      consecutiveFailures: settings.breakerFailures,
+      failureRate: FAILURE_RATE,
+      failureRateWindowMs: FAILURE_RATE_WINDOW_MS,
+      failureRateMinimumRps: FAILURE_RATE_MINIMUM_RPS,
+      halfOpenAfterMs: settings.probeIntervalMs,
+    },
+    probeTimeoutMs: settings.probeTimeoutMs,
+    metrics,
+    logger: logger.child({ component: 'region' }),
+    clock,
+  });
+  const mode = new ModeMachine(
+    { probeIntervalMs: settings.probeIntervalMs, recoveryProbes: settings.recoveryProbes, recoveryMs: settings.recoveryMs },
+    region,
+    participant,
+    logger.child({ component: 'mode' }),
+    clock,
+  );
+  const store = new ReplayStore(local);
+  const replayer = new Replayer(
+    { store, local, region, mode, metrics, logger: logger.child({ component: 'replay' }), clock },
+    { ratePerSecond: settings.replayRate, concurrency: settings.replayConcurrency },
+  );
+  const router = new HybridRouter({
+    local,
+    region,
+    mirror,
+    mode,
+    holdsBacklog: (name) => replayer.holdsBacklog(name),
+    stored: () => replayer.wake(),
+    metrics,
+    logger: logger.child({ component: 'hybrid' }),
+    clock,
+  });
+  const released = await store.releaseLeases();
+  if (released > 0) logger.info({ released }, 'made visible again the messages a replay had taken when the shim stopped');
+  for (const queue of deadLettersFirst(settings.queues)) {
+    await mirror.declare(queue.name, mirror.toLocalAttributes(queue.attributes), 'declared');
+  }
+  mode.on('change', () => replayer.wake());
+  // Whether the region is there decides the first mode: one probe, answered or not.
+  const initial: Mode = (await region.answers(settings.upstreamTimeoutMs)) ? 'online' : 'offline';
+  mode.start(initial, initial === 'offline' ? 'the region did not answer at start' : 'the region answered at start');
+  replayer.start();
+  logger.info({ upstream: region.endpoint, region: region.name, mode: initial, declaredQueues: settings.queues.length }, `hybrid edge in front of ${region.endpoint}`);
+  return {
+    router,
+    mode,
+    region,
+    replayer,
+    status: () => hybridStatus({ local, region, mode, replayer, metrics, participant }, clock),
+    async close() {
+      mode.stop();
+      await replayer.stop();
+      region.destroy();
+    },
+  };
+}
