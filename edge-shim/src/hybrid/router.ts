@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { CallOptions, Health, SqsBackend } from '../backend.js';
 import type { MetricsRecorder } from '../observability/metrics.js';
 import { SqsError } from '../sqs/errors.js';
+import { isShimReceiptHandle } from '../sqs/receipt-handles.js';
 import type { LocalQueues } from './local-queues.js';
 import type { ModeMachine } from './mode.js';
 import { RegionUnavailable } from './region/client.js';
@@ -36,8 +37,6 @@ const ROUTES: Readonly<Record<string, Route>> = {
   ListQueues: 'lookup',
 };
 
-// The shim's own receipt handles (see sqs/receipt-handles.ts); any other came from the region.
-const LOCAL_HANDLE = /^hf1\./;
 const COUNTS = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'];
 
 const unreachable = (what: string) =>
@@ -179,13 +178,13 @@ export class HybridRouter implements SqsBackend {
   /** Deletes and visibility changes go to whoever issued the receipt handle: the edge or the region. */
   private async byReceipt(action: string, input: Input, options: CallOptions): Promise<Output> {
     if (action === 'DeleteMessage' || action === 'ChangeMessageVisibility') {
-      if (LOCAL_HANDLE.test(String(input.ReceiptHandle))) return this.locally(action, input, options);
+      if (isShimReceiptHandle(input.ReceiptHandle)) return this.locally(action, input, options);
       if (this.mode.mode === 'offline') throw unreachable(`${action} of a message received from the region`);
       return this.inRegionOrUnreachable(action, input, options);
     }
     const entries = Array.isArray(input.Entries) ? (input.Entries as Input[]) : [];
-    const ours = entries.filter((entry) => LOCAL_HANDLE.test(String(entry.ReceiptHandle)));
-    const theirs = entries.filter((entry) => !LOCAL_HANDLE.test(String(entry.ReceiptHandle)));
+    const ours = entries.filter((entry) => isShimReceiptHandle(entry.ReceiptHandle));
+    const theirs = entries.filter((entry) => !isShimReceiptHandle(entry.ReceiptHandle));
     if (theirs.length === 0 || entries.length === 0) return this.locally(action, input, options);
     if (ours.length === 0 && this.mode.mode !== 'offline') return this.inRegionOrUnreachable(action, input, options);
     // A batch with handles of both: each part where it belongs, the answers merged.

@@ -30,6 +30,11 @@ export function newNonce(): string {
   return noncePool.toString('base64url', nonceOffset - NONCE_BYTES, nonceOffset);
 }
 
+/** Whether a receipt handle is of this shim's making (one from a region's SQS is not). */
+export function isShimReceiptHandle(text: unknown): boolean {
+  return typeof text === 'string' && text.startsWith(`${PREFIX}.`);
+}
+
 export function encodeReceiptHandle(handle: ReceiptHandle): string {
   return `${PREFIX}.${Buffer.from(`${handle.queueId}:${handle.messageId}:${handle.nonce}`).toString('base64url')}`;
 }
