@@ -5,8 +5,6 @@
 export {
   Supervisor,
   type AgentDown,
-  type AgentState,
-  type AgentStatus,
   type AgentUp,
   type MessagesReturned,
   type RestartScheduled,
@@ -23,4 +21,5 @@ export {
   type LoadedWorkflow,
   type WorkflowQueues,
 } from './workflow.js';
+export type { AgentState, AgentStatus } from '../observability/status.js';
 export { AgentEnvironmentError, inheritedEnvironment, readAgentEnvironment } from './environment.js';

@@ -14,6 +14,7 @@ import { pino, type Logger } from 'pino';
 import { edgeAgentEnvironment } from '../../../functions/src/edge/environment.js';
 import type { AwsConnection, HeldMessage, StageQueues } from '../../../functions/src/local-runner/runner.js';
 import type { StageDefinition, WorkflowDefinition } from '../../../functions/src/workflow-definition.js';
+import type { AgentState, AgentStatus } from '../observability/status.js';
 import { inheritedEnvironment } from './environment.js';
 import type { AgentConfig, FromAgent, ToAgent } from './protocol.js';
 import { edgeStages } from './workflow.js';
@@ -55,20 +56,6 @@ export interface SupervisorOptions {
   readonly logger?: Logger;
   /** The agents' own log level (their runners); the logger's level by default. */
   readonly agentLogLevel?: string;
-}
-
-export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped' | 'restarting' | 'crashed';
-
-/** One edge stage's agent, as GET /status shows it. */
-export interface AgentStatus {
-  readonly stage: string;
-  readonly state: AgentState;
-  readonly pid: number | null;
-  readonly restarts: number;
-  readonly lastRestartAt: string | null;
-  readonly lastRestartReason: string | null;
-  readonly lastHeartbeatAt: string | null;
-  readonly tasksDone: number;
 }
 
 export interface AgentUp {
