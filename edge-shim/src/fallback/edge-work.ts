@@ -7,7 +7,7 @@ import { stageQueueNames } from '../../../functions/src/workflow-definition.js';
 import type { EdgeWork } from '../hybrid/status.js';
 import type { MetricsRecorder } from '../observability/metrics.js';
 import type { ConflictStatus, SyncStatus } from '../observability/status.js';
-import { Supervisor } from './supervisor.js';
+import { Supervisor } from './supervisor/supervisor.js';
 import { type LoadedWorkflow, type WorkflowQueues, resolveWorkflowQueues } from './workflow.js';
 
 export interface FallbackSettings {

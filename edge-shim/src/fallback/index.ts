@@ -2,15 +2,8 @@
  * Fallback agents at the edge: the workflow's stages marked `runsAtEdge`, run against the shim's
  * local queues while the region is down, each in its own process, under a supervisor.
  */
-export {
-  Supervisor,
-  type AgentDown,
-  type AgentUp,
-  type MessagesReturned,
-  type RestartScheduled,
-  type SupervisorEvents,
-  type SupervisorOptions,
-} from './supervisor.js';
+export { Supervisor, type SupervisorOptions } from './supervisor/supervisor.js';
+export type { AgentDown, AgentUp, MessagesReturned, RestartScheduled, SupervisorEvents } from './supervisor/events.js';
 export {
   checkWorkflowDefinition,
   DEFAULT_WORKFLOW_MODULE,
