@@ -17,7 +17,6 @@ export interface HeldBatch {
 
 /** The supervisor's side of one agent process: an active agent or a standby. */
 export class AgentHandle {
-  readonly spawnedAt = Date.now();
   lastHeartbeatAt: number | undefined;
   /** Its handler is loaded. */
   ready = false;
@@ -35,19 +34,20 @@ export class AgentHandle {
   markClosed!: () => void;
 
   /** Starts an agent process; it waits for its configuration (`configure`). */
-  static launch(standby: boolean): AgentHandle {
+  static launch(standby: boolean, clock: () => number): AgentHandle {
     const child = fork(AGENT_MODULE, [], {
       execArgv: AGENT_EXEC_ARGV,
       env: inheritedEnvironment(),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
     });
-    return new AgentHandle(child, standby);
+    return new AgentHandle(child, standby, clock());
   }
 
   private constructor(
     readonly child: ChildProcess,
     public standby: boolean,
+    readonly spawnedAt: number,
   ) {
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
   }

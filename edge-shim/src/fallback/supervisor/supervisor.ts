@@ -56,6 +56,12 @@ export interface SupervisorOptions {
   readonly logger?: Logger;
   /** The agents' own log level (their runners); the logger's level by default. */
   readonly agentLogLevel?: string;
+  /**
+   * The time, as Date.now (the default) gives it, wherever time decides what happens: hangs, start
+   * timeouts, stable runs, downtime, restart times, and held batches' deadlines (set by the agents'
+   * own clocks). The timers are Node's.
+   */
+  readonly clock?: () => number;
 }
 
 const DEFAULTS = {
@@ -80,6 +86,7 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly logger: Logger;
   private readonly settings: typeof DEFAULTS;
+  private readonly clock: () => number;
   private readonly slots: StageSlot[];
   /** While agents run (from start() to the end of stop()): gives back what they held. */
   private giveBack: GiveBack | undefined;
@@ -100,6 +107,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.settings.heartbeatIntervalMs === 0) throw new RangeError('heartbeatIntervalMs must be more than 0');
     if (this.settings.waitTimeSeconds > 20) throw new RangeError('waitTimeSeconds must be 0 to 20, as ReceiveMessage takes it');
     this.logger = options.logger ?? pino({ name: 'fallback-supervisor' });
+    this.clock = options.clock ?? Date.now;
     const { workflow } = options;
     const queueUrls = Object.fromEntries(Object.entries(options.queues).map(([stage, queues]) => [stage, queues.queueUrl]));
     const database = resolve(options.database);
@@ -233,7 +241,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private spawn(slot: StageSlot, standby: boolean): AgentHandle {
-    const agent = AgentHandle.launch(standby);
+    const agent = AgentHandle.launch(standby, this.clock);
     const { child } = agent;
     child.on('message', (message: FromAgent) => this.onMessage(slot, agent, message));
     // 'close' comes after every message the child sent has been read.
@@ -247,7 +255,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private onMessage(slot: StageSlot, agent: AgentHandle, message: FromAgent): void {
     switch (message.type) {
       case 'heartbeat':
-        agent.lastHeartbeatAt = Date.now();
+        agent.lastHeartbeatAt = this.clock();
         if (agent === slot.active) slot.lastHeartbeatAt = agent.lastHeartbeatAt;
         return;
       case 'ready':
@@ -295,7 +303,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private onUp(slot: StageSlot, agent: AgentHandle): void {
-    const now = Date.now();
+    const now = this.clock();
     const downtimeMs = slot.downSince === undefined ? null : now - slot.downSince;
     const up: AgentUp = { stage: slot.stage.name, pid: agent.pid!, restart: slot.everUp, fromStandby: agent.standby, downtimeMs };
     agent.standby = false;
@@ -333,7 +341,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * when stopping: the region, which never saw its in-progress records, takes over.
    */
   private giveBackHeld(slot: StageSlot, agent: AgentHandle): void {
-    const now = Date.now();
+    const now = this.clock();
     for (const { deadline, messages } of agent.held.values()) {
       this.giveBack!.messages(slot.stage.name, slot.config.queues.queueUrl, messages, this.stopping ? 0 : secondsToDeadline(deadline, now));
     }
@@ -341,7 +349,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private restartLater(slot: StageSlot, reason: string): void {
-    const now = Date.now();
+    const now = this.clock();
     const { consecutiveFailures, delayMs } = slot.restartPolicy.died(now);
     slot.downSince = now;
     slot.restarts += 1;
@@ -373,7 +381,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private checkHeartbeats(): void {
-    const now = Date.now();
+    const now = this.clock();
     for (const slot of this.slots) {
       for (const agent of slot.processes()) {
         if (agent.killReason !== undefined) continue;
