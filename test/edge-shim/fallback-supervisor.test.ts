@@ -248,6 +248,17 @@ describe('fallback agents under the supervisor', () => {
     expect(events.restarts.at(-1)).toMatchObject({ restarts: 5, consecutiveFailures: 1, delayMs: 0, reason: 'killed by SIGKILL' });
   });
 
+  it('takes the times it reports from the clock it is given', PROCESS_TEST, async () => {
+    const now = Date.parse('2030-01-02T03:04:05.000Z');
+    startSupervisor({ clock: () => now });
+    await supervisor!.running();
+    process.kill(agent('prepare').pid!, 'SIGKILL');
+
+    // The clock stands still: no downtime, and no agent is ever hung or late to start.
+    expect(await up('prepare', 2)).toMatchObject({ restart: true, downtimeMs: 0 });
+    expect(agent('prepare')).toMatchObject({ restarts: 1, lastRestartAt: '2030-01-02T03:04:05.000Z', lastHeartbeatAt: '2030-01-02T03:04:05.000Z' });
+  });
+
   it('stop() lets an agent finish the task it is doing and gives back at once what it had not started', PROCESS_TEST, async () => {
     control.plan('a:prepare', 'hold');
     startSupervisor();

@@ -1,8 +1,8 @@
 /**
  * A fallback agent: one stage of a workflow run by the local runner (Lambda's SQS event-source
  * semantics) against the shim's local queues, in a process of its own so that its crash cannot take
- * the shim down. Started by the supervisor (supervisor.ts) with an IPC channel: it waits for its
- * configuration, heartbeats from then on, and reports what its runner does.
+ * the shim down. Started by the supervisor (supervisor/agent-handle.ts) with an IPC channel: it
+ * waits for its configuration, heartbeats from then on, and reports what its runner does.
  */
 import type { LocalRunner } from '../../../functions/src/local-runner/runner.js';
 import type { AgentConfig, FromAgent, ToAgent } from './protocol.js';

@@ -2,17 +2,8 @@
  * Fallback agents at the edge: the workflow's stages marked `runsAtEdge`, run against the shim's
  * local queues while the region is down, each in its own process, under a supervisor.
  */
-export {
-  Supervisor,
-  type AgentDown,
-  type AgentState,
-  type AgentStatus,
-  type AgentUp,
-  type MessagesReturned,
-  type RestartScheduled,
-  type SupervisorEvents,
-  type SupervisorOptions,
-} from './supervisor.js';
+export { Supervisor, type SupervisorOptions } from './supervisor/supervisor.js';
+export type { AgentDown, AgentUp, MessagesReturned, RestartScheduled, SupervisorEvents } from './supervisor/events.js';
 export {
   checkWorkflowDefinition,
   DEFAULT_WORKFLOW_MODULE,
@@ -23,4 +14,5 @@ export {
   type LoadedWorkflow,
   type WorkflowQueues,
 } from './workflow.js';
+export type { AgentState, AgentStatus } from '../observability/status.js';
 export { AgentEnvironmentError, inheritedEnvironment, readAgentEnvironment } from './environment.js';

@@ -5,7 +5,7 @@ import type { RegionTables } from '../../../functions/src/edge/index.js';
 import { stageQueueNames } from '../../../functions/src/workflow-definition.js';
 import type { OutageParticipant } from '../hybrid/outage.js';
 import type { MetricsRecorder } from '../observability/metrics.js';
-import { Supervisor } from './supervisor.js';
+import { Supervisor } from './supervisor/supervisor.js';
 import { SyncBack } from './sync-back.js';
 import { type LoadedWorkflow, resolveWorkflowQueues } from './workflow.js';
 

@@ -80,9 +80,12 @@ export interface SyncStatus {
   readonly finishedAt: string | null;
 }
 
+export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped' | 'restarting' | 'crashed';
+
+/** One edge stage's fallback agent. */
 export interface AgentStatus {
   readonly stage: string;
-  readonly state: 'starting' | 'running' | 'stopping' | 'stopped' | 'restarting' | 'crashed';
+  readonly state: AgentState;
   readonly pid: number | null;
   readonly restarts: number;
   readonly lastRestartAt: string | null;

@@ -1,22 +1,23 @@
 /**
  * Runs a workflow's edge stages as fallback agents while the shim is offline, each in a child
  * process of its own, and keeps them working: heartbeats over IPC, a dead or hung agent restarted
- * (from a warm standby when there is one), exponential backoff on a crash loop, and on stop the
- * agents finish what they are doing and give back what they hold, before the replay.
+ * (from a warm standby when there is one) as its restart policy says, and on stop the agents finish
+ * what they are doing and give back what they hold, before the replay.
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ChangeMessageVisibilityBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { ExponentialBackoff, type IBackoff, noJitterGenerator } from 'cockatiel';
 import { pino, type Logger } from 'pino';
-import { edgeAgentEnvironment } from '../../../functions/src/edge/environment.js';
-import type { AwsConnection, HeldMessage, StageQueues } from '../../../functions/src/local-runner/runner.js';
-import type { StageDefinition, WorkflowDefinition } from '../../../functions/src/workflow-definition.js';
-import { inheritedEnvironment } from './environment.js';
-import type { AgentConfig, FromAgent, ToAgent } from './protocol.js';
-import { edgeStages } from './workflow.js';
+import { edgeAgentEnvironment } from '../../../../functions/src/edge/environment.js';
+import type { AwsConnection, StageQueues } from '../../../../functions/src/local-runner/runner.js';
+import type { WorkflowDefinition } from '../../../../functions/src/workflow-definition.js';
+import type { AgentStatus } from '../../observability/status.js';
+import type { FromAgent } from '../protocol.js';
+import { edgeStages } from '../workflow.js';
+import { AgentHandle } from './agent-handle.js';
+import type { AgentUp, RestartScheduled, SupervisorEvents } from './events.js';
+import { GiveBack, secondsToDeadline } from './give-back.js';
+import { RestartPolicy } from './restart-policy.js';
+import { StageSlot } from './stage-slot.js';
 
 export interface SupervisorOptions {
   /** The workflow (loadWorkflowModule gives it); only its stages marked `runsAtEdge` are run. */
@@ -55,67 +56,12 @@ export interface SupervisorOptions {
   readonly logger?: Logger;
   /** The agents' own log level (their runners); the logger's level by default. */
   readonly agentLogLevel?: string;
-}
-
-export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped' | 'restarting' | 'crashed';
-
-/** One edge stage's agent, as GET /status shows it. */
-export interface AgentStatus {
-  readonly stage: string;
-  readonly state: AgentState;
-  readonly pid: number | null;
-  readonly restarts: number;
-  readonly lastRestartAt: string | null;
-  readonly lastRestartReason: string | null;
-  readonly lastHeartbeatAt: string | null;
-  readonly tasksDone: number;
-}
-
-export interface AgentUp {
-  readonly stage: string;
-  readonly pid: number;
-  /** Whether this replaced an agent that died. */
-  readonly restart: boolean;
-  /** Whether a warm standby took over (else a process was started). */
-  readonly fromStandby: boolean;
-  /** From the death of the agent it replaces to this one polling; null for a first start. */
-  readonly downtimeMs: number | null;
-}
-
-export interface AgentDown {
-  readonly stage: string;
-  readonly pid: number | null;
-  readonly reason: string;
-  /** Stopped by stop(), not a failure. */
-  readonly stopped: boolean;
-}
-
-export interface RestartScheduled {
-  readonly stage: string;
-  readonly reason: string;
-  /** Restarts of this stage's agent so far, this one included. */
-  readonly restarts: number;
-  /** Deaths in a row without a stable run between them. */
-  readonly consecutiveFailures: number;
-  readonly delayMs: number;
-}
-
-export interface MessagesReturned {
-  readonly stage: string;
-  readonly count: number;
-  /** Seconds until they are visible again (0: at once). */
-  readonly visibleInSeconds: number;
-}
-
-export interface SupervisorEvents {
-  'agent-up': [AgentUp];
-  'agent-down': [AgentDown];
-  restart: [RestartScheduled];
-  /** A stop reached the agent: it polls no more and its invocations were told they have no time left. */
-  'agent-stopping': [{ readonly stage: string; readonly pid: number | null }];
-  'messages-returned': [MessagesReturned];
-  /** A standby has loaded its handler: the stage's next restart is a takeover. */
-  'standby-ready': [{ readonly stage: string; readonly pid: number | null }];
+  /**
+   * The time, as Date.now (the default) gives it, wherever time decides what happens: hangs, start
+   * timeouts, stable runs, downtime, restart times, and held batches' deadlines (set by the agents'
+   * own clocks). The timers are Node's.
+   */
+  readonly clock?: () => number;
 }
 
 const DEFAULTS = {
@@ -130,89 +76,7 @@ const DEFAULTS = {
   waitTimeSeconds: 20,
 };
 
-// The agent process runs from source (under tsx, as the shim does with `npm start`) or compiled.
-const AGENT_MODULE = fileURLToPath(new URL(`./agent-process${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
-const AGENT_EXEC_ARGV = AGENT_MODULE.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
-
-/** ChangeMessageVisibility errors that mean the message is no longer held through that receipt. */
-const NO_LONGER_HELD = new Set(['ReceiptHandleIsInvalid', 'MessageNotInflight', 'AWS.SimpleQueueService.MessageNotInflight']);
-
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-
-/** One agent process: an active agent or a standby. */
-class AgentProcess {
-  readonly spawnedAt = Date.now();
-  lastHeartbeatAt: number | undefined;
-  /** Its handler is loaded. */
-  ready = false;
-  /** Its first receive has gone out: from then on it may hold messages. */
-  polling = false;
-  /** Stopped on purpose (stop()), so its end is no failure. */
-  stopRequested = false;
-  killReason: string | undefined;
-  startFailure: string | undefined;
-  /** Batches it holds, by batch id. */
-  readonly held = new Map<string, { readonly deadline: number; readonly messages: readonly HeldMessage[] }>();
-  /** Batches whose handler outran its timeout: still at work on them until the process is killed. */
-  readonly timedOut = new Set<string>();
-  readonly closed: Promise<void>;
-  markClosed!: () => void;
-
-  constructor(
-    readonly child: ChildProcess,
-    public standby: boolean,
-  ) {
-    this.closed = new Promise((resolve) => (this.markClosed = resolve));
-  }
-
-  get pid(): number | null {
-    return this.child.pid ?? null;
-  }
-
-  send(message: ToAgent): void {
-    // A child that just died cannot be told anything (the callback takes the error); its 'close' handles it.
-    if (this.child.connected) this.child.send(message, () => {});
-  }
-}
-
-/** One edge stage: its agent, its standby, and what /status tells about it. */
-class StageSlot {
-  state: AgentState = 'stopped';
-  active: AgentProcess | undefined;
-  standby: AgentProcess | undefined;
-  restarts = 0;
-  lastRestartAt: number | undefined;
-  lastRestartReason: string | undefined;
-  lastHeartbeatAt: number | undefined;
-  tasksDone = 0;
-  consecutiveFailures = 0;
-  backoff: IBackoff<unknown> | undefined;
-  /** When the current agent began polling. */
-  upSince: number | undefined;
-  /** When the last agent died, until its replacement polls. */
-  downSince: number | undefined;
-  everUp = false;
-  restartTimer: NodeJS.Timeout | undefined;
-
-  constructor(
-    readonly stage: StageDefinition,
-    readonly config: Omit<AgentConfig, 'standby'>,
-  ) {}
-
-  /** A new run (an outage): its counts of restarts and tasks go on, its crash loop starts afresh. */
-  beginRun(): void {
-    this.state = 'starting';
-    this.consecutiveFailures = 0;
-    this.backoff = undefined;
-    this.upSince = undefined;
-    this.downSince = undefined;
-    this.everUp = false;
-  }
-
-  processes(): AgentProcess[] {
-    return [this.active, this.standby].filter((agent): agent is AgentProcess => agent !== undefined);
-  }
-}
 
 /**
  * Supervises the fallback agents of one workflow at an edge site. `start()` when the shim goes
@@ -222,13 +86,12 @@ class StageSlot {
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly logger: Logger;
   private readonly settings: typeof DEFAULTS;
+  private readonly clock: () => number;
   private readonly slots: StageSlot[];
-  private readonly backoff: ExponentialBackoff<number>;
-  private sqs: SQSClient | undefined;
+  /** While agents run (from start() to the end of stop()): gives back what they held. */
+  private giveBack: GiveBack | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
-  /** Messages being given back to their queues; stop() waits for them. */
-  private readonly returns = new Set<Promise<void>>();
   /** Callers of running(). */
   private readonly waiters = new Set<{ resolve(): void; reject(error: Error): void }>();
 
@@ -244,10 +107,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.settings.heartbeatIntervalMs === 0) throw new RangeError('heartbeatIntervalMs must be more than 0');
     if (this.settings.waitTimeSeconds > 20) throw new RangeError('waitTimeSeconds must be 0 to 20, as ReceiveMessage takes it');
     this.logger = options.logger ?? pino({ name: 'fallback-supervisor' });
-    this.backoff = new ExponentialBackoff({ generator: noJitterGenerator, initialDelay: this.settings.restartDelayMs, maxDelay: this.settings.maxRestartDelayMs });
+    this.clock = options.clock ?? Date.now;
     const { workflow } = options;
     const queueUrls = Object.fromEntries(Object.entries(options.queues).map(([stage, queues]) => [stage, queues.queueUrl]));
     const database = resolve(options.database);
+    const { restartDelayMs, maxRestartDelayMs, stableRunMs } = this.settings;
     this.slots = edgeStages(workflow, options.entryRoot).map((stage) => {
       const queues = options.queues[stage.name];
       if (!queues) throw new Error(`no queues given for stage ${stage.name} of ${workflow.name}`);
@@ -256,7 +120,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         ...options.environment,
         ...edgeAgentEnvironment({ workflow, stage: stage.name, siteId: options.siteId, database, queueUrls, humanReviewQueueUrl: options.humanReviewQueueUrl }),
       };
-      return new StageSlot(stage, {
+      const config = {
         workflowName: workflow.name,
         stage,
         queues,
@@ -266,13 +130,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         waitTimeSeconds: this.settings.waitTimeSeconds,
         heartbeatIntervalMs: this.settings.heartbeatIntervalMs,
         logLevel: options.agentLogLevel ?? this.logger.level,
-      });
+      };
+      return new StageSlot(stage, config, new RestartPolicy({ restartDelayMs, maxRestartDelayMs, stableRunMs }));
     });
   }
 
   /** Whether agents run (start() was called and stop() has not been). */
   get started(): boolean {
-    return this.sqs !== undefined && this.stopping === undefined;
+    return this.giveBack !== undefined && this.stopping === undefined;
   }
 
   /**
@@ -281,16 +146,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * on a busy machine). Nothing while the agents run.
    */
   prepare(): void {
-    if (!this.settings.warmStandby || this.sqs) return;
+    if (!this.settings.warmStandby || this.giveBack) return;
     for (const slot of this.slots) slot.standby ??= this.spawn(slot, true);
     this.logger.debug({ stages: this.slots.map((slot) => slot.stage.name) }, 'fallback agents ready on standby');
   }
 
   /** Starts an agent per edge stage, from its standby if it has one; they poll within moments (events `agent-up`, or `running()`). */
   start(): void {
-    if (this.sqs) throw new Error(this.stopping ? 'the fallback agents are still stopping: wait for stop() first' : 'the fallback agents are already running');
-    const { shim } = this.options;
-    this.sqs = new SQSClient({ endpoint: shim.endpoint, region: shim.region, ...(shim.credentials && { credentials: shim.credentials }) });
+    if (this.giveBack) throw new Error(this.stopping ? 'the fallback agents are still stopping: wait for stop() first' : 'the fallback agents are already running');
+    this.giveBack = new GiveBack(this.options.shim, this.logger, (returned) => this.emit('messages-returned', returned));
     this.stopping = undefined;
     this.watchdog = setInterval(() => this.checkHeartbeats(), Math.min(this.settings.heartbeatIntervalMs, 1_000));
     for (const slot of this.slots) {
@@ -322,7 +186,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * still running after the grace is killed. Resolves when all are gone.
    */
   stop(): Promise<void> {
-    if (!this.sqs) return this.dropStandbys();
+    if (!this.giveBack) return this.dropStandbys();
     this.stopping ??= this.stopAll();
     return this.stopping;
   }
@@ -340,24 +204,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** The agents as GET /status shows them (`agents`). */
   status(): AgentStatus[] {
-    const iso = (time: number | undefined) => (time === undefined ? null : new Date(time).toISOString());
-    return this.slots.map((slot) => ({
-      stage: slot.stage.name,
-      state: slot.state,
-      pid: slot.active?.pid ?? null,
-      restarts: slot.restarts,
-      lastRestartAt: iso(slot.lastRestartAt),
-      lastRestartReason: slot.lastRestartReason ?? null,
-      lastHeartbeatAt: iso(slot.lastHeartbeatAt),
-      tasksDone: slot.tasksDone,
-    }));
+    return this.slots.map((slot) => slot.status());
   }
 
   private async stopAll(): Promise<void> {
     this.logger.info('stopping fallback agents');
     for (const waiter of this.waiters) waiter.reject(new Error('the fallback agents were stopped'));
     this.waiters.clear();
-    const agents: AgentProcess[] = [];
+    const agents: AgentHandle[] = [];
     for (const slot of this.slots) {
       clearTimeout(slot.restartTimer);
       slot.restartTimer = undefined;
@@ -380,21 +234,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await Promise.all(agents.map((agent) => agent.closed));
     clearTimeout(grace);
     clearInterval(this.watchdog);
-    while (this.returns.size > 0) await Promise.all(this.returns);
-    this.sqs!.destroy();
-    this.sqs = undefined;
+    await this.giveBack!.close();
+    this.giveBack = undefined;
     for (const slot of this.slots) slot.state = 'stopped';
     this.logger.info('fallback agents stopped');
   }
 
-  private spawn(slot: StageSlot, standby: boolean): AgentProcess {
-    const child = fork(AGENT_MODULE, [], {
-      execArgv: AGENT_EXEC_ARGV,
-      env: inheritedEnvironment(),
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      serialization: 'json',
-    });
-    const agent = new AgentProcess(child, standby);
+  private spawn(slot: StageSlot, standby: boolean): AgentHandle {
+    const agent = AgentHandle.launch(standby, this.clock);
+    const { child } = agent;
     child.on('message', (message: FromAgent) => this.onMessage(slot, agent, message));
     // 'close' comes after every message the child sent has been read.
     child.on('close', (code, signal) => this.onClose(slot, agent, code, signal));
@@ -404,10 +252,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return agent;
   }
 
-  private onMessage(slot: StageSlot, agent: AgentProcess, message: FromAgent): void {
+  private onMessage(slot: StageSlot, agent: AgentHandle, message: FromAgent): void {
     switch (message.type) {
       case 'heartbeat':
-        agent.lastHeartbeatAt = Date.now();
+        agent.lastHeartbeatAt = this.clock();
         if (agent === slot.active) slot.lastHeartbeatAt = agent.lastHeartbeatAt;
         return;
       case 'ready':
@@ -443,7 +291,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         if (agent.timedOut.has(event.batchId)) return;
         agent.held.delete(event.batchId);
         // Nobody here will retry them: the region will, after the replay.
-        if (this.stopping && event.left.length > 0) this.giveBack(slot, event.left, 0);
+        if (this.stopping && event.left.length > 0) this.giveBack!.messages(slot.stage.name, slot.config.queues.queueUrl, event.left, 0);
         return;
       case 'timed-out':
         // The runner cannot stop a handler that outran its timeout; killing its process does, and
@@ -454,13 +302,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
-  private onUp(slot: StageSlot, agent: AgentProcess): void {
-    const now = Date.now();
+  private onUp(slot: StageSlot, agent: AgentHandle): void {
+    const now = this.clock();
     const downtimeMs = slot.downSince === undefined ? null : now - slot.downSince;
     const up: AgentUp = { stage: slot.stage.name, pid: agent.pid!, restart: slot.everUp, fromStandby: agent.standby, downtimeMs };
     agent.standby = false;
     slot.everUp = true;
-    slot.upSince = now;
+    slot.restartPolicy.up(now);
     slot.downSince = undefined;
     if (!this.stopping) slot.state = 'running';
     this.logger.info(up, up.restart ? `fallback agent ${slot.stage.name} is back, ${downtimeMs} ms after the last one died` : `fallback agent ${slot.stage.name} is polling`);
@@ -469,7 +317,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.settings.warmStandby && !slot.standby && !this.stopping) slot.standby = this.spawn(slot, true);
   }
 
-  private onClose(slot: StageSlot, agent: AgentProcess, code: number | null, signal: NodeJS.Signals | null): void {
+  private onClose(slot: StageSlot, agent: AgentHandle, code: number | null, signal: NodeJS.Signals | null): void {
     const reason =
       agent.killReason ??
       (agent.startFailure && `could not start: ${agent.startFailure}`) ??
@@ -489,70 +337,26 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /**
-   * Gives back what a dead agent held. Its in-progress idempotency records expire at each batch's
-   * deadline: a message visible earlier would only be refused as in progress and then wait out its
-   * whole visibility timeout, so each comes back at its batch's deadline (at once when stopping:
-   * the region, which never saw those records, takes over).
+   * Gives back what a dead agent held: each batch at its deadline (secondsToDeadline), or at once
+   * when stopping: the region, which never saw its in-progress records, takes over.
    */
-  private giveBackHeld(slot: StageSlot, agent: AgentProcess): void {
-    const now = Date.now();
+  private giveBackHeld(slot: StageSlot, agent: AgentHandle): void {
+    const now = this.clock();
     for (const { deadline, messages } of agent.held.values()) {
-      this.giveBack(slot, messages, this.stopping ? 0 : Math.max(0, Math.ceil((deadline - now) / 1000)));
+      this.giveBack!.messages(slot.stage.name, slot.config.queues.queueUrl, messages, this.stopping ? 0 : secondsToDeadline(deadline, now));
     }
     agent.held.clear();
   }
 
-  private giveBack(slot: StageSlot, messages: readonly HeldMessage[], visibleInSeconds: number): void {
-    const queueUrl = slot.config.queues.queueUrl;
-    const sqs = this.sqs!;
-    const work = (async () => {
-      let returned = 0;
-      for (let start = 0; start < messages.length; start += 10) {
-        const chunk = messages.slice(start, start + 10);
-        try {
-          const { Failed = [] } = await sqs.send(
-            new ChangeMessageVisibilityBatchCommand({
-              QueueUrl: queueUrl,
-              Entries: chunk.map((message, index) => ({ Id: String(index), ReceiptHandle: message.receiptHandle, VisibilityTimeout: visibleInSeconds })),
-            }),
-          );
-          returned += chunk.length - Failed.length;
-          for (const failure of Failed.filter((entry) => !NO_LONGER_HELD.has(entry.Code ?? ''))) {
-            this.logger.warn({ stage: slot.stage.name, code: failure.Code, message: failure.Message }, 'could not give a message back; it returns when its visibility timeout ends');
-          }
-        } catch (error) {
-          this.logger.error({ stage: slot.stage.name, err: error }, 'could not give messages back; they return when their visibility timeout ends');
-        }
-      }
-      if (returned > 0) {
-        this.logger.info({ stage: slot.stage.name, count: returned, visibleInSeconds }, `gave ${returned} held message(s) back to the queue`);
-        this.emit('messages-returned', { stage: slot.stage.name, count: returned, visibleInSeconds });
-      }
-    })();
-    this.returns.add(work);
-    void work.finally(() => this.returns.delete(work));
-  }
-
   private restartLater(slot: StageSlot, reason: string): void {
-    const now = Date.now();
-    if (slot.upSince !== undefined && now - slot.upSince >= this.settings.stableRunMs) {
-      slot.consecutiveFailures = 0;
-      slot.backoff = undefined;
-    }
-    slot.upSince = undefined;
+    const now = this.clock();
+    const { consecutiveFailures, delayMs } = slot.restartPolicy.died(now);
     slot.downSince = now;
-    slot.consecutiveFailures += 1;
-    // The first death after a stable run is restarted at once; a loop waits longer each time.
-    let delayMs = 0;
-    if (slot.consecutiveFailures > 1) {
-      slot.backoff = slot.backoff ? slot.backoff.next(undefined) : this.backoff.next();
-      delayMs = slot.backoff.duration;
-    }
     slot.restarts += 1;
     slot.lastRestartAt = now;
     slot.lastRestartReason = reason;
     slot.state = delayMs > 0 ? 'crashed' : 'restarting';
-    const restart: RestartScheduled = { stage: slot.stage.name, reason, restarts: slot.restarts, consecutiveFailures: slot.consecutiveFailures, delayMs };
+    const restart: RestartScheduled = { stage: slot.stage.name, reason, restarts: slot.restarts, consecutiveFailures, delayMs };
     this.logger.warn(restart, `fallback agent ${slot.stage.name} died (${reason}); restarting ${delayMs > 0 ? `in ${delayMs} ms` : 'now'}`);
     this.emit('restart', restart);
     const replace = () => {
@@ -577,7 +381,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private checkHeartbeats(): void {
-    const now = Date.now();
+    const now = this.clock();
     for (const slot of this.slots) {
       for (const agent of slot.processes()) {
         if (agent.killReason !== undefined) continue;
@@ -590,7 +394,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
-  private kill(agent: AgentProcess, reason: string): void {
+  private kill(agent: AgentHandle, reason: string): void {
     if (agent.killReason !== undefined || agent.child.exitCode !== null || agent.child.signalCode !== null) return;
     agent.killReason = reason;
     this.logger.warn({ pid: agent.pid, reason }, `killing fallback agent: ${reason}`);
