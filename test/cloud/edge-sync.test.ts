@@ -271,6 +271,71 @@ describe('sync from an edge site to the region', () => {
     }
   });
 
+  it('writes records concurrently at the pace its pacer allows, each saga before its steps', async () => {
+    charges = [];
+    const target = await region();
+    try {
+      const database = edge();
+      const workflowIds = Array.from({ length: 6 }, () => `w-${randomUUID()}`);
+      const receipts = await runAt(edgeSite('edge-a'), sqliteStores(database.db), 'charge', workflowIds.map((id) => task(id)));
+      await runAt(edgeSite('edge-a'), sqliteStores(database.db), 'receipt', receipts);
+      // Every write to the workflow table, as it starts and as it ends.
+      const events: string[] = [];
+      target.dynamodb.middlewareStack.add(
+        (next, context) => async (args) => {
+          const input = args.input as { TableName?: string; Item?: { pk?: string; sk?: string }; Key?: { pk?: { S?: string }; sk?: { S?: string } } };
+          const written = input.TableName === target.tables.workflow && /Put|Update/.test(context.commandName ?? '');
+          const key = written ? JSON.stringify(input.Item ?? input.Key) : '';
+          if (written) events.push(`start ${key}`);
+          const result = await next(args);
+          if (written) events.push(`end ${key}`);
+          return result;
+        },
+        { step: 'build', name: 'recordWrites' },
+      );
+      let running = 0;
+      let most = 0;
+      const pacer = {
+        async run<T>(write: () => Promise<T>) {
+          most = Math.max(most, ++running);
+          try {
+            return await write();
+          } finally {
+            running -= 1;
+          }
+        },
+      };
+      const result = await sync(target, database, { pacer });
+      expect(result.byKind.saga.written).toBe(6);
+      expect(result.byKind.step.written).toBe(12);
+      expect(most).toBeGreaterThan(1);
+      for (const workflowId of workflowIds) {
+        const sagaEnd = events.findIndex((event) => event.startsWith('end') && event.includes(`saga#${workflowId}`) && event.includes('"saga"'));
+        const firstStep = events.findIndex((event) => event.startsWith('start') && event.includes(`saga#${workflowId}`) && event.includes('step#'));
+        expect(sagaEnd).toBeGreaterThanOrEqual(0);
+        expect(firstStep).toBeGreaterThan(sagaEnd);
+      }
+    } finally {
+      target.dynamodb.destroy();
+    }
+  });
+
+  it('names the table and what to do when the region lacks one, and resumes once pointed at the right ones', async () => {
+    charges = [];
+    const target = await region();
+    try {
+      const database = edge();
+      await runAt(edgeSite('edge-a'), sqliteStores(database.db), 'charge', [task(`w-${randomUUID()}`)]);
+      const wrong = { ...target.tables, workflow: `missing-${randomUUID()}` };
+      await expect(sync(target, database, { tables: wrong })).rejects.toThrow(`the region has no table ${wrong.workflow} (the workflow's workflow table): give the deployed stack's table names with --region-tables`);
+      const result = await sync(target, database);
+      expect(result.counts.conflicts).toBe(0);
+      expect(result.byKind.saga.written).toBe(1);
+    } finally {
+      target.dynamodb.destroy();
+    }
+  });
+
   it('records a conflict with both versions, reports it, and never overwrites the region', async () => {
     charges = [];
     const database = edge();

@@ -62,7 +62,68 @@ export interface SyncOptions {
   readonly onProgress?: (progress: SyncProgress) => void;
   /** Stops the sync between two records (it throws the signal's reason); run it again to resume. */
   readonly signal?: AbortSignal;
+  /** Paces the writes to what the path to the region takes (the edge's congestion control); 16 at a time when absent. */
+  readonly pacer?: WritePacer;
   readonly logger?: Logger;
+}
+
+/** Runs each of the sync's writes to the region once the path has room for it. */
+export interface WritePacer {
+  run<T>(write: () => Promise<T>): Promise<T>;
+}
+
+/** A pacer that lets `limit` writes run at once. */
+export function concurrencyLimit(limit: number): WritePacer {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return {
+    async run(write) {
+      if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+      else running += 1;
+      try {
+        return await write();
+      } finally {
+        // The slot passes straight to the next waiter, so that none is overtaken.
+        const next = waiting.shift();
+        if (next) next();
+        else running -= 1;
+      }
+    },
+  };
+}
+
+const DEFAULT_CONCURRENCY = 16;
+// Lanes worked on at once: more than any pacer lets write, so that the pacer is the limit.
+const LANES_AT_ONCE = 256;
+
+/** Which of the region's tables a kind of record goes to. */
+const TABLE_OF: Readonly<Record<SyncKind, keyof RegionTables>> = {
+  saga: 'workflow',
+  step: 'workflow',
+  idempotency: 'idempotency',
+  checkpoint: 'state',
+  counter: 'state',
+  'counter-operation': 'state',
+};
+
+/** A write of the sync that the region refused or failed, with the table and record it concerned. */
+export class SyncWriteError extends Error {
+  override readonly name = 'SyncWriteError';
+  constructor(
+    readonly kind: SyncKind,
+    readonly key: string,
+    readonly table: string,
+    cause: unknown,
+  ) {
+    const role = TABLE_OF[kind];
+    const reason = (cause as Error | undefined)?.message ?? String(cause);
+    super(
+      (cause as Error | undefined)?.name === 'ResourceNotFoundException'
+        ? `the region has no table ${table} (the workflow's ${role} table): give the deployed stack's table names with --region-tables`
+        : `syncing ${kind} ${key} into ${table} (the workflow's ${role} table) failed: ${reason}`,
+      { cause },
+    );
+  }
 }
 
 export type SyncKind = 'saga' | 'step' | 'idempotency' | 'checkpoint' | 'counter' | 'counter-operation';
@@ -263,36 +324,77 @@ export async function syncEdgeToRegion(options: SyncOptions): Promise<SyncResult
 
     const counts = emptyCounts();
     const byKind = Object.fromEntries(SYNC_KINDS.map((kind) => [kind, emptyCounts()])) as Record<SyncKind, SyncCounts>;
-    const conflicts: SyncConflict[] = [];
-    const conflictedSagas = new Set<string>();
+    // Conflicts come back in the records' order, whatever order their writes finished in.
+    const conflicts: Array<{ position: number; conflict: SyncConflict }> = [];
+    const position = new Map(items.map((item, index) => [item, index]));
+    const pacer = options.pacer ?? concurrencyLimit(DEFAULT_CONCURRENCY);
+    const lanes = inLanes(items);
+    let done = 0;
+    let failure: { error: unknown } | undefined;
     logger.info({ records: items.length }, 'sync to the region started');
-    for (const [index, item] of items.entries()) {
-      options.signal?.throwIfAborted();
-      const outcome = await syncOne(item, journal, conflictedSagas);
-      counts[outcome.counted]++;
-      byKind[item.kind][outcome.counted]++;
-      if (outcome.conflict) {
-        conflicts.push(outcome.conflict);
-        logger.warn({ kind: item.kind, key: item.key, reason: outcome.conflict.reason }, 'sync conflict: the region holds this record differently; left as it is');
+    /** One lane's records in order: a saga's steps only after the saga, and skipped when it conflicts. */
+    const runLane = async (lane: readonly SyncItem[]) => {
+      let sagaConflicts = false;
+      for (const item of lane) {
+        if (failure) return;
+        if (options.signal?.aborted) {
+          failure = { error: options.signal.reason };
+          return;
+        }
+        let outcome: Awaited<ReturnType<typeof syncOne>>;
+        try {
+          outcome = sagaConflicts && item.kind === 'step' ? { counted: 'skipped' } : await syncOne(item, journal, (merge) => pacer.run(merge));
+        } catch (error) {
+          failure ??= { error: new SyncWriteError(item.kind, item.key, options.tables[TABLE_OF[item.kind]], error) };
+          return;
+        }
+        counts[outcome.counted]++;
+        byKind[item.kind][outcome.counted]++;
+        if (outcome.conflict) {
+          if (item.kind === 'saga') sagaConflicts = true;
+          conflicts.push({ position: position.get(item)!, conflict: outcome.conflict });
+          logger.warn({ kind: item.kind, key: item.key, reason: outcome.conflict.reason }, 'sync conflict: the region holds this record differently; left as it is');
+        }
+        done += 1;
+        options.onProgress?.({ kind: item.kind, done, total: items.length, counts: { ...counts } });
       }
-      options.onProgress?.({ kind: item.kind, done: index + 1, total: items.length, counts: { ...counts } });
-    }
+    };
+    let next = 0;
+    const worker = async () => {
+      while (!failure && next < lanes.length) await runLane(lanes[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(LANES_AT_ONCE, lanes.length) }, worker));
+    // Stopped while its last writes were on their way: stopped all the same, the site's counts not settled.
+    if (!failure && options.signal?.aborted) failure = { error: options.signal.reason };
+    if (failure) throw failure.error;
     // Every count of this site is in the region now: its outage exposure starts from zero again.
     for (const count of writerCounts) edgeCounters.settle(count);
     logger.info({ ...counts, byKind }, 'sync to the region done');
-    return { counts, byKind, conflicts };
+    return { counts, byKind, conflicts: conflicts.sort((a, b) => a.position - b.position).map(({ conflict }) => conflict) };
   } finally {
     if (typeof options.database === 'string') db.close();
   }
 }
 
-async function syncOne(item: SyncItem, journal: SyncJournal, conflictedSagas: Set<string>): Promise<{ counted: keyof SyncCounts; conflict?: SyncConflict }> {
-  if (item.kind === 'step' && conflictedSagas.has(item.key.slice(0, item.key.lastIndexOf('/')))) return { counted: 'skipped' };
+/** Records that must reach the region in order share a lane: a saga and its steps. Every other record is a lane of its own. */
+function inLanes(items: readonly SyncItem[]): SyncItem[][] {
+  const lanes: SyncItem[][] = [];
+  for (const item of items) {
+    if (item.kind === 'step') lanes.at(-1)!.push(item);
+    else lanes.push([item]);
+  }
+  return lanes;
+}
+
+async function syncOne(
+  item: SyncItem,
+  journal: SyncJournal,
+  paced: (merge: SyncItem['merge']) => ReturnType<SyncItem['merge']>,
+): Promise<{ counted: keyof SyncCounts; conflict?: SyncConflict }> {
   if (item.content === undefined) return { counted: 'skipped' };
   if (journal.isDone(item.kind, item.key, item.content)) return { counted: 'identical' };
-  const merged = await item.merge();
+  const merged = await paced(() => item.merge());
   if (merged.outcome === 'conflict') {
-    if (item.kind === 'saga') conflictedSagas.add(item.key);
     return { counted: 'conflicts', conflict: journal.conflict(item.kind, item.key, merged.reason ?? 'the region holds another version', merged.edge, merged.region) };
   }
   journal.done(item.kind, item.key, item.content);
