@@ -1,143 +1,23 @@
 import { BlockList, isIP } from 'node:net';
-import { parseArgs } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { Credential } from './auth/sigv4.js';
 import type { Durability } from './sqs/database.js';
 import type { LogLevel } from './logger.js';
 
-export interface ShimConfig {
-  readonly host: string;
-  readonly port: number;
-  readonly dbFile: string;
-  readonly durability: Durability;
-  readonly credentials: readonly Credential[];
-  readonly region: string;
-  readonly accountId: string;
-  readonly logLevel: LogLevel;
-  /** Free disk kept for receives and deletes (see StorageGuard). */
-  readonly diskReserveBytes: number;
-  /** Bound on the database's size; Infinity for none. */
-  readonly maxStoreBytes: number;
-  /** The region's SQS endpoint: makes the shim the hybrid edge in front of it. */
-  readonly upstream: string | undefined;
-  /** The region of `upstream`, for signing requests to it. */
-  readonly upstreamRegion: string | undefined;
-  /** A JSON file of queues to know at the edge before the region was ever reached. */
-  readonly queuesFile: string | undefined;
-  /** How long a request to the region may take (a long poll gets its wait on top). */
-  readonly upstreamTimeoutMs: number;
-  readonly probeIntervalMs: number;
-  readonly probeTimeoutMs: number;
-  readonly recoveryProbes: number;
-  readonly recoveryMs: number;
-  readonly breakerFailures: number;
-  readonly replayRate: number;
-  /** Batches in flight to the region during a replay, per queue. */
-  readonly replayConcurrency: number;
-  /** This edge site's id: given, the hybrid edge runs the workflow's fallback agents while offline. */
-  readonly siteId: string | undefined;
-  /** The workflow whose `runsAtEdge` stages run at the edge: MODULE[#EXPORT]; the payments workflow when absent. */
-  readonly workflow: string | undefined;
-  /** The directory the workflow's stage entries are relative to (the module's package by default). */
-  readonly workflowRoot: string | undefined;
-  /** The fallback agents' database; next to --db by default. */
-  readonly edgeDbFile: string | undefined;
-  /** A file of NAME=value lines for every fallback agent (gateway URLs, limits). */
-  readonly agentEnvFile: string | undefined;
-  /** The workflow's tables in the region, `idempotency=NAME,workflow=NAME,state=NAME`; `<workflow>-<table>` by default. */
-  readonly regionTables: string | undefined;
-  /** The region's DynamoDB endpoint, when not AWS's own. */
-  readonly regionDynamoDb: string | undefined;
-  /** Keep a warm standby per fallback agent, to take over within a second when one dies. */
-  readonly agentStandby: boolean;
-}
-
-export const DEFAULTS: ShimConfig = {
-  host: '127.0.0.1',
-  port: 9324,
-  dbFile: 'data/holdfast.db',
-  durability: 'process',
-  credentials: [],
-  region: 'us-east-1',
-  accountId: '000000000000',
-  logLevel: 'info',
-  diskReserveBytes: 64 * 2 ** 20,
-  maxStoreBytes: Infinity,
-  upstream: undefined,
-  upstreamRegion: undefined,
-  queuesFile: undefined,
-  upstreamTimeoutMs: 2000,
-  probeIntervalMs: 1000,
-  probeTimeoutMs: 1000,
-  recoveryProbes: 5,
-  recoveryMs: 10_000,
-  breakerFailures: 5,
-  replayRate: 2000,
-  replayConcurrency: 8,
-  siteId: undefined,
-  workflow: undefined,
-  workflowRoot: undefined,
-  edgeDbFile: undefined,
-  agentEnvFile: undefined,
-  regionTables: undefined,
-  regionDynamoDb: undefined,
-  agentStandby: true,
-};
-
-export const USAGE = `Usage: holdfast [options]            (from a checkout: npm start -- [options])
-
-  --host H            address to listen on (HOLDFAST_HOST, default ${DEFAULTS.host})
-  --port N            port to listen on (HOLDFAST_PORT, default ${DEFAULTS.port})
-  --db FILE           SQLite database file (HOLDFAST_DB, default ${DEFAULTS.dbFile})
-  --durability D      process | power: survive a process crash, or also power loss
-                      (fsync every commit) (HOLDFAST_DURABILITY, default ${DEFAULTS.durability})
-  --credentials K:S   an access key id and secret that may sign requests; repeatable
-                      (HOLDFAST_CREDENTIALS, separated by commas or spaces)
-  --region R          region in ARNs and signatures (HOLDFAST_REGION, default ${DEFAULTS.region})
-  --account-id ID     12-digit account id in queue URLs and ARNs (HOLDFAST_ACCOUNT_ID, default ${DEFAULTS.accountId})
-  --log-level L       fatal | error | warn | info | debug | trace | silent (HOLDFAST_LOG_LEVEL, default ${DEFAULTS.logLevel})
-  --max-store-bytes N bound on the database size, e.g. 10GiB; beyond it sends are refused
-                      (HOLDFAST_MAX_STORE_BYTES, default none)
-  --disk-reserve N    free disk kept for receives and deletes, e.g. 64MiB; below it sends are
-                      refused (HOLDFAST_DISK_RESERVE, default 64MiB)
-
-Hybrid edge (in front of a region's SQS; credentials from the AWS SDK's default chain):
-  --upstream URL            the region's SQS endpoint, e.g. https://sqs.eu-west-1.amazonaws.com
-                            (HOLDFAST_UPSTREAM)
-  --upstream-region R       its region (HOLDFAST_UPSTREAM_REGION, else AWS_REGION)
-  --queues FILE             queues to take sends for even before the region was reached
-                            (HOLDFAST_QUEUES): {"queues": [{"name": ..., "attributes": {...}}]}
-  --upstream-timeout T      how long a request to the region may take, retries included
-                            (HOLDFAST_UPSTREAM_TIMEOUT, default 2s; a long poll gets its wait on top)
-  --probe-interval T        how often the region is probed (HOLDFAST_PROBE_INTERVAL, default 1s)
-  --probe-timeout T         how long a probe may take (HOLDFAST_PROBE_TIMEOUT, default 1s)
-  --recovery-probes N       successful probes in a row before the edge goes back online
-                            (HOLDFAST_RECOVERY_PROBES, default ${DEFAULTS.recoveryProbes})
-  --recovery-time T         ...spread over at least this long (HOLDFAST_RECOVERY_TIME, default 10s)
-  --breaker-failures N      failures in a row that take the edge offline (HOLDFAST_BREAKER_FAILURES,
-                            default ${DEFAULTS.breakerFailures}; also half the requests failing over 10 s)
-  --replay-rate N           messages per second replayed to the region at most (HOLDFAST_REPLAY_RATE,
-                            default ${DEFAULTS.replayRate})
-  --replay-concurrency N    batches in flight to the region per queue during a replay
-                            (HOLDFAST_REPLAY_CONCURRENCY, default ${DEFAULTS.replayConcurrency})
-
-Fallback agents (hybrid edge only): the workflow's stages marked runsAtEdge, run while offline:
-  --site-id ID              this edge site's id; given, the agents run (HOLDFAST_SITE_ID)
-  --workflow MODULE[#NAME]  the workflow definition (HOLDFAST_WORKFLOW, default the payments workflow)
-  --workflow-root DIR       what its stage entries are relative to (HOLDFAST_WORKFLOW_ROOT,
-                            default the module's package)
-  --edge-db FILE            the agents' database (HOLDFAST_EDGE_DB, default edge-agents.db next to --db)
-  --agent-env FILE          NAME=value lines for every agent: gateway URLs, limits (HOLDFAST_AGENT_ENV)
-  --region-tables SPEC      the workflow's tables in the region, for the sync:
-                            idempotency=NAME,workflow=NAME,state=NAME (HOLDFAST_REGION_TABLES,
-                            default <workflow>-idempotency, <workflow>-workflow, <workflow>-state)
-  --region-dynamodb URL     the region's DynamoDB endpoint, when not AWS's (HOLDFAST_REGION_DYNAMODB)
-  --agent-standby on|off    a warm standby per agent, ready while the region is up and to take over
-                            within a second (HOLDFAST_AGENT_STANDBY, default on)
-  --help                    print this text`;
-
 export class ConfigError extends Error {}
 
+/** Names given for the workflow's tables in the region: `<workflow>-<table>` for those not given. */
+export interface RegionTableNames {
+  readonly idempotency?: string;
+  readonly workflow?: string;
+  readonly state?: string;
+}
+
+const REGION_TABLES: readonly (keyof RegionTableNames)[] = ['idempotency', 'workflow', 'state'];
+
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+const REGION = /^[a-z0-9-]+$/;
 
 const LOOPBACK = new BlockList();
 LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
@@ -181,11 +61,6 @@ function parseCount(text: string, name: string): number {
   return Number(text);
 }
 
-function parsePort(text: string): number {
-  if (!/^\d{1,5}$/.test(text)) throw new ConfigError(`invalid port '${text}': give a number from 0 to 65535 (0: any free port)`);
-  return Number(text);
-}
-
 export function parseCredential(text: string): Credential {
   const separator = text.indexOf(':');
   if (separator <= 0 || separator === text.length - 1) {
@@ -194,53 +69,332 @@ export function parseCredential(text: string): Credential {
   return { accessKeyId: text.slice(0, separator), secretAccessKey: text.slice(separator + 1) };
 }
 
-/** Checks a configuration as a whole; throws a ConfigError saying what is wrong. */
-export function validateConfig(config: ShimConfig): ShimConfig {
-  // An empty host would mean every address, an empty database file a temporary one: neither is asked for that way.
-  if (config.host === '') throw new ConfigError('host must not be empty');
-  if (config.dbFile === '') throw new ConfigError('database file must not be empty');
-  if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) throw new ConfigError(`invalid port ${config.port}`);
-  if (config.durability !== 'process' && config.durability !== 'power') {
-    throw new ConfigError(`durability must be process or power, not ${String(config.durability)}`);
-  }
-  if (!LOG_LEVELS.includes(config.logLevel)) throw new ConfigError(`log level must be one of ${LOG_LEVELS.join(', ')}`);
-  if (!/^\d{12}$/.test(config.accountId)) throw new ConfigError('account id must be 12 digits');
-  if (!/^[a-z0-9-]+$/.test(config.region)) throw new ConfigError(`invalid region ${config.region}`);
-  if (config.credentials.some((credential) => !credential.accessKeyId || !credential.secretAccessKey)) {
-    throw new ConfigError('credentials need both an access key id and a secret access key');
-  }
-  if (!(config.maxStoreBytes > 0)) throw new ConfigError('the store bound must be a positive number of bytes');
-  if (!(config.diskReserveBytes >= 0) || !Number.isSafeInteger(config.diskReserveBytes)) throw new ConfigError('the disk reserve must be a number of bytes');
-  if (config.upstream !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(config.upstream);
-    } catch {
-      url = undefined;
+/** Names given for the workflow's tables in the region, from `idempotency=NAME,workflow=NAME,state=NAME` (any of them). */
+export function parseRegionTables(spec: string): RegionTableNames {
+  const tables: { -readonly [Table in keyof RegionTableNames]: string } = {};
+  for (const part of spec.split(',')) {
+    const [table, name] = part.split('=').map((text) => text.trim());
+    if (!table || !name || !REGION_TABLES.includes(table as keyof RegionTableNames)) {
+      throw new ConfigError(`invalid region tables '${spec}': give idempotency=NAME,workflow=NAME,state=NAME`);
     }
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname.replace(/\/+$/, '') !== '' || url.search !== '') {
-      throw new ConfigError(`invalid upstream '${config.upstream}': give the region's SQS endpoint, e.g. https://sqs.eu-west-1.amazonaws.com`);
-    }
-    if (!config.upstreamRegion || !/^[a-z0-9-]+$/.test(config.upstreamRegion)) {
-      throw new ConfigError('the upstream needs its region: pass --upstream-region, or set AWS_REGION');
-    }
+    tables[table as keyof RegionTableNames] = name;
   }
-  for (const [name, value] of [
-    ['upstream timeout', config.upstreamTimeoutMs],
-    ['probe interval', config.probeIntervalMs],
-    ['probe timeout', config.probeTimeoutMs],
-    ['recovery probes', config.recoveryProbes],
-    ['breaker failures', config.breakerFailures],
-    ['replay rate', config.replayRate],
-    ['replay concurrency', config.replayConcurrency],
-  ] as const) {
+  return tables;
+}
+
+/** The workflow's tables in the region: those given, `<workflow>-<table>` for the others. */
+export function regionTableNames(workflowName: string, given: RegionTableNames = {}): { idempotency: string; workflow: string; state: string } {
+  return { idempotency: `${workflowName}-idempotency`, workflow: `${workflowName}-workflow`, state: `${workflowName}-state`, ...given };
+}
+
+/** A check that a count or a duration is at least 1; `name` as the message says it. */
+function atLeastOne(name: string): (value: number) => void {
+  return (value) => {
     if (!(value >= 1)) throw new ConfigError(`the ${name} must be at least 1`);
+  };
+}
+
+/** The headings of the help's groups of options; the general options come first, under none. */
+const GROUP_HEADINGS = {
+  general: undefined,
+  'hybrid edge': "Hybrid edge (in front of a region's SQS; credentials from the AWS SDK's default chain):",
+  'fallback agents': "Fallback agents (hybrid edge only): the workflow's stages marked runsAtEdge, run while offline:",
+} as const;
+
+/** One option of the shim: how it is given, read, checked and described. */
+export interface ConfigOption<T> {
+  /** The command-line flag, without its dashes. */
+  readonly flag: string;
+  /** What the flag takes, as the help names it: the N of `--port N`. */
+  readonly placeholder: string;
+  readonly variable: string;
+  /** Another program's variable, read when `variable` is unset. */
+  readonly fallbackVariable?: string;
+  /** The default as it would be given; where no text gives it, the value and what it means. */
+  readonly default: string | { readonly value: T; readonly means: string };
+  /** The value of a text given; throws a ConfigError. An option that repeats gets the values each text adds. */
+  parse(text: string): T;
+  /** What a value must be, parsed or given by code that starts the shim; throws a ConfigError. */
+  validate?(value: Exclude<T, undefined>): void;
+  readonly help: string;
+  readonly group: keyof typeof GROUP_HEADINGS;
+  /** Given several times on the command line, or several in the variable separated by commas or white space. */
+  readonly repeats?: true;
+}
+
+/** An entry of OPTIONS, its value's type inferred from its parser and its default. */
+function option<T>(spec: ConfigOption<T>): ConfigOption<T> {
+  return spec;
+}
+
+/** The default of an option that is unset unless given. */
+const NONE = { value: undefined, means: 'none' } as const;
+
+/** Every option of the shim, in the order of the help: ShimConfig, DEFAULTS, USAGE and the command line are made from it. */
+export const OPTIONS = {
+  host: option({
+    flag: 'host', placeholder: 'H', variable: 'HOLDFAST_HOST', default: '127.0.0.1', group: 'general',
+    help: 'address to listen on',
+    parse: (text) => text,
+    // An empty host would mean every address: that is not asked for this way.
+    validate: (host) => {
+      if (host === '') throw new ConfigError('host must not be empty');
+    },
+  }),
+  port: option({
+    flag: 'port', placeholder: 'N', variable: 'HOLDFAST_PORT', default: '9324', group: 'general',
+    help: 'port to listen on; 0: any free port',
+    parse: (text) => {
+      if (!/^\d{1,5}$/.test(text)) throw new ConfigError(`invalid port '${text}': give a number from 0 to 65535 (0: any free port)`);
+      return Number(text);
+    },
+    validate: (port) => {
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`invalid port ${port}`);
+    },
+  }),
+  dbFile: option({
+    flag: 'db', placeholder: 'FILE', variable: 'HOLDFAST_DB', default: 'data/holdfast.db', group: 'general',
+    help: 'SQLite database file',
+    parse: (text) => text,
+    // An empty database file would be a temporary one: that is not asked for this way.
+    validate: (file) => {
+      if (file === '') throw new ConfigError('database file must not be empty');
+    },
+  }),
+  durability: option({
+    flag: 'durability', placeholder: 'D', variable: 'HOLDFAST_DURABILITY', default: 'process', group: 'general',
+    help: 'process | power: survive a process crash, or also power loss (fsync every commit)',
+    parse: (text) => text as Durability,
+    validate: (durability) => {
+      if (durability !== 'process' && durability !== 'power') throw new ConfigError(`durability must be process or power, not ${String(durability)}`);
+    },
+  }),
+  credentials: option<readonly Credential[]>({
+    flag: 'credentials', placeholder: 'K:S', variable: 'HOLDFAST_CREDENTIALS', default: { value: [], means: 'none' }, group: 'general',
+    help: 'an access key id and secret that may sign requests; repeatable, or several in the variable separated by commas or spaces',
+    repeats: true,
+    parse: (text) => [parseCredential(text)],
+    validate: (credentials) => {
+      if (credentials.some((credential) => !credential.accessKeyId || !credential.secretAccessKey)) {
+        throw new ConfigError('credentials need both an access key id and a secret access key');
+      }
+    },
+  }),
+  region: option({
+    flag: 'region', placeholder: 'R', variable: 'HOLDFAST_REGION', default: 'us-east-1', group: 'general',
+    help: 'region in ARNs and signatures',
+    parse: (text) => text,
+    validate: (region) => {
+      if (!REGION.test(region)) throw new ConfigError(`invalid region ${region}`);
+    },
+  }),
+  accountId: option({
+    flag: 'account-id', placeholder: 'ID', variable: 'HOLDFAST_ACCOUNT_ID', default: '000000000000', group: 'general',
+    help: '12-digit account id in queue URLs and ARNs',
+    parse: (text) => text,
+    validate: (accountId) => {
+      if (!/^\d{12}$/.test(accountId)) throw new ConfigError('account id must be 12 digits');
+    },
+  }),
+  logLevel: option({
+    flag: 'log-level', placeholder: 'L', variable: 'HOLDFAST_LOG_LEVEL', default: 'info', group: 'general',
+    help: LOG_LEVELS.join(' | '),
+    parse: (text) => text as LogLevel,
+    validate: (level) => {
+      if (!LOG_LEVELS.includes(level)) throw new ConfigError(`log level must be one of ${LOG_LEVELS.join(', ')}`);
+    },
+  }),
+  maxStoreBytes: option({
+    flag: 'max-store-bytes', placeholder: 'N', variable: 'HOLDFAST_MAX_STORE_BYTES', default: { value: Infinity, means: 'none' }, group: 'general',
+    help: 'bound on the database size, e.g. 10GiB; beyond it sends are refused',
+    parse: (text) => parseSize(text, 'store bound'),
+    validate: (bytes) => {
+      if (!(bytes > 0)) throw new ConfigError('the store bound must be a positive number of bytes');
+    },
+  }),
+  diskReserveBytes: option({
+    flag: 'disk-reserve', placeholder: 'N', variable: 'HOLDFAST_DISK_RESERVE', default: '64MiB', group: 'general',
+    help: 'free disk kept for receives and deletes, e.g. 64MiB; below it sends are refused',
+    parse: (text) => parseSize(text, 'disk reserve'),
+    validate: (bytes) => {
+      if (!(bytes >= 0) || !Number.isSafeInteger(bytes)) throw new ConfigError('the disk reserve must be a number of bytes');
+    },
+  }),
+  upstream: option({
+    flag: 'upstream', placeholder: 'URL', variable: 'HOLDFAST_UPSTREAM', default: NONE, group: 'hybrid edge',
+    help: "the region's SQS endpoint, e.g. https://sqs.eu-west-1.amazonaws.com",
+    parse: (text) => text,
+    validate: (upstream) => {
+      const url = URL.canParse(upstream) ? new URL(upstream) : undefined;
+      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname.replace(/\/+$/, '') !== '' || url.search !== '') {
+        throw new ConfigError(`invalid upstream '${upstream}': give the region's SQS endpoint, e.g. https://sqs.eu-west-1.amazonaws.com`);
+      }
+    },
+  }),
+  upstreamRegion: option({
+    flag: 'upstream-region', placeholder: 'R', variable: 'HOLDFAST_UPSTREAM_REGION', fallbackVariable: 'AWS_REGION', default: NONE, group: 'hybrid edge',
+    help: 'its region',
+    // Checked with the upstream in validateConfig: AWS_REGION is set for other programs too.
+    parse: (text) => text,
+  }),
+  queuesFile: option({
+    flag: 'queues', placeholder: 'FILE', variable: 'HOLDFAST_QUEUES', default: NONE, group: 'hybrid edge',
+    help: 'queues to take sends for even before the region was reached: {"queues": [{"name": ..., "attributes": {...}}]}',
+    parse: (text) => text,
+  }),
+  upstreamTimeoutMs: option({
+    flag: 'upstream-timeout', placeholder: 'T', variable: 'HOLDFAST_UPSTREAM_TIMEOUT', default: '2s', group: 'hybrid edge',
+    help: 'how long a request to the region may take, retries included; a long poll gets its wait on top',
+    parse: (text) => parseDuration(text, 'upstream timeout'),
+    validate: atLeastOne('upstream timeout'),
+  }),
+  probeIntervalMs: option({
+    flag: 'probe-interval', placeholder: 'T', variable: 'HOLDFAST_PROBE_INTERVAL', default: '1s', group: 'hybrid edge',
+    help: 'how often the region is probed',
+    parse: (text) => parseDuration(text, 'probe interval'),
+    validate: atLeastOne('probe interval'),
+  }),
+  probeTimeoutMs: option({
+    flag: 'probe-timeout', placeholder: 'T', variable: 'HOLDFAST_PROBE_TIMEOUT', default: '1s', group: 'hybrid edge',
+    help: 'how long a probe may take',
+    parse: (text) => parseDuration(text, 'probe timeout'),
+    validate: atLeastOne('probe timeout'),
+  }),
+  recoveryProbes: option({
+    flag: 'recovery-probes', placeholder: 'N', variable: 'HOLDFAST_RECOVERY_PROBES', default: '5', group: 'hybrid edge',
+    help: 'successful probes in a row before the edge goes back online',
+    parse: (text) => parseCount(text, 'recovery probes'),
+    validate: atLeastOne('recovery probes'),
+  }),
+  recoveryMs: option({
+    flag: 'recovery-time', placeholder: 'T', variable: 'HOLDFAST_RECOVERY_TIME', default: '10s', group: 'hybrid edge',
+    help: '...spread over at least this long',
+    parse: (text) => parseDuration(text, 'recovery time'),
+    validate: (ms) => {
+      if (!(ms >= 0)) throw new ConfigError('the recovery time must not be negative');
+    },
+  }),
+  breakerFailures: option({
+    flag: 'breaker-failures', placeholder: 'N', variable: 'HOLDFAST_BREAKER_FAILURES', default: '5', group: 'hybrid edge',
+    help: 'failures in a row that take the edge offline; also half the requests failing over 10 s',
+    parse: (text) => parseCount(text, 'breaker failures'),
+    validate: atLeastOne('breaker failures'),
+  }),
+  replayRate: option({
+    flag: 'replay-rate', placeholder: 'N', variable: 'HOLDFAST_REPLAY_RATE', default: '2000', group: 'hybrid edge',
+    help: 'messages per second replayed to the region at most',
+    parse: (text) => parseCount(text, 'replay rate'),
+    validate: atLeastOne('replay rate'),
+  }),
+  replayConcurrency: option({
+    flag: 'replay-concurrency', placeholder: 'N', variable: 'HOLDFAST_REPLAY_CONCURRENCY', default: '8', group: 'hybrid edge',
+    help: 'batches in flight to the region per queue during a replay',
+    parse: (text) => parseCount(text, 'replay concurrency'),
+    validate: atLeastOne('replay concurrency'),
+  }),
+  siteId: option({
+    flag: 'site-id', placeholder: 'ID', variable: 'HOLDFAST_SITE_ID', default: NONE, group: 'fallback agents',
+    help: "this edge site's id; given, the agents run",
+    parse: (text) => text,
+    validate: (siteId) => {
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(siteId)) throw new ConfigError(`invalid site id '${siteId}': 1 to 64 letters, digits, '.', '_' or '-'`);
+    },
+  }),
+  workflow: option({
+    flag: 'workflow', placeholder: 'MODULE[#NAME]', variable: 'HOLDFAST_WORKFLOW', default: { value: undefined, means: 'the payments workflow' }, group: 'fallback agents',
+    help: 'the workflow definition',
+    parse: (text) => text,
+  }),
+  workflowRoot: option({
+    flag: 'workflow-root', placeholder: 'DIR', variable: 'HOLDFAST_WORKFLOW_ROOT', default: { value: undefined, means: "the module's package" }, group: 'fallback agents',
+    help: 'what its stage entries are relative to',
+    parse: (text) => text,
+  }),
+  edgeDbFile: option({
+    flag: 'edge-db', placeholder: 'FILE', variable: 'HOLDFAST_EDGE_DB', default: { value: undefined, means: 'edge-agents.db next to --db' }, group: 'fallback agents',
+    help: "the agents' database",
+    parse: (text) => text,
+  }),
+  agentEnvFile: option({
+    flag: 'agent-env', placeholder: 'FILE', variable: 'HOLDFAST_AGENT_ENV', default: NONE, group: 'fallback agents',
+    help: 'NAME=value lines for every agent: gateway URLs, limits',
+    parse: (text) => text,
+  }),
+  regionTables: option({
+    flag: 'region-tables', placeholder: 'SPEC', variable: 'HOLDFAST_REGION_TABLES', default: { value: undefined, means: '<workflow>-idempotency, <workflow>-workflow, <workflow>-state' }, group: 'fallback agents',
+    help: "the workflow's tables in the region, for the sync: idempotency=NAME,workflow=NAME,state=NAME (any of them)",
+    parse: parseRegionTables,
+  }),
+  regionDynamoDb: option({
+    flag: 'region-dynamodb', placeholder: 'URL', variable: 'HOLDFAST_REGION_DYNAMODB', default: { value: undefined, means: "AWS's" }, group: 'fallback agents',
+    help: "the region's DynamoDB endpoint",
+    parse: (text) => text,
+  }),
+  agentStandby: option({
+    flag: 'agent-standby', placeholder: 'on|off', variable: 'HOLDFAST_AGENT_STANDBY', default: 'on', group: 'fallback agents',
+    help: 'a warm standby per agent, ready while the region is up and to take over within a second',
+    parse: (text) => parseSwitch(text, 'agent standby'),
+  }),
+};
+
+/** The shim's configuration: a value for each option. */
+export type ShimConfig = { readonly [Key in keyof typeof OPTIONS]: (typeof OPTIONS)[Key] extends ConfigOption<infer T> ? T : never };
+
+/** OPTIONS as a list, for what goes over every option. */
+const OPTION_LIST = Object.entries(OPTIONS) as [keyof ShimConfig, ConfigOption<unknown>][];
+
+function defaultValue<T>(option: ConfigOption<T>): T {
+  return typeof option.default === 'string' ? option.parse(option.default) : option.default.value;
+}
+
+export const DEFAULTS = Object.fromEntries(OPTION_LIST.map(([key, option]) => [key, defaultValue(option)])) as ShimConfig;
+
+/** An option's flag, variables and default, as --help and the README show them. */
+export function describeOption(option: ConfigOption<unknown>): { flag: string; environment: string; default: string } {
+  return {
+    flag: `--${option.flag} ${option.placeholder}`,
+    environment: option.fallbackVariable === undefined ? option.variable : `${option.variable}, else ${option.fallbackVariable}`,
+    default: typeof option.default === 'string' ? option.default : option.default.means,
+  };
+}
+
+const HELP_COLUMN = 28;
+const HELP_WIDTH = 100;
+
+/** A flag and its help, the help wrapped in a column of its own. */
+function helpEntry(flag: string, help: string): string {
+  const lines = [`  ${flag}`.padEnd(HELP_COLUMN - 1)];
+  for (const word of help.split(' ')) {
+    if (lines.at(-1)!.length + 1 + word.length > HELP_WIDTH) lines.push(' '.repeat(HELP_COLUMN - 1));
+    lines[lines.length - 1] += ` ${word}`;
   }
-  if (!(config.recoveryMs >= 0)) throw new ConfigError('the recovery time must not be negative');
-  if (config.siteId !== undefined) {
-    if (config.upstream === undefined) throw new ConfigError('fallback agents (--site-id) run only in front of a region: pass --upstream too');
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.siteId)) throw new ConfigError(`invalid site id '${config.siteId}': 1 to 64 letters, digits, '.', '_' or '-'`);
-    if (config.regionTables !== undefined) parseRegionTables(config.regionTables, 'unused');
+  return lines.join('\n');
+}
+
+export const USAGE = [
+  'Usage: holdfast [options]            (from a checkout: npm start -- [options])',
+  ...Object.entries(GROUP_HEADINGS).flatMap(([group, heading]) => [
+    '',
+    ...(heading === undefined ? [] : [heading]),
+    ...OPTION_LIST.filter(([, option]) => option.group === group).map(([, option]) => {
+      const { flag, environment, default: shownDefault } = describeOption(option);
+      return helpEntry(flag, `${option.help} (${environment}, default ${shownDefault})`);
+    }),
+  ]),
+  helpEntry('--help', 'print this text'),
+].join('\n');
+
+/** Checks a configuration, each value and then the values that go together; throws a ConfigError saying what is wrong. */
+export function validateConfig(config: ShimConfig): ShimConfig {
+  for (const [key, option] of OPTION_LIST) {
+    const value = config[key];
+    if (value !== undefined) option.validate?.(value);
+  }
+  if (config.upstream !== undefined && !(config.upstreamRegion && REGION.test(config.upstreamRegion))) {
+    throw new ConfigError('the upstream needs its region: pass --upstream-region, or set AWS_REGION');
+  }
+  if (config.siteId !== undefined && config.upstream === undefined) {
+    throw new ConfigError('fallback agents (--site-id) run only in front of a region: pass --upstream too');
   }
   if (!isLoopback(config.host) && config.credentials.length === 0) {
     throw new ConfigError(`refusing to listen on ${config.host} without credentials: pass --credentials KEY:SECRET, or listen on loopback`);
@@ -248,104 +402,36 @@ export function validateConfig(config: ShimConfig): ShimConfig {
   return config;
 }
 
-/** The configuration from command-line options, then environment variables, then defaults. */
+/** The configuration from command-line options, then environment variables (an empty one counts as unset), then defaults. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig | 'help' {
-  const values = parseOptions(argv);
-  if (values.help) return 'help';
-  // Several credentials in one environment variable: separated by commas or white space.
-  const credentials = values.credentials ?? (env.HOLDFAST_CREDENTIALS ?? '').split(/[\s,]+/).filter((text) => text !== '');
-  const port = values.port ?? env.HOLDFAST_PORT;
-  const maxStore = values['max-store-bytes'] ?? env.HOLDFAST_MAX_STORE_BYTES;
-  const diskReserve = values['disk-reserve'] ?? env.HOLDFAST_DISK_RESERVE;
-  return validateConfig({
-    host: values.host ?? env.HOLDFAST_HOST ?? DEFAULTS.host,
-    port: port === undefined ? DEFAULTS.port : parsePort(port),
-    dbFile: values.db ?? env.HOLDFAST_DB ?? DEFAULTS.dbFile,
-    durability: (values.durability ?? env.HOLDFAST_DURABILITY ?? DEFAULTS.durability) as Durability,
-    credentials: credentials.map(parseCredential),
-    region: values.region ?? env.HOLDFAST_REGION ?? DEFAULTS.region,
-    accountId: values['account-id'] ?? env.HOLDFAST_ACCOUNT_ID ?? DEFAULTS.accountId,
-    logLevel: (values['log-level'] ?? env.HOLDFAST_LOG_LEVEL ?? DEFAULTS.logLevel) as LogLevel,
-    maxStoreBytes: maxStore === undefined ? DEFAULTS.maxStoreBytes : parseSize(maxStore, 'store bound'),
-    diskReserveBytes: diskReserve === undefined ? DEFAULTS.diskReserveBytes : parseSize(diskReserve, 'disk reserve'),
-    upstream: values.upstream ?? (env.HOLDFAST_UPSTREAM || undefined),
-    upstreamRegion: values['upstream-region'] ?? (env.HOLDFAST_UPSTREAM_REGION || env.AWS_REGION || undefined),
-    queuesFile: values.queues ?? (env.HOLDFAST_QUEUES || undefined),
-    upstreamTimeoutMs: option(values['upstream-timeout'], env.HOLDFAST_UPSTREAM_TIMEOUT, DEFAULTS.upstreamTimeoutMs, (text) => parseDuration(text, 'upstream timeout')),
-    probeIntervalMs: option(values['probe-interval'], env.HOLDFAST_PROBE_INTERVAL, DEFAULTS.probeIntervalMs, (text) => parseDuration(text, 'probe interval')),
-    probeTimeoutMs: option(values['probe-timeout'], env.HOLDFAST_PROBE_TIMEOUT, DEFAULTS.probeTimeoutMs, (text) => parseDuration(text, 'probe timeout')),
-    recoveryProbes: option(values['recovery-probes'], env.HOLDFAST_RECOVERY_PROBES, DEFAULTS.recoveryProbes, (text) => parseCount(text, 'recovery probes')),
-    recoveryMs: option(values['recovery-time'], env.HOLDFAST_RECOVERY_TIME, DEFAULTS.recoveryMs, (text) => parseDuration(text, 'recovery time')),
-    breakerFailures: option(values['breaker-failures'], env.HOLDFAST_BREAKER_FAILURES, DEFAULTS.breakerFailures, (text) => parseCount(text, 'breaker failures')),
-    replayRate: option(values['replay-rate'], env.HOLDFAST_REPLAY_RATE, DEFAULTS.replayRate, (text) => parseCount(text, 'replay rate')),
-    replayConcurrency: option(values['replay-concurrency'], env.HOLDFAST_REPLAY_CONCURRENCY, DEFAULTS.replayConcurrency, (text) => parseCount(text, 'replay concurrency')),
-    siteId: values['site-id'] ?? (env.HOLDFAST_SITE_ID || undefined),
-    workflow: values.workflow ?? (env.HOLDFAST_WORKFLOW || undefined),
-    workflowRoot: values['workflow-root'] ?? (env.HOLDFAST_WORKFLOW_ROOT || undefined),
-    edgeDbFile: values['edge-db'] ?? (env.HOLDFAST_EDGE_DB || undefined),
-    agentEnvFile: values['agent-env'] ?? (env.HOLDFAST_AGENT_ENV || undefined),
-    regionTables: values['region-tables'] ?? (env.HOLDFAST_REGION_TABLES || undefined),
-    regionDynamoDb: values['region-dynamodb'] ?? (env.HOLDFAST_REGION_DYNAMODB || undefined),
-    agentStandby: option(values['agent-standby'], env.HOLDFAST_AGENT_STANDBY, DEFAULTS.agentStandby, (text) => parseSwitch(text, 'agent standby')),
+  const commandLine = parseCommandLine(argv);
+  if (commandLine.help) return 'help';
+  const values = OPTION_LIST.map(([key, option]) => {
+    // A text, or the texts of an option that repeats: every option but --help takes text.
+    const given = commandLine[option.flag] as string | string[] | undefined;
+    const texts = typeof given === 'string' ? [given] : (given ?? textsOfVariable(option, env));
+    return [key, texts === undefined ? defaultValue(option) : valueOf(option, texts)];
   });
+  return validateConfig(Object.fromEntries(values) as ShimConfig);
 }
 
-/** The workflow's tables in the region from `idempotency=NAME,workflow=NAME,state=NAME`, or the default names. */
-export function parseRegionTables(spec: string | undefined, workflowName: string): { idempotency: string; workflow: string; state: string } {
-  const tables = { idempotency: `${workflowName}-idempotency`, workflow: `${workflowName}-workflow`, state: `${workflowName}-state` };
-  if (spec === undefined) return tables;
-  for (const part of spec.split(',')) {
-    const [key, name] = part.split('=').map((text) => text.trim());
-    if (!key || !name || !Object.hasOwn(tables, key)) throw new ConfigError(`invalid region tables '${spec}': give idempotency=NAME,workflow=NAME,state=NAME`);
-    tables[key as keyof typeof tables] = name;
-  }
-  return tables;
+/** The texts of an option's variable, or of its fallback; an empty variable counts as unset. */
+function textsOfVariable(option: ConfigOption<unknown>, env: NodeJS.ProcessEnv): string[] | undefined {
+  const text = env[option.variable] || (option.fallbackVariable && env[option.fallbackVariable]);
+  if (!text) return undefined;
+  return option.repeats ? text.split(/[\s,]+/).filter((part) => part !== '') : [text];
 }
 
-/** An option from the command line, else its environment variable, else the default. */
-function option<T>(given: string | undefined, fromEnv: string | undefined, fallback: T, parse: (text: string) => T): T {
-  const text = given ?? (fromEnv === '' ? undefined : fromEnv);
-  return text === undefined ? fallback : parse(text);
+/** The value of the texts given: a repeated option's values one after the other, else the one text's. */
+function valueOf(option: ConfigOption<unknown>, texts: string[]): unknown {
+  return option.repeats ? texts.flatMap((text) => option.parse(text) as unknown[]) : option.parse(texts[0]!);
 }
 
-function parseOptions(argv: string[]) {
+function parseCommandLine(argv: string[]) {
+  const options: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean' } };
+  for (const [, option] of OPTION_LIST) options[option.flag] = { type: 'string', multiple: option.repeats === true };
   try {
-    return parseArgs({
-      args: argv,
-      options: {
-        host: { type: 'string' },
-        port: { type: 'string' },
-        db: { type: 'string' },
-        durability: { type: 'string' },
-        credentials: { type: 'string', multiple: true },
-        region: { type: 'string' },
-        'account-id': { type: 'string' },
-        'log-level': { type: 'string' },
-        'max-store-bytes': { type: 'string' },
-        'disk-reserve': { type: 'string' },
-        upstream: { type: 'string' },
-        'upstream-region': { type: 'string' },
-        queues: { type: 'string' },
-        'upstream-timeout': { type: 'string' },
-        'probe-interval': { type: 'string' },
-        'probe-timeout': { type: 'string' },
-        'recovery-probes': { type: 'string' },
-        'recovery-time': { type: 'string' },
-        'breaker-failures': { type: 'string' },
-        'replay-rate': { type: 'string' },
-        'replay-concurrency': { type: 'string' },
-        'site-id': { type: 'string' },
-        workflow: { type: 'string' },
-        'workflow-root': { type: 'string' },
-        'edge-db': { type: 'string' },
-        'agent-env': { type: 'string' },
-        'region-tables': { type: 'string' },
-        'region-dynamodb': { type: 'string' },
-        'agent-standby': { type: 'string' },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-    }).values;
+    return parseArgs({ args: argv, options, strict: true }).values;
   } catch (error) {
     // parseArgs errors (unknown option, missing value, stray argument) are configuration errors.
     throw new ConfigError((error as Error).message);

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { reportActivity, tellEach } from './activity.js';
 import { dirname, join } from 'node:path';
-import { type ShimConfig, DEFAULTS, parseRegionTables, validateConfig } from './config.js';
+import { type ShimConfig, DEFAULTS, regionTableNames, validateConfig } from './config.js';
 import { type FallbackSettings, type ShimConnection, startFallbackWork } from './fallback/outage-work.js';
 import { readAgentEnvironment } from './fallback/environment.js';
 import { DEFAULT_WORKFLOW_MODULE, DEFAULT_WORKFLOW_ROOT, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
@@ -65,7 +65,7 @@ async function fallbackSettings(config: ShimConfig): Promise<FallbackSettings> {
     siteId: config.siteId!,
     database: config.edgeDbFile ?? join(dirname(config.dbFile), 'edge-agents.db'),
     environment: config.agentEnvFile ? readAgentEnvironment(config.agentEnvFile) : {},
-    regionTables: parseRegionTables(config.regionTables, workflow.workflow.name),
+    regionTables: regionTableNames(workflow.workflow.name, config.regionTables),
     regionDynamoDbEndpoint: config.regionDynamoDb,
     supervisor: { warmStandby: config.agentStandby },
   };

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, isLoopback, loadConfig, parseRegionTables } from '../../edge-shim/src/config.js';
+import { ConfigError, DEFAULTS, isLoopback, loadConfig, parseRegionTables, regionTableNames } from '../../edge-shim/src/config.js';
 import { readQueuesFile } from '../../edge-shim/src/hybrid/declared-queues.js';
 
 // Command-line options, HOLDFAST_* environment variables, defaults, and what is refused.
@@ -102,6 +102,10 @@ describe('loadConfig', () => {
     });
   });
 
+  it('takes an empty variable as unset', () => {
+    expect(loadConfig([], { HOLDFAST_HOST: '', HOLDFAST_PORT: '', HOLDFAST_CREDENTIALS: '', HOLDFAST_UPSTREAM: '', HOLDFAST_AGENT_STANDBY: '' })).toEqual(DEFAULTS);
+  });
+
   it('prefers the command line to the environment', () => {
     const config = loadConfig(['--port', '1234', '--credentials', 'CLI:S'], { HOLDFAST_PORT: '4321', HOLDFAST_CREDENTIALS: 'ENV:S' });
     expect(config).toMatchObject({ port: 1234, credentials: [{ accessKeyId: 'CLI', secretAccessKey: 'S' }] });
@@ -155,12 +159,13 @@ describe('loadConfig', () => {
       workflowRoot: '/srv/app',
       edgeDbFile: '/var/lib/holdfast/agents.db',
       agentEnvFile: '/etc/holdfast/agents.env',
-      regionTables: 'idempotency=I,workflow=W,state=S',
+      regionTables: { idempotency: 'I', workflow: 'W', state: 'S' },
       regionDynamoDb: 'http://localhost:4566',
       agentStandby: false,
     });
-    expect(parseRegionTables('idempotency=I,workflow=W,state=S', 'orders')).toEqual({ idempotency: 'I', workflow: 'W', state: 'S' });
-    expect(parseRegionTables(undefined, 'orders')).toEqual({ idempotency: 'orders-idempotency', workflow: 'orders-workflow', state: 'orders-state' });
+    expect(parseRegionTables('state=S')).toEqual({ state: 'S' });
+    expect(regionTableNames('orders')).toEqual({ idempotency: 'orders-idempotency', workflow: 'orders-workflow', state: 'orders-state' });
+    expect(regionTableNames('orders', { state: 'S' })).toEqual({ idempotency: 'orders-idempotency', workflow: 'orders-workflow', state: 'S' });
   });
 
   it('answers help', () => {
@@ -171,7 +176,7 @@ describe('loadConfig', () => {
     [['--port', 'abc'], {}, /invalid port 'abc'/],
     [['--port', '65536'], {}, /invalid port/],
     [['--port', '-1'], {}, /.+/],
-    [[], { HOLDFAST_PORT: '' }, /invalid port ''/],
+    [['--port', ''], {}, /invalid port ''/],
     [['--nope'], {}, /nope/],
     [['--port'], {}, /port/],
     [['stray'], {}, /stray/],
@@ -185,7 +190,7 @@ describe('loadConfig', () => {
     [['--host', '0.0.0.0'], {}, /refusing to listen on 0\.0\.0\.0 without credentials/],
     [[], { HOLDFAST_HOST: '10.1.2.3' }, /refusing to listen on 10\.1\.2\.3/],
     [['--host', 'example.com'], {}, /refusing/],
-    [['--credentials', 'K:S'], { HOLDFAST_HOST: '' }, /host must not be empty/],
+    [['--credentials', 'K:S', '--host', ''], {}, /host must not be empty/],
     [['--db', ''], {}, /database file must not be empty/],
     [['--upstream', 'https://sqs.eu-west-1.amazonaws.com'], {}, /needs its region/],
     [['--upstream', 'sqs.eu-west-1.amazonaws.com', '--upstream-region', 'eu-west-1'], {}, /invalid upstream/],
