@@ -27,7 +27,7 @@ import type { SteadyMode } from '../drill/fault-modes.js';
 import { FaultProxy } from '../drill/fault-proxy.js';
 import { DEFAULTS } from '../edge-shim/src/config.js';
 import type { EdgeStatus } from '../edge-shim/src/observability/status.js';
-import { startMoto } from '../functions/src/local-runner/moto.js';
+import { startMoto } from '../functions/src/local-pipeline/moto.js';
 import { type HybridResults, type PassThroughRow, type ReplayRow, type SwitchRow, renderHybridReport } from './hybrid-report.js';
 import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec, inSequence } from './load.js';
 import { cpuSeconds } from './proc-stats.js';

@@ -4,8 +4,8 @@ import { CreateQueueCommand, GetQueueAttributesCommand, type Message, ReceiveMes
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createWorkflowResources, resourceEnvironment, type WorkflowResources } from '../../functions/src/local-runner/resources.js';
-import { startLocalRunner, type LocalRunner, type LocalRunnerOptions, type SqsHandler } from '../../functions/src/local-runner/runner.js';
+import { startLocalRunner, type LocalRunner, type LocalRunnerOptions, type SqsHandler } from '../../functions/src/event-source/runner.js';
+import { createWorkflowResources, resourceEnvironment, type WorkflowResources } from '../../functions/src/local-pipeline/resources.js';
 import type { StageDefinition, WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { emulator } from '../helpers/emulator.js';
 import { startTestShim, TEST_CREDENTIALS } from '../helpers/shim.js';

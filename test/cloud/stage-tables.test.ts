@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { DeleteMessageCommand, SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { type FakeGateway, startFakeGateway } from '../../functions/src/fake-gateway/server.js';
-import { createWorkflowResources } from '../../functions/src/local-runner/resources.js';
+import { createWorkflowResources } from '../../functions/src/local-pipeline/resources.js';
 import type { SqsAgentHandler } from '../../functions/src/runtime/agent.js';
 import { Ledger } from '../../functions/src/runtime/ledger.js';
 import { DynamoDbCounters } from '../../functions/src/runtime/store/dynamodb-counters.js';

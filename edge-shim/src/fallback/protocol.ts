@@ -3,7 +3,7 @@
  * opens): the supervisor configures, promotes and stops an agent; the agent heartbeats and reports
  * what its runner does.
  */
-import type { AwsConnection, RunnerEvent, StageQueues } from '../../../functions/src/local-runner/runner.js';
+import type { AwsConnection, RunnerEvent, StageQueues } from '../../../functions/src/event-source/runner.js';
 import type { StageDefinition } from '../../../functions/src/workflow-definition.js';
 
 /** What an agent process needs to run one stage. */

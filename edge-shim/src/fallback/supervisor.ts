@@ -12,7 +12,7 @@ import { ChangeMessageVisibilityBatchCommand, SQSClient } from '@aws-sdk/client-
 import { ExponentialBackoff, type IBackoff, noJitterGenerator } from 'cockatiel';
 import { pino, type Logger } from 'pino';
 import { edgeAgentEnvironment } from '../../../functions/src/edge/environment.js';
-import type { AwsConnection, HeldMessage, StageQueues } from '../../../functions/src/local-runner/runner.js';
+import type { AwsConnection, HeldMessage, StageQueues } from '../../../functions/src/event-source/runner.js';
 import type { StageDefinition, WorkflowDefinition } from '../../../functions/src/workflow-definition.js';
 import { inheritedEnvironment } from './environment.js';
 import type { AgentConfig, FromAgent, ToAgent } from './protocol.js';

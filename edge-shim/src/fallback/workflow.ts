@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GetQueueUrlCommand, QueueDoesNotExist, type SQSClient } from '@aws-sdk/client-sqs';
-import type { StageQueues } from '../../../functions/src/local-runner/runner.js';
+import type { StageQueues } from '../../../functions/src/event-source/runner.js';
 import {
   DEAD_LETTER_RETENTION_SECONDS,
   humanReviewQueueName,

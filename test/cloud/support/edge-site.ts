@@ -1,9 +1,9 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, type Message, ReceiveMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { AwsConnection, StageQueues } from '../../../functions/src/event-source/runner.js';
 import { sqsTaskQueues, type AgentDependencies } from '../../../functions/src/runtime/dependencies.js';
 import { edgeSite } from '../../../functions/src/runtime/site.js';
 import { sqliteStores } from '../../../functions/src/runtime/store/stores.js';
 import { stageTaskId, type Task } from '../../../functions/src/runtime/task.js';
-import type { AwsConnection, StageQueues } from '../../../functions/src/local-runner/runner.js';
 import { humanReviewQueueName, stageQueueNames, type WorkflowDefinition } from '../../../functions/src/workflow-definition.js';
 import { startTestShim, TEST_CREDENTIALS, type TestShim } from '../../helpers/shim.js';
 import { edgeDatabase, type TestEdgeDatabase } from './backends.js';
