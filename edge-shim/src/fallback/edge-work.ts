@@ -3,7 +3,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import type { Logger } from 'pino';
 import { type EdgeDatabase, type RegionTables, type SyncProgress, listSyncConflicts, openEdgeDatabase, syncEdgeToRegion } from '../../../functions/src/edge/index.js';
-import { stageQueueNames } from '../../../functions/src/workflow-definition.js';
+import { stageQueueNames } from '../../../functions/src/edge/index.js';
 import type { EdgeWork } from '../hybrid/status.js';
 import type { MetricsRecorder } from '../observability/metrics.js';
 import type { ConflictStatus, SyncStatus } from '../observability/status.js';
