@@ -32,7 +32,8 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'cloud', include: ['test/cloud/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
+        // The agents' runtime and the CDK stack: one project, so that they share one emulator.
+        test: { name: 'cloud', include: ['test/functions/**/*.test.ts', 'test/infra/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
       },
       {
         extends: true,

@@ -15,7 +15,7 @@ import { DynamoDbLedger } from '../../functions/src/runtime/store/dynamodb-ledge
 import { DynamoDbStepLog } from '../../functions/src/runtime/store/dynamodb-step-log.js';
 import { payments } from '../../functions/src/workflows/payments.js';
 import { ENV } from '../../functions/src/workflow-definition.js';
-import { firstTask, sendTask } from '../cloud/support/edge-site.js';
+import { firstTask, sendTask } from '../functions/support/edge-site.js';
 import { emulator } from '../helpers/emulator.js';
 import { eventually } from '../helpers/wait.js';
 import { type HybridTest, startHybridTest } from '../helpers/hybrid.js';

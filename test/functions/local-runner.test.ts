@@ -80,11 +80,11 @@ async function queueDepthOn(client: SQSClient, queueUrl: string): Promise<number
 }
 
 /**
- * A workflow whose `forward` stage runs test/cloud/support/forward-handler.ts from its entry, in a
+ * A workflow whose `forward` stage runs test/functions/support/forward-handler.ts from its entry, in a
  * worker thread with `environment`, and sends on to a `collect` stage that records what it gets.
  */
 async function forwardToCollect(name: string, visibilityTimeoutSeconds: number, environment: Record<string, string>) {
-  const workflow: WorkflowDefinition = { name, stages: [stage('forward', { entry: 'test/cloud/support/forward-handler.ts' }), stage('collect')] };
+  const workflow: WorkflowDefinition = { name, stages: [stage('forward', { entry: 'test/functions/support/forward-handler.ts' }), stage('collect')] };
   const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds });
   const deliveries = new Deliveries();
   await run({ workflow, queues: resources.queues, environment, handlers: { collect: async (event, context) => deliveries.add(event, context) } });

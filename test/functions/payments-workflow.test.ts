@@ -249,7 +249,7 @@ describe('the payments workflow', { timeout: 180_000 }, () => {
   it('resumes from the step log after the worker is killed mid-workflow', async () => {
     const p = await pipeline();
     notifier.faults.latencyMs = 60_000;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/cloud/support/payments-worker.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/functions/support/payments-worker.ts'], {
       env: { ...process.env, HOLDFAST_WORKER_OPTIONS: JSON.stringify(p.options) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
