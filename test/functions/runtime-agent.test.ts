@@ -55,6 +55,7 @@ const saga: SagaDefinition<Input> = {
     },
     receipt: { policy, escalateToHumanReview: false, alternatives: [{ name: 'printer', run: async () => 'printed' }] },
   },
+  settingsFromEnvironment: () => undefined,
 };
 const handler = createAgent(saga, 'charge');
 
