@@ -1,10 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
-// Five projects: the edge shim's tests need nothing but the shim; the drill's tools (the fault proxy)
-// need nothing but loopback servers; the status page's test needs Debian's Chromium
-// (/usr/bin/chromium); the cloud tests, and the hybrid edge's (the shim in front of the region
-// through a fault proxy), each share one AWS emulator (LocalStack at AWS_ENDPOINT_URL, else a moto
-// server the global setup starts).
+// Six projects: the edge shim's tests need nothing but the shim; the test kit's (the fault proxy)
+// nothing but loopback servers; each outage drill starts a region of its own; the status page's test
+// needs Debian's Chromium (/usr/bin/chromium); the cloud tests, and the hybrid edge's (the shim in
+// front of the region through a fault proxy), each share one AWS emulator (LocalStack at
+// AWS_ENDPOINT_URL, else a moto server the global setup starts).
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -20,6 +20,10 @@ export default defineConfig({
       },
       {
         extends: true,
+        test: { name: 'testkit', include: ['test/testkit/**/*.test.ts'] },
+      },
+      {
+        extends: true,
         test: { name: 'drill', include: ['test/drill/**/*.test.ts'] },
       },
       {
@@ -28,7 +32,8 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'cloud', include: ['test/cloud/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
+        // The agents' runtime and the CDK stack: one project, so that they share one emulator.
+        test: { name: 'cloud', include: ['test/functions/**/*.test.ts', 'test/infra/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
       },
       {
         extends: true,

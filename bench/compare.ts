@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { type ShimProcess, spawnShim } from '../testkit/shim-process.js';
 import { spawnBare } from './bare-process.js';
 import { LoadGenerator, type PreparedRequest } from './load.js';
 import { cpuSeconds } from './proc-stats.js';
-import { type ShimProcess, spawnShim } from './shim-process.js';
 import { type Credentials, Signer } from './sign.js';
 
 const { values: options } = parseArgs({

@@ -16,7 +16,7 @@ import { startFakeGateway } from '../functions/src/fake-gateway/server.js';
 import { ENV } from '../functions/src/workflow-definition.js';
 import { DEFAULT_WORKFLOW_MODULE, loadWorkflowModule, resolveWorkflowQueues, Supervisor, type AgentUp } from '../edge-shim/src/fallback/index.js';
 import { startShim } from '../edge-shim/src/shim.js';
-import { createWorkflowQueues } from '../test/helpers/workflow-queues.js';
+import { createWorkflowQueues } from '../testkit/workflow-queues.js';
 import { memory } from './proc-stats.js';
 
 // The project runs on Node 20 on purpose; the agents inherit this and keep the SDK's upgrade notice out of the table.

@@ -19,8 +19,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
+import { type ShimProcess, spawnShim } from '../testkit/shim-process.js';
 import { cpuSeconds } from './proc-stats.js';
-import { type ShimProcess, spawnShim } from './shim-process.js';
 
 const { values: options } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, only: { type: 'string' } } });
 const QUICK = options.quick;

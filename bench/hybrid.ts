@@ -23,16 +23,16 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import type { SteadyMode } from '../drill/fault-modes.js';
-import { FaultProxy } from '../drill/fault-proxy.js';
 import { DEFAULTS } from '../edge-shim/src/config.js';
 import type { EdgeStatus } from '../edge-shim/src/observability/status.js';
-import { startMoto } from '../functions/src/local-runner/moto.js';
+import { startMoto } from '../functions/src/local-pipeline/moto.js';
+import type { SteadyMode } from '../testkit/fault-modes.js';
+import { FaultProxy } from '../testkit/fault-proxy.js';
+import { type ShimProcess, spawnShim } from '../testkit/shim-process.js';
 import { type HybridResults, type PassThroughRow, type ReplayRow, type SwitchRow, renderHybridReport } from './hybrid-report.js';
 import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec, inSequence } from './load.js';
 import { cpuSeconds } from './proc-stats.js';
 import { type ProfileWindow, monotonicUs, summarizeProfile } from './profile.js';
-import { type ShimProcess, spawnShim } from './shim-process.js';
 import { type Credentials, Signer } from './sign.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -664,7 +664,7 @@ async function main(): Promise<void> {
       'so queues are purged before each slice and trial, and replay backlogs against moto are small. Load: closed-loop clients (bench/load.ts, one worker thread, pre-signed requests).',
     '',
     `Pass-through: the shim talks to moto directly, default settings; ${CLIENTS.join(', ')} clients sending and ${RECEIVE_CLIENTS.join(', ')} receiving, ` +
-      `${((SLICE_MS * SLICES) / 1000).toFixed(0)} s per side in ${SLICES} alternating slice(s); receives get up to 10 of the ${RECEIVE_LEVEL} messages a queue holds and leave them visible (VisibilityTimeout 0). Replay and switch: the shim talks to the region through the fault proxy (drill/fault-proxy.ts, in the benchmark's process), ` +
+      `${((SLICE_MS * SLICES) / 1000).toFixed(0)} s per side in ${SLICES} alternating slice(s); receives get up to 10 of the ${RECEIVE_LEVEL} messages a queue holds and leave them visible (VisibilityTimeout 0). Replay and switch: the shim talks to the region through the fault proxy (testkit/fault-proxy.ts, in the benchmark's process), ` +
       `default timeouts and probes, --replay-rate ${REPLAY_RATE.toLocaleString('en-US')} (far above what either region takes, so never the limit) and ${RECOVERY.join(' ')} ` +
       `(so that the replay starts soon after the link is mended). Backlogs of ${MESSAGES.moto.toLocaleString('en-US')} (moto) and ${MESSAGES.shim.toLocaleString('en-US')} (standalone shim) ` +
       `messages of ${messageBody(0).length} bytes, FIFO in ${GROUPS} groups with explicit deduplication ids, stored at the edge by 8 clients sending SendMessageBatch of 10; ` +

@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { spawnShim } from '../testkit/shim-process.js';
 import { LoadGenerator, type PreparedRequest } from './load.js';
-import { spawnShim } from './shim-process.js';
 import { type Credentials, Signer } from './sign.js';
 
 const { values: options } = parseArgs({

@@ -19,12 +19,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { type ShimProcess, spawnShim } from '../testkit/shim-process.js';
 import { spawnBare } from './bare-process.js';
 import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec, inSequence } from './load.js';
 import { cpuSeconds, memory } from './proc-stats.js';
 import { type ProfileWindow, monotonicUs, summarizeProfile } from './profile.js';
 import { type Results, renderReport } from './report.js';
-import { type ShimProcess, spawnShim } from './shim-process.js';
 import { type Credentials, Signer } from './sign.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

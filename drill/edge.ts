@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ShimProcess, spawnShim } from '../bench/shim-process.js';
 import { DEFAULTS } from '../edge-shim/src/config.js';
 import type { EdgeStatus } from '../edge-shim/src/observability/status.js';
 import { ENV } from '../functions/src/workflow-definition.js';
+import { type ShimProcess, spawnShim } from '../testkit/shim-process.js';
 import type { DrillRegion } from './region.js';
 
 /**

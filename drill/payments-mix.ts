@@ -1,4 +1,4 @@
-import { seededRandom } from './fault-modes.js';
+import { seededRandom } from '../testkit/fault-modes.js';
 
 /**
  * The payments a drill's producers send, drawn from a seed: a share of low-risk ones (a small

@@ -2,11 +2,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { pino } from 'pino';
+import { type AwsConnection, type LocalRunner, startLocalRunner } from '../functions/src/event-source/runner.js';
 import { type FakeGateway, startFakeGateway } from '../functions/src/fake-gateway/server.js';
-import { checkAwsEndpoint } from '../functions/src/local-runner/endpoint-check.js';
-import { startMoto } from '../functions/src/local-runner/moto.js';
-import { createWorkflowResources, resourceEnvironment, type WorkflowResources } from '../functions/src/local-runner/resources.js';
-import { type AwsConnection, type LocalRunner, startLocalRunner } from '../functions/src/local-runner/runner.js';
+import { checkAwsEndpoint } from '../functions/src/local-pipeline/endpoint-check.js';
+import { startMoto } from '../functions/src/local-pipeline/moto.js';
+import { createWorkflowResources, resourceEnvironment, type WorkflowResources } from '../functions/src/local-pipeline/resources.js';
 import { payments } from '../functions/src/workflows/payments.js';
 import { ENV } from '../functions/src/workflow-definition.js';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { type DrillOptions, OUTAGE_KINDS, runDrill } from '../../drill/drill.js';
 import { FAST_EDGE_TIMING } from '../../drill/edge.js';
-import { seededRandom } from '../../drill/fault-modes.js';
 import { markdownReport } from '../../drill/report.js';
+import { seededRandom } from '../../testkit/fault-modes.js';
 
 // Randomized outage drills: a few seeded runs of the whole drill (a moto region with its agents,
 // the edge shim as a process with its fallback agents, producers of payments through it) with a

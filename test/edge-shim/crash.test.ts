@@ -13,8 +13,8 @@ import {
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type ShimProcess, spawnShim } from '../../bench/shim-process.js';
-import { seededRandom } from '../../drill/fault-modes.js';
+import { seededRandom } from '../../testkit/fault-modes.js';
+import { type ShimProcess, spawnShim } from '../../testkit/shim-process.js';
 import { eventually } from '../helpers/wait.js';
 import { sqsClient } from '../helpers/shim.js';
 

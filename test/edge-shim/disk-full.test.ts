@@ -13,7 +13,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ShimProcess, spawnShim } from '../../bench/shim-process.js';
+import { type ShimProcess, spawnShim } from '../../testkit/shim-process.js';
 import { sqsClient } from '../helpers/shim.js';
 import { eventually } from '../helpers/wait.js';
 

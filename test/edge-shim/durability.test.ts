@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { CreateQueueCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import Database from 'better-sqlite3';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { spawnShim } from '../../bench/shim-process.js';
 import { CommitGroup } from '../../edge-shim/src/sqs/commit-group.js';
 import { type Db, openDatabase } from '../../edge-shim/src/sqs/database.js';
 import { SqsError } from '../../edge-shim/src/sqs/errors.js';
+import { spawnShim } from '../../testkit/shim-process.js';
 import { sqsClient } from '../helpers/shim.js';
 
 const dirs: string[] = [];

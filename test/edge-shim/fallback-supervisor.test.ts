@@ -18,9 +18,9 @@ import {
   type SupervisorOptions,
   type WorkflowQueues,
 } from '../../edge-shim/src/fallback/index.js';
+import { createWorkflowQueues } from '../../testkit/workflow-queues.js';
 import { startTestShim, TEST_CREDENTIALS, type TestShim } from '../helpers/shim.js';
 import { waitForState } from '../helpers/wait.js';
-import { createWorkflowQueues } from '../helpers/workflow-queues.js';
 import { ChoreControl } from './fixtures/chores/control.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { startMoto } from '../../functions/src/local-runner/moto.js';
+import { startMoto } from '../../functions/src/local-pipeline/moto.js';
 
 /**
  * Global setup of the cloud tests: the AWS emulator they all share. LocalStack when AWS_ENDPOINT_URL

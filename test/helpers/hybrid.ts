@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteMessageBatchCommand, GetQueueUrlCommand, type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { FaultProxy } from '../../drill/fault-proxy.js';
 import type { StartOptions } from '../../edge-shim/src/shim.js';
+import { FaultProxy } from '../../testkit/fault-proxy.js';
 import { emulator } from './emulator.js';
 import { type TestShim, startTestShim } from './shim.js';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { CreateQueueCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { type FaultMode, seededRandom } from '../../drill/fault-modes.js';
+import { type FaultMode, seededRandom } from '../../testkit/fault-modes.js';
 import { eventually } from '../helpers/wait.js';
 import { drainRegion, startHybridTest } from '../helpers/hybrid.js';
 

@@ -8,8 +8,8 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ShimProcess, spawnShim } from '../../bench/shim-process.js';
-import { FaultProxy } from '../../drill/fault-proxy.js';
+import { FaultProxy } from '../../testkit/fault-proxy.js';
+import { type ShimProcess, spawnShim } from '../../testkit/shim-process.js';
 import { emulator } from '../helpers/emulator.js';
 import { eventually } from '../helpers/wait.js';
 import { FAST_HYBRID, type HybridTest, drainRegion, startHybridTest } from '../helpers/hybrid.js';

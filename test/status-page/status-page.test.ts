@@ -5,11 +5,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type MadeConflict, makeConflict } from '../../drill/conflict.js';
 import { type DrillEdge, FAST_EDGE_TIMING, startEdge } from '../../drill/edge.js';
-import { FaultProxy } from '../../drill/fault-proxy.js';
 import { PaymentMix } from '../../drill/payments-mix.js';
 import { Producers } from '../../drill/producers.js';
 import { type DrillRegion, startRegion } from '../../drill/region.js';
 import type { EdgeStatus } from '../../edge-shim/src/observability/status.js';
+import { FaultProxy } from '../../testkit/fault-proxy.js';
 import { eventually } from '../helpers/wait.js';
 import { type HeadlessChromium, launchChromium, runStatusPageScenario } from './scenario.js';
 

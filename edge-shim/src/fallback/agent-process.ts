@@ -4,7 +4,7 @@
  * the shim down. Started by the supervisor (supervisor/agent-handle.ts) with an IPC channel: it
  * waits for its configuration, heartbeats from then on, and reports what its runner does.
  */
-import type { LocalRunner } from '../../../functions/src/local-runner/runner.js';
+import type { LocalRunner } from '../../../functions/src/edge/index.js';
 import type { AgentConfig, FromAgent, ToAgent } from './protocol.js';
 
 if (!process.send) {
@@ -27,7 +27,7 @@ async function start(config: AgentConfig): Promise<void> {
   setInterval(() => send({ type: 'heartbeat' }), config.heartbeatIntervalMs);
   send({ type: 'heartbeat' });
   // Loaded after the first heartbeat: the supervisor sees the process alive while it loads.
-  const [{ startLocalRunner }, { pino }] = await Promise.all([import('../../../functions/src/local-runner/runner.js'), import('pino')]);
+  const [{ startLocalRunner }, { pino }] = await Promise.all([import('../../../functions/src/edge/runner.js'), import('pino')]);
   runner = await startLocalRunner({
     workflow: { name: config.workflowName, stages: [config.stage] },
     aws: config.aws,

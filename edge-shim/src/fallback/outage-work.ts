@@ -1,8 +1,7 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import type { Logger } from 'pino';
-import type { RegionTables } from '../../../functions/src/edge/index.js';
-import { stageQueueNames } from '../../../functions/src/workflow-definition.js';
+import { type RegionTables, stageQueueNames } from '../../../functions/src/edge/index.js';
 import type { OutageParticipant } from '../hybrid/outage.js';
 import type { MetricsRecorder } from '../observability/metrics.js';
 import { Supervisor } from './supervisor/supervisor.js';

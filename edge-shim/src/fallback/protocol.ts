@@ -3,8 +3,8 @@
  * opens): the supervisor configures, promotes and stops an agent; the agent heartbeats and reports
  * what its runner does.
  */
-import type { AwsConnection, RunnerEvent, StageQueues } from '../../../functions/src/local-runner/runner.js';
-import type { StageDefinition } from '../../../functions/src/workflow-definition.js';
+import type { AwsConnection, RunnerEvent, StageQueues } from '../../../functions/src/edge/index.js';
+import type { StageDefinition } from '../../../functions/src/edge/index.js';
 
 /** What an agent process needs to run one stage. */
 export interface AgentConfig {

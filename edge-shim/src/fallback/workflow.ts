@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GetQueueUrlCommand, QueueDoesNotExist, type SQSClient } from '@aws-sdk/client-sqs';
-import type { StageQueues } from '../../../functions/src/local-runner/runner.js';
+import type { StageQueues } from '../../../functions/src/edge/index.js';
 import {
   DEAD_LETTER_RETENTION_SECONDS,
   humanReviewQueueName,
@@ -15,7 +15,7 @@ import {
   stageVisibilityTimeoutSeconds,
   type StageDefinition,
   type WorkflowDefinition,
-} from '../../../functions/src/workflow-definition.js';
+} from '../../../functions/src/edge/index.js';
 import type { DeclaredQueue } from '../hybrid/declared-queues.js';
 
 // Run from source (npm start) or compiled (dist/, the `holdfast` command): the payments workflow and

@@ -1,7 +1,18 @@
 /**
- * What the edge shim calls to run fallback agents and bring their work to the region: the
- * environment of a fallback agent, the sync engine, its conflict list, and the edge database.
+ * The one door from the edge shim into functions/: the workflow definitions it runs fallback agents
+ * for, the environment of a fallback agent, the runner's types, the sync engine, its conflict list,
+ * and the edge database. The runner itself is behind ./runner.ts, so that loading this module (the
+ * shim does at start) does not load it.
  */
+export {
+  DEAD_LETTER_RETENTION_SECONDS,
+  humanReviewQueueName,
+  stageQueueNames,
+  stageVisibilityTimeoutSeconds,
+  type StageDefinition,
+  type WorkflowDefinition,
+} from '../workflow-definition.js';
+export type { AwsConnection, HeldMessage, LocalRunner, RunnerEvent, StageQueues } from '../event-source/runner.js';
 export { edgeAgentEnvironment, type EdgeAgentEnvironmentOptions } from './environment.js';
 export {
   listSyncConflicts,

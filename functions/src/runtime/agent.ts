@@ -14,8 +14,8 @@ const COMPLETED_RECORD_SECONDS = 24 * 60 * 60;
 
 export type SqsAgentHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
-interface Prepared {
-  readonly dependencies: AgentDependencies;
+interface Prepared<S> {
+  readonly dependencies: AgentDependencies<S>;
   readonly persistence: BasePersistenceLayer;
   readonly logger: Logger;
 }
@@ -36,18 +36,18 @@ function inProgressDeadline(context: Context): Context {
  * queue; on a FIFO queue so does the rest of their message group, while other groups carry on
  * (Powertools batch, skipGroupOnError).
  *
- * `dependencies` are the site, stores and queues the agent uses; without them they are built from
- * the environment at the first invocation (dependencies.ts), so that the same handler module runs
- * on DynamoDB in the region and on SQLite at the edge.
+ * `dependencies` are the site, stores, saga settings and queues the agent uses; without them they
+ * are built from the environment at the first invocation (dependencies.ts), so that the same
+ * handler module runs on DynamoDB in the region and on SQLite at the edge.
  */
-export function createAgent<I>(saga: SagaDefinition<I>, stageName: string, dependencies?: AgentDependencies): SqsAgentHandler {
+export function createAgent<I, S>(saga: SagaDefinition<I, S>, stageName: string, dependencies?: AgentDependencies<S>): SqsAgentHandler {
   const stageIndex = saga.workflow.stages.findIndex((stage) => stage.name === stageName);
   const stage = saga.workflow.stages[stageIndex];
   if (!stage || !saga.agents[stageName]) throw new Error(`workflow ${saga.workflow.name} has no stage ${stageName}`);
   // Made at the first invocation, when the environment is complete, then kept for the container.
-  let prepared: Prepared | undefined;
-  const prepare = (): Prepared => {
-    const given = dependencies ?? dependenciesFromEnvironment();
+  let prepared: Prepared<S> | undefined;
+  const prepare = (): Prepared<S> => {
+    const given = dependencies ?? dependenciesFromEnvironment(saga.settingsFromEnvironment);
     if (given.site.atEdge && !stage.runsAtEdge) {
       throw new Error(`stage ${stageName} of ${saga.workflow.name} does not run at the edge (runsAtEdge: false); its tasks wait for the region`);
     }
@@ -61,9 +61,10 @@ export function createAgent<I>(saga: SagaDefinition<I>, stageName: string, depen
   return async (event, context) => {
     prepared ??= prepare();
     const { dependencies: given, persistence, logger } = prepared;
-    const runtime: SagaRuntime = {
+    const runtime: SagaRuntime<S> = {
       site: given.site,
       stores: given.stores,
+      settings: given.settings,
       deadline: { remainingMs: () => context.getRemainingTimeInMillis() },
       handOff: given.handOff,
       escalate: given.escalate,

@@ -10,11 +10,14 @@ import type { Task } from './task.js';
 
 /**
  * Everything an agent depends on, handed in as values: where it runs, the stores of its backend,
- * and how it passes tasks on. `createAgent` builds them from the environment unless given.
+ * its saga's settings, and how it passes tasks on. `createAgent` builds them from the environment
+ * unless given.
  */
-export interface AgentDependencies {
+export interface AgentDependencies<S = undefined> {
   readonly site: Site;
   readonly stores: Stores;
+  /** The saga's own settings (its limits and the like). */
+  readonly settings: S;
   /** Sends a task to the next stage's queue. */
   handOff(task: Task): Promise<void>;
   /** Puts a task on the human review queue, with why. */
@@ -43,11 +46,14 @@ export function sqsTaskQueues(
 /**
  * The dependencies the environment configures. With HOLDFAST_EDGE_SITE_ID set the agent runs at
  * that edge site on the SQLite database HOLDFAST_EDGE_DATABASE; otherwise in the region, on the
- * DynamoDB tables the stack names (IDEMPOTENCY_TABLE, ...). Queues: NEXT_QUEUE_URL and
- * HUMAN_REVIEW_QUEUE_URL, read when first used; the SDK clients take endpoint, region and
- * credentials from the environment as usual (AWS_ENDPOINT_URL points them at the shim at the edge).
+ * DynamoDB tables the stack names (IDEMPOTENCY_TABLE, ...). The saga's settings: what
+ * `readSettings` reads. Queues: NEXT_QUEUE_URL and HUMAN_REVIEW_QUEUE_URL, read when first used; the
+ * SDK clients take endpoint, region and credentials from the environment as usual (AWS_ENDPOINT_URL
+ * points them at the shim at the edge).
  */
-export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env): AgentDependencies {
+export function dependenciesFromEnvironment<S>(readSettings: (env: NodeJS.ProcessEnv) => S, env: NodeJS.ProcessEnv = process.env): AgentDependencies<S> {
+  // First: settings that do not read right fail the agent before it opens a store.
+  const settings = readSettings(env);
   const edgeSiteId = env[ENV.edgeSiteId];
   let site: Site;
   let stores: Stores;
@@ -65,5 +71,5 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
     nextQueueUrl: () => requireEnv(ENV.nextQueueUrl, env),
     humanReviewQueueUrl: () => requireEnv(ENV.humanReviewQueueUrl, env),
   });
-  return { site, stores, ...queues };
+  return { site, stores, settings, ...queues };
 }

@@ -9,7 +9,7 @@ import { type CarriedStep, type Task, stageTaskId } from './task.js';
 /** Name the fallback chain records when a step ended with the task on the human review queue. */
 export const HUMAN_REVIEW = 'human-review';
 
-export interface StepContext<I> {
+export interface StepContext<I, S = undefined> {
   readonly workflowId: string;
   readonly input: I;
   /** Outcomes of the earlier steps, by step name. */
@@ -18,39 +18,48 @@ export interface StepContext<I> {
   readonly site: Site;
   /** The stores of the backend the agent runs on (no ledger at the edge). */
   readonly stores: Stores;
+  /** The saga's own settings (its limits and the like). */
+  readonly settings: S;
   /** Calls a downstream dependency under the agent's policy (retries, breaker, timeout). */
   call<T>(dependency: string, request: (signal: AbortSignal) => Promise<T>): Promise<T>;
 }
 
 /** Declarative configuration of one agent: how it performs its step and how the step is undone. */
-export interface AgentDefinition<I> {
+export interface AgentDefinition<I, S = undefined> {
   /** Retry, timeout and circuit breaker of every downstream call the agent makes. */
   readonly policy: CallPolicy;
   /** Ways to perform the step, in order of preference; the first that answers wins. */
-  readonly alternatives: readonly Alternative<StepContext<I>>[];
+  readonly alternatives: readonly Alternative<StepContext<I, S>>[];
   /** Whether a step no alternative could answer goes to the human review queue. */
   readonly escalateToHumanReview: boolean;
   /**
    * Decides, before any alternative runs, whether the step may be done here at all: a reason sends
    * the task to human review (or, for an agent that does not escalate, fails the step for good).
    */
-  readonly admit?: (context: StepContext<I>) => Promise<string | undefined>;
+  readonly admit?: (context: StepContext<I, S>) => Promise<string | undefined>;
   /** Undoes the step; it may run more than once, so it must be idempotent. */
-  readonly compensate?: (context: StepContext<I>, outcome: FallbackOutcome) => Promise<void>;
+  readonly compensate?: (context: StepContext<I, S>, outcome: FallbackOutcome) => Promise<void>;
 }
 
-export interface SagaDefinition<I> {
+export interface SagaDefinition<I, S = undefined> {
   readonly workflow: WorkflowDefinition;
   /** Validates a task's input; throws PermanentError when it is malformed. */
   readonly parseInput: (input: unknown) => I;
   /** One agent per stage of the workflow, by stage name. */
-  readonly agents: Readonly<Record<string, AgentDefinition<I>>>;
+  readonly agents: Readonly<Record<string, AgentDefinition<I, S>>>;
+  /**
+   * Reads the saga's own settings from the environment (throws saying which is wrong): an agent
+   * built from the environment reads them once, with its other dependencies. `() => undefined` for
+   * a saga that has none.
+   */
+  readonly settingsFromEnvironment: (env: NodeJS.ProcessEnv) => S;
 }
 
 /** What a stage's agent needs from its surroundings. */
-export interface SagaRuntime {
+export interface SagaRuntime<S = undefined> {
   readonly site: Site;
   readonly stores: Stores;
+  readonly settings: S;
   readonly deadline: Deadline;
   /** Sends a task to the next stage's queue. */
   handOff(task: Task): Promise<void>;
@@ -72,7 +81,7 @@ function describe(error: unknown): string {
  * again (its stored outcome is handed on), a started one is run again (actions are idempotent), and
  * a step that failed for good has the completed steps before it compensated in reverse order.
  */
-export async function runStage<I>(saga: SagaDefinition<I>, stageIndex: number, task: Task, runtime: SagaRuntime): Promise<StageOutcome> {
+export async function runStage<I, S>(saga: SagaDefinition<I, S>, stageIndex: number, task: Task, runtime: SagaRuntime<S>): Promise<StageOutcome> {
   const stage = saga.workflow.stages[stageIndex]!;
   const agent = saga.agents[stage.name]!;
   const input = saga.parseInput(task.input);
@@ -112,7 +121,7 @@ export async function runStage<I>(saga: SagaDefinition<I>, stageIndex: number, t
  * earlier step. Carried steps this site has not recorded are recorded as they were, so that later
  * steps read them and compensations find them here.
  */
-async function openSagaLog<I>(saga: SagaDefinition<I>, stageIndex: number, task: Task, runtime: SagaRuntime) {
+async function openSagaLog<I, S>(saga: SagaDefinition<I, S>, stageIndex: number, task: Task, runtime: SagaRuntime<S>) {
   const { stepLog } = runtime.stores;
   const trail = task.trail ?? [];
   for (const carried of trail) {
@@ -152,8 +161,8 @@ async function openSagaLog<I>(saga: SagaDefinition<I>, stageIndex: number, task:
  * Runs the step's alternatives. At the edge the ones that need the region are skipped (recorded in
  * the outcome); the agent's admission check may send the task straight to human review.
  */
-async function performStep<I>(agent: AgentDefinition<I>, stage: StageDefinition, task: Task, context: StepContext<I>, runtime: SagaRuntime): Promise<FallbackOutcome> {
-  const escalation: Alternative<StepContext<I>> = {
+async function performStep<I, S>(agent: AgentDefinition<I, S>, stage: StageDefinition, task: Task, context: StepContext<I, S>, runtime: SagaRuntime<S>): Promise<FallbackOutcome> {
+  const escalation: Alternative<StepContext<I, S>> = {
     name: HUMAN_REVIEW,
     run: async () => runtime.escalate(task, `no alternative answered step ${stage.name}`),
   };
@@ -177,13 +186,14 @@ function completedResults(steps: readonly StepRecord[]): Record<string, Fallback
   return results;
 }
 
-function stepContext<I>(workflowId: string, input: I, results: Record<string, FallbackOutcome>, agent: AgentDefinition<I>, runtime: SagaRuntime): StepContext<I> {
+function stepContext<I, S>(workflowId: string, input: I, results: Record<string, FallbackOutcome>, agent: AgentDefinition<I, S>, runtime: SagaRuntime<S>): StepContext<I, S> {
   return {
     workflowId,
     input,
     results,
     site: runtime.site,
     stores: runtime.stores,
+    settings: runtime.settings,
     call: (dependency, request) => callDependency(dependency, agent.policy, runtime.deadline, request),
   };
 }
@@ -194,7 +204,7 @@ function nextTrail(task: Task, step: StepRecord): CarriedStep[] {
   return [...carried, { step: step.step, index: step.index, outcome: step.result as FallbackOutcome, ...(step.ranAt && { ranAt: step.ranAt }) }];
 }
 
-async function afterStep<I>(saga: SagaDefinition<I>, stageIndex: number, task: Task, step: StepRecord, runtime: SagaRuntime): Promise<StageOutcome> {
+async function afterStep<I, S>(saga: SagaDefinition<I, S>, stageIndex: number, task: Task, step: StepRecord, runtime: SagaRuntime<S>): Promise<StageOutcome> {
   const outcome = step.result as FallbackOutcome;
   if (outcome.answeredBy === HUMAN_REVIEW) {
     await runtime.stores.stepLog.setSagaStatus(task.workflowId, ['running'], 'escalated');
@@ -218,7 +228,7 @@ async function afterStep<I>(saga: SagaDefinition<I>, stageIndex: number, task: T
  * compensation needs the region's book of record. Then nothing is compensated at the edge; the saga
  * is escalated and the task goes to human review, which reaches the region with the replay.
  */
-async function compensate<I>(saga: SagaDefinition<I>, task: Task, input: I, runtime: SagaRuntime): Promise<StageOutcome> {
+async function compensate<I, S>(saga: SagaDefinition<I, S>, task: Task, input: I, runtime: SagaRuntime<S>): Promise<StageOutcome> {
   const { stepLog } = runtime.stores;
   const { saga: record, steps } = await stepLog.load(task.workflowId);
   const toUndo = [...steps].reverse().filter((step) => step.status === 'completed' || step.status === 'compensating');

@@ -9,7 +9,7 @@ import { counterValue } from '../runtime/store/types.js';
 import { type PaymentRequest, parsePaymentRequest } from './payment-request.js';
 import { payments } from './payments.js';
 
-type PaymentContext = StepContext<PaymentRequest>;
+type PaymentContext = StepContext<PaymentRequest, PaymentsSettings>;
 
 /** Largest payment approved by stand-in processing while the gateway cannot be reached. */
 export const STAND_IN_LIMIT_MINOR = 25_000;
@@ -20,6 +20,11 @@ const LOW_RISK_SCORE = 50;
 /** Payments in a day that make an account busy. */
 const BUSY_PAYMENTS_PER_DAY = 10;
 const LARGE_PAYMENT_MINOR = 100_000;
+
+/** The payments saga's own settings, read from the environment once, with the agent's other dependencies. */
+export interface PaymentsSettings {
+  readonly edgeLimits: EdgeLimits;
+}
 
 /** Degraded mode: what an edge site may authorize by itself (environment variables in ENV, defaults here). */
 export interface EdgeLimits {
@@ -33,19 +38,19 @@ export interface EdgeLimits {
 
 export const EDGE_LIMIT_DEFAULTS: EdgeLimits = { paymentMinor: 10_000, accountExposureMinor: 30_000, siteExposureMinor: 500_000 };
 
-function limitFromEnvironment(name: string, fallback: number): number {
-  const text = process.env[name];
+function limitFromEnvironment(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const text = env[name];
   if (text === undefined || text === '') return fallback;
   const value = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) throw new Error(`${name} must be a whole number of minor units, got ${JSON.stringify(text)}`);
   return value;
 }
 
-export function edgeLimits(): EdgeLimits {
+export function edgeLimitsFromEnvironment(env: NodeJS.ProcessEnv): EdgeLimits {
   return {
-    paymentMinor: limitFromEnvironment(ENV.edgePaymentLimitMinor, EDGE_LIMIT_DEFAULTS.paymentMinor),
-    accountExposureMinor: limitFromEnvironment(ENV.edgeAccountExposureMinor, EDGE_LIMIT_DEFAULTS.accountExposureMinor),
-    siteExposureMinor: limitFromEnvironment(ENV.edgeSiteExposureMinor, EDGE_LIMIT_DEFAULTS.siteExposureMinor),
+    paymentMinor: limitFromEnvironment(env, ENV.edgePaymentLimitMinor, EDGE_LIMIT_DEFAULTS.paymentMinor),
+    accountExposureMinor: limitFromEnvironment(env, ENV.edgeAccountExposureMinor, EDGE_LIMIT_DEFAULTS.accountExposureMinor),
+    siteExposureMinor: limitFromEnvironment(env, ENV.edgeSiteExposureMinor, EDGE_LIMIT_DEFAULTS.siteExposureMinor),
   };
 }
 
@@ -107,9 +112,9 @@ function decide(score: number, velocity: Velocity): { score: number; velocity: V
  * review, which reaches the region with the replay. In the region every payment is admitted.
  */
 async function admitAtEdge(context: PaymentContext): Promise<string | undefined> {
-  const { input, site, stores, call } = context;
+  const { input, site, stores, settings, call } = context;
   if (!site.atEdge) return undefined;
-  const limits = edgeLimits();
+  const limits = settings.edgeLimits;
   const { amountMinor, currency } = input.money;
   if (amountMinor > limits.paymentMinor) return `amount ${amountMinor} ${currency} is above the edge limit of ${limits.paymentMinor} per payment`;
   const key = velocityKey(input.account);
@@ -134,9 +139,10 @@ interface AuthorizationResult {
   readonly authorizationId: string;
 }
 
-export const paymentsSaga: SagaDefinition<PaymentRequest> = {
+export const paymentsSaga: SagaDefinition<PaymentRequest, PaymentsSettings> = {
   workflow: payments,
   parseInput: parsePaymentRequest,
+  settingsFromEnvironment: (env) => ({ edgeLimits: edgeLimitsFromEnvironment(env) }),
   agents: {
     authorize: {
       policy: httpPolicy,

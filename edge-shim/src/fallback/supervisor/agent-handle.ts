@@ -1,6 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { HeldMessage } from '../../../../functions/src/local-runner/runner.js';
+import type { HeldMessage } from '../../../../functions/src/edge/index.js';
 import { inheritedEnvironment } from '../environment.js';
 import type { ToAgent } from '../protocol.js';
 

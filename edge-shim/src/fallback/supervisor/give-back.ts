@@ -1,6 +1,6 @@
 import { ChangeMessageVisibilityBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
-import type { AwsConnection, HeldMessage } from '../../../../functions/src/local-runner/runner.js';
+import type { AwsConnection, HeldMessage } from '../../../../functions/src/edge/index.js';
 import type { MessagesReturned } from './events.js';
 
 /** ChangeMessageVisibility errors that mean the message is no longer held through that receipt. */

@@ -1,4 +1,4 @@
-import type { StageDefinition } from '../../../../functions/src/workflow-definition.js';
+import type { StageDefinition } from '../../../../functions/src/edge/index.js';
 import type { AgentState, AgentStatus } from '../../observability/status.js';
 import type { AgentConfig } from '../protocol.js';
 import type { AgentHandle } from './agent-handle.js';

@@ -7,9 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { edgeAgentEnvironment } from '../../../../functions/src/edge/environment.js';
-import type { AwsConnection, StageQueues } from '../../../../functions/src/local-runner/runner.js';
-import type { WorkflowDefinition } from '../../../../functions/src/workflow-definition.js';
+import { type AwsConnection, type StageQueues, type WorkflowDefinition, edgeAgentEnvironment } from '../../../../functions/src/edge/index.js';
 import type { AgentStatus } from '../../observability/status.js';
 import type { FromAgent } from '../protocol.js';
 import { edgeStages } from '../workflow.js';

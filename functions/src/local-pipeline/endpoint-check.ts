@@ -1,6 +1,6 @@
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import type { AwsConnection } from './runner.js';
+import type { AwsConnection } from '../event-source/connection.js';
 
 export class EndpointError extends Error {}
 

@@ -19,25 +19,15 @@ import {
 } from '@aws-sdk/client-sqs';
 import { pino, type Logger } from 'pino';
 import type { StageDefinition, WorkflowDefinition } from '../workflow-definition.js';
+import type { AwsConnection, StageQueues } from './connection.js';
 import { functionIdentity, invocationInfo, type FunctionIdentity } from './context.js';
 import { inProcessInvoker, type Invoker, type SqsHandler } from './invoker.js';
 import { stageEnvironment } from './lambda-environment.js';
 import { failedMessageIds, sqsEvent, type EventSource } from './sqs-event.js';
 import { workerInvoker } from './worker-invoker.js';
 
+export type { AwsConnection, StageQueues } from './connection.js';
 export type { SqsHandler } from './invoker.js';
-
-export interface AwsConnection {
-  /** Omitted for AWS itself. */
-  readonly endpoint?: string;
-  readonly region: string;
-  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string };
-}
-
-export interface StageQueues {
-  readonly queueUrl: string;
-  readonly deadLetterQueueUrl: string;
-}
 
 export interface LocalRunnerOptions {
   readonly workflow: WorkflowDefinition;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DeleteMessageCommand, GetQueueAttributesCommand, SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { type WorkflowResources, createWorkflowResources, resourceEnvironment } from '../../functions/src/local-runner/resources.js';
+import { type WorkflowResources, createWorkflowResources, resourceEnvironment } from '../../functions/src/local-pipeline/resources.js';
 import { createAgent } from '../../functions/src/runtime/agent.js';
 import type { SagaDefinition } from '../../functions/src/runtime/saga.js';
 import { type Task, stageTaskId } from '../../functions/src/runtime/task.js';
@@ -55,6 +55,7 @@ const saga: SagaDefinition<Input> = {
     },
     receipt: { policy, escalateToHumanReview: false, alternatives: [{ name: 'printer', run: async () => 'printed' }] },
   },
+  settingsFromEnvironment: () => undefined,
 };
 const handler = createAgent(saga, 'charge');
 

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DeleteMessageCommand, SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { type FakeGateway, startFakeGateway } from '../../functions/src/fake-gateway/server.js';
-import { createWorkflowResources } from '../../functions/src/local-runner/resources.js';
+import { createWorkflowResources } from '../../functions/src/local-pipeline/resources.js';
 import type { SqsAgentHandler } from '../../functions/src/runtime/agent.js';
 import { Ledger } from '../../functions/src/runtime/ledger.js';
 import { DynamoDbCounters } from '../../functions/src/runtime/store/dynamodb-counters.js';
@@ -15,7 +16,6 @@ import { payments } from '../../functions/src/workflows/payments.js';
 import { ENV, type TableKey } from '../../functions/src/workflow-definition.js';
 import { emulator } from '../helpers/emulator.js';
 import { documentClient, invocationContext, receiveEvent, useEmulatorInProcess } from './support/runtime.js';
-import { REPOSITORY_ROOT } from './support/synth-stack.js';
 
 /**
  * The tables each payments stage declares (payments.ts), which are all its function is granted and
@@ -30,6 +30,7 @@ const TABLE_VARIABLES: Readonly<Record<TableKey, string>> = {
   state: ENV.stateTable,
 };
 
+const REPOSITORY_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const aws = emulator();
 const sqs = new SQSClient(aws);
 let gateway: FakeGateway;

@@ -56,6 +56,7 @@ const saga: SagaDefinition<Input> = {
     },
     receipt: { policy, escalateToHumanReview: false, alternatives: [{ name: 'printer', run: async () => 'printed' }] },
   },
+  settingsFromEnvironment: () => undefined,
 };
 
 interface Region {
@@ -82,6 +83,7 @@ async function runAt(site: Site, stores: Stores, stageName: string, tasks: Task[
   const dependencies: AgentDependencies = {
     site,
     stores,
+    settings: undefined,
     handOff: async (task) => void handedOff.push(task),
     escalate: async () => {
       throw new Error('nothing is escalated in this workflow');

@@ -3,8 +3,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type Message, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent } from 'aws-lambda';
-import { functionIdentity, invocationInfo, lambdaContext } from '../../../functions/src/local-runner/context.js';
-import { sqsEvent } from '../../../functions/src/local-runner/sqs-event.js';
+import { functionIdentity, invocationInfo, lambdaContext } from '../../../functions/src/event-source/context.js';
+import { sqsEvent } from '../../../functions/src/event-source/sqs-event.js';
 import { emulator } from '../../helpers/emulator.js';
 
 /** Points the AWS SDK clients handlers create in this process at the emulator. */

@@ -4,8 +4,8 @@ import { CreateQueueCommand, GetQueueAttributesCommand, type Message, ReceiveMes
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createWorkflowResources, resourceEnvironment, type WorkflowResources } from '../../functions/src/local-runner/resources.js';
-import { startLocalRunner, type LocalRunner, type LocalRunnerOptions, type SqsHandler } from '../../functions/src/local-runner/runner.js';
+import { startLocalRunner, type LocalRunner, type LocalRunnerOptions, type SqsHandler } from '../../functions/src/event-source/runner.js';
+import { createWorkflowResources, resourceEnvironment, type WorkflowResources } from '../../functions/src/local-pipeline/resources.js';
 import type { StageDefinition, WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { emulator } from '../helpers/emulator.js';
 import { startTestShim, TEST_CREDENTIALS } from '../helpers/shim.js';
@@ -80,11 +80,11 @@ async function queueDepthOn(client: SQSClient, queueUrl: string): Promise<number
 }
 
 /**
- * A workflow whose `forward` stage runs test/cloud/support/forward-handler.ts from its entry, in a
+ * A workflow whose `forward` stage runs test/functions/support/forward-handler.ts from its entry, in a
  * worker thread with `environment`, and sends on to a `collect` stage that records what it gets.
  */
 async function forwardToCollect(name: string, visibilityTimeoutSeconds: number, environment: Record<string, string>) {
-  const workflow: WorkflowDefinition = { name, stages: [stage('forward', { entry: 'test/cloud/support/forward-handler.ts' }), stage('collect')] };
+  const workflow: WorkflowDefinition = { name, stages: [stage('forward', { entry: 'test/functions/support/forward-handler.ts' }), stage('collect')] };
   const resources = await createWorkflowResources(aws, workflow, { namePrefix: `${randomUUID().slice(0, 8)}-`, visibilityTimeoutSeconds });
   const deliveries = new Deliveries();
   await run({ workflow, queues: resources.queues, environment, handlers: { collect: async (event, context) => deliveries.add(event, context) } });

@@ -12,7 +12,7 @@ import { REGION, type Site, edgeSite } from '../../functions/src/runtime/site.js
 import { dynamoDbStores, sqliteStores } from '../../functions/src/runtime/store/stores.js';
 import type { Stores } from '../../functions/src/runtime/store/types.js';
 import type { Task } from '../../functions/src/runtime/task.js';
-import { paymentsSaga, velocityKey } from '../../functions/src/workflows/payments-saga.js';
+import { EDGE_LIMIT_DEFAULTS, type PaymentsSettings, paymentsSaga, velocityKey } from '../../functions/src/workflows/payments-saga.js';
 import { payments } from '../../functions/src/workflows/payments.js';
 import { ENV, type TableKey } from '../../functions/src/workflow-definition.js';
 import { edgeDatabase, regionTables, type TestEdgeDatabase } from './support/backends.js';
@@ -32,6 +32,7 @@ let dynamodb: DynamoDBClient;
 let regionStores: Stores;
 let edge: TestEdgeDatabase;
 const EDGE = edgeSite('edge-a');
+const settings: PaymentsSettings = { edgeLimits: EDGE_LIMIT_DEFAULTS };
 
 beforeAll(async () => {
   gateway = await startFakeGateway();
@@ -49,9 +50,10 @@ afterEach(() => edge?.remove());
 /** Runs one stage's agent at a site for a task; returns what it handed on (next stage or human review). */
 async function runAt(site: Site, stores: Stores, task: Task): Promise<{ next?: Task; escalated?: Task }> {
   const passed: { next?: Task; escalated?: Task } = {};
-  const dependencies: AgentDependencies = {
+  const dependencies: AgentDependencies<PaymentsSettings> = {
     site,
     stores,
+    settings,
     handOff: async (next) => void (passed.next = next),
     escalate: async (task) => void (passed.escalated = task),
   };
@@ -165,6 +167,7 @@ describe('a saga across sites', () => {
     const response = await createAgent(paymentsSaga, 'fraud-score', {
       site: EDGE,
       stores: sqliteStores(edge.db),
+      settings,
       handOff: async () => {},
       escalate: async () => {},
     })(taskEvent([bare]), invocationContext('payments-fraud-score', 15));

@@ -2,15 +2,23 @@ import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { edgeAgentEnvironment } from '../../functions/src/edge/environment.js';
+import { type LocalRunner, startLocalRunner } from '../../functions/src/event-source/runner.js';
 import { type FakeGateway, startFakeGateway } from '../../functions/src/fake-gateway/server.js';
-import { type LocalRunner, startLocalRunner } from '../../functions/src/local-runner/runner.js';
 import { createAgent } from '../../functions/src/runtime/agent.js';
 import type { FallbackOutcome } from '../../functions/src/runtime/fallback.js';
 import { SqliteCounters } from '../../functions/src/runtime/store/sqlite-counters.js';
 import { SqliteStepLog } from '../../functions/src/runtime/store/sqlite-step-log.js';
 import type { SagaStatus } from '../../functions/src/runtime/store/types.js';
 import { type Task, parseTask, stageTaskId } from '../../functions/src/runtime/task.js';
-import { accountExposureKey, EDGE_LIMIT_DEFAULTS, edgeLimits, paymentsSaga, siteExposureKey, velocityKey } from '../../functions/src/workflows/payments-saga.js';
+import {
+  accountExposureKey,
+  EDGE_LIMIT_DEFAULTS,
+  type EdgeLimits,
+  edgeLimitsFromEnvironment,
+  paymentsSaga,
+  siteExposureKey,
+  velocityKey,
+} from '../../functions/src/workflows/payments-saga.js';
 import { payments } from '../../functions/src/workflows/payments.js';
 import { ENV, type WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { Settled, waitForState } from '../helpers/wait.js';
@@ -48,9 +56,13 @@ afterEach(async () => {
   Object.assign(gateway.faults, { latencyMs: 0, failNext: 0, failStatus: 503, down: false });
 });
 
-/** The edge stages as the shim runs them, here in process with explicit dependencies. */
-async function runEdgeAgents(): Promise<LocalRunner> {
-  const handlers = Object.fromEntries(EDGE_STAGES.stages.map((stage) => [stage.name, createAgent(paymentsSaga, stage.name, site.dependencies(payments, stage.name))]));
+const settings = (limits: Partial<EdgeLimits> = {}) => ({ edgeLimits: { ...EDGE_LIMIT_DEFAULTS, ...limits } });
+
+/** The edge stages as the shim runs them, here in process with explicit dependencies (the limits among them). */
+async function runEdgeAgents(limits: Partial<EdgeLimits> = {}): Promise<LocalRunner> {
+  const handlers = Object.fromEntries(
+    EDGE_STAGES.stages.map((stage) => [stage.name, createAgent(paymentsSaga, stage.name, site.dependencies(payments, stage.name, settings(limits)))]),
+  );
   const runner = await startLocalRunner({ workflow: EDGE_STAGES, aws: site.aws, queues: site.queues, handlers, waitTimeSeconds: 1, logger: silent });
   runners.push(runner);
   return runner;
@@ -151,10 +163,10 @@ describe('payments at an edge site', () => {
   });
 
   it("stops authorizing an account at its offline exposure limit, and remembers what it authorized across a restart", async () => {
-    process.env[ENV.edgeAccountExposureMinor] = '10000';
+    const limits = { accountExposureMinor: 10_000 };
     const account = `acct-${randomUUID().slice(0, 8)}`;
     const first = [payment({ account, amountMinor: 4_000 }), payment({ account, amountMinor: 4_000 }), payment({ account, amountMinor: 4_000 })];
-    const runner = await runEdgeAgents();
+    const runner = await runEdgeAgents(limits);
     for (const request of first) await submit(request);
     await scored(first[0]!.paymentId);
     await scored(first[1]!.paymentId);
@@ -165,7 +177,7 @@ describe('payments at an edge site', () => {
     await runner.stop();
     runners.pop();
     site.database.reopen();
-    await runEdgeAgents();
+    await runEdgeAgents(limits);
     const afterRestart = [payment({ account, amountMinor: 4_000 }), payment({ account, amountMinor: 2_000 })];
     for (const request of afterRestart) await submit(request);
     await settled(afterRestart[0]!.paymentId, 'escalated');
@@ -174,8 +186,7 @@ describe('payments at an edge site', () => {
   });
 
   it('stops authorizing at the edge site\'s own exposure limit, whatever the account', async () => {
-    process.env[ENV.edgeSiteExposureMinor] = '6000';
-    await runEdgeAgents();
+    await runEdgeAgents({ siteExposureMinor: 6_000 });
     const accepted = payment({ amountMinor: 4_000 });
     const refused = payment({ amountMinor: 4_000 });
     await submit(accepted);
@@ -186,11 +197,13 @@ describe('payments at an edge site', () => {
   });
 
   it('reads the limits from the environment and refuses values that are not whole minor units', () => {
-    expect(edgeLimits()).toEqual(EDGE_LIMIT_DEFAULTS);
-    process.env[ENV.edgePaymentLimitMinor] = '2500';
-    expect(edgeLimits().paymentMinor).toBe(2_500);
-    process.env[ENV.edgePaymentLimitMinor] = '25.00';
-    expect(() => edgeLimits()).toThrow('HOLDFAST_EDGE_PAYMENT_LIMIT_MINOR must be a whole number of minor units, got "25.00"');
+    expect(edgeLimitsFromEnvironment({})).toEqual(EDGE_LIMIT_DEFAULTS);
+    expect(edgeLimitsFromEnvironment({ [ENV.edgePaymentLimitMinor]: '2500' }).paymentMinor).toBe(2_500);
+    expect(() => edgeLimitsFromEnvironment({ [ENV.edgePaymentLimitMinor]: '25.00' })).toThrow(
+      'HOLDFAST_EDGE_PAYMENT_LIMIT_MINOR must be a whole number of minor units, got "25.00"',
+    );
+    // What an agent built from the environment is given, once, with its other dependencies.
+    expect(paymentsSaga.settingsFromEnvironment({ [ENV.edgeSiteExposureMinor]: '6000' })).toEqual(settings({ siteExposureMinor: 6_000 }));
   });
 
   it('escalates, and does not compensate, a notification refused for good at the edge: undoing the ledger posting needs the region', async () => {
@@ -221,7 +234,7 @@ describe('payments at an edge site', () => {
   });
 
   it('never runs the ledger at the edge', async () => {
-    const ledger = createAgent(paymentsSaga, 'ledger', site.dependencies(payments, 'ledger'));
+    const ledger = createAgent(paymentsSaga, 'ledger', site.dependencies(payments, 'ledger', settings()));
     await expect(ledger({ Records: [] }, invocationContext('payments-ledger', 15))).rejects.toThrow(
       'stage ledger of payments does not run at the edge (runsAtEdge: false); its tasks wait for the region',
     );

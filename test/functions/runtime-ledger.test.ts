@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createWorkflowResources } from '../../functions/src/local-runner/resources.js';
+import { createWorkflowResources } from '../../functions/src/local-pipeline/resources.js';
 import { PermanentError } from '../../functions/src/runtime/errors.js';
 import { Ledger } from '../../functions/src/runtime/ledger.js';
 import { DynamoDbLedger } from '../../functions/src/runtime/store/dynamodb-ledger.js';

@@ -5,9 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FlapSchedule, type FaultMode, parseMode } from '../../drill/fault-modes.js';
-import { startControlServer } from '../../drill/fault-proxy-control.js';
-import { FaultProxy, type ModeChange } from '../../drill/fault-proxy.js';
+import { FlapSchedule, type FaultMode, parseMode } from '../../testkit/fault-modes.js';
+import { startControlServer } from '../../testkit/fault-proxy-control.js';
+import { FaultProxy, type ModeChange } from '../../testkit/fault-proxy.js';
 import { EchoTarget, TestClient, when } from './tcp.js';
 
 // The fault proxy over real sockets: an echo server (or an HTTP server) behind it, raw TCP clients

@@ -4,9 +4,9 @@ import { once } from 'node:events';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalRunner, type LocalRunnerOptions, startLocalRunner } from '../../functions/src/event-source/runner.js';
 import { FRAUDULENT_ACCOUNT_PREFIX, type FakeGateway, startFakeGateway } from '../../functions/src/fake-gateway/server.js';
-import { type WorkflowResources, createWorkflowResources, resourceEnvironment } from '../../functions/src/local-runner/resources.js';
-import { type LocalRunner, type LocalRunnerOptions, startLocalRunner } from '../../functions/src/local-runner/runner.js';
+import { type WorkflowResources, createWorkflowResources, resourceEnvironment } from '../../functions/src/local-pipeline/resources.js';
 import { Ledger } from '../../functions/src/runtime/ledger.js';
 import { DynamoDbCounters } from '../../functions/src/runtime/store/dynamodb-counters.js';
 import type { FallbackOutcome } from '../../functions/src/runtime/fallback.js';
@@ -249,7 +249,7 @@ describe('the payments workflow', { timeout: 180_000 }, () => {
   it('resumes from the step log after the worker is killed mid-workflow', async () => {
     const p = await pipeline();
     notifier.faults.latencyMs = 60_000;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/cloud/support/payments-worker.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/functions/support/payments-worker.ts'], {
       env: { ...process.env, HOLDFAST_WORKER_OPTIONS: JSON.stringify(p.options) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -125,7 +125,7 @@ describe('the Holdfast stack', () => {
   });
 
   it('grants read-only access where a stage asks for it, and every table where it declares none', () => {
-    const base: Omit<StageDefinition, 'name' | 'tables'> = { entry: 'test/cloud/support/forward-handler.ts', maxReceiveCount: 2, timeoutSeconds: 5, memoryMb: 128, batchSize: 1, maxConcurrency: 2, runsAtEdge: false };
+    const base: Omit<StageDefinition, 'name' | 'tables'> = { entry: 'test/functions/support/forward-handler.ts', maxReceiveCount: 2, timeoutSeconds: 5, memoryMb: 128, batchSize: 1, maxConcurrency: 2, runsAtEdge: false };
     const built = synthStack({ workflow: { name: 'access', stages: [{ ...base, name: 'reader', tables: { workflow: 'read' } }, { ...base, name: 'legacy' }] } });
     const id = (construct: { node: { defaultChild?: unknown } }) => built.stack.getLogicalId(construct.node.defaultChild as never);
     const [reader, legacy] = built.stack.pipeline.stages.map(({ handler }) => ({ role: id(handler.role as never), fn: built.template.toJSON().Resources[id(handler)] as Resource }));
@@ -280,7 +280,7 @@ describe('the Holdfast stack', () => {
   it('builds the same resources for any workflow definition', () => {
     const small: WorkflowDefinition = {
       name: 'tiny',
-      stages: [{ name: 'only', entry: 'test/cloud/support/forward-handler.ts', maxReceiveCount: 2, timeoutSeconds: 5, memoryMb: 128, batchSize: 3, maxConcurrency: 5, runsAtEdge: false }],
+      stages: [{ name: 'only', entry: 'test/functions/support/forward-handler.ts', maxReceiveCount: 2, timeoutSeconds: 5, memoryMb: 128, batchSize: 3, maxConcurrency: 5, runsAtEdge: false }],
     };
     const tiny = synthStack({ workflow: small }).template;
     tiny.resourceCountIs('AWS::SQS::Queue', 3);

@@ -8,6 +8,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { pino } from 'pino';
+import { type AwsConnection, startLocalRunner } from '../event-source/runner.js';
 import { startFakeGateway } from '../fake-gateway/server.js';
 import { Ledger } from '../runtime/ledger.js';
 import { DynamoDbLedger } from '../runtime/store/dynamodb-ledger.js';
@@ -19,7 +20,6 @@ import { ENV } from '../workflow-definition.js';
 import { EndpointError, checkAwsEndpoint } from './endpoint-check.js';
 import { startMoto } from './moto.js';
 import { createWorkflowResources, resourceEnvironment } from './resources.js';
-import { type AwsConnection, startLocalRunner } from './runner.js';
 
 // The project runs on Node 20 on purpose; keep the SDK's upgrade notice (once per worker) out of the report.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

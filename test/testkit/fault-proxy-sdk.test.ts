@@ -1,6 +1,6 @@
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FaultProxy } from '../../drill/fault-proxy.js';
+import { FaultProxy } from '../../testkit/fault-proxy.js';
 import { TEST_CREDENTIALS, type TestShim, startTestShim } from '../helpers/shim.js';
 import { receive } from '../helpers/sqs-queues.js';
 

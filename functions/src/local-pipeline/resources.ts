@@ -12,8 +12,8 @@ import {
   waitUntilTableExists,
   type KeySchemaElement,
 } from '@aws-sdk/client-dynamodb';
+import type { AwsConnection, StageQueues } from '../event-source/connection.js';
 import { DEAD_LETTER_RETENTION_SECONDS, ENV, humanReviewQueueName, stageQueueNames, stageVisibilityTimeoutSeconds, TABLES, type WorkflowDefinition } from '../workflow-definition.js';
-import type { AwsConnection, StageQueues } from './runner.js';
 
 export type TableKey = keyof typeof TABLES;
 

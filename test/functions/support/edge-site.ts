@@ -1,9 +1,9 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, type Message, ReceiveMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { AwsConnection, StageQueues } from '../../../functions/src/event-source/runner.js';
 import { sqsTaskQueues, type AgentDependencies } from '../../../functions/src/runtime/dependencies.js';
 import { edgeSite } from '../../../functions/src/runtime/site.js';
 import { sqliteStores } from '../../../functions/src/runtime/store/stores.js';
 import { stageTaskId, type Task } from '../../../functions/src/runtime/task.js';
-import type { AwsConnection, StageQueues } from '../../../functions/src/local-runner/runner.js';
 import { humanReviewQueueName, stageQueueNames, type WorkflowDefinition } from '../../../functions/src/workflow-definition.js';
 import { startTestShim, TEST_CREDENTIALS, type TestShim } from '../../helpers/shim.js';
 import { edgeDatabase, type TestEdgeDatabase } from './backends.js';
@@ -19,8 +19,8 @@ export interface EdgeSite {
   readonly queues: Record<string, StageQueues>;
   readonly humanReviewQueueUrl: string;
   readonly database: TestEdgeDatabase;
-  /** Dependencies of an agent running here, on this site's database and queues. */
-  dependencies(workflow: WorkflowDefinition, stage: string): AgentDependencies;
+  /** Dependencies of an agent running here, on this site's database and queues, with its saga's settings. */
+  dependencies<S>(workflow: WorkflowDefinition, stage: string, settings: S): AgentDependencies<S>;
   close(): Promise<void>;
 }
 
@@ -52,12 +52,13 @@ export async function startEdgeSite(workflow: WorkflowDefinition, siteId = 'edge
     queues,
     humanReviewQueueUrl,
     database,
-    dependencies(definition, stageName) {
+    dependencies(definition, stageName, settings) {
       const index = definition.stages.findIndex((stage) => stage.name === stageName);
       const next = definition.stages[index + 1];
       return {
         site,
         stores: sqliteStores(database.db),
+        settings,
         ...sqsTaskQueues(shim.sqs, {
           nextQueueUrl: () => queues[next!.name]!.queueUrl,
           humanReviewQueueUrl: () => humanReviewQueueUrl,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { createWorkflowResources } from '../../../functions/src/local-runner/resources.js';
+import { createWorkflowResources } from '../../../functions/src/local-pipeline/resources.js';
 import { type EdgeDatabase, openEdgeDatabase } from '../../../functions/src/runtime/store/sqlite-database.js';
 import { dynamoDbStores, sqliteStores } from '../../../functions/src/runtime/store/stores.js';
 import type { Stores } from '../../../functions/src/runtime/store/types.js';

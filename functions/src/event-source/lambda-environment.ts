@@ -1,6 +1,6 @@
 import { ENV, type StageDefinition, type WorkflowDefinition } from '../workflow-definition.js';
+import type { AwsConnection, StageQueues } from './connection.js';
 import type { FunctionIdentity } from './context.js';
-import type { AwsConnection, StageQueues } from './runner.js';
 
 /** The variables Lambda sets for a function, plus the connection, then the caller's and the stage's own. */
 export function stageEnvironment(options: {

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ListQueuesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkAwsEndpoint } from '../../functions/src/local-runner/endpoint-check.js';
+import { checkAwsEndpoint } from '../../functions/src/local-pipeline/endpoint-check.js';
 import { TEST_CREDENTIALS, type TestShim, startTestShim } from '../helpers/shim.js';
 import { emulator } from '../helpers/emulator.js';
 

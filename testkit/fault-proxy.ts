@@ -351,7 +351,7 @@ const emptyDirection = (): DirectionStats => ({ received: 0, forwarded: 0, dropp
 /**
  * A TCP proxy that injects network faults between a client and a target, switchable at run time:
  * `setMode` applies to new connections and to open ones alike. Emits 'mode' (a ModeChange) each
- * time the mode in force changes. See drill/README.md.
+ * time the mode in force changes. See testkit/README.md.
  */
 export class FaultProxy extends EventEmitter<{ mode: [ModeChange] }> {
   readonly host: string;

@@ -1,5 +1,5 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { humanReviewQueueName, stageQueueNames, stageVisibilityTimeoutSeconds, type WorkflowDefinition } from '../../functions/src/workflow-definition.js';
+import { humanReviewQueueName, stageQueueNames, stageVisibilityTimeoutSeconds, type WorkflowDefinition } from '../functions/src/workflow-definition.js';
 
 /** Creates a workflow's queues at an SQS endpoint (the shim) as the stack does: per stage a FIFO queue with its dead-letter queue, and human review. */
 export async function createWorkflowQueues(sqs: SQSClient, workflow: WorkflowDefinition): Promise<void> {

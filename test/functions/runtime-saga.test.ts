@@ -83,6 +83,7 @@ const saga: SagaDefinition<Input> = {
       compensate: undefined,
     }),
   },
+  settingsFromEnvironment: () => undefined,
 };
 
 let backend: TestBackend;
@@ -91,6 +92,7 @@ let handedOff: Task[];
 const runtime = (): SagaRuntime => ({
   site: backend.name === 'sqlite' ? edgeSite('edge-test') : REGION,
   stores: backend.stores,
+  settings: undefined,
   deadline: { remainingMs: () => 10_000 },
   handOff: async (task) => {
     handedOff.push(task);
