@@ -20,6 +20,8 @@ export interface EdgeTiming {
   readonly recoveryMs: number;
   /** Messages a second the replay hands to the region at most. */
   readonly replayRate: number;
+  /** Batches in flight per queue during a replay, writes in flight during the sync. */
+  readonly replayConcurrency: number;
   /** A warm standby per fallback agent (two processes per edge stage). */
   readonly agentStandby: boolean;
 }
@@ -33,6 +35,7 @@ export const SHIPPED_EDGE_TIMING: EdgeTiming = {
   recoveryProbes: DEFAULTS.recoveryProbes,
   recoveryMs: DEFAULTS.recoveryMs,
   replayRate: DEFAULTS.replayRate,
+  replayConcurrency: DEFAULTS.replayConcurrency,
   agentStandby: DEFAULTS.agentStandby,
 };
 
@@ -48,6 +51,7 @@ export const FAST_EDGE_TIMING: EdgeTiming = {
   recoveryProbes: 3,
   recoveryMs: 1000,
   replayRate: DEFAULTS.replayRate,
+  replayConcurrency: DEFAULTS.replayConcurrency,
   agentStandby: false,
 };
 
@@ -105,6 +109,7 @@ export async function startEdge(options: EdgeOptions): Promise<DrillEdge> {
       '--recovery-probes', String(timing.recoveryProbes),
       '--recovery-time', `${timing.recoveryMs}ms`,
       '--replay-rate', String(timing.replayRate),
+      '--replay-concurrency', String(timing.replayConcurrency),
       '--agent-standby', timing.agentStandby ? 'on' : 'off',
       // The default 64 MiB reserve is written next to the database: more than a drill needs.
       '--disk-reserve', '8MiB',

@@ -288,7 +288,7 @@ export const OPTIONS = {
   }),
   replayConcurrency: option({
     flag: 'replay-concurrency', placeholder: 'N', variable: 'HOLDFAST_REPLAY_CONCURRENCY', default: '8', group: 'hybrid edge',
-    help: 'batches in flight to the region per queue during a replay',
+    help: 'batches in flight to the region per queue during a replay, and writes in flight during the sync',
     parse: (text) => parseCount(text, 'replay concurrency'),
     validate: atLeastOne('replay concurrency'),
   }),

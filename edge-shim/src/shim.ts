@@ -67,6 +67,7 @@ async function fallbackSettings(config: ShimConfig): Promise<FallbackSettings> {
     environment: config.agentEnvFile ? readAgentEnvironment(config.agentEnvFile) : {},
     regionTables: regionTableNames(workflow.workflow.name, config.regionTables),
     regionDynamoDbEndpoint: config.regionDynamoDb,
+    syncConcurrency: config.replayConcurrency,
     supervisor: { warmStandby: config.agentStandby },
   };
 }

@@ -361,8 +361,9 @@ describe('sync from an edge site to the region', () => {
     expect([idempotency!.edge, idempotency!.region]).toMatchObject([{ data: { answeredBy: 'cash' } }, { data: { answeredBy: 'card' } }]);
     expect(await main.stores.stepLog.load(workflowId)).toEqual(regionBefore);
 
-    // Kept in the edge database; a second sync finds the same conflicts and adds no rows.
-    expect(listSyncConflicts(database.db).map((conflict) => conflict.kind)).toEqual(['step', 'idempotency', 'counter-operation']);
+    // Kept in the edge database (in the order found: the writes run concurrently); a second sync
+    // finds the same conflicts and adds no rows.
+    expect(listSyncConflicts(database.db).map((conflict) => conflict.kind).sort()).toEqual(['counter-operation', 'idempotency', 'step']);
     const again = await sync(main, database);
     expect(again.counts.conflicts).toBe(3);
     expect(listSyncConflicts(database.file)).toHaveLength(3);

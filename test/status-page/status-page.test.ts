@@ -18,7 +18,8 @@ import { type HeadlessChromium, launchChromium, runStatusPageScenario } from './
 // through the fault proxy, its fallback agents, producers sending payments through it. While the
 // region is cut off one fallback agent is killed (the supervisor restarts it) and a conflict is made
 // in the region; the region comes back slow (latency on every answer) so that the sync spans
-// several polls, and the replay is held to 2 messages a second so that it does too.
+// several polls (one write at a time), and the replay is held to 2 messages a second so that it
+// does too.
 
 const SCREENSHOTS = fileURLToPath(new URL('../../test-results/status-page/', import.meta.url));
 const REPLAY_RATE = 2;
@@ -36,7 +37,7 @@ beforeAll(async () => {
   browser = await launchChromium();
   region = await startRegion();
   proxy = await FaultProxy.start({ target: new URL(region.aws.endpoint).host });
-  edge = await startEdge({ region, regionThrough: proxy.address, dir, timing: { ...FAST_EDGE_TIMING, replayRate: REPLAY_RATE } });
+  edge = await startEdge({ region, regionThrough: proxy.address, dir, timing: { ...FAST_EDGE_TIMING, replayRate: REPLAY_RATE, replayConcurrency: 1 } });
   await eventually(() => edge.status(), (status) => status.mode === 'online');
   producers = new Producers(
     { endpoint: edge.url, region: region.aws.region, credentials: edge.credentials, queueUrl: `${edge.url}/000000000000/payments-authorize.fifo` },

@@ -20,6 +20,8 @@ export interface FallbackSettings {
   readonly regionTables: RegionTables;
   /** The region's DynamoDB endpoint, when not AWS's own (an emulator). */
   readonly regionDynamoDbEndpoint?: string;
+  /** Writes in flight during the sync. */
+  readonly syncConcurrency: number;
   /** Options of the supervisor (timeouts, standby), as the shim's configuration gives them. */
   readonly supervisor?: { readonly warmStandby?: boolean; readonly stopGraceMs?: number; readonly hangTimeoutMs?: number };
 }
@@ -63,6 +65,7 @@ export function startFallbackWork(context: FallbackContext): OutageParticipant {
   const sync = new SyncBack({
     database: settings.database,
     tables: settings.regionTables,
+    concurrency: settings.syncConcurrency,
     region: { ...context.region, dynamoDbEndpoint: settings.regionDynamoDbEndpoint },
     logger,
   });

@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import type { Logger } from 'pino';
-import { type EdgeDatabase, type RegionTables, type SyncProgress, listSyncConflicts, openEdgeDatabase, syncEdgeToRegion } from '../../../functions/src/edge/index.js';
+import { type EdgeDatabase, type RegionTables, type SyncProgress, concurrencyLimit, listSyncConflicts, openEdgeDatabase, syncEdgeToRegion } from '../../../functions/src/edge/index.js';
 import type { ConflictStatus, SyncStatus } from '../observability/status.js';
 
 export interface SyncBackOptions {
@@ -9,6 +9,8 @@ export interface SyncBackOptions {
   readonly database: string;
   /** The workflow's tables in the region. */
   readonly tables: RegionTables;
+  /** Writes in flight at most. */
+  readonly concurrency: number;
   /** The region, its DynamoDB endpoint when not AWS's own (an emulator), and credentials (the SDK's chain when absent). */
   readonly region: { readonly name: string; readonly dynamoDbEndpoint?: string; readonly credentials?: AwsCredentialIdentity };
   readonly logger: Logger;
@@ -48,6 +50,7 @@ export class SyncBack {
         database: this.edgeDatabase(),
         dynamodb: this.dynamodb,
         tables: this.options.tables,
+        pacer: concurrencyLimit(this.options.concurrency),
         onProgress: (update) => {
           progress = update;
           show('running', null);

@@ -17,6 +17,7 @@ export { edgeAgentEnvironment, type EdgeAgentEnvironmentOptions } from './enviro
 export {
   listSyncConflicts,
   mergeCountsPerWriter,
+  concurrencyLimit,
   syncEdgeToRegion,
   SYNC_KINDS,
   type RegionTables,
@@ -27,5 +28,6 @@ export {
   type SyncOptions,
   type SyncProgress,
   type SyncResult,
+  type WritePacer,
 } from './sync.js';
 export { openEdgeDatabase, type EdgeDatabase } from '../runtime/store/sqlite-database.js';
