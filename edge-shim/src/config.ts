@@ -286,9 +286,15 @@ export const OPTIONS = {
     parse: (text) => parseCount(text, 'replay rate'),
     validate: atLeastOne('replay rate'),
   }),
+  replayBandwidth: option({
+    flag: 'replay-bandwidth', placeholder: 'N', variable: 'HOLDFAST_REPLAY_BANDWIDTH', default: NONE, group: 'hybrid edge',
+    help: "bytes a second of messages replayed to the region at most, e.g. 512KiB: the share of a thin uplink the replay may take",
+    parse: (text) => parseSize(text, 'replay bandwidth'),
+    validate: atLeastOne('replay bandwidth'),
+  }),
   replayConcurrency: option({
-    flag: 'replay-concurrency', placeholder: 'N', variable: 'HOLDFAST_REPLAY_CONCURRENCY', default: '8', group: 'hybrid edge',
-    help: 'batches in flight to the region per queue during a replay, and writes in flight during the sync',
+    flag: 'replay-concurrency', placeholder: 'N', variable: 'HOLDFAST_REPLAY_CONCURRENCY', default: '16', group: 'hybrid edge',
+    help: 'most batches in flight to the region during a replay, all queues together, and writes during the sync: the ceiling of their congestion control',
     parse: (text) => parseCount(text, 'replay concurrency'),
     validate: atLeastOne('replay concurrency'),
   }),

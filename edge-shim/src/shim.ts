@@ -16,6 +16,7 @@ import { SqsService } from './sqs/service.js';
 import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
 import { readQueuesFile } from './hybrid/declared-queues.js';
+import { LinkEstimates } from './hybrid/link/estimates.js';
 import { type HybridEdge, startHybridEdge } from './hybrid/start.js';
 import type { EdgeStatus, StatusProvider } from './observability/status.js';
 
@@ -101,6 +102,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   let listening!: { resolve(connection: ShimConnection): void; reject(error: Error): void };
   const shimConnection = new Promise<ShimConnection>((resolve, reject) => (listening = { resolve, reject }));
   shimConnection.catch(() => {});
+  // What the edge learns of its path to the region: the replay and the sync go at its pace.
+  const link = new LinkEstimates({ clock });
   const participant =
     config.upstream && fallback
       ? startFallbackWork({
@@ -108,13 +111,15 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
           local: service,
           shim: shimConnection,
           region: { name: config.upstreamRegion!, ...(upstreamCredentials ? { credentials: upstreamCredentials } : {}) },
+          link,
+          minTimeoutMs: config.upstreamTimeoutMs,
           metrics,
           logger,
         })
       : undefined;
   const hybrid = config.upstream
     ? await startHybridEdge(
-        { local: service, db, participant, metrics, logger, clock },
+        { local: service, db, link, participant, metrics, logger, clock },
         {
           ...config,
           upstream: config.upstream,

@@ -46,7 +46,8 @@ describe('loadConfig', () => {
       recoveryMs: 10_000,
       breakerFailures: 5,
       replayRate: 2000,
-      replayConcurrency: 8,
+      replayBandwidth: undefined,
+      replayConcurrency: 16,
       siteId: undefined,
       workflow: undefined,
       workflowRoot: undefined,
@@ -90,7 +91,8 @@ describe('loadConfig', () => {
       recoveryMs: 10_000,
       breakerFailures: 5,
       replayRate: 2000,
-      replayConcurrency: 8,
+      replayBandwidth: undefined,
+      replayConcurrency: 16,
       siteId: undefined,
       workflow: undefined,
       workflowRoot: undefined,
@@ -121,6 +123,7 @@ describe('loadConfig', () => {
       [
         '--upstream', 'https://sqs.eu-west-1.amazonaws.com', '--upstream-region', 'eu-west-1', '--queues', 'q.json', '--upstream-timeout', '3s',
         '--probe-interval', '250ms', '--probe-timeout', '0.5s', '--recovery-probes', '7', '--recovery-time', '1m', '--breaker-failures', '4', '--replay-rate', '900',
+        '--replay-bandwidth', '512KiB',
       ],
       {},
     );
@@ -135,6 +138,7 @@ describe('loadConfig', () => {
       recoveryMs: 60_000,
       breakerFailures: 4,
       replayRate: 900,
+      replayBandwidth: 512 * 1024,
     });
     // Without --upstream-region, the SDK's own AWS_REGION.
     expect(loadConfig([], { HOLDFAST_UPSTREAM: 'http://localhost:4566', AWS_REGION: 'us-west-2', HOLDFAST_RECOVERY_TIME: '2500' })).toMatchObject({
@@ -198,6 +202,7 @@ describe('loadConfig', () => {
     [['--probe-interval', 'often'], {}, /invalid probe interval/],
     [['--recovery-probes', '0'], {}, /recovery probes must be at least 1/],
     [['--replay-rate', '1.5'], {}, /invalid replay rate/],
+    [['--replay-bandwidth', 'fast'], {}, /invalid replay bandwidth/],
     [['--site-id', 'store-1'], {}, /run only in front of a region/],
     [['--site-id', 'store 1', '--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1'], {}, /invalid site id/],
     [['--site-id', 's', '--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1', '--region-tables', 'ledger=x'], {}, /invalid region tables/],

@@ -15,18 +15,23 @@ const FAMILIES: Record<string, 'COUNTER' | 'GAUGE'> = {
   requests_total: 'COUNTER',
   request_errors_total: 'COUNTER',
   replayed_messages_total: 'COUNTER',
+  replay_possibly_duplicated_messages_total: 'COUNTER',
   fallback_agent_restarts_total: 'COUNTER',
   mode: 'GAUGE',
   mode_since_timestamp_seconds: 'GAUGE',
   breaker_state: 'GAUGE',
   upstream_last_success_timestamp_seconds: 'GAUGE',
   upstream_last_failure_timestamp_seconds: 'GAUGE',
+  upstream_credentials_refused: 'GAUGE',
   queue_messages: 'GAUGE',
   queue_backlog_messages: 'GAUGE',
   queue_oldest_backlog_age_seconds: 'GAUGE',
   replay_state: 'GAUGE',
   replay_rate_messages_per_second: 'GAUGE',
   replay_eta_seconds: 'GAUGE',
+  replay_window_batches: 'GAUGE',
+  replay_queue_waiting: 'GAUGE',
+  link_bytes_per_second: 'GAUGE',
   sync_state: 'GAUGE',
   sync_items_planned: 'GAUGE',
   sync_items_done: 'GAUGE',
@@ -62,11 +67,12 @@ const REPLAYING = edgeStatus({
     lastSuccessAt: '2026-03-01T10:00:02.000Z',
     lastFailureAt: '2026-03-01T09:40:00.500Z',
     lastFailure: 'connect ECONNREFUSED',
+    credentialsRefused: null,
     recovery: { successes: 3, needed: 3, sinceFirstSuccessSeconds: 5, neededSeconds: 5 },
   },
   backlog: 140,
   oldestBacklogAgeSeconds: 1260,
-  replay: { state: 'running', replayed: 60, rate: 42.5, etaSeconds: 3.3, lastError: null },
+  replay: { state: 'running', replayed: 60, rate: 42.5, etaSeconds: 3.3, lastError: null, window: 6, linkBytesPerSecond: 131072, possiblyDuplicated: 0 },
   sync: { state: 'running', done: 30, total: 50, written: 20, identical: 7, conflicts: 2, skipped: 1, lastError: null, finishedAt: null },
   agents: [
     { stage: 'authorize', state: 'running', pid: 101, restarts: 1, lastRestartAt: null, lastRestartReason: null, lastHeartbeatAt: null, tasksDone: 12 },
@@ -76,7 +82,7 @@ const REPLAYING = edgeStatus({
   conflictCount: 2,
   queues: [
     queueStatus('payments.fifo', { local: { visible: 100, inFlight: 30, delayed: 0 }, backlog: 130, oldestBacklogAgeSeconds: 1260, path: 'local' }),
-    queueStatus('notices', { local: { visible: 8, inFlight: 0, delayed: 2 }, backlog: 10, oldestBacklogAgeSeconds: 600, path: 'local' }),
+    queueStatus('notices', { local: { visible: 8, inFlight: 0, delayed: 2 }, backlog: 10, oldestBacklogAgeSeconds: 600, path: 'local', replayWaits: 'the region lacks this queue' }),
   ],
   storage: { state: 'ok', storeBytes: 3_000_000, maxStoreBytes: 10_000_000, diskFreeBytes: 5_000_000_000, diskReserveBytes: 1_048_576, reserveHeld: true },
 });
@@ -87,6 +93,7 @@ describe('Metrics', () => {
     metrics.requestCarriedOut('SendMessage', 'upstream');
     metrics.errorAnswered('SendMessage', 'ServiceUnavailable');
     metrics.messagesReplayed('payments.fifo', 1);
+    metrics.messagesPossiblyDuplicated('payments.fifo', 1);
     metrics.agentRestarted('authorize');
     const families = await scrape(metrics, REPLAYING);
 
@@ -117,6 +124,7 @@ describe('Metrics', () => {
     metrics.messagesReplayed('payments.fifo', 10);
     metrics.messagesReplayed('payments.fifo', 5);
     metrics.messagesReplayed('notices', 1);
+    metrics.messagesPossiblyDuplicated('payments.fifo', 2);
     metrics.agentRestarted('authorize');
     metrics.agentRestarted('authorize');
     const families = await scrape(metrics, REPLAYING);
@@ -131,6 +139,7 @@ describe('Metrics', () => {
     expect(sampleValue(families, m('request_errors_total'), { action: 'unknown', code: 'other' })).toBe(1);
     expect(sampleValue(families, m('replayed_messages_total'), { queue: 'payments.fifo' })).toBe(15);
     expect(sampleValue(families, m('replayed_messages_total'), { queue: 'notices' })).toBe(1);
+    expect(sampleValue(families, m('replay_possibly_duplicated_messages_total'), { queue: 'payments.fifo' })).toBe(2);
     expect(sampleValue(families, m('fallback_agent_restarts_total'), { stage: 'authorize' })).toBe(2);
     expect(metrics.requestsCarriedOut()).toEqual({ upstream: 3, local: 4 });
   });
@@ -161,6 +170,11 @@ describe('Metrics', () => {
     expect(value('replay_state', { state: 'idle' })).toBe(0);
     expect(value('replay_rate_messages_per_second')).toBe(42.5);
     expect(value('replay_eta_seconds')).toBe(3.3);
+    expect(value('replay_window_batches')).toBe(6);
+    expect(value('link_bytes_per_second')).toBe(131072);
+    expect(value('replay_queue_waiting', { queue: 'notices' })).toBe(1);
+    expect(value('replay_queue_waiting', { queue: 'payments.fifo' })).toBeUndefined();
+    expect(value('upstream_credentials_refused')).toBe(0);
     expect(value('sync_state', { state: 'running' })).toBe(1);
     expect(value('sync_items_planned')).toBe(50);
     expect(value('sync_items_done')).toBe(30);
@@ -184,7 +198,7 @@ describe('Metrics', () => {
       metrics,
       edgeStatus({
         mode: 'online',
-        upstream: { ...REPLAYING.upstream!, lastFailureAt: null },
+        upstream: { ...REPLAYING.upstream!, lastFailureAt: null, credentialsRefused: 'the region refuses the edge\'s credentials: ExpiredToken' },
         queues: [queueStatus('notices', { local: { visible: 1, inFlight: 0, delayed: 0 } })],
         storage: { ...REPLAYING.storage, state: 'store-full', reserveHeld: false },
       }),
@@ -193,6 +207,8 @@ describe('Metrics', () => {
     expect(value('mode', { mode: 'replaying' })).toBe(0);
     expect(value('breaker_state', { state: 'closed' })).toBe(1);
     expect(value('upstream_last_failure_timestamp_seconds')).toBeUndefined();
+    expect(value('upstream_credentials_refused')).toBe(1);
+    expect(families.get(m('replay_queue_waiting'))!.metrics).toHaveLength(0);
     expect(value('queue_messages', { queue: 'payments.fifo', state: 'visible' })).toBeUndefined();
     expect(value('queue_messages', { queue: 'notices', state: 'visible' })).toBe(1);
     expect(families.get(m('queue_oldest_backlog_age_seconds'))!.metrics).toHaveLength(0);
@@ -209,7 +225,7 @@ describe('Metrics', () => {
       edgeStatus({ mode: 'standalone', breaker: null, upstream: null, replay: null, sync: null, storage: { ...REPLAYING.storage, maxStoreBytes: null } }),
     );
     expect(sampleValue(families, m('mode'), { mode: 'standalone' })).toBe(1);
-    for (const name of ['breaker_state', 'upstream_last_success_timestamp_seconds', 'replay_state', 'replay_rate_messages_per_second', 'sync_state', 'sync_items_planned', 'sync_items', 'store_max_size_bytes']) {
+    for (const name of ['breaker_state', 'upstream_last_success_timestamp_seconds', 'upstream_credentials_refused', 'replay_state', 'replay_rate_messages_per_second', 'replay_window_batches', 'link_bytes_per_second', 'sync_state', 'sync_items_planned', 'sync_items', 'store_max_size_bytes']) {
       expect(families.get(m(name))!.metrics, name).toHaveLength(0);
     }
   });

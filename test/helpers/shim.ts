@@ -38,7 +38,7 @@ export async function startTestShim(options: StartOptions = {}): Promise<TestShi
   const shim = await startShim({
     port: 0,
     dbFile: join(dir, 'shim.db'),
-    logLevel: 'silent',
+    logLevel: (process.env.TEST_SHIM_LOG_LEVEL ?? 'silent') as 'silent',
     clock: clock.now,
     credentials: [TEST_CREDENTIALS],
     // The default reserve is 64 MiB of zeros written next to every database: more than a test needs.

@@ -2,6 +2,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import type { Logger } from 'pino';
 import { type RegionTables, stageQueueNames } from '../../../functions/src/edge/index.js';
+import type { LinkEstimates } from '../hybrid/link/estimates.js';
 import type { OutageParticipant } from '../hybrid/outage.js';
 import type { MetricsRecorder } from '../observability/metrics.js';
 import { Supervisor } from './supervisor/supervisor.js';
@@ -41,12 +42,20 @@ export interface FallbackContext {
   readonly shim: Promise<ShimConnection>;
   /** Where the sync writes: the region and its credentials (the SDK's chain when absent). */
   readonly region: { readonly name: string; readonly credentials?: AwsCredentialIdentity };
+  /** What the edge knows of its path to the region: the sync's writes go at its pace. */
+  readonly link: LinkEstimates;
+  /** The least time a write of the sync is given. */
+  readonly minTimeoutMs: number;
   readonly metrics: MetricsRecorder;
   readonly logger: Logger;
 }
 
 // While offline and the workflow's queues are not known at the edge yet, look again this often.
 const QUEUES_RETRY_MS = 5_000;
+// A sync the edge runs on its own (work of an earlier run found at start) is tried again after
+// this, doubling up to the most while it fails.
+const SYNC_RETRY_MS = 10_000;
+const SYNC_RETRY_MAX_MS = 5 * 60_000;
 
 /**
  * The edge's own work during an outage: the workflow's fallback agents, supervised, while the
@@ -62,13 +71,55 @@ export function startFallbackWork(context: FallbackContext): OutageParticipant {
   let starting: NodeJS.Timeout | undefined;
   let offline = false;
   let closed = false;
+  // Whether the agents' work has yet to reach the region: until known, as if it had. Each outage
+  // (the agents at work again) starts a new generation, which a sync begun before cannot settle.
+  let unsynced = true;
+  let generation = 0;
+  let syncing: Promise<void> | undefined;
+  let syncRetry: NodeJS.Timeout | undefined;
+  const workflowQueues = new Set(
+    settings.workflow.workflow.stages.flatMap((stage) => Object.values(stageQueueNames(settings.workflow.workflow, stage))),
+  );
   const sync = new SyncBack({
     database: settings.database,
     tables: settings.regionTables,
     concurrency: settings.syncConcurrency,
+    link: context.link,
+    minTimeoutMs: context.minTimeoutMs,
     region: { ...context.region, dynamoDbEndpoint: settings.regionDynamoDbEndpoint },
     logger,
   });
+
+  /** One sync at a time: the recovery's, or the one the edge runs for work an earlier run left. */
+  function syncOnce(): Promise<void> {
+    const synced = generation;
+    syncing ??= sync.run().then(
+      () => {
+        if (generation === synced) unsynced = false;
+        syncing = undefined;
+      },
+      (error: unknown) => {
+        syncing = undefined;
+        throw error;
+      },
+    );
+    return syncing;
+  }
+
+  /**
+   * Work of the agents that never reached the region (a sync that failed, then a restart) is
+   * synced before the replay of the workflow's queues, whether the edge starts online or offline:
+   * online, the edge syncs on its own, again and again until it succeeds or an outage comes.
+   */
+  async function syncLeftovers(delayMs = SYNC_RETRY_MS): Promise<void> {
+    if (closed || offline || !unsynced) return;
+    try {
+      await syncOnce();
+    } catch (error) {
+      logger.error({ err: error, retryInSeconds: delayMs / 1000 }, `the fallback agents' work of an earlier run cannot reach the region yet; the replay of the workflow's queues waits for it: ${(error as Error).message}`);
+      syncRetry = setTimeout(() => void syncLeftovers(Math.min(SYNC_RETRY_MAX_MS, delayMs * 2)), delayMs);
+    }
+  }
 
   /**
    * With no agent left, nothing the agents received is being worked on: a receive whose answer an
@@ -142,9 +193,22 @@ export function startFallbackWork(context: FallbackContext): OutageParticipant {
   }
 
   void startup.then(prepareAgents);
+  void startup
+    .then(() => sync.pending())
+    .then(
+      (pending) => {
+        unsynced = pending > 0;
+        if (unsynced) logger.warn({ records: pending }, 'the fallback agents\' work of an earlier run has yet to reach the region: it is synced before the workflow\'s queues are replayed');
+        return syncLeftovers();
+      },
+      (error: unknown) => logger.error({ err: error }, 'cannot read what the fallback agents\' work has yet to sync; the workflow\'s queues are replayed after the next sync'),
+    );
   return {
     offline() {
       offline = true;
+      unsynced = true;
+      generation += 1;
+      clearTimeout(syncRetry);
       void startAgents();
     },
     async beforeReplay() {
@@ -156,7 +220,9 @@ export function startFallbackWork(context: FallbackContext): OutageParticipant {
       }
       try {
         await releaseAgentQueues();
-        await sync.run();
+        // A sync begun before this outage's work (an earlier run's) does not cover it: sync again.
+        do await syncOnce();
+        while (unsynced && !closed);
       } catch (error) {
         // Still offline as far as the edge is concerned: the agents go back to work meanwhile.
         offline = true;
@@ -164,11 +230,14 @@ export function startFallbackWork(context: FallbackContext): OutageParticipant {
         throw error;
       }
     },
+    holdsReplayOf: (queueName) => unsynced && workflowQueues.has(queueName),
     status: () => ({ agents: supervisor?.status() ?? [], sync: sync.status(), conflicts: sync.conflicts() }),
     async close() {
       offline = false;
       closed = true;
       clearTimeout(starting);
+      clearTimeout(syncRetry);
+      await syncing?.catch(() => {});
       await supervisor?.stop();
       sync.close();
     },

@@ -1,7 +1,9 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import type { Logger } from 'pino';
-import { type EdgeDatabase, type RegionTables, type SyncProgress, concurrencyLimit, listSyncConflicts, openEdgeDatabase, syncEdgeToRegion } from '../../../functions/src/edge/index.js';
+import { type EdgeDatabase, type RegionTables, type SyncProgress, type WritePacer, listSyncConflicts, openEdgeDatabase, pendingSyncRecords, syncEdgeToRegion } from '../../../functions/src/edge/index.js';
+import { CongestionWindow, type TransferOutcome } from '../hybrid/link/congestion.js';
+import type { LinkEstimates } from '../hybrid/link/estimates.js';
 import type { ConflictStatus, SyncStatus } from '../observability/status.js';
 
 export interface SyncBackOptions {
@@ -9,14 +11,50 @@ export interface SyncBackOptions {
   readonly database: string;
   /** The workflow's tables in the region. */
   readonly tables: RegionTables;
-  /** Writes in flight at most. */
+  /** Writes in flight at most: the ceiling of the congestion window the writes go through. */
   readonly concurrency: number;
+  /** What the edge knows of its path to the region. */
+  readonly link: LinkEstimates;
+  /** The least time a write is given (the live requests' timeout). */
+  readonly minTimeoutMs: number;
   /** The region, its DynamoDB endpoint when not AWS's own (an emulator), and credentials (the SDK's chain when absent). */
   readonly region: { readonly name: string; readonly dynamoDbEndpoint?: string; readonly credentials?: AwsCredentialIdentity };
   readonly logger: Logger;
 }
 
 const KEPT_CONFLICTS = 20;
+// However slow the path, a write with no answer after this is given up (and tried again).
+const MAX_WRITE_MS = 60_000;
+// What a write of the sync carries, about: a record of a few hundred bytes and its request.
+const WRITE_BYTES = 2048;
+// DynamoDB's answers that say "not now": the path or the table is full.
+const THROTTLING = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException']);
+
+/** What a write's failure says of the path: throttled, no answer in time, or the write's own failure. */
+function outcomeOf(error: unknown): TransferOutcome {
+  const name = (error as { name?: string } | undefined)?.name ?? '';
+  if (THROTTLING.has(name)) return 'throttled';
+  if (name === 'TimeoutError' || name === 'AbortError' || (error as { code?: string } | undefined)?.code === 'ECONNRESET') return 'timeout';
+  return (error as { $metadata?: unknown } | undefined)?.$metadata === undefined ? 'failed' : 'refused';
+}
+
+/** The sync's writes through a congestion window: as many in flight as the path to the region takes. */
+function pacedBy(window: CongestionWindow): WritePacer {
+  return {
+    async run(write) {
+      const transfer = await window.acquire();
+      transfer.begin(WRITE_BYTES);
+      try {
+        const result = await write();
+        transfer.finish('delivered');
+        return result;
+      } catch (error) {
+        transfer.finish(outcomeOf(error));
+        throw error;
+      }
+    },
+  };
+}
 
 /**
  * The sync of what the fallback agents did into the region's tables (functions/src/edge/sync.ts
@@ -26,6 +64,7 @@ const KEPT_CONFLICTS = 20;
 export class SyncBack {
   private database: EdgeDatabase | undefined;
   private readonly dynamodb: DynamoDBClient;
+  private readonly window: CongestionWindow;
   private state: SyncStatus | null = null;
 
   constructor(private readonly options: SyncBackOptions) {
@@ -34,7 +73,15 @@ export class SyncBack {
       region: region.name,
       ...(region.credentials ? { credentials: region.credentials } : {}),
       ...(region.dynamoDbEndpoint ? { endpoint: region.dynamoDbEndpoint } : {}),
+      // A write that hangs is given up (and counted as congestion) rather than waited on for good.
+      requestHandler: { connectionTimeout: options.minTimeoutMs, requestTimeout: MAX_WRITE_MS },
     });
+    this.window = new CongestionWindow({ maxWindow: options.concurrency, estimates: options.link, minTimeoutMs: options.minTimeoutMs });
+  }
+
+  /** Records of the fallback agents' work that have yet to reach the region (conflicts on record aside). */
+  pending(): Promise<number> {
+    return pendingSyncRecords({ database: this.edgeDatabase(), dynamodb: this.dynamodb, tables: this.options.tables });
   }
 
   /** Syncs, resuming where an earlier sync stopped; throws if the region fails it. */
@@ -50,7 +97,7 @@ export class SyncBack {
         database: this.edgeDatabase(),
         dynamodb: this.dynamodb,
         tables: this.options.tables,
-        pacer: concurrencyLimit(this.options.concurrency),
+        pacer: pacedBy(this.window),
         onProgress: (update) => {
           progress = update;
           show('running', null);

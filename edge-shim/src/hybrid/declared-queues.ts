@@ -5,12 +5,15 @@ import type { QueueAttributes } from '../sqs/queue-attributes.js';
 export interface DeclaredQueue {
   readonly name: string;
   readonly attributes: QueueAttributes;
+  /** Its replay's priority: when the path to the region has room for only some, higher goes first (0 by default). */
+  readonly priority?: number;
 }
 
 /**
- * Reads the queues file: `{ "queues": [{ "name": "orders.fifo", "attributes": { "FifoQueue": "true", ... } }] }`,
+ * Reads the queues file: `{ "queues": [{ "name": "orders.fifo", "attributes": { "FifoQueue": "true", ... }, "priority": 10 }] }`,
  * attributes as CreateQueue takes them; a redrive policy may name a dead-letter queue by its ARN in
- * any account and region (only the name counts), listed before or after it.
+ * any account and region (only the name counts), listed before or after it. `priority` (a whole
+ * number, 0 by default) orders the replay when the path to the region is short of room.
  */
 export function readQueuesFile(file: string): DeclaredQueue[] {
   let document: unknown;
@@ -22,10 +25,13 @@ export function readQueuesFile(file: string): DeclaredQueue[] {
   const list = (document as { queues?: unknown } | null)?.queues;
   if (!Array.isArray(list)) throw new Error(`the queues file ${file} must hold {"queues": [{"name": ..., "attributes": {...}}]}`);
   return list.map((entry, index) => {
-    const { name, attributes = {} } = (entry ?? {}) as { name?: unknown; attributes?: unknown };
+    const { name, attributes = {}, priority } = (entry ?? {}) as { name?: unknown; attributes?: unknown; priority?: unknown };
     const valid = typeof attributes === 'object' && attributes !== null && Object.values(attributes).every((value) => typeof value === 'string');
     if (typeof name !== 'string' || name === '' || !valid) throw new Error(`queue ${index + 1} of ${file} needs a "name" and string "attributes"`);
-    return { name, attributes: attributes as QueueAttributes };
+    if (priority !== undefined && !(Number.isInteger(priority) && Math.abs(priority as number) <= 1000)) {
+      throw new Error(`queue ${name} of ${file}: "priority" must be a whole number from -1000 to 1000`);
+    }
+    return { name, attributes: attributes as QueueAttributes, ...(priority === undefined ? {} : { priority: priority as number }) };
   });
 }
 

@@ -31,6 +31,10 @@ export interface ModeEvents {
 }
 
 const KEPT_TRANSITIONS = 50;
+// After a failed preparation of the replay (a sync the region refuses), the next try waits this
+// long, doubling up to the most: the fallback agents are not stopped and started again and again.
+const RETRY_MIN_MS = 10_000;
+const RETRY_MAX_MS = 5 * 60_000;
 
 /**
  * The mode machine: a health model of the region from two signals, the outcome of real requests and
@@ -49,10 +53,14 @@ export class ModeMachine extends EventEmitter<ModeEvents> {
   private recovery: { successes: number; since: number } | undefined;
   private recovering = false;
   private stopped = false;
+  /** Why the edge stays offline though the region answers again (the preparation of the replay failed). */
+  private holding: string | undefined;
+  private retryAt = 0;
+  private retryDelayMs = RETRY_MIN_MS;
 
   constructor(
     private readonly options: ModeOptions,
-    private readonly region: Pick<Region, 'probe' | 'onBreak' | 'breakerClosed'>,
+    private readonly region: Pick<Region, 'probe' | 'onBreak' | 'onIdentityRefused' | 'breakerClosed'>,
     private readonly participant: OutageParticipant | undefined,
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
@@ -64,6 +72,11 @@ export class ModeMachine extends EventEmitter<ModeEvents> {
       if (this.current !== 'offline') this.transition('offline', `the circuit breaker opened: ${cause}`);
       this.recovery = undefined;
     });
+    // The edge cannot act in the region with credentials it refuses: it stores and forwards meanwhile.
+    region.onIdentityRefused((problem) => {
+      if (this.current !== 'offline') this.transition('offline', `${problem.message}: renew the credentials the shim runs with (its profile, role or keys), or set the site server's clock right`);
+      this.recovery = undefined;
+    });
     this.history.unshift({ at: this.clock(), from: 'online', to: 'online', reason: 'started' });
   }
 
@@ -73,6 +86,11 @@ export class ModeMachine extends EventEmitter<ModeEvents> {
 
   get transitions(): readonly Transition[] {
     return this.history;
+  }
+
+  /** Why the edge is where it is now: the last transition's reason, or what keeps it offline since. */
+  get reason(): string {
+    return this.holding ?? this.history[0]!.reason;
   }
 
   /** Progress of a recovery under way: probes in a row and since when. */
@@ -104,6 +122,7 @@ export class ModeMachine extends EventEmitter<ModeEvents> {
   private transition(to: Mode, reason: string): void {
     const from = this.current;
     this.current = to;
+    this.holding = undefined;
     const transition = { at: this.clock(), from, to, reason };
     this.history.unshift(transition);
     this.history.length = Math.min(this.history.length, KEPT_TRANSITIONS);
@@ -144,7 +163,7 @@ export class ModeMachine extends EventEmitter<ModeEvents> {
     const now = this.clock();
     this.recovery ??= { successes: 0, since: now };
     this.recovery.successes += 1;
-    if (this.recovery.successes < this.options.recoveryProbes || now - this.recovery.since < this.options.recoveryMs) return;
+    if (this.recovery.successes < this.options.recoveryProbes || now - this.recovery.since < this.options.recoveryMs || now < this.retryAt) return;
     const { successes, since } = this.recovery;
     this.recovery = undefined;
     void this.recover(`${successes} probes in a row succeeded over ${Math.round((now - since) / 1000)} s`);
@@ -156,9 +175,13 @@ export class ModeMachine extends EventEmitter<ModeEvents> {
     try {
       this.logger.info({ reason }, 'the region is back: preparing the replay');
       await this.participant?.beforeReplay();
+      this.retryDelayMs = RETRY_MIN_MS;
       if (this.region.breakerClosed) this.transition('replaying', reason);
     } catch (error) {
-      this.logger.error({ err: error }, 'preparing the replay failed; the edge stays offline and tries again');
+      this.retryAt = this.clock() + this.retryDelayMs;
+      this.holding = `the region is back, but the edge stays offline until it can prepare the replay (next try in ${Math.round(this.retryDelayMs / 1000)} s): ${(error as Error).message}`;
+      this.logger.error({ err: error, retryInSeconds: this.retryDelayMs / 1000 }, 'preparing the replay failed; the edge stays offline and tries again');
+      this.retryDelayMs = Math.min(RETRY_MAX_MS, this.retryDelayMs * 2);
     } finally {
       this.recovering = false;
     }

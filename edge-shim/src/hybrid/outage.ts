@@ -17,6 +17,11 @@ export interface OutageParticipant {
   offline(): void;
   /** The region is back: runs before anything is replayed. A throw keeps the edge offline; the next recovery runs it again. */
   beforeReplay(): Promise<void>;
+  /**
+   * Whether the replay of a queue must wait for the participant: what it did during an outage,
+   * which the queue's tasks depend on, has not reached the region yet. Holds across restarts.
+   */
+  holdsReplayOf(queueName: string): boolean;
   status(): OutageWorkStatus;
   close(): Promise<void>;
 }

@@ -117,7 +117,9 @@ export class HybridRouter implements SqsBackend {
       try {
         return await this.region.carryOut(action, input, options);
       } catch (error) {
+        // The region's own answers (a server error, throttling) are the client's to retry, as without the edge.
         if (!(error instanceof RegionUnavailable)) throw error;
+        if (error.answered) throw error.toClientError();
         maybeSent = error.maybeDone;
         this.parts.logger.info({ queue: name, action, reason: error.message, maybeSent }, 'the region did not take a send: stored at the edge for replay');
       }
@@ -163,7 +165,8 @@ export class HybridRouter implements SqsBackend {
             output = await this.region.carryOut('ReceiveMessage', remaining, { ...options, signal });
           } catch (error) {
             if (ended.aborted) return {};
-            if (!(error instanceof RegionUnavailable) && !switched.signal.aborted) throw error;
+            if (!switched.signal.aborted && !(error instanceof RegionUnavailable)) throw error;
+            if (!switched.signal.aborted && error instanceof RegionUnavailable && error.answered) throw error.toClientError();
             // The region failed or the mode changed under the wait: what the edge holds is served meanwhile.
             output = switched.signal.aborted ? {} : await this.locally('ReceiveMessage', remaining, { ...options, signal });
           }
@@ -193,8 +196,8 @@ export class HybridRouter implements SqsBackend {
       this.mode.mode === 'offline'
         ? Promise.resolve(failedEntries(theirs))
         : this.region.carryOut(action, { ...input, Entries: theirs }, options).catch((error: unknown) => {
-            if (error instanceof RegionUnavailable) return failedEntries(theirs);
-            throw error;
+            if (!(error instanceof RegionUnavailable)) throw error;
+            return error.answered ? failedEntries(theirs, error.toClientError()) : failedEntries(theirs);
           }),
     ]);
     return {
@@ -216,6 +219,7 @@ export class HybridRouter implements SqsBackend {
         return output;
       } catch (error) {
         if (!(error instanceof RegionUnavailable)) throw error;
+        if (error.answered) throw error.toClientError();
       }
     }
     const output = await this.locally('CreateQueue', input, options);
@@ -237,8 +241,9 @@ export class HybridRouter implements SqsBackend {
       if (action === 'GetQueueAttributes' && output.Attributes) output.Attributes = this.withEdgeCounts(queueNameOf(input), output.Attributes as Record<string, string>);
       return output;
     } catch (error) {
-      if (error instanceof RegionUnavailable) return this.atEdge(action, input, options);
-      throw error;
+      if (!(error instanceof RegionUnavailable)) throw error;
+      if (error.answered) throw error.toClientError();
+      return this.atEdge(action, input, options);
     }
   }
 
@@ -264,8 +269,8 @@ export class HybridRouter implements SqsBackend {
     try {
       return await this.region.carryOut(action, input, options);
     } catch (error) {
-      if (error instanceof RegionUnavailable) throw unreachable(action);
-      throw error;
+      if (!(error instanceof RegionUnavailable)) throw error;
+      throw error.answered ? error.toClientError() : unreachable(action);
     }
   }
 
@@ -282,9 +287,9 @@ export class HybridRouter implements SqsBackend {
   }
 }
 
-function failedEntries(entries: Input[]): Output {
-  return {
-    Successful: [],
-    Failed: entries.map((entry) => ({ Id: entry.Id, SenderFault: false, Code: 'ServiceUnavailable', Message: 'The region that issued this receipt handle cannot be reached now. Retry later.' })),
-  };
+/** Every entry failed: the region could not be reached, or answered `error` for all of them. */
+function failedEntries(entries: Input[], error?: SqsError): Output {
+  const Code = error?.code ?? 'ServiceUnavailable';
+  const Message = error?.message ?? 'The region that issued this receipt handle cannot be reached now. Retry later.';
+  return { Successful: [], Failed: entries.map((entry) => ({ Id: entry.Id, SenderFault: error?.fault === 'Sender', Code, Message })) };
 }

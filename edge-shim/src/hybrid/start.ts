@@ -15,11 +15,12 @@ import { Replayer } from './replay/replayer.js';
 import { ReplayStore } from './replay/store.js';
 import { HybridRouter } from './router.js';
 import { hybridStatus } from './status.js';
+import type { LinkEstimates } from './link/estimates.js';
 
 /** The hybrid's timings and rates, as the shim's configuration names them. */
 type HybridTimings = Pick<
   ShimConfig,
-  'upstreamTimeoutMs' | 'probeIntervalMs' | 'probeTimeoutMs' | 'recoveryProbes' | 'recoveryMs' | 'breakerFailures' | 'replayRate' | 'replayConcurrency'
+  'upstreamTimeoutMs' | 'probeIntervalMs' | 'probeTimeoutMs' | 'recoveryProbes' | 'recoveryMs' | 'breakerFailures' | 'replayRate' | 'replayBandwidth' | 'replayConcurrency'
 >;
 
 export interface HybridSettings extends HybridTimings {
@@ -36,6 +37,8 @@ export interface HybridSettings extends HybridTimings {
 export interface HybridFoundation {
   readonly local: LocalQueues;
   readonly db: Db;
+  /** What the edge learns of its path to the region, shared with the sync. */
+  readonly link: LinkEstimates;
   readonly participant?: OutageParticipant;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -60,7 +63,7 @@ const MAX_ATTEMPTS = 3;
 
 /** Starts the hybrid edge in front of the region, over the edge's own queues. */
 export async function startHybridEdge(foundation: HybridFoundation, settings: HybridSettings): Promise<HybridEdge> {
-  const { local, db, participant, metrics, logger, clock = Date.now } = foundation;
+  const { local, db, link, participant, metrics, logger, clock = Date.now } = foundation;
   const client = new RegionClient({
     endpoint: settings.upstream,
     region: settings.upstreamRegion,
@@ -68,6 +71,7 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     connectTimeoutMs: Math.min(settings.upstreamTimeoutMs, 1000),
     requestTimeoutMs: settings.upstreamTimeoutMs,
     maxAttempts: MAX_ATTEMPTS,
+    maxTransfers: settings.replayConcurrency,
   });
   const mirror = new QueueMirror(db, { endpoint: client.endpoint, name: client.region }, local, logger.child({ component: 'mirror' }), clock);
   const region = new Region({
@@ -81,6 +85,8 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
       halfOpenAfterMs: settings.probeIntervalMs,
     },
     probeTimeoutMs: settings.probeTimeoutMs,
+    requestTimeoutMs: settings.upstreamTimeoutMs,
+    link,
     metrics,
     logger: logger.child({ component: 'region' }),
     clock,
@@ -93,9 +99,23 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     clock,
   );
   const store = new ReplayStore(local);
+  // The first declaration of a queue gives its priority (the queues file's come before the workflow's).
+  const priorities = new Map<string, number>();
+  for (const queue of settings.queues) if (!priorities.has(queue.name)) priorities.set(queue.name, queue.priority ?? 0);
   const replayer = new Replayer(
-    { store, local, region, mode, metrics, logger: logger.child({ component: 'replay' }), clock },
-    { ratePerSecond: settings.replayRate, concurrency: settings.replayConcurrency },
+    {
+      store,
+      local,
+      region,
+      mode,
+      link,
+      mayReplay: (name) => !participant?.holdsReplayOf(name),
+      priorityOf: (name) => priorities.get(name) ?? 0,
+      metrics,
+      logger: logger.child({ component: 'replay' }),
+      clock,
+    },
+    { ratePerSecond: settings.replayRate, bytesPerSecond: settings.replayBandwidth, concurrency: settings.replayConcurrency, minTimeoutMs: settings.upstreamTimeoutMs },
   );
   const router = new HybridRouter({
     local,
@@ -115,8 +135,9 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
   }
   mode.on('change', () => replayer.wake());
   // Whether the region is there decides the first mode: one probe, answered or not.
-  const initial: Mode = (await region.answers(settings.upstreamTimeoutMs)) ? 'online' : 'offline';
-  mode.start(initial, initial === 'offline' ? 'the region did not answer at start' : 'the region answered at start');
+  const first = await region.reachable(settings.upstreamTimeoutMs);
+  const initial: Mode = first.reachable ? 'online' : 'offline';
+  mode.start(initial, first.reachable ? 'the region answered at start' : `the region did not answer at start: ${first.reason}`);
   replayer.start();
   logger.info({ upstream: region.endpoint, region: region.name, mode: initial, declaredQueues: settings.queues.length }, `hybrid edge in front of ${region.endpoint}`);
   return {
@@ -124,7 +145,7 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     mode,
     region,
     replayer,
-    status: () => hybridStatus({ local, region, mode, replayer, metrics, participant }, clock),
+    status: () => hybridStatus({ local, region, link, mode, replayer, metrics, participant }, clock),
     async close() {
       mode.stop();
       await replayer.stop();

@@ -3,6 +3,7 @@ import type { EdgeStatus } from '../observability/status.js';
 import type { LocalQueues } from './local-queues.js';
 import type { ModeMachine } from './mode.js';
 import type { OutageParticipant, OutageWorkStatus } from './outage.js';
+import type { LinkEstimates } from './link/estimates.js';
 import type { Region } from './region/region.js';
 import type { Replayer } from './replay/replayer.js';
 
@@ -14,6 +15,7 @@ const ageSeconds = (since: number | undefined, now: number) => (since === undefi
 export interface HybridParts {
   readonly local: LocalQueues;
   readonly region: Region;
+  readonly link: LinkEstimates;
   readonly mode: ModeMachine;
   readonly replayer: Replayer;
   readonly metrics: Metrics;
@@ -22,7 +24,7 @@ export interface HybridParts {
 
 /** The status of the hybrid edge: mode and why, the region, the backlog queue by queue, replay, sync and agents. */
 export function hybridStatus(parts: HybridParts, clock: () => number = Date.now): EdgeStatus {
-  const { local, region, mode, replayer, metrics } = parts;
+  const { local, region, link, mode, replayer, metrics } = parts;
   const work = parts.participant?.status() ?? NO_WORK;
   const now = clock();
   const queues = local.queues.all().map((queue) => ({
@@ -40,7 +42,7 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
   return {
     mode: mode.mode,
     since: new Date(latest!.at).toISOString(),
-    reason: latest!.reason,
+    reason: mode.reason,
     transitions: mode.transitions.map((transition) => ({ ...transition, at: new Date(transition.at).toISOString() })),
     breaker: region.breakerState,
     upstream: {
@@ -49,6 +51,7 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
       lastSuccessAt: iso(region.lastSuccessAt),
       lastFailureAt: iso(region.lastFailureAt),
       lastFailure: region.lastFailure ?? null,
+      credentialsRefused: region.identityProblem?.message ?? null,
       recovery: {
         successes: recovery.successes,
         needed: recovery.needed,
@@ -64,6 +67,9 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
       rate,
       etaSeconds: backlog > 0 && rate > 0 ? Math.ceil(backlog / rate) : null,
       lastError: replayer.lastError ?? null,
+      window: replayer.window.size,
+      linkBytesPerSecond: link.bytesPerSecond === undefined ? null : Math.round(link.bytesPerSecond),
+      possiblyDuplicated: replayer.possiblyDuplicated,
     },
     sync: work.sync,
     agents: work.agents,
@@ -79,6 +85,8 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
         oldestBacklogAgeSeconds: ageSeconds(queue.oldest, now),
         replayed: progress?.replayed ?? 0,
         replayRate: replayer.ratePerSecond(queue.name),
+        replayWaits: queue.stored === 0 ? null : (replayer.waitReason(queue.name) ?? null),
+        possiblyDuplicated: progress?.possiblyDuplicated ?? 0,
         path: mode.mode === 'offline' || queue.stored > 0 ? 'local' : 'upstream',
       };
     }),

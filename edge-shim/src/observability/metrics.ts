@@ -17,6 +17,8 @@ export interface MetricsRecorder {
   errorAnswered(action: string | undefined, code: string): void;
   /** Messages of a queue that upstream acknowledged during a replay. */
   messagesReplayed(queue: string, count: number): void;
+  /** FIFO messages of a queue replayed past SQS's deduplication interval after an unanswered attempt. */
+  messagesPossiblyDuplicated(queue: string, count: number): void;
   /** A fallback agent of a stage was restarted. */
   agentRestarted(stage: string): void;
 }
@@ -41,6 +43,7 @@ export class Metrics implements MetricsRecorder {
   private readonly requests: Counter<'action' | 'path'>;
   private readonly errors: Counter<'action' | 'code'>;
   private readonly replayed: Counter<'queue'>;
+  private readonly possiblyDuplicated: Counter<'queue'>;
   private readonly restarts: Counter<'stage'>;
 
   private readonly mode: Gauge<'mode'>;
@@ -54,6 +57,10 @@ export class Metrics implements MetricsRecorder {
   private readonly replayState: Gauge<'state'>;
   private readonly replayRate: Gauge;
   private readonly replayEta: Gauge;
+  private readonly replayWindow: Gauge;
+  private readonly replayWaits: Gauge<'queue'>;
+  private readonly linkRate: Gauge;
+  private readonly credentialsRefused: Gauge;
   private readonly syncState: Gauge<'state'>;
   private readonly syncPlanned: Gauge;
   private readonly syncDone: Gauge;
@@ -75,6 +82,11 @@ export class Metrics implements MetricsRecorder {
     this.requests = counter('requests_total', 'SQS requests carried out, by action and by path (upstream: by the region; local: by the edge store).', ['action', 'path']);
     this.errors = counter('request_errors_total', 'SQS error answers, by action and error code.', ['action', 'code']);
     this.replayed = counter('replayed_messages_total', 'Messages replayed to the region and acknowledged by it, by queue.', ['queue']);
+    this.possiblyDuplicated = counter(
+      'replay_possibly_duplicated_messages_total',
+      "FIFO messages replayed more than SQS's 5-minute deduplication interval after an unanswered attempt, by queue: the region may hold them twice.",
+      ['queue'],
+    );
     this.restarts = counter('fallback_agent_restarts_total', 'Restarts of fallback agents, by stage.', ['stage']);
 
     this.mode = gauge('mode', 'The edge mode: 1 for the current one, 0 for the others.', ['mode']);
@@ -88,6 +100,10 @@ export class Metrics implements MetricsRecorder {
     this.replayState = gauge('replay_state', "The replayer's state: 1 for the current one.", ['state']);
     this.replayRate = gauge('replay_rate_messages_per_second', 'Messages replayed per second over the last 10 seconds.');
     this.replayEta = gauge('replay_eta_seconds', 'Time left to replay the backlog at the current rate (absent unless a replay runs).');
+    this.replayWindow = gauge('replay_window_batches', 'Batches the congestion control lets be in flight to the region now.');
+    this.replayWaits = gauge('replay_queue_waiting', "1 for a queue with a backlog whose replay waits (for the sync it depends on, or the region refusing it).", ['queue']);
+    this.linkRate = gauge('link_bytes_per_second', 'The rate the path to the region delivered at best lately (absent before it was measured).');
+    this.credentialsRefused = gauge('upstream_credentials_refused', "1 while the region refuses the edge's own credentials (or its clock), 0 otherwise (absent without an upstream).");
     this.syncState = gauge('sync_state', "The edge-to-region sync's state: 1 for the current one.", ['state']);
     this.syncPlanned = gauge('sync_items_planned', 'Items the current or last sync has to carry to the region.');
     this.syncDone = gauge('sync_items_done', 'Items the current or last sync has carried to the region so far.');
@@ -115,6 +131,10 @@ export class Metrics implements MetricsRecorder {
 
   messagesReplayed(queue: string, count: number): void {
     this.replayed.inc({ queue }, count);
+  }
+
+  messagesPossiblyDuplicated(queue: string, count: number): void {
+    this.possiblyDuplicated.inc({ queue }, count);
   }
 
   agentRestarted(stage: string): void {
@@ -159,19 +179,23 @@ export class Metrics implements MetricsRecorder {
     stateSet(this.breaker, 'state', BREAKER_STATES, status.breaker);
     setOrRemove(this.upstreamLastSuccess, seconds(status.upstream?.lastSuccessAt ?? null));
     setOrRemove(this.upstreamLastFailure, seconds(status.upstream?.lastFailureAt ?? null));
+    setOrRemove(this.credentialsRefused, status.upstream ? (status.upstream.credentialsRefused === null ? 0 : 1) : null);
 
-    for (const gauge of [this.queueMessages, this.queueBacklog, this.queueOldestBacklogAge]) gauge.reset();
+    for (const gauge of [this.queueMessages, this.queueBacklog, this.queueOldestBacklogAge, this.replayWaits]) gauge.reset();
     for (const queue of status.queues) {
       this.queueMessages.set({ queue: queue.name, state: 'visible' }, queue.local.visible);
       this.queueMessages.set({ queue: queue.name, state: 'in_flight' }, queue.local.inFlight);
       this.queueMessages.set({ queue: queue.name, state: 'delayed' }, queue.local.delayed);
       this.queueBacklog.set({ queue: queue.name }, queue.backlog);
       if (queue.oldestBacklogAgeSeconds !== null) this.queueOldestBacklogAge.set({ queue: queue.name }, queue.oldestBacklogAgeSeconds);
+      if (queue.replayWaits !== null) this.replayWaits.set({ queue: queue.name }, 1);
     }
 
     stateSet(this.replayState, 'state', REPLAY_STATES, status.replay?.state ?? null);
     setOrRemove(this.replayRate, status.replay?.rate ?? null);
     setOrRemove(this.replayEta, status.replay?.etaSeconds ?? null);
+    setOrRemove(this.replayWindow, status.replay?.window ?? null);
+    setOrRemove(this.linkRate, status.replay?.linkBytesPerSecond ?? null);
 
     const { sync } = status;
     stateSet(this.syncState, 'state', SYNC_STATES, sync?.state ?? null);

@@ -30,6 +30,8 @@ export function standaloneStatus(service: SqsService, options: StandaloneStatusO
             oldestBacklogAgeSeconds: null,
             replayed: 0,
             replayRate: 0,
+            replayWaits: null,
+            possiblyDuplicated: 0,
             path: 'local',
           };
         })

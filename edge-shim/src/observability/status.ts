@@ -49,6 +49,8 @@ export interface UpstreamStatus {
   readonly lastSuccessAt: string | null;
   readonly lastFailureAt: string | null;
   readonly lastFailure: string | null;
+  /** Set while the region refuses the edge's own credentials (or its clock): what it said, for the operator to act on. */
+  readonly credentialsRefused: string | null;
   readonly recovery: { readonly successes: number; readonly needed: number; readonly sinceFirstSuccessSeconds: number | null; readonly neededSeconds: number };
 }
 
@@ -64,6 +66,12 @@ export interface ReplayStatus {
   /** Backlog over rate, while running. */
   readonly etaSeconds: number | null;
   readonly lastError: string | null;
+  /** Batches the congestion control lets be in flight now. */
+  readonly window: number;
+  /** The rate the path to the region delivered at best lately, in bytes a second; null before it was measured. */
+  readonly linkBytesPerSecond: number | null;
+  /** FIFO messages replayed past SQS's deduplication interval after an unanswered attempt: the region may hold them twice. */
+  readonly possiblyDuplicated: number;
 }
 
 export const SYNC_STATES = ['idle', 'running', 'done', 'failed'] as const;
@@ -115,6 +123,9 @@ export interface QueueStatus {
   readonly oldestBacklogAgeSeconds: number | null;
   readonly replayed: number;
   readonly replayRate: number;
+  /** Why the queue's replay waits, when it does: the sync it depends on, or the region refusing it. */
+  readonly replayWaits: string | null;
+  readonly possiblyDuplicated: number;
   /** Where a send to this queue goes now. */
   readonly path: RequestPath;
 }

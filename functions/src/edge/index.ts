@@ -17,11 +17,13 @@ export { edgeAgentEnvironment, type EdgeAgentEnvironmentOptions } from './enviro
 export {
   listSyncConflicts,
   mergeCountsPerWriter,
+  pendingSyncRecords,
   concurrencyLimit,
   syncEdgeToRegion,
   SYNC_KINDS,
   type RegionTables,
   type StateMerger,
+  SyncWriteError,
   type SyncConflict,
   type SyncCounts,
   type SyncKind,

@@ -253,6 +253,15 @@ class SyncJournal {
     })();
   }
 
+  /** Whether this record is an open conflict: the region holds it differently, and a person is to look. */
+  inConflict(kind: SyncKind, key: string): boolean {
+    return (
+      this.db
+        .prepare<[string, string, string], { one: number }>('SELECT 1 AS one FROM sync_conflict WHERE target = ? AND kind = ? AND record_key = ? AND resolved_at IS NULL LIMIT 1')
+        .get(this.target, kind, key) !== undefined
+    );
+  }
+
   conflict(kind: SyncKind, key: string, reason: string, edge: unknown, region: unknown): SyncConflict {
     const now = new Date().toISOString();
     const row = this.db
@@ -287,6 +296,50 @@ interface SyncItem {
   merge(): Promise<MergeOutcome<unknown> & { reason?: string; edge?: unknown }>;
 }
 
+/** Every record of an edge database to bring to the region, and the journal of what reached it already. */
+async function planSync(db: EdgeDatabase, options: Pick<SyncOptions, 'dynamodb' | 'tables' | 'checkpointMergers'>) {
+  const documents = DynamoDBDocumentClient.from(options.dynamodb, { marshallOptions: { removeUndefinedValues: true } });
+  const region = {
+    stepLog: new DynamoDbStepLog(documents, options.tables.workflow),
+    idempotency: new DynamoDbIdempotencyRecords(documents, options.tables.idempotency),
+    checkpoints: new DynamoDbCheckpoints(documents, options.tables.state),
+    counters: new DynamoDbCounters(documents, options.tables.state),
+  };
+  const edgeCounters = new SqliteCounters(db);
+  const journal = new SyncJournal(db, await targetOf(options.dynamodb, options.tables));
+  const writerCounts = edgeCounters.writerCounts();
+  const items = [
+    ...stepLogItems(db, region.stepLog),
+    ...idempotencyItems(db, region.idempotency),
+    ...(await checkpointItems(db, region.checkpoints, journal, options.checkpointMergers ?? {})),
+    ...writerCounts.map((count): SyncItem => ({ kind: 'counter', key: `${count.key}@${count.writer}`, content: String(count.count), merge: async () => ({ outcome: await region.counters.mergeWriterCount(count) }) })),
+    ...edgeCounters.operations().map(
+      (operation): SyncItem => ({
+        kind: 'counter-operation',
+        key: operation.operationId,
+        content: fingerprint(operation),
+        merge: async () => ({ ...(await region.counters.recordOperation(operation)), reason: 'applied by two writers: its increments were counted twice', edge: operation }),
+      }),
+    ),
+  ];
+  return { items, journal, edgeCounters, writerCounts };
+}
+
+/**
+ * How many records of an edge database have yet to reach the region's tables: neither synced as
+ * they are now, nor a conflict on record (a conflict waits for a person, not for the sync). Reads
+ * the edge database only. The shim replays the tasks of the workflow only once this is 0.
+ */
+export async function pendingSyncRecords(options: Pick<SyncOptions, 'database' | 'dynamodb' | 'tables'>): Promise<number> {
+  const db = typeof options.database === 'string' ? openEdgeDatabase(options.database) : options.database;
+  try {
+    const { items, journal } = await planSync(db, options);
+    return items.filter((item) => item.content !== undefined && !journal.isDone(item.kind, item.key, item.content) && !journal.inConflict(item.kind, item.key)).length;
+  } finally {
+    if (typeof options.database === 'string') db.close();
+  }
+}
+
 /**
  * Brings an edge database into the region's tables (see the module comment). Returns what it did;
  * `onProgress` sees it record by record. The shim runs it after stopping the fallback agents and
@@ -295,33 +348,9 @@ interface SyncItem {
  */
 export async function syncEdgeToRegion(options: SyncOptions): Promise<SyncResult> {
   const db = typeof options.database === 'string' ? openEdgeDatabase(options.database) : options.database;
-  const documents = DynamoDBDocumentClient.from(options.dynamodb, { marshallOptions: { removeUndefinedValues: true } });
   const logger = options.logger ?? pino({ name: 'edge-sync', level: process.env.LOG_LEVEL ?? 'info' });
   try {
-    const region = {
-      stepLog: new DynamoDbStepLog(documents, options.tables.workflow),
-      idempotency: new DynamoDbIdempotencyRecords(documents, options.tables.idempotency),
-      checkpoints: new DynamoDbCheckpoints(documents, options.tables.state),
-      counters: new DynamoDbCounters(documents, options.tables.state),
-    };
-    const edgeCounters = new SqliteCounters(db);
-    const journal = new SyncJournal(db, await targetOf(options.dynamodb, options.tables));
-    const writerCounts = edgeCounters.writerCounts();
-    const items = [
-      ...stepLogItems(db, region.stepLog),
-      ...idempotencyItems(db, region.idempotency),
-      ...(await checkpointItems(db, region.checkpoints, journal, options.checkpointMergers ?? {})),
-      ...writerCounts.map((count): SyncItem => ({ kind: 'counter', key: `${count.key}@${count.writer}`, content: String(count.count), merge: async () => ({ outcome: await region.counters.mergeWriterCount(count) }) })),
-      ...edgeCounters.operations().map(
-        (operation): SyncItem => ({
-          kind: 'counter-operation',
-          key: operation.operationId,
-          content: fingerprint(operation),
-          merge: async () => ({ ...(await region.counters.recordOperation(operation)), reason: 'applied by two writers: its increments were counted twice', edge: operation }),
-        }),
-      ),
-    ];
-
+    const { items, journal, edgeCounters, writerCounts } = await planSync(db, options);
     const counts = emptyCounts();
     const byKind = Object.fromEntries(SYNC_KINDS.map((kind) => [kind, emptyCounts()])) as Record<SyncKind, SyncCounts>;
     // Conflicts come back in the records' order, whatever order their writes finished in.

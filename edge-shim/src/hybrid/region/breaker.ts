@@ -1,5 +1,5 @@
 import { CircuitBreakerPolicy, CircuitState, ConsecutiveBreaker, type IBreaker, SamplingBreaker, circuitBreaker, handleWhen } from 'cockatiel';
-import { RegionUnavailable } from './client.js';
+import type { RegionUnavailable } from './client.js';
 
 export interface BreakerOptions {
   /** The breaker opens after this many failures in a row... */
@@ -34,13 +34,17 @@ class EitherBreaker implements IBreaker {
   }
 }
 
-/**
- * The circuit breaker in front of the region: only a RegionUnavailable counts as a failure (the
- * client's own errors say the region is there).
- */
+/** A failure that says the region is away, as Region judged it: what the breaker counts. */
+export class OutageSignal extends Error {
+  constructor(readonly failure: RegionUnavailable) {
+    super(failure.message, { cause: failure });
+  }
+}
+
+/** The circuit breaker in front of the region: it counts only OutageSignals; everything else says the region is there. */
 export function regionBreaker(options: BreakerOptions): CircuitBreakerPolicy {
   return circuitBreaker(
-    handleWhen((error) => error instanceof RegionUnavailable),
+    handleWhen((error) => error instanceof OutageSignal),
     {
       halfOpenAfter: options.halfOpenAfterMs,
       breaker: new EitherBreaker([

@@ -108,6 +108,18 @@ export class QueueMirror {
     return row && this.toUpstreamAttributes(JSON.parse(row.attributes) as QueueAttributes);
   }
 
+  /**
+   * What to create a queue with that the region lost, from the edge's own copy of it: the
+   * attributes that matter offline, in the region's terms. Undefined for a queue the edge lacks.
+   */
+  recreateWith(name: string): QueueAttributes | undefined {
+    const queue = this.local.queues.byName(name);
+    if (!queue) return undefined;
+    const kept: QueueAttributes = queue.fifo ? { FifoQueue: 'true' } : {};
+    for (const key of MIRRORED) if (queue.attributes[key] !== undefined) kept[key] = queue.attributes[key];
+    return this.toUpstreamAttributes(kept);
+  }
+
   /** The edge's URL of a queue, for answers to clients. */
   edgeUrl(name: string, baseUrl: string): string {
     return `${baseUrl}/${this.local.queues.accountId}/${encodeURIComponent(name)}`;
@@ -121,7 +133,7 @@ export class QueueMirror {
   /** Records where the region has a queue. */
   link(name: string, upstreamUrl: string): void {
     const parsed = parseQueueUrl(upstreamUrl);
-    if (!parsed) throw new RegionUnavailable(`the region answered a queue URL the edge cannot read: ${upstreamUrl}`, false);
+    if (!parsed) throw new RegionUnavailable(`the region answered a queue URL the edge cannot read: ${upstreamUrl}`, 'garbled', false);
     const row = this.rows.get(name);
     const path = `/${parsed.account}/${encodeURIComponent(parsed.name)}`;
     if (row?.state === 'linked' && row.upstream_path === path) return;

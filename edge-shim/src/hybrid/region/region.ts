@@ -3,9 +3,12 @@ import type { Logger } from 'pino';
 import type { CallOptions } from '../../backend.js';
 import type { MetricsRecorder } from '../../observability/metrics.js';
 import { SqsError } from '../../sqs/errors.js';
+import { payloadSize } from '../../sqs/message-attributes.js';
 import { parseQueueUrl } from '../../sqs/queues.js';
-import { type BreakerOptions, regionBreaker } from './breaker.js';
-import { type RegionClient, RegionUnavailable } from './client.js';
+import type { LinkEstimates } from '../link/estimates.js';
+import { type BreakerOptions, OutageSignal, regionBreaker } from './breaker.js';
+import { BrownoutDetector } from './brownout.js';
+import { type RegionClient, RegionUnavailable, type RequestKind } from './client.js';
 import type { QueueMirror } from './mirror.js';
 
 type Input = Record<string, unknown>;
@@ -17,10 +20,39 @@ export interface RegionOptions {
   readonly breaker: BreakerOptions;
   /** How long a probe may take. */
   readonly probeTimeoutMs: number;
+  /** How long a small live request may take; a large one gets what its bytes need on the link on top. */
+  readonly requestTimeoutMs: number;
+  /** The path to the region, learnt from the probe, live requests and transfers. */
+  readonly link: LinkEstimates;
   readonly metrics: MetricsRecorder;
   readonly logger: Logger;
   readonly clock?: () => number;
 }
+
+/** The region refuses the edge's own credentials (or its clock): the edge cannot act there until an operator acts. */
+export interface IdentityProblem {
+  readonly code: string;
+  readonly message: string;
+  readonly since: number;
+}
+
+/** What a request is, for judging its failure: whom it concerns, and whether its failure says the region is away. */
+interface RequestFacts {
+  /** The queue it concerns, or its action when it concerns none: brownouts are told across these. */
+  readonly source: string;
+  /** Small enough that its timeout says the region did not answer, not that its bytes were slow. */
+  readonly small: boolean;
+  /** The probe: any failure of it says the region is away. */
+  readonly probe?: boolean;
+}
+
+/** The tag on a queue the edge created again in the region, with when. */
+export const RECREATED_TAG = 'holdfast:recreated-by-edge';
+
+// A request this small is answered within the live timeout on the thinnest link, or the region is away.
+const SMALL_REQUEST_BYTES = 65_536;
+// A brownout: half of 10 requests or more over 10 s failed, on two queues or more.
+const BROWNOUT = { windowMs: 10_000, failureShare: 0.5, minimumRequests: 10, minimumSources: 2 };
 
 /**
  * The region as the edge sees it, in one face: its SQS client, the circuit breaker every request
@@ -35,6 +67,10 @@ export class Region {
   lastSuccessAt: number | undefined;
   lastFailureAt: number | undefined;
   lastFailure: string | undefined;
+  /** Set while the region refuses the edge's credentials; cleared by the next request it takes. */
+  identityProblem: IdentityProblem | undefined;
+  private readonly identityListeners: Array<(problem: IdentityProblem) => void> = [];
+  private readonly brownout: BrownoutDetector;
   private readonly client: RegionClient;
   private readonly mirror: QueueMirror;
   private readonly breaker: CircuitBreakerPolicy;
@@ -47,11 +83,17 @@ export class Region {
     this.name = options.client.region;
     this.clock = options.clock ?? Date.now;
     this.breaker = regionBreaker(options.breaker);
+    this.brownout = new BrownoutDetector({ ...BROWNOUT, clock: this.clock });
   }
 
   /** Calls `listener` with the cause each time the breaker opens. */
   onBreak(listener: (cause: string) => void): void {
     this.breaker.onBreak((reason) => listener('error' in reason ? (reason.error as Error).message : 'the breaker was opened'));
+  }
+
+  /** Calls `listener` each time the region refuses the edge's credentials. */
+  onIdentityRefused(listener: (problem: IdentityProblem) => void): void {
+    this.identityListeners.push(listener);
   }
 
   get breakerState(): 'closed' | 'open' | 'half-open' | 'isolated' {
@@ -63,35 +105,84 @@ export class Region {
   }
 
   /**
-   * Runs a request to the region through the breaker: its failures (RegionUnavailable) count
-   * towards opening it; while it is open, the request fails at once with RegionUnavailable.
+   * Runs a request to the region through the breaker. What counts towards opening it (and so
+   * taking the edge offline) is what says the region is away: it cannot be reached, a probe or a
+   * small request timed out, or requests fail across queues (a brownout). A throttled queue, a
+   * large request slow on a thin link, or one client's request the region cannot answer are that
+   * request's failure alone. While the breaker is open, a request fails at once.
    */
-  async execute<T>(work: () => Promise<T>): Promise<T> {
+  private async guarded<T>(work: () => Promise<T>, facts: RequestFacts): Promise<T> {
     try {
-      const result = await this.breaker.execute(work);
-      this.lastSuccessAt = this.clock();
+      const result = await this.breaker.execute(async () => {
+        try {
+          return await work();
+        } catch (error) {
+          if (error instanceof RegionUnavailable && this.isOutage(error, facts)) throw new OutageSignal(error);
+          throw error;
+        }
+      });
+      this.answered(facts.source);
       return result;
-    } catch (error) {
-      if (error instanceof BrokenCircuitError) throw new RegionUnavailable('the region is cut off (circuit open)', false, { cause: error });
-      if (error instanceof RegionUnavailable) {
-        this.lastFailureAt = this.clock();
-        this.lastFailure = error.message;
-      }
+    } catch (caught) {
+      if (caught instanceof BrokenCircuitError) throw new RegionUnavailable('the region is cut off (circuit open)', 'unreachable', false, { cause: caught });
+      const error = caught instanceof OutageSignal ? caught.failure : caught;
+      if (error instanceof RegionUnavailable) this.failed(error);
+      else if (error instanceof SqsError) this.answered(facts.source);
       throw error;
     }
   }
 
-  /** The breaker's test of the region: a cheap request through it. */
-  probe(): Promise<void> {
-    return this.execute(() => this.ask(this.options.probeTimeoutMs));
+  /** Whether a failure says the region is away (see `guarded`); the brownout detector hears of every one. */
+  private isOutage(error: RegionUnavailable, facts: RequestFacts): boolean {
+    if (error.answered) this.brownout.record(facts.source, true);
+    switch (error.kind) {
+      case 'identity':
+        return false;
+      case 'unreachable':
+        return true;
+      case 'timeout':
+        return facts.small || facts.probe === true;
+      default:
+        return facts.probe === true || this.brownout.regionWide();
+    }
   }
 
-  /** Whether the region answers at all within `timeoutMs`, outside the breaker (at start). */
-  answers(timeoutMs: number): Promise<boolean> {
-    return this.ask(timeoutMs).then(
-      () => true,
-      () => false,
-    );
+  /** The region answered (the client's own errors included): it is there, and takes the edge's credentials. */
+  private answered(source: string): void {
+    this.lastSuccessAt = this.clock();
+    this.brownout.record(source, false);
+    if (this.identityProblem) {
+      this.options.logger.info({ code: this.identityProblem.code }, 'the region takes the edge\'s credentials again');
+      this.identityProblem = undefined;
+    }
+  }
+
+  private failed(error: RegionUnavailable): void {
+    this.lastFailureAt = this.clock();
+    this.lastFailure = error.message;
+    if (error.kind !== 'identity') return;
+    const code = error.answer?.code ?? 'AccessDenied';
+    const problem = { code, message: error.message, since: this.identityProblem?.since ?? this.clock() };
+    this.identityProblem = problem;
+    for (const listener of this.identityListeners) listener(problem);
+  }
+
+  /** The breaker's test of the region: a cheap request through it; its round trip is the path's. */
+  async probe(): Promise<void> {
+    const started = this.clock();
+    await this.guarded(() => this.ask(this.options.probeTimeoutMs), { source: 'probe', small: true, probe: true });
+    this.options.link.noteRoundTrip(this.clock() - started);
+  }
+
+  /** Whether the region answers at all within `timeoutMs`, outside the breaker (at start); why not, if not. */
+  async reachable(timeoutMs: number): Promise<{ readonly reachable: true } | { readonly reachable: false; readonly reason: string }> {
+    try {
+      await this.ask(timeoutMs);
+      return { reachable: true };
+    } catch (error) {
+      if (error instanceof RegionUnavailable) this.failed(error);
+      return { reachable: false, reason: error instanceof Error ? error.message : String(error) };
+    }
   }
 
   /**
@@ -110,7 +201,14 @@ export class Region {
       if (typeof input[key] === 'string') request[key] = this.mirror.toUpstreamArn(input[key]);
     }
     this.options.metrics.requestCarriedOut(action, 'upstream');
-    const output = await this.execute(() => this.client.call(action, request, options.signal));
+    const kind: RequestKind = action === 'ReceiveMessage' && Number(input.WaitTimeSeconds ?? 0) > 0 ? 'long-poll' : 'live';
+    const bytes = requestBytes(action, input);
+    const small = bytes < SMALL_REQUEST_BYTES;
+    // A large send is given what its bytes need on the link on top of the usual time.
+    const timeoutMs = kind === 'live' && !small ? this.options.requestTimeoutMs + 2 * this.options.link.transferMs(bytes) : undefined;
+    const started = this.clock();
+    const output = await this.guarded(() => this.client.call(action, request, { kind, signal: options.signal, timeoutMs }), { source: name ?? action, small: small && kind === 'live' });
+    if (kind === 'live' && small) this.options.link.noteLive(this.clock() - started);
     const answer = this.toEdge(action, output, options.baseUrl);
     if (name !== undefined) await this.keepMirror(action, name, output);
     return answer;
@@ -134,14 +232,40 @@ export class Region {
     if (known) return known;
     let url: string;
     try {
-      url = (await this.execute(() => this.client.call('GetQueueUrl', { QueueName: name }))).QueueUrl as string;
+      url = (await this.guarded(() => this.client.call('GetQueueUrl', { QueueName: name }, { kind: 'live' }), { source: name, small: true })).QueueUrl as string;
     } catch (error) {
       const Attributes = this.mirror.createWith(name);
       if (!(Attributes && error instanceof SqsError && error.code === 'QueueDoesNotExist')) throw error;
-      url = (await this.execute(() => this.client.call('CreateQueue', { QueueName: name, Attributes }))).QueueUrl as string;
+      url = (await this.guarded(() => this.client.call('CreateQueue', { QueueName: name, Attributes }, { kind: 'live' }), { source: name, small: true })).QueueUrl as string;
       this.options.logger.info({ queue: name }, 'created in the region a queue the edge created or was told of');
     }
     this.mirror.link(name, url);
+    return this.mirror.upstreamUrl(name)!;
+  }
+
+  /**
+   * Creates again in the region a queue it lost (a stack redeployed, a queue deleted by hand, an
+   * emulator restarted) from the edge's copy, its dead-letter queue first when that is gone too;
+   * tagged so that an operator can tell. Returns its new URL in the region. Throws the region's
+   * refusal (AccessDenied, say) as it came.
+   */
+  async recreate(name: string, visiting = new Set<string>()): Promise<string> {
+    visiting.add(name);
+    const Attributes = this.mirror.recreateWith(name);
+    if (!Attributes) throw new SqsError('QueueDoesNotExist', `The queue ${name} is not known at the edge either.`);
+    const deadLetter = this.mirror.deadLetterOf(Attributes);
+    if (deadLetter && !visiting.has(deadLetter)) {
+      try {
+        await this.guarded(() => this.client.call('GetQueueUrl', { QueueName: deadLetter }, { kind: 'live' }), { source: deadLetter, small: true });
+      } catch (error) {
+        if (!(error instanceof SqsError && error.code === 'QueueDoesNotExist')) throw error;
+        await this.recreate(deadLetter, visiting);
+      }
+    }
+    const tags = { [RECREATED_TAG]: new Date(this.clock()).toISOString() };
+    const url = (await this.guarded(() => this.client.call('CreateQueue', { QueueName: name, Attributes, tags }, { kind: 'live' }), { source: name, small: true })).QueueUrl as string;
+    this.mirror.link(name, url);
+    this.options.logger.warn({ queue: name, tag: RECREATED_TAG }, 'the region had lost a queue the edge holds messages for: created it again from the edge\'s copy');
     return this.mirror.upstreamUrl(name)!;
   }
 
@@ -155,25 +279,41 @@ export class Region {
     const url = await this.resolve(name);
     const attributes = regionAttributes?.QueueArn
       ? regionAttributes
-      : ((await this.execute(() => this.client.call('GetQueueAttributes', { QueueUrl: url, AttributeNames: ['All'] }))).Attributes as Record<string, string>);
+      : ((await this.guarded(() => this.client.call('GetQueueAttributes', { QueueUrl: url, AttributeNames: ['All'] }, { kind: 'live' }), { source: name, small: true }))
+          .Attributes as Record<string, string>);
     const deadLetter = this.mirror.deadLetterOf(attributes);
     if (deadLetter && !visiting.has(deadLetter) && !this.mirror.hasLocally(deadLetter)) await this.refreshMirror(deadLetter, undefined, visiting);
     await this.mirror.apply(name, attributes);
   }
 
-  /** Hands messages to a queue of the region (the replay): SendMessageBatch to the region's URL. */
-  async sendBatch(url: string, entries: readonly Input[], signal: AbortSignal): Promise<Output> {
-    return this.execute(() => this.client.call('SendMessageBatch', { QueueUrl: url, Entries: entries }, signal));
+  /**
+   * Hands messages to a queue of the region (the replay): SendMessageBatch to the region's URL, in
+   * the transfer pool, outside the breaker: a batch that times out or is throttled is congestion
+   * on the way back, which the replay's congestion control answers, not a sign the region is away.
+   */
+  async sendBatch(url: string, entries: readonly Input[], options: { readonly signal: AbortSignal; readonly timeoutMs: number }): Promise<Output> {
+    try {
+      const output = await this.client.call('SendMessageBatch', { QueueUrl: url, Entries: entries }, { kind: 'transfer', ...options });
+      this.lastSuccessAt = this.clock();
+      return output;
+    } catch (error) {
+      if (error instanceof RegionUnavailable) this.failed(error);
+      throw error;
+    }
   }
 
   destroy(): void {
     this.client.destroy();
   }
 
-  /** A cheap call any principal may make; a refusal (access denied) proves the region answers too. */
+  /**
+   * A cheap call any principal may make. A refusal of the client's kind proves the region answers,
+   * except AccessDenied: the edge's own identity may not even list queues, so it cannot act there.
+   */
   private async ask(timeoutMs: number): Promise<void> {
-    await this.client.call('ListQueues', { MaxResults: 1 }, undefined, timeoutMs).catch((error: unknown) => {
+    await this.client.call('ListQueues', { MaxResults: 1 }, { kind: 'probe', timeoutMs }).catch((error: unknown) => {
       if (!(error instanceof SqsError)) throw error;
+      if (/^AccessDenied/.test(error.code)) throw new RegionUnavailable(`the region refuses the edge's credentials: ${error.code} (${error.message})`, 'identity', false, { cause: error, answer: error });
     });
   }
 
@@ -230,4 +370,13 @@ export function queueNameOf(input: Input): string {
   const parsed = typeof input.QueueUrl === 'string' ? parseQueueUrl(input.QueueUrl) : undefined;
   if (!parsed) throw new SqsError(input.QueueUrl === undefined ? 'MissingParameter' : 'QueueDoesNotExist', input.QueueUrl === undefined ? 'The request must contain the parameter QueueUrl.' : 'The specified queue does not exist.');
   return parsed.name;
+}
+
+/** The bytes a request carries that matter on a thin link: the messages of a send. */
+function requestBytes(action: string, input: Input): number {
+  if (action === 'SendMessage') return payloadSize(input.MessageBody, input.MessageAttributes);
+  if (action === 'SendMessageBatch' && Array.isArray(input.Entries)) {
+    return (input.Entries as Input[]).reduce((sum, entry) => sum + payloadSize(entry.MessageBody, entry.MessageAttributes), 0);
+  }
+  return 0;
 }

@@ -4,13 +4,17 @@ import type { ReplayMessage } from './store.js';
 export const BATCH_ENTRIES = 10;
 const BATCH_BYTES = 1_048_576;
 
-/** Splits taken messages into batches the region takes: at most 10 and 1 MiB each, in order. */
-export function bySize(messages: readonly ReplayMessage[]): ReplayMessage[][] {
+/**
+ * Splits taken messages into batches, in order: at most 10 and `maxBytes` each (within SQS's
+ * 1 MiB); a message larger than `maxBytes` goes alone.
+ */
+export function bySize(messages: readonly ReplayMessage[], maxBytes = BATCH_BYTES): ReplayMessage[][] {
+  const limit = Math.min(maxBytes, BATCH_BYTES);
   const batches: ReplayMessage[][] = [];
   let current: ReplayMessage[] = [];
   let bytes = 0;
   for (const message of messages) {
-    if (current.length > 0 && (current.length === BATCH_ENTRIES || bytes + message.size > BATCH_BYTES)) {
+    if (current.length > 0 && (current.length === BATCH_ENTRIES || bytes + message.size > limit)) {
       batches.push(current);
       current = [];
       bytes = 0;

@@ -1,7 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { MetricsRecorder } from '../../observability/metrics.js';
+import { RepeatedLog } from '../../repeated-log.js';
 import { SqsError } from '../../sqs/errors.js';
+import { CongestionWindow, type Transfer, type TransferOutcome } from '../link/congestion.js';
+import type { LinkEstimates } from '../link/estimates.js';
 import type { LocalQueues } from '../local-queues.js';
 import type { ModeMachine } from '../mode.js';
 import { RegionUnavailable } from '../region/client.js';
@@ -13,34 +16,52 @@ import type { ReplayMessage, ReplayStore } from './store.js';
 export interface ReplayOptions {
   /** Messages per second handed to the region at most, all queues together. */
   readonly ratePerSecond: number;
-  /** Batches in flight per queue; a FIFO group is never in two at once (it is locked while taken). */
+  /** Bytes per second handed to the region at most, all queues together; none when absent. */
+  readonly bytesPerSecond?: number;
+  /** Batches in flight at most, all queues together: the ceiling of the congestion window. */
   readonly concurrency: number;
+  /** The least time a batch is given (the live requests' timeout). */
+  readonly minTimeoutMs: number;
 }
 
 export interface QueueReplay {
   replayed: number;
   /** Messages the region refused for good (the client's fault), kept at the edge. */
   refused: number;
+  /** FIFO messages sent again after SQS's deduplication interval: the region may hold them twice. */
+  possiblyDuplicated: number;
   lastError: string | undefined;
+  /** Why the queue's replay waits, when it does (the region lacks the queue and refuses to create it...). */
+  parked: { readonly reason: string; readonly until: number } | undefined;
 }
 
 export interface ReplayerParts {
   readonly store: ReplayStore;
   readonly local: Pick<LocalQueues, 'queues' | 'storedMessages'>;
-  readonly region: Pick<Region, 'resolve' | 'sendBatch'>;
+  readonly region: Pick<Region, 'resolve' | 'sendBatch' | 'recreate'>;
   readonly mode: Pick<ModeMachine, 'mode' | 'replayDone'>;
+  readonly link: LinkEstimates;
+  /** Whether a queue's replay must wait (for the sync of the fallback agents' work it depends on). */
+  readonly mayReplay: (queueName: string) => boolean;
+  /** A queue's replay priority: higher goes first when the path has room for only some. */
+  readonly priorityOf: (queueName: string) => number;
   readonly metrics: MetricsRecorder;
   readonly logger: Logger;
   readonly clock?: () => number;
 }
 
-// How long a message taken for replay stays invisible at the edge: the time a batch may take.
-const TAKEN_FOR_SECONDS = 60;
+// How long a message taken for replay stays invisible at the edge: longer than it may wait for room
+// on the path. A crash gives it back at the next start (the lease), whatever is left of this.
+const TAKEN_FOR_SECONDS = 900;
 // A message the region refused for good is set aside this long before it is tried again.
 const REFUSED_FOR_SECONDS = 3600;
+// A queue whose replay the region refuses (it cannot create the queue, say) is tried again after this.
+const PARKED_FOR_MS = 5 * 60_000;
 // Without a wake-up, queues are looked at again this often (messages in flight at the edge may have become visible).
 const IDLE_LOOK_MS = 1000;
 const RATE_WINDOW_MS = 10_000;
+// SQS drops a FIFO message's twin only within 5 minutes of the first; a margin for clocks and transit.
+const DEDUPLICATION_SAFE_MS = 4.5 * 60_000;
 
 interface SendAnswer {
   Successful?: Array<{ Id: string }>;
@@ -56,24 +77,37 @@ interface SendAnswer {
  * acknowledged it: the edge's store is the durable cursor, and a crash or a new outage in the
  * middle resumes where it stopped. Messages in flight at the edge are left alone until deleted
  * (never replayed) or visible again (replayed).
+ *
+ * The way back is a congestion-controlled transfer (link/congestion.ts): batches in flight and
+ * their size follow what the path and the region take, live requests go first, the operator's
+ * caps bound it, and higher-priority queues get room first. A batch that got no answer is sent
+ * again with the same ids only once its earlier attempt is surely over; a FIFO message that could
+ * not be sent again within the deduplication interval is counted as possibly duplicated.
  */
 export class Replayer {
   private readonly rate: ReplayRate;
+  readonly window: CongestionWindow;
   private readonly perQueue = new Map<string, QueueReplay>();
   private readonly recent: Array<{ at: number; count: number; queue: string }> = [];
   private readonly clock: () => number;
+  private readonly log: RepeatedLog;
+  /** Messages of an unanswered batch, held back until their attempt is surely over. */
+  private readonly heldBack = new WeakSet<ReplayMessage>();
   private running: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private stopping = new AbortController();
   replayed = 0;
+  possiblyDuplicated = 0;
   lastError: string | undefined;
 
   constructor(
     private readonly parts: ReplayerParts,
-    private readonly options: ReplayOptions,
+    options: ReplayOptions,
   ) {
     this.clock = parts.clock ?? Date.now;
-    this.rate = new ReplayRate(options.ratePerSecond, this.clock);
+    this.rate = new ReplayRate({ messagesPerSecond: options.ratePerSecond, bytesPerSecond: options.bytesPerSecond, clock: this.clock });
+    this.window = new CongestionWindow({ maxWindow: options.concurrency, estimates: parts.link, minTimeoutMs: options.minTimeoutMs, clock: this.clock });
+    this.log = new RepeatedLog(parts.logger, undefined, this.clock);
   }
 
   /** Replays whenever the region is there (online or replaying) and the edge holds messages. */
@@ -97,6 +131,13 @@ export class Replayer {
     return this.perQueue.get(name);
   }
 
+  /** Why a queue's replay waits now, if it does. */
+  waitReason(name: string): string | undefined {
+    if (!this.parts.mayReplay(name)) return 'the sync of the fallback agents\' work, which its tasks depend on';
+    const parked = this.perQueue.get(name)?.parked;
+    return parked && parked.until > this.clock() ? parked.reason : undefined;
+  }
+
   /** Whether a send to this queue must go behind messages the edge still holds for it. */
   holdsBacklog(name: string): boolean {
     return this.parts.local.storedMessages(name) > 0;
@@ -118,16 +159,18 @@ export class Replayer {
       }
       let progressed: boolean[];
       try {
-        const queues = local.queues
+        const backlogged = local.queues
           .all()
           .map((queue) => queue.name)
           .filter((name) => local.storedMessages(name) > 0);
-        if (queues.length === 0) {
+        if (backlogged.length === 0) {
           mode.replayDone();
           await this.idle(IDLE_LOOK_MS);
           continue;
         }
-        progressed = await Promise.all(queues.map((name) => this.replayQueue(name, signal)));
+        const now = this.clock();
+        const ready = backlogged.filter((name) => this.parts.mayReplay(name) && !((this.perQueue.get(name)?.parked?.until ?? 0) > now));
+        progressed = await Promise.all(ready.map((name) => this.replayQueue(name, signal)));
       } catch (error) {
         // The local store failed (a full disk, the database closing): what was taken stays at the
         // edge, visible again after its visibility timeout or a restart; the loop goes on.
@@ -146,16 +189,26 @@ export class Replayer {
     await sleep(ms, undefined, { signal: AbortSignal.any([woken.signal, this.stopping.signal]) }).catch(() => {});
   }
 
+  private progressOf(name: string): QueueReplay {
+    let progress = this.perQueue.get(name);
+    if (!progress) {
+      progress = { replayed: 0, refused: 0, possiblyDuplicated: 0, lastError: undefined, parked: undefined };
+      this.perQueue.set(name, progress);
+    }
+    return progress;
+  }
+
   /**
-   * Replays what is visible of one queue now, with `concurrency` batches in flight; whether any
-   * went. Each worker keeps the edge's own work off the round trip to the region: it takes its next
-   * messages while a batch is on its way, and deletes what the region acknowledged while the next
-   * batch goes out. A FIFO group stays locked while its messages are taken and until their delete
-   * is committed, so no later take overtakes them.
+   * Replays what is visible of one queue now, with as many workers as the window may ever allow;
+   * whether any went. A worker first waits for room in the window, then takes its messages, so
+   * that nothing is taken from the edge's store to wait for room. It keeps the edge's own work off
+   * the round trip to the region: it takes its next messages while a batch is on its way, and
+   * deletes what the region acknowledged while the next batch goes out. A FIFO group stays locked
+   * while its messages are taken and until their delete is committed, so no later take overtakes them.
    */
   private async replayQueue(name: string, signal: AbortSignal): Promise<boolean> {
-    const progress = this.perQueue.get(name) ?? { replayed: 0, refused: 0, lastError: undefined };
-    this.perQueue.set(name, progress);
+    const progress = this.progressOf(name);
+    progress.parked = undefined;
     let url: string;
     try {
       url = await this.parts.region.resolve(name);
@@ -163,43 +216,54 @@ export class Replayer {
       this.failed(progress, name, error);
       return false;
     }
+    const priority = this.parts.priorityOf(name);
     let sent = 0;
     const worker = async () => {
       const deletes: Array<Promise<void>> = [];
-      let next: Promise<ReplayMessage[]> | undefined = this.take(name);
+      let next: Promise<ReplayMessage[]> | undefined;
       try {
-        while (next) {
-          const taken = await next;
+        for (;;) {
+          let room = await this.window.acquire(priority, signal).catch(() => undefined);
+          if (!room) return;
+          const taken = await (next ?? this.take(name)).catch((error: unknown) => {
+            room!.finish('refused');
+            throw error;
+          });
           next = undefined;
-          if (taken.length === 0) return;
-          if (signal.aborted || this.parts.mode.mode === 'offline') {
+          if (taken.length === 0 || signal.aborted || this.parts.mode.mode === 'offline' || progress.parked) {
+            room.finish('refused');
             await this.giveBack(name, taken);
             return;
           }
           next = this.take(name);
           const finished = new Set<ReplayMessage>();
-          for (const batch of bySize(taken)) {
-            await this.rate.take(batch.length, signal);
-            const { done, deleted } = await this.hand(name, url, batch, progress);
-            deletes.push(deleted);
-            for (const message of done) finished.add(message);
+          for (const batch of bySize(taken, this.window.batchBytes())) {
+            room ??= await this.window.acquire(priority, signal).catch(() => undefined);
+            if (!room) break;
+            const handed = await this.hand(name, url, batch, room, progress);
+            room = undefined;
+            if (!handed) break;
+            deletes.push(handed.deleted);
+            url = handed.url;
+            for (const message of handed.done) finished.add(message);
             // The rest waits: a later batch must not overtake what this one could not hand over.
-            if (done.length < batch.length) break;
+            if (handed.done.length < batch.length) break;
           }
+          room?.finish('refused');
           sent += finished.size;
           if (finished.size < taken.length) {
-            // What was not handed over goes back, in order, for the next round.
-            await this.giveBack(name, taken.filter((message) => !finished.has(message)));
+            // What was not handed over (nor held back after an unanswered attempt) goes back, in order, for the next round.
+            await this.giveBack(name, taken.filter((message) => !finished.has(message) && !this.heldBack.has(message)));
             return;
           }
         }
       } finally {
-        // Messages taken ahead and not sent go back now, not when their visibility runs out.
-        if (next) await this.giveBack(name, await next);
+        // Messages taken ahead and not sent go back now, not when their lease runs out.
+        if (next) await this.giveBack(name, await next.catch(() => []));
         await Promise.all(deletes);
       }
     };
-    await Promise.all(Array.from({ length: this.options.concurrency }, worker));
+    await Promise.all(Array.from({ length: this.window.maxSize }, worker));
     return sent > 0;
   }
 
@@ -211,28 +275,48 @@ export class Replayer {
   }
 
   /**
-   * Sends one batch to the region; the messages done with (acknowledged, or refused for good and
-   * set aside), and the delete at the edge of those the region acknowledged, under way.
+   * Sends one batch to the region in the room it was given, once the operator's caps allow; the
+   * messages done with (acknowledged, or refused for good and set aside), the delete at the edge
+   * of those the region acknowledged, under way, and the queue's URL in the region (new if it had
+   * to be created again). Undefined when the batch did not go out or got no usable answer.
    */
-  private async hand(name: string, url: string, batch: ReplayMessage[], progress: QueueReplay): Promise<{ done: ReplayMessage[]; deleted: Promise<void> }> {
+  private async hand(
+    name: string,
+    url: string,
+    batch: ReplayMessage[],
+    room: Transfer,
+    progress: QueueReplay,
+  ): Promise<{ done: ReplayMessage[]; deleted: Promise<void>; url: string } | undefined> {
+    const signal = this.stopping.signal;
+    const bytes = batch.reduce((sum, message) => sum + message.size, 0);
+    await this.rate.take(batch.length, bytes, signal);
+    if (signal.aborted) {
+      room.finish('refused');
+      return undefined;
+    }
+    const transfer = room;
+    const timeoutMs = transfer.begin(bytes);
     const entries = batch.map((message, index) => replayEntry(message, `m${index}`));
     let answer: SendAnswer;
+    let outcome: TransferOutcome = 'delivered';
     try {
-      answer = (await this.parts.region.sendBatch(url, entries, this.stopping.signal)) as SendAnswer;
+      answer = (await this.parts.region.sendBatch(url, entries, { signal, timeoutMs })) as SendAnswer;
     } catch (error) {
+      transfer.finish(error instanceof RegionUnavailable ? (error.kind === 'throttled' ? 'throttled' : error.kind === 'timeout' ? 'timeout' : 'failed') : 'refused');
+      if (error instanceof SqsError && error.code === 'QueueDoesNotExist') {
+        const recreated = await this.recreate(name, progress);
+        return recreated === undefined ? undefined : { done: [], deleted: Promise.resolve(), url: recreated };
+      }
       this.failed(progress, name, error);
-      if (error instanceof RegionUnavailable && /throttl/i.test(error.message)) this.rate.throttled();
-      return { done: [], deleted: Promise.resolve() };
+      if (error instanceof RegionUnavailable && error.maybeDone && !signal.aborted) await this.holdBack(name, batch);
+      else if (error instanceof SqsError) this.park(progress, name, `the region refuses this queue's messages: ${error.code} (${error.message})`);
+      return undefined;
     }
     const byId = (id: string) => batch[Number(id.slice(1))]!;
     const handed = (answer.Successful ?? []).map((entry) => byId(entry.Id));
-    let deleted = Promise.resolve();
-    if (handed.length > 0) {
-      deleted = this.parts.store.handedOver(name, handed).then(() => this.count(name, progress, handed.length));
-      // Awaited by the worker; until then a failure must not count as unhandled.
-      deleted.catch(() => {});
-      this.rate.accepted();
-    }
+    const deleted = handed.length > 0 ? this.parts.store.handedOver(name, handed).then(() => this.count(name, progress, handed)) : Promise.resolve();
+    // Awaited by the worker; until then a failure must not count as unhandled.
+    deleted.catch(() => {});
     const refused: ReplayMessage[] = [];
     for (const failure of answer.Failed ?? []) {
       if (failure.SenderFault) {
@@ -242,27 +326,68 @@ export class Replayer {
         progress.refused += 1;
         this.failed(progress, name, new Error(`the region refused message ${message.messageId}: ${failure.Code} ${failure.Message ?? ''}`));
       } else if (/throttl/i.test(failure.Code)) {
-        this.rate.throttled();
+        outcome = 'throttled';
       }
     }
+    transfer.finish(outcome);
     await this.giveBack(name, refused, REFUSED_FOR_SECONDS);
-    return { done: [...handed, ...refused], deleted };
+    return { done: [...handed, ...refused], deleted, url };
   }
 
-  /** Gives taken messages back to the edge's store, visible after `seconds`; a failure leaves them to their visibility timeout. */
+  /**
+   * A batch got no answer (or a server error): the region may have taken it. Its messages are sent
+   * again with the same ids, but only once the attempt is surely over (after a quiet time the
+   * length of the slowest transfers lately), so that two attempts of one message are never on
+   * their way at once; and the time of the first attempt is kept for the deduplication interval.
+   */
+  private async holdBack(name: string, batch: ReplayMessage[]): Promise<void> {
+    for (const message of batch) this.heldBack.add(message);
+    await this.parts.store.unanswered(batch).catch((error: unknown) => this.parts.logger.warn({ queue: name, err: error }, 'cannot record an unanswered replay batch'));
+    await this.giveBack(name, batch, Math.ceil(this.window.quietMs() / 1000));
+  }
+
+  /** The region lost the queue: it is created again from the edge's copy, or the queue's replay is parked with why. */
+  private async recreate(name: string, progress: QueueReplay): Promise<string | undefined> {
+    try {
+      return await this.parts.region.recreate(name);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.park(progress, name, `the region lacks this queue and the edge cannot create it again: ${reason}`);
+      return undefined;
+    }
+  }
+
+  private park(progress: QueueReplay, name: string, reason: string): void {
+    progress.parked = { reason, until: this.clock() + PARKED_FOR_MS };
+    progress.lastError = reason;
+    this.lastError = `${name}: ${reason}`;
+    this.log.log('error', `${name}:parked`, { queue: name, retryInSeconds: PARKED_FOR_MS / 1000 }, `the replay of ${name} waits: ${reason}`);
+  }
+
+  /** Gives taken messages back to the edge's store, visible after `seconds`; a failure leaves them to their lease. */
   private async giveBack(name: string, messages: ReplayMessage[], seconds = 0): Promise<void> {
     await this.parts.store.giveBack(name, messages, seconds).catch((error: unknown) => {
-      this.parts.logger.warn({ queue: name, err: error }, 'cannot make messages taken for replay visible again; they will be when their visibility times out');
+      this.parts.logger.warn({ queue: name, err: error }, 'cannot make messages taken for replay visible again; they will be when their lease ends');
     });
   }
 
-  private count(queue: string, progress: QueueReplay, count: number): void {
-    if (count === 0) return;
-    progress.replayed += count;
-    this.replayed += count;
-    this.parts.metrics.messagesReplayed(queue, count);
+  private count(queue: string, progress: QueueReplay, handed: ReplayMessage[]): void {
     const now = this.clock();
-    this.recent.push({ at: now, count, queue });
+    // A FIFO message first sent (maybe taken) more than the deduplication interval ago may now be in the region twice.
+    const late = handed.filter((message) => message.groupId !== undefined && message.mayBeInRegionSince !== undefined && now - message.mayBeInRegionSince > DEDUPLICATION_SAFE_MS);
+    if (late.length > 0) {
+      progress.possiblyDuplicated += late.length;
+      this.possiblyDuplicated += late.length;
+      this.parts.metrics.messagesPossiblyDuplicated(queue, late.length);
+      this.parts.logger.warn(
+        { queue, messageIds: late.map((message) => message.messageId), count: late.length },
+        'FIFO messages replayed more than 5 minutes after an unanswered attempt: the region may hold them twice (its deduplication interval had passed)',
+      );
+    }
+    progress.replayed += handed.length;
+    this.replayed += handed.length;
+    this.parts.metrics.messagesReplayed(queue, handed.length);
+    this.recent.push({ at: now, count: handed.length, queue });
     while (this.recent.length > 0 && this.recent[0]!.at < now - RATE_WINDOW_MS) this.recent.shift();
   }
 
@@ -271,6 +396,7 @@ export class Replayer {
     progress.lastError = message;
     this.lastError = `${name}: ${message}`;
     const level = error instanceof RegionUnavailable || error instanceof SqsError ? 'warn' : 'error';
-    this.parts.logger[level]({ queue: name, err: error }, 'replay of a batch failed; its messages stay at the edge');
+    const cause = error instanceof RegionUnavailable ? error.kind : error instanceof SqsError ? error.code : 'error';
+    this.log.log(level, `${name}:${cause}`, { queue: name, err: error }, 'replay of a batch failed; its messages stay at the edge');
   }
 }

@@ -12,6 +12,8 @@ import type { LocalQueues } from '../local-queues.js';
 // Messages the replay took and has not handed to the region yet: after a crash they are made
 // visible again at start, instead of waiting out their visibility timeout. A message deleted (handed
 // over, purged, expired) ends its lease.
+// Messages the replay sent without learning whether the region took them (no answer, a server
+// error), since when: sent again, the region's deduplication drops the twin only within 5 minutes.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS replay_leases (
   id INTEGER PRIMARY KEY
@@ -19,10 +21,19 @@ CREATE TABLE IF NOT EXISTS replay_leases (
 CREATE TRIGGER IF NOT EXISTS message_states_end_leases AFTER DELETE ON message_states BEGIN
   DELETE FROM replay_leases WHERE id = old.id;
 END;
+CREATE TABLE IF NOT EXISTS replay_attempts (
+  id INTEGER PRIMARY KEY,
+  first_unanswered_at INTEGER NOT NULL
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS message_states_end_attempts AFTER DELETE ON message_states BEGIN
+  DELETE FROM replay_attempts WHERE id = old.id;
+END;
 `;
 
 /** A message taken for the replay: what the region is sent, as it was sent to the edge. */
 export interface ReplayMessage {
+  /** Its row at the edge. */
+  readonly id: number;
   readonly messageId: string;
   readonly body: string;
   readonly attributes: MessageAttributes | undefined;
@@ -32,6 +43,11 @@ export interface ReplayMessage {
   readonly deduplicationId: string | undefined;
   /** What it counts toward a batch's 1 MiB: body and attributes. */
   readonly size: number;
+  /**
+   * When the region may first have taken it without the edge learning so: a replay batch that got
+   * no answer, or the client's send the message was held for. Undefined: never sent before.
+   */
+  readonly mayBeInRegionSince: number | undefined;
   /** The receipt of this take, which hands it over or gives it back. */
   readonly receipt: string;
 }
@@ -60,11 +76,14 @@ export class ReplayStore {
       if (anyHeld) context.messages.offerHeld(queue, queue.fifo ? 1 : limit, context.now);
       const { messages } = takeMessages(context, { queue, limit, visibleFor: leaseSeconds * 1000, attemptId: undefined, deadLetters: false });
       if (anyHeld) context.messages.holdUntaken(queue, context.now);
+      const statements = this.leases(context.db);
       return messages.map((message) => {
-        this.leases(context.db).take.run(message.id);
+        statements.take.run(message.id);
         const content = context.messages.content(message);
+        const attempt = statements.attempt.get({ id: message.id })!;
         const attributes = content.attributes === null ? undefined : (JSON.parse(content.attributes) as MessageAttributes);
         return {
+          id: message.id,
           messageId: content.message_id,
           body: content.body,
           attributes,
@@ -72,6 +91,8 @@ export class ReplayStore {
           groupId: message.group_id ?? undefined,
           deduplicationId: content.deduplication_id ?? undefined,
           size: payloadSize(content.body, attributes),
+          // A held message is a client's send the region may have taken when it was stored.
+          mayBeInRegionSince: attempt.unansweredAt ?? (attempt.held === 1 ? content.sent_at : undefined),
           receipt: encodeReceiptHandle({ queueId: queue.id, messageId: message.id, nonce: message.receipt_nonce! }),
         };
       });
@@ -90,6 +111,14 @@ export class ReplayStore {
    */
   giveBack(queueName: string, messages: readonly ReplayMessage[], seconds = 0): Promise<void> {
     return this.eachReceipt(queueName, messages, (context, queue, message) => changeVisibilityOne(context, queue, message.receipt, seconds));
+  }
+
+  /** The region may have taken these messages without answering: remembered, with the first such time. */
+  unanswered(messages: readonly ReplayMessage[]): Promise<void> {
+    return this.engine.transact('', (context) => {
+      const statements = this.leases(context.db);
+      for (const message of messages) statements.unanswered.run(message.id, context.now);
+    });
   }
 
   /**
@@ -142,5 +171,9 @@ function prepare(db: Db) {
     take: db.prepare('INSERT OR IGNORE INTO replay_leases (id) VALUES (?)'),
     all: db.prepare<[], { id: number }>('SELECT id FROM replay_leases'),
     clear: db.prepare('DELETE FROM replay_leases'),
+    attempt: db.prepare<{ id: number }, { unansweredAt: number | null; held: number | null }>(
+      'SELECT (SELECT first_unanswered_at FROM replay_attempts WHERE id = @id) AS unansweredAt, (SELECT 1 FROM replay_holds WHERE id = @id) AS held',
+    ),
+    unanswered: db.prepare('INSERT OR IGNORE INTO replay_attempts (id, first_unanswered_at) VALUES (?, ?)'),
   };
 }
