@@ -95,8 +95,19 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const db = openDatabase(config.dbFile, config.durability, clock);
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const storage = new StorageGuard(config.dbFile, config, logger);
-  const service = new SqsService({ db, storage, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
   const metrics = new Metrics();
+  const service = new SqsService({
+    db,
+    storage,
+    region: config.region,
+    accountId: config.accountId,
+    logger,
+    clock,
+    sweepIntervalMs,
+    // A hybrid edge's store is backlog owed to the region: expiring it loses data, and is loud.
+    expiryLogLevel: config.upstream === undefined ? 'info' : 'warn',
+    expiryRecorder: metrics,
+  });
   // The fallback agents call the shim: its address is known once it listens.
   let listening!: { resolve(connection: ShimConnection): void; reject(error: Error): void };
   const shimConnection = new Promise<ShimConnection>((resolve, reject) => (listening = { resolve, reject }));
@@ -126,7 +137,9 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
       )
     : undefined;
   const backend: SqsBackend = hybrid?.router ?? service;
-  const status: StatusProvider = hybrid ? () => hybrid.status() : standaloneStatus(service, { startedAt, requests: () => metrics.requestsCarriedOut() });
+  const status: StatusProvider = hybrid
+    ? () => hybrid.status()
+    : standaloneStatus(service, { startedAt, requests: () => metrics.requestsCarriedOut(), expired: (queue) => metrics.expiredMessages(queue) });
   const pages = new Map([...operatorPages({ status, metrics }), ...(givenPages ?? [])]);
   const activity = reportActivity(logger, activityIntervalMs);
   const http = createShimServer({

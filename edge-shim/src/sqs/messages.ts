@@ -255,10 +255,15 @@ export class MessageStore {
 
   /** Whether a message is purged or past its retention period, and so must never be returned. */
   isDead(queue: Queue, message: MessageRow, now: number): boolean {
-    return message.epoch !== queue.purgedThrough || message.enqueued_at <= retentionCutoff(queue, now);
+    return message.epoch !== queue.purgedThrough || this.isExpired(queue, message, now);
   }
 
-  /** Messages past their retention period, for the sweeper. */
+  /** Whether a message is past its queue's retention period. */
+  isExpired(queue: Queue, message: MessageRow, now: number): boolean {
+    return message.enqueued_at <= retentionCutoff(queue, now);
+  }
+
+  /** Messages past their retention period (purged or not), for the sweeper. */
   expired(queue: Queue, now: number, limit: number): MessageRow[] {
     return this.statements.expired.all(queue.id, retentionCutoff(queue, now), limit);
   }

@@ -9,7 +9,8 @@ import { DeduplicationStore } from './deduplication.js';
 import { SqsError } from './errors.js';
 import { LongPolls } from './long-polls.js';
 import { payloadSize } from './message-attributes.js';
-import { type MessageCounts, MessageStore } from './messages.js';
+import { type ExpiredByQueue, ExpiryLog, type ExpiryRecorder, addExpired } from './expiry.js';
+import { type MessageCounts, type MessageRow, MessageStore } from './messages.js';
 import { MessageMover } from './move-tasks.js';
 import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
@@ -48,6 +49,10 @@ export interface SqsServiceOptions {
   readonly logger: Logger;
   /** Milliseconds since the epoch; tests pass a clock they can move. */
   readonly clock?: () => number;
+  /** Told of the messages expired, by queue, as they are committed. */
+  readonly expiryRecorder?: ExpiryRecorder;
+  /** The level of the log line for messages expired: warn where expiring loses data owed elsewhere. */
+  readonly expiryLogLevel?: 'info' | 'warn';
   /** How often expired messages, deduplication ids and purged messages are reclaimed. */
   readonly sweepIntervalMs?: number;
 }
@@ -68,6 +73,7 @@ export class SqsService implements SqsBackend {
   private readonly sweeper: Sweeper;
   private readonly mover: MessageMover;
   private readonly clock: () => number;
+  private readonly expiries: ExpiryLog;
   private readonly logger: Logger;
   private readonly storage: StorageGuard;
   private tries = 0;
@@ -77,6 +83,7 @@ export class SqsService implements SqsBackend {
     this.clock = options.clock ?? Date.now;
     this.logger = options.logger;
     this.storage = options.storage;
+    this.expiries = new ExpiryLog(options.expiryRecorder, options.logger, options.expiryLogLevel ?? 'info');
     this.queues = new QueueRegistry(options.db, options.region, options.accountId);
     this.messages = new MessageStore(options.db);
     this.deduplication = new DeduplicationStore(options.db);
@@ -90,7 +97,7 @@ export class SqsService implements SqsBackend {
         this.logger.error({ err: reloadError }, 'cannot reload the queues after a failed commit');
       }
     });
-    this.sweeper = new Sweeper(this, options.sweepIntervalMs ?? 1000, options.logger);
+    this.sweeper = new Sweeper(this, { intervalMs: options.sweepIntervalMs ?? 1000, expiries: this.expiries }, options.logger);
     this.mover = new MessageMover(this, options.db, options.logger);
   }
 
@@ -98,6 +105,7 @@ export class SqsService implements SqsBackend {
   transact<T>(baseUrl: string, work: (context: SqsContext) => T, holdForReplay = false): Promise<T> {
     return this.commits.run(() => {
       const callbacks: Array<() => void> = [];
+      let expired: ExpiredByQueue | undefined;
       const context: SqsContext = {
         db: this.db,
         queues: this.queues,
@@ -110,6 +118,13 @@ export class SqsService implements SqsBackend {
         afterCommit: (callback) => callbacks.push(callback),
         messagesAvailable: (queue: Queue, count = 1) => callbacks.push(() => this.polls.wake(queue.id, count)),
         messagesAvailableAt: (queue: Queue, at: number) => callbacks.push(() => this.polls.wakeIn(queue.id, at - this.clock(), this.clock())),
+        messageExpired: (queue: Queue, message: MessageRow) => {
+          if (!expired) {
+            const committed = (expired = new Map());
+            callbacks.push(() => this.expiries.committed(committed));
+          }
+          addExpired(expired, queue.name, 1, context.now - message.enqueued_at);
+        },
       };
       const value = this.queues.undoingOnFailure(() => work(context));
       // Runs after this savepoint is released and the group's COMMIT has returned.
@@ -266,8 +281,12 @@ export class SqsService implements SqsBackend {
     this.polls.close();
   }
 
-  /** After close(): refuses new work and resolves once queued work is committed, before the database closes. */
-  drain(): Promise<void> {
-    return this.commits.close();
+  /**
+   * After close(): refuses new work and resolves once queued work is committed, before the database
+   * closes; logs what expired since the last sweep.
+   */
+  async drain(): Promise<void> {
+    await this.commits.close();
+    this.expiries.flush();
   }
 }
