@@ -104,7 +104,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     logger,
     clock,
     sweepIntervalMs,
-    // A hybrid edge's store is backlog owed to the region: expiring it loses data, and is loud.
+    // A hybrid edge's store is backlog owed to the region: it expires only when asked to, and loudly.
+    expireMessages: config.upstream === undefined || config.backlogRetention === 'sqs',
     expiryLogLevel: config.upstream === undefined ? 'info' : 'warn',
     expiryRecorder: metrics,
   });

@@ -10,7 +10,7 @@ import { SqsError } from './errors.js';
 import { LongPolls } from './long-polls.js';
 import { payloadSize } from './message-attributes.js';
 import { type ExpiredByQueue, ExpiryLog, type ExpiryRecorder, addExpired } from './expiry.js';
-import { type MessageCounts, type MessageRow, MessageStore } from './messages.js';
+import { type MessageCounts, type MessageRow, MessageStore, retentionCutoff } from './messages.js';
 import { MessageMover } from './move-tasks.js';
 import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
@@ -49,6 +49,12 @@ export interface SqsServiceOptions {
   readonly logger: Logger;
   /** Milliseconds since the epoch; tests pass a clock they can move. */
   readonly clock?: () => number;
+  /**
+   * Whether messages expire after their queue's MessageRetentionPeriod, as in SQS (true by
+   * default); false keeps every message until it is deleted, for a store whose messages are data
+   * owed elsewhere.
+   */
+  readonly expireMessages?: boolean;
   /** Told of the messages expired, by queue, as they are committed. */
   readonly expiryRecorder?: ExpiryRecorder;
   /** The level of the log line for messages expired: warn where expiring loses data owed elsewhere. */
@@ -85,7 +91,7 @@ export class SqsService implements SqsBackend {
     this.storage = options.storage;
     this.expiries = new ExpiryLog(options.expiryRecorder, options.logger, options.expiryLogLevel ?? 'info');
     this.queues = new QueueRegistry(options.db, options.region, options.accountId);
-    this.messages = new MessageStore(options.db);
+    this.messages = new MessageStore(options.db, retentionCutoff(options.expireMessages ?? true));
     this.deduplication = new DeduplicationStore(options.db);
     this.receiveAttempts = new ReceiveAttemptStore(options.db);
     this.commits = new CommitGroup(options.db, (error) => {
