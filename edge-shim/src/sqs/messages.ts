@@ -1,4 +1,5 @@
 import { type Db, explainStatements } from './database.js';
+import type { EngineTime } from './engine-clock.js';
 import type { Queue } from './queues.js';
 
 /**
@@ -447,10 +448,11 @@ export class MessageStore {
 const NOTHING_EXPIRES = Number.MIN_SAFE_INTEGER;
 
 /**
- * When messages expire: MessageRetentionPeriod after they were enqueued, as in SQS; or never, where
- * every message is data owed elsewhere (a hybrid edge's backlog, waiting for the replay).
+ * When messages expire: MessageRetentionPeriod after they were enqueued, as in SQS, their ages by
+ * the engine's time (which leaves out the jumps of the wall clock); or never, where every message is
+ * data owed elsewhere (a hybrid edge's backlog, waiting for the replay).
  */
-export function retentionCutoff(expire: boolean): RetentionCutoff {
+export function retentionCutoff(expire: boolean, time: Pick<EngineTime, 'ageCutoff'>): RetentionCutoff {
   if (!expire) return () => NOTHING_EXPIRES;
-  return (queue, now) => now - Number(queue.attributes.MessageRetentionPeriod) * 1000;
+  return (queue, now) => time.ageCutoff(now, Number(queue.attributes.MessageRetentionPeriod) * 1000);
 }

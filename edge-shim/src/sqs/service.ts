@@ -9,6 +9,7 @@ import { DeduplicationStore } from './deduplication.js';
 import { SqsError } from './errors.js';
 import { LongPolls } from './long-polls.js';
 import { payloadSize } from './message-attributes.js';
+import { EngineClock, type EngineTime, givenClock } from './engine-clock.js';
 import { type ExpiredByQueue, ExpiryLog, type ExpiryRecorder, addExpired } from './expiry.js';
 import { type MessageCounts, type MessageRow, MessageStore, retentionCutoff } from './messages.js';
 import { MessageMover } from './move-tasks.js';
@@ -47,8 +48,13 @@ export interface SqsServiceOptions {
   readonly region: string;
   readonly accountId: string;
   readonly logger: Logger;
-  /** Milliseconds since the epoch; tests pass a clock they can move. */
+  /**
+   * Milliseconds since the epoch; tests pass a clock they can move, and it rules as given. By
+   * default the engine's own clock (`EngineClock`), which follows `wallClock`.
+   */
   readonly clock?: () => number;
+  /** The wall clock the engine's clock follows (Date.now by default); tests pass one that jumps. */
+  readonly wallClock?: () => number;
   /**
    * Whether messages expire after their queue's MessageRetentionPeriod, as in SQS (true by
    * default); false keeps every message until it is deleted, for a store whose messages are data
@@ -78,7 +84,9 @@ export class SqsService implements SqsBackend {
   private readonly polls = new LongPolls();
   private readonly sweeper: Sweeper;
   private readonly mover: MessageMover;
-  private readonly clock: () => number;
+  /** The engine's time, milliseconds since the epoch: the clock that every decision of the engine reads. */
+  readonly clock: () => number;
+  private readonly time: EngineTime;
   private readonly expiries: ExpiryLog;
   private readonly logger: Logger;
   private readonly storage: StorageGuard;
@@ -86,12 +94,13 @@ export class SqsService implements SqsBackend {
 
   constructor(options: SqsServiceOptions) {
     this.db = options.db;
-    this.clock = options.clock ?? Date.now;
+    this.time = options.clock ? givenClock(options.clock) : new EngineClock(options.db, options.logger, { wall: options.wallClock });
+    this.clock = this.time.now;
     this.logger = options.logger;
     this.storage = options.storage;
     this.expiries = new ExpiryLog(options.expiryRecorder, options.logger, options.expiryLogLevel ?? 'info');
     this.queues = new QueueRegistry(options.db, options.region, options.accountId);
-    this.messages = new MessageStore(options.db, retentionCutoff(options.expireMessages ?? true));
+    this.messages = new MessageStore(options.db, retentionCutoff(options.expireMessages ?? true, this.time));
     this.deduplication = new DeduplicationStore(options.db);
     this.receiveAttempts = new ReceiveAttemptStore(options.db);
     this.commits = new CommitGroup(options.db, (error) => {
@@ -103,7 +112,7 @@ export class SqsService implements SqsBackend {
         this.logger.error({ err: reloadError }, 'cannot reload the queues after a failed commit');
       }
     });
-    this.sweeper = new Sweeper(this, { intervalMs: options.sweepIntervalMs ?? 1000, expiries: this.expiries }, options.logger);
+    this.sweeper = new Sweeper(this, { intervalMs: options.sweepIntervalMs ?? 1000, time: this.time, expiries: this.expiries }, options.logger);
     this.mover = new MessageMover(this, options.db, options.logger);
   }
 

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { SqsContext } from './context.js';
+import type { EngineTime } from './engine-clock.js';
 import { type ExpiryLog, removeIfDead } from './expiry.js';
 import type { MessageRow } from './messages.js';
 import type { Queue } from './queues.js';
@@ -21,6 +22,8 @@ interface Transactor {
 export interface SweeperSettings {
   /** How long between sweeps: a sweep goes on, slice after slice, until nothing is left to reclaim. */
   readonly intervalMs: number;
+  /** The engine's clock, which each sweep first brings up to the wall clock. */
+  readonly time: EngineTime;
   /** The messages expired, logged at the end of each sweep. */
   readonly expiries: ExpiryLog;
 }
@@ -29,14 +32,16 @@ export interface SweeperSettings {
  * Reclaims what no request will read again: messages past their retention period or purged,
  * deduplication ids and receive attempts past their 5 minutes, tallies of seconds gone by, and
  * what deleted queues left. It works in slices of a few milliseconds, each in the transaction of
- * a group commit, and goes on at once while it has more to do. What expired is logged once a sweep
- * is over.
+ * a group commit, and goes on at once while it has more to do. Each sweep first keeps the engine's
+ * clock up with the wall clock; what expired is logged once it is over.
  */
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Where the next slice starts among the queues, so that every queue gets its turn. */
   private nextQueue = 0;
+  /** Whether slices are left of the current sweep. */
+  private midSweep = false;
 
   constructor(
     private readonly service: Transactor,
@@ -48,7 +53,11 @@ export class Sweeper {
 
   /** One slice of sweeping; resolves to whether there is more left to reclaim right away. */
   async sweepOnce(): Promise<boolean> {
+    // A sweep first brings the engine's clock up to the wall clock, so that its slices see that time.
+    if (!this.midSweep) await this.service.transact('', (context) => this.settings.time.followWallClock(context.afterCommit));
+    this.midSweep = false;
     const more = await this.slice();
+    this.midSweep = more;
     if (!more) this.settings.expiries.flush();
     return more;
   }
