@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from './database.js';
 
 /** More than this between the wall clock and the engine's is a jump of the wall clock, not drift. */
-export const JUMP_THRESHOLD_MS = 2 * 60_000;
+const JUMP_THRESHOLD_MS = 2 * 60_000;
 // The time shown is saved at most this often, and only once the engine stored something since (the
 // times it stored are what a restart must not contradict): a crash loses at most this much of it.
 const SAVE_INTERVAL_MS = 1000;
