@@ -10,6 +10,7 @@ export function queueStatus(name: string, fields: Partial<QueueStatus> = {}): Qu
     oldestBacklogAgeSeconds: null,
     replayed: 0,
     replayRate: 0,
+    expired: 0,
     path: 'upstream',
     ...fields,
   };

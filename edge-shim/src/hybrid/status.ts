@@ -79,6 +79,7 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
         oldestBacklogAgeSeconds: ageSeconds(queue.oldest, now),
         replayed: progress?.replayed ?? 0,
         replayRate: replayer.ratePerSecond(queue.name),
+        expired: metrics.expiredMessages(queue.name),
         path: mode.mode === 'offline' || queue.stored > 0 ? 'local' : 'upstream',
       };
     }),

@@ -115,6 +115,11 @@ export interface QueueStatus {
   readonly oldestBacklogAgeSeconds: number | null;
   readonly replayed: number;
   readonly replayRate: number;
+  /**
+   * Local messages deleted unread for their age since the shim started: past the queue's
+   * MessageRetentionPeriod (a hybrid edge keeps its backlog unless --backlog-retention is sqs).
+   */
+  readonly expired: number;
   /** Where a send to this queue goes now. */
   readonly path: RequestPath;
 }
