@@ -15,6 +15,9 @@ export interface RegionTableNames {
 
 const REGION_TABLES: readonly (keyof RegionTableNames)[] = ['idempotency', 'workflow', 'state'];
 
+/** What becomes of the hybrid edge's stored messages past their queue's retention period: kept for the replay, or expired as SQS would. */
+export type BacklogRetention = 'keep' | 'sqs';
+
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 const REGION = /^[a-z0-9-]+$/;
@@ -297,6 +300,14 @@ export const OPTIONS = {
     help: 'most batches in flight to the region during a replay, all queues together, and writes during the sync: the ceiling of their congestion control',
     parse: (text) => parseCount(text, 'replay concurrency'),
     validate: atLeastOne('replay concurrency'),
+  }),
+  backlogRetention: option({
+    flag: 'backlog-retention', placeholder: 'keep|sqs', variable: 'HOLDFAST_BACKLOG_RETENTION', default: 'keep', group: 'hybrid edge',
+    help: "keep: the backlog stored at the edge waits for the replay however old (its retention starts again in the region); sqs: it expires after the queue's MessageRetentionPeriod from its send to the edge",
+    parse: (text) => text as BacklogRetention,
+    validate: (retention) => {
+      if (retention !== 'keep' && retention !== 'sqs') throw new ConfigError(`backlog retention must be keep or sqs, not ${String(retention)}`);
+    },
   }),
   siteId: option({
     flag: 'site-id', placeholder: 'ID', variable: 'HOLDFAST_SITE_ID', default: NONE, group: 'fallback agents',

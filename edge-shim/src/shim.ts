@@ -23,8 +23,13 @@ import type { EdgeStatus, StatusProvider } from './observability/status.js';
 export interface StartOptions extends Partial<ShimConfig> {
   /** A logger to use instead of one at `logLevel`. */
   readonly logger?: Logger;
-  /** Milliseconds since the epoch; tests pass a clock they can move. Signatures are judged by the wall clock. */
+  /**
+   * Milliseconds since the epoch; tests pass a clock they can move, and it rules as given. By
+   * default the engine's clock (see `EngineClock`). Signatures are judged by the wall clock.
+   */
   readonly clock?: () => number;
+  /** The wall clock the engine's clock follows when no `clock` is given; tests pass one that jumps. */
+  readonly wallClock?: () => number;
   readonly sweepIntervalMs?: number;
   /** Limits on receiving a request; tests shorten them. */
   readonly httpTimeouts?: HttpTimeouts;
@@ -77,7 +82,8 @@ async function fallbackSettings(config: ShimConfig): Promise<FallbackSettings> {
 export async function startShim(options: StartOptions = {}): Promise<RunningShim> {
   const {
     logger: givenLogger,
-    clock = Date.now,
+    clock: givenClock,
+    wallClock,
     sweepIntervalMs,
     httpTimeouts,
     shutdownGraceMs = DEFAULT_SHUTDOWN_GRACE_MS,
@@ -86,18 +92,33 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     pages: givenPages,
     ...overrides
   } = options;
-  const startedAt = clock();
   // An option given as undefined means "the default", as it does for the CLI.
   const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
   const config = validateConfig({ ...DEFAULTS, ...given });
   const logger = givenLogger ?? createLogger(config.logLevel);
   // The fallback agents' workflow is loaded first: a workflow that cannot run fails the start, not an outage.
   const fallback = config.siteId === undefined ? undefined : await fallbackSettings(config);
-  const db = openDatabase(config.dbFile, config.durability, clock);
+  const db = openDatabase(config.dbFile, config.durability, givenClock);
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const storage = new StorageGuard(config.dbFile, config, logger);
-  const service = new SqsService({ db, storage, region: config.region, accountId: config.accountId, logger, clock, sweepIntervalMs });
   const metrics = new Metrics();
+  const service = new SqsService({
+    db,
+    storage,
+    region: config.region,
+    accountId: config.accountId,
+    logger,
+    clock: givenClock,
+    wallClock,
+    sweepIntervalMs,
+    // A hybrid edge's store is backlog owed to the region: it expires only when asked to, and loudly.
+    expireMessages: config.upstream === undefined || config.backlogRetention === 'sqs',
+    expiryLogLevel: config.upstream === undefined ? 'info' : 'warn',
+    expiryRecorder: metrics,
+  });
+  // Every time of the edge is the engine's, so that ages and deadlines agree with its messages'.
+  const clock = service.clock;
+  const startedAt = clock();
   // The fallback agents call the shim: its address is known once it listens.
   let listening!: { resolve(connection: ShimConnection): void; reject(error: Error): void };
   const shimConnection = new Promise<ShimConnection>((resolve, reject) => (listening = { resolve, reject }));
@@ -131,7 +152,9 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
       )
     : undefined;
   const backend: SqsBackend = hybrid?.router ?? service;
-  const status: StatusProvider = hybrid ? () => hybrid.status() : standaloneStatus(service, { startedAt, requests: () => metrics.requestsCarriedOut() });
+  const status: StatusProvider = hybrid
+    ? () => hybrid.status()
+    : standaloneStatus(service, { startedAt, requests: () => metrics.requestsCarriedOut(), expired: (queue) => metrics.expiredMessages(queue) });
   const pages = new Map([...operatorPages({ status, metrics }), ...(givenPages ?? [])]);
   const activity = reportActivity(logger, activityIntervalMs);
   const http = createShimServer({

@@ -48,6 +48,7 @@ describe('loadConfig', () => {
       replayRate: 2000,
       replayBandwidth: undefined,
       replayConcurrency: 16,
+      backlogRetention: 'keep',
       siteId: undefined,
       workflow: undefined,
       workflowRoot: undefined,
@@ -93,6 +94,7 @@ describe('loadConfig', () => {
       replayRate: 2000,
       replayBandwidth: undefined,
       replayConcurrency: 16,
+      backlogRetention: 'keep',
       siteId: undefined,
       workflow: undefined,
       workflowRoot: undefined,
@@ -124,6 +126,7 @@ describe('loadConfig', () => {
         '--upstream', 'https://sqs.eu-west-1.amazonaws.com', '--upstream-region', 'eu-west-1', '--queues', 'q.json', '--upstream-timeout', '3s',
         '--probe-interval', '250ms', '--probe-timeout', '0.5s', '--recovery-probes', '7', '--recovery-time', '1m', '--breaker-failures', '4', '--replay-rate', '900',
         '--replay-bandwidth', '512KiB',
+        '--backlog-retention', 'sqs',
       ],
       {},
     );
@@ -139,12 +142,14 @@ describe('loadConfig', () => {
       breakerFailures: 4,
       replayRate: 900,
       replayBandwidth: 512 * 1024,
+      backlogRetention: 'sqs',
     });
     // Without --upstream-region, the SDK's own AWS_REGION.
-    expect(loadConfig([], { HOLDFAST_UPSTREAM: 'http://localhost:4566', AWS_REGION: 'us-west-2', HOLDFAST_RECOVERY_TIME: '2500' })).toMatchObject({
+    expect(loadConfig([], { HOLDFAST_UPSTREAM: 'http://localhost:4566', AWS_REGION: 'us-west-2', HOLDFAST_RECOVERY_TIME: '2500', HOLDFAST_BACKLOG_RETENTION: 'sqs' })).toMatchObject({
       upstream: 'http://localhost:4566',
       upstreamRegion: 'us-west-2',
       recoveryMs: 2500,
+      backlogRetention: 'sqs',
     });
   });
 
@@ -203,6 +208,7 @@ describe('loadConfig', () => {
     [['--recovery-probes', '0'], {}, /recovery probes must be at least 1/],
     [['--replay-rate', '1.5'], {}, /invalid replay rate/],
     [['--replay-bandwidth', 'fast'], {}, /invalid replay bandwidth/],
+    [['--backlog-retention', 'forever'], {}, /backlog retention must be keep or sqs/],
     [['--site-id', 'store-1'], {}, /run only in front of a region/],
     [['--site-id', 'store 1', '--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1'], {}, /invalid site id/],
     [['--site-id', 's', '--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1', '--region-tables', 'ledger=x'], {}, /invalid region tables/],

@@ -39,7 +39,12 @@ describe('--durability', () => {
   });
 
   // The synchronous setting is per connection, so the running shim is observed from outside:
-  // strace counts the syncs of its write-ahead log while it acknowledges one commit at a time.
+  // strace counts the syncs of its write-ahead log while it acknowledges one commit at a time, by
+  // thread. The thread that serves (the process's main thread) syncs the WAL at every commit with
+  // power. With process it syncs it only when it starts the WAL over after a complete checkpoint
+  // (SQLite syncs the new header), so at most once per checkpoint (the checkpointer thread's
+  // syncs), plus once as the database is created; checkpoints come as often as the checkpointer's
+  // timer fires while commits come, more on a slow, loaded machine.
   const canTrace = (() => {
     try {
       execFileSync('strace', ['-f', '-o', '/dev/null', 'true'], { stdio: 'ignore' });
@@ -50,8 +55,8 @@ describe('--durability', () => {
   })();
   const COMMITS = 30;
   it.skipIf(!canTrace).each([
-    ['process', 'syncs the WAL only at checkpoints', (syncs: number) => expect(syncs).toBeLessThan(5)],
-    ['power', 'syncs the WAL at every commit', (syncs: number) => expect(syncs).toBeGreaterThanOrEqual(COMMITS)],
+    ['process', 'syncs the WAL only at checkpoints', (serving: number, checkpoints: number) => expect(serving, `${checkpoints} checkpoint syncs`).toBeLessThanOrEqual(checkpoints + 1)],
+    ['power', 'syncs the WAL at every commit', (serving: number) => expect(serving).toBeGreaterThanOrEqual(COMMITS)],
   ] as const)('the running shim with --durability %s %s (needs strace)', { timeout: 30_000 }, async (durability, _what, check) => {
     const dir = tempDir();
     const trace = join(dir, 'syncs.txt');
@@ -69,10 +74,13 @@ describe('--durability', () => {
       // SIGKILL: no checkpoint at close adds syncs of its own.
       await shim.stop('SIGKILL');
     }
-    const walSyncs = readFileSync(trace, 'utf8')
+    // With -f, each line starts with the thread's id; the main thread's is the process's.
+    const walSyncThreads = readFileSync(trace, 'utf8')
       .split('\n')
-      .filter((line) => /\b(fsync|fdatasync)\(\d+<[^>]*-wal>\)/.test(line));
-    check(walSyncs.length);
+      .flatMap((line) => /^(\d+)\s+(?:fsync|fdatasync)\(\d+<[^>]*-wal>\)/.exec(line)?.slice(1, 2) ?? [])
+      .map(Number);
+    const serving = walSyncThreads.filter((thread) => thread === shim.pid).length;
+    check(serving, walSyncThreads.length - serving);
   });
 });
 

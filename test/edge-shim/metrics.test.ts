@@ -17,6 +17,7 @@ const FAMILIES: Record<string, 'COUNTER' | 'GAUGE'> = {
   replayed_messages_total: 'COUNTER',
   replay_possibly_duplicated_messages_total: 'COUNTER',
   fallback_agent_restarts_total: 'COUNTER',
+  expired_messages_total: 'COUNTER',
   mode: 'GAUGE',
   mode_since_timestamp_seconds: 'GAUGE',
   breaker_state: 'GAUGE',
@@ -95,6 +96,7 @@ describe('Metrics', () => {
     metrics.messagesReplayed('payments.fifo', 1);
     metrics.messagesPossiblyDuplicated('payments.fifo', 1);
     metrics.agentRestarted('authorize');
+    metrics.messagesExpired('notices', 1);
     const families = await scrape(metrics, REPLAYING);
 
     const own = [...families.values()].filter((family) => family.name.startsWith(METRICS_PREFIX) && !NODE_FAMILIES.test(family.name));
@@ -127,6 +129,8 @@ describe('Metrics', () => {
     metrics.messagesPossiblyDuplicated('payments.fifo', 2);
     metrics.agentRestarted('authorize');
     metrics.agentRestarted('authorize');
+    metrics.messagesExpired('notices', 3);
+    metrics.messagesExpired('notices', 4);
     const families = await scrape(metrics, REPLAYING);
 
     expect(sampleValue(families, m('requests_total'), { action: 'SendMessage', path: 'upstream' })).toBe(3);
@@ -141,7 +145,9 @@ describe('Metrics', () => {
     expect(sampleValue(families, m('replayed_messages_total'), { queue: 'notices' })).toBe(1);
     expect(sampleValue(families, m('replay_possibly_duplicated_messages_total'), { queue: 'payments.fifo' })).toBe(2);
     expect(sampleValue(families, m('fallback_agent_restarts_total'), { stage: 'authorize' })).toBe(2);
+    expect(sampleValue(families, m('expired_messages_total'), { queue: 'notices' })).toBe(7);
     expect(metrics.requestsCarriedOut()).toEqual({ upstream: 3, local: 4 });
+    expect([metrics.expiredMessages('notices'), metrics.expiredMessages('payments.fifo')]).toEqual([7, 0]);
   });
 
   it('sets the gauges from the status document at each scrape', async () => {
@@ -296,7 +302,7 @@ describe('a standalone shim', () => {
       backlog: 0,
       conflictCount: 0,
       requests: { upstream: 0, local: 9 },
-      queues: [{ name: queue, fifo: false, local: { visible: 6, inFlight: 2, delayed: 0 }, backlog: 0, oldestBacklogAgeSeconds: null, path: 'local' }],
+      queues: [{ name: queue, fifo: false, local: { visible: 6, inFlight: 2, delayed: 0 }, backlog: 0, oldestBacklogAgeSeconds: null, expired: 0, path: 'local' }],
       storage: { state: 'ok', reserveHeld: true },
     });
     expect(Date.parse(document.since)).not.toBeNaN();

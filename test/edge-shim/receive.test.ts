@@ -10,7 +10,8 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../edge-shim/src/sqs/database.js';
 import { DeduplicationStore } from '../../edge-shim/src/sqs/deduplication.js';
-import { MessageStore } from '../../edge-shim/src/sqs/messages.js';
+import { givenClock } from '../../edge-shim/src/sqs/engine-clock.js';
+import { MessageStore, retentionCutoff } from '../../edge-shim/src/sqs/messages.js';
 import { ReceiveAttemptStore } from '../../edge-shim/src/sqs/receive-attempts.js';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
@@ -229,7 +230,7 @@ describe('query plans', () => {
     const db = openDatabase(':memory:', 'process');
     try {
       const plans = {
-        ...new MessageStore(db).queryPlans(),
+        ...new MessageStore(db, retentionCutoff(true, givenClock(Date.now))).queryPlans(),
         ...new DeduplicationStore(db).queryPlans(),
         ...new ReceiveAttemptStore(db).queryPlans(),
       };

@@ -1,13 +1,18 @@
 import { join } from 'node:path';
 import {
   ChangeMessageVisibilityCommand,
+  PurgeQueueCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SendMessageCommand,
   SetQueueAttributesCommand,
 } from '@aws-sdk/client-sqs';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { METRICS_PREFIX } from '../../edge-shim/src/observability/metrics.js';
+import type { EdgeStatus } from '../../edge-shim/src/observability/status.js';
+import { parseExposition, sampleValue } from '../helpers/prometheus.js';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
@@ -110,4 +115,48 @@ it('has the sweeper delete expired messages', async () => {
   await t.shim.service.sweep();
   expect(storedMessages('to be swept')).toBe(0);
   expect(await counts(t.sqs, queue)).toEqual({ visible: 0, notVisible: 0, delayed: 0 });
+});
+
+describe('messages expired', () => {
+  const lines: string[] = [];
+  let own: TestShim;
+  beforeAll(async () => {
+    own = await startTestShim({ logger: pino({ level: 'info' }, { write: (line: string) => lines.push(line) }), sweepIntervalMs: 3_600_000 });
+  });
+  afterAll(() => own?.close());
+
+  const sendTo = (queue: string, count: number) =>
+    own.sqs.send(new SendMessageBatchCommand({ QueueUrl: queue, Entries: Array.from({ length: count }, (_, index) => ({ Id: `e${index}`, MessageBody: `m${index}` })) }));
+  const nameOf = (queue: string) => queue.split('/').pop()!;
+
+  it('are counted at /metrics and /status and logged, whether a receive or the sweeper deleted them; purged ones are not', async () => {
+    const received = await createQueue(own.sqs, 'expired-received', { MessageRetentionPeriod: '60' });
+    const swept = await createQueue(own.sqs, 'expired-swept', { MessageRetentionPeriod: '60' });
+    const purged = await createQueue(own.sqs, 'expired-purged', { MessageRetentionPeriod: '60' });
+    await sendTo(received, 3);
+    await sendTo(swept, 2);
+    await sendTo(purged, 4);
+    await own.sqs.send(new PurgeQueueCommand({ QueueUrl: purged }));
+    own.clock.advance(60_000);
+    // The receive deletes the three it meets; the sweep the two, and the purged four without counting them.
+    expect(await receive(own.sqs, received, { MaxNumberOfMessages: 10 })).toEqual([]);
+    await own.shim.service.sweep();
+
+    const families = parseExposition(await (await fetch(`${own.shim.url}/metrics`)).text());
+    const expired = (queue: string) => sampleValue(families, `${METRICS_PREFIX}expired_messages_total`, { queue: nameOf(queue) });
+    expect([expired(received), expired(swept), expired(purged)]).toEqual([3, 2, undefined]);
+    const status = (await (await fetch(`${own.shim.url}/status`)).json()) as EdgeStatus;
+    expect(Object.fromEntries(status.queues.map((queue) => [queue.name, queue.expired]))).toEqual({
+      [nameOf(received)]: 3,
+      [nameOf(swept)]: 2,
+      [nameOf(purged)]: 0,
+    });
+    // One line per queue at the end of the sweep, at info: a standalone shim's retention is SQS's own.
+    const logged = lines.map((line) => JSON.parse(line) as { level: number; queue?: string; expired?: number; oldestAgeSeconds?: number }).filter((entry) => entry.expired !== undefined);
+    expect(logged.map(({ level, queue, expired: count }) => ({ level, queue, count }))).toEqual([
+      { level: 30, queue: nameOf(received), count: 3 },
+      { level: 30, queue: nameOf(swept), count: 2 },
+    ]);
+    for (const entry of logged) expect(entry.oldestAgeSeconds).toBeGreaterThanOrEqual(60);
+  });
 });

@@ -14,7 +14,8 @@ import {
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../edge-shim/src/sqs/database.js';
-import { MessageStore } from '../../edge-shim/src/sqs/messages.js';
+import { givenClock } from '../../edge-shim/src/sqs/engine-clock.js';
+import { MessageStore, retentionCutoff } from '../../edge-shim/src/sqs/messages.js';
 import { QueueRegistry } from '../../edge-shim/src/sqs/queues.js';
 import { defaultAttributes } from '../../edge-shim/src/sqs/queue-attributes.js';
 import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
@@ -40,7 +41,7 @@ describe('a receive', () => {
     const db = openDatabase(join(dir, 'shim.db'), 'process');
     try {
       const queues = new QueueRegistry(db, 'us-east-1', '000000000000');
-      const store = new MessageStore(db);
+      const store = new MessageStore(db, retentionCutoff(true, givenClock(Date.now)));
       const queue = queues.create('large', false, defaultAttributes(false), {}, 1_000);
       const body = 'b'.repeat(256 * 1024);
       db.transaction(() => {

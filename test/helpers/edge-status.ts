@@ -12,6 +12,7 @@ export function queueStatus(name: string, fields: Partial<QueueStatus> = {}): Qu
     replayRate: 0,
     replayWaits: null,
     possiblyDuplicated: 0,
+    expired: 0,
     path: 'upstream',
     ...fields,
   };

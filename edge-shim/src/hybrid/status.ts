@@ -87,6 +87,7 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
         replayRate: replayer.ratePerSecond(queue.name),
         replayWaits: queue.stored === 0 ? null : (replayer.waitReason(queue.name) ?? null),
         possiblyDuplicated: progress?.possiblyDuplicated ?? 0,
+        expired: metrics.expiredMessages(queue.name),
         path: mode.mode === 'offline' || queue.stored > 0 ? 'local' : 'upstream',
       };
     }),

@@ -8,7 +8,7 @@ export const METRICS_PREFIX = 'holdfast_edge_';
 /**
  * Events that no status document can count afterwards, told by whoever sees them: the HTTP front,
  * the backend that carries requests out (local store or hybrid edge), the replayer, the agents'
- * supervisor.
+ * supervisor, the engine (messages expired).
  */
 export interface MetricsRecorder {
   /** An SQS request carried out upstream or on the local store, whatever its outcome. */
@@ -21,6 +21,8 @@ export interface MetricsRecorder {
   messagesPossiblyDuplicated(queue: string, count: number): void;
   /** A fallback agent of a stage was restarted. */
   agentRestarted(stage: string): void;
+  /** Messages of a queue deleted unread at the edge, past their retention period (not purged ones). */
+  messagesExpired(queue: string, count: number): void;
 }
 
 // Label values that clients choose are bounded here: an action not of SQS, or a code that is not a
@@ -39,12 +41,14 @@ const seconds = (iso: string | null) => (iso === null ? null : Date.parse(iso) /
 export class Metrics implements MetricsRecorder {
   readonly registry: Registry;
   private readonly byPath: Record<RequestPath, number> = { upstream: 0, local: 0 };
+  private readonly expiredByQueue = new Map<string, number>();
 
   private readonly requests: Counter<'action' | 'path'>;
   private readonly errors: Counter<'action' | 'code'>;
   private readonly replayed: Counter<'queue'>;
   private readonly possiblyDuplicated: Counter<'queue'>;
   private readonly restarts: Counter<'stage'>;
+  private readonly expired: Counter<'queue'>;
 
   private readonly mode: Gauge<'mode'>;
   private readonly modeSince: Gauge;
@@ -88,6 +92,7 @@ export class Metrics implements MetricsRecorder {
       ['queue'],
     );
     this.restarts = counter('fallback_agent_restarts_total', 'Restarts of fallback agents, by stage.', ['stage']);
+    this.expired = counter('expired_messages_total', "Messages deleted unread at the edge for their age (past the queue's MessageRetentionPeriod), by queue.", ['queue']);
 
     this.mode = gauge('mode', 'The edge mode: 1 for the current one, 0 for the others.', ['mode']);
     this.modeSince = gauge('mode_since_timestamp_seconds', 'When the current mode began, in seconds since the epoch.');
@@ -139,6 +144,16 @@ export class Metrics implements MetricsRecorder {
 
   agentRestarted(stage: string): void {
     this.restarts.inc({ stage });
+  }
+
+  messagesExpired(queue: string, count: number): void {
+    this.expired.inc({ queue }, count);
+    this.expiredByQueue.set(queue, this.expiredMessages(queue) + count);
+  }
+
+  /** Messages of a queue expired since start, for the status document's queues. */
+  expiredMessages(queue: string): number {
+    return this.expiredByQueue.get(queue) ?? 0;
   }
 
   /** SQS requests carried out since start each way, for the status document's `requests`. */

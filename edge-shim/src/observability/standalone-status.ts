@@ -6,6 +6,8 @@ export interface StandaloneStatusOptions {
   readonly startedAt: number;
   /** SQS requests carried out since start, each way (a standalone shim has only local ones). */
   readonly requests: () => { readonly upstream: number; readonly local: number };
+  /** Messages of a queue expired since start. */
+  readonly expired: (queue: string) => number;
 }
 
 /**
@@ -32,6 +34,7 @@ export function standaloneStatus(service: SqsService, options: StandaloneStatusO
             replayRate: 0,
             replayWaits: null,
             possiblyDuplicated: 0,
+            expired: options.expired(queue.name),
             path: 'local',
           };
         })

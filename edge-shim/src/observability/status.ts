@@ -126,6 +126,11 @@ export interface QueueStatus {
   /** Why the queue's replay waits, when it does: the sync it depends on, or the region refusing it. */
   readonly replayWaits: string | null;
   readonly possiblyDuplicated: number;
+  /**
+   * Local messages deleted unread for their age since the shim started: past the queue's
+   * MessageRetentionPeriod (a hybrid edge keeps its backlog unless --backlog-retention is sqs).
+   */
+  readonly expired: number;
   /** Where a send to this queue goes now. */
   readonly path: RequestPath;
 }

@@ -1,6 +1,6 @@
 import type { Db } from './database.js';
 import type { DeduplicationStore } from './deduplication.js';
-import type { MessageStore } from './messages.js';
+import type { MessageRow, MessageStore } from './messages.js';
 import type { Queue, QueueRegistry } from './queues.js';
 import type { ReceiveAttemptStore } from './receive-attempts.js';
 
@@ -29,6 +29,8 @@ export interface SqsContext {
   messagesAvailable(queue: Queue, count?: number): void;
   /** Messages of the queue become available at this instant (a delay, a visibility timeout). */
   messagesAvailableAt(queue: Queue, at: number): void;
+  /** A message past its queue's retention period was deleted unread: counted and logged once committed. */
+  messageExpired(queue: Queue, message: MessageRow): void;
 }
 
 export function queueUrl(context: SqsContext, queue: Queue): string {

@@ -1,4 +1,5 @@
 import { type Db, explainStatements } from './database.js';
+import type { EngineTime } from './engine-clock.js';
 import type { Queue } from './queues.js';
 
 /**
@@ -62,6 +63,12 @@ const MAX_EXPIRED_COUNTED = 10_000;
 
 const secondOf = (ms: number) => Math.floor(ms / 1000);
 
+/**
+ * Messages enqueued at or before the instant this gives are past the queue's retention period at
+ * `now` (see `retentionCutoff`).
+ */
+export type RetentionCutoff = (queue: Queue, now: number) => number;
+
 /** The visibility of a message held for the replay: never, until the replay takes it. */
 export const HELD_FOR_REPLAY = Number.MAX_SAFE_INTEGER;
 /** The visibility of a held message offered to the replay's take: before any other. */
@@ -78,7 +85,10 @@ const OFFERED_FOR_REPLAY = 0;
 export class MessageStore {
   private readonly statements;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    private readonly retentionCutoff: RetentionCutoff,
+  ) {
     this.statements = {
       // The two statements every send runs bind by position: by name, better-sqlite3 looks each
       // parameter up in an object, measurably slower on this hottest path.
@@ -255,12 +265,17 @@ export class MessageStore {
 
   /** Whether a message is purged or past its retention period, and so must never be returned. */
   isDead(queue: Queue, message: MessageRow, now: number): boolean {
-    return message.epoch !== queue.purgedThrough || message.enqueued_at <= retentionCutoff(queue, now);
+    return message.epoch !== queue.purgedThrough || this.isExpired(queue, message, now);
   }
 
-  /** Messages past their retention period, for the sweeper. */
+  /** Whether a message is past its queue's retention period. */
+  isExpired(queue: Queue, message: MessageRow, now: number): boolean {
+    return message.enqueued_at <= this.retentionCutoff(queue, now);
+  }
+
+  /** Messages past their retention period (purged or not), for the sweeper. */
   expired(queue: Queue, now: number, limit: number): MessageRow[] {
-    return this.statements.expired.all(queue.id, retentionCutoff(queue, now), limit);
+    return this.statements.expired.all(queue.id, this.retentionCutoff(queue, now), limit);
   }
 
   /** Purged messages not yet deleted, for the sweeper. */
@@ -379,7 +394,7 @@ export class MessageStore {
     const thisSecond = this.statements.invisibleThisSecond.get({ queue: queue.id, epoch, now, end: (second + 1) * 1000 })!;
     let inFlight = (tallied.inFlight ?? 0) + (thisSecond.inFlight ?? 0);
     let delayed = (tallied.delayed ?? 0) + (thisSecond.delayed ?? 0);
-    const expired = this.statements.expiredStates.all(queue.id, retentionCutoff(queue, now), epoch, MAX_EXPIRED_COUNTED);
+    const expired = this.statements.expiredStates.all(queue.id, this.retentionCutoff(queue, now), epoch, MAX_EXPIRED_COUNTED);
     for (const message of expired) {
       if (message.visible_at <= now) continue;
       if (message.receive_count > 0) inFlight -= 1;
@@ -429,7 +444,15 @@ export class MessageStore {
   }
 }
 
-/** Messages enqueued at or before this instant are past the queue's retention period. */
-export function retentionCutoff(queue: Queue, now: number): number {
-  return now - Number(queue.attributes.MessageRetentionPeriod) * 1000;
+// Before every message: the cut-off of a store whose messages never expire.
+const NOTHING_EXPIRES = Number.MIN_SAFE_INTEGER;
+
+/**
+ * When messages expire: MessageRetentionPeriod after they were enqueued, as in SQS, their ages by
+ * the engine's time (which leaves out the jumps of the wall clock); or never, where every message is
+ * data owed elsewhere (a hybrid edge's backlog, waiting for the replay).
+ */
+export function retentionCutoff(expire: boolean, time: Pick<EngineTime, 'ageCutoff'>): RetentionCutoff {
+  if (!expire) return () => NOTHING_EXPIRES;
+  return (queue, now) => time.ageCutoff(now, Number(queue.attributes.MessageRetentionPeriod) * 1000);
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { SqsContext } from './context.js';
 import type { Db } from './database.js';
 import { invalidParameter } from './errors.js';
+import { removeIfDead } from './expiry.js';
 import type { AvailableGroup, MessageRow } from './messages.js';
 import type { Queue } from './queues.js';
 import { transferMessage } from './redrive.js';
@@ -146,8 +147,7 @@ function movableMessages(context: SqsContext, queue: Queue, limit: number): Mess
       let deleted = false;
       for (const message of messages.visible(queue, now, limit)) {
         if (taken.has(message.id)) continue;
-        if (messages.isDead(queue, message, now)) {
-          messages.remove(queue, message, now);
+        if (removeIfDead(context, queue, message)) {
           deleted = true;
         } else if (taken.size < limit) {
           taken.set(message.id, message);
@@ -167,10 +167,7 @@ function movableMessages(context: SqsContext, queue: Queue, limit: number): Mess
       if (visited.has(group.group_id)) continue;
       visited.add(group.group_id);
       for (const message of messages.groupMessages(queue, group.group_id, limit - taken.size)) {
-        if (messages.isDead(queue, message, now)) {
-          messages.remove(queue, message, now);
-          continue;
-        }
+        if (removeIfDead(context, queue, message)) continue;
         if (message.visible_at > now) break; // in flight or delayed: nothing behind it goes first
         taken.set(message.id, message);
       }

@@ -9,7 +9,9 @@ import { DeduplicationStore } from './deduplication.js';
 import { SqsError } from './errors.js';
 import { LongPolls } from './long-polls.js';
 import { payloadSize } from './message-attributes.js';
-import { type MessageCounts, MessageStore } from './messages.js';
+import { EngineClock, type EngineTime, givenClock } from './engine-clock.js';
+import { type ExpiredByQueue, ExpiryLog, type ExpiryRecorder, addExpired } from './expiry.js';
+import { type MessageCounts, type MessageRow, MessageStore, retentionCutoff } from './messages.js';
 import { MessageMover } from './move-tasks.js';
 import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
@@ -46,8 +48,23 @@ export interface SqsServiceOptions {
   readonly region: string;
   readonly accountId: string;
   readonly logger: Logger;
-  /** Milliseconds since the epoch; tests pass a clock they can move. */
+  /**
+   * Milliseconds since the epoch; tests pass a clock they can move, and it rules as given. By
+   * default the engine's own clock (`EngineClock`), which follows `wallClock`.
+   */
   readonly clock?: () => number;
+  /** The wall clock the engine's clock follows (Date.now by default); tests pass one that jumps. */
+  readonly wallClock?: () => number;
+  /**
+   * Whether messages expire after their queue's MessageRetentionPeriod, as in SQS (true by
+   * default); false keeps every message until it is deleted, for a store whose messages are data
+   * owed elsewhere.
+   */
+  readonly expireMessages?: boolean;
+  /** Told of the messages expired, by queue, as they are committed. */
+  readonly expiryRecorder?: ExpiryRecorder;
+  /** The level of the log line for messages expired: warn where expiring loses data owed elsewhere. */
+  readonly expiryLogLevel?: 'info' | 'warn';
   /** How often expired messages, deduplication ids and purged messages are reclaimed. */
   readonly sweepIntervalMs?: number;
 }
@@ -67,18 +84,23 @@ export class SqsService implements SqsBackend {
   private readonly polls = new LongPolls();
   private readonly sweeper: Sweeper;
   private readonly mover: MessageMover;
-  private readonly clock: () => number;
+  /** The engine's time, milliseconds since the epoch: the clock that every decision of the engine reads. */
+  readonly clock: () => number;
+  private readonly time: EngineTime;
+  private readonly expiries: ExpiryLog;
   private readonly logger: Logger;
   private readonly storage: StorageGuard;
   private tries = 0;
 
   constructor(options: SqsServiceOptions) {
     this.db = options.db;
-    this.clock = options.clock ?? Date.now;
+    this.time = options.clock ? givenClock(options.clock) : new EngineClock(options.db, options.logger, { wall: options.wallClock });
+    this.clock = this.time.now;
     this.logger = options.logger;
     this.storage = options.storage;
+    this.expiries = new ExpiryLog(options.expiryRecorder, options.logger, options.expiryLogLevel ?? 'info');
     this.queues = new QueueRegistry(options.db, options.region, options.accountId);
-    this.messages = new MessageStore(options.db);
+    this.messages = new MessageStore(options.db, retentionCutoff(options.expireMessages ?? true, this.time));
     this.deduplication = new DeduplicationStore(options.db);
     this.receiveAttempts = new ReceiveAttemptStore(options.db);
     this.commits = new CommitGroup(options.db, (error) => {
@@ -90,7 +112,7 @@ export class SqsService implements SqsBackend {
         this.logger.error({ err: reloadError }, 'cannot reload the queues after a failed commit');
       }
     });
-    this.sweeper = new Sweeper(this, options.sweepIntervalMs ?? 1000, options.logger);
+    this.sweeper = new Sweeper(this, { intervalMs: options.sweepIntervalMs ?? 1000, time: this.time, expiries: this.expiries }, options.logger);
     this.mover = new MessageMover(this, options.db, options.logger);
   }
 
@@ -98,6 +120,7 @@ export class SqsService implements SqsBackend {
   transact<T>(baseUrl: string, work: (context: SqsContext) => T, holdForReplay = false): Promise<T> {
     return this.commits.run(() => {
       const callbacks: Array<() => void> = [];
+      let expired: ExpiredByQueue | undefined;
       const context: SqsContext = {
         db: this.db,
         queues: this.queues,
@@ -110,6 +133,13 @@ export class SqsService implements SqsBackend {
         afterCommit: (callback) => callbacks.push(callback),
         messagesAvailable: (queue: Queue, count = 1) => callbacks.push(() => this.polls.wake(queue.id, count)),
         messagesAvailableAt: (queue: Queue, at: number) => callbacks.push(() => this.polls.wakeIn(queue.id, at - this.clock(), this.clock())),
+        messageExpired: (queue: Queue, message: MessageRow) => {
+          if (!expired) {
+            const committed = (expired = new Map());
+            callbacks.push(() => this.expiries.committed(committed));
+          }
+          addExpired(expired, queue.name, 1, context.now - message.enqueued_at);
+        },
       };
       const value = this.queues.undoingOnFailure(() => work(context));
       // Runs after this savepoint is released and the group's COMMIT has returned.
@@ -266,8 +296,12 @@ export class SqsService implements SqsBackend {
     this.polls.close();
   }
 
-  /** After close(): refuses new work and resolves once queued work is committed, before the database closes. */
-  drain(): Promise<void> {
-    return this.commits.close();
+  /**
+   * After close(): refuses new work and resolves once queued work is committed, before the database
+   * closes; logs what expired since the last sweep.
+   */
+  async drain(): Promise<void> {
+    await this.commits.close();
+    this.expiries.flush();
   }
 }

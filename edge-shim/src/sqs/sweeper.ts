@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { SqsContext } from './context.js';
+import type { EngineTime } from './engine-clock.js';
+import { type ExpiryLog, removeIfDead } from './expiry.js';
 import type { MessageRow } from './messages.js';
 import type { Queue } from './queues.js';
 
@@ -17,28 +19,50 @@ interface Transactor {
   transact<T>(baseUrl: string, work: (context: SqsContext) => T): Promise<T>;
 }
 
+export interface SweeperSettings {
+  /** How long between sweeps: a sweep goes on, slice after slice, until nothing is left to reclaim. */
+  readonly intervalMs: number;
+  /** The engine's clock, which each sweep first brings up to the wall clock. */
+  readonly time: EngineTime;
+  /** The messages expired, logged at the end of each sweep. */
+  readonly expiries: ExpiryLog;
+}
+
 /**
  * Reclaims what no request will read again: messages past their retention period or purged,
  * deduplication ids and receive attempts past their 5 minutes, tallies of seconds gone by, and
  * what deleted queues left. It works in slices of a few milliseconds, each in the transaction of
- * a group commit, and goes on at once while it has more to do.
+ * a group commit, and goes on at once while it has more to do. Each sweep first keeps the engine's
+ * clock up with the wall clock; what expired is logged once it is over.
  */
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Where the next slice starts among the queues, so that every queue gets its turn. */
   private nextQueue = 0;
+  /** Whether slices are left of the current sweep. */
+  private midSweep = false;
 
   constructor(
     private readonly service: Transactor,
-    private readonly intervalMs: number,
+    private readonly settings: SweeperSettings,
     private readonly logger: Logger,
   ) {
-    this.schedule(intervalMs);
+    this.schedule(settings.intervalMs);
   }
 
   /** One slice of sweeping; resolves to whether there is more left to reclaim right away. */
-  sweepOnce(): Promise<boolean> {
+  async sweepOnce(): Promise<boolean> {
+    // A sweep first brings the engine's clock up to the wall clock, so that its slices see that time.
+    if (!this.midSweep) await this.service.transact('', (context) => this.settings.time.followWallClock(context.afterCommit));
+    this.midSweep = false;
+    const more = await this.slice();
+    this.midSweep = more;
+    if (!more) this.settings.expiries.flush();
+    return more;
+  }
+
+  private slice(): Promise<boolean> {
     return this.service.transact('', (context) => {
       const deadline = performance.now() + SLICE_MS;
       const inTime = () => performance.now() < deadline;
@@ -73,10 +97,10 @@ export class Sweeper {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.sweepOnce().then(
-        (more) => this.schedule(more ? 0 : this.intervalMs),
+        (more) => this.schedule(more ? 0 : this.settings.intervalMs),
         (error: unknown) => {
           this.logger.error({ err: error }, 'sweep failed; trying again at the next interval');
-          this.schedule(this.intervalMs);
+          this.schedule(this.settings.intervalMs);
         },
       );
     }, delayMs);
@@ -91,7 +115,7 @@ function sweepQueue(context: SqsContext, queue: Queue, inTime: () => boolean): b
   const sweep = (rows: MessageRow[]) => {
     for (const message of rows) {
       if (!inTime()) return false;
-      messages.remove(queue, message, now);
+      removeIfDead(context, queue, message);
       deleted += 1;
     }
     return rows.length < BATCH;

@@ -232,6 +232,8 @@ function renderQueues(status) {
     [duration(queue.oldestBacklogAgeSeconds), 'num'],
     [count(queue.replayed), 'num'],
     [rate(queue.replayRate), 'num'],
+    // Messages deleted unread for their age: lost to whoever was to read them.
+    [count(queue.expired), queue.expired > 0 ? 'num state-bad' : 'num'],
   ]);
   renderOnChange('queues', rows, (value) => {
     $('queues').tBodies[0].replaceChildren(...value.map(row));

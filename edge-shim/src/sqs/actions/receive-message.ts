@@ -1,5 +1,6 @@
 import type { SqsContext } from '../context.js';
 import { SqsError, invalidParameter } from '../errors.js';
+import { removeIfDead } from '../expiry.js';
 import { type Input, optionalInteger, optionalString, optionalStringList, requiredString } from '../input.js';
 import { type MessageAttributes, md5OfAttributes } from '../message-attributes.js';
 import type { AvailableGroup, MessageRow, MessageStore } from '../messages.js';
@@ -143,8 +144,7 @@ function receiveStandard(context: SqsContext, queue: Queue, deadLetter: DeadLett
       if (takenIds.has(message.id)) continue;
       examined += 1;
       progressed = true;
-      if (context.messages.isDead(queue, message, now)) {
-        context.messages.remove(queue, message, now);
+      if (removeIfDead(context, queue, message)) {
         cleared = true;
       } else if (redriven(context, queue, deadLetter, message)) {
         cleared = true;
@@ -174,8 +174,7 @@ function takeFromGroup(context: SqsContext, queue: Queue, deadLetter: DeadLetter
     for (const message of batch) {
       afterId = message.id;
       budget.left -= 1;
-      if (context.messages.isDead(queue, message, context.now)) {
-        context.messages.remove(queue, message, context.now);
+      if (removeIfDead(context, queue, message)) {
         cleared = true;
       } else if (message.visible_at > context.now) {
         return { messages, more: cleared };
