@@ -12,8 +12,8 @@ export interface HybridTest extends TestShim {
   readonly proxy: FaultProxy;
   /** A client of the region itself, to check from the outside what reached it. */
   readonly region: SQSClient;
-  /** Stops the shim and starts it again on the same database, proxy and options. */
-  restart(): Promise<HybridTest>;
+  /** Stops the shim and starts it again on the same database, proxy and options (some changed by `changes`). */
+  restart(changes?: StartOptions): Promise<HybridTest>;
 }
 
 /**
@@ -36,7 +36,7 @@ export async function startHybridTest(options: StartOptions = {}): Promise<Hybri
   const through = await FaultProxy.start({ target: new URL(aws.endpoint).host });
   // The database outlives a restart: it is in a directory of its own, not the shim's.
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-hybrid-'));
-  const settings: StartOptions = {
+  let settings: StartOptions = {
     dbFile: join(dir, 'edge.db'),
     upstream: `http://${through.address}`,
     upstreamRegion: aws.region,
@@ -59,8 +59,9 @@ export async function startHybridTest(options: StartOptions = {}): Promise<Hybri
       ...shim,
       proxy: through,
       region,
-      async restart() {
+      async restart(changes = {}) {
         await stop();
+        settings = { ...settings, ...changes };
         return start();
       },
       async close() {

@@ -25,8 +25,9 @@ export async function expectSqsError(call: Promise<unknown>, expected: ExpectedS
   const failure = await rejectionOf(call);
   expect(failure.name).toBe(expected.name);
   expect(failure.Code).toBe(expected.code ?? expected.name);
-  expect(failure.$fault).toBe('client');
-  expect(failure.$metadata.httpStatusCode).toBe(expected.status ?? 400);
+  const status = expected.status ?? 400;
+  expect(failure.$fault).toBe(status >= 500 ? 'server' : 'client');
+  expect(failure.$metadata.httpStatusCode).toBe(status);
   if (typeof expected.message === 'string') expect(failure.message).toBe(expected.message);
   else if (expected.message) expect(failure.message).toMatch(expected.message);
   return failure;

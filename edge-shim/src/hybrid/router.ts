@@ -83,8 +83,10 @@ export class HybridRouter implements SqsBackend {
   }
 
   health(): Health {
-    // Sends are taken online (the region) and offline (the store): only a store that cannot take them makes the edge unhealthy.
-    return { ...this.local.health(), mode: this.mode.mode };
+    // Sends are taken online (the region) and offline (the store): only a store that cannot take them
+    // makes the edge unhealthy. What an operator must see to (the edge's credentials refused) is said.
+    const refused = this.region.identityProblem;
+    return { ...this.local.health(), mode: this.mode.mode, ...(refused ? { attention: `${refused.message}: renew the credentials the shim runs with (its profile, role or keys), or set the site server's clock right` } : {}) };
   }
 
   call(action: string, input: Input, options: CallOptions): Promise<Output> {

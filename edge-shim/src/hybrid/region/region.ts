@@ -121,20 +121,20 @@ export class Region {
           throw error;
         }
       });
-      this.answered(facts.source);
+      this.answered(facts);
       return result;
     } catch (caught) {
       if (caught instanceof BrokenCircuitError) throw new RegionUnavailable('the region is cut off (circuit open)', 'unreachable', false, { cause: caught });
       const error = caught instanceof OutageSignal ? caught.failure : caught;
       if (error instanceof RegionUnavailable) this.failed(error);
-      else if (error instanceof SqsError) this.answered(facts.source);
+      else if (error instanceof SqsError) this.answered(facts);
       throw error;
     }
   }
 
   /** Whether a failure says the region is away (see `guarded`); the brownout detector hears of every one. */
   private isOutage(error: RegionUnavailable, facts: RequestFacts): boolean {
-    if (error.answered) this.brownout.record(facts.source, true);
+    if (error.answered && !facts.probe) this.brownout.record(facts.source, true);
     switch (error.kind) {
       case 'identity':
         return false;
@@ -148,9 +148,10 @@ export class Region {
   }
 
   /** The region answered (the client's own errors included): it is there, and takes the edge's credentials. */
-  private answered(source: string): void {
+  private answered(facts: RequestFacts): void {
     this.lastSuccessAt = this.clock();
-    this.brownout.record(source, false);
+    // The probe is a signal of its own: a brownout is told from clients' requests alone.
+    if (!facts.probe) this.brownout.record(facts.source, false);
     if (this.identityProblem) {
       this.options.logger.info({ code: this.identityProblem.code }, 'the region takes the edge\'s credentials again');
       this.identityProblem = undefined;

@@ -351,7 +351,7 @@ export class Replayer {
     try {
       return await this.parts.region.recreate(name);
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = error instanceof SqsError ? `${error.code} (${error.message})` : error instanceof Error ? error.message : String(error);
       this.park(progress, name, `the region lacks this queue and the edge cannot create it again: ${reason}`);
       return undefined;
     }

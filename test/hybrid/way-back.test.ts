@@ -1,0 +1,115 @@
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  ListQueueTagsCommand,
+  SQSClient,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RECREATED_TAG } from '../../edge-shim/src/hybrid/region/region.js';
+import { type Moto, startMoto } from '../../functions/src/local-pipeline/moto.js';
+import { FaultProxy } from '../../testkit/fault-proxy.js';
+import { RegionStandIn, awsJsonError } from '../../testkit/region-stand-in.js';
+import { FAST_HYBRID, drainRegion } from '../helpers/hybrid.js';
+import { type TestShim, startTestShim } from '../helpers/shim.js';
+import { eventually } from '../helpers/wait.js';
+
+// The way back into a region that changed while the edge was cut off: its queues gone (a stack
+// redeployed, a queue deleted by hand, an emulator restarted). Each test has a moto of its own,
+// which it empties (moto's reset: a restart without the restart), behind a stand-in that can refuse
+// what the edge asks and a fault proxy that cuts the link.
+
+interface Site {
+  readonly moto: Moto;
+  readonly standIn: RegionStandIn;
+  readonly proxy: FaultProxy;
+  readonly edge: TestShim;
+  /** A client of the region itself. */
+  readonly region: SQSClient;
+}
+
+const sites: Site[] = [];
+afterEach(async () => {
+  for (const site of sites.splice(0)) {
+    site.region.destroy();
+    await site.edge.close();
+    await site.proxy.close();
+    await site.standIn.close();
+    await site.moto.stop();
+  }
+});
+
+async function startSite(): Promise<Site> {
+  const moto = await startMoto();
+  const standIn = await RegionStandIn.start(moto.endpoint);
+  const proxy = await FaultProxy.start({ target: new URL(standIn.url).host });
+  const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+  const edge = await startTestShim({ ...FAST_HYBRID, upstream: `http://${proxy.address}`, upstreamRegion: 'us-east-1', upstreamCredentials: credentials });
+  const site = { moto, standIn, proxy, edge, region: new SQSClient({ endpoint: moto.endpoint, region: 'us-east-1', credentials }) };
+  sites.push(site);
+  return site;
+}
+
+/** Empties the region: every queue gone, as after a restart of the emulator. */
+async function emptyRegion(moto: Moto): Promise<void> {
+  const response = await fetch(`${moto.endpoint}/moto-api/reset`, { method: 'POST' });
+  expect(response.ok).toBe(true);
+}
+
+describe('a region that lost its queues', () => {
+  it('creates them again from the edge\'s copy (dead-letter queue first, tagged), then replays into them in order', { timeout: 90_000 }, async () => {
+    const { moto, proxy, edge, region } = await startSite();
+    const deadLetter = (await edge.sqs.send(new CreateQueueCommand({ QueueName: 'orders-dlq.fifo', Attributes: { FifoQueue: 'true' } }))).QueueUrl!;
+    const { Attributes } = await edge.sqs.send(new GetQueueAttributesCommand({ QueueUrl: deadLetter, AttributeNames: ['QueueArn'] }));
+    const redrive = JSON.stringify({ deadLetterTargetArn: Attributes!.QueueArn, maxReceiveCount: 3 });
+    const orders = (
+      await edge.sqs.send(new CreateQueueCommand({ QueueName: 'orders.fifo', Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true', VisibilityTimeout: '45', RedrivePolicy: redrive } }))
+    ).QueueUrl!;
+
+    proxy.setMode('blackhole');
+    await eventually(() => edge.shim.status(), (status) => status.mode === 'offline');
+    for (let i = 0; i < 12; i += 1) await edge.sqs.send(new SendMessageCommand({ QueueUrl: orders, MessageBody: `order ${i}`, MessageGroupId: `g${i % 3}` }));
+    await emptyRegion(moto);
+    proxy.setMode('pass');
+    await eventually(() => edge.shim.status(), (status) => status.mode === 'online' && status.backlog === 0, 100);
+
+    const url = (await region.send(new GetQueueUrlCommand({ QueueName: 'orders.fifo' }))).QueueUrl!;
+    const { Tags } = await region.send(new ListQueueTagsCommand({ QueueUrl: url }));
+    expect(Tags?.[RECREATED_TAG]).toMatch(/^\d{4}-\d\d-\d\dT/);
+    const recreated = (await region.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] }))).Attributes!;
+    expect(recreated).toMatchObject({ FifoQueue: 'true', ContentBasedDeduplication: 'true', VisibilityTimeout: '45' });
+    expect(JSON.parse(recreated.RedrivePolicy!)).toMatchObject({ maxReceiveCount: 3 });
+    expect(JSON.parse(recreated.RedrivePolicy!).deadLetterTargetArn).toMatch(/:orders-dlq\.fifo$/);
+    await region.send(new GetQueueUrlCommand({ QueueName: 'orders-dlq.fifo' }));
+    const replayed = await drainRegion(region, 'orders.fifo');
+    expect(replayed).toHaveLength(12);
+    for (const group of ['g0', 'g1', 'g2']) {
+      const bodies = replayed.filter((message) => message.Attributes?.MessageGroupId === group).map((message) => Number(message.Body!.split(' ')[1]));
+      expect(bodies).toEqual([...bodies].sort((a, b) => a - b));
+    }
+  });
+
+  it('parks the replay of a queue the region refuses to create again, says why, and replays the others', { timeout: 90_000 }, async () => {
+    const { moto, standIn, proxy, edge, region } = await startSite();
+    const refused = (await edge.sqs.send(new CreateQueueCommand({ QueueName: 'refused' }))).QueueUrl!;
+    const other = (await edge.sqs.send(new CreateQueueCommand({ QueueName: 'other' }))).QueueUrl!;
+    proxy.setMode('blackhole');
+    await eventually(() => edge.shim.status(), (status) => status.mode === 'offline');
+    await edge.sqs.send(new SendMessageCommand({ QueueUrl: refused, MessageBody: 'waits' }));
+    await edge.sqs.send(new SendMessageCommand({ QueueUrl: other, MessageBody: 'goes' }));
+    await emptyRegion(moto);
+    standIn.rule = ({ operation, input }) =>
+      operation === 'CreateQueue' && input.QueueName === 'refused' ? awsJsonError(400, 'AccessDenied', 'User is not authorized to perform: sqs:CreateQueue') : undefined;
+    proxy.setMode('pass');
+
+    const waiting = await eventually(
+      () => edge.shim.status(),
+      (status) => status.queues.find((queue) => queue.name === 'refused')?.replayWaits !== null && status.queues.find((queue) => queue.name === 'other')?.backlog === 0,
+      100,
+    );
+    expect(waiting.queues.find((queue) => queue.name === 'refused')!.replayWaits).toMatch(/cannot create it again: .*AccessDenied/);
+    expect(waiting.queues.find((queue) => queue.name === 'refused')!.backlog).toBe(1);
+    expect((await drainRegion(region, 'other')).map((message) => message.Body)).toEqual(['goes']);
+  });
+});
