@@ -8,7 +8,7 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import type { EdgeStatus } from '../edge-shim/src/observability/status.js';
 import { payments } from '../functions/src/workflows/payments.js';
 import { humanReviewQueueName, stageQueueNames } from '../functions/src/workflow-definition.js';
-import type { FaultMode } from '../testkit/fault-modes.js';
+import type { FaultMode, SteadyMode } from '../testkit/fault-modes.js';
 import { FaultProxy } from '../testkit/fault-proxy.js';
 import { type MadeConflict, makeConflict } from './conflict.js';
 import { type DrillEdge, type EdgeTiming, SHIPPED_EDGE_TIMING, startEdge } from './edge.js';
@@ -20,6 +20,28 @@ import { type Findings, isFinal, loadSagas, verify } from './verify.js';
 
 export const OUTAGE_KINDS = ['blackhole', 'refuse', 'reset', 'lost-answers', 'flapping'] as const;
 export type OutageKind = (typeof OUTAGE_KINDS)[number];
+
+/** A site's uplink to the region: its rate and added latency, the same each way. */
+export interface ThinLink {
+  readonly bitsPerSecond: number;
+  /** Added to each direction: a round trip gains twice this. */
+  readonly latencyMs: number;
+}
+
+/** A DSL or LTE uplink: 1 Mbit/s, 150 ms each way. */
+export const THIN_LINK: ThinLink = { bitsPerSecond: 1_000_000, latencyMs: 150 };
+
+export function describeLink(link: ThinLink): string {
+  const rate = link.bitsPerSecond >= 1e6 ? `${link.bitsPerSecond / 1e6} Mbit/s` : `${link.bitsPerSecond / 1e3} kbit/s`;
+  return `a thin link, ${rate} and ${link.latencyMs} ms each way (one bottleneck per direction, shared)`;
+}
+
+/** The fault proxy's mode for the link outside the outage: a thin link (one bottleneck per direction, shared), or loopback as it is. */
+export function linkMode(link: ThinLink | undefined): SteadyMode {
+  if (!link) return { kind: 'pass' };
+  const bytesPerSecond = Math.max(1, Math.round(link.bitsPerSecond / 8));
+  return { kind: 'link', upstreamBytesPerSecond: bytesPerSecond, downstreamBytesPerSecond: bytesPerSecond, upstreamMs: link.latencyMs, downstreamMs: link.latencyMs };
+}
 
 export interface DrillOptions {
   /** How long the region is cut off. */
@@ -52,6 +74,10 @@ export interface DrillOptions {
   readonly stallSeconds?: number;
   /** Keep the drill's directory (databases, the shim's log) even when it passed. */
   readonly keepWorkDir?: boolean;
+  /** The edge's link to the region outside the outage (and the baseline's): a thin one, or loopback as it is. */
+  readonly link?: ThinLink;
+  /** Ends the drill early: whatever it started is stopped, and runDrill rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
   /** Progress lines as the drill goes. */
   readonly log?: (line: string) => void;
 }
@@ -83,6 +109,8 @@ export interface DrillReport extends RunReport {
     readonly lowRiskShare: number;
     readonly seed: number;
     readonly region: 'moto' | 'given';
+    /** The link to the region outside the outage; null: loopback as it is. */
+    readonly link: ThinLink | null;
     readonly timing: EdgeTiming;
     readonly startedAt: string;
     readonly durationSeconds: number;
@@ -99,8 +127,11 @@ const DEFAULT_STALL_SECONDS = 300;
 const POLL_MS = 250;
 const DRAIN_POLL_MS = 1000;
 
-/** The fault for an outage kind; flapping alternates cut-off spells with short returns, drawn from the seed. */
-export function outageFault(kind: OutageKind, seed: number): FaultMode {
+/**
+ * The fault for an outage kind; flapping alternates cut-off spells with short returns, drawn from
+ * the seed, the returns on the link outside the outage (`between`).
+ */
+export function outageFault(kind: OutageKind, seed: number, between: SteadyMode): FaultMode {
   switch (kind) {
     case 'lost-answers':
       return { kind: 'lost-answers', then: 'hang' };
@@ -110,9 +141,9 @@ export function outageFault(kind: OutageKind, seed: number): FaultMode {
         seed,
         steps: [
           { kind: 'blackhole', ms: [1000, 5000] },
-          { kind: 'pass', ms: [200, 1000] },
+          { ...between, ms: [200, 1000] },
           { kind: 'lost-answers', then: 'reset', ms: [500, 3000] },
-          { kind: 'pass', ms: [200, 1000] },
+          { ...between, ms: [200, 1000] },
         ],
       };
     default:
@@ -122,22 +153,30 @@ export function outageFault(kind: OutageKind, seed: number): FaultMode {
 
 class Stalled extends Error {}
 
+/** How long a wait may see no progress, and the signal that ends the drill. */
+interface Patience {
+  readonly stallMs: number;
+  readonly signal: AbortSignal | undefined;
+}
+
 /**
  * Waits for a state, polling: `done` on what `probe` gives. No deadline of its own, but a wait that
  * sees no progress (the `progress` signature unchanged, or the probe failing) for `stallMs` ends
- * with Stalled: the drill then reports what it found instead of waiting forever.
+ * with Stalled: the drill then reports what it found instead of waiting forever. The drill's signal
+ * ends it at once.
  */
 async function waitFor<T>(
   probe: () => Promise<T>,
   done: (value: T) => boolean,
   progress: (value: T) => string,
-  stallMs: number,
+  { stallMs, signal }: Patience,
   what: string,
   intervalMs = POLL_MS,
 ): Promise<T> {
   let signature: string | undefined;
   let changedAt = Date.now();
   for (;;) {
+    signal?.throwIfAborted();
     let now: string;
     try {
       const value = await probe();
@@ -152,7 +191,7 @@ async function waitFor<T>(
     } else if (Date.now() - changedAt > stallMs) {
       throw new Stalled(`${what}: no progress for ${Math.round(stallMs / 1000)} s (${now})`);
     }
-    await sleep(intervalMs);
+    await sleep(intervalMs, undefined, { signal });
   }
 }
 
@@ -176,6 +215,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   const started = Date.now();
   const log = options.log ?? (() => {});
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-drill-'));
+  log(`its directory (databases, the shim's log): ${dir}`);
   let emulator: DrillRegion['emulator'] = 'moto';
   const edgeRun = await inRegion(options, log, async (context) => {
     emulator = context.region.emulator;
@@ -193,6 +233,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       lowRiskShare: options.lowRiskShare,
       seed: options.seed,
       region: emulator,
+      link: options.link ?? null,
       timing: options.timing ?? SHIPPED_EDGE_TIMING,
       startedAt: new Date(started).toISOString(),
       durationSeconds: seconds(started, Date.now()),
@@ -206,14 +247,19 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
 
 /**
  * A run in a region of its own (each its own moto server, so that neither run's tables slow the
- * other's: moto copies a whole table for every TransactWriteItems), behind a fault proxy of its own.
+ * other's: moto copies a whole table for every TransactWriteItems), behind a fault proxy of its own
+ * playing the link outside the outage.
  */
 async function inRegion<T>(options: DrillOptions, log: (line: string) => void, run: (context: RunContext) => Promise<T>): Promise<T> {
+  options.signal?.throwIfAborted();
   log(`starting the region (${options.regionEndpoint ? `at ${options.regionEndpoint}` : 'a moto server of its own'}), its agents, the gateway and the notifier`);
   const region = await startRegion({ endpoint: options.regionEndpoint });
+  if (region.emulatorPid !== null) log(`the region's moto server: pid ${region.emulatorPid}`);
   let proxy: FaultProxy | undefined;
   try {
-    proxy = await FaultProxy.start({ target: new URL(region.aws.endpoint).host });
+    options.signal?.throwIfAborted();
+    proxy = await FaultProxy.start({ target: new URL(region.aws.endpoint).host, mode: linkMode(options.link) });
+    if (options.link) log(`the link to the region: ${describeLink(options.link)}, outside the outage`);
     return await run({ region, proxy, options, log });
   } finally {
     await proxy?.close();
@@ -227,11 +273,12 @@ async function runThroughEdge(context: RunContext, dir: string): Promise<RunRepo
   const runId = randomBytes(4).toString('hex');
   log(`starting the edge shim in hybrid mode with its fallback agents (run ${runId})`);
   const edge = await startEdge({ region, regionThrough: proxy.address, dir, timing: options.timing ?? SHIPPED_EDGE_TIMING });
+  log(`the edge shim: ${edge.url}, pid ${edge.process.pid}`);
   const observer = new EdgeObserver(() => edge.status());
   observer.start();
   let producers: Producers | undefined;
   try {
-    await observer.until((status) => status.mode === 'online');
+    await observer.until((status) => status.mode === 'online', options.signal);
     const queueUrl = await firstQueueUrl(edge.url, edge.credentials);
     producers = new Producers({ endpoint: edge.url, region: region.aws.region, credentials: edge.credentials, queueUrl }, new PaymentMix(runId, options.lowRiskShare, options.seed), options.rate);
     const outage = await runOutage(context, producers, { edge, observer, runId });
@@ -331,7 +378,7 @@ async function runOutage(
 ): Promise<OutageResult> {
   const { region, proxy, options, log } = context;
   const { edge, observer } = run;
-  const stallMs = (options.stallSeconds ?? DEFAULT_STALL_SECONDS) * 1000;
+  const patience: Patience = { stallMs: (options.stallSeconds ?? DEFAULT_STALL_SECONDS) * 1000, signal: options.signal };
   const failures: string[] = [];
   const t0 = Date.now();
   const say = (line: string) => log(`[${seconds(t0, Date.now()).toFixed(1).padStart(6)} s] ${line}`);
@@ -339,43 +386,48 @@ async function runOutage(
   producers.start();
   const warmup = Math.max(3, Math.round(options.rate * (options.warmupSeconds ?? 5)));
   say(`producers started: ${options.rate} payments/s, ${Math.round(options.lowRiskShare * 100)}% low-risk; waiting for ${warmup} acknowledged and the first payment through the pipeline`);
-  await waitFor(async () => producers.acknowledged, (acked) => acked >= warmup, String, stallMs, 'waiting for the first payments to be acknowledged');
+  await waitFor(async () => producers.acknowledged, (acked) => acked >= warmup, String, patience, 'waiting for the first payments to be acknowledged');
   const ours = (paymentId: string) => paymentId.startsWith(`pay-${run.runId}-`);
   await waitFor(
     async () => region.notifier.state.notifications.filter((notification) => ours(notification.paymentId)).length,
     (count) => count > 0,
     () => String(producers.acknowledged),
-    stallMs,
+    patience,
     'waiting for the first payment through the pipeline',
   );
 
   const cutAt = Date.now();
-  proxy.setMode(outageFault(options.kind, options.seed));
+  const between = linkMode(options.link);
+  proxy.setMode(outageFault(options.kind, options.seed, between));
   say(`region cut off (${options.kind}) for ${options.outageSeconds} s${options.makeConflict ? ' at least' : ''}`);
   let endOutage!: () => void;
   const outageOver = new Promise<void>((resolve) => (endOutage = resolve));
   const conflictMaking = options.makeConflict && observer ? makeConflictOnceOffline(region, producers, observer, outageOver) : undefined;
-  await sleep(options.outageSeconds * 1000);
-  if (conflictMaking && observer) {
-    let made = false;
-    void conflictMaking.then((conflict) => (made = conflict !== undefined));
-    const escalatedAtEdge = () => observer.latest?.queues.find((queue) => queue.name === humanReviewQueueName(payments))?.backlog ?? 0;
-    try {
-      await waitFor(
-        async () => ({ made, escalated: escalatedAtEdge() }),
-        (state) => state.made && state.escalated > 0,
-        (state) => `conflict ${state.made ? 'made' : 'not made yet'}, ${state.escalated} escalated at the edge, ${producers.sent.length} sent`,
-        stallMs,
-        'keeping the region cut until the edge has authorized and escalated payments',
-      );
-    } catch (error) {
-      if (!(error instanceof Stalled)) throw error;
-      say(error.message);
+  try {
+    await sleep(options.outageSeconds * 1000, undefined, { signal: options.signal });
+    if (conflictMaking && observer) {
+      let made = false;
+      void conflictMaking.then((conflict) => (made = conflict !== undefined));
+      const escalatedAtEdge = () => observer.latest?.queues.find((queue) => queue.name === humanReviewQueueName(payments))?.backlog ?? 0;
+      try {
+        await waitFor(
+          async () => ({ made, escalated: escalatedAtEdge() }),
+          (state) => state.made && state.escalated > 0,
+          (state) => `conflict ${state.made ? 'made' : 'not made yet'}, ${state.escalated} escalated at the edge, ${producers.sent.length} sent`,
+          patience,
+          'keeping the region cut until the edge has authorized and escalated payments',
+        );
+      } catch (error) {
+        if (!(error instanceof Stalled)) throw error;
+        say(error.message);
+      }
     }
+  } finally {
+    // Ends the conflict's making too when the drill is stopped.
+    endOutage();
   }
-  endOutage();
   const restoredAt = Date.now();
-  proxy.setMode('pass');
+  proxy.setMode(between);
   say(`region restored; ${producers.sent.length} sent, ${producers.acknowledged} acknowledged so far${observer?.latest ? `, edge ${observer.latest.mode} with a backlog of ${observer.latest.backlog}` : ''}`);
   const madeConflicts: MadeConflict[] = [];
   if (conflictMaking) {
@@ -394,7 +446,7 @@ async function runOutage(
         () => edge.status(),
         (status) => status.mode === 'online' && status.backlog === 0 && status.sync?.state !== 'running',
         (status) => `${status.mode}, backlog ${status.backlog}, replayed ${status.replay?.replayed}, sync ${status.sync?.state} ${status.sync?.done}/${status.sync?.total}`,
-        stallMs,
+        patience,
         'waiting for the edge to sync, replay and come back online',
       );
       backOnlineSeconds = seconds(restoredAt, Date.now());
@@ -422,7 +474,7 @@ async function runOutage(
       async () => producers.sent.slice(from).filter((record) => record.acknowledged).length,
       (acked) => acked >= tail,
       String,
-      stallMs,
+      patience,
       'sending after the return',
     );
   }
@@ -447,7 +499,7 @@ async function runOutage(
       },
       (state) => state.edgeBacklog === 0 && state.queued === 0 && state.pending === 0,
       (state) => JSON.stringify(state),
-      stallMs,
+      patience,
       'draining the pipeline',
       DRAIN_POLL_MS,
     ).catch((error: unknown) => {

@@ -26,9 +26,10 @@ export class EdgeObserver {
     await this.reading;
   }
 
-  /** Resolves with the first status read (from now on) for which `done` holds. */
-  async until(done: (status: EdgeStatus) => boolean): Promise<EdgeStatus> {
+  /** Resolves with the first status read (from now on) for which `done` holds; rejects once `signal` is aborted. */
+  async until(done: (status: EdgeStatus) => boolean, signal?: AbortSignal): Promise<EdgeStatus> {
     for (;;) {
+      signal?.throwIfAborted();
       await new Promise<void>((resolve) => this.listeners.push(resolve));
       if (this.latest && done(this.latest)) return this.latest;
     }

@@ -21,6 +21,8 @@ export interface DrillRegion {
   readonly aws: AwsConnection & { readonly endpoint: string; readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string } };
   /** Whether the emulator was started for this drill (moto) or given. */
   readonly emulator: 'moto' | 'given';
+  /** The moto server's process id; null when the emulator was given. */
+  readonly emulatorPid: number | null;
   readonly resources: WorkflowResources;
   readonly gateway: FakeGateway;
   readonly notifier: FakeGateway;
@@ -81,6 +83,7 @@ export async function startRegion(options: RegionOptions = {}): Promise<DrillReg
     return {
       aws,
       emulator: moto ? 'moto' : 'given',
+      emulatorPid: moto?.pid ?? null,
       resources,
       gateway,
       notifier,

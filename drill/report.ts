@@ -1,4 +1,4 @@
-import type { DrillReport, RunReport } from './drill.js';
+import { type DrillReport, type RunReport, describeLink } from './drill.js';
 
 const percent = (share: number | null) => (share === null ? '–' : `${Math.round(share * 100)}%`);
 const secondsText = (value: number | null) => (value === null ? '–' : `${value.toFixed(1)} s`);
@@ -41,7 +41,7 @@ export function markdownReport(report: DrillReport): string {
     `# Outage drill: ${report.passed ? 'passed' : 'FAILED'}`,
     '',
     `${drill.outageSeconds} s outage (${drill.kind}), ${drill.rate} payments/s, ${Math.round(drill.lowRiskShare * 100)}% low-risk, seed ${drill.seed}; ` +
-      `region: ${drill.region === 'moto' ? 'a moto server' : 'the given emulator'}; edge: probe every ${drill.timing.probeIntervalMs} ms, offline after ${drill.timing.breakerFailures} failures, ` +
+      `region: ${drill.region === 'moto' ? 'a moto server' : 'the given emulator'}, reached ${drill.link ? `through ${describeLink(drill.link)} outside the outage` : 'on loopback'}; edge: probe every ${drill.timing.probeIntervalMs} ms, offline after ${drill.timing.breakerFailures} failures, ` +
       `back after ${drill.timing.recoveryProbes} good probes over ${drill.timing.recoveryMs / 1000} s. Started ${drill.startedAt}, took ${drill.durationSeconds.toFixed(0)} s.`,
     '',
     report.baseline ? '| | through the edge | baseline: straight to the region |' : '| | through the edge |',

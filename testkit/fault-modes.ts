@@ -4,6 +4,16 @@
  */
 export type Direction = 'upstream' | 'downstream';
 
+/** The errors the `errors` mode answers with, each in the caller's protocol (testkit/aws-error-answers.ts). */
+export const ERROR_ANSWERS = ['internal-error', 'unavailable', 'throttling'] as const;
+export type ErrorAnswer = (typeof ERROR_ANSWERS)[number];
+
+/** Milliseconds: a fixed number, or a range [min, max] to draw from. */
+export type MsRange = number | readonly [number, number];
+
+/** How long a `slow` request waits unless told: a region that answers in 1 to 5 s. */
+export const DEFAULT_SLOW_DELAY_MS: MsRange = [1000, 5000];
+
 export type SteadyMode =
   /** Forward everything. */
   | { readonly kind: 'pass' }
@@ -18,10 +28,25 @@ export type SteadyMode =
   /** Requests reach the target; its answers are dropped and the client is left hanging (`hang`, the default) or reset when the answer comes (`reset`). */
   | { readonly kind: 'lost-answers'; readonly then?: 'hang' | 'reset' }
   /** At most this many bytes a second per connection, per direction; a direction not given is not limited. */
-  | { readonly kind: 'bandwidth'; readonly upstreamBytesPerSecond?: number; readonly downstreamBytesPerSecond?: number };
+  | { readonly kind: 'bandwidth'; readonly upstreamBytesPerSecond?: number; readonly downstreamBytesPerSecond?: number }
+  /**
+   * A thin uplink: per direction ONE bottleneck shared by every connection, a FIFO of what arrived
+   * drained at the rate, then the propagation delay. A rate not given is not limited; a delay not given is 0.
+   */
+  | {
+      readonly kind: 'link';
+      readonly upstreamBytesPerSecond?: number;
+      readonly downstreamBytesPerSecond?: number;
+      readonly upstreamMs?: number;
+      readonly downstreamMs?: number;
+    }
+  /** A slow region: each HTTP request waits a delay drawn from `delayMs` (default 1 to 5 s, seeded) before the target gets it. */
+  | { readonly kind: 'slow'; readonly delayMs?: MsRange; readonly seed?: number }
+  /** A failing region: a share (default 1, seeded) of HTTP requests is answered by the proxy with one of `answers` (default all), never reaching the target. */
+  | { readonly kind: 'errors'; readonly share?: number; readonly answers?: readonly ErrorAnswer[]; readonly seed?: number };
 
 /** A step of a flapping schedule: a steady mode held for `ms`, or for a duration drawn from [min, max]. */
-export type FlapStep = SteadyMode & { readonly ms: number | readonly [number, number] };
+export type FlapStep = SteadyMode & { readonly ms: MsRange };
 
 export type FaultMode =
   | SteadyMode
@@ -30,7 +55,7 @@ export type FaultMode =
 
 export type ModeName = FaultMode['kind'];
 
-export const MODE_NAMES: readonly ModeName[] = ['pass', 'refuse', 'reset', 'blackhole', 'latency', 'lost-answers', 'bandwidth', 'flapping'];
+export const MODE_NAMES: readonly ModeName[] = ['pass', 'refuse', 'reset', 'blackhole', 'latency', 'lost-answers', 'bandwidth', 'link', 'slow', 'errors', 'flapping'];
 
 export class FaultModeError extends Error {}
 
@@ -59,6 +84,9 @@ const ALLOWED_FIELDS: Record<ModeName, readonly string[]> = {
   latency: ['upstreamMs', 'downstreamMs'],
   'lost-answers': ['then'],
   bandwidth: ['upstreamBytesPerSecond', 'downstreamBytesPerSecond'],
+  link: ['upstreamBytesPerSecond', 'downstreamBytesPerSecond', 'upstreamMs', 'downstreamMs'],
+  slow: ['delayMs', 'seed'],
+  errors: ['share', 'answers', 'seed'],
   flapping: ['steps', 'seed'],
 };
 
@@ -69,15 +97,16 @@ function count(value: unknown, name: string, minimum: number): void {
   }
 }
 
-function duration(value: unknown, where: string): void {
+/** A duration in milliseconds, or a range [min, max] of them. */
+function msRange(value: unknown, name: string, minimum: number): void {
   if (Array.isArray(value) && value.length === 2) {
-    count(value[0], `${where}.ms[0]`, 1);
-    count(value[1], `${where}.ms[1]`, 1);
-    if ((value[0] as number) > (value[1] as number)) throw new FaultModeError(`${where}.ms: the range [min, max] has min > max`);
+    count(value[0], `${name}[0]`, minimum);
+    count(value[1], `${name}[1]`, minimum);
+    if ((value[0] as number) > (value[1] as number)) throw new FaultModeError(`${name}: the range [min, max] has min > max`);
     return;
   }
-  if (value === undefined) throw new FaultModeError(`${where} needs ms: a duration in milliseconds or a range [min, max]`);
-  count(value, `${where}.ms`, 1);
+  if (Array.isArray(value)) throw new FaultModeError(`${name} must be milliseconds or a range [min, max], not ${JSON.stringify(value)}`);
+  count(value, name, minimum);
 }
 
 /**
@@ -113,6 +142,28 @@ export function parseMode(value: unknown, where = 'mode'): FaultMode {
       count(fields.upstreamBytesPerSecond, `${where}.upstreamBytesPerSecond`, 1);
       count(fields.downstreamBytesPerSecond, `${where}.downstreamBytesPerSecond`, 1);
       break;
+    case 'link':
+      count(fields.upstreamBytesPerSecond, `${where}.upstreamBytesPerSecond`, 1);
+      count(fields.downstreamBytesPerSecond, `${where}.downstreamBytesPerSecond`, 1);
+      count(fields.upstreamMs, `${where}.upstreamMs`, 0);
+      count(fields.downstreamMs, `${where}.downstreamMs`, 0);
+      break;
+    case 'slow':
+      if (fields.delayMs !== undefined) msRange(fields.delayMs, `${where}.delayMs`, 0);
+      count(fields.seed, `${where}.seed`, 0);
+      break;
+    case 'errors': {
+      const share = fields.share;
+      if (share !== undefined && (typeof share !== 'number' || !(share >= 0 && share <= 1))) {
+        throw new FaultModeError(`${where}.share must be a number from 0 to 1, not ${JSON.stringify(share)}`);
+      }
+      const answers = fields.answers;
+      if (answers !== undefined && (!Array.isArray(answers) || answers.length === 0 || !answers.every((answer) => ERROR_ANSWERS.includes(answer as ErrorAnswer)))) {
+        throw new FaultModeError(`${where}.answers must be a non-empty list of ${ERROR_ANSWERS.join(', ')}, not ${JSON.stringify(answers)}`);
+      }
+      count(fields.seed, `${where}.seed`, 0);
+      break;
+    }
     case 'flapping': {
       if (where !== 'mode') throw new FaultModeError(`${where}: a flapping step cannot itself flap`);
       count(fields.seed, `${where}.seed`, 0);
@@ -121,7 +172,9 @@ export function parseMode(value: unknown, where = 'mode'): FaultMode {
       steps.forEach((step: unknown, index) => {
         const stepWhere = `${where}.steps[${index}]`;
         parseMode(step, stepWhere);
-        duration((step as Record<string, unknown>).ms, stepWhere);
+        const ms = (step as Record<string, unknown>).ms;
+        if (ms === undefined) throw new FaultModeError(`${stepWhere} needs ms: a duration in milliseconds or a range [min, max]`);
+        msRange(ms, `${stepWhere}.ms`, 1);
       });
       break;
     }
@@ -139,6 +192,11 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A number of milliseconds: the one given, or one drawn evenly from [min, max]. */
+export function drawMs(range: MsRange, random: () => number): number {
+  return typeof range === 'number' ? range : range[0] + Math.floor(random() * (range[1] - range[0] + 1));
 }
 
 export interface FlapTurn {
@@ -160,7 +218,6 @@ export class FlapSchedule {
     const step = this.next;
     this.next = (this.next + 1) % this.mode.steps.length;
     const { ms, ...steady } = this.mode.steps[step]!;
-    const drawn = typeof ms === 'number' ? ms : ms[0] + Math.floor(this.random() * (ms[1] - ms[0] + 1));
-    return { mode: steady as SteadyMode, step, ms: drawn };
+    return { mode: steady as SteadyMode, step, ms: drawMs(ms, this.random) };
   }
 }

@@ -1,6 +1,20 @@
 import { EventEmitter } from 'node:events';
 import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
-import { type Direction, type FaultMode, FlapSchedule, type SteadyMode, parseMode, treatment } from './fault-modes.js';
+import { errorResponse } from './aws-error-answers.js';
+import {
+  DEFAULT_SLOW_DELAY_MS,
+  type Direction,
+  ERROR_ANSWERS,
+  type ErrorAnswer,
+  type FaultMode,
+  FlapSchedule,
+  type SteadyMode,
+  drawMs,
+  parseMode,
+  seededRandom,
+  treatment,
+} from './fault-modes.js';
+import { type FramedRequest, RequestFramer, type RequestPiece } from './http-requests.js';
 
 export interface HostPort {
   readonly host: string;
@@ -21,10 +35,17 @@ export interface DirectionStats {
   received: number;
   /** Bytes written to the receiving side. */
   forwarded: number;
-  /** Bytes dropped: read and never forwarded (blackhole, lost answers, resets). */
+  /** Bytes dropped: read and never forwarded (blackhole, lost answers, resets, requests the proxy answered itself). */
   dropped: number;
-  /** Bytes held by the proxy now, waiting for their time (latency, bandwidth) or for the target. */
+  /** Bytes held by the proxy now, waiting for their time (latency, bandwidth, link, slow) or for the target. */
   queued: number;
+}
+
+export interface RequestStats {
+  /** HTTP/1.1 requests read from clients (their heads). */
+  seen: number;
+  /** Requests the proxy answered itself (errors); their bytes count as dropped upstream, the answers in no byte count. */
+  answered: number;
 }
 
 export interface FaultProxyStats {
@@ -40,6 +61,7 @@ export interface FaultProxyStats {
   };
   upstream: DirectionStats;
   downstream: DirectionStats;
+  requests: RequestStats;
   /** How many times the mode in force changed (each flapping step counts). */
   modeChanges: number;
 }
@@ -53,8 +75,9 @@ export interface ModeChange {
 
 // Past this many bytes held for a direction the proxy stops reading its sender (backpressure).
 const HIGH_WATER_BYTES = 1024 * 1024;
-// The bandwidth limit releases data in slices worth this long, so a big chunk does not burst.
+// A rate limit (bandwidth, link) releases data in slices worth this long, so a big chunk does not burst.
 const BANDWIDTH_SLICE_MS = 50;
+const DIRECTIONS: readonly Direction[] = ['upstream', 'downstream'];
 
 export function parseHostPort(text: string, defaultHost = '127.0.0.1'): HostPort {
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text) ?? /^(\d{1,5})$/.exec(text);
@@ -65,13 +88,58 @@ export function parseHostPort(text: string, defaultHost = '127.0.0.1'): HostPort
   return { host, port };
 }
 
-type Item =
-  | { readonly kind: 'data'; data: Buffer; releaseAt: number; readonly arrivedAt: number }
-  | { readonly kind: 'end'; releaseAt: number; readonly arrivedAt: number }
-  /** Reset the connection once everything before it has been forwarded (reset after N bytes). */
-  | { readonly kind: 'reset'; releaseAt: number; readonly arrivedAt: number };
+/** An HTTP request as the proxy treats it: how long it waits (slow), whether the proxy answers it (errors). */
+interface ProxiedRequest {
+  readonly framed: FramedRequest;
+  delayMs?: number;
+  answer?: ErrorAnswer;
+}
+
+interface Timing {
+  releaseAt: number;
+  readonly arrivedAt: number;
+  /** Arrival order over the whole proxy: the shared link's queue is re-timed in it. */
+  readonly seq: number;
+}
+
+type Item = Timing &
+  (
+    | {
+        readonly kind: 'data';
+        readonly data: Buffer;
+        /** Upstream: the request these bytes belong to, and whether they are its last. */
+        readonly request?: ProxiedRequest;
+        readonly endsRequest?: boolean;
+        /** An answer the proxy made (errors): counted in no byte stats. */
+        readonly made?: boolean;
+      }
+    | { readonly kind: 'end' }
+    /** Reset the connection once everything before it has been forwarded (reset after N bytes). */
+    | { readonly kind: 'reset' }
+  );
 
 const sizeOf = (item: Item) => (item.kind === 'data' ? item.data.length : 0);
+// The bytes that count in the direction's stats: all but the proxy's own answers.
+const countedSize = (item: Item) => (item.kind === 'data' && item.made ? 0 : sizeOf(item));
+
+/**
+ * A rate limit's bottleneck: bytes leave one after another at the rate, in the order they were
+ * offered. One per connection and direction for `bandwidth`, one per direction shared by all
+ * connections for `link`.
+ */
+class Bottleneck {
+  private freeAt = 0;
+
+  /** When `bytes` offered at `now` have all left, at `bytesPerSecond`. */
+  transmit(bytes: number, bytesPerSecond: number, now: number): number {
+    this.freeAt = Math.max(now, this.freeAt) + (bytes * 1000) / bytesPerSecond;
+    return this.freeAt;
+  }
+
+  restart(): void {
+    this.freeAt = 0;
+  }
+}
 
 /** One direction of one connection: an ordered queue from a source socket to a sink socket. */
 class Link {
@@ -81,9 +149,8 @@ class Link {
   private waitingForDrain = false;
   /** The proxy dropped bytes or an end of this direction: its stream cannot be resumed. */
   damaged = false;
-  ended = false;
-  /** When the bandwidth limit next lets bytes through. */
-  private nextFreeAt = 0;
+  /** This connection's own bottleneck in this direction (bandwidth). */
+  private readonly bottleneck = new Bottleneck();
   /** Bytes the reset mode still lets through before it resets (upstream only). */
   budget = 0;
 
@@ -106,21 +173,39 @@ class Link {
     const mode = this.connection.mode();
     const now = Date.now();
     if (data === null) {
-      this.enqueue({ kind: 'end', arrivedAt: now, releaseAt: now }, mode);
+      if (this.direction === 'upstream') for (const piece of this.connection.requests.end()) this.accept(piece, mode, now);
+      this.enqueue({ kind: 'end', arrivedAt: now, releaseAt: now, seq: this.connection.nextSeq() }, mode);
     } else {
       this.stats.received += data.length;
-      if (this.direction === 'upstream' && mode.kind === 'reset') {
-        const allowed = Math.min(this.budget, data.length);
-        this.budget -= allowed;
-        if (allowed > 0) this.enqueue({ kind: 'data', data: data.subarray(0, allowed), arrivedAt: now, releaseAt: now }, mode);
-        if (allowed < data.length) {
-          this.stats.dropped += data.length - allowed;
-          this.enqueue({ kind: 'reset', arrivedAt: now, releaseAt: now }, mode);
-        }
-      } else {
-        for (const slice of this.slices(data, mode)) this.enqueue({ kind: 'data', data: slice, arrivedAt: now, releaseAt: now }, mode);
-      }
+      if (this.direction === 'upstream') for (const piece of this.connection.requests.feed(data, now)) this.accept(piece, mode, now);
+      else this.accept({ data }, mode, now);
     }
+    this.pump();
+  }
+
+  /** Queues bytes read: upstream, a piece of a request. */
+  private accept(piece: RequestPiece | { readonly data: Buffer }, mode: SteadyMode, now: number): void {
+    const request = 'request' in piece ? this.connection.proxied(piece, mode) : undefined;
+    const ends = 'ends' in piece && piece.ends;
+    const bytes = (data: Buffer, last: boolean): Item => ({ kind: 'data', data, request, endsRequest: last && ends, arrivedAt: now, releaseAt: now, seq: this.connection.nextSeq() });
+    if (this.direction === 'upstream' && mode.kind === 'reset') {
+      const allowed = Math.min(this.budget, piece.data.length);
+      this.budget -= allowed;
+      if (allowed > 0) this.enqueue(bytes(piece.data.subarray(0, allowed), allowed === piece.data.length), mode);
+      if (allowed < piece.data.length) {
+        this.stats.dropped += piece.data.length - allowed;
+        this.enqueue({ kind: 'reset', arrivedAt: now, releaseAt: now, seq: this.connection.nextSeq() }, mode);
+      }
+      return;
+    }
+    const slices = this.slices(piece.data, mode);
+    slices.forEach((slice, index) => this.enqueue(bytes(slice, index === slices.length - 1), mode));
+  }
+
+  /** An answer the proxy made, sent to the client after what it holds for it (downstream). */
+  answer(bytes: Buffer): void {
+    const now = Date.now();
+    this.enqueue({ kind: 'data', data: bytes, made: true, arrivedAt: now, releaseAt: now, seq: this.connection.nextSeq() }, this.connection.mode());
     this.pump();
   }
 
@@ -134,38 +219,50 @@ class Link {
   }
 
   private rate(mode: SteadyMode): number | undefined {
-    if (mode.kind !== 'bandwidth') return undefined;
+    if (mode.kind !== 'bandwidth' && mode.kind !== 'link') return undefined;
     return this.direction === 'upstream' ? mode.upstreamBytesPerSecond : mode.downstreamBytesPerSecond;
   }
 
   private enqueue(item: Item, mode: SteadyMode): void {
     this.queue.push(item);
     this.queuedBytes += sizeOf(item);
-    this.stats.queued += sizeOf(item);
+    this.stats.queued += countedSize(item);
     this.time(item, mode, Date.now());
   }
 
   /** Sets when an item may go under `mode`. */
-  private time(item: Item, mode: SteadyMode, now: number): void {
-    if (mode.kind === 'latency') {
-      item.releaseAt = item.arrivedAt + ((this.direction === 'upstream' ? mode.upstreamMs : mode.downstreamMs) ?? 0);
-      return;
-    }
+  time(item: Item, mode: SteadyMode, now: number): void {
+    const upstream = this.direction === 'upstream';
     const rate = this.rate(mode);
-    if (rate === undefined) {
-      item.releaseAt = now;
-      return;
+    switch (mode.kind) {
+      case 'latency':
+        item.releaseAt = item.arrivedAt + ((upstream ? mode.upstreamMs : mode.downstreamMs) ?? 0);
+        return;
+      case 'bandwidth':
+        item.releaseAt = rate === undefined ? now : this.bottleneck.transmit(sizeOf(item), rate, now);
+        return;
+      case 'link': {
+        // Through the shared bottleneck first, then the propagation delay.
+        const sent = rate === undefined ? item.arrivedAt : this.connection.sharedBottleneck(this.direction).transmit(sizeOf(item), rate, now);
+        item.releaseAt = sent + ((upstream ? mode.upstreamMs : mode.downstreamMs) ?? 0);
+        return;
+      }
+      case 'slow':
+        item.releaseAt = upstream && item.kind === 'data' && item.request ? item.request.framed.startedAt + this.connection.delayOf(item.request, mode) : now;
+        return;
+      default:
+        item.releaseAt = now;
     }
-    item.releaseAt = Math.max(now, this.nextFreeAt);
-    this.nextFreeAt = item.releaseAt + (sizeOf(item) * 1000) / rate;
   }
 
-  /** The mode changed: what is held goes by the new mode's timing. */
-  retime(mode: SteadyMode): void {
-    const now = Date.now();
-    this.nextFreeAt = 0;
-    for (const item of this.queue) this.time(item, mode, now);
-    this.pump();
+  /** What it holds, in order. */
+  held(): readonly Item[] {
+    return this.queue;
+  }
+
+  /** The mode changed: this connection's own bottleneck starts afresh (what is held is re-timed by the proxy). */
+  restartClock(): void {
+    this.bottleneck.restart();
   }
 
   /** Forwards, drops or resets what is due, in order. */
@@ -181,7 +278,7 @@ class Link {
       const item = this.queue[0]!;
       if (what === 'drop') {
         this.take();
-        this.stats.dropped += sizeOf(item);
+        this.stats.dropped += countedSize(item);
         this.damaged = true;
         continue;
       }
@@ -194,6 +291,13 @@ class Link {
         this.connection.reset('fault');
         return;
       }
+      if (item.kind === 'data' && item.request?.answer) {
+        // A request the proxy answers itself: it never reaches the target.
+        this.take();
+        this.stats.dropped += sizeOf(item);
+        if (item.endsRequest) this.connection.answer(item.request);
+        continue;
+      }
       const sink = this.sink;
       if (!sink) {
         this.connection.connectTarget();
@@ -202,11 +306,10 @@ class Link {
       if (this.waitingForDrain) break;
       this.take();
       if (item.kind === 'end') {
-        this.ended = true;
         sink.end();
         continue;
       }
-      this.stats.forwarded += item.data.length;
+      this.stats.forwarded += countedSize(item);
       if (!sink.write(item.data)) {
         this.waitingForDrain = true;
         sink.once('drain', () => {
@@ -222,7 +325,7 @@ class Link {
   private take(): void {
     const item = this.queue.shift()!;
     this.queuedBytes -= sizeOf(item);
-    this.stats.queued -= sizeOf(item);
+    this.stats.queued -= countedSize(item);
   }
 
   /** Reads from the source while what is held stays small, or while the mode drops (blackhole reads on). */
@@ -238,8 +341,8 @@ class Link {
   discard(): void {
     clearTimeout(this.timer);
     for (const item of this.queue) {
-      this.stats.queued -= sizeOf(item);
-      this.stats.dropped += sizeOf(item);
+      this.stats.queued -= countedSize(item);
+      this.stats.dropped += countedSize(item);
     }
     this.queue.length = 0;
     this.queuedBytes = 0;
@@ -253,6 +356,9 @@ class ProxiedConnection {
   closed = false;
   readonly upstream: Link;
   readonly downstream: Link;
+  /** The client's stream split into HTTP requests. */
+  readonly requests = new RequestFramer();
+  private request: ProxiedRequest | undefined;
 
   constructor(
     readonly client: Socket,
@@ -274,6 +380,41 @@ class ProxiedConnection {
 
   changed(): void {
     this.internals.changed();
+  }
+
+  nextSeq(): number {
+    return this.internals.nextSeq();
+  }
+
+  sharedBottleneck(direction: Direction): Bottleneck {
+    return this.internals.bottlenecks[direction];
+  }
+
+  /** The request a piece belongs to; a new HTTP request is counted, and under `errors` its fate drawn. */
+  proxied(piece: RequestPiece, mode: SteadyMode): ProxiedRequest {
+    if (!piece.starts && this.request) return this.request;
+    this.request = { framed: piece.request };
+    if (piece.request.head) {
+      this.internals.stats.requests.seen += 1;
+      if (mode.kind === 'errors') {
+        const random = this.internals.random;
+        const answers = mode.answers ?? ERROR_ANSWERS;
+        if (random() < (mode.share ?? 1)) this.request.answer = answers[Math.floor(random() * answers.length)];
+      }
+    }
+    return this.request;
+  }
+
+  /** How long a request waits under `slow`: drawn once, when it is first timed under it. */
+  delayOf(request: ProxiedRequest, mode: Extract<SteadyMode, { kind: 'slow' }>): number {
+    request.delayMs ??= drawMs(mode.delayMs ?? DEFAULT_SLOW_DELAY_MS, this.internals.random);
+    return request.delayMs;
+  }
+
+  /** The proxy answers a request it took whole (errors). */
+  answer(request: ProxiedRequest): void {
+    this.internals.stats.requests.answered += 1;
+    this.downstream.answer(errorResponse(request.answer!, request.framed.head!));
   }
 
   private resetBudget(): number {
@@ -304,7 +445,7 @@ class ProxiedConnection {
     target.on('close', () => this.finishIfDone());
   }
 
-  /** The mode in force changed: retime what is held; a stream that lost bytes and would now flow again is reset. */
+  /** The mode in force changed: a stream that lost bytes and would now flow again is reset (the proxy then re-times what is held). */
   modeChanged(mode: SteadyMode): void {
     if (mode.kind === 'refuse') return this.reset('fault');
     for (const link of [this.upstream, this.downstream]) {
@@ -312,8 +453,6 @@ class ProxiedConnection {
     }
     this.upstream.budget = this.resetBudget();
     if (treatment(mode, 'upstream') === 'forward' && !this.upstream.damaged) this.connectTarget();
-    this.upstream.retime(mode);
-    this.downstream.retime(mode);
   }
 
   /** Resets both sides (RST): as the injected fault, or passing on a peer's reset or error. */
@@ -342,11 +481,17 @@ class ProxiedConnection {
 interface ProxyInternals {
   readonly target: HostPort;
   readonly stats: FaultProxyStats;
+  /** The link's bottlenecks, one per direction, shared by all connections. */
+  readonly bottlenecks: Record<Direction, Bottleneck>;
+  /** The seeded draws of the mode in force (slow delays, errors). */
+  readonly random: () => number;
+  nextSeq(): number;
   changed(): void;
   forget(connection: ProxiedConnection): void;
 }
 
 const emptyDirection = (): DirectionStats => ({ received: 0, forwarded: 0, dropped: 0, queued: 0 });
+const seedOf = (mode: SteadyMode): number => (mode.kind === 'slow' || mode.kind === 'errors' ? mode.seed : undefined) ?? 1;
 
 /**
  * A TCP proxy that injects network faults between a client and a target, switchable at run time:
@@ -363,6 +508,9 @@ export class FaultProxy extends EventEmitter<{ mode: [ModeChange] }> {
   private readonly waiters = new Set<() => void>();
   private flapTimer: NodeJS.Timeout | undefined;
   private configured: FaultMode;
+  private readonly bottlenecks: Record<Direction, Bottleneck> = { upstream: new Bottleneck(), downstream: new Bottleneck() };
+  private random: () => number = seededRandom(1);
+  private seq = 0;
 
   private constructor(server: Server, address: AddressInfo, target: HostPort, mode: FaultMode) {
     super();
@@ -376,11 +524,15 @@ export class FaultProxy extends EventEmitter<{ mode: [ModeChange] }> {
       connections: { accepted: 0, open: 0, reset: 0, targetFailed: 0 },
       upstream: emptyDirection(),
       downstream: emptyDirection(),
+      requests: { seen: 0, answered: 0 },
       modeChanges: 0,
     };
     const internals: ProxyInternals = {
       target,
       stats: this.counters,
+      bottlenecks: this.bottlenecks,
+      random: () => this.random(),
+      nextSeq: () => (this.seq += 1),
       changed: () => this.changed(),
       forget: (connection) => {
         if (this.connections.delete(connection)) this.counters.connections.open = this.connections.size;
@@ -424,24 +576,51 @@ export class FaultProxy extends EventEmitter<{ mode: [ModeChange] }> {
     this.flapTimer = undefined;
     this.configured = parsed;
     if (parsed.kind !== 'flapping') {
-      this.enforce({ mode: parsed });
+      this.enforce({ mode: parsed }, seededRandom(seedOf(parsed)));
       return;
     }
     const schedule = new FlapSchedule(parsed);
+    // Each step keeps its own draws from turn to turn.
+    const randoms = parsed.steps.map((step) => seededRandom(seedOf(step)));
     const flap = () => {
       const turn = schedule.turn();
-      this.enforce({ mode: turn.mode, step: turn.step, ms: turn.ms });
+      this.enforce({ mode: turn.mode, step: turn.step, ms: turn.ms }, randoms[turn.step]!);
       this.flapTimer = setTimeout(flap, turn.ms);
     };
     flap();
   }
 
-  private enforce(change: ModeChange): void {
+  private enforce(change: ModeChange, random: () => number): void {
     this.counters.mode = change.mode;
     this.counters.modeChanges += 1;
+    this.random = random;
     for (const connection of [...this.connections]) connection.modeChanged(change.mode);
+    this.retimeHeld(change.mode);
     this.emit('mode', change);
     this.changed();
+  }
+
+  /**
+   * What is held goes by the new mode's timing: per direction, in the order it arrived over all
+   * connections, so that a shared link queues it as it came.
+   */
+  private retimeHeld(mode: SteadyMode): void {
+    const now = Date.now();
+    const connections = [...this.connections];
+    for (const direction of DIRECTIONS) {
+      this.bottlenecks[direction].restart();
+      const held = connections.flatMap((connection) => {
+        const link = connection[direction];
+        link.restartClock();
+        return link.held().map((item) => ({ link, item }));
+      });
+      held.sort((a, b) => a.item.seq - b.item.seq);
+      for (const { link, item } of held) link.time(item, mode, now);
+    }
+    for (const connection of connections) {
+      connection.upstream.pump();
+      connection.downstream.pump();
+    }
   }
 
   /** A snapshot of the counters. */

@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer as createHttpServer } from 'node:http';
+import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FlapSchedule, type FaultMode, parseMode } from '../../testkit/fault-modes.js';
+import { type FaultMode, FlapSchedule, drawMs, parseMode, seededRandom } from '../../testkit/fault-modes.js';
 import { startControlServer } from '../../testkit/fault-proxy-control.js';
 import { FaultProxy, type ModeChange } from '../../testkit/fault-proxy.js';
 import { EchoTarget, TestClient, when } from './tcp.js';
@@ -28,6 +28,29 @@ async function setUp(mode: FaultMode | string = 'pass') {
     return connection;
   };
   return { target, proxy, client };
+}
+
+// An HTTP server as the target: it counts the requests it has answered and when each arrived.
+async function httpTarget() {
+  const arrivals: Array<{ readonly at: number; readonly path: string }> = [];
+  const server = createHttpServer((request, response) => {
+    arrivals.push({ at: Date.now(), path: request.url ?? '' });
+    request.resume();
+    request.on('end', () => response.end(`answer ${arrivals.length}`));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanups.push(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { port: (server.address() as AddressInfo).port, arrivals, answered: () => arrivals.length };
+}
+
+async function proxyTo(port: number, mode: FaultMode | string) {
+  const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port }, mode });
+  cleanups.push(() => proxy.close());
+  return proxy;
 }
 
 describe('pass', () => {
@@ -206,21 +229,6 @@ describe('latency', () => {
 });
 
 describe('lost answers', () => {
-  // An HTTP server as the target: it counts the requests it has answered.
-  async function httpTarget() {
-    let answered = 0;
-    const server = createHttpServer((_request, response) => {
-      answered += 1;
-      response.end(`answer ${answered}`);
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    cleanups.push(() => {
-      server.closeAllConnections();
-      server.close();
-    });
-    return { port: (server.address() as AddressInfo).port, answered: () => answered };
-  }
   const REQUEST = 'GET / HTTP/1.1\r\nHost: target\r\n\r\n';
 
   it('hang: the request is served, its answer never comes and the connection stays open', async () => {
@@ -275,6 +283,156 @@ describe('bandwidth', () => {
     proxy.setMode('pass');
     await one.until((c) => c.received.length === payload.length);
     expect(one.received).toBe(payload);
+  });
+});
+
+describe('link', () => {
+  const KIB = 1024;
+
+  it('lets bytes through no faster than its rate: 512 KiB through a 128 KiB/s link take about 4 s', { timeout: 30_000 }, async () => {
+    const rate = 128 * KIB;
+    const size = 512 * KIB;
+    const { proxy, client } = await setUp({ kind: 'link', downstreamBytesPerSecond: rate });
+    const one = await client();
+    const sentAt = Date.now();
+    one.write(Buffer.alloc(size, 'z'));
+    await one.until((c) => c.received.length === size);
+    // Never faster than the link (a bound the machine's load can only help): each byte arrives after
+    // the time it takes to send it and all before it at the rate (slices leave whole: one slice's slack).
+    const slice = (rate * 50) / 1000;
+    for (let index = 0, total = 0; index < one.chunks.length; index++) {
+      total += one.chunks[index]!.size;
+      expect(total).toBeLessThanOrEqual((rate * (one.chunks[index]!.at - sentAt)) / 1000 + slice);
+    }
+    // Not much slower either. Release times are set when bytes arrive, so a busy machine delays a
+    // release but not the ones after it: even loaded, it ends within a second or two of the 4 s.
+    // This bound (twice the time, plus 3 s) only catches a link several times slower than its rate.
+    const took = one.chunks.at(-1)!.at - sentAt;
+    expect(took).toBeLessThanOrEqual(2 * ((size * 1000) / rate) + 3000);
+    expect(proxy.stats().downstream).toEqual({ received: size, forwarded: size, dropped: 0, queued: 0 });
+  });
+
+  // A large transfer on one connection, then a small request on another: through a shared link the
+  // small one's answer queues behind the large one's bytes; with bandwidth (per connection) it
+  // passes them. Told from the proxy's own byte counts when the small answer arrives.
+  async function smallBehindLarge(mode: FaultMode) {
+    const large = 128 * KIB;
+    const { proxy, client } = await setUp(mode);
+    const bulk = await client();
+    bulk.write(Buffer.alloc(large, 'z'));
+    await proxy.until((s) => s.downstream.received === large);
+    const small = await client();
+    small.write('ping');
+    await small.until((c) => c.received === 'ping');
+    const stats = proxy.stats();
+    await bulk.until((c) => c.received.length === large);
+    return { large, stats };
+  }
+
+  it('is one bottleneck for all connections: a small request waits for the bytes queued before it', async () => {
+    const rate = 64 * KIB;
+    const { large, stats } = await smallBehindLarge({ kind: 'link', downstreamBytesPerSecond: rate });
+    // All of the large answer had gone before the small one (but the last slice, which may leave in the same millisecond).
+    const slice = (rate * 50) / 1000;
+    expect(stats.downstream.forwarded).toBeGreaterThanOrEqual(large + 4 - slice);
+  });
+
+  it('unlike bandwidth, a link of its own per connection: there the small request passes the large one', async () => {
+    const { stats } = await smallBehindLarge({ kind: 'bandwidth', downstreamBytesPerSecond: 64 * KIB });
+    // About 2 s of the large answer was still held when the small one arrived.
+    expect(stats.downstream.queued).toBeGreaterThan(0);
+  });
+
+  it('adds each direction\'s delay after its bottleneck', async () => {
+    const { client } = await setUp({ kind: 'link', upstreamMs: 200, downstreamBytesPerSecond: 2000, downstreamMs: 300 });
+    const one = await client();
+    const sentAt = Date.now();
+    one.write('x'.repeat(400));
+    await one.until((c) => c.received.length === 400);
+    // Lower bounds only: 200 ms there; back, 100-byte slices at 2000 B/s (50 ms each), then 300 ms.
+    expect(one.chunks[0]!.at - sentAt).toBeGreaterThanOrEqual(200 + 50 + 300);
+    expect(one.chunks.at(-1)!.at - sentAt).toBeGreaterThanOrEqual(200 + 200 + 300);
+  });
+
+  it('queues what is held at the switch in the order it came, over all connections', async () => {
+    const { target, proxy, client } = await setUp({ kind: 'latency', upstreamMs: 3_600_000 });
+    const [a, b] = [await client(), await client()];
+    // a, b, a, b: 500 bytes each, held until the switch.
+    for (const [connection, letter, held] of [[a, 'a', 500], [b, 'b', 1000], [a, 'c', 1500], [b, 'd', 2000]] as const) {
+      connection.write(letter.repeat(500));
+      await proxy.until((s) => s.upstream.queued === held);
+    }
+    proxy.setMode({ kind: 'link', upstreamBytesPerSecond: 1000 });
+    await target.until((t) => t.received.length === 2000);
+    // Half a second per block: each block's first byte reaches the target after the block before it began.
+    const first = (letter: string) => target.received.indexOf(letter);
+    expect(first('a')).toBeLessThan(first('b'));
+    expect(first('b')).toBeLessThan(first('c'));
+    expect(first('c')).toBeLessThan(first('d'));
+  });
+});
+
+describe('slow', () => {
+  it('holds each HTTP request for its own seeded delay before the target gets it', { timeout: 30_000 }, async () => {
+    const http = await httpTarget();
+    const delayMs = [300, 900] as const;
+    const proxy = await proxyTo(http.port, { kind: 'slow', delayMs, seed: 7 });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    cleanups.push(() => agent.destroy());
+    const random = seededRandom(7);
+    const expected = Array.from({ length: 4 }, () => drawMs(delayMs, random));
+    for (const [index, delay] of expected.entries()) {
+      const sentAt = Date.now();
+      const body = await new Promise<string>((resolve, reject) => {
+        const request = httpRequest({ host: '127.0.0.1', port: proxy.port, path: `/${index}`, method: 'POST', agent }, (response) => {
+          let text = '';
+          response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          response.on('end', () => resolve(text));
+        });
+        request.on('error', reject);
+        request.end('a body');
+      });
+      expect(body).toBe(`answer ${index + 1}`);
+      // The request reached the target no sooner than its delay, drawn from the seed in request order.
+      expect(http.arrivals[index]!.at - sentAt).toBeGreaterThanOrEqual(delay);
+    }
+    // One connection: the delays are per request, not per connection.
+    expect(proxy.stats().connections.accepted).toBe(1);
+    expect(proxy.stats().requests).toEqual({ seen: 4, answered: 0 });
+  });
+});
+
+describe('errors', () => {
+  const SEND_CHUNKED = 'POST / HTTP/1.1\r\nHost: sqs\r\nX-Amz-Target: AmazonSQS.SendMessage\r\nContent-Type: application/x-amz-json-1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n3\r\n"b"\r\n1\r\n}\r\n0\r\n\r\n';
+  const GET = 'GET /after HTTP/1.1\r\nHost: sqs\r\n\r\n';
+
+  it('answers a request itself, having read all of it, and lets the next one on the connection through', async () => {
+    const http = await httpTarget();
+    const proxy = await proxyTo(http.port, { kind: 'errors', answers: ['unavailable'] });
+    const one = await TestClient.connect(proxy.port);
+    cleanups.push(() => one.close());
+    one.write(SEND_CHUNKED.slice(0, 100));
+    one.write(SEND_CHUNKED.slice(100));
+    await one.until((c) => c.received.includes('com.amazonaws.sqs#ServiceUnavailable'));
+    expect(one.received).toMatch(/^HTTP\/1\.1 503 Service Unavailable\r\n/);
+    expect(one.received).toContain('x-amzn-query-error: ServiceUnavailable;Receiver');
+    expect(http.answered()).toBe(0);
+    expect(proxy.stats().upstream).toMatchObject({ received: SEND_CHUNKED.length, forwarded: 0, dropped: SEND_CHUNKED.length });
+    proxy.setMode('pass');
+    one.write(GET);
+    await one.until((c) => c.received.endsWith('answer 1'));
+    expect(http.arrivals.map((arrival) => arrival.path)).toEqual(['/after']);
+    expect(proxy.stats().requests).toEqual({ seen: 2, answered: 1 });
+    expect(one.outcome).toBe('open');
+  });
+
+  it('answers no request with share 0, and passes a stream that is not HTTP', async () => {
+    const { target, proxy, client } = await setUp({ kind: 'errors', share: 0 });
+    const one = await client();
+    one.write('not http');
+    await one.until((c) => c.received === 'not http');
+    expect(target.received).toBe('not http');
+    expect(proxy.stats().requests).toEqual({ seen: 0, answered: 0 });
   });
 });
 
@@ -341,7 +499,7 @@ describe('modes as data', () => {
   it('takes names and objects and says what is wrong with a bad one', () => {
     expect(parseMode('blackhole')).toEqual({ kind: 'blackhole' });
     expect(parseMode({ kind: 'latency', downstreamMs: 200 })).toEqual({ kind: 'latency', downstreamMs: 200 });
-    expect(() => parseMode('down')).toThrow(/kind must be one of pass, refuse, reset, blackhole, latency, lost-answers, bandwidth, flapping/);
+    expect(() => parseMode('down')).toThrow(/kind must be one of pass, refuse, reset, blackhole, latency, lost-answers, bandwidth, link, slow, errors, flapping/);
     expect(() => parseMode({ kind: 'latency', ms: 5 })).toThrow(/latency takes no field "ms"/);
     expect(() => parseMode({ kind: 'latency', upstreamMs: -1 })).toThrow(/upstreamMs must be an integer of at least 0/);
     expect(() => parseMode({ kind: 'lost-answers', then: 'explode' })).toThrow(/then must be "hang" or "reset"/);
@@ -349,6 +507,24 @@ describe('modes as data', () => {
     expect(() => parseMode({ kind: 'flapping', steps: [{ kind: 'pass' }] })).toThrow(/steps\[0\] needs ms/);
     expect(() => parseMode({ kind: 'flapping', steps: [{ kind: 'pass', ms: [50, 10] }] })).toThrow(/min > max/);
     expect(() => parseMode({ kind: 'flapping', steps: [{ kind: 'flapping', steps: [], ms: 5 }] })).toThrow(/cannot itself flap/);
+  });
+
+  it('checks the fields of link, slow and errors, as modes and as flapping steps', () => {
+    const link = { kind: 'link', upstreamBytesPerSecond: 125_000, downstreamBytesPerSecond: 125_000, upstreamMs: 150, downstreamMs: 150 };
+    expect(parseMode(link)).toEqual(link);
+    expect(parseMode('slow')).toEqual({ kind: 'slow' });
+    expect(parseMode({ kind: 'errors', share: 0.25, answers: ['throttling'], seed: 3 })).toEqual({ kind: 'errors', share: 0.25, answers: ['throttling'], seed: 3 });
+    expect(() => parseMode({ kind: 'link', bytesPerSecond: 1000 })).toThrow(/link takes no field "bytesPerSecond" \(it takes upstreamBytesPerSecond, downstreamBytesPerSecond, upstreamMs, downstreamMs\)/);
+    expect(() => parseMode({ kind: 'link', upstreamBytesPerSecond: 0 })).toThrow(/upstreamBytesPerSecond must be an integer of at least 1/);
+    expect(() => parseMode({ kind: 'link', downstreamMs: 1.5 })).toThrow(/downstreamMs must be an integer of at least 0/);
+    expect(() => parseMode({ kind: 'slow', delayMs: [5000, 1000] })).toThrow(/delayMs: the range \[min, max\] has min > max/);
+    expect(() => parseMode({ kind: 'slow', delayMs: [1, 2, 3] })).toThrow(/delayMs must be milliseconds or a range \[min, max\]/);
+    expect(() => parseMode({ kind: 'errors', share: 1.5 })).toThrow(/share must be a number from 0 to 1, not 1.5/);
+    expect(() => parseMode({ kind: 'errors', answers: ['teapot'] })).toThrow(/answers must be a non-empty list of internal-error, unavailable, throttling/);
+    expect(() => parseMode({ kind: 'errors', answers: [] })).toThrow(/answers must be a non-empty list/);
+    const flapping = { kind: 'flapping', steps: [{ ...link, ms: 1000 }, { kind: 'slow', delayMs: 2000, ms: 500 }, { kind: 'errors', share: 0.5, ms: [100, 200] }] };
+    expect(parseMode(flapping)).toEqual(flapping);
+    expect(() => parseMode({ kind: 'flapping', steps: [{ kind: 'errors', share: -1, ms: 5 }] })).toThrow(/mode.steps\[0\].share must be a number from 0 to 1/);
   });
 });
 
@@ -375,6 +551,13 @@ describe('control endpoint', () => {
     expect(((await bad.json()) as { error: string }).error).toMatch(/kind must be one of/);
     const notJson = await put('blackhole');
     expect(notJson.status).toBe(400);
+    const badShare = await put('{"kind":"errors","share":2}');
+    expect(badShare.status).toBe(400);
+    expect(((await badShare.json()) as { error: string }).error).toBe('mode.share must be a number from 0 to 1, not 2');
+    const link = { kind: 'link', upstreamBytesPerSecond: 125_000, upstreamMs: 150 };
+    const linked = await put(JSON.stringify(link));
+    expect(await linked.json()).toEqual({ mode: link, inForce: link });
+    expect(await (await put('"blackhole"')).json()).toMatchObject({ mode: { kind: 'blackhole' } });
     expect((await fetch(`${control.url}/mode`)).status).toBe(200);
     expect((await fetch(`${control.url}/stats`, { method: 'DELETE' })).status).toBe(405);
     expect((await fetch(`${control.url}/nothing`)).status).toBe(404);
@@ -423,5 +606,18 @@ describe('npm run fault-proxy', () => {
     child.kill('SIGTERM');
     const [code] = await exited;
     expect(code).toBe(0);
+  });
+
+  it('refuses a bad mode with what is wrong', async () => {
+    const child = spawn('npm', ['run', '--silent', 'fault-proxy', '--', '--target', '127.0.0.1:1', '--mode', '{"kind":"slow","delayMs":[5000,1000]}'], {
+      cwd: repo,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    cleanups.push(() => child.exitCode === null && child.kill('SIGKILL'));
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(2);
+    expect(stderr).toContain('fault proxy: mode.delayMs: the range [min, max] has min > max');
   });
 });
