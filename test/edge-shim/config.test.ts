@@ -261,8 +261,10 @@ describe('readQueuesFile', () => {
 
   it('reads the example in deploy/', () => {
     const queues = readQueuesFile(fileURLToPath(new URL('../../deploy/queues.example.json', import.meta.url)));
-    expect(queues.map((queue) => queue.name)).toEqual(['payments-authorize-dlq.fifo', 'payments-authorize.fifo']);
+    expect(queues.map((queue) => queue.name)).toEqual(['payments-authorize-dlq.fifo', 'payments-authorize.fifo', 'telemetry']);
     expect(queues[1]!.attributes).toMatchObject({ FifoQueue: 'true', VisibilityTimeout: '180' });
+    // Replay priorities: payments first, telemetry last, the rest in between.
+    expect(queues.map((queue) => queue.priority)).toEqual([undefined, 10, -10]);
   });
 
   it.each([
@@ -270,6 +272,8 @@ describe('readQueuesFile', () => {
     ['no list', '{"queue": []}', /must hold \{"queues"/],
     ['a queue without a name', '{"queues": [{"attributes": {}}]}', /queue 1 .* needs a "name"/],
     ['an attribute that is not a string', '{"queues": [{"name": "q", "attributes": {"DelaySeconds": 5}}]}', /string "attributes"/],
+    ['a priority that is not a whole number', '{"queues": [{"name": "q", "priority": 1.5}]}', /"priority" must be a whole number from -1000 to 1000/],
+    ['a priority out of range', '{"queues": [{"name": "q", "priority": 5000}]}', /"priority" must be a whole number/],
   ])('refuses %s', (_, text, message) => {
     expect(() => readQueuesFile(file('queues.json', text))).toThrow(message);
   });

@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
   ListQueueTagsCommand,
   SQSClient,
+  SendMessageBatchCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -111,5 +115,41 @@ describe('a region that lost its queues', () => {
     expect(waiting.queues.find((queue) => queue.name === 'refused')!.replayWaits).toMatch(/cannot create it again: .*AccessDenied/);
     expect(waiting.queues.find((queue) => queue.name === 'refused')!.backlog).toBe(1);
     expect((await drainRegion(region, 'other')).map((message) => message.Body)).toEqual(['goes']);
+  });
+});
+
+describe('queue priorities', () => {
+  it('replays the queue of higher priority first when the path has room for one batch at a time', { timeout: 90_000 }, async () => {
+    const moto = await startMoto();
+    const standIn = await RegionStandIn.start(moto.endpoint);
+    const proxy = await FaultProxy.start({ target: new URL(standIn.url).host });
+    const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+    const dir = mkdtempSync(join(tmpdir(), 'holdfast-priorities-'));
+    const queuesFile = join(dir, 'queues.json');
+    writeFileSync(queuesFile, JSON.stringify({ queues: [{ name: 'telemetry', attributes: {}, priority: -10 }, { name: 'payments', attributes: {}, priority: 10 }] }));
+    const edge = await startTestShim({ ...FAST_HYBRID, upstream: `http://${proxy.address}`, upstreamRegion: 'us-east-1', upstreamCredentials: credentials, queuesFile, replayConcurrency: 1 });
+    const site = { moto, standIn, proxy, edge, region: new SQSClient({ endpoint: moto.endpoint, region: 'us-east-1', credentials }) };
+    sites.push(site);
+    rmSync(dir, { recursive: true, force: true });
+
+    proxy.setMode('blackhole');
+    await eventually(() => edge.shim.status(), (status) => status.mode === 'offline');
+    const urls = { telemetry: `${edge.shim.url}/000000000000/telemetry`, payments: `${edge.shim.url}/000000000000/payments` };
+    // Telemetry first at the edge: the replay goes by priority, not by age.
+    for (const name of ['telemetry', 'payments'] as const) {
+      for (let batch = 0; batch < 3; batch += 1) {
+        await edge.sqs.send(new SendMessageBatchCommand({ QueueUrl: urls[name], Entries: Array.from({ length: 10 }, (_, i) => ({ Id: `m${i}`, MessageBody: `${name} ${batch * 10 + i}` })) }));
+      }
+    }
+    proxy.setMode('pass');
+    await eventually(() => edge.shim.status(), (status) => status.mode === 'online' && status.backlog === 0, 100);
+    const sentAt = async (name: string) => (await drainRegion(site.region, name)).map((message) => Number(message.Attributes!.SentTimestamp));
+    const payments = await sentAt('payments');
+    const telemetry = await sentAt('telemetry');
+    expect(payments).toHaveLength(30);
+    expect(telemetry).toHaveLength(30);
+    // At most the one batch that got the room before the payments' waited for it went ahead of them.
+    const lastPayment = Math.max(...payments);
+    expect(telemetry.filter((at) => at < lastPayment).length).toBeLessThanOrEqual(10);
   });
 });

@@ -142,7 +142,10 @@ export class CongestionWindow {
         finished = true;
         this.inFlight.delete(entry);
         if (mark) this.learn(outcome, entry.bytes, mark);
-        this.admit();
+        // Room freed goes to the waiters on the next turn of the event loop: the transfer's own
+        // worker, if it has more to send, asks again by then and is weighed by its priority
+        // instead of losing the room to whoever waited first.
+        setImmediate(() => this.admit());
       },
     };
   }

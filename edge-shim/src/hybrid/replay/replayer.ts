@@ -330,6 +330,7 @@ export class Replayer {
       }
     }
     transfer.finish(outcome);
+    this.parts.logger.debug({ queue: name, handed: handed.length, refused: refused.length, bytes, window: this.window.size }, 'replay batch answered');
     await this.giveBack(name, refused, REFUSED_FOR_SECONDS);
     return { done: [...handed, ...refused], deleted, url };
   }

@@ -141,6 +141,8 @@ function renderUpstream(status) {
   setText('upstream-url', upstream ? safeUrl(upstream.url) : 'none: this shim is standalone');
   setText('upstream-success', upstream ? ago(upstream.lastSuccessAt) : '–');
   setText('upstream-failure', upstream && upstream.lastFailureAt ? `${ago(upstream.lastFailureAt)}: ${upstream.lastFailure ?? ''}` : upstream ? 'never' : '–');
+  setText('upstream-credentials', upstream ? (upstream.credentialsRefused ?? 'taken') : '–');
+  $('upstream-credentials').className = upstream?.credentialsRefused ? 'state-bad' : '';
   const recovery = upstream?.recovery;
   setText(
     'upstream-recovery',
@@ -161,7 +163,7 @@ function renderReplay(status) {
   if (!replay) {
     progress.value = 0;
     setText('replay-percent', '(no upstream)');
-    for (const id of ['replay-state', 'replay-rate', 'replay-eta', 'replay-replayed', 'replay-error']) setText(id, '–');
+    for (const id of ['replay-state', 'replay-rate', 'replay-eta', 'replay-replayed', 'replay-error', 'replay-window', 'replay-link', 'replay-duplicates']) setText(id, '–');
     return;
   }
   const { value, text } = replayProgress(status);
@@ -172,6 +174,10 @@ function renderReplay(status) {
   setText('replay-eta', replay.etaSeconds === null ? '–' : duration(replay.etaSeconds));
   setText('replay-replayed', count(replay.replayed));
   setText('replay-error', replay.lastError ?? 'none');
+  setText('replay-window', `up to ${count(replay.window)} batches`);
+  setText('replay-link', replay.linkBytesPerSecond === null ? 'not measured yet' : `${bytes(replay.linkBytesPerSecond)}/s at best lately`);
+  setText('replay-duplicates', count(replay.possiblyDuplicated));
+  $('replay-duplicates').className = replay.possiblyDuplicated > 0 ? 'state-bad' : '';
 }
 
 function renderSync(status) {
@@ -234,6 +240,7 @@ function renderQueues(status) {
     [rate(queue.replayRate), 'num'],
     // Messages deleted unread for their age: lost to whoever was to read them.
     [count(queue.expired), queue.expired > 0 ? 'num state-bad' : 'num'],
+    [queue.replayWaits ?? '–', queue.replayWaits ? 'state-bad' : ''],
   ]);
   renderOnChange('queues', rows, (value) => {
     $('queues').tBodies[0].replaceChildren(...value.map(row));
