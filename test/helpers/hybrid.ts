@@ -30,9 +30,12 @@ export const FAST_HYBRID: StartOptions = {
   recoveryMs: 300,
 };
 
-/** A hybrid shim in front of the emulator (the region), through a fault proxy. */
-export async function startHybridTest(options: StartOptions = {}): Promise<HybridTest> {
-  const aws = emulator();
+/**
+ * A hybrid shim in front of the emulator (the region), through a fault proxy; `region` names
+ * another emulator (a test's own moto) instead of the shared one.
+ */
+export async function startHybridTest(options: StartOptions = {}, region?: { readonly endpoint: string }): Promise<HybridTest> {
+  const aws = region ? { ...emulator(), endpoint: region.endpoint } : emulator();
   const through = await FaultProxy.start({ target: new URL(aws.endpoint).host });
   // The database outlives a restart: it is in a directory of its own, not the shim's.
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-hybrid-'));

@@ -17,6 +17,8 @@ const ROUND_TRIP_WINDOW_MS = 60_000;
 const RATE_WINDOW_MS = 20_000;
 // The time of live requests now: the mean of the last ones.
 const RECENT_LIVE = 8;
+// How slowly the region answers now: the slowest of the last probes.
+const RECENT_PROBES = 10;
 // 128 KiB/s: a 1 Mbit/s uplink, the thinnest a site should have.
 const ASSUMED_BYTES_PER_SECOND = 131_072;
 // Transfers shorter than this tell nothing of the rate (their time is the round trip).
@@ -59,6 +61,7 @@ export class LinkEstimates {
   private readonly rate = new WindowedExtreme(RATE_WINDOW_MS, (a, b) => a > b);
   private readonly liveBaseline = new WindowedExtreme(ROUND_TRIP_WINDOW_MS, (a, b) => a < b);
   private readonly recentLive: number[] = [];
+  private readonly recentProbes: number[] = [];
   /** Bytes of transfers delivered since the start: a transfer's rate sample is what was delivered while it was on its way. */
   private delivered = 0;
   private readonly clock: () => number;
@@ -69,9 +72,16 @@ export class LinkEstimates {
     this.assumedBytesPerSecond = options.assumedBytesPerSecond ?? ASSUMED_BYTES_PER_SECOND;
   }
 
-  /** A round trip with next to no payload (the probe). */
+  /** A round trip with next to no payload (the probe), answered in time or late. */
   noteRoundTrip(ms: number): void {
     this.roundTrip.add(ms, this.clock());
+    this.recentProbes.push(ms);
+    if (this.recentProbes.length > RECENT_PROBES) this.recentProbes.shift();
+  }
+
+  /** The slowest answer to the last probes: how slowly the region answers now; 0 before any. */
+  get slowestRecentAnswerMs(): number {
+    return Math.max(0, ...this.recentProbes);
   }
 
   /** A transfer begins. */

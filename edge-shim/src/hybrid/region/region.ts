@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BrokenCircuitError, type CircuitBreakerPolicy, CircuitState } from 'cockatiel';
 import type { Logger } from 'pino';
 import type { CallOptions } from '../../backend.js';
@@ -48,6 +49,9 @@ interface RequestFacts {
 
 /** The tag on a queue the edge created again in the region, with when. */
 export const RECREATED_TAG = 'holdfast:recreated-by-edge';
+
+// However slowly the region answers, a probe is given up after this.
+const PROBE_PATIENCE_MS = 10_000;
 
 // A request this small is answered within the live timeout on the thinnest link, or the region is away.
 const SMALL_REQUEST_BYTES = 65_536;
@@ -168,11 +172,32 @@ export class Region {
     for (const listener of this.identityListeners) listener(problem);
   }
 
-  /** The breaker's test of the region: a cheap request through it; its round trip is the path's. */
+  /**
+   * The breaker's test of the region: a cheap request through it, failed if it takes longer than
+   * the probe timeout, or three times the slowest answer to the last probes if the region answers
+   * slowly now. The request itself waits longer (PROBE_PATIENCE_MS): a late answer is still learnt
+   * from, so that a region that came back slow is told from one that is away.
+   */
   async probe(): Promise<void> {
     const started = this.clock();
-    await this.guarded(() => this.ask(this.options.probeTimeoutMs), { source: 'probe', small: true, probe: true });
-    this.options.link.noteRoundTrip(this.clock() - started);
+    const timeoutMs = this.answerTimeoutMs(this.options.probeTimeoutMs, PROBE_PATIENCE_MS);
+    const answer = this.ask(PROBE_PATIENCE_MS).then(() => this.options.link.noteRoundTrip(this.clock() - started));
+    answer.catch(() => {});
+    const settled = new AbortController();
+    const late = sleep(timeoutMs, undefined, { signal: settled.signal }).then(() => {
+      throw new RegionUnavailable('the region did not answer the probe in time', 'timeout', false);
+    });
+    late.catch(() => {});
+    try {
+      await this.guarded(() => Promise.race([answer, late]), { source: 'probe', small: true, probe: true });
+    } finally {
+      settled.abort();
+    }
+  }
+
+  /** At least `floorMs`, and three times the slowest recent answer when the region answers slowly now, up to `mostMs`. */
+  private answerTimeoutMs(floorMs: number, mostMs = Number.POSITIVE_INFINITY): number {
+    return Math.min(mostMs, Math.max(floorMs, 3 * this.options.link.slowestRecentAnswerMs));
   }
 
   /** Whether the region answers at all within `timeoutMs`, outside the breaker (at start); why not, if not. */
@@ -205,8 +230,8 @@ export class Region {
     const kind: RequestKind = action === 'ReceiveMessage' && Number(input.WaitTimeSeconds ?? 0) > 0 ? 'long-poll' : 'live';
     const bytes = requestBytes(action, input);
     const small = bytes < SMALL_REQUEST_BYTES;
-    // A large send is given what its bytes need on the link on top of the usual time.
-    const timeoutMs = kind === 'live' && !small ? this.options.requestTimeoutMs + 2 * this.options.link.transferMs(bytes) : undefined;
+    // A request is given more when the region answers slowly now, and a large send what its bytes need on the link on top.
+    const timeoutMs = kind === 'live' ? this.answerTimeoutMs(this.options.requestTimeoutMs) + (small ? 0 : 2 * this.options.link.transferMs(bytes)) : undefined;
     const started = this.clock();
     const output = await this.guarded(() => this.client.call(action, request, { kind, signal: options.signal, timeoutMs }), { source: name ?? action, small: small && kind === 'live' });
     if (kind === 'live' && small) this.options.link.noteLive(this.clock() - started);
