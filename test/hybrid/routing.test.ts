@@ -124,6 +124,26 @@ describe('sends', () => {
     expect((await t.sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }))).Messages ?? []).toEqual([]);
     await mend(t);
     expect((await drainRegion(t.region, name)).map((message) => message.Body)).toEqual(['maybe sent', 'after it']);
+    // Replayed within SQS's deduplication interval: the region's deduplication took care of it.
+    expect((await t.shim.status()).replay!.possiblyDuplicated).toBe(0);
+  });
+
+  it('counts and shows a FIFO send whose answer was lost as possibly duplicated when it could be replayed only after the deduplication interval', async () => {
+    const t = await hybrid();
+    const name = `${unique('late-replay')}.fifo`;
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true' } }));
+    t.proxy.setMode('lost-answers');
+    await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'maybe sent', MessageGroupId: 'g' }));
+    await eventually(modeOf(t), (mode) => mode === 'offline');
+    // Six minutes pass at the edge before the region is back: past SQS's 5-minute interval, the
+    // region would take the replayed message as a new one.
+    t.clock.advance(6 * 60_000);
+    await mend(t);
+    const status = await t.shim.status();
+    expect(status.replay!.possiblyDuplicated).toBe(1);
+    expect(status.queues.find((queue) => queue.name === name)!.possiblyDuplicated).toBe(1);
+    const metrics = await (await fetch(`${t.shim.url}/metrics`)).text();
+    expect(metrics).toContain(`holdfast_edge_replay_possibly_duplicated_messages_total{queue="${name}"} 1`);
   });
 
   it('stores batches while offline and replays every entry with its attributes', async () => {
