@@ -39,6 +39,10 @@ export default defineConfig({
         extends: true,
         test: { name: 'hybrid', include: ['test/hybrid/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
       },
+      {
+        extends: true,
+        test: { name: 'security', include: ['test/security/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
+      },
     ],
   },
 });

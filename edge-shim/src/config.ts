@@ -223,6 +223,11 @@ export const OPTIONS = {
       if (!(bytes >= 0) || !Number.isSafeInteger(bytes)) throw new ConfigError('the disk reserve must be a number of bytes');
     },
   }),
+  accessPolicy: option({
+    flag: 'access-policy', placeholder: 'FILE', variable: 'HOLDFAST_ACCESS_POLICY', default: NONE, group: 'general',
+    help: 'who may do what to which queue: {"keys": {"AKID...": [{"allow": ["send", "receive"], "queues": ["payments-*"]}]}}; without it, through a hybrid edge every key may send, receive, read and create on the queues the edge knows, and a standalone shim lets every key do everything',
+    parse: (text) => text,
+  }),
   upstream: option({
     flag: 'upstream', placeholder: 'URL', variable: 'HOLDFAST_UPSTREAM', default: NONE, group: 'hybrid edge',
     help: "the region's SQS endpoint, e.g. https://sqs.eu-west-1.amazonaws.com",

@@ -15,6 +15,8 @@ import { openDatabase } from './sqs/database.js';
 import { SqsService } from './sqs/service.js';
 import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
+import { AuthorizingBackend } from './authz/authorizing-backend.js';
+import { AccessPolicy } from './authz/policy.js';
 import { readQueuesFile } from './hybrid/declared-queues.js';
 import { LinkEstimates } from './hybrid/link/estimates.js';
 import { type HybridEdge, startHybridEdge } from './hybrid/start.js';
@@ -151,7 +153,13 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
         },
       )
     : undefined;
-  const backend: SqsBackend = hybrid?.router ?? service;
+  // Who may do what: the policy file, else the default of the mode (the edge guards its AWS identity).
+  const policy = config.accessPolicy ? AccessPolicy.fromFile(config.accessPolicy) : config.upstream ? AccessPolicy.defaultForEdge() : AccessPolicy.defaultForStandalone();
+  const known = {
+    knows: (name: string) => service.queues.byName(name) !== undefined,
+    ...(hybrid ? { existsBeyond: (name: string) => hybrid.region.exists(name) } : {}),
+  };
+  const backend: SqsBackend = new AuthorizingBackend(hybrid?.router ?? service, policy, known, config.accountId);
   const status: StatusProvider = hybrid
     ? () => hybrid.status()
     : standaloneStatus(service, { startedAt, requests: () => metrics.requestsCarriedOut(), expired: (queue) => metrics.expiredMessages(queue) });

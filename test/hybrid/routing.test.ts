@@ -13,13 +13,14 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/wait.js';
-import { type HybridTest, drainRegion, startHybridTest } from '../helpers/hybrid.js';
+import { type HybridTest, drainRegion, openAccessPolicy, startHybridTest } from '../helpers/hybrid.js';
 import { sendQuery } from '../helpers/raw-request.js';
 import { expectSqsError, rejectionOf } from '../helpers/sqs-errors.js';
 
 // What each kind of request does in each mode of the hybrid edge: receives and deletes at the edge
 // and in the region, long polls through a change of mode, ambiguous sends, queues created or
-// declared while the region is away, mapped ARNs, and the store's bound.
+// declared while the region is away, mapped ARNs, and the store's bound. The key may do anything
+// here (an open access policy): what the default policy refuses is tested in test/security/.
 
 const open: HybridTest[] = [];
 afterEach(async () => {
@@ -27,7 +28,7 @@ afterEach(async () => {
 });
 
 async function hybrid(options: Parameters<typeof startHybridTest>[0] = {}): Promise<HybridTest> {
-  const test = await startHybridTest(options);
+  const test = await startHybridTest({ accessPolicy: openAccessPolicy(), ...options });
   open.push(test);
   return test;
 }
@@ -197,7 +198,7 @@ describe('queues', () => {
       const name = `${unique('declared')}.fifo`;
       const file = join(dir, 'queues.json');
       writeFileSync(file, JSON.stringify({ queues: [{ name, attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true' } }] }));
-      const t = await startHybridTest({ queuesFile: file, upstream: 'http://127.0.0.1:9' });
+      const t = await startHybridTest({ accessPolicy: openAccessPolicy(), queuesFile: file, upstream: 'http://127.0.0.1:9' });
       open.push(t);
       expect((await t.shim.status()).mode).toBe('offline');
       const { QueueUrl } = await t.sqs.send(new GetQueueUrlCommand({ QueueName: name }));

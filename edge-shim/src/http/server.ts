@@ -197,10 +197,8 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
         throw new SqsError('UnsupportedOperation', `The HTTP method ${method} is not supported for ${protocol === jsonProtocol ? 'the AWS JSON protocol' : 'SQS'} requests.`);
       }
       const wire: WireRequest = { method, path: target.path, queryString: target.queryString, headers: request.headers, body };
-      if (options.credentials.length > 0) {
-        // Wall-clock time, not the service's clock: freshness is agreement with the client's clock.
-        verifySignature(wire, { credentials: options.credentials, region: options.region, now: Date.now() });
-      }
+      // Wall-clock time, not the service's clock: freshness is agreement with the client's clock.
+      const principal = options.credentials.length > 0 ? verifySignature(wire, { credentials: options.credentials, region: options.region, now: Date.now() }) : undefined;
       const call = protocol.decode(wire);
       action = call.action;
       if (debug) logger.debug({ requestId, action, protocol: protocol.name }, 'request started');
@@ -212,7 +210,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
         response.once('close', () => response.writableFinished || abort.abort());
         signal = abort.signal;
       }
-      const output = await backend.call(call.action, call.input, { baseUrl: baseUrl(request), signal });
+      const output = await backend.call(call.action, call.input, { baseUrl: baseUrl(request), signal, principal });
       options.activity?.answered(call.action, output);
       send(response, protocol.encodeResult(call.action, output, requestId));
     } catch (caught) {

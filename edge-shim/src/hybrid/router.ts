@@ -236,7 +236,8 @@ export class HybridRouter implements SqsBackend {
   private async lookup(action: string, input: Input, options: CallOptions): Promise<Output> {
     if (this.mode.mode === 'offline') return this.atEdge(action, input, options);
     try {
-      if (action === 'GetQueueUrl' && input.QueueOwnerAWSAccountId === undefined) {
+      // The edge's own account is the only owner a client may name (see authz/): the region's queue of that name.
+      if (action === 'GetQueueUrl') {
         return { QueueUrl: await this.region.queueUrl(typeof input.QueueName === 'string' ? input.QueueName : '', options.baseUrl) };
       }
       const output = await this.region.carryOut(action, input, options);

@@ -264,9 +264,34 @@ export class Region {
       if (!(Attributes && error instanceof SqsError && error.code === 'QueueDoesNotExist')) throw error;
       url = (await this.guarded(() => this.client.call('CreateQueue', { QueueName: name, Attributes }, { kind: 'live' }), { source: name, small: true })).QueueUrl as string;
       this.options.logger.info({ queue: name }, 'created in the region a queue the edge created or was told of');
+      return this.linked(name, url);
     }
+    // A queue a client created at the edge while the region was away, which the region turns out
+    // to have already: someone else's, which the edge does not adopt (its messages stay at the edge).
+    if (this.mirror.stateOf(name) === 'pending') {
+      throw new SqsError('AccessDenied', `a queue named ${name} already exists in the region, and the edge created its own while offline: declare it to the edge (the queues file) to adopt it`);
+    }
+    return this.linked(name, url);
+  }
+
+  /** Whether the region has a queue of this name; undefined when it cannot be asked now. */
+  async exists(name: string): Promise<boolean | undefined> {
+    try {
+      await this.guarded(() => this.client.call('GetQueueUrl', { QueueName: name }, { kind: 'live' }), { source: name, small: true });
+      return true;
+    } catch (error) {
+      if (error instanceof SqsError && error.code === 'QueueDoesNotExist') return false;
+      if (error instanceof RegionUnavailable) return undefined;
+      throw error;
+    }
+  }
+
+  /** Links a queue to its URL in the region and gives that URL; the mirror refuses a URL of another account. */
+  private linked(name: string, url: string): string {
     this.mirror.link(name, url);
-    return this.mirror.upstreamUrl(name)!;
+    const linked = this.mirror.upstreamUrl(name);
+    if (!linked) throw new RegionUnavailable(`the region answered a URL of another account for the queue ${name}: ${url}`, 'garbled', false);
+    return linked;
   }
 
   /**
@@ -290,9 +315,8 @@ export class Region {
     }
     const tags = { [RECREATED_TAG]: new Date(this.clock()).toISOString() };
     const url = (await this.guarded(() => this.client.call('CreateQueue', { QueueName: name, Attributes, tags }, { kind: 'live' }), { source: name, small: true })).QueueUrl as string;
-    this.mirror.link(name, url);
     this.options.logger.warn({ queue: name, tag: RECREATED_TAG }, 'the region had lost a queue the edge holds messages for: created it again from the edge\'s copy');
-    return this.mirror.upstreamUrl(name)!;
+    return this.linked(name, url);
   }
 
   /**
