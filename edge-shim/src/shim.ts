@@ -159,7 +159,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     knows: (name: string) => service.queues.byName(name) !== undefined,
     ...(hybrid ? { existsBeyond: (name: string) => hybrid.region.exists(name) } : {}),
   };
-  const backend: SqsBackend = new AuthorizingBackend(hybrid?.router ?? service, policy, known, config.accountId);
+  const backend: SqsBackend = new AuthorizingBackend(hybrid?.router ?? service, policy, known, hybrid ? config.accountId : undefined);
   const status: StatusProvider = hybrid
     ? () => hybrid.status()
     : standaloneStatus(service, { startedAt, requests: () => metrics.requestsCarriedOut(), expired: (queue) => metrics.expiredMessages(queue) });

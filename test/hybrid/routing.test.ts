@@ -209,6 +209,17 @@ describe('queues', () => {
     }
   });
 
+  it('takes a queue\'s name as its QueueUrl, online and offline, as SQS does', async () => {
+    const t = await hybrid();
+    const name = unique('by-name');
+    await t.sqs.send(new CreateQueueCommand({ QueueName: name }));
+    expect((await sendQuery(t.shim.url, { Action: 'SendMessage', QueueUrl: name, MessageBody: 'online' })).status).toBe(200);
+    await cut(t);
+    expect((await sendQuery(t.shim.url, { Action: 'SendMessage', QueueUrl: name, MessageBody: 'offline' })).status).toBe(200);
+    await mend(t);
+    expect((await drainRegion(t.region, name)).map((message) => message.Body).sort()).toEqual(['offline', 'online']);
+  });
+
   it('shows the edge ARNs in redrive policies and maps them to the region', async () => {
     const t = await hybrid();
     const dlq = unique('dlq');

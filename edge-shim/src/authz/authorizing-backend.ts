@@ -1,6 +1,6 @@
 import type { CallOptions, Health, SqsBackend } from '../backend.js';
 import { SqsError } from '../sqs/errors.js';
-import { parseQueueUrl } from '../sqs/queues.js';
+import { parseQueueUrl, queueReference } from '../sqs/queues.js';
 import { type AccessPolicy, type ActionGroup, type KnownQueues, groupOf } from './policy.js';
 
 type Input = Record<string, unknown>;
@@ -10,7 +10,7 @@ const queueOfArn = (arn: unknown) => (typeof arn === 'string' ? arn.split(':').p
 
 /** The queue a request is about, by its QueueUrl, QueueName or the ARN a move task names. */
 function queueOf(action: string, input: Input): string | undefined {
-  if (typeof input.QueueUrl === 'string') return parseQueueUrl(input.QueueUrl)?.name ?? input.QueueUrl;
+  if (typeof input.QueueUrl === 'string') return queueReference(input.QueueUrl)?.name ?? input.QueueUrl;
   if (typeof input.QueueName === 'string') return input.QueueName;
   if (action === 'StartMessageMoveTask' || action === 'ListMessageMoveTasks') return queueOfArn(input.SourceArn);
   return undefined;
@@ -22,15 +22,16 @@ const hasPolicy = (input: Input) => typeof input.Attributes === 'object' && inpu
  * The edge's access policy in front of whatever carries the operations out (the local store, or
  * the hybrid edge and through it the region): a request its key is not granted gets SQS's
  * AccessDenied, in the client's protocol, online and offline alike, before anything is done. What
- * lists queues shows only those the key may read. A queue owner other than the edge's own account
- * is refused: a client may not point the edge at another account's queues.
+ * lists queues shows only those the key may read. In front of a region, a queue owner other than
+ * the edge's own account is refused: a client may not point the edge at another account's queues.
  */
 export class AuthorizingBackend implements SqsBackend {
   constructor(
     private readonly inner: SqsBackend,
     private readonly policy: AccessPolicy,
     private readonly known: KnownQueues,
-    private readonly accountId: string,
+    /** The edge's own account, when queues of other accounts lie beyond it (a region): a client may name no other owner. */
+    private readonly ownAccount: string | undefined,
   ) {}
 
   health(): Health {
@@ -42,7 +43,7 @@ export class AuthorizingBackend implements SqsBackend {
     // Not an SQS action: the backend answers it as such (InvalidAction).
     if (!group) return this.inner.call(action, input, options);
     const owner = input.QueueOwnerAWSAccountId;
-    if (owner !== undefined && owner !== this.accountId) {
+    if (this.ownAccount !== undefined && owner !== undefined && owner !== this.ownAccount) {
       throw denied(options.principal, action, `queues of account ${String(owner)}`, 'the edge reaches only its own account\'s queues');
     }
     const queue = queueOf(action, input);

@@ -5,7 +5,7 @@ import type { CallOptions } from '../../backend.js';
 import type { MetricsRecorder } from '../../observability/metrics.js';
 import { SqsError } from '../../sqs/errors.js';
 import { payloadSize } from '../../sqs/message-attributes.js';
-import { parseQueueUrl } from '../../sqs/queues.js';
+import { parseQueueUrl, queueReference } from '../../sqs/queues.js';
 import type { LinkEstimates } from '../link/estimates.js';
 import { type BreakerOptions, OutageSignal, regionBreaker } from './breaker.js';
 import { BrownoutDetector } from './brownout.js';
@@ -417,7 +417,7 @@ export class Region {
 
 /** The queue a request names by its QueueUrl, as the edge's queues are named. */
 export function queueNameOf(input: Input): string {
-  const parsed = typeof input.QueueUrl === 'string' ? parseQueueUrl(input.QueueUrl) : undefined;
+  const parsed = typeof input.QueueUrl === 'string' ? queueReference(input.QueueUrl) : undefined;
   if (!parsed) throw new SqsError(input.QueueUrl === undefined ? 'MissingParameter' : 'QueueDoesNotExist', input.QueueUrl === undefined ? 'The request must contain the parameter QueueUrl.' : 'The specified queue does not exist.');
   return parsed.name;
 }
