@@ -62,13 +62,25 @@ afterAll(async () => {
   }
 });
 
-it('synthesizes offline, bootstraps and deploys to the emulator, and outputs the queues, tables and alarm topic it created', { timeout: 240_000 }, async () => {
-  await cdk('synth', '--quiet', '--output', assembly, '-c', `stackName=${stackName}`, '-c', `workflowName=${workflow.name}`, '-c', 'eventSources=disabled');
+it('refuses to synthesize without the agents\' gateway and notifier, saying what to pass', { timeout: 60_000 }, async () => {
+  const failure = await cdk('synth', '--quiet', '--output', join(workdir, 'refused.out')).then(
+    () => undefined,
+    (error: { stderr: string }) => error.stderr,
+  );
+  expect(failure).toContain('pass -c gatewayUrl=https://... -c notifierUrl=https://... (or -c serviceUrls=none');
+});
+
+it('synthesizes offline, bootstraps and deploys to the emulator, and outputs the region, workflow, queues, tables and alarm topic it created', { timeout: 240_000 }, async () => {
+  await cdk(
+    'synth', '--quiet', '--output', assembly, '-c', `stackName=${stackName}`, '-c', `workflowName=${workflow.name}`, '-c', 'eventSources=disabled',
+    '-c', 'gatewayUrl=https://gateway.example', '-c', 'notifierUrl=https://notifier.example',
+  );
   await cdk('bootstrap', '--app', assembly);
   const outputsFile = join(workdir, 'outputs.json');
   deployed = true;
   await cdk('deploy', stackName, '--app', assembly, '--method', 'direct', '--require-approval', 'never', '--outputs-file', outputsFile);
   const outputs = (JSON.parse(await readFile(outputsFile, 'utf8')) as Record<string, Record<string, string>>)[stackName]!;
+  expect(outputs).toMatchObject({ Region: aws.region, WorkflowName: workflow.name });
 
   const sqs = new SQSClient(aws);
   const dynamodb = new DynamoDBClient(aws);
