@@ -245,6 +245,11 @@ export const OPTIONS = {
     // Checked with the upstream in validateConfig: AWS_REGION is set for other programs too.
     parse: (text) => text,
   }),
+  stackOutputs: option({
+    flag: 'stack-outputs', placeholder: 'FILE[#STACK]', variable: 'HOLDFAST_STACK_OUTPUTS', default: NONE, group: 'hybrid edge',
+    help: "the deployed stack's outputs as cdk deploy --outputs-file writes them: the upstream, its region, the workflow's queues and the sync's tables, where no option gives them",
+    parse: (text) => text,
+  }),
   queuesFile: option({
     flag: 'queues', placeholder: 'FILE', variable: 'HOLDFAST_QUEUES', default: NONE, group: 'hybrid edge',
     help: 'queues to take sends for even before the region was reached: {"queues": [{"name": ..., "attributes": {...}}]}',
@@ -412,11 +417,13 @@ export function validateConfig(config: ShimConfig): ShimConfig {
     const value = config[key];
     if (value !== undefined) option.validate?.(value);
   }
-  if (config.upstream !== undefined && !(config.upstreamRegion && REGION.test(config.upstreamRegion))) {
+  // The stack's outputs give the upstream and its region where no option does.
+  const wired = config.stackOutputs !== undefined;
+  if (config.upstream !== undefined && !wired && !(config.upstreamRegion && REGION.test(config.upstreamRegion))) {
     throw new ConfigError('the upstream needs its region: pass --upstream-region, or set AWS_REGION');
   }
-  if (config.siteId !== undefined && config.upstream === undefined) {
-    throw new ConfigError('fallback agents (--site-id) run only in front of a region: pass --upstream too');
+  if (config.siteId !== undefined && config.upstream === undefined && !wired) {
+    throw new ConfigError('fallback agents (--site-id) run only in front of a region: pass --upstream (or --stack-outputs) too');
   }
   if (!isLoopback(config.host) && config.credentials.length === 0) {
     throw new ConfigError(`refusing to listen on ${config.host} without credentials: pass --credentials KEY:SECRET, or listen on loopback`);

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { type ShimConfig, DEFAULTS, regionTableNames, validateConfig } from './config.js';
 import { type FallbackSettings, type ShimConnection, startFallbackWork } from './fallback/outage-work.js';
 import { readAgentEnvironment } from './fallback/environment.js';
-import { DEFAULT_WORKFLOW_MODULE, DEFAULT_WORKFLOW_ROOT, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
+import { DEFAULT_WORKFLOW_MODULE, DEFAULT_WORKFLOW_ROOT, type LoadedWorkflow, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
 import { type HttpTimeouts, createShimServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -12,6 +12,7 @@ import { type OperatorPage, operatorPages } from './observability/pages.js';
 import { standaloneStatus } from './observability/standalone-status.js';
 import { startCheckpointer } from './sqs/checkpointer.js';
 import { openDatabase } from './sqs/database.js';
+import { type StackWiring, deployedWorkflow, readStackOutputs, withStackWiring } from './stack-outputs.js';
 import { SqsService } from './sqs/service.js';
 import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
@@ -63,11 +64,20 @@ export interface RunningShim {
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
-/** What the fallback agents need, from the configuration: the workflow loaded, its environment, the region's tables. */
-async function fallbackSettings(config: ShimConfig): Promise<FallbackSettings> {
-  const workflow = await loadWorkflowModule(config.workflow ?? DEFAULT_WORKFLOW_MODULE, {
+/**
+ * The workflow whose queues the edge knows from the start, and whose fallback agents it runs (with a
+ * site id): under the stack's name for it when the edge is wired from the stack's outputs.
+ */
+async function edgeWorkflow(config: ShimConfig, wiring: StackWiring | undefined): Promise<LoadedWorkflow | undefined> {
+  if (config.siteId === undefined && wiring === undefined) return undefined;
+  const loaded = await loadWorkflowModule(config.workflow ?? DEFAULT_WORKFLOW_MODULE, {
     entryRoot: config.workflowRoot ?? (config.workflow === undefined ? DEFAULT_WORKFLOW_ROOT : undefined),
   });
+  return wiring ? { ...loaded, workflow: deployedWorkflow(loaded.workflow, wiring) } : loaded;
+}
+
+/** What the fallback agents need, from the configuration: the workflow loaded, its environment, the region's tables. */
+function fallbackSettings(config: ShimConfig, workflow: LoadedWorkflow): FallbackSettings {
   return {
     workflow,
     siteId: config.siteId!,
@@ -95,11 +105,13 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     ...overrides
   } = options;
   // An option given as undefined means "the default", as it does for the CLI.
-  const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
-  const config = validateConfig({ ...DEFAULTS, ...given });
+  const given: ShimConfig = { ...DEFAULTS, ...Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)) };
+  const wiring = given.stackOutputs === undefined ? undefined : readStackOutputs(given.stackOutputs);
+  const config = validateConfig(wiring ? withStackWiring(given, wiring) : given);
   const logger = givenLogger ?? createLogger(config.logLevel);
-  // The fallback agents' workflow is loaded first: a workflow that cannot run fails the start, not an outage.
-  const fallback = config.siteId === undefined ? undefined : await fallbackSettings(config);
+  // The workflow is loaded first: a workflow that cannot run fails the start, not an outage.
+  const workflow = await edgeWorkflow(config, wiring);
+  const fallback = config.siteId === undefined ? undefined : fallbackSettings(config, workflow!);
   const db = openDatabase(config.dbFile, config.durability, givenClock);
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const storage = new StorageGuard(config.dbFile, config, logger);
@@ -148,8 +160,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
           upstream: config.upstream,
           upstreamRegion: config.upstreamRegion!,
           upstreamCredentials,
-          // The fallback agents' queues are known at the edge from the start, as the queues file's are.
-          queues: [...(config.queuesFile ? readQueuesFile(config.queuesFile) : []), ...(fallback ? workflowQueues(fallback.workflow.workflow) : [])],
+          // The workflow's queues are known at the edge from the start, as the queues file's are.
+          queues: [...(config.queuesFile ? readQueuesFile(config.queuesFile) : []), ...(workflow ? workflowQueues(workflow.workflow) : [])],
         },
       )
     : undefined;

@@ -38,6 +38,7 @@ describe('loadConfig', () => {
       diskReserveBytes: 64 * 2 ** 20,
       upstream: undefined,
       upstreamRegion: undefined,
+      stackOutputs: undefined,
       queuesFile: undefined,
       upstreamTimeoutMs: 2000,
       probeIntervalMs: 1000,
@@ -84,6 +85,7 @@ describe('loadConfig', () => {
       diskReserveBytes: 64 * 2 ** 20,
       upstream: undefined,
       upstreamRegion: undefined,
+      stackOutputs: undefined,
       queuesFile: undefined,
       upstreamTimeoutMs: 2000,
       probeIntervalMs: 1000,
@@ -177,6 +179,12 @@ describe('loadConfig', () => {
     expect(regionTableNames('orders', { state: 'S' })).toEqual({ idempotency: 'orders-idempotency', workflow: 'orders-workflow', state: 'S' });
   });
 
+  it('takes the upstream and its region from the stack\'s outputs, for an edge and its agents', () => {
+    expect(loadConfig(['--stack-outputs', 'outputs.json#Holdfast', '--site-id', 'store-1'], {})).toMatchObject({ stackOutputs: 'outputs.json#Holdfast', upstream: undefined, siteId: 'store-1' });
+    // An emulator's endpoint instead of the stack's, its region still the stack's.
+    expect(loadConfig(['--upstream', 'http://localhost:5000'], { HOLDFAST_STACK_OUTPUTS: 'outputs.json' })).toMatchObject({ upstream: 'http://localhost:5000', upstreamRegion: undefined });
+  });
+
   it('answers help', () => {
     expect(loadConfig(['--help'], {})).toBe('help');
   });
@@ -209,7 +217,7 @@ describe('loadConfig', () => {
     [['--replay-rate', '1.5'], {}, /invalid replay rate/],
     [['--replay-bandwidth', 'fast'], {}, /invalid replay bandwidth/],
     [['--backlog-retention', 'forever'], {}, /backlog retention must be keep or sqs/],
-    [['--site-id', 'store-1'], {}, /run only in front of a region/],
+    [['--site-id', 'store-1'], {}, /run only in front of a region: pass --upstream \(or --stack-outputs\)/],
     [['--site-id', 'store 1', '--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1'], {}, /invalid site id/],
     [['--site-id', 's', '--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1', '--region-tables', 'ledger=x'], {}, /invalid region tables/],
     [['--agent-standby', 'maybe'], {}, /give on or off/],
