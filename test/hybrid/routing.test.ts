@@ -144,7 +144,7 @@ describe('sends', () => {
     const status = await t.shim.status();
     expect(status.replay!.possiblyDuplicated).toBe(1);
     expect(status.queues.find((queue) => queue.name === name)!.possiblyDuplicated).toBe(1);
-    const metrics = await (await fetch(`${t.shim.url}/metrics`)).text();
+    const metrics = await (await fetch(`${t.shim.adminUrl}/metrics`)).text();
     expect(metrics).toContain(`holdfast_edge_replay_possibly_duplicated_messages_total{queue="${name}"} 1`);
   });
 

@@ -177,7 +177,8 @@ CREATE INDEX IF NOT EXISTS move_tasks_by_source ON move_tasks (source_arn, start
 
 /** `clock` is the service's: upgrading a version-1 database tallies the messages still invisible by its time. */
 export function openDatabase(file: string, durability: Durability, clock: () => number = Date.now): Db {
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  // Private to the shim's user: the databases hold the messages.
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${durability === 'power' ? 'FULL' : 'NORMAL'}`);
