@@ -15,6 +15,7 @@ import { type MessageCounts, type MessageRow, MessageStore, retentionCutoff } fr
 import { MessageMover } from './move-tasks.js';
 import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
+import { ReceiptHandles } from './receipt-handles.js';
 import { ReceiveAttemptStore } from './receive-attempts.js';
 import type { StorageGuard, StorageStatus } from './storage-guard.js';
 import { Sweeper } from './sweeper.js';
@@ -80,6 +81,7 @@ export class SqsService implements SqsBackend {
   private readonly messages: MessageStore;
   private readonly deduplication: DeduplicationStore;
   private readonly receiveAttempts: ReceiveAttemptStore;
+  private readonly receipts: ReceiptHandles;
   private readonly commits: CommitGroup;
   private readonly polls = new LongPolls();
   private readonly sweeper: Sweeper;
@@ -103,6 +105,7 @@ export class SqsService implements SqsBackend {
     this.messages = new MessageStore(options.db, retentionCutoff(options.expireMessages ?? true, this.time));
     this.deduplication = new DeduplicationStore(options.db);
     this.receiveAttempts = new ReceiveAttemptStore(options.db);
+    this.receipts = ReceiptHandles.of(options.db);
     this.commits = new CommitGroup(options.db, (error) => {
       this.logger.error({ err: error }, 'commit failed; the operations in it were answered with an error');
       this.storage.writeFailed(error);
@@ -127,6 +130,7 @@ export class SqsService implements SqsBackend {
         messages: this.messages,
         deduplication: this.deduplication,
         receiveAttempts: this.receiveAttempts,
+        receipts: this.receipts,
         now: this.clock(),
         baseUrl,
         holdForReplay,
