@@ -5,6 +5,15 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 import { ConfigError, USAGE, loadConfig } from './config.js';
 import { startShim } from './shim.js';
+import { DatabaseInUse } from './sqs/database-lock.js';
+
+/**
+ * How the process ends, for a supervisor to tell apart what a restart can mend from what needs a
+ * person: 0 stopped by SIGTERM or SIGINT (or --help); 1 could not start (the port in use, and
+ * anything else); 2 the configuration is wrong; 3 another shim serves the database (restarting
+ * mends it only once that one stops).
+ */
+const EXIT = { cannotStart: 1, badConfiguration: 2, databaseInUse: 3 } as const;
 
 function fail(message: string, exitCode: number): never {
   console.error(`holdfast edge shim: ${message}`);
@@ -15,7 +24,7 @@ function configuration() {
   try {
     return loadConfig(process.argv.slice(2), process.env);
   } catch (error) {
-    if (error instanceof ConfigError) fail(`${error.message}\n\n${USAGE}`, 2);
+    if (error instanceof ConfigError) fail(`${error.message}\n\n${USAGE}`, EXIT.badConfiguration);
     throw error;
   }
 }
@@ -24,9 +33,10 @@ const config = configuration();
 if (config === 'help') {
   console.log(USAGE);
 } else {
-  const shim = await startShim(config).catch((error: NodeJS.ErrnoException) =>
-    fail(`cannot start: ${error.code === 'EADDRINUSE' ? `port ${config.port} on ${config.host} is in use` : error.message}`, 1),
-  );
+  const shim = await startShim(config).catch((error: NodeJS.ErrnoException) => {
+    if (error instanceof DatabaseInUse) fail(`cannot start: ${error.message}`, EXIT.databaseInUse);
+    fail(`cannot start: ${error.code === 'EADDRINUSE' ? `port ${config.port} on ${config.host} is in use` : error.message}`, EXIT.cannotStart);
+  });
   // SIGTERM / SIGINT: stop accepting, let requests in flight finish, close the database, exit 0.
   // A signal during the drain changes nothing: Ctrl-C under `npm start` reaches the shim twice (from
   // the terminal and relayed by npm), and the drain is bounded by the shutdown grace anyway.

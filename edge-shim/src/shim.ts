@@ -12,6 +12,7 @@ import { type OperatorPage, operatorPages } from './observability/pages.js';
 import { standaloneStatus } from './observability/standalone-status.js';
 import { startCheckpointer } from './sqs/checkpointer.js';
 import { openDatabase } from './sqs/database.js';
+import { lockDatabase } from './sqs/database-lock.js';
 import { SqsService } from './sqs/service.js';
 import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
@@ -98,7 +99,16 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const logger = givenLogger ?? createLogger(config.logLevel);
   // The fallback agents' workflow is loaded first: a workflow that cannot run fails the start, not an outage.
   const fallback = config.siteId === undefined ? undefined : await fallbackSettings(config);
-  const db = openDatabase(config.dbFile, config.durability, givenClock);
+  // One shim per database: a second one is refused before it reads or writes anything.
+  const lock = lockDatabase(config.dbFile);
+  const db = (() => {
+    try {
+      return openDatabase(config.dbFile, config.durability, givenClock);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  })();
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const storage = new StorageGuard(config.dbFile, config, logger);
   const metrics = new Metrics();
@@ -175,6 +185,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     await checkpointer.stop();
     storage.stop();
     db.close();
+    lock.release();
   };
   const address = await http.listen(config.port, config.host).catch(async (error: unknown) => {
     listening.reject(error as Error);
