@@ -2,6 +2,7 @@ import { BlockList, isIP } from 'node:net';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { Credential } from './auth/sigv4.js';
 import type { Durability } from './sqs/database.js';
+import type { IntegrityCheck } from './sqs/integrity.js';
 import type { LogLevel } from './logger.js';
 
 export class ConfigError extends Error {}
@@ -221,6 +222,14 @@ export const OPTIONS = {
     parse: (text) => parseSize(text, 'disk reserve'),
     validate: (bytes) => {
       if (!(bytes >= 0) || !Number.isSafeInteger(bytes)) throw new ConfigError('the disk reserve must be a number of bytes');
+    },
+  }),
+  integrityCheck: option({
+    flag: 'integrity-check', placeholder: 'full|quick|off', variable: 'HOLDFAST_INTEGRITY_CHECK', default: 'quick', group: 'general',
+    help: 'what of the database is checked at start: quick (every page), full (also every index against its table; slower), or off; a corrupt database is refused',
+    parse: (text) => text as IntegrityCheck,
+    validate: (check) => {
+      if (check !== 'full' && check !== 'quick' && check !== 'off') throw new ConfigError(`integrity check must be full, quick or off, not ${String(check)}`);
     },
   }),
   upstream: option({

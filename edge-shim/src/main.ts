@@ -6,14 +6,15 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { ConfigError, USAGE, loadConfig } from './config.js';
 import { startShim } from './shim.js';
 import { DatabaseInUse } from './sqs/database-lock.js';
+import { CorruptDatabase } from './sqs/integrity.js';
 
 /**
  * How the process ends, for a supervisor to tell apart what a restart can mend from what needs a
  * person: 0 stopped by SIGTERM or SIGINT (or --help); 1 could not start (the port in use, and
  * anything else); 2 the configuration is wrong; 3 another shim serves the database (restarting
- * mends it only once that one stops).
+ * mends it only once that one stops); 4 the database is corrupt (a restart never mends it).
  */
-const EXIT = { cannotStart: 1, badConfiguration: 2, databaseInUse: 3 } as const;
+const EXIT = { cannotStart: 1, badConfiguration: 2, databaseInUse: 3, databaseCorrupt: 4 } as const;
 
 function fail(message: string, exitCode: number): never {
   console.error(`holdfast edge shim: ${message}`);
@@ -35,6 +36,7 @@ if (config === 'help') {
 } else {
   const shim = await startShim(config).catch((error: NodeJS.ErrnoException) => {
     if (error instanceof DatabaseInUse) fail(`cannot start: ${error.message}`, EXIT.databaseInUse);
+    if (error instanceof CorruptDatabase) fail(`cannot start: ${error.message}`, EXIT.databaseCorrupt);
     fail(`cannot start: ${error.code === 'EADDRINUSE' ? `port ${config.port} on ${config.host} is in use` : error.message}`, EXIT.cannotStart);
   });
   // SIGTERM / SIGINT: stop accepting, let requests in flight finish, close the database, exit 0.

@@ -103,7 +103,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const lock = lockDatabase(config.dbFile);
   const db = (() => {
     try {
-      return openDatabase(config.dbFile, config.durability, givenClock);
+      return openDatabase(config.dbFile, config.durability, { clock: givenClock, integrityCheck: config.integrityCheck });
     } catch (error) {
       lock.release();
       throw error;

@@ -36,6 +36,7 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       maxStoreBytes: Infinity,
       diskReserveBytes: 64 * 2 ** 20,
+      integrityCheck: 'quick',
       upstream: undefined,
       upstreamRegion: undefined,
       queuesFile: undefined,
@@ -82,6 +83,7 @@ describe('loadConfig', () => {
       logLevel: 'warn',
       maxStoreBytes: Infinity,
       diskReserveBytes: 64 * 2 ** 20,
+      integrityCheck: 'quick',
       upstream: undefined,
       upstreamRegion: undefined,
       queuesFile: undefined,
@@ -118,6 +120,8 @@ describe('loadConfig', () => {
   it('reads sizes in bytes or with a unit', () => {
     expect(loadConfig(['--max-store-bytes', '10GiB', '--disk-reserve', '512 MB'], {})).toMatchObject({ maxStoreBytes: 10 * 2 ** 30, diskReserveBytes: 512e6 });
     expect(loadConfig([], { HOLDFAST_MAX_STORE_BYTES: '4096', HOLDFAST_DISK_RESERVE: '0' })).toMatchObject({ maxStoreBytes: 4096, diskReserveBytes: 0 });
+    expect(loadConfig(['--integrity-check', 'full'], {})).toMatchObject({ integrityCheck: 'full' });
+    expect(loadConfig([], { HOLDFAST_INTEGRITY_CHECK: 'off' })).toMatchObject({ integrityCheck: 'off' });
   });
 
   it('reads the hybrid options from the command line and the environment', () => {
@@ -216,6 +220,7 @@ describe('loadConfig', () => {
     [['--max-store-bytes', '10 parsecs'], {}, /invalid store bound/],
     [['--max-store-bytes', '0'], {}, /store bound must be a positive/],
     [[], { HOLDFAST_DISK_RESERVE: '-5' }, /invalid disk reserve/],
+    [['--integrity-check', 'thorough'], {}, /integrity check must be full, quick or off/],
   ])('refuses %j %j', (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);
