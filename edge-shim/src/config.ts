@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { Credential } from './auth/sigv4.js';
 import type { Durability } from './sqs/database.js';
+import type { IntegrityCheck } from './sqs/integrity.js';
 import type { LogLevel } from './logger.js';
 
 export class ConfigError extends Error {}
@@ -283,6 +284,14 @@ export const OPTIONS = {
     flag: 'access-policy', placeholder: 'FILE', variable: 'HOLDFAST_ACCESS_POLICY', default: NONE, group: 'general',
     help: 'who may do what to which queue: {"keys": {"AKID...": [{"allow": ["send", "receive"], "queues": ["payments-*"]}]}}; without it, through a hybrid edge every key may send, receive, read and create on the queues the edge knows, and a standalone shim lets every key do everything',
     parse: (text) => text,
+  }),
+  integrityCheck: option({
+    flag: 'integrity-check', placeholder: 'full|quick|off', variable: 'HOLDFAST_INTEGRITY_CHECK', default: 'quick', group: 'general',
+    help: 'what of the database is checked at start: quick (every page), full (also every index against its table; slower), or off; a corrupt database is refused',
+    parse: (text) => text as IntegrityCheck,
+    validate: (check) => {
+      if (check !== 'full' && check !== 'quick' && check !== 'off') throw new ConfigError(`integrity check must be full, quick or off, not ${String(check)}`);
+    },
   }),
   upstream: option({
     flag: 'upstream', placeholder: 'URL', variable: 'HOLDFAST_UPSTREAM', default: NONE, group: 'hybrid edge',

@@ -16,6 +16,7 @@ import { standaloneStatus } from './observability/standalone-status.js';
 import { startCheckpointer } from './sqs/checkpointer.js';
 import { openDatabase } from './sqs/database.js';
 import { type StackWiring, deployedWorkflow, readStackOutputs, withStackWiring } from './stack-outputs.js';
+import { lockDatabase } from './sqs/database-lock.js';
 import { SqsService } from './sqs/service.js';
 import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
@@ -134,7 +135,16 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   // The workflow is loaded first: a workflow that cannot run fails the start, not an outage.
   const workflow = await edgeWorkflow(config, wiring);
   const fallback = config.siteId === undefined ? undefined : fallbackSettings(config, workflow!);
-  const db = openDatabase(config.dbFile, config.durability, givenClock);
+  // One shim per database: a second one is refused before it reads or writes anything.
+  const lock = lockDatabase(config.dbFile);
+  const db = (() => {
+    try {
+      return openDatabase(config.dbFile, config.durability, { clock: givenClock, integrityCheck: config.integrityCheck });
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  })();
   if (config.dbFile !== ':memory:') warnIfShared(dirname(config.dbFile), logger);
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const storage = new StorageGuard(config.dbFile, config, logger);
@@ -225,6 +235,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     await checkpointer.stop();
     storage.stop();
     db.close();
+    lock.release();
   };
   const listeners = await (async () => {
     const adminListening = await admin.listen(config.adminPort, config.adminHost);

@@ -38,6 +38,7 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       maxStoreBytes: Infinity,
       diskReserveBytes: 64 * 2 ** 20,
+      integrityCheck: 'quick',
       upstream: undefined,
       upstreamRegion: undefined,
       stackOutputs: undefined,
@@ -99,6 +100,7 @@ describe('loadConfig', () => {
       logLevel: 'warn',
       maxStoreBytes: Infinity,
       diskReserveBytes: 64 * 2 ** 20,
+      integrityCheck: 'quick',
       upstream: undefined,
       upstreamRegion: undefined,
       stackOutputs: undefined,
@@ -143,6 +145,8 @@ describe('loadConfig', () => {
   it('reads sizes in bytes or with a unit', () => {
     expect(loadConfig(['--max-store-bytes', '10GiB', '--disk-reserve', '512 MB'], {})).toMatchObject({ maxStoreBytes: 10 * 2 ** 30, diskReserveBytes: 512e6 });
     expect(loadConfig([], { HOLDFAST_MAX_STORE_BYTES: '4096', HOLDFAST_DISK_RESERVE: '0' })).toMatchObject({ maxStoreBytes: 4096, diskReserveBytes: 0 });
+    expect(loadConfig(['--integrity-check', 'full'], {})).toMatchObject({ integrityCheck: 'full' });
+    expect(loadConfig([], { HOLDFAST_INTEGRITY_CHECK: 'off' })).toMatchObject({ integrityCheck: 'off' });
   });
 
   it('reads the hybrid options from the command line and the environment', () => {
@@ -255,6 +259,7 @@ describe('loadConfig', () => {
     [['--public-url', 'edge.site.example'], {}, /invalid public URL/],
     [['--public-url', 'https://edge.site.example/sqs'], {}, /invalid public URL/],
     [['--public-url', 'https://user:pw@edge.site.example'], {}, /invalid public URL/],
+    [['--integrity-check', 'thorough'], {}, /integrity check must be full, quick or off/],
   ])('refuses %j %j', (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);
