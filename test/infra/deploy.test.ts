@@ -25,7 +25,7 @@ import { REPOSITORY_ROOT } from './support/synth-stack.js';
 
 /**
  * `cdk synth`, `cdk bootstrap` and `cdk deploy` of the app against the emulator, as a user runs them
- * (README, "Deploying to an emulator"), then an edge site wired from the deployed stack's outputs.
+ * (README, "Deploying the stack": on an emulator), then an edge site wired from the deployed stack's outputs.
  * A copy of the stack under its own names keeps it apart from other tests sharing the emulator.
  * Deploys use CreateStack (--method direct): the emulator reports no outputs for a stack created
  * from a change set. Its event source mappings are disabled: the emulator cannot run functions.
@@ -139,7 +139,7 @@ it('wires an edge site from the outputs alone: through an outage its agents\' wo
   const agentEnv = join(dir, 'agents.env');
   await writeFile(agentEnv, `${ENV.gatewayUrl}=${gateway.url}\n${ENV.notifierUrl}=${gateway.url}\nPOWERTOOLS_LOG_LEVEL=ERROR\n`);
   const logFile = join(dir, 'edge.log');
-  // An edge.env as README's "Wiring an edge from the stack" has it for an emulator: the stack's
+  // An edge.env as the README's "Wiring an edge from the stack" has it, for an emulator: the stack's
   // outputs, the emulator's endpoints, the site, the agents' variables, the region's credentials.
   const edge = await spawnShim({
     dbFile: join(dir, 'edge.db'),

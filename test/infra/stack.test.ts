@@ -319,7 +319,7 @@ async function cfnLint(linted: Template): Promise<{ code: number; output: string
   }
 }
 
-/** What the edge's identity may do, as README's "The edge's identity" lists it. */
+/** What the edge's identity may do, as the README's Security section lists it. */
 const EDGE_QUEUE_ACTIONS = [
   'sqs:GetQueueUrl',
   'sqs:GetQueueAttributes',
