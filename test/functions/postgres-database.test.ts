@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { isPermanent, isTransient } from '../../functions/src/runtime/errors.js';
 import { type PostgresDatabase, SCHEMA_VERSION, openPostgresDatabase } from '../../functions/src/runtime/store/postgres-database.js';
 import { type TestPostgresDatabase, postgresDatabase } from '../helpers/postgres.js';
+import { waitForState } from '../helpers/wait.js';
 
 /** The PostgreSQL backend's schema: versioned migrations, safe when several nodes start at once. */
 describe('PostgreSQL database of the runtime stores', () => {
@@ -49,5 +51,22 @@ describe('PostgreSQL database of the runtime stores', () => {
     const db = await open(database.url);
     await db.query('INSERT INTO schema_version (version) VALUES ($1)', [SCHEMA_VERSION + 1]);
     await expect(openPostgresDatabase(database.url)).rejects.toThrow(`has schema version ${SCHEMA_VERSION + 1}; this runtime knows up to ${SCHEMA_VERSION}`);
+  });
+
+  it('classes a connection the server ended as transient, and a refused statement as not', async () => {
+    database = await postgresDatabase();
+    const db = await open(database.url);
+    const sleeping = db.query('SELECT pg_sleep(60)').catch((error: unknown) => error);
+    // Ended by the server, as a restart or a failover ends it (SQLSTATE 57P01).
+    await waitForState(async () => {
+      const { rowCount } = await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND pid <> pg_backend_pid()");
+      expect(rowCount).toBe(1);
+    });
+    const ended = await sleeping;
+    expect(ended).toMatchObject({ code: '57P01' });
+    expect(isTransient(ended)).toBe(true);
+    const refused = await db.query('INSERT INTO schema_version (version) VALUES (1)').catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: '23505' });
+    expect([isTransient(refused), isPermanent(refused)]).toEqual([false, false]);
   });
 });
