@@ -91,10 +91,8 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 const MIGRATION_LOCK = 0x486f6c64; // "Hold"
 
 // bigint columns arrive as strings unless parsed; counts and amounts are safe integers (checked on the way in).
-const INT8_OID = 20;
-const types = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format as 'text')) as pg.CustomTypesConfig['getTypeParser'],
+const types: pg.CustomTypesConfig = {
+  getTypeParser: (oid, format) => (oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format)),
 };
 
 export interface PostgresOptions {
@@ -113,7 +111,6 @@ export async function openPostgresDatabase(url: string, options: PostgresOptions
     max: options.maxConnections ?? 10,
     // A server that cannot be reached fails the query in 10 s rather than leaving it waiting.
     connectionTimeoutMillis: 10_000,
-    idleTimeoutMillis: 30_000,
     types,
   });
   // An idle connection the server dropped (a restart, a failover) is only discarded; without a
