@@ -1,12 +1,9 @@
-import { execFile as execFileCallback, execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { freePort } from '../../functions/src/local-pipeline/moto.js';
-
-const execFile = promisify(execFileCallback);
 
 /** Where Debian installs each PostgreSQL major version's server binaries. */
 const INSTALLED = '/usr/lib/postgresql';
@@ -45,33 +42,60 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const bin = installServer();
   // The server refuses to run as root: as root, the cluster belongs to Debian's postgres user.
   const asRoot = process.getuid?.() === 0;
+  const command = (program: string, args: readonly string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, program), ...args]] : [join(bin, program), [...args]];
+  // Process groups of the commands at work: each runs in its own, so that runuser and what it runs end together.
+  const working = new Set<number>();
   const run = (program: string, args: readonly string[]) =>
-    asRoot ? execFile('runuser', ['-u', 'postgres', '--', join(bin, program), ...args]) : execFile(join(bin, program), args);
+    new Promise<void>((resolve, reject) => {
+      const child = spawn(...command(program, args), { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      working.add(child.pid!);
+      child.once('error', reject);
+      child.once('exit', (code, signal) => {
+        working.delete(child.pid!);
+        if (code === 0) resolve();
+        else reject(new Error(`${program} failed (${signal ?? `exit code ${code}`}): ${stderr.trim()}`));
+      });
+    });
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-postgres-'));
   if (asRoot) chownSync(dir, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
   const data = join(dir, 'data');
   const log = join(dir, 'server.log');
-  const remove = () => rmSync(dir, { recursive: true, force: true });
+  // Stops the server if it runs and removes the cluster: at teardown, and on the way out of a run
+  // interrupted (Ctrl-C), which ends vitest without its teardown. Immediate: nothing is kept, so
+  // there is nothing to write out first.
+  const discard = () => {
+    process.off('exit', discard);
+    for (const group of working) {
+      try {
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        // Ended already, its exit not yet seen.
+      }
+    }
+    // Not checked: the lock file may be a killed initdb's, with no server to stop.
+    if (existsSync(join(data, 'postmaster.pid'))) spawnSync(...command('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']), { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', discard);
   try {
     await run('initdb', ['-D', data, '-U', 'holdfast', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
     const port = await start(run, data, log, dir);
     project.provide('postgresUrl', `postgres://holdfast@127.0.0.1:${port}/postgres`);
   } catch (error) {
-    remove();
+    discard();
     throw error;
   }
-  return async () => {
-    // Immediate: nothing in the cluster is kept, so there is nothing to write out first.
-    await run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
-    remove();
-  };
+  return async () => discard();
 }
 
 /**
  * Starts the server and waits (pg_ctl -w) until it accepts connections. A port found free can be
  * taken by another process before the server binds it: then it tries another.
  */
-async function start(run: (program: string, args: readonly string[]) => Promise<unknown>, data: string, log: string, dir: string): Promise<number> {
+async function start(run: (program: string, args: readonly string[]) => Promise<void>, data: string, log: string, dir: string): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     // No fsync: the cluster is thrown away after the run, and syncing on a loaded disk only slows every test.
