@@ -143,7 +143,8 @@ export class RegionClient {
     const Command = COMMANDS[`${action}Command`];
     if (!operation || !Command) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
     const wait = action === 'ReceiveMessage' && typeof input.WaitTimeSeconds === 'number' ? input.WaitTimeSeconds * 1000 + LONG_POLL_MARGIN_MS : 0;
-    const deadline = AbortSignal.timeout(options.timeoutMs ?? this.options.requestTimeoutMs + wait);
+    // Whole milliseconds: AbortSignal.timeout refuses a fraction, and derived timeouts (sizes over rates) have them.
+    const deadline = AbortSignal.timeout(Math.ceil(options.timeoutMs ?? this.options.requestTimeoutMs + wait));
     const abortSignal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
     let output: Record<string, unknown>;
     try {
