@@ -104,7 +104,7 @@ export async function startHybridShim(dir: string, name: string, upstream: strin
     }
   });
   const status = async () => {
-    const response = await request(`${shim.url}/status`);
+    const response = await request(`${shim.adminUrl}/status`);
     return (await response.body.json()) as EdgeStatus;
   };
   return {

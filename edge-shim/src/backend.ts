@@ -14,6 +14,8 @@ export interface CallOptions {
   readonly baseUrl: string;
   /** Ends a long poll early when the client has gone. */
   readonly signal?: AbortSignal;
+  /** Who asks: the access key id that signed the request, or undefined when signatures are not checked (the loopback client). */
+  readonly principal?: string;
 }
 
 export interface Health {

@@ -236,3 +236,17 @@ describe('input at the edges of what SQS allows', () => {
     expect(answer).toEqual({ status: 400, body: { __type: 'com.amazonaws.sqs#QueueDoesNotExist', message: 'The specified queue does not exist.' } });
   });
 });
+
+describe('what SQS takes that SDKs do not send', () => {
+  it('takes a queue\'s name as its QueueUrl, and names the batch entry a batch without entries lacks', async () => {
+    await jsonRequest('AmazonSQS.CreateQueue', JSON.stringify({ QueueName: 'named.fifo', Attributes: { FifoQueue: 'true' } }));
+    const delayed = jsonError(await jsonRequest('AmazonSQS.SendMessage', JSON.stringify({ QueueUrl: 'named.fifo', MessageBody: 'm', MessageGroupId: 'g', MessageDeduplicationId: 'd', DelaySeconds: 5 })));
+    expect(delayed).toMatchObject({ status: 400, type: 'com.amazonaws.sqs#InvalidParameterValue' });
+    expect(delayed.message).toContain('DelaySeconds');
+    expect((await jsonRequest('AmazonSQS.SendMessage', JSON.stringify({ QueueUrl: 'named.fifo', MessageBody: 'm', MessageGroupId: 'g', MessageDeduplicationId: 'd' }))).status).toBe(200);
+    expect(jsonError(await jsonRequest('AmazonSQS.DeleteMessageBatch', JSON.stringify({ QueueUrl: 'named.fifo', Entries: [] })))).toMatchObject({
+      status: 400,
+      message: 'There should be at least one DeleteMessageBatchRequestEntry in the request.',
+    });
+  });
+});

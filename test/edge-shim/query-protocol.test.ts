@@ -309,7 +309,28 @@ describe('messages', () => {
       'SendMessageBatchRequestEntry.2.MessageBody': 'b',
     };
     expect(error(await query('SendMessageBatch', same))).toMatchObject({ status: 400, code: 'AWS.SimpleQueueService.BatchEntryIdsNotDistinct' });
-    expect(error(await query('DeleteMessageBatch', { QueueUrl: url }))).toMatchObject({ status: 400, code: 'AWS.SimpleQueueService.EmptyBatchRequest' });
+    expect(error(await query('DeleteMessageBatch', { QueueUrl: url }))).toMatchObject({
+      status: 400,
+      code: 'AWS.SimpleQueueService.EmptyBatchRequest',
+      message: 'There should be at least one DeleteMessageBatchRequestEntry in the request.',
+    });
+    expect(error(await query('ChangeMessageVisibilityBatch', { QueueUrl: url }))).toMatchObject({
+      message: 'There should be at least one ChangeMessageVisibilityBatchRequestEntry in the request.',
+    });
+  });
+
+  it('takes a queue\'s name as its QueueUrl, as SQS does', async () => {
+    const url = await createQueue('by-name.fifo', { 'Attribute.1.Name': 'FifoQueue', 'Attribute.1.Value': 'true' });
+    // SQS's own answer to a DelaySeconds on a FIFO queue named this way: the queue was found.
+    expect(error(await query('SendMessage', { QueueUrl: 'by-name.fifo', MessageBody: 'm', MessageGroupId: 'g', MessageDeduplicationId: 'd', DelaySeconds: '5' }))).toMatchObject({
+      status: 400,
+      code: 'InvalidParameterValue',
+      message: expect.stringContaining('DelaySeconds'),
+    });
+    result(await query('SendMessage', { QueueUrl: 'by-name.fifo', MessageBody: 'm', MessageGroupId: 'g', MessageDeduplicationId: 'd' }), 'SendMessage');
+    const received = result(await query('ReceiveMessage', { QueueUrl: url }), 'ReceiveMessage');
+    expect(many(received.Message)).toHaveLength(1);
+    expect(error(await query('SendMessage', { QueueUrl: 'no-such-queue', MessageBody: 'm' }))).toMatchObject({ code: 'AWS.SimpleQueueService.NonExistentQueue' });
   });
 
   it('carries a message of the maximum size, percent-encoded to three times its length', async () => {
@@ -407,7 +428,7 @@ describe('protocol errors', () => {
     const open = await startTestShim({ credentials: [] });
     try {
       const openUrl = (await open.sqs.send(new CreateQueueCommand({ QueueName: 'not-utf8' }))).QueueUrl!;
-      const answer = parseAnswer(await exchange(open.shim.url, `GET ${new URL(openUrl).pathname}?Action=SendMessage&MessageBody=a%FF%FEb HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`));
+      const answer = parseAnswer(await exchange(open.shim.url, `GET ${new URL(openUrl).pathname}?Action=SendMessage&MessageBody=a%FF%FEb HTTP/1.1\r\nHost: ${new URL(open.shim.url).host}\r\nConnection: close\r\n\r\n`));
       expect(sqsError(answer)).toMatchObject({ status: 400, code: 'MalformedQueryString' });
       expect((await open.sqs.send(new ReceiveMessageCommand({ QueueUrl: openUrl }))).Messages).toBeUndefined();
     } finally {

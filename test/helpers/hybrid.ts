@@ -1,11 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteMessageBatchCommand, GetQueueUrlCommand, type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { StartOptions } from '../../edge-shim/src/shim.js';
 import { FaultProxy } from '../../testkit/fault-proxy.js';
 import { emulator } from './emulator.js';
-import { type TestShim, startTestShim } from './shim.js';
+import { TEST_CREDENTIALS, type TestShim, startTestShim } from './shim.js';
 
 export interface HybridTest extends TestShim {
   /** Between the shim and the region: cut it, and mend it, with `proxy.setMode`. */
@@ -29,6 +29,22 @@ export const FAST_HYBRID: StartOptions = {
   recoveryProbes: 3,
   recoveryMs: 300,
 };
+
+/**
+ * An access policy that lets the test's key (and the loopback client) do everything to every
+ * queue, as the edge did before it had one: for tests of routing across queues of any kind, the
+ * region's own included. The default policy is tested in test/security/.
+ */
+export function openAccessPolicy(): string {
+  openPolicyFile ??= (() => {
+    const file = join(mkdtempSync(join(tmpdir(), 'holdfast-open-policy-')), 'policy.json');
+    const everything = [{ allow: ['*', 'permissions', 'delete', 'purge', 'move'], queues: ['*'] }];
+    writeFileSync(file, JSON.stringify({ keys: { [TEST_CREDENTIALS.accessKeyId]: everything, anonymous: everything } }));
+    return file;
+  })();
+  return openPolicyFile;
+}
+let openPolicyFile: string | undefined;
 
 /**
  * A hybrid shim in front of the emulator (the region), through a fault proxy; `region` names

@@ -11,15 +11,17 @@ import {
   SendMessageBatchCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/wait.js';
-import { type HybridTest, drainRegion, startHybridTest } from '../helpers/hybrid.js';
+import { type HybridTest, drainRegion, openAccessPolicy, startHybridTest } from '../helpers/hybrid.js';
 import { sendQuery } from '../helpers/raw-request.js';
 import { expectSqsError, rejectionOf } from '../helpers/sqs-errors.js';
 
 // What each kind of request does in each mode of the hybrid edge: receives and deletes at the edge
 // and in the region, long polls through a change of mode, ambiguous sends, queues created or
-// declared while the region is away, mapped ARNs, and the store's bound.
+// declared while the region is away, mapped ARNs, and the store's bound. The key may do anything
+// here (an open access policy): what the default policy refuses is tested in test/security/.
 
 const open: HybridTest[] = [];
 afterEach(async () => {
@@ -27,7 +29,7 @@ afterEach(async () => {
 });
 
 async function hybrid(options: Parameters<typeof startHybridTest>[0] = {}): Promise<HybridTest> {
-  const test = await startHybridTest(options);
+  const test = await startHybridTest({ accessPolicy: openAccessPolicy(), ...options });
   open.push(test);
   return test;
 }
@@ -142,7 +144,7 @@ describe('sends', () => {
     const status = await t.shim.status();
     expect(status.replay!.possiblyDuplicated).toBe(1);
     expect(status.queues.find((queue) => queue.name === name)!.possiblyDuplicated).toBe(1);
-    const metrics = await (await fetch(`${t.shim.url}/metrics`)).text();
+    const metrics = await (await fetch(`${t.shim.adminUrl}/metrics`)).text();
     expect(metrics).toContain(`holdfast_edge_replay_possibly_duplicated_messages_total{queue="${name}"} 1`);
   });
 
@@ -197,7 +199,7 @@ describe('queues', () => {
       const name = `${unique('declared')}.fifo`;
       const file = join(dir, 'queues.json');
       writeFileSync(file, JSON.stringify({ queues: [{ name, attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true' } }] }));
-      const t = await startHybridTest({ queuesFile: file, upstream: 'http://127.0.0.1:9' });
+      const t = await startHybridTest({ accessPolicy: openAccessPolicy(), queuesFile: file, upstream: 'http://127.0.0.1:9' });
       open.push(t);
       expect((await t.shim.status()).mode).toBe('offline');
       const { QueueUrl } = await t.sqs.send(new GetQueueUrlCommand({ QueueName: name }));
@@ -206,6 +208,35 @@ describe('queues', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('takes a queue\'s name as its QueueUrl, online and offline, as SQS does', async () => {
+    const t = await hybrid();
+    const name = unique('by-name');
+    await t.sqs.send(new CreateQueueCommand({ QueueName: name }));
+    expect((await sendQuery(t.shim.url, { Action: 'SendMessage', QueueUrl: name, MessageBody: 'online' })).status).toBe(200);
+    await cut(t);
+    expect((await sendQuery(t.shim.url, { Action: 'SendMessage', QueueUrl: name, MessageBody: 'offline' })).status).toBe(200);
+    await mend(t);
+    expect((await drainRegion(t.region, name)).map((message) => message.Body).sort()).toEqual(['offline', 'online']);
+  });
+
+  it('mirrors a FIFO queue as FIFO when a client asks the region for some of its attributes only', async () => {
+    // The fallback agents' runner asks for QueueArn, RedrivePolicy and VisibilityTimeout: an answer without FifoQueue.
+    const errors: string[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => void errors.push(line) });
+    const t = await hybrid({ logger });
+    const name = `${unique('partly-asked')}.fifo`;
+    await t.region.send(new CreateQueueCommand({ QueueName: name, Attributes: { FifoQueue: 'true', VisibilityTimeout: '45' } }));
+    const { QueueUrl } = await t.sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+    const partial = await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn', 'VisibilityTimeout'] }));
+    expect(partial.Attributes).toMatchObject({ VisibilityTimeout: '45' });
+    // The mirror learns the queue as the region has it all the same.
+    await eventually(() => t.shim.service.queues.byName(name)?.attributes.VisibilityTimeout, (timeout) => timeout === '45');
+    await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['RedrivePolicy'] }));
+    await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] }));
+    expect(t.shim.service.queues.byName(name)?.fifo).toBe(true);
+    expect(errors).toEqual([]);
   });
 
   it('shows the edge ARNs in redrive policies and maps them to the region', async () => {

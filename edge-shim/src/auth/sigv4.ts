@@ -241,7 +241,7 @@ function expectedSignature(request: WireRequest, query: URLSearchParams | undefi
  * Verifies a request's SigV4 signature, in an Authorization header or in the query string
  * (presigned URL); throws the SQS error for a bad, missing or stale one.
  */
-export function verifySignature(request: WireRequest, options: VerifyOptions): void {
+export function verifySignature(request: WireRequest, options: VerifyOptions): string {
   const authorization = header(request, 'authorization');
   // Requests in the AWS JSON protocol have no query string, and need no parsing of one.
   const query = request.queryString === '' ? undefined : new URLSearchParams(request.queryString);
@@ -265,4 +265,5 @@ export function verifySignature(request: WireRequest, options: VerifyOptions): v
   if (!timingSafeEqual(expected, Buffer.from(claim.signature, 'hex'))) {
     throw mismatch('The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.');
   }
+  return credential.accessKeyId;
 }

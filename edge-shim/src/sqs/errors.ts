@@ -13,6 +13,7 @@ export interface ErrorSpec {
 }
 
 const ERRORS = {
+  AccessDenied: { queryCode: 'AccessDenied', status: 403 },
   BatchEntryIdsNotDistinct: { queryCode: 'AWS.SimpleQueueService.BatchEntryIdsNotDistinct', status: 400 },
   BatchRequestTooLong: { queryCode: 'AWS.SimpleQueueService.BatchRequestTooLong', status: 400 },
   EmptyBatchRequest: { queryCode: 'AWS.SimpleQueueService.EmptyBatchRequest', status: 400 },

@@ -68,6 +68,14 @@ export function parseQueueUrl(queueUrl: string): { account: string; name: string
 }
 
 /**
+ * The queue a client's QueueUrl names: a queue URL, or, as SQS takes it too, a queue's name alone
+ * (its own account's queue of that name); undefined when it names no queue.
+ */
+export function queueReference(queueUrl: string): { account: string | undefined; name: string } | undefined {
+  return parseQueueUrl(queueUrl) ?? (STANDARD_NAME.test(queueUrl) || FIFO_NAME.test(queueUrl) ? { account: undefined, name: queueUrl } : undefined);
+}
+
+/**
  * The queues of the one account this server holds, kept in memory in front of the `queues` table
  * (every request resolves a queue; none should pay a query for it). Writes go to the table first and
  * to the cache after, inside the caller's transaction: `undoingOnFailure` puts the cache back when
@@ -150,10 +158,10 @@ export class QueueRegistry {
     return this.byNameCache.get(name);
   }
 
-  /** The queue a QueueUrl names. Any host is accepted (clients reach the server under many names). */
+  /** The queue a QueueUrl names (see queueReference). Any host is accepted (clients reach the server under many names). */
   byUrl(queueUrl: string): Queue {
-    const parsed = parseQueueUrl(queueUrl);
-    const queue = parsed?.account === this.accountId ? this.byNameCache.get(parsed.name) : undefined;
+    const parsed = queueReference(queueUrl);
+    const queue = parsed && (parsed.account ?? this.accountId) === this.accountId ? this.byNameCache.get(parsed.name) : undefined;
     if (!queue) throw new SqsError('QueueDoesNotExist', 'The specified queue does not exist.');
     return queue;
   }

@@ -134,6 +134,11 @@ export class QueueMirror {
   link(name: string, upstreamUrl: string): void {
     const parsed = parseQueueUrl(upstreamUrl);
     if (!parsed) throw new RegionUnavailable(`the region answered a queue URL the edge cannot read: ${upstreamUrl}`, 'garbled', false);
+    // Every queue the edge reaches is in the region's own account: a URL of another never becomes a queue's link.
+    if (this.upstreamAccount !== undefined && parsed.account !== this.upstreamAccount) {
+      this.logger.warn({ queue: name, url: upstreamUrl }, 'the region answered a queue URL of another account; the edge does not link its queue to it');
+      return;
+    }
     const row = this.rows.get(name);
     const path = `/${parsed.account}/${encodeURIComponent(parsed.name)}`;
     if (row?.state === 'linked' && row.upstream_path === path) return;

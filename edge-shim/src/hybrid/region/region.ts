@@ -5,7 +5,7 @@ import type { CallOptions } from '../../backend.js';
 import type { MetricsRecorder } from '../../observability/metrics.js';
 import { SqsError } from '../../sqs/errors.js';
 import { payloadSize } from '../../sqs/message-attributes.js';
-import { parseQueueUrl } from '../../sqs/queues.js';
+import { parseQueueUrl, queueReference } from '../../sqs/queues.js';
 import type { LinkEstimates } from '../link/estimates.js';
 import { type BreakerOptions, OutageSignal, regionBreaker } from './breaker.js';
 import { BrownoutDetector } from './brownout.js';
@@ -236,7 +236,7 @@ export class Region {
     const output = await this.guarded(() => this.client.call(action, request, { kind, signal: options.signal, timeoutMs }), { source: name ?? action, small: small && kind === 'live' });
     if (kind === 'live' && small) this.options.link.noteLive(this.clock() - started);
     const answer = this.toEdge(action, output, options.baseUrl);
-    if (name !== undefined) await this.keepMirror(action, name, output);
+    if (name !== undefined) await this.keepMirror(action, name, input, output);
     return answer;
   }
 
@@ -264,9 +264,34 @@ export class Region {
       if (!(Attributes && error instanceof SqsError && error.code === 'QueueDoesNotExist')) throw error;
       url = (await this.guarded(() => this.client.call('CreateQueue', { QueueName: name, Attributes }, { kind: 'live' }), { source: name, small: true })).QueueUrl as string;
       this.options.logger.info({ queue: name }, 'created in the region a queue the edge created or was told of');
+      return this.linked(name, url);
     }
+    // A queue a client created at the edge while the region was away, which the region turns out
+    // to have already: someone else's, which the edge does not adopt (its messages stay at the edge).
+    if (this.mirror.stateOf(name) === 'pending') {
+      throw new SqsError('AccessDenied', `a queue named ${name} already exists in the region, and the edge created its own while offline: declare it to the edge (the queues file) to adopt it`);
+    }
+    return this.linked(name, url);
+  }
+
+  /** Whether the region has a queue of this name; undefined when it cannot be asked now. */
+  async exists(name: string): Promise<boolean | undefined> {
+    try {
+      await this.guarded(() => this.client.call('GetQueueUrl', { QueueName: name }, { kind: 'live' }), { source: name, small: true });
+      return true;
+    } catch (error) {
+      if (error instanceof SqsError && error.code === 'QueueDoesNotExist') return false;
+      if (error instanceof RegionUnavailable) return undefined;
+      throw error;
+    }
+  }
+
+  /** Links a queue to its URL in the region and gives that URL; the mirror refuses a URL of another account. */
+  private linked(name: string, url: string): string {
     this.mirror.link(name, url);
-    return this.mirror.upstreamUrl(name)!;
+    const linked = this.mirror.upstreamUrl(name);
+    if (!linked) throw new RegionUnavailable(`the region answered a URL of another account for the queue ${name}: ${url}`, 'garbled', false);
+    return linked;
   }
 
   /**
@@ -290,23 +315,22 @@ export class Region {
     }
     const tags = { [RECREATED_TAG]: new Date(this.clock()).toISOString() };
     const url = (await this.guarded(() => this.client.call('CreateQueue', { QueueName: name, Attributes, tags }, { kind: 'live' }), { source: name, small: true })).QueueUrl as string;
-    this.mirror.link(name, url);
     this.options.logger.warn({ queue: name, tag: RECREATED_TAG }, 'the region had lost a queue the edge holds messages for: created it again from the edge\'s copy');
-    return this.mirror.upstreamUrl(name)!;
+    return this.linked(name, url);
   }
 
   /**
-   * Mirrors a queue of the region into the local store: its attributes as the region answered them
-   * (in the region's terms), or fetched now; its dead-letter queue first, so that its redrive
-   * policy can name it.
+   * Mirrors a queue of the region into the local store: its attributes as the region answered a
+   * request for all of them (in the region's terms), or fetched now; its dead-letter queue first,
+   * so that its redrive policy can name it.
    */
-  async refreshMirror(name: string, regionAttributes?: Record<string, string>, visiting = new Set<string>()): Promise<void> {
+  async refreshMirror(name: string, allRegionAttributes?: Record<string, string>, visiting = new Set<string>()): Promise<void> {
     visiting.add(name);
     const url = await this.resolve(name);
-    const attributes = regionAttributes?.QueueArn
-      ? regionAttributes
-      : ((await this.guarded(() => this.client.call('GetQueueAttributes', { QueueUrl: url, AttributeNames: ['All'] }, { kind: 'live' }), { source: name, small: true }))
-          .Attributes as Record<string, string>);
+    const attributes =
+      allRegionAttributes ??
+      ((await this.guarded(() => this.client.call('GetQueueAttributes', { QueueUrl: url, AttributeNames: ['All'] }, { kind: 'live' }), { source: name, small: true }))
+        .Attributes as Record<string, string>);
     const deadLetter = this.mirror.deadLetterOf(attributes);
     if (deadLetter && !visiting.has(deadLetter) && !this.mirror.hasLocally(deadLetter)) await this.refreshMirror(deadLetter, undefined, visiting);
     await this.mirror.apply(name, attributes);
@@ -344,14 +368,18 @@ export class Region {
   }
 
   /** Keeps the mirror in step with what an operation did in the region. */
-  private async keepMirror(action: string, name: string, output: Output): Promise<void> {
-    const attributes = output.Attributes as Record<string, string> | undefined;
+  private async keepMirror(action: string, name: string, input: Input, output: Output): Promise<void> {
     if (action === 'DeleteQueue') {
       await this.mirror.deleted(name);
     } else if (action === 'PurgeQueue') {
       await this.mirror.purged(name);
-    } else if (action === 'SetQueueAttributes' || (action === 'GetQueueAttributes' && attributes?.QueueArn)) {
-      await this.refreshMirror(name, action === 'GetQueueAttributes' ? attributes : undefined);
+    } else if (action === 'SetQueueAttributes') {
+      await this.refreshMirror(name);
+    } else if (action === 'GetQueueAttributes' && asksForAll(input) && output.Attributes) {
+      // Only a request for All answers every attribute the mirror keeps: another leaves out FifoQueue
+      // (the event-source runner asks for QueueArn, RedrivePolicy and VisibilityTimeout), which
+      // would read as a standard queue.
+      await this.refreshMirror(name, output.Attributes as Record<string, string>);
     } else if (this.mirror.stale(name)) {
       // A queue met for the first time (or long ago): mirrored in the background, the answer does not wait.
       this.mirrorInBackground(name);
@@ -393,9 +421,14 @@ export class Region {
 
 /** The queue a request names by its QueueUrl, as the edge's queues are named. */
 export function queueNameOf(input: Input): string {
-  const parsed = typeof input.QueueUrl === 'string' ? parseQueueUrl(input.QueueUrl) : undefined;
+  const parsed = typeof input.QueueUrl === 'string' ? queueReference(input.QueueUrl) : undefined;
   if (!parsed) throw new SqsError(input.QueueUrl === undefined ? 'MissingParameter' : 'QueueDoesNotExist', input.QueueUrl === undefined ? 'The request must contain the parameter QueueUrl.' : 'The specified queue does not exist.');
   return parsed.name;
+}
+
+/** Whether a GetQueueAttributes request asks for every attribute. */
+function asksForAll(input: Input): boolean {
+  return Array.isArray(input.AttributeNames) && input.AttributeNames.includes('All');
 }
 
 /** The bytes a request carries that matter on a thin link: the messages of a send. */

@@ -213,7 +213,9 @@ export class Replayer {
     try {
       url = await this.parts.region.resolve(name);
     } catch (error) {
-      this.failed(progress, name, error);
+      // The region refuses the queue for good (it will not be created, or is not this edge's): wait, saying why.
+      if (error instanceof SqsError && error.code !== 'QueueDoesNotExist') this.park(progress, name, `the region refuses this queue: ${error.code} (${error.message})`);
+      else this.failed(progress, name, error);
       return false;
     }
     const priority = this.parts.priorityOf(name);

@@ -5,7 +5,7 @@ import { changeVisibilityOne, readVisibilityTimeout } from './change-message-vis
 
 export function changeMessageVisibilityBatch(context: SqsContext, input: Input) {
   const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
-  return runEntries(batchEntries(input, 'Entries'), (entry) => {
+  return runEntries(batchEntries(input, 'Entries', 'ChangeMessageVisibilityBatchRequestEntry'), (entry) => {
     changeVisibilityOne(context, queue, requiredString(entry, 'ReceiptHandle'), readVisibilityTimeout(entry));
     return { Id: entry.Id };
   });

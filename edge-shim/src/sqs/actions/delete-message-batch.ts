@@ -5,7 +5,7 @@ import { deleteOne } from './delete-message.js';
 
 export function deleteMessageBatch(context: SqsContext, input: Input) {
   const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
-  return runEntries(batchEntries(input, 'Entries'), (entry) => {
+  return runEntries(batchEntries(input, 'Entries', 'DeleteMessageBatchRequestEntry'), (entry) => {
     deleteOne(context, queue, requiredString(entry, 'ReceiptHandle'));
     return { Id: entry.Id };
   });
