@@ -1,5 +1,5 @@
 /**
- * What the hybrid benchmarks share (bench/hybrid.ts, bench/way-back.ts): SQS endpoints signed by the
+ * What the hybrid benchmarks share (bench/hybrid.ts, bench/way-back*.ts): SQS endpoints signed by the
  * benchmark, a hybrid shim in its own process with its log kept, and where a run comes from.
  */
 import { execFileSync } from 'node:child_process';

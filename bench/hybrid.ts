@@ -45,6 +45,7 @@ import {
 import { type HybridResults, type PassThroughRow, type ReplayRow, type SwitchRow, renderHybridReport } from './hybrid-report.js';
 import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec, inSequence } from './load.js';
 import { cpuSeconds } from './proc-stats.js';
+import { WAY_BACK_ROWS, type WayBackRow, runWayBack } from './way-back.js';
 import { type ProfileWindow, monotonicUs, summarizeProfile } from './profile.js';
 
 const USAGE = `Usage: npm run bench:hybrid -- [options]
@@ -65,6 +66,17 @@ const USAGE = `Usage: npm run bench:hybrid -- [options]
   --switch-trials N      trials per fault and settings (default 3; --quick: 1)
   --switch-clients N     clients sending during a switch (default 8)
   --skip-pass-through, --skip-replay, --skip-switch   leave a measurement out
+  --way-back ROWS       only issue 15's rows, comma-separated: thin-link (replay over 1 Mbit/s and 150 ms
+                         round trip, with a live client), backlog (a large backlog into moto), slow-region
+                         (a region answering in 1-3 s), sync (the fallback agents' records over 50 ms);
+                         written to bench/results/way-back/ (see bench/way-back.ts)
+  --before DIR           ...each also with the shim (or sync engine) of that checkout, alternating
+  --runs N               ...each this many times (default 1)
+  --thin-messages N      ...messages of 48 KiB per queue (two queues) on the thin link (default 80)
+  --backlog-messages N   ...messages of the large backlog, half FIFO over 50 groups (default 10000)
+  --slow-messages N      ...messages per queue (two queues) into the slow region (default 250)
+  --sync-tasks N         ...tasks the edge agent runs before the sync, about 4 records each (default 2500)
+  --bound S              ...seconds a replay may take before the run stops and reports (default 600)
   --cpu-prof             profile the replaying shim (node --cpu-prof) and summarize its replays
   --out FILE             report file (default bench/results/hybrid.md; --quick: hybrid-quick.md)`;
 
@@ -89,6 +101,14 @@ function readOptions() {
         'skip-pass-through': { type: 'boolean', default: false },
         'skip-replay': { type: 'boolean', default: false },
         'skip-switch': { type: 'boolean', default: false },
+        'way-back': { type: 'string' },
+        before: { type: 'string' },
+        runs: { type: 'string' },
+        'thin-messages': { type: 'string' },
+        'backlog-messages': { type: 'string' },
+        'slow-messages': { type: 'string' },
+        'sync-tasks': { type: 'string' },
+        bound: { type: 'string' },
         'cpu-prof': { type: 'boolean', default: false },
         out: { type: 'string' },
         help: { type: 'boolean', default: false },
@@ -510,6 +530,23 @@ async function startRegion(
 }
 
 async function main(): Promise<void> {
+  if (options['way-back'] !== undefined) {
+    const rows = options['way-back'].split(',');
+    if (rows.some((row) => !(WAY_BACK_ROWS as readonly string[]).includes(row))) usageError(`--way-back takes ${WAY_BACK_ROWS.join(', ')}`);
+    await runWayBack({
+      rows: rows as WayBackRow[],
+      before: options.before,
+      runs: count(options.runs, 1, 1, 'runs'),
+      thinMessages: count(options['thin-messages'], 80, 80, 'thin-messages'),
+      backlogMessages: count(options['backlog-messages'], 10_000, 10_000, 'backlog-messages'),
+      slowMessages: count(options['slow-messages'], 250, 250, 'slow-messages'),
+      syncTasks: count(options['sync-tasks'], 2500, 2500, 'sync-tasks'),
+      boundSeconds: count(options.bound, 600, 600, 'bound'),
+      out: options.out,
+    });
+    await generator.close();
+    return;
+  }
   const started = new Date();
   const loadBefore = loadavg();
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-bench-hybrid-'));

@@ -1,5 +1,5 @@
 /**
- * The replay rows of `npm run bench:way-back`: a backlog stored at the edge while the region is cut
+ * The replay rows of `npm run bench:hybrid -- --way-back ...` (bench/way-back.ts): a backlog stored at the edge while the region is cut
  * (fault proxy, blackhole), then the way back through a given path (a thin link, loopback, a slow
  * region), measured from the edge's side (its log and /status), from a live client's (row 1) and
  * from the region's (every queue drained at the end: each message once, FIFO groups in order).
@@ -119,6 +119,10 @@ export interface ReplayRun {
   /** Replay rate over the first and the last fifth of the messages replayed (messages a second). */
   readonly rateFirstFifth: number | undefined;
   readonly rateLastFifth: number | undefined;
+  /** Bytes of message bodies replayed a second, from the switch to \`replaying\` to the end. */
+  readonly payloadBytesPerSecond: number;
+  /** Bytes a second the proxy forwarded to the region over the samples taken while replaying (every request on the link, with its headers and JSON). */
+  readonly wireBytesPerSecond: number | undefined;
   readonly shimCpu: number;
   readonly regionCpu: number;
   readonly region: RegionCheck;
@@ -243,6 +247,8 @@ interface Sample {
   /** Where a send to the live queue goes now, and its own backlog. */
   readonly livePath: string | undefined;
   readonly liveBacklog: number;
+  /** Bytes the proxy had forwarded to the region so far (requests: the replay's, the live client's, the probe's). */
+  readonly upstreamBytes: number;
 }
 
 interface LiveSend {
@@ -315,6 +321,12 @@ function fifthRates(samples: ReadonlyArray<{ at: number; backlog: number }>, sto
   return [rate(0, replayed / 5), rate((4 * replayed) / 5, replayed)];
 }
 
+/** Bytes a second forwarded upstream between the first and the last sample. */
+function wireRate(samples: readonly Sample[]): number | undefined {
+  const [first, last] = [samples[0], samples.at(-1)];
+  return first && last && last.at > first.at ? (last.upstreamBytes - first.upstreamBytes) / ((last.at - first.at) / 1000) : undefined;
+}
+
 /**
  * One replay run: moto, the fault proxy in front of it, a shim in front of the proxy; queues made
  * through the shim, the region cut, the backlog stored, the link mended to `comeback`, and the
@@ -375,7 +387,15 @@ export async function replayRun(spec: ReplayRunSpec, revisionOf: (root?: string)
       const replaying = transitionsOf(shim).some((line) => line.to === 'replaying' && line.time >= mendedAt);
       if (replaying) {
         const liveQueue = last.queues.find((queue) => queue.name === liveName);
-        samples.push({ at: now, backlog, window: last.replay?.window, link: last.replay?.linkBytesPerSecond ?? undefined, livePath: liveQueue?.path, liveBacklog: liveQueue?.backlog ?? 0 });
+        samples.push({
+          at: now,
+          backlog,
+          window: last.replay?.window,
+          link: last.replay?.linkBytesPerSecond ?? undefined,
+          livePath: liveQueue?.path,
+          liveBacklog: liveQueue?.backlog ?? 0,
+          upstreamBytes: proxy.stats().upstream.forwarded,
+        });
         if (live && !live.running) live.start();
       }
       if (backlog === 0 || now >= deadline) break;
@@ -445,6 +465,8 @@ export async function replayRun(spec: ReplayRunSpec, revisionOf: (root?: string)
       linkBytesPerSecond: samples.map((sample) => sample.link).filter((rate): rate is number => typeof rate === 'number').at(-1),
       rateFirstFifth,
       rateLastFifth,
+      payloadBytesPerSecond: ((stored - backlog) * spec.shape.bodyBytes) / seconds,
+      wireBytesPerSecond: wireRate(samples),
       shimCpu: cpuSpent[0]! / seconds,
       regionCpu: cpuSpent[1]! / seconds,
       region: check,
