@@ -76,7 +76,8 @@ const USAGE = `Usage: npm run bench:hybrid -- [options]
   --backlog-messages N   ...messages of the large backlog, half FIFO over 50 groups (default 10000)
   --slow-messages N      ...messages per queue (two queues) into the slow region (default 250)
   --sync-tasks N         ...tasks the edge agent runs before the sync, about 4 records each (default 2500)
-  --bound S              ...seconds a replay may take before the run stops and reports (default 600)
+  --bound S              ...seconds a replay (or the --before sync) may take before the run stops and
+                         reports what it reached (default 600)
   --cpu-prof             profile the replaying shim (node --cpu-prof) and summarize its replays
   --out FILE             report file (default bench/results/hybrid.md; --quick: hybrid-quick.md)`;
 

@@ -28,7 +28,7 @@ export interface WayBackOptions {
   readonly slowMessages: number;
   /** Tasks the fallback agents ran, whose records are synced (about 4 records a task). */
   readonly syncTasks: number;
-  /** How long a replay may take before the run stops and reports what it reached. */
+  /** How long a replay (or the earlier sync engine) may take before the run stops and reports what it reached. */
   readonly boundSeconds: number;
   readonly out: string | undefined;
 }
@@ -118,7 +118,7 @@ export async function runWayBack(options: WayBackOptions): Promise<void> {
       for (const { side, root } of order) {
         say(`way back: ${row}, ${side}, round ${round + 1} of ${options.runs}`);
         try {
-          if (row === 'sync') runs.push({ kind: 'sync', ...(await syncRun({ side, ...(root !== undefined && { root }), tasks: options.syncTasks }, revision, say)) });
+          if (row === 'sync') runs.push({ kind: 'sync', ...(await syncRun({ side, ...(root !== undefined && { root }), tasks: options.syncTasks, boundMs: options.boundSeconds * 1000 }, revision, say)) });
           else runs.push({ kind: 'replay', ...(await replayRun({ ...replaySpec(row, options), side, ...(root !== undefined && { root }) }, revision, say)) });
         } catch (error) {
           say(`way back: ${row} ${side} failed: ${(error as Error).stack ?? String(error)}`);
