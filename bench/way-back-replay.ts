@@ -402,6 +402,10 @@ export async function replayRun(spec: ReplayRunSpec, revisionOf: (root?: string)
       await sleep(spec.live ? LIVE_STATUS_POLL_MS : STATUS_POLL_MS);
     }
     const converged = backlog === 0;
+    if (!converged) {
+      const waits = last.queues.filter((queue) => queue.replayWaits).map((queue) => `${queue.name}: ${queue.replayWaits}`);
+      notes.push(`at the bound /status said: mode ${last.mode} (${last.reason}); the replay's last error: ${last.replay?.lastError ?? 'none'}${waits.length > 0 ? `; waits: ${waits.join(', ')}` : ''}`.slice(0, 600));
+    }
     const doneAt = Date.now();
     const cpuSpent = [cpuSeconds(shim.endpoint.pid) - cpuBefore[0]!, cpuSeconds(moto.pid) - cpuBefore[1]!];
     await live?.stop();
