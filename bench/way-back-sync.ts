@@ -89,9 +89,9 @@ const saga: SagaDefinition<{ amountMinor: number }> = {
 };
 
 /** An edge database holding what an edge agent did for `tasks` tasks. */
-async function fillEdgeDatabase(file: string, tasks: number): Promise<number> {
+export async function fillEdgeDatabase(file: string, tasks: number): Promise<number> {
   let redelivered = 0;
-  process.env.POWERTOOLS_LOG_LEVEL = 'CRITICAL';
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'CRITICAL';
   const db = openEdgeDatabase(file);
   try {
     const site = edgeSite('bench-edge');
@@ -104,7 +104,7 @@ async function fillEdgeDatabase(file: string, tasks: number): Promise<number> {
         throw new Error('nothing is escalated');
       },
     });
-    const context = lambdaContext(invocationInfo(functionIdentity({ functionName: 'bench-charge', region: REGION, accountId: '123456789012', memoryMb: 256 }), 30));
+    const identity = functionIdentity({ functionName: 'bench-charge', region: REGION, accountId: '123456789012', memoryMb: 256 });
     for (let first = 0; first < tasks; first += 10) {
       const messages = Array.from({ length: Math.min(10, tasks - first) }, (_, index) => {
         const workflowId = `w-${first + index}-${randomUUID().slice(0, 8)}`;
@@ -114,7 +114,8 @@ async function fillEdgeDatabase(file: string, tasks: number): Promise<number> {
       // A task the agent failed (on a loaded machine, its policy's timeout) is delivered again, as SQS would.
       let pending = messages;
       for (let attempt = 1; pending.length > 0; attempt++) {
-        const response = await agent(sqsEvent(pending, { queueArn: `arn:aws:sqs:${REGION}:123456789012:bench.fifo`, region: REGION }), context);
+        // Each delivery is an invocation of its own, with its own deadline.
+        const response = await agent(sqsEvent(pending, { queueArn: `arn:aws:sqs:${REGION}:123456789012:bench.fifo`, region: REGION }), lambdaContext(invocationInfo(identity, 30)));
         const failed = new Set(response.batchItemFailures.map((failure) => failure.itemIdentifier));
         if (failed.size > 0 && attempt === 5) throw new Error(`the edge agent failed ${failed.size} tasks five times`);
         redelivered += failed.size;
