@@ -136,9 +136,8 @@ const LIVE_STATUS_POLL_MS = 100;
 const LIVE_TIMEOUT_MS = 30_000;
 const STORED_FOR_REPLAY = 'the region did not take a send: stored at the edge for replay';
 const FILL_WORKERS = 8;
-// A queue holds at most this many of the replay's messages at once in the region's view: messages
-// are drained 10 at a time, standard ones left in flight (no delete), FIFO ones deleted (a group
-// with a message in flight gives nothing more).
+// Messages are drained 10 at a time and deleted once read (a FIFO group with a message in flight
+// gives nothing more; moto's receives cost time in proportion to what a queue holds, in flight too).
 const DRAIN_VISIBILITY_SECONDS = 900;
 const DRAIN_WORKERS = 8;
 
@@ -203,9 +202,7 @@ async function drainQueue(region: Endpoint, queue: QueueOfBacklog): Promise<stri
     };
     if (!Messages || Messages.length === 0) return bodies;
     bodies.push(...Messages.map((message) => message.Body));
-    if (queue.fifo) {
-      await call(region, 'DeleteMessageBatch', { QueueUrl: queue.regionUrl, Entries: Messages.map((message, index) => ({ Id: `d${index}`, ReceiptHandle: message.ReceiptHandle })) });
-    }
+    await call(region, 'DeleteMessageBatch', { QueueUrl: queue.regionUrl, Entries: Messages.map((message, index) => ({ Id: `d${index}`, ReceiptHandle: message.ReceiptHandle })) });
   }
 }
 
