@@ -4,8 +4,8 @@ import { defineConfig } from 'vitest/config';
 // nothing but loopback servers; each outage drill starts a region of its own; the status page's test
 // needs Debian's Chromium (/usr/bin/chromium); the cloud tests, and the hybrid edge's (the shim in
 // front of the region through a fault proxy), each share one AWS emulator (LocalStack at
-// AWS_ENDPOINT_URL, else a moto server the global setup starts); the security tests need openssl and
-// Chromium.
+// AWS_ENDPOINT_URL, else a moto server the global setup starts); the agents' runtime also needs a PostgreSQL
+// cluster (its global setup installs and starts one); the security tests need openssl and Chromium.
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -25,11 +25,6 @@ export default defineConfig({
       },
       {
         extends: true,
-        // Issue 16, the shim on a shared LAN: like the edge shim's, they need nothing but the shim.
-        test: { name: 'security', include: ['test/security/**/*.test.ts'] },
-      },
-      {
-        extends: true,
         test: { name: 'drill', include: ['test/drill/**/*.test.ts'] },
       },
       {
@@ -38,8 +33,8 @@ export default defineConfig({
       },
       {
         extends: true,
-        // The agents' runtime and the CDK stack: one project, so that they share one emulator.
-        test: { name: 'cloud', include: ['test/functions/**/*.test.ts', 'test/infra/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
+        // The agents' runtime and the CDK stack: one project, so that they share one emulator (and one PostgreSQL).
+        test: { name: 'cloud', include: ['test/functions/**/*.test.ts', 'test/infra/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts', 'test/helpers/postgres-setup.ts'] },
       },
       {
         extends: true,
@@ -49,7 +44,7 @@ export default defineConfig({
         extends: true,
         // Issue 16's findings, each on real sockets: authorization against the emulator, browsers and host names
         // (one test in Chromium), the admin listener (one test in a network namespace of its own, as root), TLS,
-        // secrets, file modes.
+        // secrets, file modes, forged receipt handles, a second shim, a corrupted page.
         test: {
           name: 'security',
           include: ['test/security/**/*.test.ts'],
