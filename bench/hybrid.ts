@@ -18,25 +18,36 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { request } from 'undici';
 import { DEFAULTS } from '../edge-shim/src/config.js';
 import type { EdgeStatus } from '../edge-shim/src/observability/status.js';
 import { startMoto } from '../functions/src/local-pipeline/moto.js';
 import type { SteadyMode } from '../testkit/fault-modes.js';
 import { FaultProxy } from '../testkit/fault-proxy.js';
-import { type ShimProcess, spawnShim } from '../testkit/shim-process.js';
+import { spawnShim } from '../testkit/shim-process.js';
+import {
+  type Endpoint,
+  type HybridShim,
+  REGION,
+  REGION_CREDENTIALS,
+  RESULTS,
+  ROOT,
+  call,
+  endpoint,
+  messagesIn,
+  motoVersion,
+  percentile,
+  queueUrl,
+  revision,
+  sleep,
+  startHybridShim,
+} from './hybrid-shim.js';
 import { type HybridResults, type PassThroughRow, type ReplayRow, type SwitchRow, renderHybridReport } from './hybrid-report.js';
 import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec, inSequence } from './load.js';
 import { cpuSeconds } from './proc-stats.js';
+import { WAY_BACK_ROWS, type WayBackRow, runWayBack } from './way-back.js';
 import { type ProfileWindow, monotonicUs, summarizeProfile } from './profile.js';
-import { type Credentials, Signer } from './sign.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const RESULTS = join(ROOT, 'bench', 'results');
 const USAGE = `Usage: npm run bench:hybrid -- [options]
   --quick                a smoke run of about a minute (small sizes, short slices, one trial each)
   --clients LIST         pass-through clients sending, comma-separated (default 1,8,32; --quick: 1,8)
@@ -55,6 +66,18 @@ const USAGE = `Usage: npm run bench:hybrid -- [options]
   --switch-trials N      trials per fault and settings (default 3; --quick: 1)
   --switch-clients N     clients sending during a switch (default 8)
   --skip-pass-through, --skip-replay, --skip-switch   leave a measurement out
+  --way-back ROWS       only issue 15's rows, comma-separated: thin-link (replay over 1 Mbit/s and 150 ms
+                         round trip, with a live client), backlog (a large backlog into moto), slow-region
+                         (a region answering in 1-3 s), sync (the fallback agents' records over 50 ms);
+                         written to bench/results/way-back/ (see bench/way-back.ts)
+  --before DIR           ...each also with the shim (or sync engine) of that checkout, alternating
+  --runs N               ...each this many times (default 1)
+  --thin-messages N      ...messages of 48 KiB per queue (two queues) on the thin link (default 80)
+  --backlog-messages N   ...messages of the large backlog, half FIFO over 50 groups (default 10000)
+  --slow-messages N      ...messages per queue (two queues) into the slow region (default 250)
+  --sync-tasks N         ...tasks the edge agent runs before the sync, about 4 records each (default 2500)
+  --bound S              ...seconds a replay (or the --before sync) may take before the run stops and
+                         reports what it reached (default 600)
   --cpu-prof             profile the replaying shim (node --cpu-prof) and summarize its replays
   --out FILE             report file (default bench/results/hybrid.md; --quick: hybrid-quick.md)`;
 
@@ -79,6 +102,14 @@ function readOptions() {
         'skip-pass-through': { type: 'boolean', default: false },
         'skip-replay': { type: 'boolean', default: false },
         'skip-switch': { type: 'boolean', default: false },
+        'way-back': { type: 'string' },
+        before: { type: 'string' },
+        runs: { type: 'string' },
+        'thin-messages': { type: 'string' },
+        'backlog-messages': { type: 'string' },
+        'slow-messages': { type: 'string' },
+        'sync-tasks': { type: 'string' },
+        bound: { type: 'string' },
         'cpu-prof': { type: 'boolean', default: false },
         out: { type: 'string' },
         help: { type: 'boolean', default: false },
@@ -125,10 +156,6 @@ const SWITCH_TRIALS = count(options['switch-trials'], 3, 1, 'switch-trials');
 const SWITCH_CLIENTS = count(options['switch-clients'], 8, 8, 'switch-clients');
 const OUT = options.out ?? join(RESULTS, QUICK ? 'hybrid-quick.md' : 'hybrid.md');
 
-const REGION = 'us-east-1';
-// The shim's clients sign with these; the shim signs its calls to the region with the emulator's.
-const SHIM_CREDENTIALS: Credentials = { accessKeyId: 'AKIDHOLDFASTBENCH', secretAccessKey: 'holdfast-bench-secret' };
-const REGION_CREDENTIALS: Credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 // High enough never to be what limits the replay.
 const REPLAY_RATE = 1_000_000;
 // The replay starts soon after the link is mended; recovery is not what is measured here.
@@ -143,32 +170,6 @@ const SWITCH_GOAL_MS = 2000;
 const BEFORE_CUT_MS = QUICK ? 1000 : 2000;
 const STORED_FOR_REPLAY = 'the region did not take a send: stored at the edge for replay';
 const SAME_FAILURE_MS = 5;
-
-/** Somewhere SQS requests can be sent: the region itself, or a shim in front of it. */
-interface Endpoint {
-  readonly name: string;
-  readonly url: URL;
-  readonly signer: Signer;
-  readonly credentials: Credentials;
-  readonly pid: number;
-}
-
-const endpoint = (name: string, url: string, credentials: Credentials, pid: number): Endpoint => ({
-  name,
-  url: new URL(url.endsWith('/') ? url : `${url}/`),
-  signer: new Signer(REGION, credentials),
-  credentials,
-  pid,
-});
-
-async function call(target: Endpoint, action: string, input: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const body = JSON.stringify(input);
-  const headers = await target.signer.sign(target.url, action, body);
-  const response = await request(target.url, { method: 'POST', headers, body });
-  const text = await response.body.text();
-  if (response.statusCode !== 200) throw new Error(`${target.name} ${action}: HTTP ${response.statusCode} ${text}`);
-  return JSON.parse(text) as Record<string, unknown>;
-}
 
 async function prepare(target: Endpoint, action: string, inputs: Array<Record<string, unknown>>): Promise<PreparedRequest[]> {
   return Promise.all(
@@ -186,19 +187,6 @@ const spec = (target: Endpoint, extra: Omit<ScenarioSpec, 'origin' | 'region' | 
   ...extra,
 });
 
-const queueUrl = async (target: Endpoint, name: string, attributes: Record<string, string> = {}) =>
-  (await call(target, 'CreateQueue', { QueueName: name, Attributes: attributes })).QueueUrl as string;
-
-async function messagesIn(target: Endpoint, url: string): Promise<number> {
-  const { Attributes } = await call(target, 'GetQueueAttributes', {
-    QueueUrl: url,
-    AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
-  });
-  return Object.values(Attributes as Record<string, string>).reduce((sum, value) => sum + Number(value), 0);
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Runs `work` and measures the CPU time the processes spent meanwhile, per second of it. */
 async function withCpu<T>(pids: readonly number[], work: () => Promise<T>): Promise<{ value: T; cpu: number[]; ms: number }> {
   const before = pids.map((pid) => cpuSeconds(pid));
@@ -206,53 +194,6 @@ async function withCpu<T>(pids: readonly number[], work: () => Promise<T>): Prom
   const value = await work();
   const ms = performance.now() - started;
   return { value, ms, cpu: pids.map((pid, index) => (cpuSeconds(pid) - before[index]!) / (ms / 1000)) };
-}
-
-/** A hybrid shim in its own process, with its log lines kept for reading. */
-interface HybridShim {
-  readonly process: ShimProcess;
-  readonly endpoint: Endpoint;
-  readonly log: Array<{ time: number; msg: string; [key: string]: unknown }>;
-  status(): Promise<EdgeStatus>;
-  /** Polls the status until `done` holds, and returns that status. */
-  until(done: (status: EdgeStatus) => boolean, what: string, timeoutMs?: number): Promise<EdgeStatus>;
-}
-
-async function startHybridShim(dir: string, name: string, upstream: string, args: readonly string[], nodeOptions: readonly string[] = []): Promise<HybridShim> {
-  const shim = await spawnShim({
-    dbFile: join(dir, `${name}.db`),
-    credentials: [`${SHIM_CREDENTIALS.accessKeyId}:${SHIM_CREDENTIALS.secretAccessKey}`],
-    args: ['--upstream', upstream, '--upstream-region', REGION, ...args],
-    env: { AWS_ACCESS_KEY_ID: REGION_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: REGION_CREDENTIALS.secretAccessKey },
-    nodeOptions,
-  });
-  const log: HybridShim['log'] = [];
-  createInterface({ input: shim.child.stdout! }).on('line', (line) => {
-    try {
-      log.push(JSON.parse(line) as HybridShim['log'][number]);
-    } catch {
-      // Not a log line.
-    }
-  });
-  const status = async () => {
-    const response = await request(`${shim.adminUrl}/status`);
-    return (await response.body.json()) as EdgeStatus;
-  };
-  return {
-    process: shim,
-    endpoint: endpoint(name, shim.url, SHIM_CREDENTIALS, shim.pid),
-    log,
-    status,
-    async until(done, what, timeoutMs = 30 * 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const current = await status();
-        if (done(current)) return current;
-        if (Date.now() > deadline) throw new Error(`${name}: not ${what} within ${timeoutMs / 1000} s: ${JSON.stringify({ mode: current.mode, backlog: current.backlog, lastError: current.replay?.lastError })}`);
-        await sleep(100);
-      }
-    },
-  };
 }
 
 const back = (status: EdgeStatus) => status.mode === 'online' && status.backlog === 0;
@@ -473,8 +414,6 @@ async function measureReplay(region: Region): Promise<void> {
   }
 }
 
-const percentile = (sorted: readonly number[], fraction: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)]!);
-
 /**
  * One cut under load: clients send through the shim, the region is cut, the load stops once the
  * shim is offline, the link is mended; what the shim saw and when, and what the clients saw.
@@ -568,23 +507,6 @@ async function measureSwitch(dir: string, moto: Region): Promise<void> {
   }
 }
 
-function motoVersion(): string {
-  try {
-    return execFileSync('python3', ['-c', 'import moto; print(moto.__version__)'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-function revision(): string {
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    return `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--', 'edge-shim') ? ' with uncommitted changes' : ''}`;
-  } catch {
-    return 'outside git';
-  }
-}
-
 /** Things to stop at the end, last started first stopped. */
 const running: Array<() => Promise<void>> = [];
 
@@ -603,12 +525,29 @@ async function startRegion(
   running.push(() => proxy.close());
   const throughProxy = endpointOf(`http://${proxy.address}`);
   const nodeOptions = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, name.replace(/\W+/g, '-'))}`] : [];
-  const shim = await startHybridShim(dir, `${name.replace(/\W+/g, '-')}-edge`, throughProxy.url.origin, [...RECOVERY, '--replay-rate', String(REPLAY_RATE), ...extraArgs], nodeOptions);
+  const shim = await startHybridShim(dir, `${name.replace(/\W+/g, '-')}-edge`, throughProxy.url.origin, [...RECOVERY, '--replay-rate', String(REPLAY_RATE), ...extraArgs], { nodeOptions });
   running.push(() => shim.process.stop());
   return { name, endpoint: regionEndpoint, throughProxy, proxy, shim, messages, link };
 }
 
 async function main(): Promise<void> {
+  if (options['way-back'] !== undefined) {
+    const rows = options['way-back'].split(',');
+    if (rows.some((row) => !(WAY_BACK_ROWS as readonly string[]).includes(row))) usageError(`--way-back takes ${WAY_BACK_ROWS.join(', ')}`);
+    await runWayBack({
+      rows: rows as WayBackRow[],
+      before: options.before,
+      runs: count(options.runs, 1, 1, 'runs'),
+      thinMessages: count(options['thin-messages'], 80, 80, 'thin-messages'),
+      backlogMessages: count(options['backlog-messages'], 10_000, 10_000, 'backlog-messages'),
+      slowMessages: count(options['slow-messages'], 250, 250, 'slow-messages'),
+      syncTasks: count(options['sync-tasks'], 2500, 2500, 'sync-tasks'),
+      boundSeconds: count(options.bound, 600, 600, 'bound'),
+      out: options.out,
+    });
+    await generator.close();
+    return;
+  }
   const started = new Date();
   const loadBefore = loadavg();
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-bench-hybrid-'));
