@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { dirname, join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { Credential } from './auth/sigv4.js';
 import type { Durability } from './sqs/database.js';
@@ -133,6 +134,9 @@ function option<T>(spec: ConfigOption<T>): ConfigOption<T> {
 /** The default of an option that is unset unless given. */
 const NONE = { value: undefined, means: 'none' } as const;
 
+/** The region of a shim in front of none. */
+const STANDALONE_REGION = 'us-east-1';
+
 /** Every option of the shim, in the order of the help: ShimConfig, DEFAULTS, USAGE and the command line are made from it. */
 export const OPTIONS = {
   host: option({
@@ -184,7 +188,7 @@ export const OPTIONS = {
     },
   }),
   region: option({
-    flag: 'region', placeholder: 'R', variable: 'HOLDFAST_REGION', default: 'us-east-1', group: 'general',
+    flag: 'region', placeholder: 'R', variable: 'HOLDFAST_REGION', default: { value: undefined, means: `the upstream region with --upstream, else ${STANDALONE_REGION}` }, group: 'general',
     help: 'region in ARNs and signatures',
     parse: (text) => text,
     validate: (region) => {
@@ -228,6 +232,11 @@ export const OPTIONS = {
     help: 'who may do what to which queue: {"keys": {"AKID...": [{"allow": ["send", "receive"], "queues": ["payments-*"]}]}}; without it, through a hybrid edge every key may send, receive, read and create on the queues the edge knows, and a standalone shim lets every key do everything',
     parse: (text) => text,
   }),
+  queuesFile: option({
+    flag: 'queues', placeholder: 'FILE', variable: 'HOLDFAST_QUEUES', default: NONE, group: 'general',
+    help: 'queues to have from the start: {"queues": [{"name": ..., "attributes": {...}}]}; a standalone shim creates them (or brings their attributes in line) at start, a hybrid edge takes sends for them even before the region was reached',
+    parse: (text) => text,
+  }),
   upstream: option({
     flag: 'upstream', placeholder: 'URL', variable: 'HOLDFAST_UPSTREAM', default: NONE, group: 'hybrid edge',
     help: "the region's SQS endpoint, e.g. https://sqs.eu-west-1.amazonaws.com",
@@ -243,11 +252,6 @@ export const OPTIONS = {
     flag: 'upstream-region', placeholder: 'R', variable: 'HOLDFAST_UPSTREAM_REGION', fallbackVariable: 'AWS_REGION', default: NONE, group: 'hybrid edge',
     help: 'its region',
     // Checked with the upstream in validateConfig: AWS_REGION is set for other programs too.
-    parse: (text) => text,
-  }),
-  queuesFile: option({
-    flag: 'queues', placeholder: 'FILE', variable: 'HOLDFAST_QUEUES', default: NONE, group: 'hybrid edge',
-    help: 'queues to take sends for even before the region was reached: {"queues": [{"name": ..., "attributes": {...}}]}',
     parse: (text) => text,
   }),
   upstreamTimeoutMs: option({
@@ -403,7 +407,14 @@ export const USAGE = [
       return helpEntry(flag, `${option.help} (${environment}, default ${shownDefault})`);
     }),
   ]),
+  helpEntry('--version', 'print the version and the commit it was built from'),
   helpEntry('--help', 'print this text'),
+  '',
+  'Usage: holdfast backup FILE [options]',
+  helpEntry(
+    'FILE',
+    "an online copy of the shim's database (--db) to FILE, and of the fallback agents' (--edge-db) when there is one to FILE with .edge-agents before its extension; the shim may run meanwhile (README: Backup, restore and upgrades)",
+  ),
 ].join('\n');
 
 /** Checks a configuration, each value and then the values that go together; throws a ConfigError saying what is wrong. */
@@ -424,12 +435,23 @@ export function validateConfig(config: ShimConfig): ShimConfig {
   return config;
 }
 
+/** The region in the shim's ARNs and in the signatures it checks: the one given, else its upstream's (clients sign for the site's region), else us-east-1. */
+export function shimRegion(config: Pick<ShimConfig, 'region' | 'upstream' | 'upstreamRegion'>): string {
+  return config.region ?? (config.upstream === undefined ? undefined : config.upstreamRegion) ?? STANDALONE_REGION;
+}
+
+/** The fallback agents' database: the one given, else edge-agents.db next to the shim's. */
+export function edgeDatabaseFile(config: Pick<ShimConfig, 'dbFile' | 'edgeDbFile'>): string {
+  return config.edgeDbFile ?? join(dirname(config.dbFile), 'edge-agents.db');
+}
+
 /** The configuration from command-line options, then environment variables (an empty one counts as unset), then defaults. */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig | 'help' {
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig | 'help' | 'version' {
   const commandLine = parseCommandLine(argv);
   if (commandLine.help) return 'help';
+  if (commandLine.version) return 'version';
   const values = OPTION_LIST.map(([key, option]) => {
-    // A text, or the texts of an option that repeats: every option but --help takes text.
+    // A text, or the texts of an option that repeats: every option but --help and --version takes text.
     const given = commandLine[option.flag] as string | string[] | undefined;
     const texts = typeof given === 'string' ? [given] : (given ?? textsOfVariable(option, env));
     return [key, texts === undefined ? defaultValue(option) : valueOf(option, texts)];
@@ -450,7 +472,7 @@ function valueOf(option: ConfigOption<unknown>, texts: string[]): unknown {
 }
 
 function parseCommandLine(argv: string[]) {
-  const options: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean' } };
+  const options: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean' }, version: { type: 'boolean' } };
   for (const [, option] of OPTION_LIST) options[option.flag] = { type: 'string', multiple: option.repeats === true };
   try {
     return parseArgs({ args: argv, options, strict: true }).values;

@@ -33,3 +33,4 @@ export {
   type WritePacer,
 } from './sync.js';
 export { openEdgeDatabase, type EdgeDatabase } from '../runtime/store/sqlite-database.js';
+export { isTypeScript, tsxApiFor } from '../event-source/typescript.js';
