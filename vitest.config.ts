@@ -1,10 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
-// Six projects: the edge shim's tests need nothing but the shim; the test kit's (the fault proxy)
+// Seven projects: the edge shim's tests need nothing but the shim; the test kit's (the fault proxy)
 // nothing but loopback servers; each outage drill starts a region of its own; the status page's test
 // needs Debian's Chromium (/usr/bin/chromium); the cloud tests, and the hybrid edge's (the shim in
 // front of the region through a fault proxy), each share one AWS emulator (LocalStack at
-// AWS_ENDPOINT_URL, else a moto server the global setup starts).
+// AWS_ENDPOINT_URL, else a moto server the global setup starts); the security tests need openssl and
+// Chromium.
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -21,6 +22,11 @@ export default defineConfig({
       {
         extends: true,
         test: { name: 'testkit', include: ['test/testkit/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        // Issue 16, the shim on a shared LAN: like the edge shim's, they need nothing but the shim.
+        test: { name: 'security', include: ['test/security/**/*.test.ts'] },
       },
       {
         extends: true,
@@ -41,7 +47,14 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'security', include: ['test/security/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
+        // Issue 16's findings, each on real sockets: authorization against the emulator, browsers and host names
+        // (one test in Chromium), the admin listener (one test in a network namespace of its own, as root), TLS,
+        // secrets, file modes.
+        test: {
+          name: 'security',
+          include: ['test/security/**/*.test.ts'],
+          globalSetup: ['test/helpers/emulator-setup.ts', 'test/helpers/chromium-setup.ts'],
+        },
       },
     ],
   },

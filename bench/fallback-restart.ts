@@ -28,7 +28,7 @@ const credentials = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench-secret' 
 const silent = pino({ level: 'silent' });
 
 const dir = mkdtempSync(join(tmpdir(), 'holdfast-bench-fallback-'));
-const shim = await startShim({ port: 0, dbFile: join(dir, 'shim.db'), logLevel: 'silent', credentials: [credentials], diskReserveBytes: 2 ** 20 });
+const shim = await startShim({ port: 0, adminPort: 0, dbFile: join(dir, 'shim.db'), logLevel: 'silent', credentials: [credentials], diskReserveBytes: 2 ** 20 });
 const gateway = await startFakeGateway();
 const sqs = new SQSClient({ endpoint: shim.url, region: 'us-east-1', credentials });
 const { workflow, entryRoot } = await loadWorkflowModule(DEFAULT_WORKFLOW_MODULE);

@@ -235,7 +235,7 @@ async function startHybridShim(dir: string, name: string, upstream: string, args
     }
   });
   const status = async () => {
-    const response = await request(`${shim.url}/status`);
+    const response = await request(`${shim.adminUrl}/status`);
     return (await response.body.json()) as EdgeStatus;
   };
   return {

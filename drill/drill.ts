@@ -273,7 +273,7 @@ async function runThroughEdge(context: RunContext, dir: string): Promise<RunRepo
   const runId = randomBytes(4).toString('hex');
   log(`starting the edge shim in hybrid mode with its fallback agents (run ${runId})`);
   const edge = await startEdge({ region, regionThrough: proxy.address, dir, timing: options.timing ?? SHIPPED_EDGE_TIMING });
-  log(`the edge shim: ${edge.url}, pid ${edge.process.pid}`);
+  log(`the edge shim: ${edge.url}, pid ${edge.process.pid}, operator pages on ${edge.adminUrl}`);
   const observer = new EdgeObserver(() => edge.status());
   observer.start();
   let producers: Producers | undefined;
@@ -295,7 +295,7 @@ async function runThroughEdge(context: RunContext, dir: string): Promise<RunRepo
       backOnlineSeconds: outage.backOnlineSeconds,
       recoverySeconds: outage.recoverySeconds,
       peakBacklog: observer.peakBacklog,
-      fallbackAgentRestarts: await agentRestarts(edge.url),
+      fallbackAgentRestarts: await agentRestarts(edge.adminUrl),
       replayed: final.replay?.replayed ?? 0,
       sync,
       timesOffline: final.transitions.filter((transition) => transition.to === 'offline' && Date.parse(transition.at) >= outage.cutAt).length,
@@ -349,9 +349,9 @@ async function firstQueueUrl(endpoint: string, credentials: { accessKeyId: strin
   }
 }
 
-/** Restarts of fallback agents, from the edge's /metrics (a counter over the shim's life, by stage). */
-async function agentRestarts(url: string): Promise<number> {
-  const families = parsePrometheusTextFormat(await (await fetch(`${url}/metrics`)).text());
+/** Restarts of fallback agents, from the edge's /metrics on its admin listener (a counter over the shim's life, by stage). */
+async function agentRestarts(adminUrl: string): Promise<number> {
+  const families = parsePrometheusTextFormat(await (await fetch(`${adminUrl}/metrics`)).text());
   const restarts = families.find((family) => family.name === 'holdfast_edge_fallback_agent_restarts_total');
   return (restarts?.metrics ?? []).reduce((sum, sample) => sum + Number(sample.value), 0);
 }

@@ -56,8 +56,10 @@ export const FAST_EDGE_TIMING: EdgeTiming = {
 };
 
 export interface DrillEdge {
-  /** The shim's URL: producers' SQS endpoint, and its operator pages (`/status`, `/`). */
+  /** The shim's URL: producers' SQS endpoint. */
   readonly url: string;
+  /** Its admin listener: the operator pages (`/status`, `/metrics`, the status page at `/`). */
+  readonly adminUrl: string;
   /** A credential the shim accepts (producers sign with it). */
   readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
   readonly siteId: string;
@@ -126,12 +128,13 @@ export async function startEdge(options: EdgeOptions): Promise<DrillEdge> {
   });
   return {
     url: shim.url,
+    adminUrl: shim.adminUrl,
     credentials,
     siteId,
     logFile,
     process: shim,
     async status() {
-      const response = await fetch(`${shim.url}/status`, { signal: AbortSignal.timeout(10_000) });
+      const response = await fetch(`${shim.adminUrl}/status`, { signal: AbortSignal.timeout(10_000) });
       if (!response.ok) throw new Error(`GET /status answered ${response.status}`);
       return (await response.json()) as EdgeStatus;
     },

@@ -1,6 +1,7 @@
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isLoopback } from '../edge-shim/src/config.js';
+import { isOwnHost } from '../edge-shim/src/http/own-names.js';
 import { FaultModeError } from './fault-modes.js';
 import type { FaultProxy, HostPort } from './fault-proxy.js';
 
@@ -36,12 +37,16 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
 /**
  * The proxy's control endpoint, for tools in other processes: `GET /mode`, `PUT /mode` (a mode as
  * JSON, e.g. `{"kind":"latency","downstreamMs":200}` or `"blackhole"`), `GET /stats`. It has no
- * authentication, so it listens on loopback only.
+ * authentication, so it listens on loopback only, and answers only requests that name it so (a
+ * web page whose name was rebound to loopback names itself).
  */
 export async function startControlServer(proxy: FaultProxy, listen: HostPort): Promise<ControlServer> {
   if (!isLoopback(listen.host)) throw new Error(`the control endpoint has no authentication: listen on loopback, not ${listen.host}`);
   const modeBody = () => ({ mode: proxy.mode, inForce: proxy.stats().mode });
   const server = createServer((request, response) => {
+    if (request.headers.host !== undefined && !isOwnHost(request.headers.host, request.socket)) {
+      return answer(response, 403, { error: 'the Host header does not name this endpoint: reach it by a loopback address' });
+    }
     const path = new URL(request.url ?? '/', 'http://control').pathname;
     const route = `${request.method} ${path}`;
     if (route === 'GET /mode') return answer(response, 200, modeBody());

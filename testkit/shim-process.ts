@@ -29,6 +29,8 @@ export interface ShimProcessOptions {
 /** The edge shim as `npm start` runs it, in a process of its own. */
 export interface ShimProcess {
   readonly url: string;
+  /** Where its operator pages are (/status, /metrics, the status page): its admin listener. */
+  readonly adminUrl: string;
   /** The shim's own process id (the child's, or under a wrapper its descendant's). */
   readonly pid: number;
   readonly child: ChildProcess;
@@ -38,7 +40,7 @@ export interface ShimProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts the shim on a free loopback port and resolves once its log says where it listens. */
+/** Starts the shim on free loopback ports (SQS and admin) and resolves once its log says where it listens. */
 export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
   const args = [
     ...(options.nodeOptions ?? []),
@@ -57,7 +59,9 @@ export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
     ...(options.args ?? []),
   ];
   const [command, ...commandArgs] = [...(options.wrapper ?? []), process.execPath, ...args];
-  const child = spawn(command!, commandArgs, { cwd: options.root ?? REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  // The admin port by its variable, not by --admin-port: an earlier checkout (`root`) that has no such option ignores it.
+  const env = { ...process.env, HOLDFAST_ADMIN_PORT: '0', ...options.env };
+  const child = spawn(command!, commandArgs, { cwd: options.root ?? REPO, stdio: ['ignore', 'pipe', 'pipe'], env });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -80,7 +84,7 @@ export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
     void exited.then(() => fail(new Error(`the shim exited before listening (code ${child.exitCode}): ${stderr}`)));
     // Keep reading the log so the shim never blocks on a full pipe.
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      let entry: { msg?: string; url?: string; pid?: number };
+      let entry: { msg?: string; url?: string; adminUrl?: string; pid?: number };
       try {
         entry = JSON.parse(line) as typeof entry;
       } catch {
@@ -91,6 +95,8 @@ export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
       const pid = entry.pid;
       resolve({
         url: entry.url,
+        // An earlier checkout served its pages on the SQS port.
+        adminUrl: entry.adminUrl ?? entry.url,
         pid,
         child,
         exited,

@@ -1,8 +1,10 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { Credential } from './auth/sigv4.js';
 import type { Durability } from './sqs/database.js';
+import type { IntegrityCheck } from './sqs/integrity.js';
 import type { LogLevel } from './logger.js';
 
 export class ConfigError extends Error {}
@@ -60,6 +62,20 @@ function parseSwitch(text: string, name: string): boolean {
   throw new ConfigError(`invalid ${name} '${text}': give on or off`);
 }
 
+function parsePort(text: string): number {
+  if (!/^\d{1,5}$/.test(text)) throw new ConfigError(`invalid port '${text}': give a number from 0 to 65535 (0: any free port)`);
+  return Number(text);
+}
+
+function validatePort(port: number): void {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`invalid port ${port}`);
+}
+
+/** A check that a listening address is not empty (an empty one would mean every address, which is not asked for this way). */
+function validateHost(host: string): void {
+  if (host === '') throw new ConfigError('host must not be empty');
+}
+
 function parseCount(text: string, name: string): number {
   if (!/^\d{1,9}$/.test(text.trim())) throw new ConfigError(`invalid ${name} '${text}': give a whole number`);
   return Number(text);
@@ -71,6 +87,48 @@ export function parseCredential(text: string): Credential {
     throw new ConfigError('credentials must be ACCESS_KEY_ID:SECRET_ACCESS_KEY');
   }
   return { accessKeyId: text.slice(0, separator), secretAccessKey: text.slice(separator + 1) };
+}
+
+/**
+ * The credentials of a file: a `KEY:SECRET` line each; blank lines and lines starting with `#` are
+ * skipped. A file given must hold at least one; errors name the line, never what it holds.
+ */
+export function readCredentialsFile(file: string): Credential[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read the credentials file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  const credentials = text.split('\n').flatMap((raw, index) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return [];
+    try {
+      return [parseCredential(line)];
+    } catch {
+      throw new ConfigError(`line ${index + 1} of the credentials file ${file} is not ACCESS_KEY_ID:SECRET_ACCESS_KEY`);
+    }
+  });
+  if (credentials.length === 0) throw new ConfigError(`the credentials file ${file} holds no credentials`);
+  return credentials;
+}
+
+/** The name under which systemd's `LoadCredential=` hands the shim its credentials file (in $CREDENTIALS_DIRECTORY). */
+export const SYSTEMD_CREDENTIAL = 'holdfast-credentials';
+
+/** The least length of the admin token: long enough that it cannot be guessed over the network. */
+const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+/** The admin listener's bearer token, from its file (surrounding white space dropped). */
+export function readAdminToken(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new ConfigError(`cannot read the admin token file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  if (token.length < MIN_ADMIN_TOKEN_LENGTH) throw new ConfigError(`the admin token in ${file} must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 32)`);
+  return token;
 }
 
 /** Names given for the workflow's tables in the region, from `idempotency=NAME,workflow=NAME,state=NAME` (any of them). */
@@ -103,6 +161,7 @@ const GROUP_HEADINGS = {
   general: undefined,
   'hybrid edge': "Hybrid edge (in front of a region's SQS; credentials from the AWS SDK's default chain):",
   'fallback agents': "Fallback agents (hybrid edge only): the workflow's stages marked runsAtEdge, run while offline:",
+  security: 'Security: the operator pages, TLS, secrets kept off the command line (see the README, Security):',
 } as const;
 
 /** One option of the shim: how it is given, read, checked and described. */
@@ -124,6 +183,10 @@ export interface ConfigOption<T> {
   readonly group: keyof typeof GROUP_HEADINGS;
   /** Given several times on the command line, or several in the variable separated by commas or white space. */
   readonly repeats?: true;
+  /** Where another program's environment gives the default (systemd's credentials directory): its text, or undefined. */
+  readonly defaultFromEnvironment?: (env: NodeJS.ProcessEnv) => string | undefined;
+  /** Its value is a secret: given on the command line, any local user can read it (ps, /proc), so the shim warns. */
+  readonly secret?: true;
 }
 
 /** An entry of OPTIONS, its value's type inferred from its parser and its default. */
@@ -143,21 +206,13 @@ export const OPTIONS = {
     flag: 'host', placeholder: 'H', variable: 'HOLDFAST_HOST', default: '127.0.0.1', group: 'general',
     help: 'address to listen on',
     parse: (text) => text,
-    // An empty host would mean every address: that is not asked for this way.
-    validate: (host) => {
-      if (host === '') throw new ConfigError('host must not be empty');
-    },
+    validate: validateHost,
   }),
   port: option({
     flag: 'port', placeholder: 'N', variable: 'HOLDFAST_PORT', default: '9324', group: 'general',
     help: 'port to listen on; 0: any free port',
-    parse: (text) => {
-      if (!/^\d{1,5}$/.test(text)) throw new ConfigError(`invalid port '${text}': give a number from 0 to 65535 (0: any free port)`);
-      return Number(text);
-    },
-    validate: (port) => {
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`invalid port ${port}`);
-    },
+    parse: parsePort,
+    validate: validatePort,
   }),
   dbFile: option({
     flag: 'db', placeholder: 'FILE', variable: 'HOLDFAST_DB', default: 'data/holdfast.db', group: 'general',
@@ -180,6 +235,7 @@ export const OPTIONS = {
     flag: 'credentials', placeholder: 'K:S', variable: 'HOLDFAST_CREDENTIALS', default: { value: [], means: 'none' }, group: 'general',
     help: 'an access key id and secret that may sign requests; repeatable, or several in the variable separated by commas or spaces',
     repeats: true,
+    secret: true,
     parse: (text) => [parseCredential(text)],
     validate: (credentials) => {
       if (credentials.some((credential) => !credential.accessKeyId || !credential.secretAccessKey)) {
@@ -232,6 +288,14 @@ export const OPTIONS = {
     help: 'who may do what to which queue: {"keys": {"AKID...": [{"allow": ["send", "receive"], "queues": ["payments-*"]}]}}; without it, through a hybrid edge every key may send, receive, read and create on the queues the edge knows, and a standalone shim lets every key do everything',
     parse: (text) => text,
   }),
+  integrityCheck: option({
+    flag: 'integrity-check', placeholder: 'full|quick|off', variable: 'HOLDFAST_INTEGRITY_CHECK', default: 'quick', group: 'general',
+    help: 'what of the database is checked at start: quick (every page), full (also every index against its table; slower), or off; a corrupt database is refused',
+    parse: (text) => text as IntegrityCheck,
+    validate: (check) => {
+      if (check !== 'full' && check !== 'quick' && check !== 'off') throw new ConfigError(`integrity check must be full, quick or off, not ${String(check)}`);
+    },
+  }),
   queuesFile: option({
     flag: 'queues', placeholder: 'FILE', variable: 'HOLDFAST_QUEUES', default: NONE, group: 'general',
     help: 'queues to have from the start: {"queues": [{"name": ..., "attributes": {...}}]}; a standalone shim creates them (or brings their attributes in line) at start, a hybrid edge takes sends for them even before the region was reached',
@@ -252,6 +316,11 @@ export const OPTIONS = {
     flag: 'upstream-region', placeholder: 'R', variable: 'HOLDFAST_UPSTREAM_REGION', fallbackVariable: 'AWS_REGION', default: NONE, group: 'hybrid edge',
     help: 'its region',
     // Checked with the upstream in validateConfig: AWS_REGION is set for other programs too.
+    parse: (text) => text,
+  }),
+  stackOutputs: option({
+    flag: 'stack-outputs', placeholder: 'FILE[#STACK]', variable: 'HOLDFAST_STACK_OUTPUTS', default: NONE, group: 'hybrid edge',
+    help: "the deployed stack's outputs as cdk deploy --outputs-file writes them: the upstream, its region, the workflow's queues and the sync's tables, where no option gives them",
     parse: (text) => text,
   }),
   upstreamTimeoutMs: option({
@@ -361,6 +430,53 @@ export const OPTIONS = {
     help: 'a warm standby per agent, ready while the region is up and to take over within a second',
     parse: (text) => parseSwitch(text, 'agent standby'),
   }),
+  publicUrl: option({
+    flag: 'public-url', placeholder: 'URL', variable: 'HOLDFAST_PUBLIC_URL', default: { value: undefined, means: 'the address the client reached' }, group: 'security',
+    help: 'the base of the queue URLs given to clients, e.g. https://edge.site.example:9324: the name clients reach the shim by (also behind a proxy), instead of the Host of each request',
+    parse: (text) => text.replace(/\/+$/, ''),
+    validate: (publicUrl) => {
+      const url = URL.canParse(publicUrl) ? new URL(publicUrl) : undefined;
+      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search !== '' || url.username !== '' || url.password !== '') {
+        throw new ConfigError(`invalid public URL '${publicUrl}': give a scheme, a host and a port only, e.g. https://edge.site.example:9324`);
+      }
+    },
+  }),
+  adminHost: option({
+    flag: 'admin-host', placeholder: 'H', variable: 'HOLDFAST_ADMIN_HOST', default: '127.0.0.1', group: 'security',
+    help: 'address of the admin listener (/status, /metrics, the status page); beyond loopback it needs --admin-token-file',
+    parse: (text) => text,
+    validate: validateHost,
+  }),
+  adminPort: option({
+    flag: 'admin-port', placeholder: 'N', variable: 'HOLDFAST_ADMIN_PORT', default: '9325', group: 'security',
+    help: 'port of the admin listener; 0: any free port',
+    parse: parsePort,
+    validate: validatePort,
+  }),
+  adminTokenFile: option({
+    flag: 'admin-token-file', placeholder: 'FILE', variable: 'HOLDFAST_ADMIN_TOKEN_FILE', default: NONE, group: 'security',
+    help: 'a file holding the token every request to the admin listener must carry (Authorization: Bearer, or as the password of Basic)',
+    parse: (text) => text,
+  }),
+  tlsCert: option({
+    flag: 'tls-cert', placeholder: 'FILE', variable: 'HOLDFAST_TLS_CERT', default: NONE, group: 'security',
+    help: 'PEM certificate (chain): the shim speaks HTTPS (and the admin listener too, beyond loopback); read again on SIGHUP',
+    parse: (text) => text,
+  }),
+  tlsKey: option({
+    flag: 'tls-key', placeholder: 'FILE', variable: 'HOLDFAST_TLS_KEY', default: NONE, group: 'security',
+    help: "the certificate's PEM private key",
+    parse: (text) => text,
+  }),
+  credentialsFile: option({
+    flag: 'credentials-file', placeholder: 'FILE', variable: 'HOLDFAST_CREDENTIALS_FILE', default: { value: undefined, means: `$CREDENTIALS_DIRECTORY/${SYSTEMD_CREDENTIAL} when present` }, group: 'security',
+    help: 'more credentials that may sign requests, a KEY:SECRET line each, kept off the command line',
+    parse: (text) => text,
+    defaultFromEnvironment: (env) => {
+      const file = env.CREDENTIALS_DIRECTORY ? join(env.CREDENTIALS_DIRECTORY, SYSTEMD_CREDENTIAL) : undefined;
+      return file !== undefined && existsSync(file) ? file : undefined;
+    },
+  }),
 };
 
 /** The shim's configuration: a value for each option. */
@@ -407,7 +523,7 @@ export const USAGE = [
       return helpEntry(flag, `${option.help} (${environment}, default ${shownDefault})`);
     }),
   ]),
-  helpEntry('--version', 'print the version and the commit it was built from'),
+  helpEntry('--version', 'print the version'),
   helpEntry('--help', 'print this text'),
   '',
   'Usage: holdfast backup FILE [options]',
@@ -423,14 +539,22 @@ export function validateConfig(config: ShimConfig): ShimConfig {
     const value = config[key];
     if (value !== undefined) option.validate?.(value);
   }
-  if (config.upstream !== undefined && !(config.upstreamRegion && REGION.test(config.upstreamRegion))) {
+  // The stack's outputs give the upstream and its region where no option does.
+  const wired = config.stackOutputs !== undefined;
+  if (config.upstream !== undefined && !wired && !(config.upstreamRegion && REGION.test(config.upstreamRegion))) {
     throw new ConfigError('the upstream needs its region: pass --upstream-region, or set AWS_REGION');
   }
-  if (config.siteId !== undefined && config.upstream === undefined) {
-    throw new ConfigError('fallback agents (--site-id) run only in front of a region: pass --upstream too');
+  if (config.siteId !== undefined && config.upstream === undefined && !wired) {
+    throw new ConfigError('fallback agents (--site-id) run only in front of a region: pass --upstream (or --stack-outputs) too');
   }
-  if (!isLoopback(config.host) && config.credentials.length === 0) {
-    throw new ConfigError(`refusing to listen on ${config.host} without credentials: pass --credentials KEY:SECRET, or listen on loopback`);
+  if (!isLoopback(config.host) && config.credentials.length === 0 && config.credentialsFile === undefined) {
+    throw new ConfigError(`refusing to listen on ${config.host} without credentials: pass --credentials-file FILE (or --credentials KEY:SECRET), or listen on loopback`);
+  }
+  if (!isLoopback(config.adminHost) && config.adminTokenFile === undefined) {
+    throw new ConfigError(`refusing to serve the operator pages on ${config.adminHost} without a token: pass --admin-token-file FILE, or keep --admin-host on loopback`);
+  }
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    throw new ConfigError('TLS needs both --tls-cert and --tls-key');
   }
   return config;
 }
@@ -459,9 +583,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig |
   return validateConfig(Object.fromEntries(values) as ShimConfig);
 }
 
-/** The texts of an option's variable, or of its fallback; an empty variable counts as unset. */
+/** The texts of an option's variable, or of its fallback, or of another program's environment; an empty variable counts as unset. */
 function textsOfVariable(option: ConfigOption<unknown>, env: NodeJS.ProcessEnv): string[] | undefined {
-  const text = env[option.variable] || (option.fallbackVariable && env[option.fallbackVariable]);
+  const text = env[option.variable] || (option.fallbackVariable && env[option.fallbackVariable]) || option.defaultFromEnvironment?.(env);
   if (!text) return undefined;
   return option.repeats ? text.split(/[\s,]+/).filter((part) => part !== '') : [text];
 }
@@ -469,6 +593,12 @@ function textsOfVariable(option: ConfigOption<unknown>, env: NodeJS.ProcessEnv):
 /** The value of the texts given: a repeated option's values one after the other, else the one text's. */
 function valueOf(option: ConfigOption<unknown>, texts: string[]): unknown {
   return option.repeats ? texts.flatMap((text) => option.parse(text) as unknown[]) : option.parse(texts[0]!);
+}
+
+/** The flags of secret options given on the command line, where any local user can read them. */
+export function secretsOnCommandLine(argv: string[]): string[] {
+  const commandLine = parseCommandLine(argv);
+  return OPTION_LIST.filter(([, option]) => option.secret && commandLine[option.flag] !== undefined).map(([, option]) => `--${option.flag}`);
 }
 
 function parseCommandLine(argv: string[]) {

@@ -1,10 +1,13 @@
+import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { reportActivity, tellEach } from './activity.js';
-import { dirname, join } from 'node:path';
-import { type ShimConfig, DEFAULTS, regionTableNames, validateConfig } from './config.js';
+import { dirname } from 'node:path';
+import { type ShimConfig, DEFAULTS, edgeDatabaseFile, isLoopback, readAdminToken, readCredentialsFile, regionTableNames, shimRegion, validateConfig } from './config.js';
 import { type FallbackSettings, type ShimConnection, startFallbackWork } from './fallback/outage-work.js';
 import { readAgentEnvironment } from './fallback/environment.js';
-import { DEFAULT_WORKFLOW_MODULE, DEFAULT_WORKFLOW_ROOT, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
+import { DEFAULT_WORKFLOW_MODULE, DEFAULT_WORKFLOW_ROOT, type LoadedWorkflow, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
+import { createAdminServer } from './http/admin-server.js';
+import { type TlsFiles, checkCertificate } from './http/listener.js';
 import { type HttpTimeouts, createShimServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -12,6 +15,8 @@ import { type OperatorPage, operatorPages } from './observability/pages.js';
 import { standaloneStatus } from './observability/standalone-status.js';
 import { startCheckpointer } from './sqs/checkpointer.js';
 import { openDatabase } from './sqs/database.js';
+import { type StackWiring, deployedWorkflow, readStackOutputs, withStackWiring } from './stack-outputs.js';
+import { lockDatabase } from './sqs/database-lock.js';
 import { SqsService } from './sqs/service.js';
 import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
@@ -41,7 +46,7 @@ export interface StartOptions extends Partial<ShimConfig> {
   readonly activityIntervalMs?: number;
   /** Credentials for the region (tests); otherwise the AWS SDK's default provider chain. */
   readonly upstreamCredentials?: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string };
-  /** Operator pages besides (or instead of) /status, /metrics and the status page, by path. */
+  /** Operator pages of the admin listener besides (or instead of) /status, /metrics and the status page, by path. */
   readonly pages?: ReadonlyMap<string, OperatorPage>;
 }
 
@@ -49,6 +54,8 @@ export interface RunningShim {
   /** Base URL to give SQS clients as their endpoint, e.g. http://127.0.0.1:9324. */
   readonly url: string;
   readonly port: number;
+  /** Base URL of the admin listener: /status, /metrics, the status page, /conflicts/ID, /health. */
+  readonly adminUrl: string;
   /** The local store. */
   readonly service: SqsService;
   /** What the HTTP front calls: the local store, or the hybrid edge in front of it. */
@@ -57,27 +64,46 @@ export interface RunningShim {
   readonly hybrid: HybridEdge | undefined;
   /** The document of GET /status. */
   status(): Promise<EdgeStatus>;
+  /** Reads the TLS certificate and key again (on SIGHUP): new connections get them; if they are not usable, the old ones stay, and it is logged. */
+  reloadCertificates(): void;
   /** Stops accepting, lets requests in flight finish (long polls answer at once), closes the database. */
   close(): Promise<void>;
 }
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
-/** What the fallback agents need, from the configuration: the workflow loaded, its environment, the region's tables. */
-async function fallbackSettings(config: ShimConfig): Promise<FallbackSettings> {
-  const workflow = await loadWorkflowModule(config.workflow ?? DEFAULT_WORKFLOW_MODULE, {
+/**
+ * The workflow whose queues the edge knows from the start, and whose fallback agents it runs (with a
+ * site id): under the stack's name for it when the edge is wired from the stack's outputs.
+ */
+async function edgeWorkflow(config: ShimConfig, wiring: StackWiring | undefined): Promise<LoadedWorkflow | undefined> {
+  if (config.siteId === undefined && wiring === undefined) return undefined;
+  const loaded = await loadWorkflowModule(config.workflow ?? DEFAULT_WORKFLOW_MODULE, {
     entryRoot: config.workflowRoot ?? (config.workflow === undefined ? DEFAULT_WORKFLOW_ROOT : undefined),
   });
+  return wiring ? { ...loaded, workflow: deployedWorkflow(loaded.workflow, wiring) } : loaded;
+}
+
+/** What the fallback agents need, from the configuration: the workflow loaded, its environment, the region's tables. */
+function fallbackSettings(config: ShimConfig, workflow: LoadedWorkflow): FallbackSettings {
   return {
     workflow,
     siteId: config.siteId!,
-    database: config.edgeDbFile ?? join(dirname(config.dbFile), 'edge-agents.db'),
+    database: edgeDatabaseFile(config),
     environment: config.agentEnvFile ? readAgentEnvironment(config.agentEnvFile) : {},
     regionTables: regionTableNames(workflow.workflow.name, config.regionTables),
     regionDynamoDbEndpoint: config.regionDynamoDb,
     syncConcurrency: config.replayConcurrency,
     supervisor: { warmStandby: config.agentStandby },
   };
+}
+
+/** Warns when others than the shim's user may read a directory that holds its databases. */
+function warnIfShared(directory: string, logger: Logger): void {
+  const mode = statSync(directory).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    logger.warn({ directory, mode: `0${mode.toString(8)}` }, `other users may read ${directory}, which holds the messages: chmod 700 it`);
+  }
 }
 
 /** Starts the edge shim: the same server `npm start` runs, for tests and embedding. */
@@ -95,19 +121,39 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     ...overrides
   } = options;
   // An option given as undefined means "the default", as it does for the CLI.
-  const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
-  const config = validateConfig({ ...DEFAULTS, ...given });
+  const given: ShimConfig = { ...DEFAULTS, ...Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)) };
+  const wiring = given.stackOutputs === undefined ? undefined : readStackOutputs(given.stackOutputs);
+  const config = validateConfig(wiring ? withStackWiring(given, wiring) : given);
   const logger = givenLogger ?? createLogger(config.logLevel);
-  // The fallback agents' workflow is loaded first: a workflow that cannot run fails the start, not an outage.
-  const fallback = config.siteId === undefined ? undefined : await fallbackSettings(config);
-  const db = openDatabase(config.dbFile, config.durability, givenClock);
+  const region = shimRegion(config);
+  // Files are read before anything is opened: a file that cannot be used fails the start.
+  const credentials = [...config.credentials, ...(config.credentialsFile === undefined ? [] : readCredentialsFile(config.credentialsFile))];
+  const adminToken = config.adminTokenFile === undefined ? undefined : readAdminToken(config.adminTokenFile);
+  const tls: TlsFiles | undefined = config.tlsCert === undefined ? undefined : { certFile: config.tlsCert, keyFile: config.tlsKey! };
+  if (tls) checkCertificate(tls);
+  // On loopback the admin listener stays plain HTTP, for local tools; beyond it, its token travels.
+  const adminTls = isLoopback(config.adminHost) ? undefined : tls;
+  // The workflow is loaded first: a workflow that cannot run fails the start, not an outage.
+  const workflow = await edgeWorkflow(config, wiring);
+  const fallback = config.siteId === undefined ? undefined : fallbackSettings(config, workflow!);
+  // One shim per database: a second one is refused before it reads or writes anything.
+  const lock = lockDatabase(config.dbFile);
+  const db = (() => {
+    try {
+      return openDatabase(config.dbFile, config.durability, { clock: givenClock, integrityCheck: config.integrityCheck });
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  })();
+  if (config.dbFile !== ':memory:') warnIfShared(dirname(config.dbFile), logger);
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const storage = new StorageGuard(config.dbFile, config, logger);
   const metrics = new Metrics();
   const service = new SqsService({
     db,
     storage,
-    region: config.region,
+    region,
     accountId: config.accountId,
     logger,
     clock: givenClock,
@@ -148,8 +194,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
           upstream: config.upstream,
           upstreamRegion: config.upstreamRegion!,
           upstreamCredentials,
-          // The fallback agents' queues are known at the edge from the start, as the queues file's are.
-          queues: [...(config.queuesFile ? readQueuesFile(config.queuesFile) : []), ...(fallback ? workflowQueues(fallback.workflow.workflow) : [])],
+          // The workflow's queues are known at the edge from the start, as the queues file's are.
+          queues: [...(config.queuesFile ? readQueuesFile(config.queuesFile) : []), ...(workflow ? workflowQueues(workflow.workflow) : [])],
         },
       )
     : undefined;
@@ -163,18 +209,25 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const status: StatusProvider = hybrid
     ? () => hybrid.status()
     : standaloneStatus(service, { startedAt, requests: () => metrics.requestsCarriedOut(), expired: (queue) => metrics.expiredMessages(queue) });
-  const pages = new Map([...operatorPages({ status, metrics }), ...(givenPages ?? [])]);
+  const pages = new Map([...operatorPages({ status, metrics, conflict: participant && ((id) => participant.conflict(id)) }), ...(givenPages ?? [])]);
+  const admin = createAdminServer({ pages, health: () => backend.health(), token: adminToken, tls: adminTls, logger });
   const activity = reportActivity(logger, activityIntervalMs);
-  const http = createShimServer({
-    backend,
-    pages,
-    logger,
-    region: config.region,
-    credentials: config.credentials,
-    timeouts: httpTimeouts,
-    // The hybrid backend tells the metrics itself which way each request went.
-    activity: tellEach(activity, metrics.httpActivity(hybrid ? undefined : 'local')),
-  });
+  const sqsServer = (serverTls: TlsFiles | undefined) =>
+    createShimServer({
+      backend,
+      logger,
+      region,
+      credentials,
+      publicUrl: config.publicUrl,
+      tls: serverTls,
+      timeouts: httpTimeouts,
+      // The hybrid backend tells the metrics itself which way each request went.
+      activity: tellEach(activity, metrics.httpActivity(hybrid ? undefined : 'local')),
+    });
+  const http = sqsServer(tls);
+  // The fallback agents call the shim on this machine, where the certificate's name does not
+  // lead: over TLS they get a plain listener of their own on loopback, with the same checks.
+  const agentsHttp = tls && participant ? sqsServer(undefined) : undefined;
   // After service.close(): commit what is queued, then close the database.
   const closeStorage = async () => {
     await participant?.close();
@@ -183,39 +236,64 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     await checkpointer.stop();
     storage.stop();
     db.close();
+    lock.release();
   };
-  const address = await http.listen(config.port, config.host).catch(async (error: unknown) => {
+  const listeners = await (async () => {
+    const adminListening = await admin.listen(config.adminPort, config.adminHost);
+    const sqsListening = await http.listen(config.port, config.host);
+    return { admin: adminListening, sqs: sqsListening, agents: await agentsHttp?.listen(0, '127.0.0.1') };
+  })().catch(async (error: unknown) => {
     listening.reject(error as Error);
+    await Promise.all([admin.close(), http.close(0), agentsHttp?.close(0)]);
     service.close();
     activity.stop();
     await closeStorage();
     throw error;
   });
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const { address, url } = listeners.sqs;
+  const adminUrl = listeners.admin.url;
   // The agents call the shim on this machine: on loopback when it listens on every address.
   const unspecified = address.address === '0.0.0.0' || address.address === '::';
   listening.resolve({
-    endpoint: unspecified ? `http://127.0.0.1:${address.port}` : url,
-    region: config.region,
-    credentials: config.credentials[0] ?? { accessKeyId: 'fallback-agent', secretAccessKey: 'unchecked' },
+    endpoint: listeners.agents?.url ?? (unspecified ? `http://127.0.0.1:${address.port}` : url),
+    region,
+    credentials: credentials[0] ?? { accessKeyId: 'fallback-agent', secretAccessKey: 'unchecked' },
   });
   logger.info(
-    { url, db: config.dbFile, durability: config.durability, authenticated: config.credentials.length > 0, accessKeyIds: config.credentials.map((c) => c.accessKeyId) },
-    `edge shim listening on ${url}`,
+    { url, adminUrl, db: config.dbFile, durability: config.durability, authenticated: credentials.length > 0, accessKeyIds: credentials.map((c) => c.accessKeyId), tls: tls !== undefined },
+    `edge shim listening on ${url} (operator pages on ${adminUrl})`,
   );
+  if (!tls && !isLoopback(config.host)) {
+    logger.warn({ url }, 'messages and receipt handles cross the network in clear: give --tls-cert and --tls-key, or put a TLS proxy in front');
+  }
+  if (!tls && !isLoopback(config.adminHost)) {
+    logger.warn({ adminUrl }, 'the admin token and the operator pages cross the network in clear: give --tls-cert and --tls-key');
+  }
 
   let closing: Promise<void> | undefined;
   return {
     url,
     port: address.port,
+    adminUrl,
     service,
     backend,
     hybrid,
     status: async () => status(),
+    reloadCertificates() {
+      if (!tls) {
+        logger.info('nothing to reload: the shim speaks no TLS');
+        return;
+      }
+      try {
+        for (const listener of [http.listener, admin.listener]) listener.reloadCertificate();
+        logger.info({ cert: tls.certFile }, 'TLS certificate reloaded: new connections get it');
+      } catch (error) {
+        logger.error({ err: error, cert: tls.certFile }, 'cannot reload the TLS certificate; the one loaded before stays in use');
+      }
+    },
     close() {
       closing ??= (async () => {
-        const drained = http.close(shutdownGraceMs);
+        const drained = Promise.all([http.close(shutdownGraceMs), agentsHttp?.close(shutdownGraceMs), admin.close()]);
         // After the server has marked its responses `connection: close`: long polls now answer.
         service.close();
         hybrid?.router.endWaits();

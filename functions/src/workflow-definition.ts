@@ -64,6 +64,23 @@ export const ENV = {
   edgeSiteExposureMinor: 'HOLDFAST_EDGE_SITE_EXPOSURE_MINOR',
 } as const;
 
+/**
+ * Names of the stack's outputs, which an edge site is wired from (`holdfast --stack-outputs`). The
+ * queues' URLs are outputs whose names end in `QueueUrl`: `<Stage>QueueUrl` and
+ * `<Stage>DeadLetterQueueUrl` per stage (`fraud-score` → `FraudScoreQueueUrl`), and `HumanReviewQueueUrl`.
+ */
+export const STACK_OUTPUTS = {
+  region: 'Region',
+  workflowName: 'WorkflowName',
+  tables: { idempotency: 'IdempotencyTableName', workflow: 'WorkflowTableName', ledger: 'LedgerTableName', state: 'StateTableName' },
+  humanReviewQueueUrl: 'HumanReviewQueueUrl',
+  queueUrlSuffix: 'QueueUrl',
+  alarmTopicArn: 'AlarmTopicArn',
+  /** The role the stack made for edge sites, when asked to, and its instance profile when EC2 may take it. */
+  edgeRoleArn: 'EdgeRoleArn',
+  edgeInstanceProfileName: 'EdgeInstanceProfileName',
+} as const;
+
 /** FIFO queue names of a stage: `<workflow>-<stage>.fifo` and its dead-letter queue. */
 export function stageQueueNames(workflow: WorkflowDefinition, stage: StageDefinition): { queue: string; deadLetter: string } {
   return { queue: `${workflow.name}-${stage.name}.fifo`, deadLetter: `${workflow.name}-${stage.name}-dlq.fifo` };

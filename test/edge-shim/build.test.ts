@@ -48,15 +48,15 @@ it('packs the build and what it loads at run time', async () => {
 });
 
 it('the built holdfast starts, answers /health and SQS, and stops cleanly on SIGTERM', async () => {
-  child = spawn(holdfast, ['--port', '0', '--db', join(dir, 'built.db')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  child = spawn(holdfast, ['--port', '0', '--admin-port', '0', '--db', join(dir, 'built.db')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
   const messages: string[] = [];
-  const url = await new Promise<string>((resolve, reject) => {
+  const { url, adminUrl } = await new Promise<{ url: string; adminUrl: string }>((resolve, reject) => {
     void exited.then((code) => reject(new Error(`holdfast exited with ${code} before listening`)));
     createInterface({ input: child!.stdout! }).on('line', (line) => {
-      const entry = JSON.parse(line) as { msg: string; url?: string };
+      const entry = JSON.parse(line) as { msg: string; url?: string; adminUrl?: string };
       messages.push(entry.msg);
-      if (entry.url) resolve(entry.url);
+      if (entry.url && entry.adminUrl) resolve({ url: entry.url, adminUrl: entry.adminUrl });
     });
   });
 
@@ -64,7 +64,7 @@ it('the built holdfast starts, answers /health and SQS, and stops cleanly on SIG
   expect(health.status).toBe(200);
   expect(await health.json()).toMatchObject({ status: 'ok' });
   // The status page's files beside the compiled code, and the chart library from node_modules.
-  for (const path of ['/ui', '/ui/status-page.js', '/ui/status-page.css', '/ui/uPlot.iife.min.js', '/metrics']) expect((await fetch(`${url}${path}`)).status, path).toBe(200);
+  for (const path of ['/ui', '/ui/status-page.js', '/ui/status-page.css', '/ui/uPlot.iife.min.js', '/metrics']) expect((await fetch(`${adminUrl}${path}`)).status, path).toBe(200);
   const sqs = sqsClient(url);
   const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'built' }));
   await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'compiled' }));
@@ -81,19 +81,19 @@ it('the built holdfast starts, answers /health and SQS, and stops cleanly on SIG
 
 it('the built holdfast runs the payments workflow\'s fallback agents from their compiled handlers', { timeout: 120_000 }, async () => {
   // Nothing listens on port 9: the edge starts offline, and its agents start at once.
-  const edge = spawn(holdfast, ['--port', '0', '--db', join(dir, 'edge.db'), '--upstream', 'http://127.0.0.1:9', '--upstream-region', 'us-east-1', '--site-id', 'built-site'], {
+  const edge = spawn(holdfast, ['--port', '0', '--admin-port', '0', '--db', join(dir, 'edge.db'), '--upstream', 'http://127.0.0.1:9', '--upstream-region', 'us-east-1', '--site-id', 'built-site'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
-    const url = await new Promise<string>((resolve, reject) => {
+    const adminUrl = await new Promise<string>((resolve, reject) => {
       edge.once('exit', (code) => reject(new Error(`holdfast exited with ${code} before listening`)));
       createInterface({ input: edge.stdout! }).on('line', (line) => {
-        const entry = JSON.parse(line) as { url?: string };
-        if (entry.url) resolve(entry.url);
+        const entry = JSON.parse(line) as { adminUrl?: string };
+        if (entry.adminUrl) resolve(entry.adminUrl);
       });
     });
     const status = await waitForState(async () => {
-      const current = (await (await fetch(`${url}/status`)).json()) as { mode: string; agents: Array<{ stage: string; state: string }> };
+      const current = (await (await fetch(`${adminUrl}/status`)).json()) as { mode: string; agents: Array<{ stage: string; state: string }> };
       if (current.agents.length === 0 || current.agents.some((agent) => agent.state !== 'running')) throw new Error('the agents are not all running yet');
       return current;
     });

@@ -51,7 +51,7 @@ async function timePasses(t: TestShim, wall: WallClock, ms: number): Promise<voi
 }
 
 async function expiredAtMetrics(t: TestShim, queue: string): Promise<number | undefined> {
-  const families = parseExposition(await (await fetch(`${t.shim.url}/metrics`)).text());
+  const families = parseExposition(await (await fetch(`${t.shim.adminUrl}/metrics`)).text());
   return sampleValue(families, `${METRICS_PREFIX}expired_messages_total`, { queue: queue.split('/').pop()! });
 }
 

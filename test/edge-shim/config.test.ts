@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, isLoopback, loadConfig, parseRegionTables, regionTableNames } from '../../edge-shim/src/config.js';
+import { ConfigError, DEFAULTS, isLoopback, loadConfig, parseRegionTables, readCredentialsFile, regionTableNames, secretsOnCommandLine } from '../../edge-shim/src/config.js';
 import { readQueuesFile } from '../../edge-shim/src/hybrid/declared-queues.js';
 
 // Command-line options, HOLDFAST_* environment variables, defaults, and what is refused.
@@ -19,6 +19,8 @@ describe('loadConfig', () => {
       [
         '--host', '0.0.0.0', '--port', '0', '--db', '/tmp/x.db', '--durability', 'power', '--credentials', 'AK1:S1',
         '--credentials', 'AK2:with:colons', '--region', 'eu-west-1', '--account-id', '123456789012', '--log-level', 'debug',
+        '--public-url', 'https://edge.site.example:9324/', '--admin-host', '10.0.0.5', '--admin-port', '0', '--admin-token-file', '/etc/holdfast/admin-token',
+        '--tls-cert', '/etc/holdfast/edge.crt', '--tls-key', '/etc/holdfast/edge.key', '--credentials-file', '/etc/holdfast/credentials',
       ],
       {},
     );
@@ -36,8 +38,10 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       maxStoreBytes: Infinity,
       diskReserveBytes: 64 * 2 ** 20,
+      integrityCheck: 'quick',
       upstream: undefined,
       upstreamRegion: undefined,
+      stackOutputs: undefined,
       queuesFile: undefined,
       upstreamTimeoutMs: 2000,
       probeIntervalMs: 1000,
@@ -57,6 +61,13 @@ describe('loadConfig', () => {
       regionTables: undefined,
       regionDynamoDb: undefined,
       agentStandby: true,
+      publicUrl: 'https://edge.site.example:9324',
+      adminHost: '10.0.0.5',
+      adminPort: 0,
+      adminTokenFile: '/etc/holdfast/admin-token',
+      tlsCert: '/etc/holdfast/edge.crt',
+      tlsKey: '/etc/holdfast/edge.key',
+      credentialsFile: '/etc/holdfast/credentials',
     });
   });
 
@@ -70,6 +81,13 @@ describe('loadConfig', () => {
       HOLDFAST_REGION: 'ap-south-1',
       HOLDFAST_ACCOUNT_ID: '210987654321',
       HOLDFAST_LOG_LEVEL: 'warn',
+      HOLDFAST_PUBLIC_URL: 'http://edge.site.example:9324',
+      HOLDFAST_ADMIN_HOST: '::1',
+      HOLDFAST_ADMIN_PORT: '9400',
+      HOLDFAST_ADMIN_TOKEN_FILE: 'token',
+      HOLDFAST_TLS_CERT: 'edge.crt',
+      HOLDFAST_TLS_KEY: 'edge.key',
+      HOLDFAST_CREDENTIALS_FILE: 'credentials',
     });
     expect(config).toEqual({
       host: '::',
@@ -82,8 +100,10 @@ describe('loadConfig', () => {
       logLevel: 'warn',
       maxStoreBytes: Infinity,
       diskReserveBytes: 64 * 2 ** 20,
+      integrityCheck: 'quick',
       upstream: undefined,
       upstreamRegion: undefined,
+      stackOutputs: undefined,
       queuesFile: undefined,
       upstreamTimeoutMs: 2000,
       probeIntervalMs: 1000,
@@ -103,6 +123,13 @@ describe('loadConfig', () => {
       regionTables: undefined,
       regionDynamoDb: undefined,
       agentStandby: true,
+      publicUrl: 'http://edge.site.example:9324',
+      adminHost: '::1',
+      adminPort: 9400,
+      adminTokenFile: 'token',
+      tlsCert: 'edge.crt',
+      tlsKey: 'edge.key',
+      credentialsFile: 'credentials',
     });
   });
 
@@ -118,6 +145,8 @@ describe('loadConfig', () => {
   it('reads sizes in bytes or with a unit', () => {
     expect(loadConfig(['--max-store-bytes', '10GiB', '--disk-reserve', '512 MB'], {})).toMatchObject({ maxStoreBytes: 10 * 2 ** 30, diskReserveBytes: 512e6 });
     expect(loadConfig([], { HOLDFAST_MAX_STORE_BYTES: '4096', HOLDFAST_DISK_RESERVE: '0' })).toMatchObject({ maxStoreBytes: 4096, diskReserveBytes: 0 });
+    expect(loadConfig(['--integrity-check', 'full'], {})).toMatchObject({ integrityCheck: 'full' });
+    expect(loadConfig([], { HOLDFAST_INTEGRITY_CHECK: 'off' })).toMatchObject({ integrityCheck: 'off' });
   });
 
   it('reads the hybrid options from the command line and the environment', () => {
@@ -177,6 +206,12 @@ describe('loadConfig', () => {
     expect(regionTableNames('orders', { state: 'S' })).toEqual({ idempotency: 'orders-idempotency', workflow: 'orders-workflow', state: 'S' });
   });
 
+  it('takes the upstream and its region from the stack\'s outputs, for an edge and its agents', () => {
+    expect(loadConfig(['--stack-outputs', 'outputs.json#Holdfast', '--site-id', 'store-1'], {})).toMatchObject({ stackOutputs: 'outputs.json#Holdfast', upstream: undefined, siteId: 'store-1' });
+    // An emulator's endpoint instead of the stack's, its region still the stack's.
+    expect(loadConfig(['--upstream', 'http://localhost:5000'], { HOLDFAST_STACK_OUTPUTS: 'outputs.json' })).toMatchObject({ upstream: 'http://localhost:5000', upstreamRegion: undefined });
+  });
+
   it('answers help', () => {
     expect(loadConfig(['--help'], {})).toBe('help');
   });
@@ -209,13 +244,22 @@ describe('loadConfig', () => {
     [['--replay-rate', '1.5'], {}, /invalid replay rate/],
     [['--replay-bandwidth', 'fast'], {}, /invalid replay bandwidth/],
     [['--backlog-retention', 'forever'], {}, /backlog retention must be keep or sqs/],
-    [['--site-id', 'store-1'], {}, /run only in front of a region/],
+    [['--site-id', 'store-1'], {}, /run only in front of a region: pass --upstream \(or --stack-outputs\)/],
     [['--site-id', 'store 1', '--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1'], {}, /invalid site id/],
     [['--site-id', 's', '--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1', '--region-tables', 'ledger=x'], {}, /invalid region tables/],
     [['--agent-standby', 'maybe'], {}, /give on or off/],
     [['--max-store-bytes', '10 parsecs'], {}, /invalid store bound/],
     [['--max-store-bytes', '0'], {}, /store bound must be a positive/],
     [[], { HOLDFAST_DISK_RESERVE: '-5' }, /invalid disk reserve/],
+    [['--admin-host', '0.0.0.0'], {}, /refusing to serve the operator pages on 0\.0\.0\.0 without a token/],
+    [['--admin-host', ''], {}, /host must not be empty/],
+    [['--admin-port', '70000'], {}, /invalid port/],
+    [['--tls-cert', 'edge.crt'], {}, /TLS needs both --tls-cert and --tls-key/],
+    [[], { HOLDFAST_TLS_KEY: 'edge.key' }, /TLS needs both/],
+    [['--public-url', 'edge.site.example'], {}, /invalid public URL/],
+    [['--public-url', 'https://edge.site.example/sqs'], {}, /invalid public URL/],
+    [['--public-url', 'https://user:pw@edge.site.example'], {}, /invalid public URL/],
+    [['--integrity-check', 'thorough'], {}, /integrity check must be full, quick or off/],
   ])('refuses %j %j', (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);
@@ -227,6 +271,53 @@ describe('loadConfig', () => {
 
   it('listens on any address with credentials', () => {
     expect(loadConfig(['--host', '0.0.0.0', '--credentials', 'K:S'], {})).toMatchObject({ host: '0.0.0.0' });
+    expect(loadConfig(['--host', '0.0.0.0', '--credentials-file', '/etc/holdfast/credentials'], {})).toMatchObject({ host: '0.0.0.0' });
+  });
+
+  it('serves the operator pages beyond loopback with a token', () => {
+    expect(loadConfig(['--admin-host', '0.0.0.0', '--admin-token-file', 'token'], {})).toMatchObject({ adminHost: '0.0.0.0', adminTokenFile: 'token' });
+  });
+
+  it('takes the credentials file systemd hands over (LoadCredential=) when no other is given', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'holdfast-credentials-directory-'));
+    try {
+      expect(loadConfig([], { CREDENTIALS_DIRECTORY: directory })).toMatchObject({ credentialsFile: undefined });
+      writeFileSync(join(directory, 'holdfast-credentials'), 'AK:S\n');
+      expect(loadConfig([], { CREDENTIALS_DIRECTORY: directory })).toMatchObject({ credentialsFile: join(directory, 'holdfast-credentials') });
+      expect(loadConfig(['--credentials-file', 'mine'], { CREDENTIALS_DIRECTORY: directory })).toMatchObject({ credentialsFile: 'mine' });
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('names the secret options given on the command line', () => {
+    expect(secretsOnCommandLine(['--credentials', 'K:S', '--port', '0'])).toEqual(['--credentials']);
+    expect(secretsOnCommandLine(['--credentials-file', 'f'])).toEqual([]);
+  });
+});
+
+describe('readCredentialsFile', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-credentials-file-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (text: string) => {
+    const path = join(dir, `credentials-${Math.random()}`);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('reads a KEY:SECRET line each, skipping blank lines and comments', () => {
+    expect(readCredentialsFile(file('# producers\nAK1:S1\n\n  AK2:with:colons  \r\n'))).toEqual([
+      { accessKeyId: 'AK1', secretAccessKey: 'S1' },
+      { accessKeyId: 'AK2', secretAccessKey: 'with:colons' },
+    ]);
+  });
+
+  it('refuses a file without credentials, or a line that is not one, without quoting it', () => {
+    expect(() => readCredentialsFile(file('# none\n'))).toThrow(/holds no credentials/);
+    const bad = file('AK1:S1\nsecret-without-key\n');
+    expect(() => readCredentialsFile(bad)).toThrow(/line 2 of the credentials file/);
+    expect(() => readCredentialsFile(bad)).not.toThrow(/secret-without-key/);
+    expect(() => readCredentialsFile(join(dir, 'missing'))).toThrow(/cannot read the credentials file .*ENOENT/);
   });
 });
 

@@ -76,9 +76,9 @@ const REPLAYING = edgeStatus({
   replay: { state: 'running', replayed: 60, rate: 42.5, etaSeconds: 3.3, lastError: null, window: 6, linkBytesPerSecond: 131072, possiblyDuplicated: 0 },
   sync: { state: 'running', done: 30, total: 50, written: 20, identical: 7, conflicts: 2, skipped: 1, lastError: null, finishedAt: null },
   agents: [
-    { stage: 'authorize', state: 'running', pid: 101, restarts: 1, lastRestartAt: null, lastRestartReason: null, lastHeartbeatAt: null, tasksDone: 12 },
-    { stage: 'authorize', state: 'running', pid: 102, restarts: 0, lastRestartAt: null, lastRestartReason: null, lastHeartbeatAt: null, tasksDone: 9 },
-    { stage: 'post', state: 'crashed', pid: null, restarts: 4, lastRestartAt: null, lastRestartReason: null, lastHeartbeatAt: null, tasksDone: 0 },
+    { stage: 'authorize', state: 'running', restarts: 1, lastRestartAt: null, lastRestartReason: null, lastHeartbeatAt: null, tasksDone: 12 },
+    { stage: 'authorize', state: 'running', restarts: 0, lastRestartAt: null, lastRestartReason: null, lastHeartbeatAt: null, tasksDone: 9 },
+    { stage: 'post', state: 'crashed', restarts: 4, lastRestartAt: null, lastRestartReason: null, lastHeartbeatAt: null, tasksDone: 0 },
   ],
   conflictCount: 2,
   queues: [
@@ -253,7 +253,7 @@ describe('a standalone shim', () => {
     await t.close();
   });
 
-  it('answers /metrics and /status without SQS authentication, with the requests it carried out and its queue depths', async () => {
+  it('answers /metrics and /status on the admin listener, without SQS authentication, with the requests it carried out and its queue depths', async () => {
     const queueUrl = await createQueue(t.sqs, 'metrics');
     const queue = queueUrl.split('/').pop()!;
     for (let i = 0; i < 5; i += 1) await t.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: `m${i}` }));
@@ -265,7 +265,7 @@ describe('a standalone shim', () => {
     await expect(stranger.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'x' }))).rejects.toThrow();
     stranger.destroy();
 
-    const response = await fetch(`${t.shim.url}/metrics`);
+    const response = await fetch(`${t.shim.adminUrl}/metrics`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
     const families = parseExposition(await response.text());
@@ -288,7 +288,7 @@ describe('a standalone shim', () => {
     expect(value('store_size_bytes')).toBeGreaterThan(0);
     expect(value('storage_state', { state: 'ok' })).toBe(1);
 
-    const status = await fetch(`${t.shim.url}/status`);
+    const status = await fetch(`${t.shim.adminUrl}/status`);
     expect(status.status).toBe(200);
     expect(status.headers.get('content-type')).toBe('application/json');
     const document = (await status.json()) as EdgeStatus;
@@ -310,36 +310,19 @@ describe('a standalone shim', () => {
 
   it('serves the status page and its assets from itself, with a policy that loads nothing from elsewhere', async () => {
     for (const path of ['/', '/ui']) {
-      const page = await fetch(`${t.shim.url}${path}`, { headers: { accept: BROWSER_ACCEPT } });
+      const page = await fetch(`${t.shim.adminUrl}${path}`, { headers: { accept: BROWSER_ACCEPT } });
       expect(page.status).toBe(200);
       expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
       expect(page.headers.get('content-security-policy')).toMatch(/default-src 'none'; script-src 'self'/);
       const html = await page.text();
       expect(html).toContain('<title>Holdfast edge status</title>');
       for (const [, asset] of html.matchAll(/(?:src|href)="(ui\/[^"]+)"/g)) {
-        const answer = await fetch(`${t.shim.url}/${asset}`);
+        const answer = await fetch(`${t.shim.adminUrl}/${asset}`);
         expect(answer.status, asset).toBe(200);
         expect(answer.headers.get('content-type'), asset).toMatch(asset!.endsWith('.js') ? /^text\/javascript/ : /^text\/css/);
         expect((await answer.text()).length, asset).toBeGreaterThan(100);
       }
     }
-    expect((await fetch(`${t.shim.url}/metrics`, { method: 'HEAD' })).status).toBe(200);
-  });
-
-  it('leaves / to SQS clients: the page answers there only a browser asking for HTML without a query', async () => {
-    const open = await startTestShim({ credentials: [] });
-    try {
-      const get = async (init: { path: string; accept?: string }) => {
-        const response = await fetch(`${open.shim.url}${init.path}`, { headers: init.accept ? { accept: init.accept } : {} });
-        return { status: response.status, type: response.headers.get('content-type'), body: await response.text() };
-      };
-      expect(await get({ path: '/', accept: BROWSER_ACCEPT })).toMatchObject({ status: 200, type: 'text/html; charset=utf-8' });
-      // An SQS request in the Query protocol, by GET on /, even from a browser.
-      expect(await get({ path: '/?Action=ListQueues', accept: BROWSER_ACCEPT })).toMatchObject({ status: 200, body: expect.stringContaining('<ListQueuesResponse') });
-      // A client that does not ask for HTML gets the SQS answer to a request without an action.
-      expect(await get({ path: '/' })).toMatchObject({ status: 400, body: expect.stringContaining('MissingAction') });
-    } finally {
-      await open.close();
-    }
+    expect((await fetch(`${t.shim.adminUrl}/metrics`, { method: 'HEAD' })).status).toBe(200);
   });
 });

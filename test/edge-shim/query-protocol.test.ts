@@ -428,7 +428,7 @@ describe('protocol errors', () => {
     const open = await startTestShim({ credentials: [] });
     try {
       const openUrl = (await open.sqs.send(new CreateQueueCommand({ QueueName: 'not-utf8' }))).QueueUrl!;
-      const answer = parseAnswer(await exchange(open.shim.url, `GET ${new URL(openUrl).pathname}?Action=SendMessage&MessageBody=a%FF%FEb HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`));
+      const answer = parseAnswer(await exchange(open.shim.url, `GET ${new URL(openUrl).pathname}?Action=SendMessage&MessageBody=a%FF%FEb HTTP/1.1\r\nHost: ${new URL(open.shim.url).host}\r\nConnection: close\r\n\r\n`));
       expect(sqsError(answer)).toMatchObject({ status: 400, code: 'MalformedQueryString' });
       expect((await open.sqs.send(new ReceiveMessageCommand({ QueueUrl: openUrl }))).Messages).toBeUndefined();
     } finally {

@@ -142,10 +142,10 @@ describe('messages expired', () => {
     expect(await receive(own.sqs, received, { MaxNumberOfMessages: 10 })).toEqual([]);
     await own.shim.service.sweep();
 
-    const families = parseExposition(await (await fetch(`${own.shim.url}/metrics`)).text());
+    const families = parseExposition(await (await fetch(`${own.shim.adminUrl}/metrics`)).text());
     const expired = (queue: string) => sampleValue(families, `${METRICS_PREFIX}expired_messages_total`, { queue: nameOf(queue) });
     expect([expired(received), expired(swept), expired(purged)]).toEqual([3, 2, undefined]);
-    const status = (await (await fetch(`${own.shim.url}/status`)).json()) as EdgeStatus;
+    const status = (await (await fetch(`${own.shim.adminUrl}/status`)).json()) as EdgeStatus;
     expect(Object.fromEntries(status.queues.map((queue) => [queue.name, queue.expired]))).toEqual({
       [nameOf(received)]: 3,
       [nameOf(swept)]: 2,

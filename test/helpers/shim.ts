@@ -28,7 +28,7 @@ export function sqsClient(endpoint: string, credentials = TEST_CREDENTIALS): SQS
 }
 
 /**
- * A shim on a free loopback port over a database in a fresh temporary directory. It checks
+ * A shim on free loopback ports (SQS and admin) over a database in a fresh temporary directory. It checks
  * signatures against TEST_CREDENTIALS (what the returned client signs with) unless the options
  * give other credentials (`credentials: []` turns checking off).
  */
@@ -37,6 +37,7 @@ export async function startTestShim(options: StartOptions = {}): Promise<TestShi
   const clock = new TestClock();
   const shim = await startShim({
     port: 0,
+    adminPort: 0,
     dbFile: join(dir, 'shim.db'),
     logLevel: (process.env.TEST_SHIM_LOG_LEVEL ?? 'silent') as 'silent',
     clock: clock.now,

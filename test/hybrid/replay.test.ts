@@ -136,7 +136,7 @@ describe('a shim killed during a replay', () => {
         ].flat(),
         env: { AWS_ACCESS_KEY_ID: aws.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: aws.credentials.secretAccessKey },
       });
-    const status = async () => (await (await fetch(`${shim!.url}/status`)).json()) as { mode: string; backlog: number; replay: { replayed: number } };
+    const status = async () => (await (await fetch(`${shim!.adminUrl}/status`)).json()) as { mode: string; backlog: number; replay: { replayed: number } };
     shim = await start();
     const sqs = sqsClient(shim.url);
     const name = `${unique('killed')}.fifo`;

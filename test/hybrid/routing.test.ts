@@ -11,6 +11,7 @@ import {
   SendMessageBatchCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/wait.js';
 import { type HybridTest, drainRegion, openAccessPolicy, startHybridTest } from '../helpers/hybrid.js';
@@ -143,7 +144,7 @@ describe('sends', () => {
     const status = await t.shim.status();
     expect(status.replay!.possiblyDuplicated).toBe(1);
     expect(status.queues.find((queue) => queue.name === name)!.possiblyDuplicated).toBe(1);
-    const metrics = await (await fetch(`${t.shim.url}/metrics`)).text();
+    const metrics = await (await fetch(`${t.shim.adminUrl}/metrics`)).text();
     expect(metrics).toContain(`holdfast_edge_replay_possibly_duplicated_messages_total{queue="${name}"} 1`);
   });
 
@@ -218,6 +219,24 @@ describe('queues', () => {
     expect((await sendQuery(t.shim.url, { Action: 'SendMessage', QueueUrl: name, MessageBody: 'offline' })).status).toBe(200);
     await mend(t);
     expect((await drainRegion(t.region, name)).map((message) => message.Body).sort()).toEqual(['offline', 'online']);
+  });
+
+  it('mirrors a FIFO queue as FIFO when a client asks the region for some of its attributes only', async () => {
+    // The fallback agents' runner asks for QueueArn, RedrivePolicy and VisibilityTimeout: an answer without FifoQueue.
+    const errors: string[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => void errors.push(line) });
+    const t = await hybrid({ logger });
+    const name = `${unique('partly-asked')}.fifo`;
+    await t.region.send(new CreateQueueCommand({ QueueName: name, Attributes: { FifoQueue: 'true', VisibilityTimeout: '45' } }));
+    const { QueueUrl } = await t.sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+    const partial = await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn', 'VisibilityTimeout'] }));
+    expect(partial.Attributes).toMatchObject({ VisibilityTimeout: '45' });
+    // The mirror learns the queue as the region has it all the same.
+    await eventually(() => t.shim.service.queues.byName(name)?.attributes.VisibilityTimeout, (timeout) => timeout === '45');
+    await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['RedrivePolicy'] }));
+    await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] }));
+    expect(t.shim.service.queues.byName(name)?.fifo).toBe(true);
+    expect(errors).toEqual([]);
   });
 
   it('shows the edge ARNs in redrive policies and maps them to the region', async () => {

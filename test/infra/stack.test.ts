@@ -3,12 +3,18 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AccountPrincipal, Role } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { Architecture, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { Topic } from 'aws-cdk-lib/aws-sns';
 import { describe, expect, it } from 'vitest';
+import { HoldfastStack } from '../../infra/lib/holdfast-stack.js';
 import { pascalCase } from '../../infra/lib/workflow-pipeline.js';
 import { humanReviewQueueName, stageQueueNames, type StageDefinition, type WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { payments } from '../../functions/src/workflows/payments.js';
-import { synthStack } from './support/synth-stack.js';
+import { REPOSITORY_ROOT, synthStack } from './support/synth-stack.js';
 
 type Resource = { Type: string; Properties: Record<string, any> };
 
@@ -263,9 +269,11 @@ describe('the Holdfast stack', () => {
     });
   });
 
-  it('outputs the queue URLs, table names and alarm topic', () => {
+  it('outputs the region, the workflow\'s name, the queue URLs, table names and alarm topic', () => {
     const outputs = Object.keys(template.findOutputs('*'));
     const expected = [
+      'Region',
+      'WorkflowName',
       ...payments.stages.flatMap((stage) => [`${pascalCase(stage.name)}QueueUrl`, `${pascalCase(stage.name)}DeadLetterQueueUrl`]),
       'HumanReviewQueueUrl',
       'IdempotencyTableName',
@@ -275,6 +283,8 @@ describe('the Holdfast stack', () => {
       'AlarmTopicArn',
     ];
     expect(outputs.sort()).toEqual(expected.sort());
+    expect(template.findOutputs('Region').Region!.Value).toEqual({ Ref: 'AWS::Region' });
+    expect(template.findOutputs('WorkflowName').WorkflowName!.Value).toBe('payments');
   });
 
   it('builds the same resources for any workflow definition', () => {
@@ -290,17 +300,204 @@ describe('the Holdfast stack', () => {
   });
 
   it('passes cfn-lint (W3005, redundant DependsOn in CDK output, aside)', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'holdfast-lint-'));
-    try {
-      const file = join(dir, 'template.json');
-      await writeFile(file, JSON.stringify(template.toJSON()));
-      const result = await promisify(execFile)('cfn-lint', ['--ignore-checks', 'W3005', '--', file]).then(
-        () => ({ code: 0, output: '' }),
-        (error: { code: number; stdout: string }) => ({ code: error.code, output: error.stdout }),
-      );
-      expect(result).toEqual({ code: 0, output: '' });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+    expect(await cfnLint(template)).toEqual({ code: 0, output: '' });
+  });
+});
+
+/** cfn-lint's verdict on a template (W3005, redundant DependsOn in CDK output, aside). */
+async function cfnLint(linted: Template): Promise<{ code: number; output: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'holdfast-lint-'));
+  try {
+    const file = join(dir, 'template.json');
+    await writeFile(file, JSON.stringify(linted.toJSON()));
+    return await promisify(execFile)('cfn-lint', ['--ignore-checks', 'W3005', '--', file]).then(
+      () => ({ code: 0, output: '' }),
+      (error: { code: number; stdout: string }) => ({ code: error.code, output: error.stdout }),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** What the edge's identity may do, as README's "The edge's identity" lists it. */
+const EDGE_QUEUE_ACTIONS = [
+  'sqs:GetQueueUrl',
+  'sqs:GetQueueAttributes',
+  'sqs:SendMessage',
+  'sqs:ReceiveMessage',
+  'sqs:DeleteMessage',
+  'sqs:ChangeMessageVisibility',
+  'sqs:CreateQueue',
+  'sqs:TagQueue',
+];
+
+describe("the edge's grant and role", () => {
+  const withRole = synthStack({ workflow: payments, edgeRole: 'rolesanywhere' });
+  const id = (construct: { node: { defaultChild?: unknown } }) => withRole.stack.getLogicalId(construct.node.defaultChild as never);
+  const roleId = id(withRole.stack.edgeRole!);
+  const { pipeline } = withRole.stack;
+
+  it('grants the probe, the workflow\'s queues and the sync\'s tables exactly, and nothing on the ledger', () => {
+    const queueArns = [...pipeline.stages.flatMap((stage) => [stage.queue, stage.deadLetterQueue]), pipeline.humanReviewQueue].map((queue) => ({ 'Fn::GetAtt': [id(queue), 'Arn'] }));
+    const tableArn = (key: keyof typeof pipeline.tables) => ({ 'Fn::GetAtt': [id(pipeline.tables[key]), 'Arn'] });
+    expect(roleStatements(withRole.template, roleId)).toEqual([
+      { Effect: 'Allow', Action: 'sqs:ListQueues', Resource: '*' },
+      { Effect: 'Allow', Action: EDGE_QUEUE_ACTIONS, Resource: queueArns },
+      { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:PutItem'], Resource: tableArn('workflow') },
+      { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:PutItem'], Resource: tableArn('idempotency') },
+      { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], Resource: tableArn('state') },
+    ]);
+    expect(JSON.stringify(roleStatements(withRole.template, roleId))).not.toContain(id(pipeline.tables.ledger));
+  });
+
+  it('lets IAM Roles Anywhere take the role, with session tags and source identity, and outputs it', () => {
+    const service = { Service: 'rolesanywhere.amazonaws.com' };
+    withRole.template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [
+          { Effect: 'Allow', Principal: service, Action: 'sts:AssumeRole' },
+          { Effect: 'Allow', Principal: service, Action: ['sts:TagSession', 'sts:SetSourceIdentity'] },
+        ],
+      },
+    });
+    expect(withRole.template.findOutputs('EdgeRoleArn').EdgeRoleArn!.Value).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
+    withRole.template.resourceCountIs('AWS::IAM::InstanceProfile', 0);
+  });
+
+  it('lets EC2 take it through an instance profile, or a principal of your own', () => {
+    const ec2 = synthStack({ workflow: payments, edgeRole: 'ec2' });
+    ec2.template.hasResourceProperties('AWS::IAM::Role', { AssumeRolePolicyDocument: { Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] } });
+    ec2.template.hasResourceProperties('AWS::IAM::InstanceProfile', { Roles: [{ Ref: ec2.stack.getLogicalId(ec2.stack.edgeRole!.node.defaultChild as never) }] });
+    expect(Object.keys(ec2.template.findOutputs('EdgeInstanceProfileName'))).toEqual(['EdgeInstanceProfileName']);
+
+    const own = synthStack({ workflow: payments, edgeRole: new AccountPrincipal('210987654321') });
+    own.template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: { Statement: [{ Effect: 'Allow', Principal: { AWS: { 'Fn::Join': ['', Match.arrayWith([':iam::210987654321:root'])] } }, Action: 'sts:AssumeRole' }] },
+    });
+  });
+
+  it('makes no role unless asked, and grants a principal of any stack', () => {
+    template.resourceCountIs('AWS::IAM::InstanceProfile', 0);
+    expect(Object.keys(template.findOutputs('EdgeRoleArn'))).toEqual([]);
+    const app = new App({ builtinCloudFormationValidation: false, context: { 'aws:cdk:bundling-stacks': [] } });
+    const holdfast = new HoldfastStack(app, 'Holdfast', { root: REPOSITORY_ROOT, workflow: payments });
+    const elsewhere = new Stack(app, 'EdgeIdentities');
+    const role = new Role(elsewhere, 'SiteRole', { assumedBy: new AccountPrincipal('210987654321') });
+    holdfast.pipeline.grantEdge(role);
+    const statements = roleStatements(Template.fromStack(elsewhere), elsewhere.getLogicalId(role.node.defaultChild as never));
+    expect(statements.map((statement) => statement.Action)).toEqual([
+      'sqs:ListQueues',
+      EDGE_QUEUE_ACTIONS,
+      ['dynamodb:GetItem', 'dynamodb:PutItem'],
+      ['dynamodb:GetItem', 'dynamodb:PutItem'],
+      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+    ]);
+  });
+});
+
+describe('what a team chooses', () => {
+  it('notifies a topic of its own, and makes none', () => {
+    const app = new App({ builtinCloudFormationValidation: false, context: { 'aws:cdk:bundling-stacks': [] } });
+    const shared = new Stack(app, 'Shared');
+    const topic = new Topic(shared, 'OnCall');
+    const built = new HoldfastStack(app, 'WithTopic', { root: REPOSITORY_ROOT, workflow: payments, alarmTopic: topic });
+    const synthesized = Template.fromStack(built);
+    synthesized.resourceCountIs('AWS::SNS::Topic', 0);
+    synthesized.resourceCountIs('AWS::KMS::Key', 0);
+    const alarms = Object.values(synthesized.findResources('AWS::CloudWatch::Alarm') as Record<string, Resource>);
+    expect(alarms).toHaveLength(payments.stages.length * 2);
+    for (const alarm of alarms) {
+      expect(alarm.Properties.AlarmActions).toEqual([{ 'Fn::ImportValue': expect.stringMatching(/^Shared:/) }]);
+      expect(alarm.Properties.OKActions).toEqual(alarm.Properties.AlarmActions);
     }
+    expect(built.pipeline.alarmTopic).toBe(topic);
+    // The team's topic is theirs to know: no output for it.
+    expect(Object.keys(synthesized.findOutputs('AlarmTopicArn'))).toEqual([]);
+  });
+
+  it('encrypts every queue and table with a customer-managed key, which the functions and the edge may use', () => {
+    const app = new App({ builtinCloudFormationValidation: false, context: { 'aws:cdk:bundling-stacks': [] } });
+    const keys = new Stack(app, 'Keys');
+    const key = new Key(keys, 'DataKey');
+    const built = new HoldfastStack(app, 'WithKey', { root: REPOSITORY_ROOT, workflow: payments, encryptionKey: key, edgeRole: 'ec2' });
+    const synthesized = Template.fromStack(built);
+    const keyArn = { 'Fn::ImportValue': expect.stringMatching(/^Keys:/) };
+    const queues = Object.values(synthesized.findResources('AWS::SQS::Queue') as Record<string, Resource>);
+    expect(queues).toHaveLength(payments.stages.length * 2 + 1);
+    for (const queue of queues) {
+      expect(queue.Properties.KmsMasterKeyId).toEqual(keyArn);
+      expect(queue.Properties.SqsManagedSseEnabled).toBeUndefined();
+    }
+    const tables = Object.values(synthesized.findResources('AWS::DynamoDB::Table') as Record<string, Resource>);
+    expect(tables).toHaveLength(4);
+    for (const table of tables) expect(table.Properties.SSESpecification).toEqual({ SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: keyArn });
+    const usesKey = (roleId: string) =>
+      roleStatements(synthesized, roleId).some((statement) => [statement.Action].flat().includes('kms:Decrypt') && JSON.stringify(statement.Resource).includes('Keys:'));
+    const roleIds = [...built.pipeline.stages.map((stage) => stage.handler.role!), built.edgeRole!].map((role) => built.getLogicalId(role.node.defaultChild as never));
+    expect(roleIds.map(usesKey)).toEqual(roleIds.map(() => true));
+  });
+
+  it('runs each stage\'s function as its settings say, and the others as their stage definition says', () => {
+    const built = synthStack({
+      workflow: payments,
+      stageFunctions: {
+        authorize: { architecture: Architecture.ARM_64, memorySize: 1024, reservedConcurrentExecutions: 4, tracing: Tracing.ACTIVE },
+        notify: { tracing: Tracing.PASS_THROUGH },
+      },
+    });
+    const fn = (name: string) => {
+      const handler = built.stack.pipeline.stages.find((stage) => stage.definition.name === name)!.handler;
+      return (built.template.toJSON().Resources[built.stack.getLogicalId(handler.node.defaultChild as never)] as Resource).Properties;
+    };
+    expect(fn('authorize')).toMatchObject({ Architectures: ['arm64'], MemorySize: 1024, ReservedConcurrentExecutions: 4, TracingConfig: { Mode: 'Active' } });
+    expect(fn('notify')).toMatchObject({ MemorySize: 256, TracingConfig: { Mode: 'PassThrough' } });
+    for (const name of ['fraud-score', 'ledger']) {
+      expect(fn(name)).toMatchObject({ MemorySize: 256 });
+      expect(fn(name).Architectures).toBeUndefined();
+      expect(fn(name).ReservedConcurrentExecutions).toBeUndefined();
+      expect(fn(name).TracingConfig).toBeUndefined();
+    }
+  });
+
+  it('refuses settings for a stage the workflow lacks, and reserved concurrency below what the event source may use', () => {
+    expect(() => synthStack({ workflow: payments, stageFunctions: { autorize: { memorySize: 512 } } })).toThrow(/stageFunctions names stages that workflow payments does not have: autorize/);
+    expect(() => synthStack({ workflow: payments, stageFunctions: { ledger: { reservedConcurrentExecutions: 1 } } })).toThrow(/reserved concurrency 1 is below .* maximum concurrency 2/);
+  });
+
+  it('removes tables, queues and log groups as told, protecting from deletion only what it retains', () => {
+    const built = synthStack({
+      workflow: payments,
+      removalPolicies: { tables: { ledger: RemovalPolicy.DESTROY, state: RemovalPolicy.RETAIN }, queues: RemovalPolicy.RETAIN, logGroups: RemovalPolicy.DESTROY },
+    });
+    const all = built.template.toJSON().Resources;
+    const at = (construct: { node: { defaultChild?: unknown } }) => all[built.stack.getLogicalId(construct.node.defaultChild as never)];
+    const { tables } = built.stack.pipeline;
+    expect(at(tables.ledger)).toMatchObject({ DeletionPolicy: 'Delete', Properties: { DeletionProtectionEnabled: false } });
+    expect(at(tables.state)).toMatchObject({ DeletionPolicy: 'Retain', Properties: { DeletionProtectionEnabled: true } });
+    // Those not named keep their defaults.
+    expect(at(tables.workflow)).toMatchObject({ DeletionPolicy: 'Retain', Properties: { DeletionProtectionEnabled: true } });
+    expect(at(tables.idempotency)).toMatchObject({ DeletionPolicy: 'Delete' });
+    const queues = Object.values(built.template.findResources('AWS::SQS::Queue') as Record<string, { DeletionPolicy: string }>);
+    expect(queues.map((queue) => queue.DeletionPolicy)).toEqual(queues.map(() => 'Retain'));
+    const logGroups = Object.values(built.template.findResources('AWS::Logs::LogGroup') as Record<string, { DeletionPolicy: string }>);
+    expect(logGroups.map((group) => group.DeletionPolicy)).toEqual(payments.stages.map(() => 'Delete'));
+    // By default the queues go with the stack.
+    expect(Object.values(template.findResources('AWS::SQS::Queue') as Record<string, { DeletionPolicy: string }>).every((queue) => queue.DeletionPolicy === 'Delete')).toBe(true);
+  });
+
+  it('passes cfn-lint with every choice made', async () => {
+    const app = new App({ builtinCloudFormationValidation: false, context: { 'aws:cdk:bundling-stacks': [] } });
+    // A team's existing topic and key, by their ARNs.
+    const shared = new Stack(app, 'Shared');
+    const built = new HoldfastStack(app, 'Chosen', {
+      root: REPOSITORY_ROOT,
+      workflow: payments,
+      alarmTopic: Topic.fromTopicArn(shared, 'OnCall', 'arn:aws:sns:eu-west-1:210987654321:on-call'),
+      encryptionKey: Key.fromKeyArn(shared, 'DataKey', 'arn:aws:kms:eu-west-1:210987654321:key/0f3c8d1e-5b2a-4c6d-9e7f-1a2b3c4d5e6f'),
+      edgeRole: 'ec2',
+      stageFunctions: { authorize: { architecture: Architecture.ARM_64, reservedConcurrentExecutions: 4, tracing: Tracing.ACTIVE } },
+      removalPolicies: { tables: { ledger: RemovalPolicy.DESTROY }, queues: RemovalPolicy.RETAIN, logGroups: RemovalPolicy.DESTROY },
+    });
+    expect(await cfnLint(Template.fromStack(built))).toEqual({ code: 0, output: '' });
   });
 });

@@ -119,6 +119,8 @@ export interface ScenarioResult {
   /** The screenshots taken, and what the page showed when each was taken, by state. */
   readonly screenshots: Record<string, string>;
   readonly shown: Record<string, Shown>;
+  /** What the first conflict showed once opened (its records, loaded from /conflicts/ID), if the page listed any. */
+  readonly conflictValues: string | undefined;
 }
 
 /**
@@ -195,6 +197,14 @@ export async function runStatusPageScenario(browser: BrowserContext, scenario: S
   ]);
   expect(shown.requestsChartPoints).toBeGreaterThan(pointsWhenOffline);
   await shoot('5-online-again');
+  // The status names conflicts only: their records are loaded when one is opened.
+  let conflictValues: string | undefined;
+  const conflict = page.locator('#conflicts details').first();
+  if ((await conflict.count()) > 0) {
+    await conflict.locator('summary').click();
+    await expect.poll(() => conflict.locator('pre').textContent()).not.toBe('loading…');
+    conflictValues = (await conflict.locator('pre').textContent()) ?? undefined;
+  }
   // The same page on a phone: one column, charts as wide as the screen, nothing to scroll sideways.
   await page.setViewportSize({ width: PHONE.width, height: PHONE.height });
   shown = await waitForPage(page, (s) => s.chartWidth <= PHONE.width);
@@ -203,5 +213,5 @@ export async function runStatusPageScenario(browser: BrowserContext, scenario: S
 
   await page.close();
   expect(problems).toEqual([]);
-  return { screenshots, shown: shownAt };
+  return { screenshots, shown: shownAt, conflictValues };
 }

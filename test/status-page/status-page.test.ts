@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,6 @@ import { type DrillEdge, FAST_EDGE_TIMING, startEdge } from '../../drill/edge.js
 import { PaymentMix } from '../../drill/payments-mix.js';
 import { Producers } from '../../drill/producers.js';
 import { type DrillRegion, startRegion } from '../../drill/region.js';
-import type { EdgeStatus } from '../../edge-shim/src/observability/status.js';
 import { FaultProxy } from '../../testkit/fault-proxy.js';
 import { eventually } from '../helpers/wait.js';
 import { type HeadlessChromium, launchChromium, runStatusPageScenario } from './scenario.js';
@@ -58,8 +57,8 @@ afterAll(async () => {
 it('shows a real outage as it happens: online, offline with a growing backlog and a restarted agent, syncing, replaying, online again with the conflict to look at', { timeout: 600_000 }, async () => {
   let made: MadeConflict | undefined;
   let online = 0;
-  const { screenshots, shown } = await runStatusPageScenario(browser.context, {
-    url: edge.url,
+  const { screenshots, shown, conflictValues } = await runStatusPageScenario(browser.context, {
+    url: edge.adminUrl,
     screenshots: SCREENSHOTS,
     async step(state) {
       if (state === 'online' && online++ === 0) {
@@ -68,12 +67,13 @@ it('shows a real outage as it happens: online, offline with a growing backlog an
       }
       if (state === 'offline') {
         proxy.setMode('blackhole');
-        const offline = await eventually(() => edge.status(), (status) => status.mode === 'offline' && idleAgent(status) !== undefined);
+        await eventually(() => edge.status(), (status) => status.mode === 'offline' && status.agents.some((agent) => agent.stage === 'notify' && agent.state === 'running'));
         const offlineAt = Date.now();
         // A fallback agent dies; the supervisor brings it back. The notify agent: it only polls at
         // the edge (notify tasks come after the ledger, which waits for the region), so it holds
         // nothing that would have to wait out its visibility timeout before the replay.
-        process.kill(idleAgent(offline)!.pid!, 'SIGKILL');
+        const notifyPid = await eventually(() => notifyAgentPid(edge.logFile), (pid) => pid !== undefined);
+        process.kill(notifyPid!, 'SIGKILL');
         await eventually(() => edge.status(), (status) => status.agents.some((agent) => agent.restarts > 0 && agent.state === 'running'));
         made = await makeConflict(region, producers.sent, offlineAt, new Promise(() => {}));
       }
@@ -89,8 +89,15 @@ it('shows a real outage as it happens: online, offline with a growing backlog an
   expect(made).toBeDefined();
   expect(shown['5-online-again']!.conflictCount).toBe(1);
   expect((await edge.status()).conflicts.map((conflict) => conflict.key)).toEqual([`${made!.paymentId}/0`]);
+  // Opened on the page, the conflict shows both records, from the admin listener's /conflicts/ID.
+  expect(JSON.parse(conflictValues!)).toMatchObject({ region: expect.anything(), edge: expect.anything() });
 });
 
-function idleAgent(status: EdgeStatus) {
-  return status.agents.find((agent) => agent.stage === 'notify' && agent.state === 'running' && agent.pid !== null);
+/** The notify agent's process: the last the shim logged as polling (the status names no process). */
+function notifyAgentPid(logFile: string): number | undefined {
+  const entries = readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { msg?: string; stage?: string; pid?: number });
+  return entries.filter((entry) => entry.stage === 'notify' && /^fallback agent notify (is polling|is back)/.test(entry.msg ?? '')).at(-1)?.pid;
 }

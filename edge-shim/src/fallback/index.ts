@@ -3,6 +3,7 @@
  * local queues while the region is down, each in its own process, under a supervisor.
  */
 export { Supervisor, type SupervisorOptions } from './supervisor/supervisor.js';
+export type { SupervisedAgent } from './supervisor/stage-slot.js';
 export type { AgentDown, AgentUp, MessagesReturned, RestartScheduled, SupervisorEvents } from './supervisor/events.js';
 export {
   checkWorkflowDefinition,

@@ -231,7 +231,9 @@ export function startFallbackWork(context: FallbackContext): OutageParticipant {
       }
     },
     holdsReplayOf: (queueName) => unsynced && workflowQueues.has(queueName),
-    status: () => ({ agents: supervisor?.status() ?? [], sync: sync.status(), conflicts: sync.conflicts() }),
+    // Process ids stay in: they tell nothing an operator acts on, and much to whoever reads the page.
+    status: () => ({ agents: supervisor?.status().map(({ pid: _pid, ...agent }) => agent) ?? [], sync: sync.status(), conflicts: sync.conflicts() }),
+    conflict: (id) => sync.conflict(id),
     async close() {
       offline = false;
       closed = true;

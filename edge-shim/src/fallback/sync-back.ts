@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { type EdgeDatabase, type RegionTables, type SyncProgress, type WritePacer, listSyncConflicts, openEdgeDatabase, pendingSyncRecords, syncEdgeToRegion } from '../../../functions/src/edge/index.js';
 import { CongestionWindow, type TransferOutcome } from '../hybrid/link/congestion.js';
 import type { LinkEstimates } from '../hybrid/link/estimates.js';
-import type { ConflictStatus, SyncStatus } from '../observability/status.js';
+import type { ConflictRecord, ConflictStatus, SyncStatus } from '../observability/status.js';
 
 export interface SyncBackOptions {
   /** The fallback agents' database. */
@@ -117,14 +117,33 @@ export class SyncBack {
     return this.state;
   }
 
-  /** The latest conflicts still open, newest first, and how many there are. */
+  /** The latest conflicts still open, newest first, and how many there are: which records, not what they hold. */
   conflicts(): { latest: ConflictStatus[]; count: number } {
     const open = listSyncConflicts(this.edgeDatabase());
     const latest: ConflictStatus[] = open
       .slice(-KEPT_CONFLICTS)
       .reverse()
-      .map((conflict) => ({ kind: conflict.kind, key: conflict.key, detectedAt: conflict.firstSeenAt, region: conflict.region, edge: conflict.edge }));
+      .map((conflict) => ({ id: conflict.id, kind: conflict.kind, key: conflict.key, detectedAt: conflict.firstSeenAt }));
     return { latest, count: open.length };
+  }
+
+  /** A conflict in full, both records, resolved or not. */
+  conflict(id: number): ConflictRecord | undefined {
+    const found = listSyncConflicts(this.edgeDatabase(), { includeResolved: true }).find((conflict) => conflict.id === id);
+    return (
+      found && {
+        id: found.id,
+        kind: found.kind,
+        key: found.key,
+        detectedAt: found.firstSeenAt,
+        target: found.target,
+        reason: found.reason,
+        region: found.region,
+        edge: found.edge,
+        lastSeenAt: found.lastSeenAt,
+        resolvedAt: found.resolvedAt ?? null,
+      }
+    );
   }
 
   close(): void {

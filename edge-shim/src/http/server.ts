@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES, createServer } from 'node:http';
+import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -9,7 +9,9 @@ import { isJsonRequest, jsonProtocol } from '../protocol/json.js';
 import { queryProtocol } from '../protocol/query.js';
 import type { WireProtocol, WireRequest, WireResponse } from '../protocol/wire.js';
 import { SqsError } from '../sqs/errors.js';
-import type { SqsBackend } from '../backend.js';
+import type { Health, SqsBackend } from '../backend.js';
+import { type Listener, type TlsFiles, createListener } from './listener.js';
+import { addressUrl, isOwnHost, madeByWebPage, schemeOf } from './own-names.js';
 
 // Large enough for a 1 MiB message sent in the Query protocol: form encoding triples every byte
 // outside the unreserved set, so a 1 MiB body of such bytes becomes 3 MiB.
@@ -36,23 +38,25 @@ export const KEEP_ALIVE_MS = 120_000;
 
 export interface HttpOptions {
   readonly backend: SqsBackend;
-  /**
-   * Operator pages answered on GET (and HEAD) without SQS authentication, like /health: by path,
-   * e.g. /status and /metrics (and `/` for browsers only; see mayBePage). They must hold nothing secret.
-   */
-  readonly pages?: ReadonlyMap<string, () => WireResponse | Promise<WireResponse>>;
   readonly logger: Logger;
   readonly region: string;
-  /** Empty: requests are not authenticated (allowed only on loopback; see config). */
+  /**
+   * Empty: requests are not authenticated (allowed only on loopback; see config), and so requests
+   * made by web pages, or naming another host (DNS rebinding), are refused.
+   */
   readonly credentials: readonly Credential[];
+  /** The base of queue URLs; by default the Host when it is one of the shim's own names, else the address reached. */
+  readonly publicUrl?: string;
+  /** Given: HTTPS. */
+  readonly tls?: TlsFiles;
   readonly timeouts?: HttpTimeouts;
   /** Told of every SQS request answered, for the activity report. */
   readonly activity?: ActivityRecorder;
 }
 
 export interface ShimHttpServer {
-  readonly server: Server;
-  listen(port: number, host: string): Promise<AddressInfo>;
+  readonly listener: Listener;
+  listen(port: number, host: string): Promise<{ address: AddressInfo; url: string }>;
   /**
    * Stops accepting connections and lets requests in flight finish, each answered with
    * `connection: close`; after `graceMs` the connections still open are cut.
@@ -97,6 +101,11 @@ function send(response: ServerResponse, wire: WireResponse): void {
   response.end(wire.body);
 }
 
+/** GET /health's answer: 200 while the shim can take sends, 503 with the reason otherwise. */
+export function healthAnswer(health: Health): WireResponse {
+  return { status: health.status === 'ok' ? 200 : 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify(health) };
+}
+
 /** A whole HTTP response as bytes, for a socket on which node gave up parsing. */
 function rawResponse(wire: WireResponse): string {
   const headers = { ...wire.headers, 'content-length': String(Buffer.byteLength(wire.body)), connection: 'close' };
@@ -104,15 +113,25 @@ function rawResponse(wire: WireResponse): string {
   return `HTTP/1.1 ${wire.status} ${STATUS_CODES[wire.status] ?? ''}\r\n${lines.join('')}\r\n${wire.body}`;
 }
 
-/** Host header as a client may give it: a name or an address, and a port. Anything else is not echoed into queue URLs. */
-const VALID_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
-
-function baseUrl(request: IncomingMessage): string {
+/**
+ * Why a request is refused before it is read, when the shim checks no signatures: anything a web
+ * page on some site could make a browser send, or a Host that is not the shim's own name.
+ */
+function unsignedRefusal(request: IncomingMessage, publicUrl: URL | undefined): string | undefined {
+  if (madeByWebPage(request.headers)) return 'Requests made by web pages are refused: this shim checks no signatures.';
   const host = request.headers.host;
-  if (host !== undefined && VALID_HOST.test(host)) return `http://${host}`;
-  if (host !== undefined) throw new SqsError('InvalidParameterValue', 'The Host header is not a valid host name and port.');
-  const socket = request.socket;
-  return `http://${socket.localFamily === 'IPv6' ? `[${socket.localAddress}]` : socket.localAddress}:${socket.localPort}`;
+  if (host !== undefined && !isOwnHost(host, request.socket, publicUrl)) {
+    return "The Host header does not name this shim: reach it by a loopback address, or by its --public-url.";
+  }
+  return undefined;
+}
+
+/** The base of the queue URLs of an answer: never a Host header that is not one of the shim's own names. */
+function baseUrl(request: IncomingMessage, publicUrl: URL | undefined): string {
+  if (publicUrl) return publicUrl.origin;
+  const host = request.headers.host;
+  if (host !== undefined && isOwnHost(host, request.socket)) return `${schemeOf(request.socket)}://${host}`;
+  return addressUrl(request.socket);
 }
 
 interface Target {
@@ -123,15 +142,6 @@ interface Target {
 
 // Every request of the AWS JSON protocol is to `/`, which needs no URL parser to split.
 const ROOT: Target = { path: '/', queryString: '' };
-
-/**
- * `/` is also where Query-protocol clients send SQS requests, GET ones included: a page there
- * answers only a browser asking for it (HTML accepted, no query string). Other pages' paths are
- * never SQS paths, which are `/` and queue URLs' `/account/name`.
- */
-function mayBePage(target: Target, headers: IncomingHttpHeaders): boolean {
-  return target.path !== '/' || (target.queryString === '' && /\btext\/html\b/.test(headers.accept ?? ''));
-}
 
 function parseTarget(raw: string | undefined): Target {
   if (raw === undefined || raw === '/') return ROOT;
@@ -151,6 +161,8 @@ function parseTarget(raw: string | undefined): Target {
  */
 export function createShimServer(options: HttpOptions): ShimHttpServer {
   const { backend, logger } = options;
+  const publicUrl = options.publicUrl === undefined ? undefined : new URL(options.publicUrl);
+  const signed = options.credentials.length > 0;
   const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   // The response whose request is being read on each connection, to answer when node cannot parse the rest.
   const receiving = new WeakMap<Duplex, ServerResponse>();
@@ -182,14 +194,16 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
     if (closing) response.setHeader('connection', 'close');
     try {
       const target = parseTarget(request.url);
-      if (target.path === '/health' && (method === 'GET' || method === 'HEAD')) {
-        const health = closing ? { status: 'unavailable', reason: 'the shim is shutting down' } : backend.health();
-        send(response, { status: health.status === 'ok' ? 200 : 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify(health) });
+      const isHealth = target.path === '/health' && (method === 'GET' || method === 'HEAD');
+      const refusal = signed ? undefined : unsignedRefusal(request, publicUrl);
+      if (refusal !== undefined) {
+        logger.debug({ requestId, origin: request.headers.origin, host: request.headers.host }, 'request refused: made by a web page, or to a name not the shim\'s');
+        if (isHealth) send(response, { status: 403, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: refusal });
+        else throw new SqsError('AccessDenied', refusal);
         return;
       }
-      const page = mayBePage(target, request.headers) ? options.pages?.get(target.path) : undefined;
-      if (page && (method === 'GET' || method === 'HEAD')) {
-        send(response, await page());
+      if (isHealth) {
+        send(response, healthAnswer(closing ? { status: 'unavailable', reason: 'the shim is shutting down' } : backend.health()));
         return;
       }
       const body = await readBody(request);
@@ -210,7 +224,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
         response.once('close', () => response.writableFinished || abort.abort());
         signal = abort.signal;
       }
-      const output = await backend.call(call.action, call.input, { baseUrl: baseUrl(request), signal, principal });
+      const output = await backend.call(call.action, call.input, { baseUrl: baseUrl(request, publicUrl), signal, principal });
       options.activity?.answered(call.action, output);
       send(response, protocol.encodeResult(call.action, output, requestId));
     } catch (caught) {
@@ -233,7 +247,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
     }
   }
 
-  const server = createServer(
+  const listener = createListener(
     {
       headersTimeout: timeouts.headersMs,
       requestTimeout: timeouts.requestMs,
@@ -243,7 +257,9 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
       requireHostHeader: false,
     },
     (request, response) => void handle(request, response),
+    options.tls,
   );
+  const { server } = listener;
   server.keepAliveTimeout = KEEP_ALIVE_MS;
 
   // Bad HTTP (unparseable request line, headers or chunked body) and request timeouts.
@@ -277,16 +293,8 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
   });
 
   return {
-    server,
-    listen(port, host) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      });
-    },
+    listener,
+    listen: (port, host) => listener.listen(port, host),
     close(graceMs) {
       closing = true;
       for (const response of active) if (!response.headersSent) response.setHeader('connection', 'close');

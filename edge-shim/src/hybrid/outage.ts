@@ -1,4 +1,4 @@
-import type { AgentStatus, ConflictStatus, SyncStatus } from '../observability/status.js';
+import type { AgentStatus, ConflictRecord, ConflictStatus, SyncStatus } from '../observability/status.js';
 
 /** What the edge's work during an outage adds to GET /status. */
 export interface OutageWorkStatus {
@@ -23,5 +23,7 @@ export interface OutageParticipant {
    */
   holdsReplayOf(queueName: string): boolean;
   status(): OutageWorkStatus;
+  /** A conflict of the status in full, by its id (for the admin listener's /conflicts/ID). */
+  conflict(id: number): ConflictRecord | undefined;
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { CallOptions, Health, SqsBackend } from '../backend.js';
 import type { MetricsRecorder } from '../observability/metrics.js';
+import { withoutAccountDetails } from '../observability/redaction.js';
 import { SqsError } from '../sqs/errors.js';
 import { isShimReceiptHandle } from '../sqs/receipt-handles.js';
 import type { LocalQueues } from './local-queues.js';
@@ -84,9 +85,10 @@ export class HybridRouter implements SqsBackend {
 
   health(): Health {
     // Sends are taken online (the region) and offline (the store): only a store that cannot take them
-    // makes the edge unhealthy. What an operator must see to (the edge's credentials refused) is said.
+    // makes the edge unhealthy. What an operator must see to (the edge's credentials refused) is said,
+    // without the account's ARNs: /health answers anyone who reaches the SQS port.
     const refused = this.region.identityProblem;
-    return { ...this.local.health(), mode: this.mode.mode, ...(refused ? { attention: `${refused.message}: renew the credentials the shim runs with (its profile, role or keys), or set the site server's clock right` } : {}) };
+    return { ...this.local.health(), mode: this.mode.mode, ...(refused ? { attention: `${withoutAccountDetails(refused.message)}: renew the credentials the shim runs with (its profile, role or keys), or set the site server's clock right` } : {}) };
   }
 
   call(action: string, input: Input, options: CallOptions): Promise<Output> {

@@ -1,4 +1,5 @@
 import type { Metrics } from '../observability/metrics.js';
+import { withoutAccountDetails } from '../observability/redaction.js';
 import type { EdgeStatus } from '../observability/status.js';
 import type { LocalQueues } from './local-queues.js';
 import type { ModeMachine } from './mode.js';
@@ -22,7 +23,11 @@ export interface HybridParts {
   readonly participant?: OutageParticipant;
 }
 
-/** The status of the hybrid edge: mode and why, the region, the backlog queue by queue, replay, sync and agents. */
+/**
+ * The status of the hybrid edge: mode and why, the region, the backlog queue by queue, replay, sync
+ * and agents. Texts that may quote the region (reasons, failures, errors) are shown without ARNs
+ * or account ids: the log keeps them whole.
+ */
 export function hybridStatus(parts: HybridParts, clock: () => number = Date.now): EdgeStatus {
   const { local, region, link, mode, replayer, metrics } = parts;
   const work = parts.participant?.status() ?? NO_WORK;
@@ -42,16 +47,16 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
   return {
     mode: mode.mode,
     since: new Date(latest!.at).toISOString(),
-    reason: mode.reason,
-    transitions: mode.transitions.map((transition) => ({ ...transition, at: new Date(transition.at).toISOString() })),
+    reason: withoutAccountDetails(mode.reason),
+    transitions: mode.transitions.map((transition) => ({ ...transition, at: new Date(transition.at).toISOString(), reason: withoutAccountDetails(transition.reason) })),
     breaker: region.breakerState,
     upstream: {
       url: region.endpoint,
       region: region.name,
       lastSuccessAt: iso(region.lastSuccessAt),
       lastFailureAt: iso(region.lastFailureAt),
-      lastFailure: region.lastFailure ?? null,
-      credentialsRefused: region.identityProblem?.message ?? null,
+      lastFailure: withoutAccountDetails(region.lastFailure ?? null),
+      credentialsRefused: withoutAccountDetails(region.identityProblem?.message ?? null),
       recovery: {
         successes: recovery.successes,
         needed: recovery.needed,
@@ -66,12 +71,12 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
       replayed: replayer.replayed,
       rate,
       etaSeconds: backlog > 0 && rate > 0 ? Math.ceil(backlog / rate) : null,
-      lastError: replayer.lastError ?? null,
+      lastError: withoutAccountDetails(replayer.lastError ?? null),
       window: replayer.window.size,
       linkBytesPerSecond: link.bytesPerSecond === undefined ? null : Math.round(link.bytesPerSecond),
       possiblyDuplicated: replayer.possiblyDuplicated,
     },
-    sync: work.sync,
+    sync: work.sync && { ...work.sync, lastError: withoutAccountDetails(work.sync.lastError) },
     agents: work.agents,
     conflicts: work.conflicts.latest,
     conflictCount: work.conflicts.count,
@@ -85,7 +90,7 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
         oldestBacklogAgeSeconds: ageSeconds(queue.oldest, now),
         replayed: progress?.replayed ?? 0,
         replayRate: replayer.ratePerSecond(queue.name),
-        replayWaits: queue.stored === 0 ? null : (replayer.waitReason(queue.name) ?? null),
+        replayWaits: queue.stored === 0 ? null : withoutAccountDetails(replayer.waitReason(queue.name) ?? null),
         possiblyDuplicated: progress?.possiblyDuplicated ?? 0,
         expired: metrics.expiredMessages(queue.name),
         path: mode.mode === 'offline' || queue.stored > 0 ? 'local' : 'upstream',

@@ -1,16 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import type { OperatorPage } from '../http/admin-server.js';
 import type { WireResponse } from '../protocol/wire.js';
 import type { Metrics } from './metrics.js';
-import type { StatusProvider } from './status.js';
+import type { ConflictRecord, StatusProvider } from './status.js';
 
-export type OperatorPage = () => WireResponse | Promise<WireResponse>;
+export type { OperatorPage };
 
 export interface OperatorPagesOptions {
   readonly status: StatusProvider;
   readonly metrics: Metrics;
+  /** A sync conflict in full, by its id; absent where there is no sync (a standalone shim). */
+  readonly conflict?: (id: number) => ConflictRecord | undefined;
 }
+
+const json = (status: number, body: unknown): WireResponse => ({ status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: JSON.stringify(body) });
 
 // The page loads only what the shim serves; it talks to /status only; nothing may frame it.
 const PAGE_HEADERS = {
@@ -39,13 +44,14 @@ function staticFile(file: () => string, type: string): OperatorPage {
 }
 
 /**
- * The operator's pages, answered on GET without SQS authentication: the status document, the
- * metrics, and the status page (at / and /ui) with its scripts and styles. Nothing on them is secret.
+ * The operator's pages, served by the admin listener: the status document, the metrics, the status
+ * page (at / and /ui) with its scripts and styles, and each sync conflict in full at /conflicts/ID
+ * (the status document names conflicts, never what the records hold).
  */
-export function operatorPages({ status, metrics }: OperatorPagesOptions): Map<string, OperatorPage> {
+export function operatorPages({ status, metrics, conflict }: OperatorPagesOptions): Map<string, OperatorPage> {
   const page = staticFile(() => uiFile('index.html'), 'text/html; charset=utf-8');
   return new Map<string, OperatorPage>([
-    ['/status', async () => ({ status: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: JSON.stringify(await status()) })],
+    ['/status', async () => json(200, await status())],
     [
       '/metrics',
       async () => ({ status: 200, headers: { 'content-type': metrics.contentType, 'cache-control': 'no-store' }, body: await metrics.exposition(await status()) }),
@@ -53,5 +59,16 @@ export function operatorPages({ status, metrics }: OperatorPagesOptions): Map<st
     ['/', page],
     ['/ui', page],
     ...ASSETS.map(({ path, file, type }) => [path, staticFile(file, type)] as const),
+    ...(conflict
+      ? [
+          [
+            '/conflicts/',
+            (id: string) => {
+              const found = /^\d{1,15}$/.test(id) ? conflict(Number(id)) : undefined;
+              return found ? json(200, found) : json(404, { error: `no conflict ${id}` });
+            },
+          ] as const,
+        ]
+      : []),
   ]);
 }

@@ -1,9 +1,11 @@
 import type { StorageStatus } from '../sqs/storage-guard.js';
 
 /**
- * The edge's status document (`GET /status`): the contract between whatever runs the queues (the
- * standalone store or the hybrid edge), `/metrics` and the status page. Times are ISO-8601 strings,
- * counts integers, rates messages per second; a field that does not apply is null, never missing.
+ * The edge's status document (`GET /status` on the admin listener): the contract between whatever
+ * runs the queues (the standalone store or the hybrid edge), `/metrics` and the status page. Times
+ * are ISO-8601 strings, counts integers, rates messages per second; a field that does not apply is
+ * null, never missing. It holds no record of the workflow (conflicts are named, their records are
+ * at /conflicts/ID), no process ids, and no ARN or account id from the region's texts.
  */
 export interface EdgeStatus {
   readonly mode: EdgeMode;
@@ -94,7 +96,6 @@ export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped' | 'rest
 export interface AgentStatus {
   readonly stage: string;
   readonly state: AgentState;
-  readonly pid: number | null;
   readonly restarts: number;
   readonly lastRestartAt: string | null;
   readonly lastRestartReason: string | null;
@@ -102,12 +103,25 @@ export interface AgentStatus {
   readonly tasksDone: number;
 }
 
+/** A sync conflict as the status names it: which record, never what it holds. */
 export interface ConflictStatus {
+  /** Its page on the admin listener: /conflicts/ID. */
+  readonly id: number;
   readonly kind: string;
   readonly key: string;
   readonly detectedAt: string;
+}
+
+/** A sync conflict in full (`GET /conflicts/ID`): both records, which may hold payment and customer data. */
+export interface ConflictRecord extends ConflictStatus {
+  /** Where it was met: the region's endpoint and tables. */
+  readonly target: string;
+  readonly reason: string;
   readonly region: unknown;
   readonly edge: unknown;
+  readonly lastSeenAt: string;
+  /** When a later sync found it resolved in the region. */
+  readonly resolvedAt: string | null;
 }
 
 export const STORAGE_STATES = ['ok', 'disk-full', 'store-full'] as const satisfies readonly StorageStatus['state'][];

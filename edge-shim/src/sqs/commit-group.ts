@@ -7,6 +7,13 @@ interface Job<T> {
   readonly reject: (error: unknown) => void;
 }
 
+/** The answer of every operation of a group whose transaction failed as a whole; `cause` says why. */
+export class CommitFailed extends SqsError {
+  constructor(override readonly cause: unknown) {
+    super('ServiceUnavailable', 'The request could not be stored; try again.');
+  }
+}
+
 /**
  * Group commit. Operations that arrive while the event loop is busy run together in one SQLite
  * transaction, each in a savepoint of its own so that one failing operation undoes only itself, and
@@ -95,7 +102,7 @@ export class CommitGroup {
         else job.reject(outcome.error);
       });
     } catch (error) {
-      const failure = new SqsError('ServiceUnavailable', 'The request could not be stored; try again.');
+      const failure = new CommitFailed(error);
       for (const job of jobs) job.reject(failure);
       this.onCommitFailure(error);
     } finally {

@@ -2,6 +2,7 @@ import type { Db } from './database.js';
 import type { DeduplicationStore } from './deduplication.js';
 import type { MessageRow, MessageStore } from './messages.js';
 import type { Queue, QueueRegistry } from './queues.js';
+import type { ReceiptHandles } from './receipt-handles.js';
 import type { ReceiveAttemptStore } from './receive-attempts.js';
 
 /**
@@ -15,6 +16,8 @@ export interface SqsContext {
   readonly messages: MessageStore;
   readonly deduplication: DeduplicationStore;
   readonly receiveAttempts: ReceiveAttemptStore;
+  /** Makes and checks receipt handles under the database's key. */
+  readonly receipts: ReceiptHandles;
   /** Milliseconds since the epoch; injectable so tests can move time. */
   readonly now: number;
   /** Scheme and authority the client reached us under, for the queue URLs we hand back. */

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { CorruptDatabase, type IntegrityCheck, checkIntegrity, isCorruption } from './integrity.js';
 
 /**
  * How much an acknowledged write survives. `process`: the commit is in the WAL in the OS page cache
@@ -175,10 +176,30 @@ CREATE TABLE IF NOT EXISTS move_tasks (
 CREATE INDEX IF NOT EXISTS move_tasks_by_source ON move_tasks (source_arn, started_at);
 `;
 
-/** `clock` is the service's: upgrading a version-1 database tallies the messages still invisible by its time. */
-export function openDatabase(file: string, durability: Durability, clock: () => number = Date.now): Db {
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+export interface OpenOptions {
+  /** The service's clock: upgrading a version-1 database tallies the messages still invisible by its time. */
+  readonly clock?: () => number;
+  /** What is checked before anything is written (quick by default); a corrupt database is refused. */
+  readonly integrityCheck?: IntegrityCheck;
+}
+
+/** Opens (or creates) the store's database; throws CorruptDatabase for one that is damaged. */
+export function openDatabase(file: string, durability: Durability, options: OpenOptions = {}): Db {
+  // Private to the shim's user: the databases hold the messages.
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file);
+  try {
+    checkIntegrity(db, file, options.integrityCheck ?? 'quick');
+    prepareDatabase(db, durability, options.clock ?? Date.now);
+  } catch (error) {
+    db.close();
+    // A file that is no database at all, or damage the check was told not to look for, shows here.
+    throw isCorruption(error) ? new CorruptDatabase(file, [(error as Error).message]) : error;
+  }
+  return db;
+}
+
+function prepareDatabase(db: Db, durability: Durability, clock: () => number): void {
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${durability === 'power' ? 'FULL' : 'NORMAL'}`);
   db.pragma('busy_timeout = 5000');
@@ -200,7 +221,6 @@ export function openDatabase(file: string, durability: Durability, clock: () => 
     else db.exec(SCHEMA);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
-  return db;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { type Db, explainStatements } from './database.js';
 import type { EngineTime } from './engine-clock.js';
+import { StoreCorruption } from './integrity.js';
 import type { Queue } from './queues.js';
 
 /**
@@ -251,7 +252,10 @@ export class MessageStore {
 
   /** What a message is: body, attributes and ids. */
   content(message: MessageRow): MessageContent {
-    return this.statements.content.get(message.id)!;
+    const content = this.statements.content.get(message.id);
+    // A state owns its message (a trigger deletes both): one without it is damage SQLite did not see.
+    if (!content) throw new StoreCorruption(`message ${message.id} has a state but no content`);
+    return content;
   }
 
   /**

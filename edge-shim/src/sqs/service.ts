@@ -11,10 +11,12 @@ import { LongPolls } from './long-polls.js';
 import { payloadSize } from './message-attributes.js';
 import { EngineClock, type EngineTime, givenClock } from './engine-clock.js';
 import { type ExpiredByQueue, ExpiryLog, type ExpiryRecorder, addExpired } from './expiry.js';
+import { StoreIntegrity } from './integrity.js';
 import { type MessageCounts, type MessageRow, MessageStore, retentionCutoff } from './messages.js';
 import { MessageMover } from './move-tasks.js';
 import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
+import { ReceiptHandles } from './receipt-handles.js';
 import { ReceiveAttemptStore } from './receive-attempts.js';
 import type { StorageGuard, StorageStatus } from './storage-guard.js';
 import { Sweeper } from './sweeper.js';
@@ -80,6 +82,7 @@ export class SqsService implements SqsBackend {
   private readonly messages: MessageStore;
   private readonly deduplication: DeduplicationStore;
   private readonly receiveAttempts: ReceiveAttemptStore;
+  private readonly receipts: ReceiptHandles;
   private readonly commits: CommitGroup;
   private readonly polls = new LongPolls();
   private readonly sweeper: Sweeper;
@@ -90,6 +93,7 @@ export class SqsService implements SqsBackend {
   private readonly expiries: ExpiryLog;
   private readonly logger: Logger;
   private readonly storage: StorageGuard;
+  private readonly integrity: StoreIntegrity;
   private tries = 0;
 
   constructor(options: SqsServiceOptions) {
@@ -103,6 +107,12 @@ export class SqsService implements SqsBackend {
     this.messages = new MessageStore(options.db, retentionCutoff(options.expireMessages ?? true, this.time));
     this.deduplication = new DeduplicationStore(options.db);
     this.receiveAttempts = new ReceiveAttemptStore(options.db);
+    this.receipts = ReceiptHandles.of(options.db);
+    // Background work that rewrites the store stops on corruption: a recovery starts from what was found.
+    this.integrity = new StoreIntegrity(options.logger, () => {
+      this.sweeper.stop();
+      this.mover.stop();
+    });
     this.commits = new CommitGroup(options.db, (error) => {
       this.logger.error({ err: error }, 'commit failed; the operations in it were answered with an error');
       this.storage.writeFailed(error);
@@ -127,6 +137,7 @@ export class SqsService implements SqsBackend {
         messages: this.messages,
         deduplication: this.deduplication,
         receiveAttempts: this.receiveAttempts,
+        receipts: this.receipts,
         now: this.clock(),
         baseUrl,
         holdForReplay,
@@ -144,19 +155,35 @@ export class SqsService implements SqsBackend {
       const value = this.queues.undoingOnFailure(() => work(context));
       // Runs after this savepoint is released and the group's COMMIT has returned.
       return { value, callbacks };
-    }).then(({ value, callbacks }) => {
-      for (const callback of callbacks) callback();
-      return value;
-    });
+    }).then(
+      ({ value, callbacks }) => {
+        for (const callback of callbacks) callback();
+        return value;
+      },
+      (error: unknown) => {
+        throw this.integrity.judge(error);
+      },
+    );
   }
 
   async call(action: string, input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
-    if (action === 'ReceiveMessage') return this.receive(input, options);
-    const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
-    if (!run) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
-    const growth = GROWING[action];
-    if (growth) this.storage.admit(growth(input));
-    return this.transact(options.baseUrl, (context) => run(context, input));
+    try {
+      if (action === 'ReceiveMessage') return await this.receive(input, options);
+      const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
+      if (!run) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
+      const growth = GROWING[action];
+      if (growth) this.admit(growth(input));
+      return await this.transact(options.baseUrl, (context) => run(context, input));
+    } catch (error) {
+      // Reads outside a transaction (a receive's look for messages) meet corruption too.
+      throw this.integrity.judge(error);
+    }
+  }
+
+  /** Refuses, before it runs, an operation that would add `bytes` to a store that cannot take them. */
+  private admit(bytes: number): void {
+    this.integrity.admit();
+    this.storage.admit(bytes);
   }
 
   /**
@@ -167,7 +194,7 @@ export class SqsService implements SqsBackend {
    * meanwhile beside its twin in the region.
    */
   sendHeldForReplay(action: 'SendMessage' | 'SendMessageBatch', input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
-    this.storage.admit(GROWING[action]!(input));
+    this.admit(GROWING[action]!(input));
     return this.transact(options.baseUrl, (context) => ACTIONS[action]!(context, input), true);
   }
 
@@ -279,6 +306,10 @@ export class SqsService implements SqsBackend {
   /** Whether the service can take messages, and why not; for health checks. */
   health(): StoreHealth {
     const storage = this.storage.status;
+    const corruption = this.integrity.corruption;
+    if (corruption !== undefined) {
+      return { status: 'unavailable', reason: `the database is corrupt (${corruption}): sends are refused until an operator recovers it`, storage };
+    }
     try {
       this.db.prepare('SELECT 1').get();
     } catch (error) {

@@ -1,12 +1,13 @@
 /**
  * The one door from the edge shim into functions/: the workflow definitions it runs fallback agents
- * for, the environment of a fallback agent, the runner's types, the sync engine, its conflict list,
+ * for, the names of the stack's outputs it is wired from, the environment of a fallback agent, the runner's types, the sync engine, its conflict list,
  * and the edge database. The runner itself is behind ./runner.ts, so that loading this module (the
  * shim does at start) does not load it.
  */
 export {
   DEAD_LETTER_RETENTION_SECONDS,
   humanReviewQueueName,
+  STACK_OUTPUTS,
   stageQueueNames,
   stageVisibilityTimeoutSeconds,
   type StageDefinition,

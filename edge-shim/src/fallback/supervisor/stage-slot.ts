@@ -4,6 +4,11 @@ import type { AgentConfig } from '../protocol.js';
 import type { AgentHandle } from './agent-handle.js';
 import type { RestartPolicy } from './restart-policy.js';
 
+/** A stage's agent as the supervisor knows it: what /status shows, and its process, which /status does not show. */
+export interface SupervisedAgent extends AgentStatus {
+  readonly pid: number | null;
+}
+
 /** One edge stage: its agent, its standby, and what /status tells about it. */
 export class StageSlot {
   state: AgentState = 'stopped';
@@ -37,8 +42,8 @@ export class StageSlot {
     return [this.active, this.standby].filter((agent): agent is AgentHandle => agent !== undefined);
   }
 
-  /** This stage's agent as GET /status shows it. */
-  status(): AgentStatus {
+  /** This stage's agent, with its process id. */
+  status(): SupervisedAgent {
     const iso = (time: number | undefined) => (time === undefined ? null : new Date(time).toISOString());
     return {
       stage: this.stage.name,

@@ -8,14 +8,13 @@ import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { type AwsConnection, type StageQueues, type WorkflowDefinition, edgeAgentEnvironment } from '../../../../functions/src/edge/index.js';
-import type { AgentStatus } from '../../observability/status.js';
 import type { FromAgent } from '../protocol.js';
 import { edgeStages } from '../workflow.js';
 import { AgentHandle } from './agent-handle.js';
 import type { AgentUp, RestartScheduled, SupervisorEvents } from './events.js';
 import { GiveBack, secondsToDeadline } from './give-back.js';
 import { RestartPolicy } from './restart-policy.js';
-import { StageSlot } from './stage-slot.js';
+import { type SupervisedAgent, StageSlot } from './stage-slot.js';
 
 export interface SupervisorOptions {
   /** The workflow (loadWorkflowModule gives it); only its stages marked `runsAtEdge` are run. */
@@ -200,8 +199,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await Promise.all(standbys.map((agent) => agent.closed));
   }
 
-  /** The agents as GET /status shows them (`agents`). */
-  status(): AgentStatus[] {
+  /** The agents, each with its process id (which GET /status leaves out). */
+  status(): SupervisedAgent[] {
     return this.slots.map((slot) => slot.status());
   }
 

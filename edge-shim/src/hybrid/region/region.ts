@@ -236,7 +236,7 @@ export class Region {
     const output = await this.guarded(() => this.client.call(action, request, { kind, signal: options.signal, timeoutMs }), { source: name ?? action, small: small && kind === 'live' });
     if (kind === 'live' && small) this.options.link.noteLive(this.clock() - started);
     const answer = this.toEdge(action, output, options.baseUrl);
-    if (name !== undefined) await this.keepMirror(action, name, output);
+    if (name !== undefined) await this.keepMirror(action, name, input, output);
     return answer;
   }
 
@@ -320,17 +320,17 @@ export class Region {
   }
 
   /**
-   * Mirrors a queue of the region into the local store: its attributes as the region answered them
-   * (in the region's terms), or fetched now; its dead-letter queue first, so that its redrive
-   * policy can name it.
+   * Mirrors a queue of the region into the local store: its attributes as the region answered a
+   * request for all of them (in the region's terms), or fetched now; its dead-letter queue first,
+   * so that its redrive policy can name it.
    */
-  async refreshMirror(name: string, regionAttributes?: Record<string, string>, visiting = new Set<string>()): Promise<void> {
+  async refreshMirror(name: string, allRegionAttributes?: Record<string, string>, visiting = new Set<string>()): Promise<void> {
     visiting.add(name);
     const url = await this.resolve(name);
-    const attributes = regionAttributes?.QueueArn
-      ? regionAttributes
-      : ((await this.guarded(() => this.client.call('GetQueueAttributes', { QueueUrl: url, AttributeNames: ['All'] }, { kind: 'live' }), { source: name, small: true }))
-          .Attributes as Record<string, string>);
+    const attributes =
+      allRegionAttributes ??
+      ((await this.guarded(() => this.client.call('GetQueueAttributes', { QueueUrl: url, AttributeNames: ['All'] }, { kind: 'live' }), { source: name, small: true }))
+        .Attributes as Record<string, string>);
     const deadLetter = this.mirror.deadLetterOf(attributes);
     if (deadLetter && !visiting.has(deadLetter) && !this.mirror.hasLocally(deadLetter)) await this.refreshMirror(deadLetter, undefined, visiting);
     await this.mirror.apply(name, attributes);
@@ -368,14 +368,18 @@ export class Region {
   }
 
   /** Keeps the mirror in step with what an operation did in the region. */
-  private async keepMirror(action: string, name: string, output: Output): Promise<void> {
-    const attributes = output.Attributes as Record<string, string> | undefined;
+  private async keepMirror(action: string, name: string, input: Input, output: Output): Promise<void> {
     if (action === 'DeleteQueue') {
       await this.mirror.deleted(name);
     } else if (action === 'PurgeQueue') {
       await this.mirror.purged(name);
-    } else if (action === 'SetQueueAttributes' || (action === 'GetQueueAttributes' && attributes?.QueueArn)) {
-      await this.refreshMirror(name, action === 'GetQueueAttributes' ? attributes : undefined);
+    } else if (action === 'SetQueueAttributes') {
+      await this.refreshMirror(name);
+    } else if (action === 'GetQueueAttributes' && asksForAll(input) && output.Attributes) {
+      // Only a request for All answers every attribute the mirror keeps: another leaves out FifoQueue
+      // (the event-source runner asks for QueueArn, RedrivePolicy and VisibilityTimeout), which
+      // would read as a standard queue.
+      await this.refreshMirror(name, output.Attributes as Record<string, string>);
     } else if (this.mirror.stale(name)) {
       // A queue met for the first time (or long ago): mirrored in the background, the answer does not wait.
       this.mirrorInBackground(name);
@@ -420,6 +424,11 @@ export function queueNameOf(input: Input): string {
   const parsed = typeof input.QueueUrl === 'string' ? queueReference(input.QueueUrl) : undefined;
   if (!parsed) throw new SqsError(input.QueueUrl === undefined ? 'MissingParameter' : 'QueueDoesNotExist', input.QueueUrl === undefined ? 'The request must contain the parameter QueueUrl.' : 'The specified queue does not exist.');
   return parsed.name;
+}
+
+/** Whether a GetQueueAttributes request asks for every attribute. */
+function asksForAll(input: Input): boolean {
+  return Array.isArray(input.AttributeNames) && input.AttributeNames.includes('All');
 }
 
 /** The bytes a request carries that matter on a thin link: the messages of a send. */

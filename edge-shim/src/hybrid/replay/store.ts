@@ -6,7 +6,6 @@ import { takeMessages } from '../../sqs/actions/receive-message.js';
 import { SqsError } from '../../sqs/errors.js';
 import { type MessageAttributes, payloadSize } from '../../sqs/message-attributes.js';
 import type { Queue } from '../../sqs/queues.js';
-import { encodeReceiptHandle } from '../../sqs/receipt-handles.js';
 import type { LocalQueues } from '../local-queues.js';
 
 // Messages the replay took and has not handed to the region yet: after a crash they are made
@@ -93,7 +92,7 @@ export class ReplayStore {
           size: payloadSize(content.body, attributes),
           // A held message is a client's send the region may have taken when it was stored.
           mayBeInRegionSince: attempt.unansweredAt ?? (attempt.held === 1 ? content.sent_at : undefined),
-          receipt: encodeReceiptHandle({ queueId: queue.id, messageId: message.id, nonce: message.receipt_nonce! }),
+          receipt: context.receipts.encode({ queueId: queue.id, messageId: message.id, nonce: message.receipt_nonce! }),
         };
       });
     });

@@ -251,7 +251,7 @@ function renderQueues(status) {
 function renderAgents(status) {
   const rows = status.agents.map((agent) => [
     [agent.stage],
-    [agent.state + (agent.pid ? ` (pid ${agent.pid})` : ''), agent.state === 'crashed' || agent.state === 'restarting' ? 'state-bad' : ''],
+    [agent.state, agent.state === 'crashed' || agent.state === 'restarting' ? 'state-bad' : ''],
     [count(agent.tasksDone), 'num'],
     [count(agent.restarts), 'num'],
     [agent.lastRestartAt ? `${clockTime(agent.lastRestartAt)}: ${agent.lastRestartReason ?? ''}` : '–'],
@@ -270,14 +270,28 @@ function renderConflicts(status) {
       ...conflicts.map((conflict) => {
         const item = element('li');
         item.append(element('strong', conflict.kind), ` ${conflict.key} `, element('span', `detected ${clockTime(conflict.detectedAt)}`, 'muted'));
+        // The records themselves are not in the status: they are loaded when asked for.
         const details = element('details');
-        details.append(element('summary', 'Region and edge values'), element('pre', JSON.stringify({ region: conflict.region, edge: conflict.edge }, null, 2)));
+        const values = element('pre', 'loading…');
+        details.append(element('summary', 'Region and edge values'), values);
+        details.addEventListener('toggle', () => details.open && showConflict(conflict.id, values), { once: true });
         item.append(details);
         return item;
       }),
     );
     $('conflicts-empty').hidden = conflicts.length > 0 || status.conflictCount > 0;
   });
+}
+
+async function showConflict(id, target) {
+  try {
+    const response = await fetch(`conflicts/${id}`, { cache: 'no-store', signal: AbortSignal.timeout(POLL_TIMEOUT_MS) });
+    if (!response.ok) throw new Error(`the shim answered ${response.status}`);
+    const conflict = await response.json();
+    target.textContent = JSON.stringify({ region: conflict.region, edge: conflict.edge }, null, 2);
+  } catch (error) {
+    target.textContent = `Cannot load the records: ${error.message}`;
+  }
 }
 
 function renderTransitions(status) {

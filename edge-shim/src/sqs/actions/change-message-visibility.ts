@@ -12,11 +12,11 @@ export function changeVisibilityOne(context: SqsContext, queue: Queue, receiptHa
   if (receipt.kind === 'gone') {
     throw invalidParameter(`Value ${receiptHandle} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.`);
   }
-  const { message } = receipt;
-  if (message.receive_count === 0 || message.visible_at <= context.now) {
+  if (receipt.kind === 'unknown' || receipt.message.visible_at <= context.now) {
     throw new SqsError('MessageNotInflight', 'The message referred to is not in flight.');
   }
   if (receipt.kind === 'stale') throw expiredReceipt(receiptHandle);
+  const { message } = receipt;
   const visibleAt = context.now + seconds * 1000;
   if (visibleAt - message.received_at! > MAX_VISIBILITY_MS) {
     throw invalidParameter(`Value ${seconds} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]`);

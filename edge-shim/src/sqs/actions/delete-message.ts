@@ -6,12 +6,16 @@ import { expiredReceipt, resolveReceipt } from '../receipt-handles.js';
 /**
  * Deletes the message a receipt handle names. Deleting a message already gone succeeds. An outdated
  * handle still deletes a standard queue's message, as SQS does; on a FIFO queue it is refused, since
- * the message may be in another consumer's hands in order.
+ * the message may be in another consumer's hands in order. A handle of a receive the store does not
+ * know (the message was never received, as far as it knows) deletes nothing: no consumer got the
+ * message from it. SQS answers a handle that is not the latest so: the request succeeds, but the
+ * message is not deleted.
  */
 export function deleteOne(context: SqsContext, queue: Queue, receiptHandle: string): void {
   const receipt = resolveReceipt(context, queue, receiptHandle);
   if (receipt.kind === 'gone') return;
-  if (receipt.kind === 'stale' && queue.fifo) throw expiredReceipt(receiptHandle);
+  if (receipt.kind !== 'current' && queue.fifo) throw expiredReceipt(receiptHandle);
+  if (receipt.kind === 'unknown') return;
   context.messages.remove(queue, receipt.message, context.now);
   if (queue.fifo) context.messagesAvailable(queue); // the group may be unlocked now
 }

@@ -6,7 +6,7 @@ import { type MessageAttributes, md5OfAttributes } from '../message-attributes.j
 import type { AvailableGroup, MessageRow, MessageStore } from '../messages.js';
 import { isKnownAttribute } from '../queue-attributes.js';
 import type { Queue, QueueRegistry } from '../queues.js';
-import { encodeReceiptHandle, newNonce } from '../receipt-handles.js';
+import { newNonce } from '../receipt-handles.js';
 import { deadLetterTarget, deadLetterMessage } from '../redrive.js';
 import { ID_PATTERN } from './send-message.js';
 
@@ -110,7 +110,7 @@ function format(context: SqsContext, queue: Queue, state: MessageRow, selection:
   const hasAttributes = Object.keys(messageAttributes).length > 0;
   return {
     MessageId: message.message_id,
-    ReceiptHandle: encodeReceiptHandle({ queueId: queue.id, messageId: message.id, nonce: message.receipt_nonce! }),
+    ReceiptHandle: context.receipts.encode({ queueId: queue.id, messageId: message.id, nonce: message.receipt_nonce! }),
     MD5OfBody: message.body_md5,
     Body: message.body,
     ...(Object.keys(attributes).length > 0 ? { Attributes: attributes } : {}),

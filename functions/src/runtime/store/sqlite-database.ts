@@ -106,7 +106,8 @@ CREATE TABLE IF NOT EXISTS sync_conflict (
  * edge agent recorded about a payment must survive a power cut as the shim's acknowledged messages do.
  */
 export function openEdgeDatabase(file: string): EdgeDatabase {
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  // Private to its user: the database holds payments and their steps.
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file, { timeout: 5_000 });
   try {
     db.pragma('journal_mode = WAL');
