@@ -25,11 +25,6 @@ export default defineConfig({
       },
       {
         extends: true,
-        // Issue 16, the shim on a shared LAN: like the edge shim's, they need nothing but the shim.
-        test: { name: 'security', include: ['test/security/**/*.test.ts'] },
-      },
-      {
-        extends: true,
         test: { name: 'drill', include: ['test/drill/**/*.test.ts'] },
       },
       {
@@ -49,7 +44,7 @@ export default defineConfig({
         extends: true,
         // Issue 16's findings, each on real sockets: authorization against the emulator, browsers and host names
         // (one test in Chromium), the admin listener (one test in a network namespace of its own, as root), TLS,
-        // secrets, file modes.
+        // secrets, file modes, forged receipt handles, a second shim, a corrupted page.
         test: {
           name: 'security',
           include: ['test/security/**/*.test.ts'],
