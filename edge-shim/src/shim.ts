@@ -22,7 +22,7 @@ import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
 import { AuthorizingBackend } from './authz/authorizing-backend.js';
 import { AccessPolicy } from './authz/policy.js';
-import { readQueuesFile } from './hybrid/declared-queues.js';
+import { createDeclaredQueues, readQueuesFile } from './hybrid/declared-queues.js';
 import { LinkEstimates } from './hybrid/link/estimates.js';
 import { type HybridEdge, startHybridEdge } from './hybrid/start.js';
 import type { EdgeStatus, StatusProvider } from './observability/status.js';
@@ -131,6 +131,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const adminToken = config.adminTokenFile === undefined ? undefined : readAdminToken(config.adminTokenFile);
   const tls: TlsFiles | undefined = config.tlsCert === undefined ? undefined : { certFile: config.tlsCert, keyFile: config.tlsKey! };
   if (tls) checkCertificate(tls);
+  const declaredQueues = config.queuesFile ? readQueuesFile(config.queuesFile) : [];
   // On loopback the admin listener stays plain HTTP, for local tools; beyond it, its token travels.
   const adminTls = isLoopback(config.adminHost) ? undefined : tls;
   // The workflow is loaded first: a workflow that cannot run fails the start, not an outage.
@@ -195,7 +196,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
           upstreamRegion: config.upstreamRegion!,
           upstreamCredentials,
           // The workflow's queues are known at the edge from the start, as the queues file's are.
-          queues: [...(config.queuesFile ? readQueuesFile(config.queuesFile) : []), ...(workflow ? workflowQueues(workflow.workflow) : [])],
+          queues: [...declaredQueues, ...(workflow ? workflowQueues(workflow.workflow) : [])],
         },
       )
     : undefined;
@@ -239,6 +240,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     lock.release();
   };
   const listeners = await (async () => {
+    // A standalone shim has the declared queues before it takes a request, as ElasticMQ does.
+    if (!hybrid) await createDeclaredQueues(service, declaredQueues);
     const adminListening = await admin.listen(config.adminPort, config.adminHost);
     const sqsListening = await http.listen(config.port, config.host);
     return { admin: adminListening, sqs: sqsListening, agents: await agentsHttp?.listen(0, '127.0.0.1') };
