@@ -14,7 +14,8 @@ import { Metrics } from './observability/metrics.js';
 import { type OperatorPage, operatorPages } from './observability/pages.js';
 import { standaloneStatus } from './observability/standalone-status.js';
 import { startCheckpointer } from './sqs/checkpointer.js';
-import { openDatabase } from './sqs/database.js';
+import { openDatabase, refuseNewerFile } from './sqs/database.js';
+import { EDGE_SCHEMA_VERSION } from '../../functions/src/edge/index.js';
 import { type StackWiring, deployedWorkflow, readStackOutputs, withStackWiring } from './stack-outputs.js';
 import { lockDatabase } from './sqs/database-lock.js';
 import { SqsService } from './sqs/service.js';
@@ -137,6 +138,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   // The workflow is loaded first: a workflow that cannot run fails the start, not an outage.
   const workflow = await edgeWorkflow(config, wiring);
   const fallback = config.siteId === undefined ? undefined : fallbackSettings(config, workflow!);
+  // The agents' database is opened only in an outage: one a newer holdfast wrote is refused now.
+  if (fallback) refuseNewerFile(fallback.database, EDGE_SCHEMA_VERSION);
   // One shim per database: a second one is refused before it reads or writes anything.
   const lock = lockDatabase(config.dbFile);
   const db = (() => {
