@@ -529,7 +529,7 @@ export const USAGE = [
   'Usage: holdfast backup FILE [options]',
   helpEntry(
     'FILE',
-    "an online copy of the shim's database (--db) to FILE, and of the fallback agents' (--edge-db) when there is one to FILE with .edge-agents before its extension; the shim may run meanwhile (README: Backup, restore and upgrades)",
+    "an online copy of the shim's database (--db) to FILE, and of the fallback agents' (--edge-db) when there is one to FILE with .edge-agents before its extension; the shim may run meanwhile (README: Upgrade and rollback)",
   ),
 ].join('\n');
 
