@@ -22,7 +22,7 @@ let child: ChildProcess | undefined;
 
 beforeAll(async () => {
   await run('npm', ['run', 'build'], { cwd: REPO });
-}, 180_000);
+}, 600_000);
 
 afterAll(() => {
   if (child?.exitCode === null) child.kill('SIGKILL');
