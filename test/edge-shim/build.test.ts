@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sqsClient } from '../helpers/shim.js';
+import { ChoreControl } from './fixtures/chores/control.js';
 import { waitForState } from '../helpers/wait.js';
 
 // The production build: `npm run build` compiles the shim to dist/, and the `holdfast` command that
@@ -167,7 +168,11 @@ it('runs its compiled agents where only the runtime dependencies are installed: 
 
 it('loads a workflow written in TypeScript, and its TypeScript agents, with the tsx of the workflow\'s project', { timeout: 120_000 }, async () => {
   const workflow = join(REPO, 'test', 'edge-shim', 'fixtures', 'chores', 'workflow.ts#chores');
-  const { edge, adminUrl } = startOfflineEdge(holdfast, ['--db', join(dir, 'ts-workflow.db'), '--workflow', workflow], REPO);
+  // The chores agents check in with their control server as they load.
+  const control = await ChoreControl.start();
+  const agentEnv = join(dir, 'chores.env');
+  writeFileSync(agentEnv, `CHORES_CONTROL_URL=${control.url}\n`);
+  const { edge, adminUrl } = startOfflineEdge(holdfast, ['--db', join(dir, 'ts-workflow.db'), '--workflow', workflow, '--agent-env', agentEnv], REPO);
   try {
     const url = await adminUrl;
     const status = await waitForState(async () => {
@@ -178,5 +183,6 @@ it('loads a workflow written in TypeScript, and its TypeScript agents, with the 
     expect(status.agents.map((agent) => agent.stage).sort()).toEqual(['deliver', 'prepare']);
   } finally {
     await stop(edge);
+    await control.close();
   }
 });

@@ -73,7 +73,7 @@ async function runStage(instructions: readonly Instruction[], dir: string, from:
 
 function env(instructions: readonly Instruction[]): Record<string, string> {
   const values: Record<string, string> = {};
-  for (const { keyword, args } of instructions.filter((instruction) => instruction.keyword === 'ENV')) {
+  for (const { args } of instructions.filter((instruction) => instruction.keyword === 'ENV')) {
     for (const [, name, value] of args.matchAll(/(\w+)=(\S+)/g)) values[name!] = value!;
   }
   return values;
