@@ -4,8 +4,8 @@ import { defineConfig } from 'vitest/config';
 // nothing but loopback servers; each outage drill starts a region of its own; the status page's test
 // needs Debian's Chromium (/usr/bin/chromium); the cloud tests, and the hybrid edge's (the shim in
 // front of the region through a fault proxy), each share one AWS emulator (LocalStack at
-// AWS_ENDPOINT_URL, else a moto server the global setup starts); the security tests need openssl and
-// Chromium.
+// AWS_ENDPOINT_URL, else a moto server the global setup starts); the agents' runtime also needs a PostgreSQL
+// cluster (its global setup installs and starts one); the security tests need openssl and Chromium.
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -33,8 +33,8 @@ export default defineConfig({
       },
       {
         extends: true,
-        // The agents' runtime and the CDK stack: one project, so that they share one emulator.
-        test: { name: 'cloud', include: ['test/functions/**/*.test.ts', 'test/infra/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
+        // The agents' runtime and the CDK stack: one project, so that they share one emulator (and one PostgreSQL).
+        test: { name: 'cloud', include: ['test/functions/**/*.test.ts', 'test/infra/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts', 'test/helpers/postgres-setup.ts'] },
       },
       {
         extends: true,

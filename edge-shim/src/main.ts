@@ -60,6 +60,8 @@ async function serve(config: ReturnType<typeof configuration>): Promise<void> {
     logger.warn(`${flag} given on the command line: every user of this machine can read it (ps); use --credentials-file or the HOLDFAST_CREDENTIALS variable`);
   }
   const shim = await startShim({ ...config, logger }).catch((error: NodeJS.ErrnoException & { address?: string; port?: number }) => {
+    // What the configuration names but cannot be used (a credentials file, a certificate, the stack's outputs).
+    if (error instanceof ConfigError) fail(error.message, EXIT.badConfiguration);
     if (error instanceof DatabaseInUse) fail(`cannot start: ${error.message}`, EXIT.databaseInUse);
     if (error instanceof CorruptDatabase) fail(`cannot start: ${error.message}`, EXIT.databaseCorrupt);
     if (error instanceof NewerDatabase) fail(`cannot start: ${error.message}`, EXIT.databaseNewer);

@@ -132,6 +132,10 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const adminToken = config.adminTokenFile === undefined ? undefined : readAdminToken(config.adminTokenFile);
   const tls: TlsFiles | undefined = config.tlsCert === undefined ? undefined : { certFile: config.tlsCert, keyFile: config.tlsKey! };
   if (tls) checkCertificate(tls);
+  if (tls && config.publicUrl === undefined) {
+    // Queue URLs then name the address reached (a Host is never echoed), which the certificate may not name.
+    logger.warn('TLS without --public-url: queue URLs name the address each client reached; give the name the certificate is for as --public-url');
+  }
   const declaredQueues = config.queuesFile ? readQueuesFile(config.queuesFile) : [];
   // On loopback the admin listener stays plain HTTP, for local tools; beyond it, its token travels.
   const adminTls = isLoopback(config.adminHost) ? undefined : tls;

@@ -7,6 +7,8 @@
  *   alarmTopic=disabled  no SNS topic for the alarms (they then only change state)
  *   edgeRole=rolesanywhere|ec2|ARN  a role for edge sites, taken through IAM Roles Anywhere, by an
  *                            EC2 instance (with an instance profile), or by the principal of an ARN
+ *   edgeTrustAnchorArn=ARN  with edgeRole=rolesanywhere: the site's trust anchor, the only one whose
+ *                            sessions may take the role
  *   stackName, workflowName  to deploy another copy side by side (its queues are named after the workflow)
  */
 import { fileURLToPath } from 'node:url';
@@ -43,7 +45,13 @@ function serviceUrls(): Record<string, string> {
 
 function edgeRole(): EdgeRoleTrust | undefined {
   const trust = context('edgeRole');
-  if (trust === undefined || trust === 'rolesanywhere' || trust === 'ec2') return trust;
+  const trustAnchor = context('edgeTrustAnchorArn');
+  if (trustAnchor !== undefined && trust !== 'rolesanywhere') contextError('-c edgeTrustAnchorArn goes with -c edgeRole=rolesanywhere');
+  if (trust === 'rolesanywhere') {
+    if (!trustAnchor?.startsWith('arn:')) contextError('-c edgeRole=rolesanywhere needs the site\'s trust anchor: -c edgeTrustAnchorArn=arn:aws:rolesanywhere:REGION:ACCOUNT:trust-anchor/ID');
+    return { rolesAnywhereTrustAnchorArn: trustAnchor };
+  }
+  if (trust === undefined || trust === 'ec2') return trust;
   if (!trust.startsWith('arn:')) contextError(`-c edgeRole=${trust}: give rolesanywhere, ec2, or the ARN of the principal that takes the edge's role`);
   return new ArnPrincipal(trust);
 }

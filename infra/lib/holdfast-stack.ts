@@ -5,10 +5,11 @@ import { STACK_OUTPUTS, type TableKey } from '../../functions/src/workflow-defin
 import { WorkflowPipeline, pascalCase, type WorkflowPipelineProps } from './workflow-pipeline.js';
 
 /**
- * Who may take the role the stack makes for edge sites: IAM Roles Anywhere (a site's server with an
- * X.509 certificate), EC2 (an instance profile is made with it), or a principal of your own.
+ * Who may take the role the stack makes for edge sites: IAM Roles Anywhere through one trust anchor
+ * (a site's server with an X.509 certificate of the site's CA), EC2 (an instance profile is made
+ * with it), or a principal of your own.
  */
-export type EdgeRoleTrust = 'rolesanywhere' | 'ec2' | IPrincipal;
+export type EdgeRoleTrust = { readonly rolesAnywhereTrustAnchorArn: string } | 'ec2' | IPrincipal;
 
 export type HoldfastStackProps = StackProps &
   WorkflowPipelineProps & {
@@ -51,10 +52,18 @@ export class HoldfastStack extends Stack {
   }
 
   private createEdgeRole(trust: EdgeRoleTrust): Role {
-    const assumedBy = trust === 'rolesanywhere' ? new ServicePrincipal('rolesanywhere.amazonaws.com') : trust === 'ec2' ? new ServicePrincipal('ec2.amazonaws.com') : trust;
+    const assumedBy =
+      trust === 'ec2'
+        ? new ServicePrincipal('ec2.amazonaws.com')
+        : 'rolesAnywhereTrustAnchorArn' in trust
+          ? // Only sessions through the site's trust anchor: any other anchor of the account is refused.
+            new ServicePrincipal('rolesanywhere.amazonaws.com').withConditions({ ArnEquals: { 'aws:SourceArn': trust.rolesAnywhereTrustAnchorArn } })
+          : trust;
     const role = new Role(this, 'EdgeRole', { assumedBy, description: `Holdfast edge sites in front of ${this.stackName}` });
     // Roles Anywhere hands the certificate's subject over as session tags and the source identity.
-    if (trust === 'rolesanywhere') role.assumeRolePolicy!.addStatements(new PolicyStatement({ principals: [assumedBy], actions: ['sts:TagSession', 'sts:SetSourceIdentity'] }));
+    if (trust !== 'ec2' && 'rolesAnywhereTrustAnchorArn' in trust) {
+      role.assumeRolePolicy!.addStatements(new PolicyStatement({ principals: [assumedBy], actions: ['sts:TagSession', 'sts:SetSourceIdentity'] }));
+    }
     if (trust === 'ec2') {
       const profile = new InstanceProfile(this, 'EdgeInstanceProfile', { role });
       new CfnOutput(this, STACK_OUTPUTS.edgeInstanceProfileName, { value: profile.instanceProfileName });

@@ -45,7 +45,9 @@ it('packs the build and what it loads at run time', async () => {
   for (const file of ['index.html', 'status-page.js', 'status-page.css']) expect(paths).toContain(`dist/edge-shim/src/observability/ui/${file}`);
   // The payments workflow's agents, for the fallback agents.
   for (const stage of ['authorize', 'fraud-score', 'ledger', 'notify']) expect(paths).toContain(`dist/functions/src/agents/${stage}.js`);
-  expect(paths.filter((path) => path.endsWith('.ts'))).toEqual([]);
+  // The construct's entry point for teams' CDK apps, with its declarations; no TypeScript source.
+  expect(paths).toEqual(expect.arrayContaining(['dist/infra/index.js', 'dist/infra/index.d.ts']));
+  expect(paths.filter((path) => path.endsWith('.ts') && !path.endsWith('.d.ts'))).toEqual([]);
 });
 
 it('the built holdfast starts, answers /health and SQS, and stops cleanly on SIGTERM', async () => {

@@ -325,6 +325,16 @@ describe('the CLI (npm start)', () => {
     }
   });
 
+  it('exits 2, not 1, when a file the configuration names cannot be used (a supervisor must not restart it)', async () => {
+    const run = cli(['--port', '0', '--admin-port', '0', '--db', join(dir, 'no-credentials.db'), '--credentials-file', join(dir, 'absent-credentials')]);
+    try {
+      expect(await run.exited).toBe(2);
+      expect(run.stderr()).toContain('absent-credentials');
+    } finally {
+      stop(run.child);
+    }
+  });
+
   it('takes its options from HOLDFAST_* environment variables', async () => {
     const run = cli([], { env: { HOLDFAST_HOST: '0.0.0.0', HOLDFAST_PORT: '0', HOLDFAST_DB: join(dir, 'env.db') } });
     try {

@@ -8,16 +8,21 @@ import {
 import type { Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Checkpoints, VersionConflictError } from '../../functions/src/runtime/checkpoint.js';
+import { PermanentError } from '../../functions/src/runtime/errors.js';
 import { siteMark, edgeSite, REGION } from '../../functions/src/runtime/site.js';
 import { BACKENDS, type TestBackend, testBackend } from './support/backends.js';
 import { invocationContext } from './support/runtime.js';
 
 /**
- * One contract, two backends: the region's DynamoDB stores (on the emulator) and the edge's SQLite
- * ones must answer every call alike, conditional writes included, so that an agent cannot tell them
- * apart. The idempotency layers are held to Powertools' own expectations through makeIdempotent.
+ * One contract, three backends: the region's DynamoDB stores (on the emulator), the edge's SQLite
+ * ones and a multi-node site's PostgreSQL ones must answer every call alike, conditional writes
+ * included, so that an agent cannot tell them apart. The idempotency layers are held to Powertools'
+ * own expectations through makeIdempotent.
  */
 describe.each(BACKENDS)('stores on %s', (name) => {
+  // moto decides a condition and writes without a lock, so concurrent writers race in the emulator
+  // (seen: two creators of one step both won, a transaction's ADD lost); DynamoDB itself does not.
+  const concurrentWrites = it.skipIf(name === 'dynamodb');
   let backend: TestBackend;
   beforeAll(async () => {
     backend = await testBackend(name);
@@ -45,6 +50,17 @@ describe.each(BACKENDS)('stores on %s', (name) => {
       expect(await stepLog.setSagaStatus(id, ['running'], 'completed')).toBe(false);
       expect((await stepLog.load(id)).saga?.status).toBe('compensating');
       expect(await stepLog.setSagaStatus(`w-${randomUUID()}`, ['running'], 'completed')).toBe(false);
+    });
+
+    concurrentWrites('lets one of many concurrent writers create a saga or a step, and shows the others what it wrote', async () => {
+      const { stepLog } = backend.stores;
+      const id = `w-${randomUUID()}`;
+      const sagas = await Promise.all([1, 2, 3, 4, 5].map((amount) => stepLog.startSaga(id, 'wf', { amount })));
+      expect(new Set(sagas.map((saga) => JSON.stringify(saga.input))).size).toBe(1);
+      const moves = await Promise.all([1, 2, 3, 4, 5].map(() => stepLog.transitionStep(id, { name: 'first', index: 0 }, ['absent'], { status: 'started' })));
+      expect(moves.filter((move) => move !== undefined)).toEqual([{ step: 'first', index: 0, status: 'started', attempts: 1, compensationAttempts: 0 }]);
+      const completions = await Promise.all([1, 2, 3].map(() => stepLog.transitionStep(id, { name: 'first', index: 0 }, ['started'], { status: 'completed', result: 1 })));
+      expect(completions.filter((move) => move !== undefined)).toHaveLength(1);
     });
 
     it('moves a step only from the states named, counting attempts and keeping results, errors and site marks', async () => {
@@ -167,12 +183,67 @@ describe.each(BACKENDS)('stores on %s', (name) => {
       expect(await counters.read(account)).toEqual({ 'site-a': 100, 'site-b': 100 });
     });
 
+    concurrentWrites('keeps a limit against concurrent operations, applying each repeated one once', async () => {
+      const { counters } = backend.stores;
+      const key = `c-${randomUUID()}`;
+      const outcomes = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => counters.increment(`op-${key}-${i % 6}`, 'site-a', [{ key, delta: 30, limit: 100 }])),
+      );
+      // Six distinct operations (two of them sent twice): three fit under the limit.
+      expect(outcomes.filter((outcome) => outcome === 'applied')).toHaveLength(3);
+      expect(await counters.read(key)).toEqual({ 'site-a': 90 });
+    });
+
     it('refuses malformed increments with a clear error', async () => {
       const { counters } = backend.stores;
       await expect(counters.increment('bad-1', 'site-a', [{ key: 'k', delta: 0 }])).rejects.toThrow('delta must be a positive safe integer');
       await expect(counters.increment('bad-2', 'site-a', [{ key: 'k', delta: 1.5 }])).rejects.toThrow('delta must be a positive safe integer');
       await expect(counters.increment('bad-3', 'site-a', [])).rejects.toThrow('has no increments');
       await expect(counters.increment('bad-4', 'site-a', [{ key: 'k', delta: 1 }, { key: 'k', delta: 1 }])).rejects.toThrow('names k twice');
+    });
+  });
+
+  // The SQLite edge keeps no ledger (the region's book of record); a PostgreSQL site may.
+  describe.skipIf(name === 'sqlite')('ledger', () => {
+    const posting = (id: string, from: string, to: string, amountMinor: number) => ({
+      id,
+      memo: `memo of ${id}`,
+      entries: [
+        { postingId: id, leg: 0, account: from, side: 'debit' as const, amountMinor, currency: 'EUR' },
+        { postingId: id, leg: 1, account: to, side: 'credit' as const, amountMinor, currency: 'EUR' },
+      ],
+    });
+
+    it('writes a posting with its entries once', async () => {
+      const ledger = backend.stores.ledger!;
+      const written = posting(`p-${randomUUID()}`, `customer:${randomUUID()}`, `merchant:${randomUUID()}`, 1_999);
+      expect(await ledger.writePosting(written)).toBe('written');
+      expect(await ledger.writePosting({ ...written, memo: 'another' })).toBe('already-posted');
+      expect(await ledger.getPosting(written.id)).toEqual(written);
+      expect(await ledger.getPosting(`p-${randomUUID()}`)).toBeUndefined();
+    });
+
+    it('refuses a posting that touches a closed account and writes none of it', async () => {
+      const ledger = backend.stores.ledger!;
+      const closed = `merchant:${randomUUID()}`;
+      await ledger.closeAccount(closed);
+      const refused = posting(`p-${randomUUID()}`, `customer:${randomUUID()}`, closed, 500);
+      const error = await ledger.writePosting(refused).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(PermanentError);
+      expect((error as Error).message).toBe(`ledger account closed: ${closed}`);
+      expect(await ledger.getPosting(refused.id)).toBeUndefined();
+      expect(await ledger.writePosting(posting(`p-${randomUUID()}`, `customer:${randomUUID()}`, `merchant:${randomUUID()}`, 500))).toBe('written');
+    });
+
+    it('lists every entry of every posting', async () => {
+      const ledger = backend.stores.ledger!;
+      const postings = [1, 2, 3].map((amount) => posting(`p-${randomUUID()}`, `customer:${randomUUID()}`, `merchant:${randomUUID()}`, amount));
+      for (const written of postings) await ledger.writePosting(written);
+      const ids = new Set(postings.map((written) => written.id));
+      const listed: unknown[] = [];
+      for await (const entry of ledger.entries()) if (ids.has(entry.postingId)) listed.push(entry);
+      expect(listed).toHaveLength(6);
+      expect(listed).toEqual(expect.arrayContaining(postings.flatMap((written) => written.entries)));
     });
   });
 

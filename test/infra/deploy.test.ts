@@ -25,7 +25,7 @@ import { REPOSITORY_ROOT } from './support/synth-stack.js';
 
 /**
  * `cdk synth`, `cdk bootstrap` and `cdk deploy` of the app against the emulator, as a user runs them
- * (README, "Deploying to an emulator"), then an edge site wired from the deployed stack's outputs.
+ * (README, "Deploying the stack": on an emulator), then an edge site wired from the deployed stack's outputs.
  * A copy of the stack under its own names keeps it apart from other tests sharing the emulator.
  * Deploys use CreateStack (--method direct): the emulator reports no outputs for a stack created
  * from a change set. Its event source mappings are disabled: the emulator cannot run functions.
@@ -139,7 +139,7 @@ it('wires an edge site from the outputs alone: through an outage its agents\' wo
   const agentEnv = join(dir, 'agents.env');
   await writeFile(agentEnv, `${ENV.gatewayUrl}=${gateway.url}\n${ENV.notifierUrl}=${gateway.url}\nPOWERTOOLS_LOG_LEVEL=ERROR\n`);
   const logFile = join(dir, 'edge.log');
-  // An edge.env as README's "Wiring an edge from the stack" has it for an emulator: the stack's
+  // An edge.env as the README's "Wiring an edge from the stack" has it, for an emulator: the stack's
   // outputs, the emulator's endpoints, the site, the agents' variables, the region's credentials.
   const edge = await spawnShim({
     dbFile: join(dir, 'edge.db'),
@@ -167,23 +167,23 @@ it('wires an edge site from the outputs alone: through an outage its agents\' wo
   const documents = DynamoDBDocumentClient.from(new DynamoDBClient(aws));
   const region = new SQSClient(aws);
   try {
-    const started = await eventually(() => edgeStatus(edge.url), (status) => status.mode === 'online' && status.agents.length === 3);
+    const started = await eventually(() => edgeStatus(edge.adminUrl), (status) => status.mode === 'online' && status.agents.length === 3);
     expect(started.upstream).toMatchObject({ url: `http://${link.address}`, region: aws.region });
     const request = { paymentId: `pay-${randomUUID().slice(0, 8)}`, account: `acct-${randomUUID().slice(0, 8)}`, merchant: 'shop-1', amountMinor: 4_200, currency: 'EUR' };
     const deployedWorkflow = { ...payments, name: outputs.WorkflowName! };
     const authorizeUrl = (await atEdge.send(new GetQueueUrlCommand({ QueueName: stageQueueNames(deployedWorkflow, payments.stages[0]!).queue }))).QueueUrl!;
 
     link.setMode('blackhole');
-    await eventually(() => edgeStatus(edge.url), (status) => status.mode === 'offline' && status.agents.every((agent) => agent.state === 'running'));
+    await eventually(() => edgeStatus(edge.adminUrl), (status) => status.mode === 'offline' && status.agents.every((agent) => agent.state === 'running'));
     // A task names the workflow its agents are written for; the stack named its queues after its copy.
     await sendTask(atEdge, authorizeUrl, firstTask(payments, request));
     // Authorized and scored at the edge; the ledger, the region's alone, waits there.
     const ledgerQueue = stageQueueNames(deployedWorkflow, payments.stages[2]!).queue;
-    await eventually(() => edgeStatus(edge.url), (status) => status.queues.find((queue) => queue.name === ledgerQueue)?.backlog === 1);
+    await eventually(() => edgeStatus(edge.adminUrl), (status) => status.queues.find((queue) => queue.name === ledgerQueue)?.backlog === 1);
     expect(gateway.state.authorizations.map((authorization) => authorization.paymentId)).toEqual([request.paymentId]);
 
     link.setMode('pass');
-    const back = await eventually(() => edgeStatus(edge.url), (status) => status.mode === 'online' && status.backlog === 0);
+    const back = await eventually(() => edgeStatus(edge.adminUrl), (status) => status.mode === 'online' && status.backlog === 0);
     expect(back.sync).toMatchObject({ state: 'done', conflicts: 0 });
 
     // The sync: the edge's steps in the deployed step log, its idempotency records and fraud state in the deployed tables.

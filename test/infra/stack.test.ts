@@ -299,7 +299,8 @@ describe('the Holdfast stack', () => {
     tiny.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 3, ScalingConfig: { MaximumConcurrency: 5 } });
   });
 
-  it('passes cfn-lint (W3005, redundant DependsOn in CDK output, aside)', async () => {
+  // cfn-lint is a Python process that loads every resource spec: seconds alone, far more on a loaded machine.
+  it('passes cfn-lint (W3005, redundant DependsOn in CDK output, aside)', { timeout: 120_000 }, async () => {
     expect(await cfnLint(template)).toEqual({ code: 0, output: '' });
   });
 });
@@ -319,7 +320,7 @@ async function cfnLint(linted: Template): Promise<{ code: number; output: string
   }
 }
 
-/** What the edge's identity may do, as README's "The edge's identity" lists it. */
+/** What the edge's identity may do, as the README's Security section lists it. */
 const EDGE_QUEUE_ACTIONS = [
   'sqs:GetQueueUrl',
   'sqs:GetQueueAttributes',
@@ -332,7 +333,8 @@ const EDGE_QUEUE_ACTIONS = [
 ];
 
 describe("the edge's grant and role", () => {
-  const withRole = synthStack({ workflow: payments, edgeRole: 'rolesanywhere' });
+  const TRUST_ANCHOR = 'arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/4ef9e3a6-5b0c-4d4f-9a52-1c2f0e0d2f7b';
+  const withRole = synthStack({ workflow: payments, edgeRole: { rolesAnywhereTrustAnchorArn: TRUST_ANCHOR } });
   const id = (construct: { node: { defaultChild?: unknown } }) => withRole.stack.getLogicalId(construct.node.defaultChild as never);
   const roleId = id(withRole.stack.edgeRole!);
   const { pipeline } = withRole.stack;
@@ -350,13 +352,14 @@ describe("the edge's grant and role", () => {
     expect(JSON.stringify(roleStatements(withRole.template, roleId))).not.toContain(id(pipeline.tables.ledger));
   });
 
-  it('lets IAM Roles Anywhere take the role, with session tags and source identity, and outputs it', () => {
+  it('lets IAM Roles Anywhere take the role through the site\'s trust anchor only, with session tags and source identity, and outputs it', () => {
     const service = { Service: 'rolesanywhere.amazonaws.com' };
+    const throughTheAnchor = { ArnEquals: { 'aws:SourceArn': TRUST_ANCHOR } };
     withRole.template.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: {
         Statement: [
-          { Effect: 'Allow', Principal: service, Action: 'sts:AssumeRole' },
-          { Effect: 'Allow', Principal: service, Action: ['sts:TagSession', 'sts:SetSourceIdentity'] },
+          { Effect: 'Allow', Principal: service, Action: 'sts:AssumeRole', Condition: throughTheAnchor },
+          { Effect: 'Allow', Principal: service, Action: ['sts:TagSession', 'sts:SetSourceIdentity'], Condition: throughTheAnchor },
         ],
       },
     });
@@ -485,7 +488,7 @@ describe('what a team chooses', () => {
     expect(Object.values(template.findResources('AWS::SQS::Queue') as Record<string, { DeletionPolicy: string }>).every((queue) => queue.DeletionPolicy === 'Delete')).toBe(true);
   });
 
-  it('passes cfn-lint with every choice made', async () => {
+  it('passes cfn-lint with every choice made', { timeout: 120_000 }, async () => {
     const app = new App({ builtinCloudFormationValidation: false, context: { 'aws:cdk:bundling-stacks': [] } });
     // A team's existing topic and key, by their ARNs.
     const shared = new Stack(app, 'Shared');

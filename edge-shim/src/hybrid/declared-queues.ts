@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { ConfigError } from '../config.js';
 import { createQueue } from '../sqs/actions/create-queue.js';
 import { setQueueAttributes } from '../sqs/actions/set-queue-attributes.js';
 import type { QueueAttributes } from '../sqs/queue-attributes.js';
@@ -80,7 +81,7 @@ export async function createDeclaredQueues(local: LocalQueues, queues: readonly 
         return;
       }
       if ((attributes.FifoQueue === 'true') !== existing.fifo) {
-        throw new Error(`the queues file declares ${queue.name} ${existing.fifo ? 'standard' : 'FIFO'}, but this shim has it as a ${existing.fifo ? 'FIFO' : 'standard'} queue`);
+        throw new ConfigError(`the queues file declares ${queue.name} ${existing.fifo ? 'standard' : 'FIFO'}, but this shim has it as a ${existing.fifo ? 'FIFO' : 'standard'} queue`);
       }
       const { FifoQueue: _type, ...settable } = attributes;
       if (Object.entries(settable).some(([key, value]) => existing.attributes[key] !== value)) {

@@ -77,7 +77,8 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
       possiblyDuplicated: replayer.possiblyDuplicated,
     },
     sync: work.sync && { ...work.sync, lastError: withoutAccountDetails(work.sync.lastError) },
-    agents: work.agents,
+    // An agent's restart reason may quote its error, which may name the region's resources.
+    agents: work.agents.map((agent) => ({ ...agent, lastRestartReason: withoutAccountDetails(agent.lastRestartReason) })),
     conflicts: work.conflicts.latest,
     conflictCount: work.conflicts.count,
     queues: queues.map((queue) => {

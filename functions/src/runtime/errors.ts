@@ -53,6 +53,19 @@ const TRANSIENT_AWS_ERRORS = new Set([
   'TimeoutError',
 ]);
 
+/**
+ * PostgreSQL's SQLSTATEs worth retrying: a lost or refused connection (class 08), a transaction that
+ * lost to another (serialization failure, deadlock), too many connections, a lock not available, a
+ * server shutting down or starting up, and a read-only standby (met during a failover).
+ */
+const TRANSIENT_SQLSTATE = /^(08...|40001|40P01|53300|55P03|57P0[123]|25006)$/;
+
+/** Whether the PostgreSQL server failed the work for a passing reason (node-postgres' DatabaseError: a SQLSTATE and a severity). */
+function isTransientDatabaseError(error: Error): boolean {
+  const { code, severity } = error as { code?: unknown; severity?: unknown };
+  return typeof severity === 'string' && typeof code === 'string' && TRANSIENT_SQLSTATE.test(code);
+}
+
 function networkCode(error: unknown): string | undefined {
   for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth++) {
     const code = (current as { code?: unknown }).code;
@@ -71,7 +84,7 @@ export function isTransient(error: unknown): boolean {
   if (error instanceof Error) {
     const aws = error as Error & { $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
     if (aws.$retryable) return true;
-    if (TRANSIENT_AWS_ERRORS.has(aws.name)) return true;
+    if (TRANSIENT_AWS_ERRORS.has(aws.name) || isTransientDatabaseError(error)) return true;
     const status = aws.$metadata?.httpStatusCode;
     if (status !== undefined && status >= 500) return true;
   }

@@ -5,21 +5,23 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createWorkflowResources } from '../../../functions/src/local-pipeline/resources.js';
+import { openPostgresDatabase } from '../../../functions/src/runtime/store/postgres-database.js';
 import { type EdgeDatabase, openEdgeDatabase } from '../../../functions/src/runtime/store/sqlite-database.js';
-import { dynamoDbStores, sqliteStores } from '../../../functions/src/runtime/store/stores.js';
+import { dynamoDbStores, postgresStores, sqliteStores } from '../../../functions/src/runtime/store/stores.js';
 import type { Stores } from '../../../functions/src/runtime/store/types.js';
 import type { TableKey } from '../../../functions/src/workflow-definition.js';
 import { emulator } from '../../helpers/emulator.js';
+import { postgresDatabase } from '../../helpers/postgres.js';
 
-export type BackendName = 'dynamodb' | 'sqlite';
-export const BACKENDS: readonly BackendName[] = ['dynamodb', 'sqlite'];
+export type BackendName = 'dynamodb' | 'sqlite' | 'postgres';
+export const BACKENDS: readonly BackendName[] = ['dynamodb', 'sqlite', 'postgres'];
 
 /** One backend's stores for a test, with a way to damage a stored snapshot behind the store's back. */
 export interface TestBackend {
   readonly name: BackendName;
   readonly stores: Stores;
   tamperCheckpoint(key: string, version: number, state: string): Promise<void>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** Fresh tables of a stage-less workflow on the emulator (the region), as the agents' backend. */
@@ -76,7 +78,22 @@ export async function testBackend(name: BackendName): Promise<TestBackend> {
           }),
         );
       },
-      close: () => dynamodb.destroy(),
+      close: async () => dynamodb.destroy(),
+    };
+  }
+  if (name === 'postgres') {
+    const database = await postgresDatabase();
+    const db = await openPostgresDatabase(database.url);
+    return {
+      name,
+      stores: postgresStores(db),
+      async tamperCheckpoint(key, version, state) {
+        await db.query('UPDATE checkpoint SET state = $1 WHERE key = $2 AND version = $3', [state, key, version]);
+      },
+      async close() {
+        await db.end();
+        await database.drop();
+      },
     };
   }
   const edge = edgeDatabase();
@@ -86,6 +103,6 @@ export async function testBackend(name: BackendName): Promise<TestBackend> {
     async tamperCheckpoint(key, version, state) {
       edge.db.prepare('UPDATE checkpoint SET state = ? WHERE key = ? AND version = ?').run(state, key, version);
     },
-    close: () => edge.remove(),
+    close: async () => edge.remove(),
   };
 }

@@ -6,6 +6,12 @@ import { DynamoDbCheckpoints } from './dynamodb-checkpoints.js';
 import { DynamoDbCounters } from './dynamodb-counters.js';
 import { DynamoDbLedger } from './dynamodb-ledger.js';
 import { DynamoDbStepLog } from './dynamodb-step-log.js';
+import { PostgresCheckpoints } from './postgres-checkpoints.js';
+import { PostgresCounters } from './postgres-counters.js';
+import type { PostgresDatabase } from './postgres-database.js';
+import { PostgresIdempotencyLayer } from './postgres-idempotency.js';
+import { PostgresLedger } from './postgres-ledger.js';
+import { PostgresStepLog } from './postgres-step-log.js';
 import type { EdgeDatabase } from './sqlite-database.js';
 import { SqliteCheckpoints } from './sqlite-checkpoints.js';
 import { SqliteCounters } from './sqlite-counters.js';
@@ -68,5 +74,21 @@ export function sqliteStores(db: EdgeDatabase): Stores {
     counters: new SqliteCounters(db),
     ledger: undefined,
     idempotencyLayer: () => new SqliteIdempotencyLayer(db),
+  };
+}
+
+/**
+ * The stores of a site whose nodes share one PostgreSQL database, ledger included:
+ * `postgresStores(await openPostgresDatabase(url))`, as `sqliteStores(openEdgeDatabase(file))` gives
+ * the single-server edge's. Every node's agents may write at once: each write's condition is decided
+ * by the database.
+ */
+export function postgresStores(db: PostgresDatabase): Stores {
+  return {
+    stepLog: new PostgresStepLog(db),
+    checkpoints: new PostgresCheckpoints(db),
+    counters: new PostgresCounters(db),
+    ledger: new PostgresLedger(db),
+    idempotencyLayer: () => new PostgresIdempotencyLayer(db),
   };
 }

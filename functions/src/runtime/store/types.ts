@@ -2,9 +2,10 @@ import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/pe
 import type { SiteMark } from '../site.js';
 
 /**
- * Storage seams of the runtime. Each store is a small interface with two implementations: DynamoDB
- * in the region, SQLite at the edge. Every write is conditional, so concurrent or repeated writers
- * cannot overwrite each other; one contract test suite runs against both.
+ * Storage seams of the runtime. Each store is a small interface with three implementations: DynamoDB
+ * in the region, SQLite at a single-server edge, PostgreSQL at an edge site of several nodes. Every
+ * write is conditional, so concurrent or repeated writers cannot overwrite each other; one contract
+ * test suite runs against all three.
  */
 
 export type SagaStatus = 'running' | 'completed' | 'escalated' | 'compensating' | 'compensated';
@@ -164,13 +165,14 @@ export interface LedgerStore {
 
 /**
  * Everything an agent keeps, on one backend: DynamoDB tables in the region, one SQLite database at
- * the edge. Chosen by configuration (runtime/dependencies.ts), handed to the agents as a value.
+ * the edge (or one PostgreSQL database for a site of several nodes). Chosen by configuration
+ * (runtime/dependencies.ts), handed to the agents as a value.
  */
 export interface Stores {
   readonly stepLog: StepLogStore;
   readonly checkpoints: CheckpointStore;
   readonly counters: CounterStore;
-  /** The region's book of record; absent at the edge, where the ledger never runs. */
+  /** The region's book of record; absent at a SQLite edge, where the ledger never runs. */
   readonly ledger: LedgerStore | undefined;
   /** A new Powertools persistence layer for one agent's idempotency records (a layer serves one key prefix). */
   idempotencyLayer(): BasePersistenceLayer;
