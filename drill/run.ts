@@ -26,8 +26,9 @@ const USAGE = `Usage: npm run drill -- [options]
   --low-risk SHARE     share of low-risk payments, 0 to 1 (default 0.33)
   --seed N             fixes the payments and the flapping schedule (default: random, printed)
   --baseline           also run the same outage with the producers straight to the region
-  --quick              a 10 s outage, and an edge that notices and trusts the region again
-                       within about a second (probes every 200 ms) instead of the shipped defaults
+  --quick              a 10 s outage, and an edge that probes every 200 ms, goes offline after 3
+                       failed probes and trusts the region again after 3 good ones over 1 s,
+                       instead of the shipped defaults
   --make-conflict      write one payment's step differently into the region during the outage:
                        the edge must report the conflict and leave the region's record alone (the
                        outage lasts until the edge has authorized and escalated payments)

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { Credential } from './auth/sigv4.js';
 import type { Durability } from './sqs/database.js';
@@ -197,6 +197,9 @@ function option<T>(spec: ConfigOption<T>): ConfigOption<T> {
 /** The default of an option that is unset unless given. */
 const NONE = { value: undefined, means: 'none' } as const;
 
+/** The region of a shim in front of none. */
+const STANDALONE_REGION = 'us-east-1';
+
 /** Every option of the shim, in the order of the help: ShimConfig, DEFAULTS, USAGE and the command line are made from it. */
 export const OPTIONS = {
   host: option({
@@ -241,7 +244,7 @@ export const OPTIONS = {
     },
   }),
   region: option({
-    flag: 'region', placeholder: 'R', variable: 'HOLDFAST_REGION', default: 'us-east-1', group: 'general',
+    flag: 'region', placeholder: 'R', variable: 'HOLDFAST_REGION', default: { value: undefined, means: `the upstream region with --upstream, else ${STANDALONE_REGION}` }, group: 'general',
     help: 'region in ARNs and signatures',
     parse: (text) => text,
     validate: (region) => {
@@ -293,6 +296,11 @@ export const OPTIONS = {
       if (check !== 'full' && check !== 'quick' && check !== 'off') throw new ConfigError(`integrity check must be full, quick or off, not ${String(check)}`);
     },
   }),
+  queuesFile: option({
+    flag: 'queues', placeholder: 'FILE', variable: 'HOLDFAST_QUEUES', default: NONE, group: 'general',
+    help: 'queues to have from the start: {"queues": [{"name": ..., "attributes": {...}}]}; a standalone shim creates them (or brings their attributes in line) at start, a hybrid edge takes sends for them even before the region was reached',
+    parse: (text) => text,
+  }),
   upstream: option({
     flag: 'upstream', placeholder: 'URL', variable: 'HOLDFAST_UPSTREAM', default: NONE, group: 'hybrid edge',
     help: "the region's SQS endpoint, e.g. https://sqs.eu-west-1.amazonaws.com",
@@ -313,11 +321,6 @@ export const OPTIONS = {
   stackOutputs: option({
     flag: 'stack-outputs', placeholder: 'FILE[#STACK]', variable: 'HOLDFAST_STACK_OUTPUTS', default: NONE, group: 'hybrid edge',
     help: "the deployed stack's outputs as cdk deploy --outputs-file writes them: the upstream, its region, the workflow's queues and the sync's tables, where no option gives them",
-    parse: (text) => text,
-  }),
-  queuesFile: option({
-    flag: 'queues', placeholder: 'FILE', variable: 'HOLDFAST_QUEUES', default: NONE, group: 'hybrid edge',
-    help: 'queues to take sends for even before the region was reached: {"queues": [{"name": ..., "attributes": {...}}]}',
     parse: (text) => text,
   }),
   upstreamTimeoutMs: option({
@@ -520,7 +523,14 @@ export const USAGE = [
       return helpEntry(flag, `${option.help} (${environment}, default ${shownDefault})`);
     }),
   ]),
+  helpEntry('--version', 'print the version'),
   helpEntry('--help', 'print this text'),
+  '',
+  'Usage: holdfast backup FILE [options]',
+  helpEntry(
+    'FILE',
+    "an online copy of the shim's database (--db) to FILE, and of the fallback agents' (--edge-db) when there is one to FILE with .edge-agents before its extension; the shim may run meanwhile (README: Upgrade and rollback)",
+  ),
 ].join('\n');
 
 /** Checks a configuration, each value and then the values that go together; throws a ConfigError saying what is wrong. */
@@ -549,12 +559,23 @@ export function validateConfig(config: ShimConfig): ShimConfig {
   return config;
 }
 
+/** The region in the shim's ARNs and in the signatures it checks: the one given, else its upstream's (clients sign for the site's region), else us-east-1. */
+export function shimRegion(config: Pick<ShimConfig, 'region' | 'upstream' | 'upstreamRegion'>): string {
+  return config.region ?? (config.upstream === undefined ? undefined : config.upstreamRegion) ?? STANDALONE_REGION;
+}
+
+/** The fallback agents' database: the one given, else edge-agents.db next to the shim's. */
+export function edgeDatabaseFile(config: Pick<ShimConfig, 'dbFile' | 'edgeDbFile'>): string {
+  return config.edgeDbFile ?? join(dirname(config.dbFile), 'edge-agents.db');
+}
+
 /** The configuration from command-line options, then environment variables (an empty one counts as unset), then defaults. */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig | 'help' {
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ShimConfig | 'help' | 'version' {
   const commandLine = parseCommandLine(argv);
   if (commandLine.help) return 'help';
+  if (commandLine.version) return 'version';
   const values = OPTION_LIST.map(([key, option]) => {
-    // A text, or the texts of an option that repeats: every option but --help takes text.
+    // A text, or the texts of an option that repeats: every option but --help and --version takes text.
     const given = commandLine[option.flag] as string | string[] | undefined;
     const texts = typeof given === 'string' ? [given] : (given ?? textsOfVariable(option, env));
     return [key, texts === undefined ? defaultValue(option) : valueOf(option, texts)];
@@ -581,7 +602,7 @@ export function secretsOnCommandLine(argv: string[]): string[] {
 }
 
 function parseCommandLine(argv: string[]) {
-  const options: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean' } };
+  const options: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean' }, version: { type: 'boolean' } };
   for (const [, option] of OPTION_LIST) options[option.flag] = { type: 'string', multiple: option.repeats === true };
   try {
     return parseArgs({ args: argv, options, strict: true }).values;

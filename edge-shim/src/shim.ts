@@ -1,8 +1,8 @@
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { reportActivity, tellEach } from './activity.js';
-import { dirname, join } from 'node:path';
-import { type ShimConfig, DEFAULTS, isLoopback, readAdminToken, readCredentialsFile, regionTableNames, validateConfig } from './config.js';
+import { dirname } from 'node:path';
+import { type ShimConfig, DEFAULTS, edgeDatabaseFile, isLoopback, readAdminToken, readCredentialsFile, regionTableNames, shimRegion, validateConfig } from './config.js';
 import { type FallbackSettings, type ShimConnection, startFallbackWork } from './fallback/outage-work.js';
 import { readAgentEnvironment } from './fallback/environment.js';
 import { DEFAULT_WORKFLOW_MODULE, DEFAULT_WORKFLOW_ROOT, type LoadedWorkflow, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
@@ -14,7 +14,8 @@ import { Metrics } from './observability/metrics.js';
 import { type OperatorPage, operatorPages } from './observability/pages.js';
 import { standaloneStatus } from './observability/standalone-status.js';
 import { startCheckpointer } from './sqs/checkpointer.js';
-import { openDatabase } from './sqs/database.js';
+import { openDatabase, refuseNewerFile } from './sqs/database.js';
+import { EDGE_SCHEMA_VERSION } from '../../functions/src/edge/index.js';
 import { type StackWiring, deployedWorkflow, readStackOutputs, withStackWiring } from './stack-outputs.js';
 import { lockDatabase } from './sqs/database-lock.js';
 import { SqsService } from './sqs/service.js';
@@ -22,7 +23,7 @@ import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
 import { AuthorizingBackend } from './authz/authorizing-backend.js';
 import { AccessPolicy } from './authz/policy.js';
-import { readQueuesFile } from './hybrid/declared-queues.js';
+import { createDeclaredQueues, readQueuesFile } from './hybrid/declared-queues.js';
 import { LinkEstimates } from './hybrid/link/estimates.js';
 import { type HybridEdge, startHybridEdge } from './hybrid/start.js';
 import type { EdgeStatus, StatusProvider } from './observability/status.js';
@@ -89,7 +90,7 @@ function fallbackSettings(config: ShimConfig, workflow: LoadedWorkflow): Fallbac
   return {
     workflow,
     siteId: config.siteId!,
-    database: config.edgeDbFile ?? join(dirname(config.dbFile), 'edge-agents.db'),
+    database: edgeDatabaseFile(config),
     environment: config.agentEnvFile ? readAgentEnvironment(config.agentEnvFile) : {},
     regionTables: regionTableNames(workflow.workflow.name, config.regionTables),
     regionDynamoDbEndpoint: config.regionDynamoDb,
@@ -125,6 +126,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const wiring = given.stackOutputs === undefined ? undefined : readStackOutputs(given.stackOutputs);
   const config = validateConfig(wiring ? withStackWiring(given, wiring) : given);
   const logger = givenLogger ?? createLogger(config.logLevel);
+  const region = shimRegion(config);
   // Files are read before anything is opened: a file that cannot be used fails the start.
   const credentials = [...config.credentials, ...(config.credentialsFile === undefined ? [] : readCredentialsFile(config.credentialsFile))];
   const adminToken = config.adminTokenFile === undefined ? undefined : readAdminToken(config.adminTokenFile);
@@ -134,11 +136,14 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     // Queue URLs then name the address reached (a Host is never echoed), which the certificate may not name.
     logger.warn('TLS without --public-url: queue URLs name the address each client reached; give the name the certificate is for as --public-url');
   }
+  const declaredQueues = config.queuesFile ? readQueuesFile(config.queuesFile) : [];
   // On loopback the admin listener stays plain HTTP, for local tools; beyond it, its token travels.
   const adminTls = isLoopback(config.adminHost) ? undefined : tls;
   // The workflow is loaded first: a workflow that cannot run fails the start, not an outage.
   const workflow = await edgeWorkflow(config, wiring);
   const fallback = config.siteId === undefined ? undefined : fallbackSettings(config, workflow!);
+  // The agents' database is opened only in an outage: one a newer holdfast wrote is refused now.
+  if (fallback) refuseNewerFile(fallback.database, EDGE_SCHEMA_VERSION);
   // One shim per database: a second one is refused before it reads or writes anything.
   const lock = lockDatabase(config.dbFile);
   const db = (() => {
@@ -156,7 +161,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const service = new SqsService({
     db,
     storage,
-    region: config.region,
+    region,
     accountId: config.accountId,
     logger,
     clock: givenClock,
@@ -198,7 +203,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
           upstreamRegion: config.upstreamRegion!,
           upstreamCredentials,
           // The workflow's queues are known at the edge from the start, as the queues file's are.
-          queues: [...(config.queuesFile ? readQueuesFile(config.queuesFile) : []), ...(workflow ? workflowQueues(workflow.workflow) : [])],
+          queues: [...declaredQueues, ...(workflow ? workflowQueues(workflow.workflow) : [])],
         },
       )
     : undefined;
@@ -219,7 +224,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     createShimServer({
       backend,
       logger,
-      region: config.region,
+      region,
       credentials,
       publicUrl: config.publicUrl,
       tls: serverTls,
@@ -242,6 +247,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     lock.release();
   };
   const listeners = await (async () => {
+    // A standalone shim has the declared queues before it takes a request, as ElasticMQ does.
+    if (!hybrid) await createDeclaredQueues(service, declaredQueues);
     const adminListening = await admin.listen(config.adminPort, config.adminHost);
     const sqsListening = await http.listen(config.port, config.host);
     return { admin: adminListening, sqs: sqsListening, agents: await agentsHttp?.listen(0, '127.0.0.1') };
@@ -259,7 +266,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const unspecified = address.address === '0.0.0.0' || address.address === '::';
   listening.resolve({
     endpoint: listeners.agents?.url ?? (unspecified ? `http://127.0.0.1:${address.port}` : url),
-    region: config.region,
+    region,
     credentials: credentials[0] ?? { accessKeyId: 'fallback-agent', secretAccessKey: 'unchecked' },
   });
   logger.info(

@@ -1,13 +1,14 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sqsClient } from '../helpers/shim.js';
+import { ChoreControl } from './fixtures/chores/control.js';
 import { waitForState } from '../helpers/wait.js';
 
 // The production build: `npm run build` compiles the shim to dist/, and the `holdfast` command that
@@ -22,7 +23,7 @@ let child: ChildProcess | undefined;
 
 beforeAll(async () => {
   await run('npm', ['run', 'build'], { cwd: REPO });
-}, 180_000);
+}, 600_000);
 
 afterAll(() => {
   if (child?.exitCode === null) child.kill('SIGKILL');
@@ -105,5 +106,85 @@ it('the built holdfast runs the payments workflow\'s fallback agents from their 
     const exited = new Promise((resolve) => edge.once('exit', resolve));
     edge.kill('SIGTERM');
     await exited;
+  }
+});
+
+/** Starts the built holdfast offline (nothing listens on port 9) with fallback agents; resolves to its admin URL, or rejects with its stderr. */
+function startOfflineEdge(command: string, args: string[], cwd: string): { edge: ChildProcess; adminUrl: Promise<string> } {
+  const edge = spawn(command, ['--port', '0', '--admin-port', '0', '--upstream', 'http://127.0.0.1:9', '--upstream-region', 'us-east-1', '--site-id', 'lean-site', ...args], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  edge.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const adminUrl = new Promise<string>((resolve, reject) => {
+    edge.once('exit', (code) => reject(new Error(`holdfast exited with ${code}: ${stderr}`)));
+    createInterface({ input: edge.stdout! }).on('line', (line) => {
+      const entry = JSON.parse(line) as { adminUrl?: string };
+      if (entry.adminUrl) resolve(entry.adminUrl);
+    });
+  });
+  return { edge, adminUrl };
+}
+
+async function stop(edge: ChildProcess): Promise<void> {
+  if (edge.exitCode !== null || edge.signalCode !== null) return;
+  const exited = new Promise((resolve) => edge.once('exit', resolve));
+  edge.kill('SIGTERM');
+  await exited;
+}
+
+it('runs its compiled agents where only the runtime dependencies are installed: no tsx, esbuild or CDK', { timeout: 120_000 }, async () => {
+  // A site's install as npm install -g makes it: the package's files and its runtime dependencies,
+  // each linked from this checkout's node_modules; what only the build and the tests use is absent.
+  const site = join(dir, 'site');
+  const { dependencies } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const name of Object.keys(dependencies)) {
+    mkdirSync(dirname(join(site, 'node_modules', name)), { recursive: true });
+    symlinkSync(join(REPO, 'node_modules', name), join(site, 'node_modules', name));
+  }
+  cpSync(join(REPO, 'dist'), join(site, 'dist'), { recursive: true });
+  cpSync(join(REPO, 'package.json'), join(site, 'package.json'));
+  const lean = join(site, bin.holdfast!);
+
+  const { edge, adminUrl } = startOfflineEdge(lean, ['--db', join(dir, 'lean.db')], site);
+  try {
+    const url = await adminUrl;
+    const status = await waitForState(async () => {
+      const current = (await (await fetch(`${url}/status`)).json()) as { agents: Array<{ stage: string; state: string }> };
+      if (current.agents.length === 0 || current.agents.some((agent) => agent.state !== 'running')) throw new Error('the agents are not all running yet');
+      return current;
+    });
+    expect(status.agents.map((agent) => agent.stage).sort()).toEqual(['authorize', 'fraud-score', 'notify']);
+  } finally {
+    await stop(edge);
+  }
+
+  // A workflow written in TypeScript needs tsx, which the site does not have: the start says so.
+  const chores = join(REPO, 'test', 'edge-shim', 'fixtures', 'chores');
+  const outside = join(dir, 'chores');
+  cpSync(chores, outside, { recursive: true });
+  const refused = startOfflineEdge(lean, ['--db', join(dir, 'lean-ts.db'), '--workflow', join(outside, 'workflow.ts#chores')], site);
+  await expect(refused.adminUrl).rejects.toThrow(/workflow\.ts is TypeScript, which needs tsx to load: install it beside holdfast/);
+});
+
+it('loads a workflow written in TypeScript, and its TypeScript agents, with the tsx of the workflow\'s project', { timeout: 120_000 }, async () => {
+  const workflow = join(REPO, 'test', 'edge-shim', 'fixtures', 'chores', 'workflow.ts#chores');
+  // The chores agents check in with their control server as they load.
+  const control = await ChoreControl.start();
+  const agentEnv = join(dir, 'chores.env');
+  writeFileSync(agentEnv, `CHORES_CONTROL_URL=${control.url}\n`);
+  const { edge, adminUrl } = startOfflineEdge(holdfast, ['--db', join(dir, 'ts-workflow.db'), '--workflow', workflow, '--agent-env', agentEnv], REPO);
+  try {
+    const url = await adminUrl;
+    const status = await waitForState(async () => {
+      const current = (await (await fetch(`${url}/status`)).json()) as { agents: Array<{ stage: string; state: string }> };
+      if (current.agents.length === 0 || current.agents.some((agent) => agent.state !== 'running')) throw new Error('the agents are not all running yet');
+      return current;
+    });
+    expect(status.agents.map((agent) => agent.stage).sort()).toEqual(['deliver', 'prepare']);
+  } finally {
+    await stop(edge);
+    await control.close();
   }
 });

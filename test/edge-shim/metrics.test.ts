@@ -45,9 +45,10 @@ const FAMILIES: Record<string, 'COUNTER' | 'GAUGE'> = {
   disk_free_bytes: 'GAUGE',
   disk_reserve_bytes: 'GAUGE',
   disk_reserve_held: 'GAUGE',
+  build_info: 'GAUGE',
 };
 const NODE_FAMILIES = /^holdfast_edge_(process|nodejs)_/;
-const ALLOWED_LABELS = new Set(['action', 'path', 'code', 'queue', 'stage', 'mode', 'state', 'outcome']);
+const ALLOWED_LABELS = new Set(['action', 'path', 'code', 'queue', 'stage', 'mode', 'state', 'outcome', 'version', 'node']);
 
 const m = (name: string) => METRICS_PREFIX + name;
 /** What a browser sends when it opens a page. */

@@ -1,13 +1,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetQueueAttributesCommand, GetQueueUrlCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULTS } from '../../edge-shim/src/config.js';
 import { deployedWorkflow, readStackOutputs, withStackWiring } from '../../edge-shim/src/stack-outputs.js';
 import { humanReviewQueueName, stageQueueNames } from '../../functions/src/workflow-definition.js';
 import { payments } from '../../functions/src/workflows/payments.js';
-import { startTestShim } from '../helpers/shim.js';
+import { TEST_CREDENTIALS, startTestShim } from '../helpers/shim.js';
 
 // An edge wired from the file `cdk deploy --outputs-file` writes: what it takes from the stack's
 // outputs, what it leaves to the options given, and what it refuses.
@@ -119,15 +119,18 @@ describe('an edge started from the outputs alone', () => {
     // The stack's endpoint answers nothing: the edge starts offline.
     const file = outputsFile({ Holdfast: stackOutputs('payments-site', 'http://127.0.0.1:9') });
     const edge = await startTestShim({ stackOutputs: file, upstreamCredentials: { accessKeyId: 'edge', secretAccessKey: 'edge' } });
+    // The shim's region is the stack's: its clients sign for eu-west-1, as they would for the region.
+    const sqs = new SQSClient({ endpoint: edge.shim.url, region: 'eu-west-1', credentials: TEST_CREDENTIALS, maxAttempts: 1 });
     try {
       const status = await edge.shim.status();
       expect(status).toMatchObject({ mode: 'offline', upstream: { url: 'http://127.0.0.1:9', region: 'eu-west-1' } });
-      const { QueueUrl } = await edge.sqs.send(new GetQueueUrlCommand({ QueueName: 'payments-site-authorize.fifo' }));
-      const { Attributes } = await edge.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['FifoQueue', 'VisibilityTimeout'] }));
+      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: 'payments-site-authorize.fifo' }));
+      const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['FifoQueue', 'VisibilityTimeout'] }));
       expect(Attributes).toEqual({ FifoQueue: 'true', VisibilityTimeout: String(payments.stages[0]!.timeoutSeconds * 6) });
-      await edge.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: '{}', MessageGroupId: 'acct-1', MessageDeduplicationId: 'task-1' }));
+      await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: '{}', MessageGroupId: 'acct-1', MessageDeduplicationId: 'task-1' }));
       expect((await edge.shim.status()).backlog).toBe(1);
     } finally {
+      sqs.destroy();
       await edge.close();
     }
   });

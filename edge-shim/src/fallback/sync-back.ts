@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { type EdgeDatabase, type RegionTables, type SyncProgress, type WritePacer, listSyncConflicts, openEdgeDatabase, pendingSyncRecords, syncEdgeToRegion } from '../../../functions/src/edge/index.js';
 import { CongestionWindow, type TransferOutcome } from '../hybrid/link/congestion.js';
 import type { LinkEstimates } from '../hybrid/link/estimates.js';
+import { agentsFor } from '../hybrid/link/proxy.js';
 import type { ConflictRecord, ConflictStatus, SyncStatus } from '../observability/status.js';
 
 export interface SyncBackOptions {
@@ -74,7 +75,11 @@ export class SyncBack {
       ...(region.credentials ? { credentials: region.credentials } : {}),
       ...(region.dynamoDbEndpoint ? { endpoint: region.dynamoDbEndpoint } : {}),
       // A write that hangs is given up (and counted as congestion) rather than waited on for good.
-      requestHandler: { connectionTimeout: options.minTimeoutMs, requestTimeout: MAX_WRITE_MS },
+      requestHandler: {
+        connectionTimeout: options.minTimeoutMs,
+        requestTimeout: MAX_WRITE_MS,
+        ...agentsFor(region.dynamoDbEndpoint ?? `https://dynamodb.${region.name}.amazonaws.com`, { keepAlive: true }),
+      },
     });
     this.window = new CongestionWindow({ maxWindow: options.concurrency, estimates: options.link, minTimeoutMs: options.minTimeoutMs });
   }

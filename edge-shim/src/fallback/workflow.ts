@@ -11,8 +11,10 @@ import type { StageQueues } from '../../../functions/src/edge/index.js';
 import {
   DEAD_LETTER_RETENTION_SECONDS,
   humanReviewQueueName,
+  isTypeScript,
   stageQueueNames,
   stageVisibilityTimeoutSeconds,
+  tsxApiFor,
   type StageDefinition,
   type WorkflowDefinition,
 } from '../../../functions/src/edge/index.js';
@@ -69,7 +71,7 @@ export async function loadWorkflowModule(spec: string, options: { entryRoot?: st
 
   let exports: Record<string, unknown>;
   try {
-    exports = (await import(pathToFileURL(modulePath).href)) as Record<string, unknown>;
+    exports = (await importModule(modulePath)) as Record<string, unknown>;
   } catch (error) {
     throw new WorkflowModuleError(`cannot load workflow module ${modulePath}: ${(error as Error).message}`, { cause: error });
   }
@@ -93,6 +95,13 @@ export async function loadWorkflowModule(spec: string, options: { entryRoot?: st
   const workflow = checkWorkflowDefinition(chosen, `${file}${exportName ? `#${exportName}` : ''}`);
   const entryRoot = options.entryRoot !== undefined ? resolve(cwd, options.entryRoot) : (projectRoot(dirname(modulePath)) ?? dirname(modulePath));
   return { workflow, entryRoot, modulePath };
+}
+
+/** A module, TypeScript too: run from source, the shim loads it as it loads itself; compiled, through tsx. */
+async function importModule(path: string): Promise<unknown> {
+  if (!COMPILED || !isTypeScript(path)) return import(pathToFileURL(path).href);
+  const { tsImport } = (await import(tsxApiFor(path))) as { tsImport(specifier: string, parentURL: string): Promise<unknown> };
+  return tsImport(pathToFileURL(path).href, import.meta.url);
 }
 
 /** Checks what the supervisor and the local runner rely on in a definition; throws saying what is wrong. */

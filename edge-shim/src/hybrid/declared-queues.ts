@@ -1,5 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { ConfigError } from '../config.js';
+import { createQueue } from '../sqs/actions/create-queue.js';
+import { setQueueAttributes } from '../sqs/actions/set-queue-attributes.js';
 import type { QueueAttributes } from '../sqs/queue-attributes.js';
+import type { LocalQueues } from './local-queues.js';
+import { mapArns, queueNameOfArn } from './region/mirror.js';
 
 /** A queue to know at the edge before the region was ever reached. */
 export interface DeclaredQueue {
@@ -54,4 +59,34 @@ export function deadLettersFirst(queues: readonly DeclaredQueue[]): DeclaredQueu
   };
   for (const queue of queues) visit(queue, new Set());
   return ordered;
+}
+
+/**
+ * A standalone shim's declared queues, in its own store at start, as ElasticMQ creates the queues of
+ * its configuration: each one missing is created (dead-letter queues first), each one there is
+ * brought in line with the file's attributes. The ARNs in them, of any account and region, name this
+ * shim's queues of those names. A queue the store has as the other type (FIFO or standard) fails the
+ * start: only deleting it can change that.
+ */
+export async function createDeclaredQueues(local: LocalQueues, queues: readonly DeclaredQueue[]): Promise<void> {
+  for (const queue of deadLettersFirst(queues)) {
+    const attributes = mapArns(queue.attributes, (arn) => {
+      const name = queueNameOfArn(arn);
+      return name === undefined ? arn : local.queues.arnOf(name);
+    });
+    await local.transact('', (context) => {
+      const existing = context.queues.byName(queue.name);
+      if (!existing) {
+        createQueue(context, { QueueName: queue.name, Attributes: attributes });
+        return;
+      }
+      if ((attributes.FifoQueue === 'true') !== existing.fifo) {
+        throw new ConfigError(`the queues file declares ${queue.name} ${existing.fifo ? 'standard' : 'FIFO'}, but this shim has it as a ${existing.fifo ? 'FIFO' : 'standard'} queue`);
+      }
+      const { FifoQueue: _type, ...settable } = attributes;
+      if (Object.entries(settable).some(([key, value]) => existing.attributes[key] !== value)) {
+        setQueueAttributes(context, { QueueUrl: `/${local.queues.accountId}/${encodeURIComponent(queue.name)}`, Attributes: settable });
+      }
+    });
+  }
 }

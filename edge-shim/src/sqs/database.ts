@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CorruptDatabase, type IntegrityCheck, checkIntegrity, isCorruption } from './integrity.js';
 
@@ -12,7 +12,8 @@ export type Durability = 'process' | 'power';
 
 export type Db = Database.Database;
 
-const SCHEMA_VERSION = 2;
+/** The schema version this shim writes (SQLite's user_version); a newer database is refused. */
+export const SCHEMA_VERSION = 2;
 
 // One strict table per concept, indexed for exactly the queries the actions run (see each comment).
 const SCHEMA = `
@@ -189,6 +190,7 @@ export function openDatabase(file: string, durability: Durability, options: Open
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file);
   try {
+    refuseNewer(db, file, SCHEMA_VERSION);
     checkIntegrity(db, file, options.integrityCheck ?? 'quick');
     prepareDatabase(db, durability, options.clock ?? Date.now);
   } catch (error) {
@@ -197,6 +199,43 @@ export function openDatabase(file: string, durability: Durability, options: Open
     throw isCorruption(error) ? new CorruptDatabase(file, [(error as Error).message]) : error;
   }
   return db;
+}
+
+/**
+ * A database that a newer holdfast wrote: its schema is one this binary does not know, and opening
+ * it as its own (setting its user_version back, writing rows of the old shape) would damage it for
+ * the newer one. It is left as it is.
+ */
+export class NewerDatabase extends Error {
+  override readonly name = 'NewerDatabase';
+
+  constructor(
+    readonly file: string,
+    readonly version: number,
+    readonly known: number,
+  ) {
+    super(
+      `the database ${file} has schema version ${version}, newer than this holdfast knows (${known}): a newer holdfast wrote it. ` +
+        'Run that version again, or stop and restore the backup taken before the upgrade (README: Upgrade and rollback)',
+    );
+  }
+}
+
+/** Throws NewerDatabase when the database's user_version is above `known`; reads, writes nothing. */
+export function refuseNewer(db: Db, file: string, known: number): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > known) throw new NewerDatabase(file, version, known);
+}
+
+/** As refuseNewer, for a database file that may not exist yet (then there is nothing to refuse). */
+export function refuseNewerFile(file: string, known: number): void {
+  if (!existsSync(file)) return;
+  const db = new Database(file, { fileMustExist: true });
+  try {
+    refuseNewer(db, file, known);
+  } finally {
+    db.close();
+  }
 }
 
 function prepareDatabase(db: Db, durability: Durability, clock: () => number): void {

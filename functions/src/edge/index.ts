@@ -33,4 +33,5 @@ export {
   type SyncResult,
   type WritePacer,
 } from './sync.js';
-export { openEdgeDatabase, type EdgeDatabase } from '../runtime/store/sqlite-database.js';
+export { EDGE_SCHEMA_VERSION, openEdgeDatabase, type EdgeDatabase } from '../runtime/store/sqlite-database.js';
+export { isTypeScript, tsxApiFor } from '../event-source/typescript.js';

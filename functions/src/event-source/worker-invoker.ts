@@ -1,11 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SQSEvent } from 'aws-lambda';
 import type { InvocationInfo } from './context.js';
 import type { Invoker } from './invoker.js';
+import { isTypeScript, tsxApiFor } from './typescript.js';
 
 /** What the runner posts to a stage's worker: an invocation, or an earlier deadline for one in flight. */
 export type WorkerRequest =
@@ -19,23 +17,15 @@ export type InvocationReply =
 /** What a stage's worker posts: `ready` once its handler is loaded, then one reply per invocation. */
 export type WorkerReply = { readonly type: 'ready' } | InvocationReply;
 
-// The worker starts as plain Node: register tsx first so that it can load TypeScript handlers.
+// The worker starts as plain Node: it registers tsx first when it is to load TypeScript (a handler
+// written in it, or this runner itself run from source), and only then.
 const BOOTSTRAP = `
 const { workerData } = require('node:worker_threads');
-import(workerData.tsxApi).then(({ register }) => { register(); return import(workerData.workerModule); });
+const loader = workerData.tsxApi ? import(workerData.tsxApi).then(({ register }) => register()) : Promise.resolve();
+loader.then(() => import(workerData.workerModule));
 `;
-const tsxApi = esmEntry('tsx', './esm/api');
 // Beside this module, as TypeScript (run from source) or JavaScript (a build).
 const workerModule = new URL(`./stage-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url).href;
-
-/** The URL of a package export under its `import` condition (require.resolve gives the CommonJS one). */
-function esmEntry(packageName: string, subpath: string): string {
-  const manifestPath = createRequire(import.meta.url).resolve(`${packageName}/package.json`);
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
-  const target = manifest.exports[subpath]?.import.default;
-  if (!target) throw new Error(`${packageName} has no ESM export ${subpath}`);
-  return pathToFileURL(join(dirname(manifestPath), target)).href;
-}
 
 interface Pending {
   resolve(response: string | undefined): void;
@@ -54,6 +44,9 @@ interface StartedWorker {
  * failed execution environment.
  */
 export function workerInvoker(entry: string, env: Record<string, string>): Invoker {
+  // Resolved now: a TypeScript handler without tsx to load it fails the runner's start, saying so.
+  const typeScript = [entry, fileURLToPath(workerModule)].find(isTypeScript);
+  const tsxApi = typeScript === undefined ? undefined : tsxApiFor(typeScript);
   let current: StartedWorker | undefined;
   let nextId = 0;
   const pending = new Map<number, Pending>();

@@ -1,8 +1,7 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import * as sqs from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import { OPERATIONS, type Shape } from '../../protocol/operations.js';
+import { agentsFor } from '../link/proxy.js';
 import { SqsError } from '../../sqs/errors.js';
 
 export interface RegionClientOptions {
@@ -118,13 +117,12 @@ export class RegionClient {
     this.endpoint = options.endpoint.replace(/\/+$/, '');
     this.region = options.region;
     const client = (maxSockets: number, maxAttempts: number) => {
-      const agent = { keepAlive: true, maxSockets };
       return new sqs.SQSClient({
         endpoint: this.endpoint,
         region: options.region,
         ...(options.credentials ? { credentials: options.credentials } : {}),
         maxAttempts,
-        requestHandler: { connectionTimeout: options.connectTimeoutMs, httpAgent: new HttpAgent(agent), httpsAgent: new HttpsAgent(agent) },
+        requestHandler: { connectionTimeout: options.connectTimeoutMs, ...agentsFor(this.endpoint, { keepAlive: true, maxSockets }) },
       });
     };
     this.clients = {

@@ -57,6 +57,9 @@ interface Row {
 
 const SQS_ARN = /^arn:([^:]+):sqs:([^:]*):([^:]*):([^:]+)$/;
 
+/** The queue name an SQS ARN of any account and region names; undefined for what is no SQS ARN. */
+export const queueNameOfArn = (arn: string): string | undefined => SQS_ARN.exec(arn)?.[4];
+
 /**
  * The edge's durable mirror of the region's queues, and the one place where names map between the
  * two: a queue has the same name on both sides, its URL and ARN differ (the edge's own account and
@@ -190,7 +193,7 @@ export class QueueMirror {
   /** The name of the dead-letter queue a redrive policy names, if any. */
   deadLetterOf(attributes: Record<string, string>): string | undefined {
     const arn = parseJson(attributes.RedrivePolicy)?.deadLetterTargetArn;
-    return typeof arn === 'string' ? SQS_ARN.exec(arn)?.[4] : undefined;
+    return typeof arn === 'string' ? queueNameOfArn(arn) : undefined;
   }
 
   /** The region's ARN for an ARN of the edge (same queue name), for requests to the region. */
@@ -202,8 +205,8 @@ export class QueueMirror {
 
   /** The edge's ARN for an ARN of the region, for answers to clients. */
   toLocalArn(arn: string): string {
-    const match = SQS_ARN.exec(arn);
-    return match ? this.local.queues.arnOf(match[4]!) : arn;
+    const name = queueNameOfArn(arn);
+    return name === undefined ? arn : this.local.queues.arnOf(name);
   }
 
   /** Queue attributes with the ARNs in them (QueueArn, redrive policies) in the edge's terms. */
@@ -256,7 +259,7 @@ function parseJson(text: string | undefined): Record<string, unknown> | undefine
 }
 
 /** A copy of queue attributes with QueueArn and the ARNs inside the redrive policies mapped. */
-function mapArns(attributes: Record<string, string>, map: (arn: string) => string): Record<string, string> {
+export function mapArns(attributes: Record<string, string>, map: (arn: string) => string): Record<string, string> {
   const mapped = { ...attributes };
   if (mapped.QueueArn) mapped.QueueArn = map(mapped.QueueArn);
   const redrive = parseJson(mapped.RedrivePolicy);

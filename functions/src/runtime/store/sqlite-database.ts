@@ -4,7 +4,9 @@ import Database from 'better-sqlite3';
 
 export type EdgeDatabase = Database.Database;
 
-const SCHEMA_VERSION = 1;
+/** The edge database's schema version this runtime writes; the shim refuses a newer one at start. */
+export const EDGE_SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = EDGE_SCHEMA_VERSION;
 
 /**
  * The edge's own database: what agents running at an edge site keep (step log, idempotency records,
