@@ -46,7 +46,7 @@ const FAMILIES: Record<string, 'COUNTER' | 'GAUGE'> = {
   disk_reserve_bytes: 'GAUGE',
   disk_reserve_held: 'GAUGE',
 };
-const NODE_FAMILIES = /^holdfast_edge_(process|nodejs)_/;
+const NODE_FAMILIES = /^(process|nodejs)_/;
 const ALLOWED_LABELS = new Set(['action', 'path', 'code', 'queue', 'stage', 'mode', 'state', 'outcome']);
 
 const m = (name: string) => METRICS_PREFIX + name;
@@ -99,7 +99,7 @@ describe('Metrics', () => {
     metrics.messagesExpired('notices', 1);
     const families = await scrape(metrics, REPLAYING);
 
-    const own = [...families.values()].filter((family) => family.name.startsWith(METRICS_PREFIX) && !NODE_FAMILIES.test(family.name));
+    const own = [...families.values()].filter((family) => family.name.startsWith(METRICS_PREFIX));
     expect(Object.fromEntries(own.map((family) => [family.name, family.type]))).toEqual(Object.fromEntries(Object.entries(FAMILIES).map(([name, type]) => [m(name), type])));
     for (const family of own) {
       expect(family.name).toMatch(/^[a-z_]+$/);
@@ -109,7 +109,7 @@ describe('Metrics', () => {
       expect(family.help.length).toBeGreaterThan(10);
       for (const sample of family.metrics) for (const label of Object.keys(sample.labels ?? {})) expect(ALLOWED_LABELS).toContain(label);
     }
-    for (const [name, family] of families) if (!name.startsWith(METRICS_PREFIX)) throw new Error(`metric ${name} (${family.type}) is not under ${METRICS_PREFIX}`);
+    for (const [name, family] of families) if (!name.startsWith(METRICS_PREFIX) && !NODE_FAMILIES.test(name)) throw new Error(`metric ${name} (${family.type}) is neither the shim's nor Node's`);
   });
 
   it('counts the recorded events by their labels, keeping client-chosen values bounded', async () => {
@@ -236,11 +236,13 @@ describe('Metrics', () => {
     }
   });
 
-  it("carries Node's process metrics under the same prefix", async () => {
+  it("carries Node's process metrics under their stock names, unprefixed, as Node dashboards expect them", async () => {
     const families = await scrape(new Metrics(), REPLAYING);
-    expect(families.get(m('process_cpu_seconds_total'))?.type).toBe('COUNTER');
-    expect(families.get(m('nodejs_eventloop_lag_seconds'))?.type).toBe('GAUGE');
-    expect(sampleValue(families, m('process_resident_memory_bytes'))).toBeGreaterThan(0);
+    expect(families.get('process_cpu_seconds_total')?.type).toBe('COUNTER');
+    expect(families.get('nodejs_eventloop_lag_seconds')?.type).toBe('GAUGE');
+    expect(families.get('nodejs_heap_size_used_bytes')?.type).toBe('GAUGE');
+    expect(sampleValue(families, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect([...families.keys()].filter((name) => name.startsWith(`${METRICS_PREFIX}process_`) || name.startsWith(`${METRICS_PREFIX}nodejs_`))).toEqual([]);
   });
 });
 

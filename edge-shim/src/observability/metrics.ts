@@ -36,7 +36,8 @@ const seconds = (iso: string | null) => (iso === null ? null : Date.parse(iso) /
 /**
  * The shim's metrics, in the Prometheus text format. Counters count the recorder's events; gauges
  * are set from the status document at each scrape, so that /metrics, /status and the page never
- * disagree. Node's process metrics come along under the same prefix.
+ * disagree. Node's process metrics come along under their usual unprefixed names (process_*,
+ * nodejs_*), which stock Node dashboards and alerts expect.
  */
 export class Metrics implements MetricsRecorder {
   readonly registry: Registry;
@@ -257,7 +258,7 @@ let processRegistry: Registry | undefined;
 function processMetrics(): Registry {
   if (!processRegistry) {
     processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry, prefix: METRICS_PREFIX });
+    collectDefaultMetrics({ register: processRegistry });
   }
   return processRegistry;
 }
