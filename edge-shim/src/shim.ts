@@ -224,8 +224,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
       publicUrl: config.publicUrl,
       tls: serverTls,
       timeouts: httpTimeouts,
-      // The hybrid backend tells the metrics itself which way each request went.
-      activity: tellEach(activity, metrics.httpActivity(hybrid ? undefined : 'local')),
+      activity: tellEach(activity, metrics),
     });
   const http = sqsServer(tls);
   // The fallback agents call the shim on this machine, where the certificate's name does not
