@@ -151,6 +151,42 @@ describe('agents', () => {
     expect(charges).toEqual([otherGroup]);
   });
 
+  it("logs every line with its invocation's request id and cold start, in the edge's schema", async () => {
+    // A handler of its own, prepared (its Logger) with info lines kept.
+    const variables = { POWERTOOLS_LOG_LEVEL: 'INFO', AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand' };
+    const saved = Object.fromEntries(Object.keys(variables).map((name) => [name, process.env[name]]));
+    Object.assign(process.env, variables);
+    const fresh = createAgent(saga, 'charge');
+    // With POWERTOOLS_DEV, the Logger writes JSON on the global console.
+    const written: string[] = [];
+    const spies = (['log', 'info', 'error', 'warn'] as const).map((method) => vi.spyOn(console, method).mockImplementation((...args: unknown[]) => void written.push(args.join(' '))));
+    try {
+      const done = `w-${randomUUID()}`;
+      await send(task(done, 'acct-m', { amountMinor: 700 }), 'acct-m');
+      await send(task(`w-${randomUUID()}`, 'acct-n', { amountMinor: 1, failWith: 'bug' }), 'acct-n');
+      const { event } = await receiveEvent(sqs, chargeQueue());
+      expect(event.Records).toHaveLength(2);
+      const context = invocationContext('agents-charge', 10);
+      expect((await fresh(event, context)).batchItemFailures).toHaveLength(1);
+      await deleteAll(event);
+    } finally {
+      spies.forEach((spy) => spy.mockRestore());
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+    const entries = written.map((text) => JSON.parse(text) as Record<string, unknown>);
+    const lines = entries.filter((entry) => entry.msg !== undefined);
+    expect(lines.map((line) => [line.level, line.msg])).toEqual([
+      ['info', 'task done'],
+      ['error', 'task failed; the message returns to its queue'],
+    ]);
+    for (const line of lines) {
+      expect(line).toMatchObject({ name: 'agents', stage: 'charge', function_name: 'agents-charge', function_request_id: expect.stringMatching(/^[0-9a-f-]{36}$/), cold_start: true, pid: process.pid });
+    }
+  });
+
   it('fails a malformed message without running anything', async () => {
     await send('{"taskId": 42', 'acct-c');
     const batch = await invoke(1);

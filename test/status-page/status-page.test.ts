@@ -100,6 +100,13 @@ it('shows a real outage as it happens: online, offline with a growing backlog an
   expect(later.beforeFirstPoll.backlogChartPoints).toBe(later.history.samples.length);
   expect(later.beforeFirstPoll.mode).not.toBe('online');
   expect(later.live.mode).toBe('online');
+
+  // The edge's stdout through all of it, the shim's lines and its fallback agents' (their runners' and
+  // their handlers'), in one schema, levels as labels; no handler's metrics (EMF) among them.
+  const lines = readFileSync(edge.logFile, 'utf8').split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const names = new Set(lines.map((line) => line.name));
+  for (const name of ['holdfast-edge-shim', 'fallback-agent']) expect(names).toContain(name);
+  for (const line of lines) expect(line, JSON.stringify(line)).toMatchObject({ level: expect.stringMatching(/^(trace|debug|info|warn|error|fatal)$/), time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), pid: expect.any(Number), name: expect.any(String), msg: expect.any(String) });
 });
 
 /** The notify agent's process: the last the shim logged as polling (the status names no process). */

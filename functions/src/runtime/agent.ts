@@ -5,6 +5,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { type AgentDependencies, dependenciesFromEnvironment } from './dependencies.js';
 import { PermanentError } from './errors.js';
+import { HoldfastLogFormatter } from './log-formatter.js';
 import { DeadlineExceededError } from './resilience.js';
 import { type SagaDefinition, type SagaRuntime, type StageOutcome, runStage } from './saga.js';
 import { type Task, parseTask } from './task.js';
@@ -54,13 +55,18 @@ export function createAgent<I, S>(saga: SagaDefinition<I, S>, stageName: string,
     return {
       dependencies: given,
       persistence: given.stores.idempotencyLayer(),
-      logger: new Logger({ serviceName: saga.workflow.name, persistentKeys: { stage: stageName, site: given.site.id } }),
+      logger: new Logger({ serviceName: saga.workflow.name, persistentKeys: { stage: stageName, site: given.site.id }, logFormatter: new HoldfastLogFormatter() }),
     };
   };
 
   return async (event, context) => {
     prepared ??= prepare();
-    const { dependencies: given, persistence, logger } = prepared;
+    // The invocation's request id, function and cold start on every line it logs.
+    prepared.logger.addContext(context);
+    return handleBatch(event, context, prepared);
+  };
+
+  async function handleBatch(event: SQSEvent, context: Context, { dependencies: given, persistence, logger }: Prepared<S>): Promise<SQSBatchResponse> {
     const runtime: SagaRuntime<S> = {
       site: given.site,
       stores: given.stores,
@@ -109,5 +115,5 @@ export function createAgent<I, S>(saga: SagaDefinition<I, S>, stageName: string,
       }
     };
     return processPartialResponse(event, processRecord, new SqsFifoPartialProcessorAsync(), { context, skipGroupOnError: true, throwOnFullBatchFailure: false });
-  };
+  }
 }
