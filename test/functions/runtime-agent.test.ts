@@ -151,13 +151,13 @@ describe('agents', () => {
     expect(charges).toEqual([otherGroup]);
   });
 
-  it("logs every line with its invocation's request id and cold start, in the edge's schema", async () => {
-    // A handler of its own, prepared (its Logger) with info lines kept.
-    const variables = { POWERTOOLS_LOG_LEVEL: 'INFO', AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand' };
+  it("logs every line with its invocation's request id and cold start, in the edge's schema, and counts each task's outcome in CloudWatch metrics (EMF)", async () => {
+    // A handler of its own, prepared (Logger, Metrics) with metrics on and info lines kept.
+    const variables = { POWERTOOLS_LOG_LEVEL: 'INFO', POWERTOOLS_METRICS_DISABLED: 'false', AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand' };
     const saved = Object.fromEntries(Object.keys(variables).map((name) => [name, process.env[name]]));
     Object.assign(process.env, variables);
     const fresh = createAgent(saga, 'charge');
-    // With POWERTOOLS_DEV, the Logger writes JSON on the global console.
+    // With POWERTOOLS_DEV, the Logger and Metrics write JSON on the global console.
     const written: string[] = [];
     const spies = (['log', 'info', 'error', 'warn'] as const).map((method) => vi.spyOn(console, method).mockImplementation((...args: unknown[]) => void written.push(args.join(' '))));
     try {
@@ -185,6 +185,11 @@ describe('agents', () => {
     for (const line of lines) {
       expect(line).toMatchObject({ name: 'agents', stage: 'charge', function_name: 'agents-charge', function_request_id: expect.stringMatching(/^[0-9a-f-]{36}$/), cold_start: true, pid: process.pid });
     }
+    const metrics = entries.filter((entry) => entry._aws !== undefined) as Array<Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][] }> } }>;
+    const outcomes = metrics.find((entry) => entry.TasksCompleted !== undefined)!;
+    expect(outcomes).toMatchObject({ TasksCompleted: 1, TasksFailed: 1, service: 'agents', stage: 'charge' });
+    expect(outcomes._aws.CloudWatchMetrics[0]!.Namespace).toBe('Holdfast');
+    expect(metrics.find((entry) => entry.ColdStart !== undefined)).toMatchObject({ ColdStart: 1, function_name: 'agents-charge', service: 'agents' });
   });
 
   it('fails a malformed message without running anything', async () => {
