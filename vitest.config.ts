@@ -1,11 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
-// Seven projects: the edge shim's tests need nothing but the shim; the test kit's (the fault proxy)
+// Eight projects: the edge shim's tests need nothing but the shim; the test kit's (the fault proxy)
 // nothing but loopback servers; each outage drill starts a region of its own; the status page's test
-// needs Debian's Chromium (/usr/bin/chromium); the cloud tests, and the hybrid edge's (the shim in
-// front of the region through a fault proxy), each share one AWS emulator (LocalStack at
-// AWS_ENDPOINT_URL, else a moto server the global setup starts); the agents' runtime also needs a PostgreSQL
-// cluster (its global setup installs and starts one); the security tests need openssl and Chromium.
+// needs Debian's Chromium (/usr/bin/chromium), the example alert rules' Debian's promtool; the cloud
+// tests, and the hybrid edge's (the shim in front of the region through a fault proxy), each share
+// one AWS emulator (LocalStack at AWS_ENDPOINT_URL, else a moto server the global setup starts); the
+// agents' runtime also needs a PostgreSQL cluster (its global setup installs and starts one); the
+// security tests need openssl and Chromium.
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -30,6 +31,10 @@ export default defineConfig({
       {
         extends: true,
         test: { name: 'status-page', include: ['test/status-page/**/*.test.ts'], globalSetup: ['test/helpers/chromium-setup.ts'] },
+      },
+      {
+        extends: true,
+        test: { name: 'alerts', include: ['test/alerts/**/*.test.ts'], globalSetup: ['test/helpers/promtool-setup.ts'] },
       },
       {
         extends: true,

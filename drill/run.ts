@@ -42,8 +42,7 @@ const USAGE = `Usage: npm run drill -- [options]
   --keep               keep the drill's directory (databases, the shim's log) even when it passed
   --help               print this text
 
-Durations take the shim's forms: 500ms, 30s, 2m. A bare number is refused: it meant seconds in the
-drill's options and means milliseconds in the shim's, so give the unit.
+Durations take the shim's forms: 500ms, 30s, 2m (a bare number is refused: give the unit).
 The region is a moto server started for the drill, or the emulator at AWS_ENDPOINT_URL (LocalStack).
 SIGINT (Ctrl-C) or SIGTERM stops everything the drill started and exits 130 or 143.`;
 
@@ -59,16 +58,9 @@ function number(text: string | undefined, name: string, fallback: number, check:
   return value;
 }
 
-/**
- * A duration in milliseconds, in the shim's forms (500ms, 30s, 2m). A bare number is refused rather
- * than read: the drill took one as seconds and the shim takes one as milliseconds, so an old
- * command line fails with this message instead of meaning something else.
- */
+/** A duration in milliseconds, in the shim's forms (500ms, 30s, 2m). */
 function durationMs(text: string | undefined, name: string, fallbackMs: number, minimumMs = 1): number {
   if (text === undefined) return fallbackMs;
-  if (/^\s*\d+(?:\.\d+)?\s*$/.test(text)) {
-    fail(`${name} '${text}' needs a unit: ms, s or m (a bare number meant seconds in the drill's --outage and --stall and means milliseconds in the shim's options, so the drill takes none)`);
-  }
   let ms: number;
   try {
     ms = parseDuration(text, name);

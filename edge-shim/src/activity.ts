@@ -1,18 +1,55 @@
 import type { Logger } from 'pino';
+import type { RequestPath } from './backend.js';
+import { queueReference } from './sqs/queues.js';
 
-/** What the HTTP front tells the activity report about each SQS request it answers. */
+/** What the HTTP front saw of one SQS request besides its answer. */
+export interface RequestFacts {
+  /** Where the backend carried it out, in order; none when it was refused before (a bad signature, the access policy). */
+  readonly paths: readonly RequestPath[];
+  /** From the request's arrival to its answer. */
+  readonly seconds: number;
+}
+
+/** What the HTTP front tells the activity report and the metrics about each SQS request it answers. */
 export interface ActivityRecorder {
-  answered(action: string, output: Record<string, unknown>): void;
+  answered(action: string, input: Record<string, unknown>, output: Record<string, unknown>, facts: RequestFacts): void;
   /** `action` is undefined when the request failed before its action was known (e.g. a bad signature). */
-  failed(action: string | undefined, code: string): void;
+  failed(action: string | undefined, code: string, facts: RequestFacts): void;
 }
 
 /** One recorder that tells each of several (the activity report, the metrics). */
 export function tellEach(...recorders: readonly ActivityRecorder[]): ActivityRecorder {
   return {
-    answered: (action, output) => recorders.forEach((recorder) => recorder.answered(action, output)),
-    failed: (action, code) => recorders.forEach((recorder) => recorder.failed(action, code)),
+    answered: (action, input, output, facts) => recorders.forEach((recorder) => recorder.answered(action, input, output, facts)),
+    failed: (action, code, facts) => recorders.forEach((recorder) => recorder.failed(action, code, facts)),
   };
+}
+
+export interface MessagesMoved {
+  /** The queue the request named; undefined for a request that names none. */
+  readonly queue: string | undefined;
+  readonly sent: number;
+  readonly received: number;
+  readonly deleted: number;
+}
+
+/** The messages an answered request sent, received or deleted: the one count of the activity line and the metrics. */
+export function messagesMoved(action: string, input: Record<string, unknown>, output: Record<string, unknown>): MessagesMoved {
+  const queue = typeof input.QueueUrl === 'string' ? queueReference(input.QueueUrl)?.name : undefined;
+  switch (action) {
+    case 'SendMessage':
+      return { queue, sent: 1, received: 0, deleted: 0 };
+    case 'SendMessageBatch':
+      return { queue, sent: countOf(output.Successful), received: 0, deleted: 0 };
+    case 'ReceiveMessage':
+      return { queue, sent: 0, received: countOf(output.Messages), deleted: 0 };
+    case 'DeleteMessage':
+      return { queue, sent: 0, received: 0, deleted: 1 };
+    case 'DeleteMessageBatch':
+      return { queue, sent: 0, received: 0, deleted: countOf(output.Successful) };
+    default:
+      return { queue, sent: 0, received: 0, deleted: 0 };
+  }
 }
 
 export interface ActivitySummary {
@@ -33,25 +70,12 @@ export class ActivityCounter implements ActivityRecorder {
   private received = 0;
   private deleted = 0;
 
-  answered(action: string, output: Record<string, unknown>): void {
+  answered(action: string, input: Record<string, unknown>, output: Record<string, unknown>): void {
     this.requests.set(action, (this.requests.get(action) ?? 0) + 1);
-    switch (action) {
-      case 'SendMessage':
-        this.sent += 1;
-        break;
-      case 'SendMessageBatch':
-        this.sent += countOf(output.Successful);
-        break;
-      case 'ReceiveMessage':
-        this.received += countOf(output.Messages);
-        break;
-      case 'DeleteMessage':
-        this.deleted += 1;
-        break;
-      case 'DeleteMessageBatch':
-        this.deleted += countOf(output.Successful);
-        break;
-    }
+    const moved = messagesMoved(action, input, output);
+    this.sent += moved.sent;
+    this.received += moved.received;
+    this.deleted += moved.deleted;
   }
 
   failed(action: string | undefined, code: string): void {
@@ -99,7 +123,7 @@ export function reportActivity(logger: Logger, intervalMs = ACTIVITY_INTERVAL_MS
   const timer = setInterval(report, intervalMs);
   timer.unref();
   return {
-    answered: (action, output) => counter.answered(action, output),
+    answered: (action, input, output) => counter.answered(action, input, output),
     failed: (action, code) => counter.failed(action, code),
     stop() {
       clearInterval(timer);

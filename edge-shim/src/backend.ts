@@ -9,6 +9,9 @@ export interface SqsBackend {
   health(): Health;
 }
 
+/** Where a request was carried out: by the region (`upstream`) or by the edge's own store (`local`). */
+export type RequestPath = 'upstream' | 'local';
+
 export interface CallOptions {
   /** Scheme and authority the client used, for the queue URLs in responses. */
   readonly baseUrl: string;
@@ -16,6 +19,11 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
   /** Who asks: the access key id that signed the request, or undefined when signatures are not checked (the loopback client). */
   readonly principal?: string;
+  /**
+   * Told each time the request is carried out somewhere, for the metrics: a send the region did not
+   * take is carried out again at the edge, a batch of receipt handles of both in both.
+   */
+  readonly carriedOut?: (path: RequestPath) => void;
 }
 
 export interface Health {

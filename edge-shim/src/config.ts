@@ -48,13 +48,17 @@ export function parseSize(text: string, name: string): number {
   return Number(match[1]) * unit;
 }
 
-const DURATION_UNITS: Record<string, number> = { '': 1, ms: 1, s: 1000, m: 60_000 };
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
 
-/** A duration in milliseconds: a number with ms, s or m (milliseconds when it has none). */
+/**
+ * A duration in milliseconds: a number with ms, s or m, the one form of every duration option (the
+ * shim's and the drill's). A bare number is refused: some tools read one as seconds, others as
+ * milliseconds.
+ */
 export function parseDuration(text: string, name: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(text.trim());
-  if (!match) throw new ConfigError(`invalid ${name} '${text}': give a duration such as 500ms, 2s or 1m`);
-  return Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? '']!);
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m)$/.exec(text.trim());
+  if (!match) throw new ConfigError(`invalid ${name} '${text}': give a duration with its unit, such as 500ms, 30s or 2m`);
+  return Math.round(Number(match[1]) * DURATION_UNITS[match[2]!]!);
 }
 
 function parseSwitch(text: string, name: string): boolean {
@@ -531,6 +535,7 @@ export const USAGE = [
     'FILE',
     "an online copy of the shim's database (--db) to FILE, and of the fallback agents' (--edge-db) when there is one to FILE with .edge-agents before its extension; the shim may run meanwhile (README: Upgrade and rollback)",
   ),
+  'A duration T is a number with its unit: 500ms, 30s, 2m.',
 ].join('\n');
 
 /** Checks a configuration, each value and then the values that go together; throws a ConfigError saying what is wrong. */

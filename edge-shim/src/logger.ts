@@ -1,12 +1,11 @@
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { holdfastLogger } from '../../functions/src/edge/index.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-/** JSON logs on stdout. Credentials and signatures are redacted wherever they might appear. */
+/** JSON logs on stdout, in the schema the fallback agents write too. Credentials and signatures are redacted wherever they might appear. */
 export function createLogger(level: LogLevel): Logger {
-  return pino({
-    name: 'holdfast-edge-shim',
-    level,
+  return holdfastLogger('holdfast-edge-shim', level, {
     redact: { paths: ['*.authorization', '*.headers.authorization', '*.secretAccessKey', 'credentials'], censor: '[redacted]' },
   });
 }

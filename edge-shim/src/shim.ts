@@ -10,6 +10,7 @@ import { createAdminServer } from './http/admin-server.js';
 import { type TlsFiles, checkCertificate } from './http/listener.js';
 import { type HttpTimeouts, createShimServer } from './http/server.js';
 import { createLogger } from './logger.js';
+import { StatusHistory } from './observability/history.js';
 import { Metrics } from './observability/metrics.js';
 import { type OperatorPage, operatorPages } from './observability/pages.js';
 import { standaloneStatus } from './observability/standalone-status.js';
@@ -45,6 +46,8 @@ export interface StartOptions extends Partial<ShimConfig> {
   readonly shutdownGraceMs?: number;
   /** How often the activity line is logged (when there was activity); a minute by default. */
   readonly activityIntervalMs?: number;
+  /** How often the status page's history samples the status; 5 s by default. */
+  readonly historyIntervalMs?: number;
   /** Credentials for the region (tests); otherwise the AWS SDK's default provider chain. */
   readonly upstreamCredentials?: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string };
   /** Operator pages of the admin listener besides (or instead of) /status, /metrics and the status page, by path. */
@@ -117,6 +120,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     httpTimeouts,
     shutdownGraceMs = DEFAULT_SHUTDOWN_GRACE_MS,
     activityIntervalMs,
+    historyIntervalMs,
     upstreamCredentials,
     pages: givenPages,
     ...overrides
@@ -217,7 +221,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const status: StatusProvider = hybrid
     ? () => hybrid.status()
     : standaloneStatus(service, { startedAt, requests: () => metrics.requestsCarriedOut(), expired: (queue) => metrics.expiredMessages(queue) });
-  const pages = new Map([...operatorPages({ status, metrics, conflict: participant && ((id) => participant.conflict(id)) }), ...(givenPages ?? [])]);
+  const history = new StatusHistory(status, { intervalMs: historyIntervalMs, logger });
+  const pages = new Map([...operatorPages({ status, metrics, history, conflict: participant && ((id) => participant.conflict(id)) }), ...(givenPages ?? [])]);
   const admin = createAdminServer({ pages, health: () => backend.health(), token: adminToken, tls: adminTls, logger });
   const activity = reportActivity(logger, activityIntervalMs);
   const sqsServer = (serverTls: TlsFiles | undefined) =>
@@ -229,8 +234,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
       publicUrl: config.publicUrl,
       tls: serverTls,
       timeouts: httpTimeouts,
-      // The hybrid backend tells the metrics itself which way each request went.
-      activity: tellEach(activity, metrics.httpActivity(hybrid ? undefined : 'local')),
+      activity: tellEach(activity, metrics),
     });
   const http = sqsServer(tls);
   // The fallback agents call the shim on this machine, where the certificate's name does not
@@ -257,6 +261,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     await Promise.all([admin.close(), http.close(0), agentsHttp?.close(0)]);
     service.close();
     activity.stop();
+    history.stop();
     await closeStorage();
     throw error;
   });
@@ -303,6 +308,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     },
     close() {
       closing ??= (async () => {
+        history.stop();
         const drained = Promise.all([http.close(shutdownGraceMs), agentsHttp?.close(shutdownGraceMs), admin.close()]);
         // After the server has marked its responses `connection: close`: long polls now answer.
         service.close();

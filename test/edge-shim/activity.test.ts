@@ -114,7 +114,7 @@ describe('ActivityCounter', () => {
   it('has nothing to report when nothing was asked, and starts again after each report', () => {
     const counter = new ActivityCounter();
     expect(counter.take()).toBeUndefined();
-    counter.answered('ListQueues', {});
+    counter.answered('ListQueues', {}, {});
     expect(counter.take()).toEqual({ requests: { ListQueues: 1 }, errors: {}, messages: { sent: 0, received: 0, deleted: 0 } });
     expect(counter.take()).toBeUndefined();
   });

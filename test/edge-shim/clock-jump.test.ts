@@ -52,7 +52,7 @@ async function timePasses(t: TestShim, wall: WallClock, ms: number): Promise<voi
 
 async function expiredAtMetrics(t: TestShim, queue: string): Promise<number | undefined> {
   const families = parseExposition(await (await fetch(`${t.shim.adminUrl}/metrics`)).text());
-  return sampleValue(families, `${METRICS_PREFIX}expired_messages_total`, { queue: queue.split('/').pop()! });
+  return sampleValue(families, `${METRICS_PREFIX}messages_expired_total`, { queue: queue.split('/').pop()! });
 }
 
 it('expires nothing for a jump of the wall clock two days forward, logs it, and expires later sends on time', async () => {

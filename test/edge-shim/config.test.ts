@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, isLoopback, loadConfig, parseRegionTables, readCredentialsFile, regionTableNames, secretsOnCommandLine } from '../../edge-shim/src/config.js';
+import { ConfigError, DEFAULTS, OPTIONS, isLoopback, loadConfig, parseRegionTables, readCredentialsFile, regionTableNames, secretsOnCommandLine } from '../../edge-shim/src/config.js';
 import { readQueuesFile } from '../../edge-shim/src/hybrid/declared-queues.js';
 
 // Command-line options, HOLDFAST_* environment variables, defaults, and what is refused.
@@ -174,7 +174,7 @@ describe('loadConfig', () => {
       backlogRetention: 'sqs',
     });
     // Without --upstream-region, the SDK's own AWS_REGION.
-    expect(loadConfig([], { HOLDFAST_UPSTREAM: 'http://localhost:4566', AWS_REGION: 'us-west-2', HOLDFAST_RECOVERY_TIME: '2500', HOLDFAST_BACKLOG_RETENTION: 'sqs' })).toMatchObject({
+    expect(loadConfig([], { HOLDFAST_UPSTREAM: 'http://localhost:4566', AWS_REGION: 'us-west-2', HOLDFAST_RECOVERY_TIME: '2.5s', HOLDFAST_BACKLOG_RETENTION: 'sqs' })).toMatchObject({
       upstream: 'http://localhost:4566',
       upstreamRegion: 'us-west-2',
       recoveryMs: 2500,
@@ -263,6 +263,15 @@ describe('loadConfig', () => {
   ])('refuses %j %j', (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);
+  });
+
+  // Issue 17: one form for every duration, the shim's and the drill's, so that no option reads a bare number its own way.
+  it.each(Object.entries(OPTIONS).filter(([, option]) => option.placeholder === 'T'))('takes --%s as 500ms, 30s or 2m and refuses a bare number', (key, option) => {
+    const hybrid = ['--upstream', 'http://localhost:4566', '--upstream-region', 'eu-west-1'];
+    const value = (text: string) => (loadConfig([...hybrid, `--${option.flag}`, text], {}) as Record<string, unknown>)[key];
+    expect([value('500ms'), value('30s'), value('2m'), value('1.5s')]).toEqual([500, 30_000, 120_000, 1500]);
+    for (const text of ['2000', '2 h', 'soon']) expect(() => value(text), text).toThrow(/give a duration with its unit, such as 500ms, 30s or 2m/);
+    expect(() => loadConfig(hybrid, { [option.variable]: '2000' }), option.variable).toThrow(/with its unit/);
   });
 
   it.each(['localhost', '127.0.0.1', '127.1.2.3', '::1'])('listens on loopback %s without credentials', (host) => {

@@ -14,8 +14,8 @@ const LIVENESS_MS = 8_000;
 
 let t: TestShim;
 beforeAll(async () => {
-  // No background sweeps: the tests count the transactions of long polls.
-  t = await startTestShim({ sweepIntervalMs: 3_600_000 });
+  // No background sweeps nor status samples for the page's history: the tests count the transactions of long polls.
+  t = await startTestShim({ sweepIntervalMs: 3_600_000, historyIntervalMs: 3_600_000 });
 });
 afterAll(() => t?.close());
 

@@ -1,9 +1,10 @@
 import { ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRICS_PREFIX, Metrics } from '../../edge-shim/src/observability/metrics.js';
+import type { RequestPath } from '../../edge-shim/src/backend.js';
 import type { EdgeStatus } from '../../edge-shim/src/observability/status.js';
 import { edgeStatus, queueStatus } from '../helpers/edge-status.js';
-import { type Families, parseExposition, sampleValue } from '../helpers/prometheus.js';
+import { type Families, histogram, parseExposition, sampleValue } from '../helpers/prometheus.js';
 import { type TestShim, sqsClient, startTestShim } from '../helpers/shim.js';
 import { createQueue } from '../helpers/sqs-queues.js';
 
@@ -11,13 +12,17 @@ import { createQueue } from '../helpers/sqs-queues.js';
 // gauges, checked against the text format and the naming conventions; then a real standalone shim.
 
 /** Every family of the shim's own, with its type: a rename or a new family must be made here too. */
-const FAMILIES: Record<string, 'COUNTER' | 'GAUGE'> = {
+const FAMILIES: Record<string, 'COUNTER' | 'GAUGE' | 'HISTOGRAM'> = {
   requests_total: 'COUNTER',
+  request_duration_seconds: 'HISTOGRAM',
   request_errors_total: 'COUNTER',
-  replayed_messages_total: 'COUNTER',
+  messages_sent_total: 'COUNTER',
+  messages_received_total: 'COUNTER',
+  messages_deleted_total: 'COUNTER',
+  messages_replayed_total: 'COUNTER',
+  messages_expired_total: 'COUNTER',
   replay_possibly_duplicated_messages_total: 'COUNTER',
   fallback_agent_restarts_total: 'COUNTER',
-  expired_messages_total: 'COUNTER',
   mode: 'GAUGE',
   mode_since_timestamp_seconds: 'GAUGE',
   breaker_state: 'GAUGE',
@@ -47,10 +52,13 @@ const FAMILIES: Record<string, 'COUNTER' | 'GAUGE'> = {
   disk_reserve_held: 'GAUGE',
   build_info: 'GAUGE',
 };
-const NODE_FAMILIES = /^holdfast_edge_(process|nodejs)_/;
+const NODE_FAMILIES = /^(process|nodejs)_/;
 const ALLOWED_LABELS = new Set(['action', 'path', 'code', 'queue', 'stage', 'mode', 'state', 'outcome', 'version', 'node']);
 
 const m = (name: string) => METRICS_PREFIX + name;
+/** What the HTTP front tells of a request: where it was carried out, and how long it took. */
+const took = (seconds: number, ...paths: RequestPath[]) => ({ paths, seconds });
+const QUEUE_URL = 'http://127.0.0.1:9324/000000000000/payments.fifo';
 /** What a browser sends when it opens a page. */
 const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
@@ -92,38 +100,44 @@ const REPLAYING = edgeStatus({
 describe('Metrics', () => {
   it('exposes every family in the text format, named by the Prometheus conventions', async () => {
     const metrics = new Metrics();
-    metrics.requestCarriedOut('SendMessage', 'upstream');
-    metrics.errorAnswered('SendMessage', 'ServiceUnavailable');
+    metrics.answered('SendMessage', { QueueUrl: QUEUE_URL }, {}, took(0.01, 'upstream'));
+    metrics.answered('ReceiveMessage', { QueueUrl: QUEUE_URL }, { Messages: [{}] }, took(0.01, 'upstream'));
+    metrics.answered('DeleteMessage', { QueueUrl: QUEUE_URL }, {}, took(0.01, 'upstream'));
+    metrics.failed('SendMessage', 'ServiceUnavailable', took(0.01, 'local'));
     metrics.messagesReplayed('payments.fifo', 1);
     metrics.messagesPossiblyDuplicated('payments.fifo', 1);
     metrics.agentRestarted('authorize');
     metrics.messagesExpired('notices', 1);
     const families = await scrape(metrics, REPLAYING);
 
-    const own = [...families.values()].filter((family) => family.name.startsWith(METRICS_PREFIX) && !NODE_FAMILIES.test(family.name));
+    const own = [...families.values()].filter((family) => family.name.startsWith(METRICS_PREFIX));
     expect(Object.fromEntries(own.map((family) => [family.name, family.type]))).toEqual(Object.fromEntries(Object.entries(FAMILIES).map(([name, type]) => [m(name), type])));
     for (const family of own) {
       expect(family.name).toMatch(/^[a-z_]+$/);
       // Counters end in _total; nothing else does. Units are base units, spelled out.
       expect(family.name.endsWith('_total')).toBe(family.type === 'COUNTER');
+      if (family.type === 'HISTOGRAM') expect(family.name).toMatch(/_seconds$/);
       expect(family.name).not.toMatch(/_(ms|milliseconds|kb|mb|minutes|percent)(_|$)/);
       expect(family.help.length).toBeGreaterThan(10);
       for (const sample of family.metrics) for (const label of Object.keys(sample.labels ?? {})) expect(ALLOWED_LABELS).toContain(label);
     }
-    for (const [name, family] of families) if (!name.startsWith(METRICS_PREFIX)) throw new Error(`metric ${name} (${family.type}) is not under ${METRICS_PREFIX}`);
+    for (const [name, family] of families) if (!name.startsWith(METRICS_PREFIX) && !NODE_FAMILIES.test(name)) throw new Error(`metric ${name} (${family.type}) is neither the shim's nor Node's`);
   });
 
   it('counts the recorded events by their labels, keeping client-chosen values bounded', async () => {
     const metrics = new Metrics();
-    for (let i = 0; i < 3; i += 1) metrics.requestCarriedOut('SendMessage', 'upstream');
-    metrics.requestCarriedOut('SendMessage', 'local');
-    metrics.requestCarriedOut('SendMessage', 'local');
-    metrics.requestCarriedOut('ReceiveMessage', 'local');
-    metrics.requestCarriedOut('NoSuchAction', 'local');
-    metrics.errorAnswered('SendMessage', 'ServiceUnavailable');
-    metrics.errorAnswered('SendMessage', 'ServiceUnavailable');
-    metrics.errorAnswered(undefined, 'InvalidClientTokenId');
-    metrics.errorAnswered('Made<Up>', 'not a "code"\n');
+    for (let i = 0; i < 3; i += 1) metrics.answered('SendMessage', { QueueUrl: QUEUE_URL }, {}, took(0.04, 'upstream'));
+    // The region did not take it: stored at the edge, so carried out both ways.
+    metrics.answered('SendMessage', { QueueUrl: QUEUE_URL }, {}, took(2.1, 'upstream', 'local'));
+    metrics.answered('SendMessageBatch', { QueueUrl: 'notices' }, { Successful: [{}, {}], Failed: [{}] }, took(0.002, 'local'));
+    metrics.answered('ReceiveMessage', { QueueUrl: QUEUE_URL }, { Messages: [{}, {}, {}] }, took(0.003, 'local'));
+    metrics.answered('ReceiveMessage', { QueueUrl: QUEUE_URL }, {}, took(20, 'local'));
+    metrics.answered('DeleteMessageBatch', { QueueUrl: QUEUE_URL }, { Successful: [{}, {}] }, took(0.001, 'local'));
+    metrics.answered('NoSuchAction', {}, {}, took(0.001, 'local'));
+    metrics.failed('SendMessage', 'ServiceUnavailable', took(0.001, 'local'));
+    metrics.failed('SendMessage', 'ServiceUnavailable', took(0.001));
+    metrics.failed(undefined, 'InvalidClientTokenId', took(0.001));
+    metrics.failed('Made<Up>', 'not a "code"\n', took(0.001));
     metrics.messagesReplayed('payments.fifo', 10);
     metrics.messagesReplayed('payments.fifo', 5);
     metrics.messagesReplayed('notices', 1);
@@ -132,22 +146,36 @@ describe('Metrics', () => {
     metrics.agentRestarted('authorize');
     metrics.messagesExpired('notices', 3);
     metrics.messagesExpired('notices', 4);
-    const families = await scrape(metrics, REPLAYING);
+    const exposition = await metrics.exposition(REPLAYING);
+    const families = parseExposition(exposition);
 
-    expect(sampleValue(families, m('requests_total'), { action: 'SendMessage', path: 'upstream' })).toBe(3);
+    expect(sampleValue(families, m('requests_total'), { action: 'SendMessage', path: 'upstream' })).toBe(4);
     expect(sampleValue(families, m('requests_total'), { action: 'SendMessage', path: 'local' })).toBe(2);
-    expect(sampleValue(families, m('requests_total'), { action: 'ReceiveMessage', path: 'local' })).toBe(1);
+    expect(sampleValue(families, m('requests_total'), { action: 'SendMessageBatch', path: 'local' })).toBe(1);
+    expect(sampleValue(families, m('requests_total'), { action: 'ReceiveMessage', path: 'local' })).toBe(2);
+    expect(sampleValue(families, m('requests_total'), { action: 'DeleteMessageBatch', path: 'local' })).toBe(1);
     expect(sampleValue(families, m('requests_total'), { action: 'unknown', path: 'local' })).toBe(1);
-    expect(families.get(m('requests_total'))!.metrics).toHaveLength(4);
+    expect(families.get(m('requests_total'))!.metrics).toHaveLength(6);
+    // One observation per request carried out, on the path it ended on.
+    const durations = histogram(exposition, m('request_duration_seconds'));
+    expect(durations.get('SendMessage upstream')).toEqual({ count: 3, sum: expect.closeTo(0.12, 6), buckets: expect.objectContaining({ '0.025': 0, '0.05': 3, '+Inf': 3 }) });
+    expect(durations.get('SendMessage local')).toEqual({ count: 2, sum: expect.closeTo(2.101, 6), buckets: expect.objectContaining({ '0.001': 1, '2.5': 2 }) });
+    expect(durations.get('ReceiveMessage local')).toEqual({ count: 2, sum: expect.closeTo(20.003, 6), buckets: expect.objectContaining({ '0.0025': 0, '0.005': 1, '10': 1, '20': 2 }) });
+    expect([...durations.keys()].sort()).toEqual(['DeleteMessageBatch local', 'ReceiveMessage local', 'SendMessage local', 'SendMessage upstream', 'SendMessageBatch local', 'unknown local']);
+    expect(sampleValue(families, m('messages_sent_total'), { queue: 'payments.fifo' })).toBe(4);
+    expect(sampleValue(families, m('messages_sent_total'), { queue: 'notices' })).toBe(2);
+    expect(sampleValue(families, m('messages_received_total'), { queue: 'payments.fifo' })).toBe(3);
+    expect(sampleValue(families, m('messages_deleted_total'), { queue: 'payments.fifo' })).toBe(2);
+    expect(families.get(m('messages_deleted_total'))!.metrics).toHaveLength(1);
     expect(sampleValue(families, m('request_errors_total'), { action: 'SendMessage', code: 'ServiceUnavailable' })).toBe(2);
     expect(sampleValue(families, m('request_errors_total'), { action: 'unknown', code: 'InvalidClientTokenId' })).toBe(1);
     expect(sampleValue(families, m('request_errors_total'), { action: 'unknown', code: 'other' })).toBe(1);
-    expect(sampleValue(families, m('replayed_messages_total'), { queue: 'payments.fifo' })).toBe(15);
-    expect(sampleValue(families, m('replayed_messages_total'), { queue: 'notices' })).toBe(1);
+    expect(sampleValue(families, m('messages_replayed_total'), { queue: 'payments.fifo' })).toBe(15);
+    expect(sampleValue(families, m('messages_replayed_total'), { queue: 'notices' })).toBe(1);
     expect(sampleValue(families, m('replay_possibly_duplicated_messages_total'), { queue: 'payments.fifo' })).toBe(2);
     expect(sampleValue(families, m('fallback_agent_restarts_total'), { stage: 'authorize' })).toBe(2);
-    expect(sampleValue(families, m('expired_messages_total'), { queue: 'notices' })).toBe(7);
-    expect(metrics.requestsCarriedOut()).toEqual({ upstream: 3, local: 4 });
+    expect(sampleValue(families, m('messages_expired_total'), { queue: 'notices' })).toBe(7);
+    expect(metrics.requestsCarriedOut()).toEqual({ upstream: 4, local: 7 });
     expect([metrics.expiredMessages('notices'), metrics.expiredMessages('payments.fifo')]).toEqual([7, 0]);
   });
 
@@ -237,11 +265,13 @@ describe('Metrics', () => {
     }
   });
 
-  it("carries Node's process metrics under the same prefix", async () => {
+  it("carries Node's process metrics under their stock names, unprefixed, as Node dashboards expect them", async () => {
     const families = await scrape(new Metrics(), REPLAYING);
-    expect(families.get(m('process_cpu_seconds_total'))?.type).toBe('COUNTER');
-    expect(families.get(m('nodejs_eventloop_lag_seconds'))?.type).toBe('GAUGE');
-    expect(sampleValue(families, m('process_resident_memory_bytes'))).toBeGreaterThan(0);
+    expect(families.get('process_cpu_seconds_total')?.type).toBe('COUNTER');
+    expect(families.get('nodejs_eventloop_lag_seconds')?.type).toBe('GAUGE');
+    expect(families.get('nodejs_heap_size_used_bytes')?.type).toBe('GAUGE');
+    expect(sampleValue(families, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect([...families.keys()].filter((name) => name.startsWith(`${METRICS_PREFIX}process_`) || name.startsWith(`${METRICS_PREFIX}nodejs_`))).toEqual([]);
   });
 });
 
@@ -269,7 +299,8 @@ describe('a standalone shim', () => {
     const response = await fetch(`${t.shim.adminUrl}/metrics`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
-    const families = parseExposition(await response.text());
+    const exposition = await response.text();
+    const families = parseExposition(exposition);
     const value = (name: string, labels?: Record<string, string>) => sampleValue(families, m(name), labels);
     expect(value('mode', { mode: 'standalone' })).toBe(1);
     expect(value('requests_total', { action: 'CreateQueue', path: 'local' })).toBe(1);
@@ -278,6 +309,14 @@ describe('a standalone shim', () => {
     expect(value('requests_total', { action: 'SendMessageBatch', path: 'local' })).toBe(1);
     expect(value('requests_total', { action: 'ReceiveMessage', path: 'local' })).toBe(1);
     expect(families.get(m('requests_total'))!.metrics.filter((sample) => sample.labels!.path === 'upstream')).toHaveLength(0);
+    const durations = histogram(exposition, m('request_duration_seconds'));
+    expect(durations.get('SendMessage local')!.count).toBe(6);
+    expect(durations.get('SendMessage local')!.sum).toBeGreaterThan(0);
+    expect(durations.get('ReceiveMessage local')!.count).toBe(1);
+    expect([...durations.keys()].every((key) => key.endsWith(' local'))).toBe(true);
+    expect(value('messages_sent_total', { queue })).toBe(8);
+    expect(value('messages_received_total', { queue })).toBe(2);
+    expect(families.get(m('messages_deleted_total'))!.metrics).toHaveLength(0);
     expect(value('request_errors_total', { action: 'SendMessage', code: 'QueueDoesNotExist' })).toBe(1);
     // Refused before its action was read.
     expect(value('request_errors_total', { action: 'unknown', code: 'InvalidClientTokenId' })).toBe(1);

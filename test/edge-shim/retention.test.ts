@@ -143,7 +143,7 @@ describe('messages expired', () => {
     await own.shim.service.sweep();
 
     const families = parseExposition(await (await fetch(`${own.shim.adminUrl}/metrics`)).text());
-    const expired = (queue: string) => sampleValue(families, `${METRICS_PREFIX}expired_messages_total`, { queue: nameOf(queue) });
+    const expired = (queue: string) => sampleValue(families, `${METRICS_PREFIX}messages_expired_total`, { queue: nameOf(queue) });
     expect([expired(received), expired(swept), expired(purged)]).toEqual([3, 2, undefined]);
     const status = (await (await fetch(`${own.shim.adminUrl}/status`)).json()) as EdgeStatus;
     expect(Object.fromEntries(status.queues.map((queue) => [queue.name, queue.expired]))).toEqual({

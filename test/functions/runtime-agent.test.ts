@@ -151,6 +151,47 @@ describe('agents', () => {
     expect(charges).toEqual([otherGroup]);
   });
 
+  it("logs every line with its invocation's request id and cold start, in the edge's schema, and counts each task's outcome in CloudWatch metrics (EMF)", async () => {
+    // A handler of its own, prepared (Logger, Metrics) with metrics on and info lines kept.
+    const variables = { POWERTOOLS_LOG_LEVEL: 'INFO', POWERTOOLS_METRICS_DISABLED: 'false', AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand' };
+    const saved = Object.fromEntries(Object.keys(variables).map((name) => [name, process.env[name]]));
+    Object.assign(process.env, variables);
+    const fresh = createAgent(saga, 'charge');
+    // With POWERTOOLS_DEV, the Logger and Metrics write JSON on the global console.
+    const written: string[] = [];
+    const spies = (['log', 'info', 'error', 'warn'] as const).map((method) => vi.spyOn(console, method).mockImplementation((...args: unknown[]) => void written.push(args.join(' '))));
+    try {
+      const done = `w-${randomUUID()}`;
+      await send(task(done, 'acct-m', { amountMinor: 700 }), 'acct-m');
+      await send(task(`w-${randomUUID()}`, 'acct-n', { amountMinor: 1, failWith: 'bug' }), 'acct-n');
+      const { event } = await receiveEvent(sqs, chargeQueue());
+      expect(event.Records).toHaveLength(2);
+      const context = invocationContext('agents-charge', 10);
+      expect((await fresh(event, context)).batchItemFailures).toHaveLength(1);
+      await deleteAll(event);
+    } finally {
+      spies.forEach((spy) => spy.mockRestore());
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+    const entries = written.map((text) => JSON.parse(text) as Record<string, unknown>);
+    const lines = entries.filter((entry) => entry.msg !== undefined);
+    expect(lines.map((line) => [line.level, line.msg])).toEqual([
+      ['info', 'task done'],
+      ['error', 'task failed; the message returns to its queue'],
+    ]);
+    for (const line of lines) {
+      expect(line).toMatchObject({ name: 'agents', stage: 'charge', function_name: 'agents-charge', function_request_id: expect.stringMatching(/^[0-9a-f-]{36}$/), cold_start: true, pid: process.pid });
+    }
+    const metrics = entries.filter((entry) => entry._aws !== undefined) as Array<Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][] }> } }>;
+    const outcomes = metrics.find((entry) => entry.TasksCompleted !== undefined)!;
+    expect(outcomes).toMatchObject({ TasksCompleted: 1, TasksFailed: 1, service: 'agents', stage: 'charge' });
+    expect(outcomes._aws.CloudWatchMetrics[0]!.Namespace).toBe('Holdfast');
+    expect(metrics.find((entry) => entry.ColdStart !== undefined)).toMatchObject({ ColdStart: 1, function_name: 'agents-charge', service: 'agents' });
+  });
+
   it('fails a malformed message without running anything', async () => {
     await send('{"taskId": 42', 'acct-c');
     const batch = await invoke(1);

@@ -53,6 +53,37 @@ export function sampleValue(families: Families, name: string, labels: Record<str
   return matching[0] === undefined ? undefined : Number(matching[0].value);
 }
 
+export interface HistogramSeries {
+  readonly count: number;
+  readonly sum: number;
+  /** Cumulative counts by upper bound, as the exposition writes it (`0.5`, `+Inf`). */
+  readonly buckets: Record<string, number>;
+}
+
+/**
+ * A histogram's series in an exposition, each keyed by its label values (but `le`) in order,
+ * separated by spaces. Read from the text: the parser above loses a histogram's labels, and its
+ * count and sum, when `le` comes first, as prom-client writes it.
+ */
+export function histogram(exposition: string, name: string): Map<string, HistogramSeries> {
+  parseExposition(exposition);
+  const series = new Map<string, { count: number; sum: number; buckets: Record<string, number> }>();
+  const line = new RegExp(`^${name}_(bucket|sum|count)(?:\\{(.*)\\})? (\\S+)$`);
+  for (const text of exposition.split('\n')) {
+    const match = line.exec(text);
+    if (!match) continue;
+    const labels = [...(match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)];
+    const key = labels.filter(([, label]) => label !== 'le').map(([, , value]) => value).join(' ');
+    const entry = series.get(key) ?? { count: NaN, sum: NaN, buckets: {} };
+    series.set(key, entry);
+    const value = Number(match[3]);
+    if (match[1] === 'bucket') entry.buckets[labels.find(([, label]) => label === 'le')![2]!] = value;
+    else entry[match[1] as 'sum' | 'count'] = value;
+  }
+  if (series.size === 0 && !exposition.includes(`# TYPE ${name} histogram`)) throw new Error(`no histogram ${name}`);
+  return series;
+}
+
 function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
   const keys = Object.keys(a);
   return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);

@@ -13,6 +13,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { METRICS_PREFIX } from '../../edge-shim/src/observability/metrics.js';
+import { histogram, parseExposition, sampleValue } from '../helpers/prometheus.js';
 import { eventually } from '../helpers/wait.js';
 import { type HybridTest, drainRegion, openAccessPolicy, startHybridTest } from '../helpers/hybrid.js';
 import { sendQuery } from '../helpers/raw-request.js';
@@ -128,6 +130,31 @@ describe('sends', () => {
     expect((await drainRegion(t.region, name)).map((message) => message.Body)).toEqual(['maybe sent', 'after it']);
     // Replayed within SQS's deduplication interval: the region's deduplication took care of it.
     expect((await t.shim.status()).replay!.possiblyDuplicated).toBe(0);
+  });
+
+  it('counts and times each request on the path that carried it out: a send the region did not take on both, timed where it ended', async () => {
+    const t = await hybrid();
+    const name = `${unique('paths')}.fifo`;
+    const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true' } }));
+    t.proxy.setMode('lost-answers');
+    await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'maybe sent', MessageGroupId: 'g' }));
+    await eventually(modeOf(t), (mode) => mode === 'offline');
+    await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'offline', MessageGroupId: 'g' }));
+    await mend(t);
+    await t.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'online', MessageGroupId: 'g' }));
+
+    const exposition = await (await fetch(`${t.shim.adminUrl}/metrics`)).text();
+    const families = parseExposition(exposition);
+    const value = (metric: string, labels: Record<string, string>) => sampleValue(families, `${METRICS_PREFIX}${metric}`, labels);
+    expect(value('requests_total', { action: 'SendMessage', path: 'upstream' })).toBe(2);
+    expect(value('requests_total', { action: 'SendMessage', path: 'local' })).toBe(2);
+    const durations = histogram(exposition, `${METRICS_PREFIX}request_duration_seconds`);
+    expect(durations.get('SendMessage upstream')!.count).toBe(1);
+    expect(durations.get('SendMessage local')!.count).toBe(2);
+    expect(durations.get('CreateQueue upstream')!.count).toBe(1);
+    expect(value('messages_sent_total', { queue: name })).toBe(3);
+    expect(value('messages_replayed_total', { queue: name })).toBe(2);
+    expect((await drainRegion(t.region, name)).map((message) => message.Body)).toEqual(['maybe sent', 'offline', 'online']);
   });
 
   it('counts and shows a FIFO send whose answer was lost as possibly duplicated when it could be replayed only after the deduplication interval', async () => {

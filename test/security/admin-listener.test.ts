@@ -14,7 +14,7 @@ import { type NetworkNamespace, makeCertificate, makeNetworkNamespace } from './
 // beyond loopback only behind a token.
 
 const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
-const PAGES = ['/status', '/metrics', '/', '/ui', '/ui/status-page.js', '/ui/status-page.css', '/ui/uPlot.iife.min.js'];
+const PAGES = ['/status', '/status/history', '/metrics', '/', '/ui', '/ui/status-page.js', '/ui/status-page.css', '/ui/uPlot.iife.min.js'];
 
 describe('on loopback, the default', () => {
   let t: TestShim;
@@ -40,7 +40,7 @@ describe('on loopback, the default', () => {
       const response = await fetch(`${t.shim.url}${path}`, { headers: { accept: BROWSER_ACCEPT } });
       const body = await response.text();
       expect(response.status, path).not.toBe(200);
-      expect(body, path).not.toMatch(/"mode"|holdfast_edge_|<title>|uPlot/);
+      expect(body, path).not.toMatch(/"mode"|"samples"|holdfast_edge_|<title>|uPlot/);
     }
     expect((await fetch(`${t.shim.url}/health`)).status).toBe(200);
   });
@@ -112,10 +112,10 @@ request(url, { ca: readFileSync(ca), headers: authorization ? { authorization } 
   it('speaks TLS there, and refuses every page without the token', async (context) => {
     if (typeof namespace === 'string') context.skip(namespace);
     expect(t!.shim.adminUrl).toMatch(new RegExp(`^https://${(namespace as NetworkNamespace).address.replaceAll('.', '\\.')}:\\d+$`));
-    for (const path of ['/status', '/metrics', '/', '/conflicts/1']) {
+    for (const path of ['/status', '/status/history', '/metrics', '/', '/conflicts/1']) {
       const answer = await fromTheNetwork(path);
       expect(answer, path).toMatchObject({ status: 401, challenge: expect.stringContaining('Basic') });
-      expect(answer.body, path).not.toMatch(/"mode"|holdfast_edge_|<title>/);
+      expect(answer.body, path).not.toMatch(/"mode"|"samples"|holdfast_edge_|<title>/);
     }
     expect(await fromTheNetwork('/status', `Bearer ${token.slice(1)}x`)).toMatchObject({ status: 401 });
     expect(await fromTheNetwork('/status', `Basic ${Buffer.from(`operator:${token}x`).toString('base64')}`)).toMatchObject({ status: 401 });

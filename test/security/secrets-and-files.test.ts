@@ -82,7 +82,7 @@ describe('credentials', () => {
     } finally {
       sqs.destroy();
     }
-    expect(await logLine('given on the command line')).toMatchObject({ level: 40, msg: expect.stringContaining('--credentials given on the command line') });
+    expect(await logLine('given on the command line')).toMatchObject({ level: 'warn', msg: expect.stringContaining('--credentials given on the command line') });
     expect(log()).not.toContain(KEYS.secretAccessKey);
   });
 });
@@ -123,6 +123,6 @@ describe('files', () => {
     mkdirSync(shared);
     chmodSync(shared, 0o755);
     const { logLine } = await start('shared', { db: join(shared, 'shim.db') });
-    expect(await logLine('other users may read')).toMatchObject({ level: 40, directory: shared, mode: '0755' });
+    expect(await logLine('other users may read')).toMatchObject({ level: 'warn', directory: shared, mode: '0755' });
   });
 });

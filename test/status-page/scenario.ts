@@ -215,3 +215,38 @@ export async function runStatusPageScenario(browser: BrowserContext, scenario: S
   expect(problems).toEqual([]);
   return { screenshots, shown: shownAt, conflictValues };
 }
+
+export interface OpenedLater {
+  /** The shim's history as the page loaded it: `{ windowSeconds, samples }`. */
+  readonly history: { readonly windowSeconds: number; readonly samples: readonly { readonly t: number; readonly mode: string; readonly backlog: number }[] };
+  /** What the page showed before any poll of /status answered. */
+  readonly beforeFirstPoll: Shown;
+  /** And once its polls came through. */
+  readonly live: Shown;
+}
+
+/**
+ * A page opened after the fact: its charts must show the last minutes at once, from the shim's
+ * history, before its first poll of /status (held back here until the charts are read) answers.
+ */
+export async function openPageLater(browser: BrowserContext, url: string, screenshot: string): Promise<OpenedLater> {
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  let releasePolls!: () => void;
+  const polls = new Promise<void>((resolve) => (releasePolls = resolve));
+  await page.route(`${url}/status`, async (route) => {
+    await polls;
+    await route.continue();
+  });
+  const historyLoaded = page.waitForResponse((response) => response.url() === `${url}/status/history`);
+  await page.goto(`${url}/`);
+  const history = (await (await historyLoaded).json()) as OpenedLater['history'];
+  const beforeFirstPoll = await waitForPage(page, (s) => s.backlogChartPoints > 0);
+  await page.screenshot({ path: screenshot, fullPage: true });
+  releasePolls();
+  const live = await waitForPage(page, (s) => s.connection === 'Live' && s.backlogChartPoints > beforeFirstPoll.backlogChartPoints);
+  await page.close();
+  expect(problems).toEqual([]);
+  return { history, beforeFirstPoll, live };
+}

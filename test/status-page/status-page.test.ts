@@ -10,7 +10,7 @@ import { Producers } from '../../drill/producers.js';
 import { type DrillRegion, startRegion } from '../../drill/region.js';
 import { FaultProxy } from '../../testkit/fault-proxy.js';
 import { eventually } from '../helpers/wait.js';
-import { type HeadlessChromium, launchChromium, runStatusPageScenario } from './scenario.js';
+import { type HeadlessChromium, launchChromium, openPageLater, runStatusPageScenario } from './scenario.js';
 
 // The status page in headless Chromium through a real outage, built from the drill's parts: a moto
 // region with the payments workflow and its agents, the edge shim as a process in front of it
@@ -91,6 +91,24 @@ it('shows a real outage as it happens: online, offline with a growing backlog an
   expect((await edge.status()).conflicts.map((conflict) => conflict.key)).toEqual([`${made!.paymentId}/0`]);
   // Opened on the page, the conflict shows both records, from the admin listener's /conflicts/ID.
   expect(JSON.parse(conflictValues!)).toMatchObject({ region: expect.anything(), edge: expect.anything() });
+
+  // A page opened now draws the outage it did not see, from the edge's own history, before its first poll
+  // (once the history, sampled every 5 s, has a sample since the edge came back).
+  await eventually(async () => (await (await fetch(`${edge.adminUrl}/status/history`)).json()) as { samples: { mode: string }[] }, (history) => history.samples.at(-1)?.mode === 'online', 500);
+  const later = await openPageLater(browser.context, edge.adminUrl, join(SCREENSHOTS, '7-opened-later.png'));
+  expect(later.history.windowSeconds).toBe(600);
+  expect(later.history.samples.some((sample) => sample.mode === 'offline' && sample.backlog > 0)).toBe(true);
+  expect(later.history.samples.at(-1)!.mode).toBe('online');
+  expect(later.beforeFirstPoll.backlogChartPoints).toBe(later.history.samples.length);
+  expect(later.beforeFirstPoll.mode).not.toBe('online');
+  expect(later.live.mode).toBe('online');
+
+  // The edge's stdout through all of it (the shim's lines and whatever its fallback agents, their
+  // runners and their handlers wrote there) in one schema, levels as labels; no handler's metrics
+  // (EMF) among them.
+  const lines = readFileSync(edge.logFile, 'utf8').split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  expect(lines.length).toBeGreaterThan(10);
+  for (const line of lines) expect(line, JSON.stringify(line)).toMatchObject({ level: expect.stringMatching(/^(trace|debug|info|warn|error|fatal)$/), time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), pid: expect.any(Number), name: expect.any(String), msg: expect.any(String) });
 });
 
 /** The notify agent's process: the last the shim logged as polling (the status names no process). */

@@ -27,7 +27,7 @@ async function start(config: AgentConfig): Promise<void> {
   setInterval(() => send({ type: 'heartbeat' }), config.heartbeatIntervalMs);
   send({ type: 'heartbeat' });
   // Loaded after the first heartbeat: the supervisor sees the process alive while it loads.
-  const [{ startLocalRunner }, { pino }] = await Promise.all([import('../../../functions/src/edge/runner.js'), import('pino')]);
+  const { startLocalRunner, holdfastLogger } = await import('../../../functions/src/edge/runner.js');
   runner = await startLocalRunner({
     workflow: { name: config.workflowName, stages: [config.stage] },
     aws: config.aws,
@@ -35,7 +35,7 @@ async function start(config: AgentConfig): Promise<void> {
     environment: config.environment,
     root: config.entryRoot,
     waitTimeSeconds: config.waitTimeSeconds,
-    logger: pino({ name: 'fallback-agent', level: config.logLevel, base: { stage: config.stage.name, pid: process.pid } }),
+    logger: holdfastLogger('fallback-agent', config.logLevel).child({ stage: config.stage.name }),
     initialize: true,
     paused: true,
     onEvent: (event) => send({ type: 'runner', event }),

@@ -3,13 +3,13 @@ import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, ST
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { ActivityRecorder } from '../activity.js';
+import type { ActivityRecorder, RequestFacts } from '../activity.js';
 import { type Credential, verifySignature } from '../auth/sigv4.js';
 import { isJsonRequest, jsonProtocol } from '../protocol/json.js';
 import { queryProtocol } from '../protocol/query.js';
 import type { WireProtocol, WireRequest, WireResponse } from '../protocol/wire.js';
 import { SqsError } from '../sqs/errors.js';
-import type { Health, SqsBackend } from '../backend.js';
+import type { Health, RequestPath, SqsBackend } from '../backend.js';
 import { type Listener, type TlsFiles, createListener } from './listener.js';
 import { addressUrl, isOwnHost, madeByWebPage, schemeOf } from './own-names.js';
 
@@ -181,7 +181,9 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const debug = logger.isLevelEnabled('debug');
-    const started = debug ? performance.now() : 0;
+    const started = performance.now();
+    const paths: RequestPath[] = [];
+    const facts = (): RequestFacts => ({ paths, seconds: (performance.now() - started) / 1000 });
     const requestId = randomUUID();
     const method = request.method ?? '';
     const protocol = protocolOf(request.headers);
@@ -224,8 +226,8 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
         response.once('close', () => response.writableFinished || abort.abort());
         signal = abort.signal;
       }
-      const output = await backend.call(call.action, call.input, { baseUrl: baseUrl(request, publicUrl), signal, principal });
-      options.activity?.answered(call.action, output);
+      const output = await backend.call(call.action, call.input, { baseUrl: baseUrl(request, publicUrl), signal, principal, carriedOut: (path) => paths.push(path) });
+      options.activity?.answered(call.action, call.input, output, facts());
       send(response, protocol.encodeResult(call.action, output, requestId));
     } catch (caught) {
       if (caught instanceof RequestAborted) {
@@ -238,7 +240,7 @@ export function createShimServer(options: HttpOptions): ShimHttpServer {
         logger.error({ requestId, action, err: error }, 'request failed');
         error = new SqsError('InternalFailure', 'The request processing has failed because of an unknown error.');
       }
-      options.activity?.failed(action, (error as SqsError).code);
+      options.activity?.failed(action, (error as SqsError).code, facts());
       send(response, protocol.encodeError(error as SqsError, requestId));
     } finally {
       if (debug) {

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import type { CallOptions, Health, SqsBackend } from '../backend.js';
-import type { MetricsRecorder } from '../observability/metrics.js';
 import { withoutAccountDetails } from '../observability/redaction.js';
 import { SqsError } from '../sqs/errors.js';
 import { isShimReceiptHandle } from '../sqs/receipt-handles.js';
@@ -55,7 +54,6 @@ export interface RouterParts {
   readonly holdsBacklog: (queueName: string) => boolean;
   /** Something was stored at the edge: the replay looks again. */
   readonly stored: () => void;
-  readonly metrics: MetricsRecorder;
   readonly logger: Logger;
   readonly clock?: () => number;
 }
@@ -133,10 +131,9 @@ export class HybridRouter implements SqsBackend {
     if (maybeSent) {
       // The region may run this task already: it waits for the replay, where the region's
       // deduplication decides, rather than run at the edge too.
-      this.parts.metrics.requestCarriedOut(action, 'local');
       output = await this.local.sendHeldForReplay(action, input, options);
     } else {
-      output = await this.locally(action, input, options);
+      output = await this.local.call(action, input, options);
     }
     this.parts.stored();
     return output;
@@ -163,7 +160,7 @@ export class HybridRouter implements SqsBackend {
       let output: Output;
       try {
         if (mode === 'offline') {
-          output = await this.locally('ReceiveMessage', remaining, { ...options, signal });
+          output = await this.local.call('ReceiveMessage', remaining, { ...options, signal });
         } else {
           try {
             output = await this.region.carryOut('ReceiveMessage', remaining, { ...options, signal });
@@ -172,7 +169,7 @@ export class HybridRouter implements SqsBackend {
             if (!switched.signal.aborted && !(error instanceof RegionUnavailable)) throw error;
             if (!switched.signal.aborted && error instanceof RegionUnavailable && error.answered) throw error.toClientError();
             // The region failed or the mode changed under the wait: what the edge holds is served meanwhile.
-            output = switched.signal.aborted ? {} : await this.locally('ReceiveMessage', remaining, { ...options, signal });
+            output = switched.signal.aborted ? {} : await this.local.call('ReceiveMessage', remaining, { ...options, signal });
           }
         }
       } finally {
@@ -185,18 +182,18 @@ export class HybridRouter implements SqsBackend {
   /** Deletes and visibility changes go to whoever issued the receipt handle: the edge or the region. */
   private async byReceipt(action: string, input: Input, options: CallOptions): Promise<Output> {
     if (action === 'DeleteMessage' || action === 'ChangeMessageVisibility') {
-      if (isShimReceiptHandle(input.ReceiptHandle)) return this.locally(action, input, options);
+      if (isShimReceiptHandle(input.ReceiptHandle)) return this.local.call(action, input, options);
       if (this.mode.mode === 'offline') throw unreachable(`${action} of a message received from the region`);
       return this.inRegionOrUnreachable(action, input, options);
     }
     const entries = Array.isArray(input.Entries) ? (input.Entries as Input[]) : [];
     const ours = entries.filter((entry) => isShimReceiptHandle(entry.ReceiptHandle));
     const theirs = entries.filter((entry) => !isShimReceiptHandle(entry.ReceiptHandle));
-    if (theirs.length === 0 || entries.length === 0) return this.locally(action, input, options);
+    if (theirs.length === 0 || entries.length === 0) return this.local.call(action, input, options);
     if (ours.length === 0 && this.mode.mode !== 'offline') return this.inRegionOrUnreachable(action, input, options);
     // A batch with handles of both: each part where it belongs, the answers merged.
     const [edge, region] = await Promise.all([
-      ours.length > 0 ? this.locally(action, { ...input, Entries: ours }, options) : Promise.resolve<Output>({}),
+      ours.length > 0 ? this.local.call(action, { ...input, Entries: ours }, options) : Promise.resolve<Output>({}),
       this.mode.mode === 'offline'
         ? Promise.resolve(failedEntries(theirs))
         : this.region.carryOut(action, { ...input, Entries: theirs }, options).catch((error: unknown) => {
@@ -226,7 +223,7 @@ export class HybridRouter implements SqsBackend {
         if (error.answered) throw error.toClientError();
       }
     }
-    const output = await this.locally('CreateQueue', input, options);
+    const output = await this.local.call('CreateQueue', input, options);
     if (!this.parts.mirror.stateOf(name)) await this.parts.mirror.declare(name, (input.Attributes as Record<string, string>) ?? {}, 'pending');
     return output;
   }
@@ -240,6 +237,7 @@ export class HybridRouter implements SqsBackend {
     try {
       // The edge's own account is the only owner a client may name (see authz/): the region's queue of that name.
       if (action === 'GetQueueUrl') {
+        options.carriedOut?.('upstream');
         return { QueueUrl: await this.region.queueUrl(typeof input.QueueName === 'string' ? input.QueueName : '', options.baseUrl) };
       }
       const output = await this.region.carryOut(action, input, options);
@@ -262,11 +260,6 @@ export class HybridRouter implements SqsBackend {
   private atEdge(action: string, input: Input, options: CallOptions): Promise<Output> {
     const name = typeof input.QueueName === 'string' ? input.QueueName : typeof input.QueueUrl === 'string' ? queueNameOf(input) : undefined;
     if (name !== undefined && !this.local.queues.byName(name)) throw unknownAtEdge(name);
-    return this.locally(action, input, options);
-  }
-
-  private locally(action: string, input: Input, options: CallOptions): Promise<Output> {
-    this.parts.metrics.requestCarriedOut(action, 'local');
     return this.local.call(action, input, options);
   }
 

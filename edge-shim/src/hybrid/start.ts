@@ -87,7 +87,6 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     probeTimeoutMs: settings.probeTimeoutMs,
     requestTimeoutMs: settings.upstreamTimeoutMs,
     link,
-    metrics,
     logger: logger.child({ component: 'region' }),
     clock,
   });
@@ -124,7 +123,6 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     mode,
     holdsBacklog: (name) => replayer.holdsBacklog(name),
     stored: () => replayer.wake(),
-    metrics,
     logger: logger.child({ component: 'hybrid' }),
     clock,
   });

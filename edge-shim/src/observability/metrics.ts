@@ -1,21 +1,18 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { type ActivityRecorder, type RequestFacts, messagesMoved } from '../activity.js';
+import type { RequestPath } from '../backend.js';
 import { VERSION } from '../version.js';
-import type { ActivityRecorder } from '../activity.js';
 import { ACTIONS } from '../sqs/actions/index.js';
-import { BREAKER_STATES, EDGE_MODES, type EdgeStatus, REPLAY_STATES, type RequestPath, STORAGE_STATES, SYNC_STATES } from './status.js';
+import { BREAKER_STATES, EDGE_MODES, type EdgeStatus, REPLAY_STATES, STORAGE_STATES, SYNC_STATES } from './status.js';
 
 export const METRICS_PREFIX = 'holdfast_edge_';
 
 /**
- * Events that no status document can count afterwards, told by whoever sees them: the HTTP front,
- * the backend that carries requests out (local store or hybrid edge), the replayer, the agents'
- * supervisor, the engine (messages expired).
+ * Events that no status document can count afterwards, told by whoever sees them besides the HTTP
+ * front (which tells its requests as an ActivityRecorder): the replayer, the agents' supervisor,
+ * the engine (messages expired).
  */
 export interface MetricsRecorder {
-  /** An SQS request carried out upstream or on the local store, whatever its outcome. */
-  requestCarriedOut(action: string, path: RequestPath): void;
-  /** An SQS error answered to a client; `action` is undefined when it failed before its action was read. */
-  errorAnswered(action: string | undefined, code: string): void;
   /** Messages of a queue that upstream acknowledged during a replay. */
   messagesReplayed(queue: string, count: number): void;
   /** FIFO messages of a queue replayed past SQS's deduplication interval after an unanswered attempt. */
@@ -34,18 +31,27 @@ const codeLabel = (code: string) => (/^[A-Za-z][A-Za-z0-9.]{0,63}$/.test(code) ?
 
 const seconds = (iso: string | null) => (iso === null ? null : Date.parse(iso) / 1000);
 
+// From a local send (a millisecond) through the region's answers (tens to hundreds of them) to a
+// long poll's 20 s.
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20];
+
 /**
  * The shim's metrics, in the Prometheus text format. Counters count the recorder's events; gauges
  * are set from the status document at each scrape, so that /metrics, /status and the page never
- * disagree. Node's process metrics come along under the same prefix.
+ * disagree. Node's process metrics come along under their usual unprefixed names (process_*,
+ * nodejs_*), which stock Node dashboards and alerts expect.
  */
-export class Metrics implements MetricsRecorder {
+export class Metrics implements MetricsRecorder, ActivityRecorder {
   readonly registry: Registry;
   private readonly byPath: Record<RequestPath, number> = { upstream: 0, local: 0 };
   private readonly expiredByQueue = new Map<string, number>();
 
   private readonly requests: Counter<'action' | 'path'>;
+  private readonly durations: Histogram<'action' | 'path'>;
   private readonly errors: Counter<'action' | 'code'>;
+  private readonly sent: Counter<'queue'>;
+  private readonly received: Counter<'queue'>;
+  private readonly deleted: Counter<'queue'>;
   private readonly replayed: Counter<'queue'>;
   private readonly possiblyDuplicated: Counter<'queue'>;
   private readonly restarts: Counter<'stage'>;
@@ -84,16 +90,30 @@ export class Metrics implements MetricsRecorder {
     const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Counter<L>({ name: METRICS_PREFIX + name, help, labelNames, registers });
     const gauge = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) => new Gauge<L>({ name: METRICS_PREFIX + name, help, labelNames, registers });
 
-    this.requests = counter('requests_total', 'SQS requests carried out, by action and by path (upstream: by the region; local: by the edge store).', ['action', 'path']);
+    this.requests = counter(
+      'requests_total',
+      'SQS requests carried out, by action and by path (upstream: by the region; local: by the edge store); a send the region did not take counts on both.',
+      ['action', 'path'],
+    );
+    this.durations = new Histogram({
+      name: `${METRICS_PREFIX}request_duration_seconds`,
+      help: "Time from an SQS request's arrival to its answer, long polls' waits included, for requests carried out, by action and by the path it ended on (upstream, local).",
+      labelNames: ['action', 'path'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
     this.errors = counter('request_errors_total', 'SQS error answers, by action and error code.', ['action', 'code']);
-    this.replayed = counter('replayed_messages_total', 'Messages replayed to the region and acknowledged by it, by queue.', ['queue']);
+    this.sent = counter('messages_sent_total', 'Messages clients sent and the edge acknowledged (to the region or stored at the edge), by queue.', ['queue']);
+    this.received = counter('messages_received_total', 'Messages handed to clients by receives, by queue.', ['queue']);
+    this.deleted = counter('messages_deleted_total', 'Messages clients deleted, by queue.', ['queue']);
+    this.replayed = counter('messages_replayed_total', 'Messages replayed to the region and acknowledged by it, by queue.', ['queue']);
     this.possiblyDuplicated = counter(
       'replay_possibly_duplicated_messages_total',
       "FIFO messages replayed more than SQS's 5-minute deduplication interval after an unanswered attempt, by queue: the region may hold them twice.",
       ['queue'],
     );
     this.restarts = counter('fallback_agent_restarts_total', 'Restarts of fallback agents, by stage.', ['stage']);
-    this.expired = counter('expired_messages_total', "Messages deleted unread at the edge for their age (past the queue's MessageRetentionPeriod), by queue.", ['queue']);
+    this.expired = counter('messages_expired_total', "Messages deleted unread at the edge for their age (past the queue's MessageRetentionPeriod), by queue.", ['queue']);
 
     this.mode = gauge('mode', 'The edge mode: 1 for the current one, 0 for the others.', ['mode']);
     this.modeSince = gauge('mode_since_timestamp_seconds', 'When the current mode began, in seconds since the epoch.');
@@ -129,13 +149,30 @@ export class Metrics implements MetricsRecorder {
     this.registry = Registry.merge([...registers, processMetrics()]);
   }
 
-  requestCarriedOut(action: string, path: RequestPath): void {
-    this.requests.inc({ action: actionLabel(action), path });
-    this.byPath[path] += 1;
+  answered(action: string, input: Record<string, unknown>, output: Record<string, unknown>, facts: RequestFacts): void {
+    this.carriedOut(action, facts);
+    const { queue, sent, received, deleted } = messagesMoved(action, input, output);
+    // Only an answer that moved messages names a queue here: one that exists, so no client makes up series.
+    if (queue === undefined) return;
+    if (sent > 0) this.sent.inc({ queue }, sent);
+    if (received > 0) this.received.inc({ queue }, received);
+    if (deleted > 0) this.deleted.inc({ queue }, deleted);
   }
 
-  errorAnswered(action: string | undefined, code: string): void {
+  failed(action: string | undefined, code: string, facts: RequestFacts): void {
+    if (action !== undefined) this.carriedOut(action, facts);
     this.errors.inc({ action: actionLabel(action), code: codeLabel(code) });
+  }
+
+  /** Each path the request took counts; its time goes to the path it ended on. A request refused before it was carried out has none. */
+  private carriedOut(action: string, { paths, seconds }: RequestFacts): void {
+    const label = actionLabel(action);
+    for (const path of paths) {
+      this.requests.inc({ action: label, path });
+      this.byPath[path] += 1;
+    }
+    const last = paths.at(-1);
+    if (last !== undefined) this.durations.observe({ action: label, path: last }, seconds);
   }
 
   messagesReplayed(queue: string, count: number): void {
@@ -163,23 +200,6 @@ export class Metrics implements MetricsRecorder {
   /** SQS requests carried out since start each way, for the status document's `requests`. */
   requestsCarriedOut(): { upstream: number; local: number } {
     return { ...this.byPath };
-  }
-
-  /**
-   * The HTTP front's hook: counts its error answers, and when `requestsPath` is given, every request
-   * whose action was read as carried out on that path. A backend that tells `requestCarriedOut`
-   * itself (the hybrid edge, which knows the path of each) is wired without it.
-   */
-  httpActivity(requestsPath?: RequestPath): ActivityRecorder {
-    return {
-      answered: (action) => {
-        if (requestsPath) this.requestCarriedOut(action, requestsPath);
-      },
-      failed: (action, code) => {
-        if (requestsPath && action !== undefined) this.requestCarriedOut(action, requestsPath);
-        this.errorAnswered(action, code);
-      },
-    };
   }
 
   /** The exposition of everything, its gauges as of `status`. */
@@ -261,7 +281,7 @@ let processRegistry: Registry | undefined;
 function processMetrics(): Registry {
   if (!processRegistry) {
     processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry, prefix: METRICS_PREFIX });
+    collectDefaultMetrics({ register: processRegistry });
   }
   return processRegistry;
 }

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { OperatorPage } from '../http/admin-server.js';
 import type { WireResponse } from '../protocol/wire.js';
+import type { StatusHistory } from './history.js';
 import type { Metrics } from './metrics.js';
 import type { ConflictRecord, StatusProvider } from './status.js';
 
@@ -11,6 +12,8 @@ export type { OperatorPage };
 export interface OperatorPagesOptions {
   readonly status: StatusProvider;
   readonly metrics: Metrics;
+  /** The last minutes, for the status page's charts at open. */
+  readonly history: StatusHistory;
   /** A sync conflict in full, by its id; absent where there is no sync (a standalone shim). */
   readonly conflict?: (id: number) => ConflictRecord | undefined;
 }
@@ -44,14 +47,15 @@ function staticFile(file: () => string, type: string): OperatorPage {
 }
 
 /**
- * The operator's pages, served by the admin listener: the status document, the metrics, the status
- * page (at / and /ui) with its scripts and styles, and each sync conflict in full at /conflicts/ID
- * (the status document names conflicts, never what the records hold).
+ * The operator's pages, served by the admin listener: the status document and its last minutes, the
+ * metrics, the status page (at / and /ui) with its scripts and styles, and each sync conflict in
+ * full at /conflicts/ID (the status document names conflicts, never what the records hold).
  */
-export function operatorPages({ status, metrics, conflict }: OperatorPagesOptions): Map<string, OperatorPage> {
+export function operatorPages({ status, metrics, history, conflict }: OperatorPagesOptions): Map<string, OperatorPage> {
   const page = staticFile(() => uiFile('index.html'), 'text/html; charset=utf-8');
   return new Map<string, OperatorPage>([
     ['/status', async () => json(200, await status())],
+    ['/status/history', () => json(200, history.recent())],
     [
       '/metrics',
       async () => ({ status: 200, headers: { 'content-type': metrics.contentType, 'cache-control': 'no-store' }, body: await metrics.exposition(await status()) }),

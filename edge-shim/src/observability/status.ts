@@ -1,3 +1,4 @@
+import type { RequestPath } from '../backend.js';
 import type { StorageStatus } from '../sqs/storage-guard.js';
 
 /**
@@ -125,8 +126,6 @@ export interface ConflictRecord extends ConflictStatus {
 }
 
 export const STORAGE_STATES = ['ok', 'disk-full', 'store-full'] as const satisfies readonly StorageStatus['state'][];
-
-export type RequestPath = 'upstream' | 'local';
 
 export interface QueueStatus {
   readonly name: string;

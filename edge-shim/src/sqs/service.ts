@@ -167,6 +167,7 @@ export class SqsService implements SqsBackend {
   }
 
   async call(action: string, input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
+    options.carriedOut?.('local');
     try {
       if (action === 'ReceiveMessage') return await this.receive(input, options);
       const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
@@ -194,6 +195,7 @@ export class SqsService implements SqsBackend {
    * meanwhile beside its twin in the region.
    */
   sendHeldForReplay(action: 'SendMessage' | 'SendMessageBatch', input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
+    options.carriedOut?.('local');
     this.admit(GROWING[action]!(input));
     return this.transact(options.baseUrl, (context) => ACTIONS[action]!(context, input), true);
   }

@@ -40,5 +40,7 @@ export function edgeAgentEnvironment(options: EdgeAgentEnvironmentOptions): Reco
     [ENV.edgeDatabase]: options.database,
     [ENV.humanReviewQueueUrl]: options.humanReviewQueueUrl,
     ...(nextQueueUrl && { [ENV.nextQueueUrl]: nextQueueUrl }),
+    // The handlers' metrics are CloudWatch EMF lines, which nothing reads at the edge: the shim's /metrics counts there.
+    POWERTOOLS_METRICS_DISABLED: 'true',
   };
 }

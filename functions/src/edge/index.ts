@@ -15,6 +15,7 @@ export {
 } from '../workflow-definition.js';
 export type { AwsConnection, HeldMessage, LocalRunner, RunnerEvent, StageQueues } from '../event-source/runner.js';
 export { edgeAgentEnvironment, type EdgeAgentEnvironmentOptions } from './environment.js';
+export { holdfastLogger } from '../runtime/log.js';
 export {
   listSyncConflicts,
   mergeCountsPerWriter,

@@ -17,8 +17,9 @@ import { createHash } from 'node:crypto';
 import { IdempotencyRecordStatus } from '@aws-lambda-powertools/idempotency';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { isIntact, snapshotHash } from '../runtime/checkpoint.js';
+import { holdfastLogger } from '../runtime/log.js';
 import { DynamoDbCheckpoints } from '../runtime/store/dynamodb-checkpoints.js';
 import { DynamoDbCounters } from '../runtime/store/dynamodb-counters.js';
 import { DynamoDbIdempotencyRecords, idempotencyItemOf } from '../runtime/store/dynamodb-idempotency-records.js';
@@ -348,7 +349,7 @@ export async function pendingSyncRecords(options: Pick<SyncOptions, 'database' |
  */
 export async function syncEdgeToRegion(options: SyncOptions): Promise<SyncResult> {
   const db = typeof options.database === 'string' ? openEdgeDatabase(options.database) : options.database;
-  const logger = options.logger ?? pino({ name: 'edge-sync', level: process.env.LOG_LEVEL ?? 'info' });
+  const logger = options.logger ?? holdfastLogger('edge-sync', process.env.LOG_LEVEL ?? 'info');
   try {
     const { items, journal, edgeCounters, writerCounts } = await planSync(db, options);
     const counts = emptyCounts();

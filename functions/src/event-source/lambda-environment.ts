@@ -23,6 +23,8 @@ export function stageEnvironment(options: {
     AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
     AWS_LAMBDA_FUNCTION_NAME: identity.functionName,
     AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+    // Powertools reports a cold start only for this initialization type, as Lambda sets it.
+    AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE: identity.memoryLimitInMB,
     AWS_LAMBDA_LOG_GROUP_NAME: identity.logGroupName,
     AWS_LAMBDA_LOG_STREAM_NAME: identity.logStreamName,

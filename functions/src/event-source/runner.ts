@@ -17,7 +17,8 @@ import {
   SendMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { holdfastLogger } from '../runtime/log.js';
 import type { StageDefinition, WorkflowDefinition } from '../workflow-definition.js';
 import type { AwsConnection, StageQueues } from './connection.js';
 import { functionIdentity, invocationInfo, type FunctionIdentity } from './context.js';
@@ -136,7 +137,7 @@ export async function startLocalRunner(options: LocalRunnerOptions): Promise<Loc
     if (!options.queues[stage.name]) throw new Error(`no queues given for stage ${stage.name} of workflow ${workflow.name}`);
     if (stage.batchSize < 1 || stage.batchSize > 10) throw new Error(`stage ${stage.name}: batchSize must be 1 to 10 for a FIFO queue`);
   }
-  const logger = options.logger ?? pino({ name: 'local-runner', level: process.env.LOG_LEVEL ?? 'info' });
+  const logger = options.logger ?? holdfastLogger('local-runner', process.env.LOG_LEVEL ?? 'info');
   const sqs = options.sqs ?? new SQSClient({ region: aws.region, ...(aws.endpoint && { endpoint: aws.endpoint }), ...(aws.credentials && { credentials: aws.credentials }) });
   const polling = new AbortController();
   const report = options.onEvent ?? (() => {});

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { pino } from 'pino';
+import { holdfastLogger } from '../runtime/log.js';
 import { type AwsConnection, startLocalRunner } from '../event-source/runner.js';
 import { startFakeGateway } from '../fake-gateway/server.js';
 import { Ledger } from '../runtime/ledger.js';
@@ -59,7 +59,7 @@ try {
     aws,
     queues: resources.queues,
     environment: { ...resourceEnvironment(resources), [ENV.gatewayUrl]: gateway.url, [ENV.notifierUrl]: notifier.url, POWERTOOLS_LOG_LEVEL: 'ERROR' },
-    logger: pino({ name: 'local-runner', level: process.env.LOG_LEVEL ?? 'warn' }),
+    logger: holdfastLogger('local-runner', process.env.LOG_LEVEL ?? 'warn'),
   });
   stopRunner = () => runner.stop();
 

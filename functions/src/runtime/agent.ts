@@ -2,9 +2,11 @@ import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambd
 import { IdempotencyConfig, IdempotencyValidationError, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { type AgentDependencies, dependenciesFromEnvironment } from './dependencies.js';
 import { PermanentError } from './errors.js';
+import { HoldfastLogFormatter } from './log-formatter.js';
 import { DeadlineExceededError } from './resilience.js';
 import { type SagaDefinition, type SagaRuntime, type StageOutcome, runStage } from './saga.js';
 import { type Task, parseTask } from './task.js';
@@ -18,7 +20,14 @@ interface Prepared<S> {
   readonly dependencies: AgentDependencies<S>;
   readonly persistence: BasePersistenceLayer;
   readonly logger: Logger;
+  readonly metrics: Metrics;
 }
+
+/** The CloudWatch namespace of the agents' metrics (EMF, through the function's log). */
+export const METRICS_NAMESPACE = 'Holdfast';
+
+/** The metric each outcome of a task counts under; a task that failed returns to its queue. */
+const OUTCOME_METRICS = { completed: 'TasksCompleted', escalated: 'TasksEscalated', compensated: 'TasksCompensated', failed: 'TasksFailed' } as const;
 
 /**
  * The in-progress record must expire with the invocation's deadline. Powertools takes a remaining
@@ -54,13 +63,25 @@ export function createAgent<I, S>(saga: SagaDefinition<I, S>, stageName: string,
     return {
       dependencies: given,
       persistence: given.stores.idempotencyLayer(),
-      logger: new Logger({ serviceName: saga.workflow.name, persistentKeys: { stage: stageName, site: given.site.id } }),
+      logger: new Logger({ serviceName: saga.workflow.name, persistentKeys: { stage: stageName, site: given.site.id }, logFormatter: new HoldfastLogFormatter() }),
+      // At the edge POWERTOOLS_METRICS_DISABLED is set (edgeAgentEnvironment): no CloudWatch reads the lines there.
+      metrics: new Metrics({ namespace: METRICS_NAMESPACE, serviceName: saga.workflow.name, defaultDimensions: { stage: stageName } }),
     };
   };
 
   return async (event, context) => {
     prepared ??= prepare();
-    const { dependencies: given, persistence, logger } = prepared;
+    // The invocation's request id, function and cold start on every line it logs.
+    prepared.logger.addContext(context);
+    prepared.metrics.captureColdStartMetric(context.functionName);
+    try {
+      return await handleBatch(event, context, prepared);
+    } finally {
+      prepared.metrics.publishStoredMetrics();
+    }
+  };
+
+  async function handleBatch(event: SQSEvent, context: Context, { dependencies: given, persistence, logger, metrics }: Prepared<S>): Promise<SQSBatchResponse> {
     const runtime: SagaRuntime<S> = {
       site: given.site,
       stores: given.stores,
@@ -102,12 +123,14 @@ export function createAgent<I, S>(saga: SagaDefinition<I, S>, stageName: string,
         }
         const outcome = await runTask(task);
         logger.info('task done', { taskId: task.taskId, messageId: record.messageId, outcome });
+        metrics.addMetric(OUTCOME_METRICS[outcome.status], MetricUnit.Count, 1);
         return outcome;
       } catch (error) {
         logger.error('task failed; the message returns to its queue', { messageId: record.messageId, error: error as Error });
+        metrics.addMetric(OUTCOME_METRICS.failed, MetricUnit.Count, 1);
         throw error;
       }
     };
     return processPartialResponse(event, processRecord, new SqsFifoPartialProcessorAsync(), { context, skipGroupOnError: true, throwOnFullBatchFailure: false });
-  };
+  }
 }

@@ -6,8 +6,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
-import { pino, type Logger } from 'pino';
-import { type AwsConnection, type StageQueues, type WorkflowDefinition, edgeAgentEnvironment } from '../../../../functions/src/edge/index.js';
+import type { Logger } from 'pino';
+import { type AwsConnection, type StageQueues, type WorkflowDefinition, edgeAgentEnvironment, holdfastLogger } from '../../../../functions/src/edge/index.js';
 import type { FromAgent } from '../protocol.js';
 import { edgeStages } from '../workflow.js';
 import { AgentHandle } from './agent-handle.js';
@@ -103,7 +103,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.settings.hangTimeoutMs <= this.settings.heartbeatIntervalMs) throw new RangeError('hangTimeoutMs must be longer than heartbeatIntervalMs');
     if (this.settings.heartbeatIntervalMs === 0) throw new RangeError('heartbeatIntervalMs must be more than 0');
     if (this.settings.waitTimeSeconds > 20) throw new RangeError('waitTimeSeconds must be 0 to 20, as ReceiveMessage takes it');
-    this.logger = options.logger ?? pino({ name: 'fallback-supervisor' });
+    this.logger = options.logger ?? holdfastLogger('fallback-supervisor', 'info');
     this.clock = options.clock ?? Date.now;
     const { workflow } = options;
     const queueUrls = Object.fromEntries(Object.entries(options.queues).map(([stage, queues]) => [stage, queues.queueUrl]));

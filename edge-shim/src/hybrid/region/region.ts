@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BrokenCircuitError, type CircuitBreakerPolicy, CircuitState } from 'cockatiel';
 import type { Logger } from 'pino';
 import type { CallOptions } from '../../backend.js';
-import type { MetricsRecorder } from '../../observability/metrics.js';
 import { SqsError } from '../../sqs/errors.js';
 import { payloadSize } from '../../sqs/message-attributes.js';
 import { parseQueueUrl, queueReference } from '../../sqs/queues.js';
@@ -25,7 +24,6 @@ export interface RegionOptions {
   readonly requestTimeoutMs: number;
   /** The path to the region, learnt from the probe, live requests and transfers. */
   readonly link: LinkEstimates;
-  readonly metrics: MetricsRecorder;
   readonly logger: Logger;
   readonly clock?: () => number;
 }
@@ -226,7 +224,7 @@ export class Region {
     for (const key of ['SourceArn', 'DestinationArn'] as const) {
       if (typeof input[key] === 'string') request[key] = this.mirror.toUpstreamArn(input[key]);
     }
-    this.options.metrics.requestCarriedOut(action, 'upstream');
+    options.carriedOut?.('upstream');
     const kind: RequestKind = action === 'ReceiveMessage' && Number(input.WaitTimeSeconds ?? 0) > 0 ? 'long-poll' : 'live';
     const bytes = requestBytes(action, input);
     const small = bytes < SMALL_REQUEST_BYTES;
@@ -242,7 +240,6 @@ export class Region {
 
   /** The edge's URL of a queue, once the region has it (a queue created at the edge while offline is created there now). */
   async queueUrl(name: string, baseUrl: string): Promise<string> {
-    this.options.metrics.requestCarriedOut('GetQueueUrl', 'upstream');
     await this.resolve(name);
     if (this.mirror.stale(name)) this.mirrorInBackground(name);
     return this.mirror.edgeUrl(name, baseUrl);

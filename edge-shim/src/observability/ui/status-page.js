@@ -1,10 +1,12 @@
-// The edge's status page: polls the shim's /status about every second, shows the document, and
-// keeps the last minutes of it for the charts. Plain browser JavaScript, no build step; text is
-// only ever set as text (queue names and conflict keys come from clients).
+// The edge's status page: draws the last minutes the shim kept (/status/history) as soon as it
+// opens, then polls /status about every second, shows the document, and adds each to the charts.
+// Plain browser JavaScript, no build step; text is only ever set as text (queue names and conflict
+// keys come from clients).
 
 const POLL_INTERVAL_MS = 1000;
 const POLL_TIMEOUT_MS = 5000;
-const WINDOW_SECONDS = 5 * 60;
+// The shim's history says how far back it goes; until it has, this.
+let windowSeconds = 10 * 60;
 // The replay rate in the document is over 10 s; the page reckons the sync's over as long.
 const RATE_WINDOW_SECONDS = 10;
 const TRANSITIONS_SHOWN = 10;
@@ -325,7 +327,21 @@ function record(status) {
   previous = { t, requests: status.requests };
   const { sync } = status;
   samples.push({ t, backlog: status.backlog, upstream, local, replay: status.replay ? status.replay.rate : null, syncDone: sync ? sync.done : null, syncTotal: sync ? sync.total : null });
-  while (samples.length > 0 && samples[0].t < t - WINDOW_SECONDS) samples.shift();
+  while (samples.length > 0 && samples[0].t < t - windowSeconds) samples.shift();
+}
+
+/** The minutes before the page opened, as the shim sampled them; without them the charts start empty. */
+async function loadHistory() {
+  try {
+    const response = await fetch('status/history', { cache: 'no-store', signal: AbortSignal.timeout(POLL_TIMEOUT_MS) });
+    if (!response.ok) return;
+    const history = await response.json();
+    windowSeconds = history.windowSeconds;
+    samples.push(...history.samples.map((s) => ({ ...s, syncDone: null, syncTotal: null })));
+    renderCharts();
+  } catch {
+    // The polls say when the shim cannot be reached.
+  }
 }
 
 /** Items synced per second over the last samples of the same sync (the document has no rate of it). */
@@ -425,4 +441,4 @@ async function poll() {
 }
 
 setUpCharts();
-poll();
+loadHistory().then(poll);
