@@ -53,6 +53,9 @@ export default defineConfig({
         test: {
           name: 'security',
           include: ['test/security/**/*.test.ts'],
+          // Most start shims as processes of their own (two, or one that must refuse): a start
+          // takes seconds alone and several times that on a loaded 2-core machine.
+          testTimeout: 120_000,
           globalSetup: ['test/helpers/emulator-setup.ts', 'test/helpers/chromium-setup.ts'],
         },
       },
