@@ -122,7 +122,11 @@ export class SqsService implements SqsBackend {
         this.logger.error({ err: reloadError }, 'cannot reload the queues after a failed commit');
       }
     });
-    this.sweeper = new Sweeper(this, { intervalMs: options.sweepIntervalMs ?? 1000, time: this.time, expiries: this.expiries }, options.logger);
+    this.sweeper = new Sweeper(
+      this,
+      { intervalMs: options.sweepIntervalMs ?? 1000, time: this.time, expiries: this.expiries, mayShrinkFile: () => this.storage.roomToSpare },
+      options.logger,
+    );
     this.mover = new MessageMover(this, options.db, options.logger);
   }
 

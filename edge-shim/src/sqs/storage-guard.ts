@@ -1,6 +1,7 @@
 import { closeSync, existsSync, openSync, statSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import type { Db } from './database.js';
 import { SqsError } from './errors.js';
 
 export interface StorageLimits {
@@ -19,8 +20,10 @@ export type StorageState = 'ok' | 'disk-full' | 'store-full';
 
 export interface StorageStatus {
   readonly state: StorageState;
+  /** What the store holds: the database's pages in use, and its WAL. */
   readonly storeBytes: number;
   readonly maxStoreBytes: number | null;
+  /** Free disk, less what the pending WAL checkpoint will add to the database file. */
   readonly diskFreeBytes: number;
   readonly diskReserveBytes: number;
   /** Whether the reserve file is held (given up while the disk is full). */
@@ -44,15 +47,21 @@ export function isOutOfSpace(error: unknown): boolean {
 /**
  * Keeps the store from filling its disk or its bound, and lets it recover by itself. Operations
  * that add data ask `admit` first and are refused with a retryable ServiceUnavailable while the
- * disk is short of the reserve or the store is at its bound; everything else goes on, so that
- * consumers can drain the queues and free the space. If a write finds the disk full anyway (another
- * program filled it), the reserve file is deleted at once, which gives those operations room to
- * run; once the disk has twice the reserve free again, the reserve is taken back and sends resume.
+ * room for them is short of the reserve or the store is at its bound; everything else goes on, so
+ * that consumers can drain the queues and free the space. The room is the free disk less what the
+ * pending WAL checkpoint will add to the database file (the WAL's pages past its end: admitted
+ * sends take the disk twice, in the WAL and then in the database), plus the pages free inside the
+ * database, which sends fill before the disk: a drain makes room at once, without waiting for the
+ * file to shrink. If a write finds the disk full anyway (another program filled it), the reserve
+ * file is deleted at once, which gives the operations that drain room to run (the service runs
+ * them again in it); once the disk has twice the reserve free again, the reserve is taken back and
+ * sends resume.
  */
 export class StorageGuard {
   private readonly reserveFile: string;
   private readonly directory: string;
   private readonly reserveBytes: number;
+  private readonly pageSize: number;
   private state: StorageState = 'ok';
   private storeBytes = 0;
   private diskFreeBytes = 0;
@@ -63,15 +72,23 @@ export class StorageGuard {
 
   constructor(
     private readonly dbFile: string,
+    private readonly db: Db,
     private readonly limits: StorageLimits,
     private readonly logger: Logger,
   ) {
     this.directory = dirname(dbFile);
     this.reserveFile = `${dbFile}.reserve`;
+    this.pageSize = db.pragma('page_size', { simple: true }) as number;
     const { blocks, bsize } = statfsSync(this.directory);
     this.reserveBytes = Math.min(limits.diskReserveBytes, Math.floor((blocks * bsize) / 10));
     this.check();
-    this.timer = setInterval(() => this.check(), CHECK_INTERVAL_MS);
+    this.timer = setInterval(() => {
+      try {
+        this.check();
+      } catch (error) {
+        this.logger.warn({ err: error }, 'cannot look at the disk and the store; sends are admitted as at the last look');
+      }
+    }, CHECK_INTERVAL_MS);
     this.timer.unref();
   }
 
@@ -100,6 +117,11 @@ export class StorageGuard {
     this.setState('disk-full', 'a write found the disk full');
   }
 
+  /** Whether the disk has room to spare (twice the reserve): enough to hand free pages back to it. */
+  get roomToSpare(): boolean {
+    return this.diskFreeBytes >= 2 * this.reserveBytes;
+  }
+
   get status(): StorageStatus {
     return {
       state: this.state,
@@ -118,17 +140,23 @@ export class StorageGuard {
   /** Looks at the disk and the store, takes the reserve back when there is room, and sets the state. */
   private check(): void {
     const { bavail, bsize } = statfsSync(this.directory);
-    this.diskFreeBytes = bavail * bsize;
-    this.storeBytes = fileSize(this.dbFile) + fileSize(`${this.dbFile}-wal`);
-    // Free disk wanted beyond the reserve file: the reserve's size, and twice that to leave the
-    // disk-full state, so that a WAL checkpoint freeing a few MiB does not flap it. The reserve,
-    // when given up, is taken back only with that much room besides.
+    const databaseBytes = (this.db.pragma('page_count', { simple: true }) as number) * this.pageSize;
+    const fileBytes = fileSize(this.dbFile);
+    // Pages free inside the database: sends fill them before the disk.
+    const freePageBytes = (this.db.pragma('freelist_count', { simple: true }) as number) * this.pageSize;
+    // The checkpoint copies the WAL into the database file: the pages past its end are disk taken already.
+    this.diskFreeBytes = bavail * bsize - Math.max(0, databaseBytes - fileBytes);
+    this.storeBytes = Math.max(databaseBytes, fileBytes) - freePageBytes + fileSize(`${this.dbFile}-wal`);
+    // Room wanted beyond the reserve file: the reserve's size, and twice that to leave the disk-full
+    // state, so that a checkpoint freeing a few MiB does not flap it. The reserve, when given up, is
+    // taken back only with that much disk free besides: free pages cannot hold the reserve file.
     const wanted = (this.state === 'disk-full' ? 2 : 1) * this.reserveBytes;
     let reserveHeld = existsSync(this.reserveFile);
     if (!reserveHeld && this.diskFreeBytes >= this.reserveBytes + wanted) reserveHeld = this.takeReserve();
+    const room = this.diskFreeBytes + freePageBytes;
     const storeBound = (this.state === 'store-full' ? RESUME_FRACTION : 1) * this.limits.maxStoreBytes;
-    if (!reserveHeld || this.diskFreeBytes < wanted) {
-      this.setState('disk-full', `${this.diskFreeBytes} bytes free on the disk besides the reserve, ${wanted} wanted`);
+    if (!reserveHeld || room < wanted) {
+      this.setState('disk-full', `${room} bytes of room (free disk after the checkpoint, and free pages) besides the reserve, ${wanted} wanted${reserveHeld ? '' : '; the reserve file is given up'}`);
     } else if (this.storeBytes >= storeBound) {
       this.setState('store-full', `the store holds ${this.storeBytes} bytes, its bound is ${this.limits.maxStoreBytes}`);
     } else {
@@ -136,8 +164,8 @@ export class StorageGuard {
     }
     this.warnNearBound();
     // Until the next look, admit no more than a quarter of what is left, counted twice (WAL and database).
-    const room = Math.min(this.diskFreeBytes - this.reserveBytes, this.limits.maxStoreBytes - this.storeBytes);
-    this.headroom = Math.max(0, room) / 8;
+    const left = Math.min(room - this.reserveBytes, this.limits.maxStoreBytes - this.storeBytes);
+    this.headroom = Math.max(0, left) / 8;
   }
 
   /** Writes the reserve file (zeros: real blocks, not a sparse file); whether it is held now. */

@@ -26,6 +26,12 @@ export interface SweeperSettings {
   readonly time: EngineTime;
   /** The messages expired, logged at the end of each sweep. */
   readonly expiries: ExpiryLog;
+  /**
+   * Whether the disk has room to spare for handing free pages back to it: vacuuming moves pages
+   * through the WAL, and on a short disk that is the room receives and deletes need. Pages left
+   * free in the database are the first that sends fill.
+   */
+  readonly mayShrinkFile: () => boolean;
 }
 
 /**
@@ -80,7 +86,7 @@ export class Sweeper {
       more = context.receiveAttempts.forgetExpired(context.now, BATCH) === BATCH || more;
       context.queues.forgetDeletions(context.now - 60_000);
       // Vacuuming moves pages; do it only once enough are free to be worth handing back.
-      if (inTime() && (context.db.pragma('freelist_count', { simple: true }) as number) >= VACUUM_THRESHOLD_PAGES) {
+      if (inTime() && this.settings.mayShrinkFile() && (context.db.pragma('freelist_count', { simple: true }) as number) >= VACUUM_THRESHOLD_PAGES) {
         context.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
         more = true;
       }
