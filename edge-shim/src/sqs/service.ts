@@ -2,7 +2,7 @@ import type { CallOptions, Health, SqsBackend } from '../backend.js';
 import type { Logger } from 'pino';
 import { ACTIONS } from './actions/index.js';
 import { readReceiveRequest, receiveMessages, surelyEmpty } from './actions/receive-message.js';
-import { CommitGroup } from './commit-group.js';
+import { CommitFailed, CommitGroup } from './commit-group.js';
 import type { SqsContext } from './context.js';
 import type { Db } from './database.js';
 import { DeduplicationStore } from './deduplication.js';
@@ -18,7 +18,7 @@ import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
 import { ReceiptHandles } from './receipt-handles.js';
 import { ReceiveAttemptStore } from './receive-attempts.js';
-import type { StorageGuard, StorageStatus } from './storage-guard.js';
+import { type StorageGuard, type StorageStatus, isOutOfSpace } from './storage-guard.js';
 import { Sweeper } from './sweeper.js';
 
 /**
@@ -41,6 +41,13 @@ const messageSize = (input: Record<string, unknown>) => payloadSize(input.Messag
 
 export interface StoreHealth extends Health {
   readonly storage: StorageStatus;
+}
+
+export interface TransactOptions {
+  /** Messages sent in the work are held for the replay (see `SqsService.sendHeldForReplay`). */
+  readonly holdForReplay?: boolean;
+  /** The work adds data: when its group fails for lack of space it is not tried again. */
+  readonly grows?: boolean;
 }
 
 export interface SqsServiceOptions {
@@ -131,8 +138,8 @@ export class SqsService implements SqsBackend {
   }
 
   /** Runs work inside a group commit with a context for it; resolves once it is committed. */
-  transact<T>(baseUrl: string, work: (context: SqsContext) => T, holdForReplay = false): Promise<T> {
-    return this.commits.run(() => {
+  transact<T>(baseUrl: string, work: (context: SqsContext) => T, options: TransactOptions = {}): Promise<T> {
+    const job = () => {
       const callbacks: Array<() => void> = [];
       let expired: ExpiredByQueue | undefined;
       const context: SqsContext = {
@@ -144,7 +151,7 @@ export class SqsService implements SqsBackend {
         receipts: this.receipts,
         now: this.clock(),
         baseUrl,
-        holdForReplay,
+        holdForReplay: options.holdForReplay === true,
         afterCommit: (callback) => callbacks.push(callback),
         messagesAvailable: (queue: Queue, count = 1) => callbacks.push(() => this.polls.wake(queue.id, count)),
         messagesAvailableAt: (queue: Queue, at: number) => callbacks.push(() => this.polls.wakeIn(queue.id, at - this.clock(), this.clock())),
@@ -159,15 +166,31 @@ export class SqsService implements SqsBackend {
       const value = this.queues.undoingOnFailure(() => work(context));
       // Runs after this savepoint is released and the group's COMMIT has returned.
       return { value, callbacks };
-    }).then(
-      ({ value, callbacks }) => {
-        for (const callback of callbacks) callback();
-        return value;
-      },
-      (error: unknown) => {
-        throw this.integrity.judge(error);
-      },
-    );
+    };
+    return this.committed(job, options.grows === true).then(({ value, callbacks }) => {
+      for (const callback of callbacks) callback();
+      return value;
+    });
+  }
+
+  /**
+   * Runs a job in the group commit. A group that failed for lack of space made the storage guard
+   * give up its disk reserve: a job that adds nothing is run once more, in the room that made, so
+   * that receives, deletes and purges go through on a full disk whoever filled it; one that adds
+   * data is answered as its group failed (a retryable ServiceUnavailable), and the next send is
+   * refused up front while the disk is full.
+   */
+  private async committed<R>(job: () => R, grows: boolean): Promise<R> {
+    try {
+      return await this.commits.run(job);
+    } catch (error) {
+      if (grows || !(error instanceof CommitFailed && isOutOfSpace(error.cause))) throw this.integrity.judge(error);
+    }
+    try {
+      return await this.commits.run(job);
+    } catch (error) {
+      throw this.integrity.judge(error);
+    }
   }
 
   async call(action: string, input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
@@ -177,7 +200,7 @@ export class SqsService implements SqsBackend {
       if (!run) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
       const growth = GROWING[action];
       if (growth) this.admit(growth(input));
-      return await this.transact(options.baseUrl, (context) => run(context, input));
+      return await this.transact(options.baseUrl, (context) => run(context, input), { grows: growth !== undefined });
     } catch (error) {
       // Reads outside a transaction (a receive's look for messages) meet corruption too.
       throw this.integrity.judge(error);
@@ -199,7 +222,7 @@ export class SqsService implements SqsBackend {
    */
   sendHeldForReplay(action: 'SendMessage' | 'SendMessageBatch', input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
     this.admit(GROWING[action]!(input));
-    return this.transact(options.baseUrl, (context) => ACTIONS[action]!(context, input), true);
+    return this.transact(options.baseUrl, (context) => ACTIONS[action]!(context, input), { holdForReplay: true, grows: true });
   }
 
   /**
