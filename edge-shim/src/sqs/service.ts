@@ -46,8 +46,12 @@ export interface StoreHealth extends Health {
 export interface TransactOptions {
   /** Messages sent in the work are held for the replay (see `SqsService.sendHeldForReplay`). */
   readonly holdForReplay?: boolean;
-  /** The work adds data: when its group fails for lack of space it is not tried again. */
-  readonly grows?: boolean;
+  /**
+   * The work needs room of its own: it adds data (a send, a queue), or moves pages through the WAL
+   * (the sweeper). When its group fails for lack of space it is not tried again: the room the
+   * reserve gave up is for the work that drains.
+   */
+  readonly needsRoom?: boolean;
 }
 
 export interface SqsServiceOptions {
@@ -121,7 +125,7 @@ export class SqsService implements SqsBackend {
       this.mover.stop();
     });
     this.commits = new CommitGroup(options.db, (error) => {
-      this.logger.error({ err: error }, 'commit failed; the operations in it were answered with an error');
+      this.logger.error({ err: error }, 'commit failed; the operations in it are answered with an error, or on a full disk those that drain are run again');
       this.storage.writeFailed(error);
       try {
         this.queues.reload();
@@ -131,7 +135,7 @@ export class SqsService implements SqsBackend {
     });
     this.sweeper = new Sweeper(
       this,
-      { intervalMs: options.sweepIntervalMs ?? 1000, time: this.time, expiries: this.expiries, mayShrinkFile: () => this.storage.roomToSpare },
+      { intervalMs: options.sweepIntervalMs ?? 1000, time: this.time, expiries: this.expiries, shrinkPace: () => this.storage.shrinkPace },
       options.logger,
     );
     this.mover = new MessageMover(this, options.db, options.logger);
@@ -167,7 +171,7 @@ export class SqsService implements SqsBackend {
       // Runs after this savepoint is released and the group's COMMIT has returned.
       return { value, callbacks };
     };
-    return this.committed(job, options.grows === true).then(({ value, callbacks }) => {
+    return this.committed(job, options.needsRoom === true).then(({ value, callbacks }) => {
       for (const callback of callbacks) callback();
       return value;
     });
@@ -175,16 +179,16 @@ export class SqsService implements SqsBackend {
 
   /**
    * Runs a job in the group commit. A group that failed for lack of space made the storage guard
-   * give up its disk reserve: a job that adds nothing is run once more, in the room that made, so
-   * that receives, deletes and purges go through on a full disk whoever filled it; one that adds
-   * data is answered as its group failed (a retryable ServiceUnavailable), and the next send is
-   * refused up front while the disk is full.
+   * give up its disk reserve: a job that needs no room of its own is run once more, in the room
+   * that made, so that receives, deletes and purges go through on a full disk whoever filled it;
+   * one that needs room is answered as its group failed (a send: a retryable ServiceUnavailable),
+   * and the next send is refused up front while the disk is full.
    */
-  private async committed<R>(job: () => R, grows: boolean): Promise<R> {
+  private async committed<R>(job: () => R, needsRoom: boolean): Promise<R> {
     try {
       return await this.commits.run(job);
     } catch (error) {
-      if (grows || !(error instanceof CommitFailed && isOutOfSpace(error.cause))) throw this.integrity.judge(error);
+      if (needsRoom || !(error instanceof CommitFailed && isOutOfSpace(error.cause))) throw this.integrity.judge(error);
     }
     try {
       return await this.commits.run(job);
@@ -200,7 +204,7 @@ export class SqsService implements SqsBackend {
       if (!run) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
       const growth = GROWING[action];
       if (growth) this.admit(growth(input));
-      return await this.transact(options.baseUrl, (context) => run(context, input), { grows: growth !== undefined });
+      return await this.transact(options.baseUrl, (context) => run(context, input), { needsRoom: growth !== undefined });
     } catch (error) {
       // Reads outside a transaction (a receive's look for messages) meet corruption too.
       throw this.integrity.judge(error);
@@ -222,7 +226,7 @@ export class SqsService implements SqsBackend {
    */
   sendHeldForReplay(action: 'SendMessage' | 'SendMessageBatch', input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
     this.admit(GROWING[action]!(input));
-    return this.transact(options.baseUrl, (context) => ACTIONS[action]!(context, input), { holdForReplay: true, grows: true });
+    return this.transact(options.baseUrl, (context) => ACTIONS[action]!(context, input), { holdForReplay: true, needsRoom: true });
   }
 
   /**

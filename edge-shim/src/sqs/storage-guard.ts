@@ -18,6 +18,9 @@ export interface StorageLimits {
 
 export type StorageState = 'ok' | 'disk-full' | 'store-full';
 
+/** How fast the database file may give its free pages back to the disk. */
+export type ShrinkPace = 'freely' | 'a-slice-a-sweep' | 'not-now';
+
 export interface StorageStatus {
   readonly state: StorageState;
   /** What the store holds: the database's pages in use, and its WAL. */
@@ -52,16 +55,20 @@ export function isOutOfSpace(error: unknown): boolean {
  * pending WAL checkpoint will add to the database file (the WAL's pages past its end: admitted
  * sends take the disk twice, in the WAL and then in the database), plus the pages free inside the
  * database, which sends fill before the disk: a drain makes room at once, without waiting for the
- * file to shrink. If a write finds the disk full anyway (another program filled it), the reserve
- * file is deleted at once, which gives the operations that drain room to run (the service runs
- * them again in it); once the disk has twice the reserve free again, the reserve is taken back and
- * sends resume.
+ * file to shrink. Free pages are written through the WAL, though, which needs disk of its own
+ * until the checkpoint has copied it: half the reserve stays free of them. If a write finds the
+ * disk full anyway (another program filled it), the reserve file is deleted at once, which gives
+ * the operations that drain room to run (the service runs them again in it); once the disk has
+ * twice the reserve free again, the reserve is taken back and sends resume. When the disk is that
+ * short, the sweeper hands free pages back to it, slowly (see `shrinkPace`).
  */
 export class StorageGuard {
   private readonly reserveFile: string;
   private readonly directory: string;
   private readonly reserveBytes: number;
   private readonly pageSize: number;
+  /** Free disk kept for the WAL, which free pages in the database cannot hold: half the reserve. */
+  private readonly walBytes: number;
   private state: StorageState = 'ok';
   private storeBytes = 0;
   private diskFreeBytes = 0;
@@ -81,6 +88,7 @@ export class StorageGuard {
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
     const { blocks, bsize } = statfsSync(this.directory);
     this.reserveBytes = Math.min(limits.diskReserveBytes, Math.floor((blocks * bsize) / 10));
+    this.walBytes = this.reserveBytes / 2;
     this.check();
     this.timer = setInterval(() => {
       try {
@@ -117,9 +125,16 @@ export class StorageGuard {
     this.setState('disk-full', 'a write found the disk full');
   }
 
-  /** Whether the disk has room to spare (twice the reserve): enough to hand free pages back to it. */
-  get roomToSpare(): boolean {
-    return this.diskFreeBytes >= 2 * this.reserveBytes;
+  /**
+   * How fast the sweeper may hand free pages back to the disk. Vacuuming moves pages through the
+   * WAL, and on a short disk that is the room receives and deletes need; so freely only with room
+   * to spare (twice the reserve). But a disk without the reserve file, or short of the WAL's part,
+   * gets its room back from nothing else: then a slice a sweep.
+   */
+  get shrinkPace(): ShrinkPace {
+    if (this.diskFreeBytes >= 2 * this.reserveBytes) return 'freely';
+    if (!existsSync(this.reserveFile) || this.diskFreeBytes < this.walBytes) return 'a-slice-a-sweep';
+    return 'not-now';
   }
 
   get status(): StorageStatus {
@@ -155,8 +170,12 @@ export class StorageGuard {
     if (!reserveHeld && this.diskFreeBytes >= this.reserveBytes + wanted) reserveHeld = this.takeReserve();
     const room = this.diskFreeBytes + freePageBytes;
     const storeBound = (this.state === 'store-full' ? RESUME_FRACTION : 1) * this.limits.maxStoreBytes;
-    if (!reserveHeld || room < wanted) {
-      this.setState('disk-full', `${room} bytes of room (free disk after the checkpoint, and free pages) besides the reserve, ${wanted} wanted${reserveHeld ? '' : '; the reserve file is given up'}`);
+    if (!reserveHeld || room < wanted || this.diskFreeBytes < this.walBytes) {
+      this.setState(
+        'disk-full',
+        `${room} bytes of room (free disk after the checkpoint, and free pages) besides the reserve, ${wanted} wanted, ` +
+          `of which ${this.diskFreeBytes} free disk, ${this.walBytes} wanted for the WAL${reserveHeld ? '' : '; the reserve file is given up'}`,
+      );
     } else if (this.storeBytes >= storeBound) {
       this.setState('store-full', `the store holds ${this.storeBytes} bytes, its bound is ${this.limits.maxStoreBytes}`);
     } else {
@@ -164,7 +183,7 @@ export class StorageGuard {
     }
     this.warnNearBound();
     // Until the next look, admit no more than a quarter of what is left, counted twice (WAL and database).
-    const left = Math.min(room - this.reserveBytes, this.limits.maxStoreBytes - this.storeBytes);
+    const left = Math.min(room - this.reserveBytes, this.diskFreeBytes - this.walBytes, this.limits.maxStoreBytes - this.storeBytes);
     this.headroom = Math.max(0, left) / 8;
   }
 
