@@ -69,6 +69,8 @@ export class StorageGuard {
   private readonly pageSize: number;
   /** Free disk kept for the WAL, which free pages in the database cannot hold: half the reserve. */
   private readonly walBytes: number;
+  /** The size a WAL is cut back to as it starts over (journal_size_limit). */
+  private readonly walSizeLimit: number;
   private state: StorageState = 'ok';
   private storeBytes = 0;
   private diskFreeBytes = 0;
@@ -89,6 +91,7 @@ export class StorageGuard {
     const { blocks, bsize } = statfsSync(this.directory);
     this.reserveBytes = Math.min(limits.diskReserveBytes, Math.floor((blocks * bsize) / 10));
     this.walBytes = this.reserveBytes / 2;
+    this.walSizeLimit = db.pragma('journal_size_limit', { simple: true }) as number;
     this.check();
     this.timer = setInterval(() => {
       try {
@@ -154,14 +157,14 @@ export class StorageGuard {
 
   /** Looks at the disk and the store, takes the reserve back when there is room, and sets the state. */
   private check(): void {
-    const { bavail, bsize } = statfsSync(this.directory);
-    const databaseBytes = (this.db.pragma('page_count', { simple: true }) as number) * this.pageSize;
-    const fileBytes = fileSize(this.dbFile);
-    // Pages free inside the database: sends fill them before the disk.
-    const freePageBytes = (this.db.pragma('freelist_count', { simple: true }) as number) * this.pageSize;
-    // The checkpoint copies the WAL into the database file: the pages past its end are disk taken already.
-    this.diskFreeBytes = bavail * bsize - Math.max(0, databaseBytes - fileBytes);
-    this.storeBytes = Math.max(databaseBytes, fileBytes) - freePageBytes + fileSize(`${this.dbFile}-wal`);
+    let freePageBytes = this.measure();
+    // Under steady sends on a busy machine the checkpointer's thread can fall behind, and the WAL
+    // grow past its size into the last of the disk. Before sends are refused for the WAL's sake, it
+    // is checkpointed here and cut back (TRUNCATE: its blocks are free disk at once).
+    if (this.diskFreeBytes < this.walBytes && fileSize(`${this.dbFile}-wal`) > this.walSizeLimit) {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+      freePageBytes = this.measure();
+    }
     // Room wanted beyond the reserve file: the reserve's size, and twice that to leave the disk-full
     // state, so that a checkpoint freeing a few MiB does not flap it. The reserve, when given up, is
     // taken back only with that much disk free besides: free pages cannot hold the reserve file.
@@ -185,6 +188,19 @@ export class StorageGuard {
     // Until the next look, admit no more than a quarter of what is left, counted twice (WAL and database).
     const left = Math.min(room - this.reserveBytes, this.diskFreeBytes - this.walBytes, this.limits.maxStoreBytes - this.storeBytes);
     this.headroom = Math.max(0, left) / 8;
+  }
+
+  /** Looks at the disk and the store's size; the bytes of the pages free inside the database. */
+  private measure(): number {
+    const { bavail, bsize } = statfsSync(this.directory);
+    const databaseBytes = (this.db.pragma('page_count', { simple: true }) as number) * this.pageSize;
+    const fileBytes = fileSize(this.dbFile);
+    // Pages free inside the database: sends fill them before the disk.
+    const freePageBytes = (this.db.pragma('freelist_count', { simple: true }) as number) * this.pageSize;
+    // The checkpoint copies the WAL into the database file: the pages past its end are disk taken already.
+    this.diskFreeBytes = bavail * bsize - Math.max(0, databaseBytes - fileBytes);
+    this.storeBytes = Math.max(databaseBytes, fileBytes) - freePageBytes + fileSize(`${this.dbFile}-wal`);
+    return freePageBytes;
   }
 
   /** Writes the reserve file (zeros: real blocks, not a sparse file); whether it is held now. */
