@@ -26,7 +26,7 @@ export interface StorageStatus {
   /** What the store holds: the database's pages in use, and its WAL. */
   readonly storeBytes: number;
   readonly maxStoreBytes: number | null;
-  /** Free disk, less what the pending WAL checkpoint will add to the database file. */
+  /** Free disk, less what the pending WAL checkpoint will add to the database file and the WAL's growth to the size it keeps. */
   readonly diskFreeBytes: number;
   readonly diskReserveBytes: number;
   /** Whether the reserve file is held (given up while the disk is full). */
@@ -53,7 +53,8 @@ export function isOutOfSpace(error: unknown): boolean {
  * room for them is short of the reserve or the store is at its bound; everything else goes on, so
  * that consumers can drain the queues and free the space. The room is the free disk less what the
  * pending WAL checkpoint will add to the database file (the WAL's pages past its end: admitted
- * sends take the disk twice, in the WAL and then in the database), plus the pages free inside the
+ * sends take the disk twice, in the WAL and then in the database) and less the WAL's growth to the
+ * size it keeps as it starts over (journal_size_limit), plus the pages free inside the
  * database, which sends fill before the disk: a drain makes room at once, without waiting for the
  * file to shrink. Free pages are written through the WAL, though, which needs disk of its own
  * until the checkpoint has copied it: half the reserve stays free of them. If a write finds the
@@ -161,9 +162,12 @@ export class StorageGuard {
     // Under steady sends on a busy machine the checkpointer's thread can fall behind, and the WAL
     // grow past its size into the last of the disk. Before sends are refused for the WAL's sake, it
     // is checkpointed here and cut back (TRUNCATE: its blocks are free disk at once).
-    if (this.diskFreeBytes < this.walBytes && fileSize(`${this.dbFile}-wal`) > this.walSizeLimit) {
-      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    const walFileBytes = fileSize(`${this.dbFile}-wal`);
+    if (this.diskFreeBytes < this.walBytes && walFileBytes > this.walSizeLimit) {
+      const [outcome] = this.db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+      const diskFreeBefore = this.diskFreeBytes;
       freePageBytes = this.measure();
+      this.logger.warn({ walFileBytes, ...outcome, diskFreeBefore, diskFreeBytes: this.diskFreeBytes }, 'the WAL grew into the last of the disk: checkpointed and cut back');
     }
     // Room wanted beyond the reserve file: the reserve's size, and twice that to leave the disk-full
     // state, so that a checkpoint freeing a few MiB does not flap it. The reserve, when given up, is
@@ -177,7 +181,8 @@ export class StorageGuard {
       this.setState(
         'disk-full',
         `${room} bytes of room (free disk after the checkpoint, and free pages) besides the reserve, ${wanted} wanted, ` +
-          `of which ${this.diskFreeBytes} free disk, ${this.walBytes} wanted for the WAL${reserveHeld ? '' : '; the reserve file is given up'}`,
+          `of which ${this.diskFreeBytes} free disk, ${this.walBytes} wanted for the WAL (its file: ${fileSize(`${this.dbFile}-wal`)} bytes, ` +
+          `the database's: ${fileSize(this.dbFile)})${reserveHeld ? '' : '; the reserve file is given up'}`,
       );
     } else if (this.storeBytes >= storeBound) {
       this.setState('store-full', `the store holds ${this.storeBytes} bytes, its bound is ${this.limits.maxStoreBytes}`);
@@ -197,9 +202,11 @@ export class StorageGuard {
     const fileBytes = fileSize(this.dbFile);
     // Pages free inside the database: sends fill them before the disk.
     const freePageBytes = (this.db.pragma('freelist_count', { simple: true }) as number) * this.pageSize;
-    // The checkpoint copies the WAL into the database file: the pages past its end are disk taken already.
-    this.diskFreeBytes = bavail * bsize - Math.max(0, databaseBytes - fileBytes);
-    this.storeBytes = Math.max(databaseBytes, fileBytes) - freePageBytes + fileSize(`${this.dbFile}-wal`);
+    const walFileBytes = fileSize(`${this.dbFile}-wal`);
+    // Disk taken already, though not yet written: the pages past the database file's end, which the
+    // checkpoint copies into it, and the WAL's growth to the size it keeps as it starts over.
+    this.diskFreeBytes = bavail * bsize - Math.max(0, databaseBytes - fileBytes) - Math.max(0, this.walSizeLimit - walFileBytes);
+    this.storeBytes = Math.max(databaseBytes, fileBytes) - freePageBytes + walFileBytes;
     return freePageBytes;
   }
 
