@@ -109,7 +109,8 @@ describe.skipIf(!canMountTmpfs)('a full disk (needs unshare -rm and tmpfs)', () 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses sends, serves receives, visibility changes, deletes and purges, and recovers once drained', async () => {
+  // Filling 64 MiB one send at a time takes 20 to 40 s on a busy machine.
+  it('refuses sends, serves receives, visibility changes, deletes and purges, and recovers once drained', { timeout: 120_000 }, async () => {
     const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'filled' }));
     expect((await health()).body.storage.reserveHeld).toBe(true);
     const { acknowledged, refusal } = await sendUntilRefused(QueueUrl!, 'first');
