@@ -190,9 +190,10 @@ export class StorageGuard {
       this.setState('ok', 'there is room again');
     }
     this.warnNearBound();
-    // Until the next look, admit no more than a quarter of what is left, counted twice (WAL and database).
+    // Until the next look, admit no more than a quarter of what is left, counted twice (WAL and
+    // database). While sends are refused, every send looks again: the first one after a drain is taken.
     const left = Math.min(room - this.reserveBytes, this.diskFreeBytes - this.walBytes, this.limits.maxStoreBytes - this.storeBytes);
-    this.headroom = Math.max(0, left) / 8;
+    this.headroom = this.state === 'ok' ? Math.max(0, left) / 8 : 0;
   }
 
   /** Looks at the disk and the store's size; the bytes of the pages free inside the database. */
