@@ -19,16 +19,15 @@ const timer = setInterval(() => {
     // PASSIVE never waits for the writer: it copies what it can and leaves the rest for next time.
     const [{ log, checkpointed }] = db.pragma('wal_checkpoint(PASSIVE)');
     // Only a writer that begins right after a complete checkpoint starts the WAL over; under steady
-    // writes that moment may never come, so past a size RESTART makes the next writer start it over.
-    // It blocks the writer while it runs: when PASSIVE has just copied everything, only for a few ms;
-    // copying too (tens of ms or more under load) only once the WAL has grown far past its size.
-    // RESTART, not TRUNCATE: the WAL keeps its file (cut back to journal_size_limit as it starts
-    // over), so that on a full disk the writes that drain the queues have room they already hold.
+    // writes that moment may never come, so past a size TRUNCATE empties the file. It blocks the
+    // writer while it runs: when PASSIVE has just copied everything, only for the truncation (a few
+    // ms); copying too (tens of ms or more under load) only once the WAL has grown far past its size.
+    // (The storage guard counts the WAL's growth back to journal_size_limit as disk taken.)
     // On a short disk the WAL must not grow into the last of it, which the drain needs: past its
     // size, it starts over, copying included, as soon as it holds more than the disk has free.
     const pastSize = log > workerData.restartFrames;
     if ((pastSize && (checkpointed === log || diskFreeBytes() < log * pageSize)) || log > FORCE_FACTOR * workerData.restartFrames) {
-      db.pragma('wal_checkpoint(RESTART)');
+      db.pragma('wal_checkpoint(TRUNCATE)');
     }
   } catch (error) {
     parentPort.postMessage({ error: String(error) });
