@@ -160,7 +160,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   })();
   if (config.dbFile !== ':memory:') warnIfShared(dirname(config.dbFile), logger);
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
-  const storage = new StorageGuard(config.dbFile, config, logger);
+  const storage = new StorageGuard(config.dbFile, db, config, logger);
   const metrics = new Metrics();
   const service = new SqsService({
     db,

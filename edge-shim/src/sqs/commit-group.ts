@@ -1,5 +1,6 @@
 import type { Db } from './database.js';
 import { SqsError } from './errors.js';
+import { isOutOfSpace } from './storage-guard.js';
 
 interface Job<T> {
   readonly work: () => T;
@@ -39,7 +40,9 @@ export class CommitGroup {
         } catch (error) {
           // Some errors (disk full, I/O) roll back the whole transaction, not just the savepoint: the
           // group has failed, and the jobs after this one must not run, each committing on its own.
-          if (!db.inTransaction) throw error;
+          // Running out of space fails the group even where SQLite kept the transaction: it is the
+          // group's lack, not the job's fault, and the group is tried again once there is room.
+          if (!db.inTransaction || isOutOfSpace(error)) throw error;
           return { ok: false as const, error };
         }
       }),
@@ -48,7 +51,7 @@ export class CommitGroup {
     this.runGroup = (jobs) => {
       if (jobs.length !== 1) return group.immediate(jobs);
       // A job on its own needs no savepoint: its transaction is undone if it fails. Its own error
-      // answers it; an error of the COMMIT fails the group as above.
+      // answers it; an error of the COMMIT, or running out of space, fails the group as above.
       const work = jobs[0]!.work;
       let failure: { error: unknown } | undefined;
       try {
@@ -59,7 +62,7 @@ export class CommitGroup {
               try {
                 return work();
               } catch (error) {
-                failure = { error };
+                if (!isOutOfSpace(error)) failure = { error };
                 throw error;
               }
             }),
@@ -104,6 +107,8 @@ export class CommitGroup {
     } catch (error) {
       const failure = new CommitFailed(error);
       for (const job of jobs) job.reject(failure);
+      // Runs before the jobs learn of their failure (promise callbacks come later): what it does,
+      // such as giving up the disk reserve, is done before any of them is tried again.
       this.onCommitFailure(error);
     } finally {
       if (!this.scheduled) for (const resolve of this.idleWaiters.splice(0)) resolve();

@@ -250,7 +250,9 @@ function prepareDatabase(db: Db, durability: Durability, clock: () => number): v
   }
   // 16 MiB of page cache: the hot pages are index tops and recent rows; more only costs memory.
   db.pragma('cache_size = -16384');
-  // A WAL that checkpointed and started over is cut back to 4 MiB, not left at its high-water mark.
+  // A WAL that checkpointed and started over is cut back to 4 MiB, not left at its high-water mark;
+  // the storage guard counts those 4 MiB as the WAL's, so that a full disk still has room for the
+  // writes that drain it.
   db.pragma('journal_size_limit = 4194304');
   db.pragma('temp_store = MEMORY');
   db.transaction(() => {

@@ -2,7 +2,7 @@ import type { CallOptions, Health, SqsBackend } from '../backend.js';
 import type { Logger } from 'pino';
 import { ACTIONS } from './actions/index.js';
 import { readReceiveRequest, receiveMessages, surelyEmpty } from './actions/receive-message.js';
-import { CommitGroup } from './commit-group.js';
+import { CommitFailed, CommitGroup } from './commit-group.js';
 import type { SqsContext } from './context.js';
 import type { Db } from './database.js';
 import { DeduplicationStore } from './deduplication.js';
@@ -18,7 +18,7 @@ import type { Queue } from './queues.js';
 import { QueueRegistry } from './queues.js';
 import { ReceiptHandles } from './receipt-handles.js';
 import { ReceiveAttemptStore } from './receive-attempts.js';
-import type { StorageGuard, StorageStatus } from './storage-guard.js';
+import { type StorageGuard, type StorageStatus, isOutOfSpace } from './storage-guard.js';
 import { Sweeper } from './sweeper.js';
 
 /**
@@ -41,6 +41,17 @@ const messageSize = (input: Record<string, unknown>) => payloadSize(input.Messag
 
 export interface StoreHealth extends Health {
   readonly storage: StorageStatus;
+}
+
+export interface TransactOptions {
+  /** Messages sent in the work are held for the replay (see `SqsService.sendHeldForReplay`). */
+  readonly holdForReplay?: boolean;
+  /**
+   * The work needs room of its own: it adds data (a send, a queue), or moves pages through the WAL
+   * (the sweeper). When its group fails for lack of space it is not tried again: the room the
+   * reserve gave up is for the work that drains.
+   */
+  readonly needsRoom?: boolean;
 }
 
 export interface SqsServiceOptions {
@@ -114,7 +125,7 @@ export class SqsService implements SqsBackend {
       this.mover.stop();
     });
     this.commits = new CommitGroup(options.db, (error) => {
-      this.logger.error({ err: error }, 'commit failed; the operations in it were answered with an error');
+      this.logger.error({ err: error }, 'commit failed; the operations in it are answered with an error, or on a full disk those that drain are run again');
       this.storage.writeFailed(error);
       try {
         this.queues.reload();
@@ -122,13 +133,17 @@ export class SqsService implements SqsBackend {
         this.logger.error({ err: reloadError }, 'cannot reload the queues after a failed commit');
       }
     });
-    this.sweeper = new Sweeper(this, { intervalMs: options.sweepIntervalMs ?? 1000, time: this.time, expiries: this.expiries }, options.logger);
+    this.sweeper = new Sweeper(
+      this,
+      { intervalMs: options.sweepIntervalMs ?? 1000, time: this.time, expiries: this.expiries, shrinkPace: () => this.storage.shrinkPace },
+      options.logger,
+    );
     this.mover = new MessageMover(this, options.db, options.logger);
   }
 
   /** Runs work inside a group commit with a context for it; resolves once it is committed. */
-  transact<T>(baseUrl: string, work: (context: SqsContext) => T, holdForReplay = false): Promise<T> {
-    return this.commits.run(() => {
+  transact<T>(baseUrl: string, work: (context: SqsContext) => T, options: TransactOptions = {}): Promise<T> {
+    const job = () => {
       const callbacks: Array<() => void> = [];
       let expired: ExpiredByQueue | undefined;
       const context: SqsContext = {
@@ -140,7 +155,7 @@ export class SqsService implements SqsBackend {
         receipts: this.receipts,
         now: this.clock(),
         baseUrl,
-        holdForReplay,
+        holdForReplay: options.holdForReplay === true,
         afterCommit: (callback) => callbacks.push(callback),
         messagesAvailable: (queue: Queue, count = 1) => callbacks.push(() => this.polls.wake(queue.id, count)),
         messagesAvailableAt: (queue: Queue, at: number) => callbacks.push(() => this.polls.wakeIn(queue.id, at - this.clock(), this.clock())),
@@ -155,15 +170,31 @@ export class SqsService implements SqsBackend {
       const value = this.queues.undoingOnFailure(() => work(context));
       // Runs after this savepoint is released and the group's COMMIT has returned.
       return { value, callbacks };
-    }).then(
-      ({ value, callbacks }) => {
-        for (const callback of callbacks) callback();
-        return value;
-      },
-      (error: unknown) => {
-        throw this.integrity.judge(error);
-      },
-    );
+    };
+    return this.committed(job, options.needsRoom === true).then(({ value, callbacks }) => {
+      for (const callback of callbacks) callback();
+      return value;
+    });
+  }
+
+  /**
+   * Runs a job in the group commit. A group that failed for lack of space made the storage guard
+   * give up its disk reserve: a job that needs no room of its own is run once more, in the room
+   * that made, so that receives, deletes and purges go through on a full disk whoever filled it;
+   * one that needs room is answered as its group failed (a send: a retryable ServiceUnavailable),
+   * and the next send is refused up front while the disk is full.
+   */
+  private async committed<R>(job: () => R, needsRoom: boolean): Promise<R> {
+    try {
+      return await this.commits.run(job);
+    } catch (error) {
+      if (needsRoom || !(error instanceof CommitFailed && isOutOfSpace(error.cause))) throw this.integrity.judge(error);
+    }
+    try {
+      return await this.commits.run(job);
+    } catch (error) {
+      throw this.integrity.judge(error);
+    }
   }
 
   async call(action: string, input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
@@ -174,7 +205,7 @@ export class SqsService implements SqsBackend {
       if (!run) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
       const growth = GROWING[action];
       if (growth) this.admit(growth(input));
-      return await this.transact(options.baseUrl, (context) => run(context, input));
+      return await this.transact(options.baseUrl, (context) => run(context, input), { needsRoom: growth !== undefined });
     } catch (error) {
       // Reads outside a transaction (a receive's look for messages) meet corruption too.
       throw this.integrity.judge(error);
@@ -197,7 +228,7 @@ export class SqsService implements SqsBackend {
   sendHeldForReplay(action: 'SendMessage' | 'SendMessageBatch', input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
     options.carriedOut?.('local');
     this.admit(GROWING[action]!(input));
-    return this.transact(options.baseUrl, (context) => ACTIONS[action]!(context, input), true);
+    return this.transact(options.baseUrl, (context) => ACTIONS[action]!(context, input), { holdForReplay: true, needsRoom: true });
   }
 
   /**

@@ -4,6 +4,7 @@ import type { EngineTime } from './engine-clock.js';
 import { type ExpiryLog, removeIfDead } from './expiry.js';
 import type { MessageRow } from './messages.js';
 import type { Queue } from './queues.js';
+import type { ShrinkPace } from './storage-guard.js';
 
 // A sweep is one slice of work in the group commit that requests share: it stops once it has run
 // this long, so that no request waits behind it for more than a few milliseconds, and the next
@@ -16,7 +17,7 @@ const VACUUM_PAGES = 128;
 const VACUUM_THRESHOLD_PAGES = 256;
 
 interface Transactor {
-  transact<T>(baseUrl: string, work: (context: SqsContext) => T): Promise<T>;
+  transact<T>(baseUrl: string, work: (context: SqsContext) => T, options?: { needsRoom?: boolean }): Promise<T>;
 }
 
 export interface SweeperSettings {
@@ -26,6 +27,8 @@ export interface SweeperSettings {
   readonly time: EngineTime;
   /** The messages expired, logged at the end of each sweep. */
   readonly expiries: ExpiryLog;
+  /** How fast free pages may be handed back to the disk (see `StorageGuard.shrinkPace`). */
+  readonly shrinkPace: () => ShrinkPace;
 }
 
 /**
@@ -63,29 +66,38 @@ export class Sweeper {
   }
 
   private slice(): Promise<boolean> {
-    return this.service.transact('', (context) => {
-      const deadline = performance.now() + SLICE_MS;
-      const inTime = () => performance.now() < deadline;
-      const queues = context.queues.all();
-      const first = this.nextQueue;
-      let more = false;
-      for (let visited = 0; visited < queues.length; visited++) {
-        if (!inTime()) return true;
-        const index = (first + visited) % queues.length;
-        this.nextQueue = index + 1;
-        more = sweepQueue(context, queues[index]!, inTime) || more;
-      }
-      while (context.queues.reclaimDeleted(BATCH)) if (!inTime()) return true;
-      more = context.deduplication.forgetExpired(context.now, BATCH) === BATCH || more;
-      more = context.receiveAttempts.forgetExpired(context.now, BATCH) === BATCH || more;
-      context.queues.forgetDeletions(context.now - 60_000);
-      // Vacuuming moves pages; do it only once enough are free to be worth handing back.
-      if (inTime() && (context.db.pragma('freelist_count', { simple: true }) as number) >= VACUUM_THRESHOLD_PAGES) {
-        context.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
-        more = true;
-      }
-      return more;
-    });
+    // On a full disk a slice that fails is not run again at once: it takes none of the room that the
+    // reserve gave up for requests, and the next sweep does its work.
+    return this.service.transact(
+      '',
+      (context) => {
+        const deadline = performance.now() + SLICE_MS;
+        const inTime = () => performance.now() < deadline;
+        const queues = context.queues.all();
+        const first = this.nextQueue;
+        let more = false;
+        for (let visited = 0; visited < queues.length; visited++) {
+          if (!inTime()) return true;
+          const index = (first + visited) % queues.length;
+          this.nextQueue = index + 1;
+          more = sweepQueue(context, queues[index]!, inTime) || more;
+        }
+        while (context.queues.reclaimDeleted(BATCH)) if (!inTime()) return true;
+        more = context.deduplication.forgetExpired(context.now, BATCH) === BATCH || more;
+        more = context.receiveAttempts.forgetExpired(context.now, BATCH) === BATCH || more;
+        context.queues.forgetDeletions(context.now - 60_000);
+        // Vacuuming moves pages; do it only once enough are free to be worth handing back. On a
+        // short disk, once at the end of a sweep: the WAL it goes through is the room requests need.
+        const pace = this.settings.shrinkPace();
+        const vacuumNow = pace === 'freely' || (pace === 'a-slice-a-sweep' && !more);
+        if (inTime() && vacuumNow && (context.db.pragma('freelist_count', { simple: true }) as number) >= VACUUM_THRESHOLD_PAGES) {
+          context.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+          if (pace === 'freely') more = true;
+        }
+        return more;
+      },
+      { needsRoom: true },
+    );
   }
 
   stop(): void {
