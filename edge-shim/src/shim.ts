@@ -7,7 +7,7 @@ import { type FallbackSettings, type ShimConnection, startFallbackWork } from '.
 import { readAgentEnvironment } from './fallback/environment.js';
 import { DEFAULT_WORKFLOW_MODULE, DEFAULT_WORKFLOW_ROOT, type LoadedWorkflow, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
 import { createAdminServer } from './http/admin-server.js';
-import { type TlsFiles, checkCertificate } from './http/listener.js';
+import { type Certificate, type TlsFiles, loadCertificate } from './http/listener.js';
 import { type HttpTimeouts, createShimServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { StatusHistory } from './observability/history.js';
@@ -134,8 +134,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   // Files are read before anything is opened: a file that cannot be used fails the start.
   const credentials = [...config.credentials, ...(config.credentialsFile === undefined ? [] : readCredentialsFile(config.credentialsFile))];
   const adminToken = config.adminTokenFile === undefined ? undefined : readAdminToken(config.adminTokenFile);
-  const tls: TlsFiles | undefined = config.tlsCert === undefined ? undefined : { certFile: config.tlsCert, keyFile: config.tlsKey! };
-  if (tls) checkCertificate(tls);
+  const tlsFiles: TlsFiles | undefined = config.tlsCert === undefined ? undefined : { certFile: config.tlsCert, keyFile: config.tlsKey! };
+  const tls = tlsFiles && loadCertificate(tlsFiles);
   if (tls && config.publicUrl === undefined) {
     // Queue URLs then name the address reached (a Host is never echoed), which the certificate may not name.
     logger.warn('TLS without --public-url: queue URLs name the address each client reached; give the name the certificate is for as --public-url');
@@ -225,7 +225,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const pages = new Map([...operatorPages({ status, metrics, history, conflict: participant && ((id) => participant.conflict(id)) }), ...(givenPages ?? [])]);
   const admin = createAdminServer({ pages, health: () => backend.health(), token: adminToken, tls: adminTls, logger });
   const activity = reportActivity(logger, activityIntervalMs);
-  const sqsServer = (serverTls: TlsFiles | undefined) =>
+  const sqsServer = (serverTls: Certificate | undefined) =>
     createShimServer({
       backend,
       logger,
@@ -295,16 +295,19 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     hybrid,
     status: async () => status(),
     reloadCertificates() {
-      if (!tls) {
+      if (!tlsFiles) {
         logger.info('nothing to reload: the shim speaks no TLS');
         return;
       }
+      let certificate: Certificate;
       try {
-        for (const listener of [http.listener, admin.listener]) listener.reloadCertificate();
-        logger.info({ cert: tls.certFile }, 'TLS certificate reloaded: new connections get it');
+        certificate = loadCertificate(tlsFiles);
       } catch (error) {
-        logger.error({ err: error, cert: tls.certFile }, 'cannot reload the TLS certificate; the one loaded before stays in use');
+        logger.error({ err: error, cert: tlsFiles.certFile }, 'cannot reload the TLS certificate; the one loaded before stays in use');
+        return;
       }
+      for (const listener of [http.listener, admin.listener]) listener.useCertificate(certificate);
+      logger.info({ cert: tlsFiles.certFile }, 'TLS certificate reloaded: new connections get it');
     },
     close() {
       closing ??= (async () => {

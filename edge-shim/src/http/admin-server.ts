@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Health } from '../backend.js';
 import type { WireResponse } from '../protocol/wire.js';
-import { type Listener, type TlsFiles, createListener } from './listener.js';
+import { type Certificate, type Listener, createListener } from './listener.js';
 import { isOwnHost } from './own-names.js';
 import { DEFAULT_TIMEOUTS, healthAnswer } from './server.js';
 
@@ -23,7 +23,7 @@ export interface AdminServerOptions {
    * by its own names are answered (see isOwnHost): a rebound name cannot read the pages.
    */
   readonly token?: string;
-  readonly tls?: TlsFiles;
+  readonly tls?: Certificate;
   readonly logger: Logger;
 }
 

@@ -11,36 +11,41 @@ export interface TlsFiles {
   readonly keyFile: string;
 }
 
-/** A listener of the shim: plain HTTP, or HTTPS when given certificate files. */
+/** A certificate and its private key, read and checked together: what every listener of the shim is given. */
+export interface Certificate {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+/** A listener of the shim: plain HTTP, or HTTPS when given a certificate. */
 export interface Listener {
   readonly server: Server;
-  readonly scheme: 'http' | 'https';
   /** Listens; the base URL it can be reached at, e.g. https://127.0.0.1:9324. */
   listen(port: number, host: string): Promise<{ address: AddressInfo; url: string }>;
-  /** Reads the certificate files again; new connections get them, connections already open keep theirs. Throws (and keeps the old ones) when they are not usable. */
-  reloadCertificate(): void;
+  /** New connections get this certificate; connections already open keep theirs. */
+  useCertificate(certificate: Certificate): void;
 }
 
-function readCertificate(tls: TlsFiles): { cert: Buffer; key: Buffer } {
-  return { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
-}
-
-/** Throws a ConfigError saying why, when the files cannot be read or are not a certificate and its key. */
-export function checkCertificate(tls: TlsFiles): void {
+/**
+ * Reads the files and checks that they are a certificate and its key; throws a ConfigError saying
+ * why otherwise. Read once for all listeners, at start and on reload, so that a reload is all or nothing.
+ */
+export function loadCertificate(tls: TlsFiles): Certificate {
   try {
-    createSecureContext(readCertificate(tls));
+    const certificate = { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
+    createSecureContext(certificate);
+    return certificate;
   } catch (error) {
     throw new ConfigError(`cannot use the TLS certificate ${tls.certFile} with the key ${tls.keyFile}: ${(error as Error).message}`);
   }
 }
 
-/** A server for `handler`, over TLS when `tls` is given (its files must be readable now). */
-export function createListener(options: ServerOptions, handler: RequestListener<typeof IncomingMessage, typeof ServerResponse>, tls?: TlsFiles): Listener {
-  const server = tls ? createHttpsServer({ ...options, ...readCertificate(tls) }, handler) : createHttpServer(options, handler);
-  const scheme = tls ? 'https' : 'http';
+/** A server for `handler`, over TLS when given a certificate. */
+export function createListener(options: ServerOptions, handler: RequestListener<typeof IncomingMessage, typeof ServerResponse>, certificate?: Certificate): Listener {
+  const server = certificate ? createHttpsServer({ ...options, ...certificate }, handler) : createHttpServer(options, handler);
+  const scheme = certificate ? 'https' : 'http';
   return {
     server,
-    scheme,
     listen(port, host) {
       return new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -51,8 +56,8 @@ export function createListener(options: ServerOptions, handler: RequestListener<
         });
       });
     },
-    reloadCertificate() {
-      if (tls) (server as HttpsServer).setSecureContext(readCertificate(tls));
+    useCertificate(next) {
+      if (certificate) (server as HttpsServer).setSecureContext(next);
     },
   };
 }

@@ -10,7 +10,7 @@ import { queryProtocol } from '../protocol/query.js';
 import type { WireProtocol, WireRequest, WireResponse } from '../protocol/wire.js';
 import { SqsError } from '../sqs/errors.js';
 import type { Health, RequestPath, SqsBackend } from '../backend.js';
-import { type Listener, type TlsFiles, createListener } from './listener.js';
+import { type Certificate, type Listener, createListener } from './listener.js';
 import { addressUrl, isOwnHost, madeByWebPage, schemeOf } from './own-names.js';
 
 // Large enough for a 1 MiB message sent in the Query protocol: form encoding triples every byte
@@ -48,7 +48,7 @@ export interface HttpOptions {
   /** The base of queue URLs; by default the Host when it is one of the shim's own names, else the address reached. */
   readonly publicUrl?: string;
   /** Given: HTTPS. */
-  readonly tls?: TlsFiles;
+  readonly tls?: Certificate;
   readonly timeouts?: HttpTimeouts;
   /** Told of every SQS request answered, for the activity report. */
   readonly activity?: ActivityRecorder;
