@@ -259,6 +259,8 @@ describe('the payments workflow', { timeout: 180_000 }, () => {
 
     // The notify agent is waiting on the notifier: every step before it is done. Kill the worker.
     await waitForState(() => expect(notifier.state.requests['POST /notifications']).toBe(1));
+    // And the ledger's task deleted from its queue: on a loaded machine the delete can trail the notify call.
+    await waitForState(async () => expect(await queueDepth(p.resources.queues.ledger!.queueUrl)).toBe(0));
     child.kill('SIGKILL');
     await once(child, 'exit');
     const before = await p.stepLog.load(request.paymentId);
