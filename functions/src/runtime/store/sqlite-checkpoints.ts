@@ -1,23 +1,7 @@
 import type { EdgeDatabase } from './sqlite-database.js';
+import { type SnapshotRow, toSnapshot } from './sql-rows.js';
 import { type CheckpointStore, type Snapshot, VersionConflictError } from './types.js';
 
-interface SnapshotRow {
-  version: number;
-  state: string;
-  sha256: string;
-  writer: string;
-  base_version: number;
-  created_at: string;
-}
-
-const toSnapshot = (row: SnapshotRow): Snapshot => ({
-  version: row.version,
-  state: row.state,
-  sha256: row.sha256,
-  createdAt: row.created_at,
-  writer: row.writer,
-  baseVersion: row.base_version,
-});
 
 /** Checkpoints in the edge database (table `checkpoint`, one row per key and version). */
 export class SqliteCheckpoints implements CheckpointStore {

@@ -1,44 +1,7 @@
-import type { SiteMark } from '../site.js';
 import type { EdgeDatabase } from './sqlite-database.js';
+import { type SagaRow, type StepRow, toSaga, toStep } from './sql-rows.js';
 import type { SagaRecord, SagaStatus, StepLogStore, StepRecord, StepStatus, StepUpdate } from './types.js';
 
-interface SagaRow {
-  workflow_id: string;
-  workflow: string;
-  status: string;
-  input: string;
-}
-
-interface StepRow {
-  workflow_id: string;
-  step_index: number;
-  step: string;
-  status: string;
-  attempts: number;
-  compensation_attempts: number;
-  result: string | null;
-  error: string | null;
-  ran_at: string | null;
-  compensated_at: string | null;
-}
-
-function toSaga(row: SagaRow): SagaRecord {
-  return { workflowId: row.workflow_id, workflow: row.workflow, status: row.status as SagaStatus, input: JSON.parse(row.input) };
-}
-
-function toStep(row: StepRow): StepRecord {
-  return {
-    step: row.step,
-    index: row.step_index,
-    status: row.status as StepStatus,
-    attempts: row.attempts,
-    compensationAttempts: row.compensation_attempts,
-    ...(row.result !== null ? { result: JSON.parse(row.result) } : {}),
-    ...(row.error !== null ? { error: row.error } : {}),
-    ...(row.ran_at !== null ? { ranAt: JSON.parse(row.ran_at) as SiteMark } : {}),
-    ...(row.compensated_at !== null ? { compensatedAt: JSON.parse(row.compensated_at) as SiteMark } : {}),
-  };
-}
 
 /** A saga as the sync engine reads it: its record and its steps. */
 export interface SagaLog {
