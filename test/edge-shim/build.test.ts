@@ -134,6 +134,15 @@ async function stop(edge: ChildProcess): Promise<void> {
   await exited;
 }
 
+/** The edge's status once it has agents and every one of them runs. */
+function allAgentsRunning(adminUrl: string): Promise<{ agents: Array<{ stage: string; state: string }> }> {
+  return waitForState(async () => {
+    const current = (await (await fetch(`${adminUrl}/status`)).json()) as { agents: Array<{ stage: string; state: string }> };
+    if (current.agents.length === 0 || current.agents.some((agent) => agent.state !== 'running')) throw new Error('the agents are not all running yet');
+    return current;
+  });
+}
+
 it('runs its compiled agents where only the runtime dependencies are installed: no tsx, esbuild or CDK', { timeout: 120_000 }, async () => {
   // A site's install as npm install -g makes it: the package's files and its runtime dependencies,
   // each linked from this checkout's node_modules; what only the build and the tests use is absent.
@@ -150,11 +159,7 @@ it('runs its compiled agents where only the runtime dependencies are installed: 
   const { edge, adminUrl } = startOfflineEdge(lean, ['--db', join(dir, 'lean.db')], site);
   try {
     const url = await adminUrl;
-    const status = await waitForState(async () => {
-      const current = (await (await fetch(`${url}/status`)).json()) as { agents: Array<{ stage: string; state: string }> };
-      if (current.agents.length === 0 || current.agents.some((agent) => agent.state !== 'running')) throw new Error('the agents are not all running yet');
-      return current;
-    });
+    const status = await allAgentsRunning(url);
     expect(status.agents.map((agent) => agent.stage).sort()).toEqual(['authorize', 'fraud-score', 'notify']);
   } finally {
     await stop(edge);
@@ -177,11 +182,7 @@ it('loads a workflow written in TypeScript, and its TypeScript agents, with the 
   const { edge, adminUrl } = startOfflineEdge(holdfast, ['--db', join(dir, 'ts-workflow.db'), '--workflow', workflow, '--agent-env', agentEnv], REPO);
   try {
     const url = await adminUrl;
-    const status = await waitForState(async () => {
-      const current = (await (await fetch(`${url}/status`)).json()) as { agents: Array<{ stage: string; state: string }> };
-      if (current.agents.length === 0 || current.agents.some((agent) => agent.state !== 'running')) throw new Error('the agents are not all running yet');
-      return current;
-    });
+    const status = await allAgentsRunning(url);
     expect(status.agents.map((agent) => agent.stage).sort()).toEqual(['deliver', 'prepare']);
   } finally {
     await stop(edge);
