@@ -58,6 +58,8 @@ export interface RegionCheck {
   readonly delivered: number;
   /** Messages found more than once (each extra copy counts). */
   readonly duplicates: number;
+  /** Of those, copies in FIFO queues (a standard queue's copy after an unanswered batch is within SQS's at-least-once). */
+  readonly fifoDuplicates: number;
   /** FIFO messages received before one that came earlier in their group. */
   readonly outOfOrder: number;
   /** Messages of the backlog still at the edge when the run stopped. */
@@ -112,6 +114,8 @@ export interface ReplayRun {
   /** Switches to `offline` after the first switch to `replaying`. */
   readonly returnsToOffline: number;
   readonly offlineReasons: readonly string[];
+  /** FIFO messages the edge counted as possibly duplicated (replayed past the deduplication interval); undefined: the shim has no such count. */
+  readonly possiblyDuplicated: number | undefined;
   /** The congestion window's sizes seen on /status during the replay (undefined: the shim has none). */
   readonly window: { readonly min: number; readonly median: number; readonly max: number } | undefined;
   /** The link rate the edge had measured at the end (bytes a second). */
@@ -210,6 +214,7 @@ async function drainQueue(region: Endpoint, queue: QueueOfBacklog): Promise<stri
 async function checkRegion(region: Endpoint, queues: readonly QueueOfBacklog[], shape: BacklogShape, stillAtEdge: number): Promise<RegionCheck> {
   let delivered = 0;
   let duplicates = 0;
+  let fifoDuplicates = 0;
   let outOfOrder = 0;
   let next = 0;
   const worker = async () => {
@@ -220,8 +225,12 @@ async function checkRegion(region: Endpoint, queues: readonly QueueOfBacklog[], 
       const lastInGroup = new Map<string, number>();
       for (const body of bodies) {
         const index = indexOf(body);
-        if (seen.has(index)) duplicates++;
-        else seen.add(index);
+        if (seen.has(index)) {
+          duplicates++;
+          if (queue.fifo) fifoDuplicates++;
+        } else {
+          seen.add(index);
+        }
         if (queue.fifo) {
           const group = groupOf(index, shape);
           if ((lastInGroup.get(group) ?? -1) > index) outOfOrder++;
@@ -232,7 +241,7 @@ async function checkRegion(region: Endpoint, queues: readonly QueueOfBacklog[], 
     }
   };
   await Promise.all(Array.from({ length: DRAIN_WORKERS }, worker));
-  return { delivered, duplicates, outOfOrder, stillAtEdge, lost: Math.max(0, backlogSize(shape) - delivered - stillAtEdge) };
+  return { delivered, duplicates, fifoDuplicates, outOfOrder, stillAtEdge, lost: Math.max(0, backlogSize(shape) - delivered - stillAtEdge) };
 }
 
 interface Sample {
@@ -461,6 +470,7 @@ export async function replayRun(spec: ReplayRunSpec, revisionOf: (root?: string)
       boundSeconds: spec.boundMs / 1000,
       replayed: stored - backlog,
       returnsToOffline: offline.length,
+      possiblyDuplicated: last.replay?.possiblyDuplicated,
       offlineReasons: [...new Set(offline.map((line) => line.reason.replace(/\d+(\.\d+)?/g, 'N').slice(0, 160)))],
       window: windows.length > 0 ? { min: windows[0]!, median: percentile(windows, 0.5), max: windows.at(-1)! } : undefined,
       linkBytesPerSecond: samples.map((sample) => sample.link).filter((rate): rate is number => typeof rate === 'number').at(-1),
@@ -476,7 +486,7 @@ export async function replayRun(spec: ReplayRunSpec, revisionOf: (root?: string)
     };
     say(
       `${spec.row} ${spec.side}: ${converged ? 'replayed' : `NOT replayed within ${spec.boundMs / 1000} s:`} ${run.replayed} of ${stored} in ${seconds.toFixed(1)} s, ` +
-        `${run.returnsToOffline} returns to offline; region: ${check.delivered} delivered, ${check.duplicates} duplicates, ${check.outOfOrder} out of order, ${check.lost} lost` +
+        `${run.returnsToOffline} returns to offline; region: ${check.delivered} delivered, ${check.duplicates} duplicates (${check.fifoDuplicates} FIFO), ${check.outOfOrder} out of order, ${check.lost} lost` +
         (liveStats ? `; live p50 ${liveStats.p50.toFixed(0)} ms p99 ${liveStats.p99.toFixed(0)} ms (${liveStats.sends} sends, ${liveStats.failed} failed)` : ''),
     );
     return run;

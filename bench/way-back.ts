@@ -91,7 +91,7 @@ function replayLine(run: ReplayRun): string {
   return (
     `| ${run.row} | ${run.side} (${run.revision}) | ${run.converged ? 'yes' : `no, bound ${run.boundSeconds} s`} | ${run.replayed} of ${run.stored} in ${fixed(run.seconds)} s ` +
     `(${fixed(run.replayed / run.seconds)} msg/s; first fifth ${fixed(run.rateFirstFifth)}, last fifth ${fixed(run.rateLastFifth)}) | ${run.returnsToOffline} | ` +
-    `${region.delivered} delivered, ${region.lost} lost, ${region.duplicates} duplicated, ${region.outOfOrder} out of order, ${region.stillAtEdge} still at the edge | ` +
+    `${region.delivered} delivered, ${region.lost} lost, ${region.duplicates} duplicated (${region.fifoDuplicates} FIFO; the edge counted ${run.possiblyDuplicated ?? '-'} as possibly duplicated), ${region.outOfOrder} out of order, ${region.stillAtEdge} still at the edge | ` +
     `${share}${liveText} window ${run.window ? `${run.window.min}/${run.window.median}/${run.window.max}` : '-'} (min/median/max); mend to replaying ${fixed(run.mendToReplayingSeconds)} s; CPU shim ${fixed(run.shimCpu, 2)}, moto ${fixed(run.regionCpu, 2)}` +
     `${run.offlineReasons.length > 0 ? `; offline because: ${run.offlineReasons.join(' / ')}` : ''}${run.notes.length > 0 ? `; ${run.notes.join('; ')}` : ''} |`
   );

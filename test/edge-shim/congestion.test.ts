@@ -1,82 +1,145 @@
 import { describe, expect, it } from 'vitest';
-import { CongestionWindow, type Transfer } from '../../edge-shim/src/hybrid/link/congestion.js';
+import { CongestionWindow } from '../../edge-shim/src/hybrid/link/congestion.js';
 import { LinkEstimates } from '../../edge-shim/src/hybrid/link/estimates.js';
 
 // The way back's congestion control on a simulated path: a clock the test moves, transfers that
 // take what a link of a given rate and round trip would give them. No sockets and no waiting: the
 // window's decisions are a function of what it is told.
 
+/** The test's time: it moves only when told, running what falls due on the way, in order. */
 class Clock {
   now = 1_000_000;
+  private readonly due: Array<{ readonly at: number; readonly run: () => void }> = [];
   readonly read = () => this.now;
-}
 
-interface Path {
-  readonly bytesPerSecond: number;
-  readonly roundTripMs: number;
+  /** Runs `run` once the clock reaches `at`. */
+  at(at: number, run: () => void): void {
+    this.due.push({ at, run });
+    this.due.sort((a, b) => a.at - b.at);
+  }
+
+  /** Moves to the next thing due and runs it; false when nothing is. */
+  step(): boolean {
+    const next = this.due.shift();
+    if (!next) return false;
+    this.now = Math.max(this.now, next.at);
+    next.run();
+    return true;
+  }
+
+  /** The window's pacing waits: the clock moves on, through what falls due meanwhile. */
+  readonly sleep = async (ms: number) => {
+    const until = this.now + ms;
+    while (this.due.length > 0 && this.due[0]!.at <= until) this.step();
+    this.now = until;
+  };
 }
 
 function setup(maxWindow = 16) {
   const clock = new Clock();
   const estimates = new LinkEstimates({ clock: clock.read });
-  const window = new CongestionWindow({ maxWindow, estimates, minTimeoutMs: 2000, clock: clock.read });
+  const window = new CongestionWindow({ maxWindow, estimates, minTimeoutMs: 2000, clock: clock.read, sleep: clock.sleep });
   return { clock, estimates, window };
 }
 
-/**
- * Runs `rounds` rounds on a path: each round fills the window with transfers of `bytes`, which
- * share the link (each takes the round trip plus all their bytes at the link's rate), then finishes
- * them. Returns the window's size after each round.
- */
-async function run(window: CongestionWindow, clock: Clock, path: Path, bytes: number, rounds: number): Promise<number[]> {
-  const sizes: number[] = [];
-  for (let round = 0; round < rounds; round += 1) {
-    const count = window.size;
-    const transfers: Transfer[] = [];
-    for (let i = 0; i < count; i += 1) {
-      const transfer = await window.acquire();
-      transfer.begin(bytes);
-      transfers.push(transfer);
-    }
-    clock.now += path.roundTripMs + ((count * bytes) / path.bytesPerSecond) * 1000;
-    for (const transfer of transfers) transfer.finish('delivered');
-    sizes.push(window.size);
-  }
-  return sizes;
+interface Path {
+  readonly bytesPerSecond: number;
+  readonly roundTripMs: number;
+  /** The region's work per transfer, one transfer at a time (an emulator's single thread). */
+  readonly serviceMs: number;
 }
 
+/**
+ * Keeps the window full for `durationMs` on a path where transfers overlap as on a real one: each
+ * waits for the link behind the bytes sent before it (one bottleneck queue), crosses half the
+ * round trip, waits for the region behind the transfers before it, and comes back. The edge's
+ * probe measures the round trip (through the link's queue) every few seconds. Returns the bytes a
+ * second delivered, the window after each transfer, and at each transfer's end how long a live
+ * request sent then would wait for the link behind the way back's bytes.
+ */
+async function pipeline({ window, clock, estimates }: ReturnType<typeof setup>, path: Path, bytes: number, durationMs: number) {
+  const startedAt = clock.now;
+  let linkFreeAt = clock.now;
+  let regionFreeAt = clock.now;
+  let delivered = 0;
+  const sizes: number[] = [];
+  const liveWaits: number[] = [];
+  let probedAt = Number.NEGATIVE_INFINITY;
+  while (clock.now - startedAt < durationMs) {
+    if (clock.now - probedAt >= 5000) {
+      estimates.noteRoundTrip(path.roundTripMs + Math.max(0, linkFreeAt - clock.now));
+      probedAt = clock.now;
+    }
+    if (window.transfersInFlight >= window.size) {
+      clock.step();
+      continue;
+    }
+    const transfer = await window.acquire();
+    await transfer.begin(bytes);
+    linkFreeAt = Math.max(clock.now, linkFreeAt) + (bytes / path.bytesPerSecond) * 1000;
+    regionFreeAt = Math.max(linkFreeAt + path.roundTripMs / 2, regionFreeAt) + path.serviceMs;
+    clock.at(regionFreeAt + path.roundTripMs / 2, () => {
+      transfer.finish('delivered');
+      delivered += bytes;
+      sizes.push(window.size);
+      liveWaits.push(Math.max(0, linkFreeAt - clock.now));
+    });
+  }
+  const endedAt = clock.now;
+  // The rest lands, so that the window has nothing left on its way.
+  while (clock.step());
+  return { bytesPerSecond: (delivered * 1000) / (endedAt - startedAt), sizes, liveWaits };
+}
+
+const percentile = (values: readonly number[], share: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(share * values.length))]!;
+
 describe('congestion window', () => {
-  it('grows while the path takes more at once without queueing (a fast link to a region far away)', async () => {
-    const { clock, estimates, window } = setup();
-    // 100 MB/s and 80 ms: ten batches of 100 KB in flight barely add to each one's time.
-    estimates.noteRoundTrip(80);
-    const sizes = await run(window, clock, { bytesPerSecond: 100e6, roundTripMs: 80 }, 100_000, 12);
-    // Here every batch of a round shares the link, so sixteen add a fifth to each one's time: it
-    // stops growing a little short of the ceiling, far above a thin link's one or two.
-    expect(sizes.at(-1)).toBeGreaterThanOrEqual(12);
-    // Slow start: it doubles at first rather than creeping.
-    expect(sizes.slice(0, 3)).toEqual([2, 4, 8]);
+  it('keeps a thin link busy with a short queue: more than 90% of it, a live request waiting under a second', async () => {
+    const edge = setup();
+    // 1 Mbit/s and 150 ms, batches of one 48 KiB message: each holds the link for 0.39 s.
+    const path = { bytesPerSecond: 125_000, roundTripMs: 150, serviceMs: 20 };
+    await pipeline(edge, path, 49_152, 20_000);
+    const { bytesPerSecond, liveWaits } = await pipeline(edge, path, 49_152, 120_000);
+    expect(bytesPerSecond).toBeGreaterThan(0.9 * path.bytesPerSecond);
+    // A 1 KiB request behind the way back: the link's queue, then its own round trip and the region's work.
+    expect(percentile(liveWaits, 0.99) + path.roundTripMs + path.serviceMs).toBeLessThan(1000);
+    expect(edge.estimates.bytesPerSecond).toBeGreaterThan(0.9 * path.bytesPerSecond);
+    expect(edge.estimates.bytesPerSecond).toBeLessThan(1.1 * path.bytesPerSecond);
+    // Batches sized for the link: about half a second of it each.
+    expect(edge.window.batchBytes()).toBe(65_536);
   });
 
-  it('stays at one or two batches on a thin link, where more in flight only queues', async () => {
-    const { clock, estimates, window } = setup();
-    // 128 KiB/s and 150 ms: a 64 KiB batch holds the link for half a second.
-    estimates.noteRoundTrip(150);
-    const sizes = await run(window, clock, { bytesPerSecond: 131_072, roundTripMs: 150 }, 65_536, 30);
-    expect(Math.max(...sizes.slice(10))).toBeLessThanOrEqual(3);
-    expect(estimates.bytesPerSecond).toBeGreaterThan(131_072 * 0.8);
-    expect(estimates.bytesPerSecond).toBeLessThan(131_072 * 1.5);
-    // Batches sized for the link: about half a second of it each.
-    expect(window.batchBytes()).toBe(65_536);
+  it('fills the pipe to a region whose own work is the bottleneck, without piling up a queue there', async () => {
+    const edge = setup(64);
+    // Small writes over 50 ms to a region that does one at a time in 7 ms (about 143 a second):
+    // one at a time gets 17 a second, it takes about eight in flight to keep the region busy.
+    const path = { bytesPerSecond: 10e6, roundTripMs: 50, serviceMs: 7 };
+    await pipeline(edge, path, 2048, 20_000);
+    const { bytesPerSecond, sizes } = await pipeline(edge, path, 2048, 60_000);
+    const writesPerSecond = bytesPerSecond / 2048;
+    expect(writesPerSecond).toBeGreaterThan(0.9 * (1000 / path.serviceMs));
+    // The queue it keeps at the region stays near the target (250 ms, about 36 writes), not the ceiling's 64.
+    expect(percentile(sizes, 0.5)).toBeLessThan(50);
+  });
+
+  it('grows to its ceiling where the path takes more at once without queueing (a fast link to a region far away)', async () => {
+    const edge = setup();
+    // 100 MB/s and 80 ms: a 100 KB batch holds the link for 1 ms; eighty would fill it.
+    const path = { bytesPerSecond: 100e6, roundTripMs: 80, serviceMs: 0 };
+    const { bytesPerSecond, sizes } = await pipeline(edge, path, 100_000, 5000);
+    // Slow start: about one more per transfer delivered, doubling each round trip rather than creeping.
+    expect(sizes.findIndex((size) => size >= 8)).toBeLessThan(10);
+    expect(sizes.at(-1)).toBe(16);
+    expect(bytesPerSecond).toBeGreaterThan(0.8 * ((16 * 100_000) / (path.roundTripMs + 16)) * 1000);
   });
 
   it('halves on a timeout, a throttling answer or a server error, once per round trip, never below one', async () => {
-    const { clock, estimates, window } = setup();
-    estimates.noteRoundTrip(50);
-    await run(window, clock, { bytesPerSecond: 100e6, roundTripMs: 50 }, 10_000, 6);
+    const edge = setup();
+    const { clock, window } = edge;
+    await pipeline(edge, { bytesPerSecond: 100e6, roundTripMs: 50, serviceMs: 0 }, 10_000, 3000);
     expect(window.size).toBe(16);
     const transfers = await Promise.all(Array.from({ length: 16 }, () => window.acquire()));
-    for (const transfer of transfers) transfer.begin(10_000);
+    for (const transfer of transfers) await transfer.begin(10_000);
     clock.now += 60;
     // Sixteen transfers failing together are one signal, not sixteen halvings.
     for (const transfer of transfers) transfer.finish('throttled');
@@ -84,35 +147,35 @@ describe('congestion window', () => {
     for (const outcome of ['timeout', 'failed', 'timeout', 'timeout', 'timeout'] as const) {
       clock.now += 60;
       const transfer = await window.acquire();
-      transfer.begin(10_000);
+      await transfer.begin(10_000);
       transfer.finish(outcome);
     }
     expect(window.size).toBe(1);
   });
 
   it('learns nothing from a transfer the region refused: the path was fine', async () => {
-    const { clock, estimates, window } = setup();
-    estimates.noteRoundTrip(50);
-    await run(window, clock, { bytesPerSecond: 100e6, roundTripMs: 50 }, 10_000, 3);
+    const edge = setup();
+    const { clock, window } = edge;
+    await pipeline(edge, { bytesPerSecond: 100e6, roundTripMs: 50, serviceMs: 0 }, 10_000, 3000);
     const before = window.size;
     clock.now += 5000;
     const refused = await window.acquire();
-    refused.begin(10_000);
+    await refused.begin(10_000);
     refused.finish('refused');
     expect(window.size).toBe(before);
   });
 
   it('yields to live requests: shrinks while they take much longer than their best lately', async () => {
-    const { clock, estimates, window } = setup();
-    estimates.noteRoundTrip(50);
-    await run(window, clock, { bytesPerSecond: 100e6, roundTripMs: 50 }, 10_000, 6);
+    const edge = setup();
+    const { estimates, window } = edge;
+    await pipeline(edge, { bytesPerSecond: 100e6, roundTripMs: 50, serviceMs: 0 }, 10_000, 3000);
     const before = window.size;
     for (let i = 0; i < 8; i += 1) estimates.noteLive(60);
-    await run(window, clock, { bytesPerSecond: 100e6, roundTripMs: 50 }, 10_000, 1);
+    await pipeline(edge, { bytesPerSecond: 100e6, roundTripMs: 50, serviceMs: 0 }, 10_000, 3000);
     expect(window.size).toBe(before);
     // Live sends now take a second more than their best: the replay is in their way.
     for (let i = 0; i < 8; i += 1) estimates.noteLive(1060);
-    await run(window, clock, { bytesPerSecond: 100e6, roundTripMs: 50 }, 10_000, 1);
+    await pipeline(edge, { bytesPerSecond: 100e6, roundTripMs: 50, serviceMs: 0 }, 10_000, 3000);
     expect(window.size).toBeLessThan(before);
   });
 
@@ -139,24 +202,23 @@ describe('congestion window', () => {
     const { clock, estimates, window } = setup();
     // Nothing known yet: a generous first time.
     const first = await window.acquire();
-    expect(first.begin(1_048_576)).toBe(15_000);
+    expect(await first.begin(1_048_576)).toBe(15_000);
     first.finish('refused');
     const fresh = setup();
-    fresh.estimates.noteRoundTrip(150);
-    await run(fresh.window, fresh.clock, { bytesPerSecond: 131_072, roundTripMs: 150 }, 65_536, 10);
+    await pipeline(fresh, { bytesPerSecond: 131_072, roundTripMs: 150, serviceMs: 0 }, 65_536, 10_000);
     // A 1 MiB batch over 128 KiB/s needs 8 s: it is given three times that and more.
     const big = await fresh.window.acquire();
-    expect(big.begin(1_048_576)).toBeGreaterThan(3 * 8000);
+    expect(await big.begin(1_048_576)).toBeGreaterThan(3 * 8000);
     big.finish('delivered');
     // A region that answers in 4 s whatever the size: no batch is cut before 8 s.
     estimates.noteRoundTrip(5);
     for (let i = 0; i < 3; i += 1) {
       const transfer = await window.acquire();
-      transfer.begin(1000);
+      await transfer.begin(1000);
       clock.now += 4000;
       transfer.finish('delivered');
     }
-    expect((await window.acquire()).begin(1000)).toBeGreaterThanOrEqual(8000);
+    expect(await (await window.acquire()).begin(1000)).toBeGreaterThanOrEqual(8000);
     expect(window.quietMs()).toBeGreaterThanOrEqual(8000);
   });
 });

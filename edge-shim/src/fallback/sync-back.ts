@@ -44,7 +44,7 @@ function pacedBy(window: CongestionWindow): WritePacer {
   return {
     async run(write) {
       const transfer = await window.acquire();
-      transfer.begin(WRITE_BYTES);
+      await transfer.begin(WRITE_BYTES);
       try {
         const result = await write();
         transfer.finish('delivered');

@@ -1,4 +1,5 @@
-import type { LinkEstimates, TransferMark } from './estimates.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type LinkEstimates, RATE_MIN_BYTES, type TransferMark } from './estimates.js';
 
 /**
  * How a transfer ended. `delivered`: the region took it. `refused`: the region answered that it
@@ -13,27 +14,45 @@ export interface CongestionOptions {
   /** The shortest time a transfer is given before it counts as lost. */
   readonly minTimeoutMs: number;
   readonly clock?: () => number;
+  /** Waits `ms` (a test's clock moves instead); resolves early when `signal` aborts. */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /** Room in the window for a transfer: begin it with its bytes, and finish it whatever happened (room not used: `refused`). */
 export interface Transfer {
-  /** The transfer goes out with `bytes`; how long it may take before it counts as lost: what they need at the rate observed, and more. */
-  begin(bytes: number): number;
+  /**
+   * The transfer goes out with `bytes` once the link has carried the large transfers before it
+   * (paced at the rate observed: the way back keeps no queue of its own in the link, so a live
+   * request waits behind one batch at most); how long it may take before it counts as lost: what
+   * its bytes need at the rate observed, and more. An abort of `signal` ends the wait early.
+   */
+  begin(bytes: number, signal?: AbortSignal): Promise<number>;
   finish(outcome: TransferOutcome): void;
 }
 
-// Vegas: transfers queued on the path, as the window times the share of a transfer's time spent
-// waiting. Below ALPHA the path has room (grow), above BETA it queues (shrink).
-const ALPHA = 1;
-const BETA = 3;
-// Live requests slower than their best by this much: the replay is in their way, and yields.
-const LIVE_DELAY_MS = 300;
+// The queueing the way back may add on the path (LEDBAT's target, RFC 6817): what a live request
+// sent meanwhile waits behind it. Batches on a thin link are themselves tenths of a second long, so
+// a smaller target would leave the link idle between them.
+const TARGET_QUEUEING_MS = 250;
+// The least time a transfer's bytes did not explain is taken over this long, from the least of
+// each second: a path that became slower for good (another route, a region that answers slowly
+// now) is learnt again.
+const BASE_WINDOW_MS = 60_000;
+const BASE_BUCKET_MS = 1000;
+// Large transfers are paced at the rate observed times these, in turn (BBR's gain cycle): one
+// goes a little early, to find out whether the link now carries more, the next a little late, to
+// drain what that queued, then six at the rate.
+const PACING_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1];
+// While the window still doubles (slow start), the pace doubles too: BBR's startup gain, 2/ln 2.
+const STARTUP_PACING_GAIN = 2 / Math.LN2;
+// Live requests slower than their best by this much: something the transfers' own times do not
+// show is in their way (other traffic of the site), and the way back yields.
+const LIVE_DELAY_MS = 600;
 // A transfer should hold the link no longer than this, so that a live request behind it is not long delayed.
 const TARGET_TRANSFER_MS = 500;
 const MIN_BATCH_BYTES = 65_536;
 const MAX_BATCH_BYTES = 1_048_576;
-// Before anything is known of the path: a batch of moderate size, given a generous time.
-const FIRST_BATCH_BYTES = 262_144;
+// Before anything is known of the path, a transfer is given a generous time.
 const FIRST_TIMEOUT_MS = 15_000;
 // However slow, a transfer is abandoned after this: its messages are sent again.
 const MAX_TIMEOUT_MS = 120_000;
@@ -49,23 +68,34 @@ interface Waiter {
 
 /**
  * Congestion control for the transfers of the way back (the replay's batches, the sync's writes):
- * how many may be in flight, grown while the path takes them without queueing and shrunk when it
- * queues (TCP Vegas, on whole transfers), halved on a timeout, a throttling answer or a server
- * error, and cut back while live requests slow down. Room goes to the waiting transfer of highest
- * priority first. It also says how long a transfer may take and how large a batch should be, from
+ * how many may be in flight. A transfer's queueing is its time beyond the least that transfers took
+ * lately, once its bytes on the wire are accounted for; the window grows while that stays below a
+ * target and shrinks as it passes it, in proportion (LEDBAT, on whole transfers), so the way back
+ * keeps the path busy with a short queue whatever the path is made of: a thin link's bytes, a far
+ * region's round trip, a slow region's work. Large transfers are also paced at the link's rate
+ * (BBR's pacing), so that they follow one another on the link instead of queueing in it. The window
+ * halves on a timeout, a throttling answer or a server error, and is cut back while live requests
+ * slow down. Room goes to the waiting transfer of highest priority first. It also says how long a transfer may take and how large a batch should be, from
  * the rate and round trip the path shows.
  */
 export class CongestionWindow {
   private window = 1;
   private slowStart = true;
-  private readonly inFlight = new Set<{ bytes: number }>();
+  private readonly inFlight = new Set<{ bytes: number; begun: boolean }>();
   private readonly waiters: Waiter[] = [];
   private readonly recentDurations: number[] = [];
+  /** Of each recent second, the delivered transfer that took least beyond what its bytes need on the wire: the path's base. */
+  private readonly baseSamples: Array<{ readonly second: number; took: number; bytes: number }> = [];
   private lastCutAt = Number.NEGATIVE_INFINITY;
+  /** When the link will have carried the large transfers begun so far, and the turn in the pacing gains. */
+  private linkFreeAt = Number.NEGATIVE_INFINITY;
+  private pacingTurn = 0;
   private readonly clock: () => number;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 
   constructor(private readonly options: CongestionOptions) {
     this.clock = options.clock ?? Date.now;
+    this.sleep = options.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }).catch(() => {}));
   }
 
   /** Transfers allowed in flight now. */
@@ -114,7 +144,8 @@ export class CongestionWindow {
   /** How large a batch should be: what the link carries in about half a second, within SQS's 1 MiB. */
   batchBytes(): number {
     const rate = this.options.estimates.bytesPerSecond;
-    if (rate === undefined) return FIRST_BATCH_BYTES;
+    // Before anything is known of the link: the smallest batch, half a second of the thinnest link a site should have.
+    if (rate === undefined) return MIN_BATCH_BYTES;
     return Math.min(MAX_BATCH_BYTES, Math.max(MIN_BATCH_BYTES, (rate * TARGET_TRANSFER_MS) / 1000));
   }
 
@@ -126,28 +157,49 @@ export class CongestionWindow {
   }
 
   private room(): Transfer {
-    const entry = { bytes: 0 };
+    const entry = { bytes: 0, begun: false };
     this.inFlight.add(entry);
     let mark: TransferMark | undefined;
     let finished = false;
     return {
-      begin: (bytes) => {
+      begin: async (bytes, signal) => {
+        await this.pace(bytes, signal);
         const bytesAhead = [...this.inFlight].reduce((sum, other) => sum + other.bytes, 0);
         entry.bytes = bytes;
-        mark = this.options.estimates.startTransfer();
+        entry.begun = true;
+        mark = this.options.estimates.startTransfer(bytes);
         return this.timeoutFor(bytes, bytesAhead);
       },
       finish: (outcome) => {
         if (finished) return;
         finished = true;
         this.inFlight.delete(entry);
-        if (mark) this.learn(outcome, entry.bytes, mark);
+        // Fewer on their way than the window allows (the rest wait for the link's pace, or there is
+        // nothing more to send): it is not the window that limits, and growing it would tell nothing.
+        const windowLimited = [...this.inFlight].filter((other) => other.begun).length + 1 >= this.size;
+        if (mark) this.learn(outcome, mark, windowLimited);
         // Room freed goes to the waiters on the next turn of the event loop: the transfer's own
         // worker, if it has more to send, asks again by then and is weighed by its priority
         // instead of losing the room to whoever waited first.
         setImmediate(() => this.admit());
       },
     };
+  }
+
+  /**
+   * Waits until the link has carried the large transfers begun before: a transfer large enough to
+   * tell the link's rate by itself (a batch of big messages) goes when the one before it has left
+   * the link, not all at once behind it. Small ones (the sync's writes) are not paced: their rate
+   * samples are the region's pace, not the link's, and pacing by them would hold them to it.
+   */
+  private async pace(bytes: number, signal?: AbortSignal): Promise<void> {
+    const { estimates } = this.options;
+    if (bytes < RATE_MIN_BYTES || estimates.bytesPerSecond === undefined) return;
+    const now = this.clock();
+    const startAt = Math.max(now, this.linkFreeAt);
+    const gain = this.slowStart ? STARTUP_PACING_GAIN : PACING_GAINS[this.pacingTurn++ % PACING_GAINS.length]!;
+    this.linkFreeAt = startAt + estimates.wireMs(bytes) / gain;
+    if (startAt > now) await this.sleep(startAt - now, signal);
   }
 
   /** Three times what the transfer should take, never less than the slowest recent transfer took twice over. */
@@ -159,32 +211,53 @@ export class CongestionWindow {
     return Math.min(MAX_TIMEOUT_MS, Math.max(minTimeoutMs, 3 * expected + 1000, 2 * slowest));
   }
 
-  private learn(outcome: TransferOutcome, bytes: number, mark: TransferMark): void {
+  private learn(outcome: TransferOutcome, mark: TransferMark, windowLimited: boolean): void {
     const now = this.clock();
-    if (outcome === 'refused') return;
+    const { estimates } = this.options;
     if (outcome !== 'delivered') {
+      estimates.endTransfer(mark, false);
+      if (outcome === 'refused') return;
       this.slowStart = false;
       this.cut(0.5, now);
       return;
     }
-    const { estimates } = this.options;
     const took = now - mark.at;
-    // The time it should have taken alone, at the rate and round trip known before it.
-    const alone = estimates.transferMs(bytes);
-    estimates.noteTransfer(mark, bytes);
+    estimates.endTransfer(mark, true);
     this.recentDurations.push(took);
     if (this.recentDurations.length > RECENT_DURATIONS) this.recentDurations.shift();
+    const queueing = this.queueingOf(took, mark.bytes, now);
     if (estimates.liveDelayMs > LIVE_DELAY_MS) {
       this.slowStart = false;
       this.cut(0.75, now);
       return;
     }
-    const queued = this.window * Math.max(0, 1 - alone / Math.max(took, 1));
-    if (this.slowStart && queued < ALPHA) this.window += 1;
-    else if (queued < ALPHA) this.window += 1 / this.window;
-    else if (queued > BETA) this.window -= 1 / this.window;
-    if (queued >= ALPHA) this.slowStart = false;
+    if (this.slowStart && queueing < TARGET_QUEUEING_MS / 2) {
+      if (windowLimited) this.window += 1;
+    } else {
+      this.slowStart = false;
+      // In proportion to how far from the target, at most one transfer either way per window's worth of transfers.
+      const offTarget = Math.max(-1, Math.min(1, (TARGET_QUEUEING_MS - queueing) / TARGET_QUEUEING_MS));
+      // Grown only where the window is what limits: room unused is no sign that more would be taken.
+      if (offTarget < 0 || windowLimited) this.window += offTarget / this.window;
+    }
     this.window = Math.min(this.options.maxWindow, Math.max(1, this.window));
+  }
+
+  /**
+   * How long a delivered transfer queued: its time beyond what its bytes need on the wire and the
+   * least that recent transfers took beyond theirs (round trip and the region's work), all at the
+   * rate known now, so that an early, rough rate does not skew the base for long.
+   */
+  private queueingOf(took: number, bytes: number, now: number): number {
+    const { estimates } = this.options;
+    const beyondWire = (sample: { took: number; bytes: number }) => sample.took - (estimates.bytesPerSecond === undefined ? 0 : estimates.wireMs(sample.bytes));
+    const second = Math.floor(now / BASE_BUCKET_MS);
+    const samples = this.baseSamples;
+    const latest = samples.at(-1);
+    if (latest?.second !== second) samples.push({ second, took, bytes });
+    else if (beyondWire({ took, bytes }) < beyondWire(latest)) Object.assign(latest, { took, bytes });
+    while (samples[0]!.second < second - BASE_WINDOW_MS / BASE_BUCKET_MS) samples.shift();
+    return beyondWire({ took, bytes }) - Math.min(...samples.map(beyondWire));
   }
 
   /** Shrinks the window by `factor`, once per round trip: transfers failing together are one signal. */

@@ -22,12 +22,14 @@ const RECENT_PROBES = 10;
 // 128 KiB/s: a 1 Mbit/s uplink, the thinnest a site should have.
 const ASSUMED_BYTES_PER_SECOND = 131_072;
 // Transfers shorter than this tell nothing of the rate (their time is the round trip).
-const RATE_MIN_BYTES = 16_384;
+export const RATE_MIN_BYTES = 16_384;
 
-/** Where a transfer started: when, and how many bytes the link had delivered by then. */
+/** Where a transfer started: when, its bytes, how many bytes the link had delivered by then and when it last delivered. */
 export interface TransferMark {
   readonly at: number;
+  readonly bytes: number;
   readonly delivered: number;
+  readonly lastDeliveryAt: number;
 }
 
 interface Sample {
@@ -36,7 +38,7 @@ interface Sample {
 }
 
 /** The least (or most) of samples over a sliding window of time. */
-class WindowedExtreme {
+export class WindowedExtreme {
   private samples: Sample[] = [];
 
   constructor(
@@ -64,6 +66,9 @@ export class LinkEstimates {
   private readonly recentProbes: number[] = [];
   /** Bytes of transfers delivered since the start: a transfer's rate sample is what was delivered while it was on its way. */
   private delivered = 0;
+  private lastDeliveryAt: number | undefined;
+  /** Bytes of the way back's transfers on their way now: what a live request may find queued ahead of it. */
+  private inFlight = 0;
   private readonly clock: () => number;
   private readonly assumedBytesPerSecond: number;
 
@@ -84,25 +89,31 @@ export class LinkEstimates {
     return Math.max(0, ...this.recentProbes);
   }
 
-  /** A transfer begins. */
-  startTransfer(): TransferMark {
-    return { at: this.clock(), delivered: this.delivered };
+  /** A transfer of `bytes` begins. */
+  startTransfer(bytes: number): TransferMark {
+    this.inFlight += bytes;
+    const at = this.clock();
+    return { at, bytes, delivered: this.delivered, lastDeliveryAt: this.lastDeliveryAt ?? at };
   }
 
   /**
-   * A transfer that began at `mark` delivered `bytes`. Its rate sample is every byte delivered while
-   * it was on its way over the time it was (less a round trip): with several transfers on a
-   * saturated link, that is the link's rate, not this transfer's share of it.
+   * A transfer that began at `mark` ended. Delivered, a large one is a sample of the rate (BBR's
+   * delivery rate): the bytes delivered since the delivery before it began, over the time since
+   * then. That is the link's rate while transfers keep it busy, and less when they do not (the
+   * estimate is the most seen lately). A small one's time is a round trip, and tells nothing of
+   * the rate: it is the region's pace.
    */
-  noteTransfer(mark: TransferMark, bytes: number): void {
+  endTransfer(mark: TransferMark, delivered: boolean): void {
+    this.inFlight -= mark.bytes;
+    if (!delivered) return;
     const now = this.clock();
-    this.delivered += bytes;
-    const ms = now - mark.at;
-    this.roundTrip.add(ms, now);
-    const deliveredMeanwhile = this.delivered - mark.delivered;
-    if (deliveredMeanwhile < RATE_MIN_BYTES) return;
-    const onTheWire = Math.max(1, ms - (this.roundTrip.value(now) ?? 0));
-    this.rate.add((deliveredMeanwhile / onTheWire) * 1000, now);
+    this.delivered += mark.bytes;
+    this.lastDeliveryAt = now;
+    if (mark.bytes < RATE_MIN_BYTES) {
+      this.roundTrip.add(now - mark.at, now);
+      return;
+    }
+    if (now > mark.lastDeliveryAt) this.rate.add(((this.delivered - mark.delivered) / (now - mark.lastDeliveryAt)) * 1000, now);
   }
 
   /** A small live request (a client's, passed through) and how long the region took. */
@@ -131,6 +142,16 @@ export class LinkEstimates {
 
   /** How long `bytes` take on the link with `bytesAhead` queued before them, at the rate measured or a slow one assumed. */
   transferMs(bytes: number, bytesAhead = 0): number {
-    return (this.roundTripMs ?? 0) + ((bytes + bytesAhead) / (this.bytesPerSecond ?? this.assumedBytesPerSecond)) * 1000;
+    return (this.roundTripMs ?? 0) + this.wireMs(bytes + bytesAhead);
+  }
+
+  /** How long `bytes` hold the link, at the rate measured or a slow one assumed. */
+  wireMs(bytes: number): number {
+    return (bytes / (this.bytesPerSecond ?? this.assumedBytesPerSecond)) * 1000;
+  }
+
+  /** Bytes of the way back's transfers on their way now. */
+  get bytesInFlight(): number {
+    return this.inFlight;
   }
 }

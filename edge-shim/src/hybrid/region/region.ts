@@ -228,8 +228,10 @@ export class Region {
     const kind: RequestKind = action === 'ReceiveMessage' && Number(input.WaitTimeSeconds ?? 0) > 0 ? 'long-poll' : 'live';
     const bytes = requestBytes(action, input);
     const small = bytes < SMALL_REQUEST_BYTES;
-    // A request is given more when the region answers slowly now, and a large send what its bytes need on the link on top.
-    const timeoutMs = kind === 'live' ? this.answerTimeoutMs(this.options.requestTimeoutMs) + (small ? 0 : 2 * this.options.link.transferMs(bytes)) : undefined;
+    // A request is given more when the region answers slowly now, a large send what its bytes need on
+    // the link on top, and any request the time of what the way back has queued on the link ahead of it.
+    const { link } = this.options;
+    const timeoutMs = kind === 'live' ? this.answerTimeoutMs(this.options.requestTimeoutMs) + (small ? 0 : 2 * link.transferMs(bytes)) + link.wireMs(link.bytesInFlight) : undefined;
     const started = this.clock();
     const output = await this.guarded(() => this.client.call(action, request, { kind, signal: options.signal, timeoutMs }), { source: name ?? action, small: small && kind === 'live' });
     if (kind === 'live' && small) this.options.link.noteLive(this.clock() - started);

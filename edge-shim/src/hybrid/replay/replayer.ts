@@ -292,12 +292,12 @@ export class Replayer {
     const signal = this.stopping.signal;
     const bytes = batch.reduce((sum, message) => sum + message.size, 0);
     await this.rate.take(batch.length, bytes, signal);
+    const transfer = room;
+    const timeoutMs = await transfer.begin(bytes, signal);
     if (signal.aborted) {
-      room.finish('refused');
+      transfer.finish('refused');
       return undefined;
     }
-    const transfer = room;
-    const timeoutMs = transfer.begin(bytes);
     const entries = batch.map((message, index) => replayEntry(message, `m${index}`));
     let answer: SendAnswer;
     let outcome: TransferOutcome = 'delivered';
