@@ -30,8 +30,8 @@ function toSaga(item: Record<string, unknown>): SagaRecord {
   };
 }
 
-/** Conditional writes that lose to a concurrent writer are decided again, this many times at most. */
-const MERGE_ATTEMPTS = 3;
+/** Conditional writes that lose to a concurrent writer are decided again, this many times at most (the first on the guess that the record is new). */
+const MERGE_ATTEMPTS = 4;
 
 /** Step log in the workflow table (pk `saga#<workflow id>`, sk `saga` or `step#<index>`). */
 export class DynamoDbStepLog implements StepLogStore {
@@ -145,7 +145,7 @@ export class DynamoDbStepLog implements StepLogStore {
   async mergeSaga(edge: SagaRecord): Promise<MergeOutcome<SagaRecord>> {
     const key = { pk: `saga#${edge.workflowId}`, sk: SAGA_SK };
     for (let attempt = 1; ; attempt++) {
-      const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
+      const Item = await this.readForMerge(key, attempt);
       const region = Item && toSaga(Item);
       const decision = mergeSagaDecision(region, edge);
       if (decision === 'identical') return { outcome: 'identical' };
@@ -161,7 +161,7 @@ export class DynamoDbStepLog implements StepLogStore {
   async mergeStep(workflowId: string, edge: StepRecord): Promise<MergeOutcome<StepRecord>> {
     const key = { pk: `saga#${workflowId}`, sk: stepKey(edge.index) };
     for (let attempt = 1; ; attempt++) {
-      const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
+      const Item = await this.readForMerge(key, attempt);
       const region = Item && toStep(Item);
       const decision = mergeStepDecision(region, edge);
       if (decision === 'identical') return { outcome: 'identical' };
@@ -182,6 +182,16 @@ export class DynamoDbStepLog implements StepLogStore {
       if (await this.putIfUnchanged(item, Item, ['status', 'step', 'resultJson'])) return { outcome: 'written' };
       if (attempt === MERGE_ATTEMPTS) throw new Error(`step ${edge.step} of ${workflowId} kept changing in the region while an edge copy was merged`);
     }
+  }
+
+  /**
+   * What the region holds of a record being merged. The first attempt takes it to be absent without
+   * reading (a record the edge made during an outage is new to the region, the common case): its
+   * write is conditional on that, and only when the condition fails is the record read.
+   */
+  private async readForMerge(key: Record<string, string>, attempt: number): Promise<Record<string, unknown> | undefined> {
+    if (attempt === 1) return undefined;
+    return (await this.client.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }))).Item;
   }
 
   /**
