@@ -6,6 +6,9 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const START_TIMEOUT_MS = 30_000;
+// A shim still draining this long after SIGTERM (replay batches into a region that no longer
+// answers, say) is killed: whoever stops it is leaving, and its store is durable whatever the signal.
+const STOP_GRACE_MS = 30_000;
 
 export interface ShimProcessOptions {
   readonly dbFile: string;
@@ -36,7 +39,7 @@ export interface ShimProcess {
   readonly child: ChildProcess;
   /** Resolves when the process has exited. */
   readonly exited: Promise<void>;
-  /** Sends a signal and waits for the process to exit. */
+  /** Sends a signal and waits for the process to exit; SIGKILL if it has not within 30 s. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -102,14 +105,18 @@ export function spawnShim(options: ShimProcessOptions): Promise<ShimProcess> {
         exited,
         async stop(signal = 'SIGTERM') {
           // The shim itself, not a wrapper: a tracer that is killed lets its tracee run on.
-          if (child.exitCode === null && child.signalCode === null) {
+          const kill = (which: NodeJS.Signals) => {
+            if (child.exitCode !== null || child.signalCode !== null) return;
             try {
-              process.kill(pid, signal);
+              process.kill(pid, which);
             } catch {
               // Already gone; the wrapper is about to exit too.
             }
-          }
+          };
+          kill(signal);
+          const grace = setTimeout(() => kill('SIGKILL'), STOP_GRACE_MS);
           await exited;
+          clearTimeout(grace);
         },
       });
     });

@@ -2,6 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 
+const MOTO_STOP_GRACE_MS = 5000;
+
 export interface Moto {
   readonly endpoint: string;
   /** The server's process id (benchmarks read its CPU time). */
@@ -58,7 +60,10 @@ export async function startMoto(): Promise<Moto> {
       if (child.exitCode !== null) return;
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
+      // A moto saturated with requests (a long drill's) can take minutes to go: it holds nothing worth waiting for.
+      const grace = setTimeout(() => child.kill('SIGKILL'), MOTO_STOP_GRACE_MS);
       await exited;
+      clearTimeout(grace);
     },
   };
 }
