@@ -6,7 +6,7 @@
  * The edge database is filled by running a small saga's agent at an edge site over SQLite (each task:
  * its saga, its step, its idempotency record and a counter operation; one counter per writer), as
  * the fallback agents do. "after" syncs it as the shim does (edge-shim's SyncBack: the writes through
- * the congestion window, --replay-concurrency as its ceiling, fed a round trip each second as the
+ * the congestion window, four times --replay-concurrency as its ceiling, fed a round trip each second as the
  * shim's probe feeds it); "before" runs an earlier checkout's sync engine (`root`) on a copy of the
  * same database, with an SDK client as that checkout's edge made it.
  */
@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { ConditionalCheckFailedException, DynamoDBClient, ListTablesCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { pino } from 'pino';
 import { DEFAULTS } from '../edge-shim/src/config.js';
-import { SyncBack } from '../edge-shim/src/fallback/sync-back.js';
+import { SyncBack, syncWritesCeiling } from '../edge-shim/src/fallback/sync-back.js';
 import { LinkEstimates } from '../edge-shim/src/hybrid/link/estimates.js';
 import type { syncEdgeToRegion as SyncEngine } from '../functions/src/edge/sync.js';
 import { functionIdentity, invocationInfo, lambdaContext } from '../functions/src/event-source/context.js';
@@ -53,7 +53,7 @@ export interface SyncRun {
   readonly written: number;
   readonly identical: number;
   readonly conflicts: number;
-  /** A direct client's conditional PutItem (attribute_not_exists) on the same path, at 1 and at the sync's ceiling of writes in flight. */
+  /** A direct client's conditional PutItem (attribute_not_exists) on the same path, at 1, at --replay-concurrency and at the sync's ceiling of writes in flight. */
   readonly direct: ReadonlyArray<{ readonly concurrency: number; readonly writes: number; readonly perSecond: number }>;
   readonly link: string;
   readonly notes: readonly string[];
@@ -191,7 +191,7 @@ export async function syncRun(spec: SyncRunSpec, revisionOf: (root?: string) => 
       const sync = new SyncBack({
         database: file,
         tables: regionTables,
-        concurrency: DEFAULTS.replayConcurrency,
+        concurrency: syncWritesCeiling(DEFAULTS.replayConcurrency),
         link,
         minTimeoutMs: DEFAULTS.upstreamTimeoutMs,
         region: { name: REGION, dynamoDbEndpoint: throughProxy, credentials: REGION_CREDENTIALS },
@@ -243,7 +243,7 @@ export async function syncRun(spec: SyncRunSpec, revisionOf: (root?: string) => 
     const direct = new DynamoDBClient({ region: REGION, endpoint: throughProxy, credentials: REGION_CREDENTIALS });
     const directRates: Array<{ concurrency: number; writes: number; perSecond: number }> = [];
     try {
-      for (const concurrency of [1, DEFAULTS.replayConcurrency]) {
+      for (const concurrency of [1, DEFAULTS.replayConcurrency, syncWritesCeiling(DEFAULTS.replayConcurrency)]) {
         const writes = concurrency === 1 ? DIRECT_WRITES / 4 : DIRECT_WRITES;
         directRates.push({ concurrency, writes, perSecond: await directPuts(direct, regionTables.workflow, concurrency, writes) });
       }

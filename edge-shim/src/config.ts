@@ -379,7 +379,7 @@ export const OPTIONS = {
   }),
   replayConcurrency: option({
     flag: 'replay-concurrency', placeholder: 'N', variable: 'HOLDFAST_REPLAY_CONCURRENCY', default: '16', group: 'hybrid edge',
-    help: 'most batches in flight to the region during a replay, all queues together, and writes during the sync: the ceiling of their congestion control',
+    help: 'most batches in flight to the region during a replay, all queues together, and four times as many writes during the sync: the ceiling of their congestion control',
     parse: (text) => parseCount(text, 'replay concurrency'),
     validate: atLeastOne('replay concurrency'),
   }),

@@ -4,6 +4,7 @@ import { reportActivity, tellEach } from './activity.js';
 import { dirname } from 'node:path';
 import { type ShimConfig, DEFAULTS, edgeDatabaseFile, isLoopback, readAdminToken, readCredentialsFile, regionTableNames, shimRegion, validateConfig } from './config.js';
 import { type FallbackSettings, type ShimConnection, startFallbackWork } from './fallback/outage-work.js';
+import { syncWritesCeiling } from './fallback/sync-back.js';
 import { readAgentEnvironment } from './fallback/environment.js';
 import { DEFAULT_WORKFLOW_MODULE, DEFAULT_WORKFLOW_ROOT, type LoadedWorkflow, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
 import { createAdminServer } from './http/admin-server.js';
@@ -97,7 +98,7 @@ function fallbackSettings(config: ShimConfig, workflow: LoadedWorkflow): Fallbac
     environment: config.agentEnvFile ? readAgentEnvironment(config.agentEnvFile) : {},
     regionTables: regionTableNames(workflow.workflow.name, config.regionTables),
     regionDynamoDbEndpoint: config.regionDynamoDb,
-    syncConcurrency: config.replayConcurrency,
+    syncConcurrency: syncWritesCeiling(config.replayConcurrency),
     supervisor: { warmStandby: config.agentStandby },
   };
 }

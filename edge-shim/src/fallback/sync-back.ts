@@ -24,6 +24,15 @@ export interface SyncBackOptions {
 }
 
 const KEPT_CONFLICTS = 20;
+// A write of the sync carries one record of a few hundred bytes where a replay batch carries up to
+// ten messages: the sync may have this many times the replay's batches in flight. Below the
+// ceiling its congestion control finds what the path and the region take.
+const WRITES_PER_BATCH = 4;
+
+/** The most writes the sync may have in flight, for the replay's most batches in flight (`--replay-concurrency`). */
+export function syncWritesCeiling(replayConcurrency: number): number {
+  return WRITES_PER_BATCH * replayConcurrency;
+}
 // However slow the path, a write with no answer after this is given up (and tried again).
 const MAX_WRITE_MS = 60_000;
 // What a write of the sync carries, about: a record of a few hundred bytes and its request.
