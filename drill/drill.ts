@@ -179,10 +179,12 @@ async function waitFor<T>(
     signal?.throwIfAborted();
     let now: string;
     try {
-      const value = await probe();
+      // A probe of a region or an edge that stopped answering must not hold a stopped drill.
+      const value = await abortable(probe(), signal);
       if (done(value)) return value;
       now = progress(value);
     } catch (error) {
+      signal?.throwIfAborted();
       now = `failing: ${(error as Error).message}`;
     }
     if (now !== signature) {
@@ -193,6 +195,16 @@ async function waitFor<T>(
     }
     await sleep(intervalMs, undefined, { signal });
   }
+}
+
+/** `promise`, or the signal's reason as soon as it aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 const seconds = (from: number, to: number) => Math.round((to - from) / 100) / 10;
