@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { freePort } from '../../functions/src/local-pipeline/moto.js';
+import { ensureDebianPackages } from '../../testkit/debian-packages.js';
 
 /** Where Debian installs each PostgreSQL major version's server binaries. */
 const INSTALLED = '/usr/lib/postgresql';
@@ -17,20 +18,10 @@ function serverBinaries(): string | undefined {
   return newest && join(INSTALLED, newest, 'bin');
 }
 
-/** Debian's server, installed when missing: a fresh machine must run `npm test` with nothing installed by hand. */
+/** Debian's server, installed when missing. */
 function installServer(): string {
-  const installed = serverBinaries();
-  if (installed) return installed;
-  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) {
-    throw new Error(`no PostgreSQL server under ${INSTALLED}, and it cannot be installed here: install Debian's postgresql package (apt-get install -y postgresql)`);
-  }
-  const apt = (...args: string[]) =>
-    execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', ...args], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  apt('update', '-qq');
-  apt('install', '-y', '-qq', '--no-install-recommends', 'postgresql');
-  const bin = serverBinaries();
-  if (!bin) throw new Error(`apt-get installed postgresql, but no server binaries appeared under ${INSTALLED}`);
-  return bin;
+  ensureDebianPackages(['postgresql'], () => serverBinaries() !== undefined, `a PostgreSQL server under ${INSTALLED}`);
+  return serverBinaries()!;
 }
 
 /**
