@@ -5,6 +5,7 @@ import { setQueueAttributes } from '../sqs/actions/set-queue-attributes.js';
 import type { QueueAttributes } from '../sqs/queue-attributes.js';
 import type { LocalQueues } from './local-queues.js';
 import { mapArns, queueNameOfArn } from './region/mirror.js';
+import { call } from '../sqs/storage/step.js';
 
 /** A queue to know at the edge before the region was ever reached. */
 export interface DeclaredQueue {
@@ -74,10 +75,10 @@ export async function createDeclaredQueues(local: LocalQueues, queues: readonly 
       const name = queueNameOfArn(arn);
       return name === undefined ? arn : local.queues.arnOf(name);
     });
-    await local.transact('', (context) => {
-      const existing = context.queues.byName(queue.name);
+    await local.transact('', function* (context) {
+      const existing = yield* call(context.queues.byName(queue.name));
       if (!existing) {
-        createQueue(context, { QueueName: queue.name, Attributes: attributes });
+        yield* createQueue(context, { QueueName: queue.name, Attributes: attributes });
         return;
       }
       if ((attributes.FifoQueue === 'true') !== existing.fifo) {
@@ -85,7 +86,7 @@ export async function createDeclaredQueues(local: LocalQueues, queues: readonly 
       }
       const { FifoQueue: _type, ...settable } = attributes;
       if (Object.entries(settable).some(([key, value]) => existing.attributes[key] !== value)) {
-        setQueueAttributes(context, { QueueUrl: `/${local.queues.accountId}/${encodeURIComponent(queue.name)}`, Attributes: settable });
+        yield* setQueueAttributes(context, { QueueUrl: `/${local.queues.accountId}/${encodeURIComponent(queue.name)}`, Attributes: settable });
       }
     });
   }

@@ -1,56 +1,8 @@
 import { type Db, explainStatements } from './database.js';
 import type { EngineTime } from './engine-clock.js';
 import { StoreCorruption } from './integrity.js';
-import type { Queue } from './queues.js';
-
-/**
- * A row of `message_states`: where a message stands in its queue. This is what receives select on
- * and rewrite; what never changes (body, attributes, ids) is a `MessageContent`, read only for the
- * messages a request returns or moves.
- */
-export interface MessageRow {
-  id: number;
-  queue_id: number;
-  epoch: number;
-  group_id: string | null;
-  enqueued_at: number;
-  visible_at: number;
-  receive_count: number;
-  first_received_at: number | null;
-  received_at: number | null;
-  receipt_nonce: string | null;
-}
-
-/** A row of `messages`: what a message is, fixed when it is stored. */
-export interface MessageContent {
-  message_id: string;
-  body: string;
-  body_md5: string;
-  attributes: string | null;
-  attributes_md5: string | null;
-  trace_header: string | null;
-  deduplication_id: string | null;
-  sequence_number: string | null;
-  dead_letter_source: string | null;
-  sent_at: number;
-}
-
-export interface NewMessage extends MessageContent {
-  group_id: string | null;
-  enqueued_at: number;
-  visible_at: number;
-}
-
-export interface MessageCounts {
-  visible: number;
-  inFlight: number;
-  delayed: number;
-}
-
-export interface AvailableGroup {
-  group_id: string;
-  available_at: number;
-}
+import type { MessagePort } from './storage/ports.js';
+import type { AvailableGroup, MessageContent, MessageCounts, MessageRow, NewMessage, Queue } from './storage/records.js';
 
 // A FIFO group's messages in flight are always among its first ten: a receive takes at most ten
 // from the head of an available group, and the group stays locked while any of them is in flight.
@@ -83,7 +35,7 @@ const OFFERED_FOR_REPLAY = 0;
  * empty one. The current epoch of a queue is its `purgedThrough` (see the schema): messages of
  * older epochs are purged, and only the sweeper looks at them.
  */
-export class MessageStore {
+export class MessageStore implements MessagePort {
   private readonly statements;
 
   constructor(

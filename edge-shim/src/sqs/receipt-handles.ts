@@ -1,8 +1,9 @@
 import { type KeyObject, createHmac, createSecretKey, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from './database.js';
 import { SqsError, invalidParameter } from './errors.js';
-import type { MessageRow, MessageStore } from './messages.js';
-import type { Queue } from './queues.js';
+import type { MessagePort } from './storage/ports.js';
+import { type Step, call } from './storage/step.js';
+import type { MessageRow, Queue } from './storage/records.js';
 
 /**
  * A receipt handle names one receive of one message: the queue, the message row and a nonce that
@@ -89,12 +90,6 @@ export class ReceiptHandles {
   }
 }
 
-/** What resolving a receipt needs of an operation's context (an SqsContext). */
-export interface ReceiptLookup {
-  readonly receipts: ReceiptHandles;
-  readonly messages: MessageStore;
-  readonly now: number;
-}
 
 export type ReceiptState =
   | { kind: 'gone' }
@@ -109,10 +104,17 @@ export type ReceiptState =
  * store holds as never received, so that no receive it knows of gave this handle out (a store
  * restored from before that receive, or a receive lost with the power before its WAL was synced).
  */
-export function resolveReceipt(context: ReceiptLookup, queue: Queue, receiptHandle: string): ReceiptState {
+/** What resolving a receipt needs of an operation's context (an SqsContext). */
+export interface ReceiptLookup {
+  readonly receipts: ReceiptHandles;
+  readonly messages: MessagePort;
+  readonly now: number;
+}
+
+export function* resolveReceipt(context: ReceiptLookup, queue: Queue, receiptHandle: string): Step<ReceiptState> {
   const handle = context.receipts.decode(receiptHandle);
   if (handle.queueId !== queue.id) throw invalidReceiptHandle(receiptHandle);
-  const message = context.messages.byId(handle.messageId);
+  const message = yield* call(context.messages.byId(handle.messageId));
   // A purged message or one past retention is gone for every operation, even before the sweeper deletes it.
   if (!message || message.queue_id !== queue.id || context.messages.isDead(queue, message, context.now)) return { kind: 'gone' };
   if (message.receive_count === 0) return { kind: 'unknown' };

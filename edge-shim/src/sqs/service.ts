@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { ACTIONS } from './actions/index.js';
 import { readReceiveRequest, receiveMessages, surelyEmpty } from './actions/receive-message.js';
 import { CommitFailed, CommitGroup } from './commit-group.js';
-import type { SqsContext } from './context.js';
+import type { SqliteContext, SqsContext } from './context.js';
 import type { Db } from './database.js';
 import { DeduplicationStore } from './deduplication.js';
 import { SqsError } from './errors.js';
@@ -12,14 +12,15 @@ import { payloadSize } from './message-attributes.js';
 import { EngineClock, type EngineTime, givenClock } from './engine-clock.js';
 import { type ExpiredByQueue, ExpiryLog, type ExpiryRecorder, addExpired } from './expiry.js';
 import { StoreIntegrity } from './integrity.js';
-import { type MessageCounts, type MessageRow, MessageStore, retentionCutoff } from './messages.js';
-import { MessageMover } from './move-tasks.js';
-import type { Queue } from './queues.js';
+import { MessageStore, retentionCutoff } from './messages.js';
+import { MessageMover, MoveTaskStore } from './move-tasks.js';
 import { QueueRegistry } from './queues.js';
 import { ReceiptHandles } from './receipt-handles.js';
 import { ReceiveAttemptStore } from './receive-attempts.js';
 import { type StorageGuard, type StorageStatus, isOutOfSpace } from './storage-guard.js';
 import { Sweeper } from './sweeper.js';
+import { type Step, call, runNow } from './storage/step.js';
+import type { MessageCounts, MessageRow, Queue } from './storage/records.js';
 
 /**
  * The operations that add data, with a rough size of what they add; everything else reads,
@@ -83,6 +84,16 @@ export interface SqsServiceOptions {
 }
 
 
+/** Makes every message of a queue that is in flight visible again at once; how many (see `SqsService.releaseInFlight`). */
+function* releaseInFlight(context: SqsContext, queueName: string): Step<number> {
+  const queue = yield* call(context.queues.byName(queueName));
+  if (!queue) return 0;
+  const messages = yield* call(context.messages.inFlight(queue, context.now));
+  for (const message of messages) yield* call(context.messages.setVisibleAt(queue, message, context.now, context.now));
+  if (messages.length > 0) context.messagesAvailable(queue, messages.length);
+  return messages.length;
+}
+
 /**
  * The SQS semantics behind every wire protocol: runs an operation by name on its JSON-shaped input
  * inside a group commit, and keeps a receive waiting (long polling) until a message can be had.
@@ -93,6 +104,7 @@ export class SqsService implements SqsBackend {
   private readonly messages: MessageStore;
   private readonly deduplication: DeduplicationStore;
   private readonly receiveAttempts: ReceiveAttemptStore;
+  private readonly moveTasks: MoveTaskStore;
   private readonly receipts: ReceiptHandles;
   private readonly commits: CommitGroup;
   private readonly polls = new LongPolls();
@@ -118,6 +130,7 @@ export class SqsService implements SqsBackend {
     this.messages = new MessageStore(options.db, retentionCutoff(options.expireMessages ?? true, this.time));
     this.deduplication = new DeduplicationStore(options.db);
     this.receiveAttempts = new ReceiveAttemptStore(options.db);
+    this.moveTasks = new MoveTaskStore(options.db);
     this.receipts = ReceiptHandles.of(options.db);
     // Background work that rewrites the store stops on corruption: a recovery starts from what was found.
     this.integrity = new StoreIntegrity(options.logger, () => {
@@ -138,20 +151,24 @@ export class SqsService implements SqsBackend {
       { intervalMs: options.sweepIntervalMs ?? 1000, time: this.time, expiries: this.expiries, shrinkPace: () => this.storage.shrinkPace },
       options.logger,
     );
-    this.mover = new MessageMover(this, options.db, options.logger);
+    this.mover = new MessageMover(this, options.logger);
   }
 
-  /** Runs work inside a group commit with a context for it; resolves once it is committed. */
-  transact<T>(baseUrl: string, work: (context: SqsContext) => T, options: TransactOptions = {}): Promise<T> {
+  /**
+   * Runs work inside a group commit with a context for it; resolves once it is committed. SQLite
+   * answers every storage call at once: the work runs to its end synchronously, in its savepoint.
+   */
+  transact<T>(baseUrl: string, work: (context: SqliteContext) => Step<T>, options: TransactOptions = {}): Promise<T> {
     const job = () => {
       const callbacks: Array<() => void> = [];
       let expired: ExpiredByQueue | undefined;
-      const context: SqsContext = {
+      const context: SqliteContext = {
         db: this.db,
         queues: this.queues,
         messages: this.messages,
         deduplication: this.deduplication,
         receiveAttempts: this.receiveAttempts,
+        moveTasks: this.moveTasks,
         receipts: this.receipts,
         now: this.clock(),
         baseUrl,
@@ -166,8 +183,9 @@ export class SqsService implements SqsBackend {
           }
           addExpired(expired, queue.name, 1, context.now - message.enqueued_at);
         },
+        moveTasksChanged: () => callbacks.push(() => this.mover.wake()),
       };
-      const value = this.queues.undoingOnFailure(() => work(context));
+      const value = this.queues.undoingOnFailure(() => runNow(work(context)));
       // Runs after this savepoint is released and the group's COMMIT has returned.
       return { value, callbacks };
     };
@@ -238,14 +256,7 @@ export class SqsService implements SqsBackend {
    * hold its messages for their whole visibility timeout.
    */
   releaseInFlight(queueName: string): Promise<number> {
-    return this.transact('', (context) => {
-      const queue = context.queues.byName(queueName);
-      if (!queue) return 0;
-      const messages = context.messages.inFlight(queue, context.now);
-      for (const message of messages) context.messages.setVisibleAt(queue, message, context.now, context.now);
-      if (messages.length > 0) context.messagesAvailable(queue, messages.length);
-      return messages.length;
-    });
+    return this.transact('', (context) => releaseInFlight(context, queueName));
   }
 
   /** How many messages a queue holds now (visible, in flight or delayed): a running total, no count. */
@@ -285,17 +296,14 @@ export class SqsService implements SqsBackend {
         passOn();
         return {};
       }
-      const checked = readReceiveRequest(this.queues, input);
+      const checked = runNow(readReceiveRequest(this.queues, input));
       this.tries += 1;
       const now = this.clock();
       deadline ??= now + checked.waitSeconds * 1000;
-      const round = surelyEmpty(this.messages, checked, now)
+      const round = runNow(surelyEmpty(this.messages, checked, now))
         ? { output: {}, more: false, request: checked, version: this.polls.version(checked.queue.id) }
         : // Read again in the transaction: a purge or deletion committed meanwhile changes the queue.
-          await this.transact(options.baseUrl, (context) => {
-            const request = readReceiveRequest(context.queues, input);
-            return { ...receiveMessages(context, request), request, version: this.polls.version(request.queue.id) };
-          });
+          await this.transact(options.baseUrl, (context) => this.receiveRound(context, input));
       const { request } = round;
       queueId = request.queue.id;
       const taken = round.output.Messages?.length ?? 0;
@@ -313,6 +321,12 @@ export class SqsService implements SqsBackend {
       if (nextAvailableAt !== undefined) this.polls.wakeIn(queueId, nextAvailableAt - this.clock(), this.clock());
       woken = await waited;
     }
+  }
+
+  /** One try of a receive, in a transaction; with the version of the queue's long polls it saw. */
+  private *receiveRound(context: SqsContext, input: Record<string, unknown>) {
+    const request = yield* readReceiveRequest(context.queues, input);
+    return { ...(yield* receiveMessages(context, request)), request, version: this.polls.version(request.queue.id) };
   }
 
   /**

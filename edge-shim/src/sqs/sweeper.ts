@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import type { SqsContext } from './context.js';
+import type { SqliteContext } from './context.js';
 import type { EngineTime } from './engine-clock.js';
 import { type ExpiryLog, removeIfDead } from './expiry.js';
-import type { MessageRow } from './messages.js';
-import type { Queue } from './queues.js';
 import type { ShrinkPace } from './storage-guard.js';
+import { type Step, call } from './storage/step.js';
+import type { MessageRow, Queue } from './storage/records.js';
 
 // A sweep is one slice of work in the group commit that requests share: it stops once it has run
 // this long, so that no request waits behind it for more than a few milliseconds, and the next
@@ -17,7 +17,7 @@ const VACUUM_PAGES = 128;
 const VACUUM_THRESHOLD_PAGES = 256;
 
 interface Transactor {
-  transact<T>(baseUrl: string, work: (context: SqsContext) => T, options?: { needsRoom?: boolean }): Promise<T>;
+  transact<T>(baseUrl: string, work: (context: SqliteContext) => Step<T>, options?: { needsRoom?: boolean }): Promise<T>;
 }
 
 export interface SweeperSettings {
@@ -57,7 +57,7 @@ export class Sweeper {
   /** One slice of sweeping; resolves to whether there is more left to reclaim right away. */
   async sweepOnce(): Promise<boolean> {
     // A sweep first brings the engine's clock up to the wall clock, so that its slices see that time.
-    if (!this.midSweep) await this.service.transact('', (context) => this.settings.time.followWallClock(context.afterCommit));
+    if (!this.midSweep) await this.service.transact('', (context) => this.followWallClock(context));
     this.midSweep = false;
     const more = await this.slice();
     this.midSweep = more;
@@ -65,39 +65,41 @@ export class Sweeper {
     return more;
   }
 
+  private *followWallClock(context: SqliteContext): Step<void> {
+    this.settings.time.followWallClock(context.afterCommit);
+  }
+
   private slice(): Promise<boolean> {
     // On a full disk a slice that fails is not run again at once: it takes none of the room that the
     // reserve gave up for requests, and the next sweep does its work.
-    return this.service.transact(
-      '',
-      (context) => {
-        const deadline = performance.now() + SLICE_MS;
-        const inTime = () => performance.now() < deadline;
-        const queues = context.queues.all();
-        const first = this.nextQueue;
-        let more = false;
-        for (let visited = 0; visited < queues.length; visited++) {
-          if (!inTime()) return true;
-          const index = (first + visited) % queues.length;
-          this.nextQueue = index + 1;
-          more = sweepQueue(context, queues[index]!, inTime) || more;
-        }
-        while (context.queues.reclaimDeleted(BATCH)) if (!inTime()) return true;
-        more = context.deduplication.forgetExpired(context.now, BATCH) === BATCH || more;
-        more = context.receiveAttempts.forgetExpired(context.now, BATCH) === BATCH || more;
-        context.queues.forgetDeletions(context.now - 60_000);
-        // Vacuuming moves pages; do it only once enough are free to be worth handing back. On a
-        // short disk, once at the end of a sweep: the WAL it goes through is the room requests need.
-        const pace = this.settings.shrinkPace();
-        const vacuumNow = pace === 'freely' || (pace === 'a-slice-a-sweep' && !more);
-        if (inTime() && vacuumNow && (context.db.pragma('freelist_count', { simple: true }) as number) >= VACUUM_THRESHOLD_PAGES) {
-          context.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
-          if (pace === 'freely') more = true;
-        }
-        return more;
-      },
-      { needsRoom: true },
-    );
+    return this.service.transact('', (context) => this.sliceIn(context), { needsRoom: true });
+  }
+
+  private *sliceIn(context: SqliteContext): Step<boolean> {
+    const deadline = performance.now() + SLICE_MS;
+    const inTime = () => performance.now() < deadline;
+    const queues = yield* call(context.queues.all());
+    const first = this.nextQueue;
+    let more = false;
+    for (let visited = 0; visited < queues.length; visited++) {
+      if (!inTime()) return true;
+      const index = (first + visited) % queues.length;
+      this.nextQueue = index + 1;
+      more = (yield* sweepQueue(context, queues[index]!, inTime)) || more;
+    }
+    while (yield* call(context.queues.reclaimDeleted(BATCH))) if (!inTime()) return true;
+    more = (yield* call(context.deduplication.forgetExpired(context.now, BATCH))) === BATCH || more;
+    more = (yield* call(context.receiveAttempts.forgetExpired(context.now, BATCH))) === BATCH || more;
+    yield* call(context.queues.forgetDeletions(context.now - 60_000));
+    // Vacuuming moves pages; do it only once enough are free to be worth handing back. On a
+    // short disk, once at the end of a sweep: the WAL it goes through is the room requests need.
+    const pace = this.settings.shrinkPace();
+    const vacuumNow = pace === 'freely' || (pace === 'a-slice-a-sweep' && !more);
+    if (inTime() && vacuumNow && (context.db.pragma('freelist_count', { simple: true }) as number) >= VACUUM_THRESHOLD_PAGES) {
+      context.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+      if (pace === 'freely') more = true;
+    }
+    return more;
   }
 
   stop(): void {
@@ -121,21 +123,21 @@ export class Sweeper {
 }
 
 /** Deletes a queue's expired and purged messages while the slice lasts; whether any are left. */
-function sweepQueue(context: SqsContext, queue: Queue, inTime: () => boolean): boolean {
+function* sweepQueue(context: SqliteContext, queue: Queue, inTime: () => boolean): Step<boolean> {
   const { messages, now } = context;
   let deleted = 0;
-  const sweep = (rows: MessageRow[]) => {
+  function* sweep(rows: MessageRow[]): Step<boolean> {
     for (const message of rows) {
       if (!inTime()) return false;
-      removeIfDead(context, queue, message);
+      yield* removeIfDead(context, queue, message);
       deleted += 1;
     }
     return rows.length < BATCH;
-  };
-  const expiredDone = sweep(messages.expired(queue, now, BATCH));
-  const purgedDone = expiredDone && sweep(messages.purged(queue, BATCH));
-  if (purgedDone && queue.fifo) messages.removePurgedGroups(queue);
-  messages.forgetPastTallies(queue, now);
+  }
+  const expiredDone = yield* sweep(yield* call(messages.expired(queue, now, BATCH)));
+  const purgedDone = expiredDone && (yield* sweep(yield* call(messages.purged(queue, BATCH))));
+  if (purgedDone && queue.fifo) yield* call(messages.removePurgedGroups(queue));
+  yield* call(messages.forgetPastTallies(queue, now));
   // Messages in flight were deleted: their FIFO groups may be unlocked.
   if (queue.fifo && deleted > 0) context.messagesAvailable(queue);
   return !(expiredDone && purgedDone);

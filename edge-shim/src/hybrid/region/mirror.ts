@@ -6,6 +6,7 @@ import type { QueueAttributes } from '../../sqs/queue-attributes.js';
 import { parseQueueUrl } from '../../sqs/queues.js';
 import type { LocalQueues } from '../local-queues.js';
 import { RegionUnavailable } from './client.js';
+import { call } from '../../sqs/storage/step.js';
 
 /**
  * How the edge knows a queue of the region. `linked`: the region has it, at `upstream_path`.
@@ -221,19 +222,21 @@ export class QueueMirror {
 
   /** Creates the local queue, or brings its attributes in line, in one transaction of the local store. */
   private async applyLocally(name: string, attributes: QueueAttributes): Promise<void> {
-    await this.local.transact('', (context) => {
-      const queue = context.queues.byName(name);
+    const logger = this.logger;
+    const edgeUrl = this.edgeUrl(name, '');
+    await this.local.transact('', function* (context) {
+      const queue = yield* call(context.queues.byName(name));
       if (!queue) {
-        createQueue(context, { QueueName: name, Attributes: attributes });
+        yield* createQueue(context, { QueueName: name, Attributes: attributes });
         return;
       }
       if ((attributes.FifoQueue === 'true') !== queue.fifo) {
-        this.logger.error({ queue: name }, 'the region has this queue as another type than the edge has; the edge keeps its own');
+        logger.error({ queue: name }, 'the region has this queue as another type than the edge has; the edge keeps its own');
         return;
       }
       const { FifoQueue: _type, ...settable } = attributes;
       const changed = Object.entries(settable).some(([key, value]) => queue.attributes[key] !== value);
-      if (changed) setQueueAttributes(context, { QueueUrl: this.edgeUrl(name, ''), Attributes: settable });
+      if (changed) yield* setQueueAttributes(context, { QueueUrl: edgeUrl, Attributes: settable });
     });
   }
 
