@@ -20,6 +20,7 @@ import { EDGE_SCHEMA_VERSION } from '../../functions/src/edge/index.js';
 import { type StackWiring, deployedWorkflow, readStackOutputs, withStackWiring } from './stack-outputs.js';
 import { lockDatabase } from './sqs/database-lock.js';
 import { SqsService } from './sqs/service.js';
+import { SqliteEngine, type SqliteStorage } from './sqs/sqlite-engine.js';
 import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
 import { AuthorizingBackend } from './authz/authorizing-backend.js';
@@ -62,6 +63,8 @@ export interface RunningShim {
   readonly adminUrl: string;
   /** The local store. */
   readonly service: SqsService;
+  /** The same, when the store is SQLite: with what only SQLite has (its database, reads from memory). */
+  readonly sqlite: SqliteService | undefined;
   /** What the HTTP front calls: the local store, or the hybrid edge in front of it. */
   readonly backend: SqsBackend;
   /** The hybrid edge, when the shim runs in front of a region (`upstream`). */
@@ -73,6 +76,9 @@ export interface RunningShim {
   /** Stops accepting, lets requests in flight finish (long polls answer at once), closes the database. */
   close(): Promise<void>;
 }
+
+/** The SQS semantics on the embedded engine. */
+export type SqliteService = SqsService<SqliteStorage, SqliteEngine>;
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
@@ -162,7 +168,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
   const storage = new StorageGuard(config.dbFile, db, config, logger);
   const metrics = new Metrics();
-  const service = new SqsService({
+  const engine = new SqliteEngine({
     db,
     storage,
     region,
@@ -170,9 +176,13 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     logger,
     clock: givenClock,
     wallClock,
-    sweepIntervalMs,
     // A hybrid edge's store is backlog owed to the region: it expires only when asked to, and loudly.
     expireMessages: config.upstream === undefined || config.backlogRetention === 'sqs',
+  });
+  const service: SqliteService = new SqsService({
+    engine,
+    logger,
+    sweepIntervalMs,
     expiryLogLevel: config.upstream === undefined ? 'info' : 'warn',
     expiryRecorder: metrics,
   });
@@ -214,7 +224,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   // Who may do what: the policy file, else the default of the mode (the edge guards its AWS identity).
   const policy = config.accessPolicy ? AccessPolicy.fromFile(config.accessPolicy) : config.upstream ? AccessPolicy.defaultForEdge() : AccessPolicy.defaultForStandalone();
   const known = {
-    knows: (name: string) => service.queues.byName(name) !== undefined,
+    knows: (name: string) => engine.queues.byName(name) !== undefined,
     ...(hybrid ? { existsBeyond: (name: string) => hybrid.region.exists(name) } : {}),
   };
   const backend: SqsBackend = new AuthorizingBackend(hybrid?.router ?? service, policy, known, hybrid ? config.accountId : undefined);
@@ -291,6 +301,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     port: address.port,
     adminUrl,
     service,
+    sqlite: service,
     backend,
     hybrid,
     status: async () => status(),

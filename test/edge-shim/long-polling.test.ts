@@ -229,7 +229,7 @@ it('rejects a WaitTimeSeconds outside 0 to 20', async () => {
 // take alone does, and what it gives back is held again.
 const sendHeld = (queueUrl: string, body: string, extra: Record<string, unknown> = {}) =>
   t.shim.service.sendHeldForReplay('SendMessage', { QueueUrl: queueUrl, MessageBody: body, ...extra }, { baseUrl: new URL(queueUrl).origin });
-const takeForReplay = (queueUrl: string) => new ReplayStore(t.shim.service).take(decodeURIComponent(queueUrl.split('/').pop()!), 10, 60);
+const takeForReplay = (queueUrl: string) => new ReplayStore(t.shim.sqlite!).take(decodeURIComponent(queueUrl.split('/').pop()!), 10, 60);
 
 it('never hands out a message held for the replay but to the replay, and a long poll sleeps through it', { timeout: LIVENESS_MS }, async () => {
   const queue = await createQueue(t.sqs, 'held');

@@ -235,7 +235,7 @@ describe('Metrics', () => {
         mode: 'online',
         upstream: { ...REPLAYING.upstream!, lastFailureAt: null, credentialsRefused: 'the region refuses the edge\'s credentials: ExpiredToken' },
         queues: [queueStatus('notices', { local: { visible: 1, inFlight: 0, delayed: 0 } })],
-        storage: { ...REPLAYING.storage, state: 'store-full', reserveHeld: false },
+        storage: { ...REPLAYING.storage!, state: 'store-full', reserveHeld: false },
       }),
     );
     expect(value('mode', { mode: 'online' })).toBe(1);
@@ -257,7 +257,7 @@ describe('Metrics', () => {
   it('has no samples for the hybrid parts of a standalone document', async () => {
     const families = await scrape(
       new Metrics(),
-      edgeStatus({ mode: 'standalone', breaker: null, upstream: null, replay: null, sync: null, storage: { ...REPLAYING.storage, maxStoreBytes: null } }),
+      edgeStatus({ mode: 'standalone', breaker: null, upstream: null, replay: null, sync: null, storage: { ...REPLAYING.storage!, maxStoreBytes: null } }),
     );
     expect(sampleValue(families, m('mode'), { mode: 'standalone' })).toBe(1);
     for (const name of ['breaker_state', 'upstream_last_success_timestamp_seconds', 'upstream_credentials_refused', 'replay_state', 'replay_rate_messages_per_second', 'replay_window_batches', 'link_bytes_per_second', 'sync_state', 'sync_items_planned', 'sync_items', 'store_max_size_bytes']) {

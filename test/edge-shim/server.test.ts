@@ -52,8 +52,8 @@ describe('health', () => {
   it('answers 503 once the database is unusable', async () => {
     const shim = await startTestShim();
     try {
-      // The private handle, closed under the running server: nothing else can make SQLite fail on demand.
-      (shim.shim.service as unknown as { db: { close(): void } }).db.close();
+      // The handle, closed under the running server: nothing else can make SQLite fail on demand.
+      shim.shim.sqlite!.engine.storage.db.close();
       const response = await fetch(`${shim.shim.url}/health`);
       expect(response.status).toBe(503);
       expect(await response.json()).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/database/) });

@@ -73,7 +73,7 @@ export async function createDeclaredQueues(local: LocalQueues, queues: readonly 
   for (const queue of deadLettersFirst(queues)) {
     const attributes = mapArns(queue.attributes, (arn) => {
       const name = queueNameOfArn(arn);
-      return name === undefined ? arn : local.queues.arnOf(name);
+      return name === undefined ? arn : local.engine.queues.arnOf(name);
     });
     await local.transact('', function* (context) {
       const existing = yield* call(context.queues.byName(queue.name));
@@ -86,7 +86,7 @@ export async function createDeclaredQueues(local: LocalQueues, queues: readonly 
       }
       const { FifoQueue: _type, ...settable } = attributes;
       if (Object.entries(settable).some(([key, value]) => existing.attributes[key] !== value)) {
-        yield* setQueueAttributes(context, { QueueUrl: `/${local.queues.accountId}/${encodeURIComponent(queue.name)}`, Attributes: settable });
+        yield* setQueueAttributes(context, { QueueUrl: `/${local.engine.queues.accountId}/${encodeURIComponent(queue.name)}`, Attributes: settable });
       }
     });
   }

@@ -1,5 +1,5 @@
-import type { Db } from './database.js';
 import type { ReceiptHandles } from './receipt-handles.js';
+import type { RetentionCutoff } from './messages.js';
 import type { DeduplicationPort, MessagePort, MoveTaskPort, QueuePort, ReceiveAttemptPort } from './storage/ports.js';
 import type { Step } from './storage/step.js';
 import type { MessageRow, Queue } from './storage/records.js';
@@ -17,6 +17,8 @@ export interface SqsContext {
   readonly moveTasks: MoveTaskPort;
   /** Makes and checks receipt handles under the database's key. */
   readonly receipts: ReceiptHandles;
+  /** When messages of a queue expire (see `retentionCutoff`). */
+  readonly retentionCutoff: RetentionCutoff;
   /** Milliseconds since the epoch; injectable so tests can move time. */
   readonly now: number;
   /** Scheme and authority the client reached us under, for the queue URLs we hand back. */
@@ -35,11 +37,6 @@ export interface SqsContext {
   messageExpired(queue: Queue, message: MessageRow): void;
   /** Once committed, has the message mover look at its tasks (one was started or cancelled). */
   moveTasksChanged(): void;
-}
-
-/** The context of an operation run on SQLite: the ports, and the database for what only SQLite has (vacuum, the replay's leases). */
-export interface SqliteContext extends SqsContext {
-  readonly db: Db;
 }
 
 export function queueUrl(context: Pick<SqsContext, 'baseUrl' | 'queues'>, queue: Pick<Queue, 'name'>): string {

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { SqsContext } from './context.js';
 import { type Step, call } from './storage/step.js';
 import type { MessageRow, Queue } from './storage/records.js';
+import { isExpired } from './messages.js';
 
 /** Told of the messages deleted unread because they were past their queue's retention period. */
 export interface ExpiryRecorder {
@@ -29,12 +30,12 @@ export function addExpired(expired: ExpiredByQueue, queue: string, count: number
 
 /**
  * Deletes a message that a request met purged or past its retention period (see
- * `MessageStore.isDead`), counting it as expired if it was not purged (a purge is asked for);
+ * `isDead`), counting it as expired if it was not purged (a purge is asked for);
  * whether it was deleted.
  */
 export function* removeIfDead(context: SqsContext, queue: Queue, message: MessageRow): Step<boolean> {
   const purged = message.epoch !== queue.purgedThrough;
-  if (!purged && !context.messages.isExpired(queue, message, context.now)) return false;
+  if (!purged && !isExpired(context, queue, message)) return false;
   yield* call(context.messages.remove(queue, message, context.now));
   if (!purged) context.messageExpired(queue, message);
   return true;

@@ -2,6 +2,7 @@ import { type KeyObject, createHmac, createSecretKey, randomBytes, timingSafeEqu
 import type { Db } from './database.js';
 import { SqsError, invalidParameter } from './errors.js';
 import type { MessagePort } from './storage/ports.js';
+import { type RetentionCutoff, isDead } from './messages.js';
 import { type Step, call } from './storage/step.js';
 import type { MessageRow, Queue } from './storage/records.js';
 
@@ -109,6 +110,7 @@ export interface ReceiptLookup {
   readonly receipts: ReceiptHandles;
   readonly messages: MessagePort;
   readonly now: number;
+  readonly retentionCutoff: RetentionCutoff;
 }
 
 export function* resolveReceipt(context: ReceiptLookup, queue: Queue, receiptHandle: string): Step<ReceiptState> {
@@ -116,7 +118,7 @@ export function* resolveReceipt(context: ReceiptLookup, queue: Queue, receiptHan
   if (handle.queueId !== queue.id) throw invalidReceiptHandle(receiptHandle);
   const message = yield* call(context.messages.byId(handle.messageId));
   // A purged message or one past retention is gone for every operation, even before the sweeper deletes it.
-  if (!message || message.queue_id !== queue.id || context.messages.isDead(queue, message, context.now)) return { kind: 'gone' };
+  if (!message || message.queue_id !== queue.id || isDead(context, queue, message)) return { kind: 'gone' };
   if (message.receive_count === 0) return { kind: 'unknown' };
   return message.receipt_nonce === handle.nonce && message.visible_at > context.now ? { kind: 'current', message } : { kind: 'stale', message };
 }

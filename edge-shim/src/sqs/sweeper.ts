@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
-import type { SqliteContext } from './context.js';
+import type { SqsContext } from './context.js';
 import type { EngineTime } from './engine-clock.js';
 import { type ExpiryLog, removeIfDead } from './expiry.js';
-import type { ShrinkPace } from './storage-guard.js';
 import { type Step, call } from './storage/step.js';
 import type { MessageRow, Queue } from './storage/records.js';
 
@@ -12,12 +11,9 @@ import type { MessageRow, Queue } from './storage/records.js';
 const SLICE_MS = 3;
 // Rows read or deleted per statement; the slice's clock is looked at between them.
 const BATCH = 100;
-// Free pages handed back to the file system per slice (4 KiB each), once at least 1 MiB is free.
-const VACUUM_PAGES = 128;
-const VACUUM_THRESHOLD_PAGES = 256;
 
 interface Transactor {
-  transact<T>(baseUrl: string, work: (context: SqliteContext) => Step<T>, options?: { needsRoom?: boolean }): Promise<T>;
+  transact<T>(baseUrl: string, work: (context: SqsContext) => Step<T>, options?: { needsRoom?: boolean }): Promise<T>;
 }
 
 export interface SweeperSettings {
@@ -27,8 +23,8 @@ export interface SweeperSettings {
   readonly time: EngineTime;
   /** The messages expired, logged at the end of each sweep. */
   readonly expiries: ExpiryLog;
-  /** How fast free pages may be handed back to the disk (see `StorageGuard.shrinkPace`). */
-  readonly shrinkPace: () => ShrinkPace;
+  /** Compacts the store at the end of a slice, for an engine that does it itself (see `SqsEngine.compact`). */
+  readonly compact: ((more: boolean) => boolean) | undefined;
 }
 
 /**
@@ -65,7 +61,7 @@ export class Sweeper {
     return more;
   }
 
-  private *followWallClock(context: SqliteContext): Step<void> {
+  private *followWallClock(context: SqsContext): Step<void> {
     this.settings.time.followWallClock(context.afterCommit);
   }
 
@@ -75,7 +71,7 @@ export class Sweeper {
     return this.service.transact('', (context) => this.sliceIn(context), { needsRoom: true });
   }
 
-  private *sliceIn(context: SqliteContext): Step<boolean> {
+  private *sliceIn(context: SqsContext): Step<boolean> {
     const deadline = performance.now() + SLICE_MS;
     const inTime = () => performance.now() < deadline;
     const queues = yield* call(context.queues.all());
@@ -91,14 +87,7 @@ export class Sweeper {
     more = (yield* call(context.deduplication.forgetExpired(context.now, BATCH))) === BATCH || more;
     more = (yield* call(context.receiveAttempts.forgetExpired(context.now, BATCH))) === BATCH || more;
     yield* call(context.queues.forgetDeletions(context.now - 60_000));
-    // Vacuuming moves pages; do it only once enough are free to be worth handing back. On a
-    // short disk, once at the end of a sweep: the WAL it goes through is the room requests need.
-    const pace = this.settings.shrinkPace();
-    const vacuumNow = pace === 'freely' || (pace === 'a-slice-a-sweep' && !more);
-    if (inTime() && vacuumNow && (context.db.pragma('freelist_count', { simple: true }) as number) >= VACUUM_THRESHOLD_PAGES) {
-      context.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
-      if (pace === 'freely') more = true;
-    }
+    if (this.settings.compact && inTime() && this.settings.compact(more)) more = true;
     return more;
   }
 
@@ -123,7 +112,7 @@ export class Sweeper {
 }
 
 /** Deletes a queue's expired and purged messages while the slice lasts; whether any are left. */
-function* sweepQueue(context: SqliteContext, queue: Queue, inTime: () => boolean): Step<boolean> {
+function* sweepQueue(context: SqsContext, queue: Queue, inTime: () => boolean): Step<boolean> {
   const { messages, now } = context;
   let deleted = 0;
   function* sweep(rows: MessageRow[]): Step<boolean> {

@@ -117,7 +117,7 @@ export class QueueMirror {
    * attributes that matter offline, in the region's terms. Undefined for a queue the edge lacks.
    */
   recreateWith(name: string): QueueAttributes | undefined {
-    const queue = this.local.queues.byName(name);
+    const queue = this.local.engine.queues.byName(name);
     if (!queue) return undefined;
     const kept: QueueAttributes = queue.fifo ? { FifoQueue: 'true' } : {};
     for (const key of MIRRORED) if (queue.attributes[key] !== undefined) kept[key] = queue.attributes[key];
@@ -126,12 +126,12 @@ export class QueueMirror {
 
   /** The edge's URL of a queue, for answers to clients. */
   edgeUrl(name: string, baseUrl: string): string {
-    return `${baseUrl}/${this.local.queues.accountId}/${encodeURIComponent(name)}`;
+    return `${baseUrl}/${this.local.engine.queues.accountId}/${encodeURIComponent(name)}`;
   }
 
   /** Whether the local store has the queue. */
   hasLocally(name: string): boolean {
-    return this.local.queues.byName(name) !== undefined;
+    return this.local.engine.queues.byName(name) !== undefined;
   }
 
   /** Records where the region has a queue. */
@@ -207,7 +207,7 @@ export class QueueMirror {
   /** The edge's ARN for an ARN of the region, for answers to clients. */
   toLocalArn(arn: string): string {
     const name = queueNameOfArn(arn);
-    return name === undefined ? arn : this.local.queues.arnOf(name);
+    return name === undefined ? arn : this.local.engine.queues.arnOf(name);
   }
 
   /** Queue attributes with the ARNs in them (QueueArn, redrive policies) in the edge's terms. */

@@ -4,7 +4,7 @@ import { deleteOne } from '../../sqs/actions/delete-message.js';
 import { takeMessages } from '../../sqs/actions/receive-message.js';
 import { SqsError } from '../../sqs/errors.js';
 import { type MessageAttributes, payloadSize } from '../../sqs/message-attributes.js';
-import type { SqliteContext } from '../../sqs/context.js';
+import type { SqliteContext } from '../../sqs/sqlite-engine.js';
 import { type Step, call } from '../../sqs/storage/step.js';
 import type { LocalQueues } from '../local-queues.js';
 import type { Queue } from '../../sqs/storage/records.js';

@@ -42,8 +42,6 @@ export interface MessagePort {
   visible(queue: Queue, now: number, limit: number): Pending<MessageRow[]>;
   /** A queue's messages received and not yet visible again (those held for the replay aside). */
   inFlight(queue: Queue, now: number): Pending<MessageRow[]>;
-  isDead(queue: Queue, message: MessageRow, now: number): boolean;
-  isExpired(queue: Queue, message: MessageRow, now: number): boolean;
   /** Messages past their retention period (purged or not), for the sweeper. */
   expired(queue: Queue, now: number, limit: number): Pending<MessageRow[]>;
   /** Purged messages not yet deleted, for the sweeper. */
