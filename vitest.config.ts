@@ -18,7 +18,12 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'edge-shim', include: ['test/edge-shim/**/*.test.ts'] },
+        // HOLDFAST_TEST_ENGINE=postgres runs the shims of these tests on PostgreSQL (test/helpers/shim.ts).
+        test: {
+          name: 'edge-shim',
+          include: ['test/edge-shim/**/*.test.ts'],
+          globalSetup: process.env.HOLDFAST_TEST_ENGINE === 'postgres' ? ['test/helpers/postgres-setup.ts'] : [],
+        },
       },
       {
         extends: true,

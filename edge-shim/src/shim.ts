@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { reportActivity, tellEach } from './activity.js';
 import { dirname } from 'node:path';
-import { type ShimConfig, DEFAULTS, edgeDatabaseFile, isLoopback, readAdminToken, readCredentialsFile, regionTableNames, shimRegion, validateConfig } from './config.js';
+import { type ShimConfig, ConfigError, DEFAULTS, edgeDatabaseFile, isLoopback, isPostgresUrl, withoutPassword, readAdminToken, readCredentialsFile, regionTableNames, shimRegion, validateConfig } from './config.js';
 import { type FallbackSettings, type ShimConnection, startFallbackWork } from './fallback/outage-work.js';
 import { readAgentEnvironment } from './fallback/environment.js';
 import { DEFAULT_WORKFLOW_MODULE, DEFAULT_WORKFLOW_ROOT, type LoadedWorkflow, loadWorkflowModule, workflowQueues } from './fallback/workflow.js';
@@ -21,6 +21,7 @@ import { type StackWiring, deployedWorkflow, readStackOutputs, withStackWiring }
 import { lockDatabase } from './sqs/database-lock.js';
 import { SqsService } from './sqs/service.js';
 import { SqliteEngine, type SqliteStorage } from './sqs/sqlite-engine.js';
+import { PostgresEngine } from './sqs/postgres/engine.js';
 import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
 import { AuthorizingBackend } from './authz/authorizing-backend.js';
@@ -116,6 +117,85 @@ function warnIfShared(directory: string, logger: Logger): void {
   }
 }
 
+/** The local store: the SQS semantics on the engine the database option names. */
+interface LocalStore {
+  readonly service: SqsService;
+  /** The same, when the store is SQLite. */
+  readonly sqlite: SqliteService | undefined;
+  /** Whether the store has a queue, answered from memory (SQLite): the access policy's "known" queues. */
+  readonly knows: ((name: string) => boolean) | undefined;
+  /** After service.close(): commits what is queued and closes the database. */
+  close(): Promise<void>;
+}
+
+interface StoreParts {
+  readonly region: string;
+  readonly logger: Logger;
+  readonly clock: (() => number) | undefined;
+  readonly wallClock: (() => number) | undefined;
+  readonly sweepIntervalMs: number | undefined;
+  readonly metrics: Metrics;
+}
+
+/** Opens the store: PostgreSQL for a `postgres://` URL, else the SQLite file, held for this shim alone. */
+async function openLocalStore(config: ShimConfig, parts: StoreParts): Promise<LocalStore> {
+  const { region, logger, clock, wallClock, sweepIntervalMs, metrics } = parts;
+  const semantics = {
+    logger,
+    sweepIntervalMs,
+    expiryLogLevel: config.upstream === undefined ? ('info' as const) : ('warn' as const),
+    expiryRecorder: metrics,
+  };
+  if (isPostgresUrl(config.dbFile)) {
+    const engine = await PostgresEngine.open({ url: config.dbFile, region, accountId: config.accountId, logger, clock });
+    const service = new SqsService({ engine, ...semantics });
+    return { service, sqlite: undefined, knows: undefined, close: () => service.drain() };
+  }
+  // One shim per database: a second one is refused before it reads or writes anything.
+  const lock = lockDatabase(config.dbFile);
+  const db = (() => {
+    try {
+      return openDatabase(config.dbFile, config.durability, { clock, integrityCheck: config.integrityCheck });
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  })();
+  if (config.dbFile !== ':memory:') warnIfShared(dirname(config.dbFile), logger);
+  const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
+  const storage = new StorageGuard(config.dbFile, db, config, logger);
+  const engine = new SqliteEngine({
+    db,
+    storage,
+    region,
+    accountId: config.accountId,
+    logger,
+    clock,
+    wallClock,
+    // A hybrid edge's store is backlog owed to the region: it expires only when asked to, and loudly.
+    expireMessages: config.upstream === undefined || config.backlogRetention === 'sqs',
+  });
+  const service: SqliteService = new SqsService({ engine, ...semantics });
+  return {
+    service,
+    sqlite: service,
+    knows: (name) => engine.queues.byName(name) !== undefined,
+    async close() {
+      await service.drain();
+      await checkpointer.stop();
+      storage.stop();
+      db.close();
+      lock.release();
+    },
+  };
+}
+
+/** The store of a hybrid edge, which the configuration keeps to SQLite. */
+function sqliteOnly(store: LocalStore): SqliteService {
+  if (!store.sqlite) throw new ConfigError('the hybrid edge runs on an SQLite database only');
+  return store.sqlite;
+}
+
 /** Starts the edge shim: the same server `npm start` runs, for tests and embedding. */
 export async function startShim(options: StartOptions = {}): Promise<RunningShim> {
   const {
@@ -154,38 +234,14 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const fallback = config.siteId === undefined ? undefined : fallbackSettings(config, workflow!);
   // The agents' database is opened only in an outage: one a newer holdfast wrote is refused now.
   if (fallback) refuseNewerFile(fallback.database, EDGE_SCHEMA_VERSION);
-  // One shim per database: a second one is refused before it reads or writes anything.
-  const lock = lockDatabase(config.dbFile);
-  const db = (() => {
-    try {
-      return openDatabase(config.dbFile, config.durability, { clock: givenClock, integrityCheck: config.integrityCheck });
-    } catch (error) {
-      lock.release();
-      throw error;
-    }
-  })();
-  if (config.dbFile !== ':memory:') warnIfShared(dirname(config.dbFile), logger);
-  const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
-  const storage = new StorageGuard(config.dbFile, db, config, logger);
+  // Who may do what: the policy file, else the default of the mode (the edge guards its AWS identity).
+  const policy = config.accessPolicy ? AccessPolicy.fromFile(config.accessPolicy) : config.upstream ? AccessPolicy.defaultForEdge() : AccessPolicy.defaultForStandalone();
+  if (isPostgresUrl(config.dbFile) && policy.coversKnownQueues()) {
+    throw new ConfigError('grants on "known" queues need the queues in memory, which a store on PostgreSQL does not keep: name the queues in the access policy');
+  }
   const metrics = new Metrics();
-  const engine = new SqliteEngine({
-    db,
-    storage,
-    region,
-    accountId: config.accountId,
-    logger,
-    clock: givenClock,
-    wallClock,
-    // A hybrid edge's store is backlog owed to the region: it expires only when asked to, and loudly.
-    expireMessages: config.upstream === undefined || config.backlogRetention === 'sqs',
-  });
-  const service: SqliteService = new SqsService({
-    engine,
-    logger,
-    sweepIntervalMs,
-    expiryLogLevel: config.upstream === undefined ? 'info' : 'warn',
-    expiryRecorder: metrics,
-  });
+  const store = await openLocalStore(config, { region, logger, clock: givenClock, wallClock, sweepIntervalMs, metrics });
+  const { service } = store;
   // Every time of the edge is the engine's, so that ages and deadlines agree with its messages'.
   const clock = service.clock;
   const startedAt = clock();
@@ -210,7 +266,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
       : undefined;
   const hybrid = config.upstream
     ? await startHybridEdge(
-        { local: service, db, link, participant, metrics, logger, clock },
+        { local: sqliteOnly(store), db: sqliteOnly(store).engine.storage.db, link, participant, metrics, logger, clock },
         {
           ...config,
           upstream: config.upstream,
@@ -221,10 +277,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
         },
       )
     : undefined;
-  // Who may do what: the policy file, else the default of the mode (the edge guards its AWS identity).
-  const policy = config.accessPolicy ? AccessPolicy.fromFile(config.accessPolicy) : config.upstream ? AccessPolicy.defaultForEdge() : AccessPolicy.defaultForStandalone();
   const known = {
-    knows: (name: string) => engine.queues.byName(name) !== undefined,
+    knows: (name: string) => store.knows?.(name) === true,
     ...(hybrid ? { existsBeyond: (name: string) => hybrid.region.exists(name) } : {}),
   };
   const backend: SqsBackend = new AuthorizingBackend(hybrid?.router ?? service, policy, known, hybrid ? config.accountId : undefined);
@@ -254,11 +308,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const closeStorage = async () => {
     await participant?.close();
     await hybrid?.close();
-    await service.drain();
-    await checkpointer.stop();
-    storage.stop();
-    db.close();
-    lock.release();
+    await store.close();
   };
   const listeners = await (async () => {
     // A standalone shim has the declared queues before it takes a request, as ElasticMQ does.
@@ -285,7 +335,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     credentials: credentials[0] ?? { accessKeyId: 'fallback-agent', secretAccessKey: 'unchecked' },
   });
   logger.info(
-    { url, adminUrl, db: config.dbFile, durability: config.durability, authenticated: credentials.length > 0, accessKeyIds: credentials.map((c) => c.accessKeyId), tls: tls !== undefined },
+    { url, adminUrl, db: withoutPassword(config.dbFile), durability: config.durability, authenticated: credentials.length > 0, accessKeyIds: credentials.map((c) => c.accessKeyId), tls: tls !== undefined },
     `edge shim listening on ${url} (operator pages on ${adminUrl})`,
   );
   if (!tls && !isLoopback(config.host)) {
@@ -301,7 +351,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     port: address.port,
     adminUrl,
     service,
-    sqlite: service,
+    sqlite: store.sqlite,
     backend,
     hybrid,
     status: async () => status(),

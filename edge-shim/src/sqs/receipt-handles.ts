@@ -20,7 +20,7 @@ const PREFIX = 'hf1';
 // HMAC-SHA256 cut to 16 bytes: forging one takes 2^128 tries, and a handle stays short.
 const MAC_BYTES = 16;
 const MAC_TEXT = /^[A-Za-z0-9_-]{22}$/;
-const KEY_BYTES = 32;
+export const KEY_BYTES = 32;
 
 // The key that signs receipt handles: drawn once per database, kept in it (so that handles outlive
 // a restart), and read by nothing but ReceiptHandles.
@@ -64,7 +64,11 @@ export class ReceiptHandles {
   static of(db: Db): ReceiptHandles {
     db.exec(SCHEMA);
     db.prepare('INSERT OR IGNORE INTO receipt_key (id, secret) VALUES (1, ?)').run(randomBytes(KEY_BYTES));
-    const secret = db.prepare<[], Buffer>('SELECT secret FROM receipt_key WHERE id = 1').pluck().get()!;
+    return ReceiptHandles.withKey(db.prepare<[], Buffer>('SELECT secret FROM receipt_key WHERE id = 1').pluck().get()!);
+  }
+
+  /** The handles under a key read from where it is kept; the buffer is wiped once the key is made. */
+  static withKey(secret: Buffer): ReceiptHandles {
     const key = createSecretKey(secret);
     secret.fill(0);
     return new ReceiptHandles(key);

@@ -39,8 +39,13 @@ export class Sweeper {
   private stopped = false;
   /** Where the next slice starts among the queues, so that every queue gets its turn. */
   private nextQueue = 0;
+  /** Queues the current pass has visited, and whether any of them has more left to reclaim. */
+  private visited = 0;
+  private queuesLeftMore = false;
   /** Whether slices are left of the current sweep. */
   private midSweep = false;
+  /** The last slice asked for, which the next one waits for. */
+  private sliced: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly service: Transactor,
@@ -50,8 +55,18 @@ export class Sweeper {
     this.schedule(settings.intervalMs);
   }
 
-  /** One slice of sweeping; resolves to whether there is more left to reclaim right away. */
-  async sweepOnce(): Promise<boolean> {
+  /**
+   * One slice of sweeping; resolves to whether there is more left to reclaim right away. Slices run
+   * one after the other: on an engine whose transactions overlap, a slice would otherwise skip the
+   * rows another one holds and end as if nothing were left.
+   */
+  sweepOnce(): Promise<boolean> {
+    const slice = this.sliced.then(() => this.sweepSlice());
+    this.sliced = slice.catch(() => {});
+    return slice;
+  }
+
+  private async sweepSlice(): Promise<boolean> {
     // A sweep first brings the engine's clock up to the wall clock, so that its slices see that time.
     if (!this.midSweep) await this.service.transact('', (context) => this.followWallClock(context));
     this.midSweep = false;
@@ -75,19 +90,22 @@ export class Sweeper {
     const deadline = performance.now() + SLICE_MS;
     const inTime = () => performance.now() < deadline;
     const queues = yield* call(context.queues.all());
-    const first = this.nextQueue;
-    let more = false;
-    for (let visited = 0; visited < queues.length; visited++) {
+    // A pass visits every queue once, over as many slices as it takes, then reclaims the rest.
+    while (this.visited < queues.length) {
       if (!inTime()) return true;
-      const index = (first + visited) % queues.length;
+      const index = this.nextQueue % queues.length;
       this.nextQueue = index + 1;
-      more = (yield* sweepQueue(context, queues[index]!, inTime)) || more;
+      this.visited += 1;
+      this.queuesLeftMore = (yield* sweepQueue(context, queues[index]!, inTime)) || this.queuesLeftMore;
     }
     while (yield* call(context.queues.reclaimDeleted(BATCH))) if (!inTime()) return true;
+    let more = this.queuesLeftMore;
     more = (yield* call(context.deduplication.forgetExpired(context.now, BATCH))) === BATCH || more;
     more = (yield* call(context.receiveAttempts.forgetExpired(context.now, BATCH))) === BATCH || more;
     yield* call(context.queues.forgetDeletions(context.now - 60_000));
     if (this.settings.compact && inTime() && this.settings.compact(more)) more = true;
+    this.visited = 0;
+    this.queuesLeftMore = false;
     return more;
   }
 

@@ -24,3 +24,19 @@ export function runNow<T>(step: Step<T>): T {
   while (!next.done) next = step.next(next.value);
   return next.value;
 }
+
+/** Runs a step whose storage calls answer with promises, awaiting each; a rejection is thrown into the step where the call was made. */
+export async function runAwaiting<T>(step: Step<T>): Promise<T> {
+  let next = step.next();
+  while (!next.done) {
+    let answer: unknown;
+    try {
+      answer = await next.value;
+    } catch (error) {
+      next = step.throw(error);
+      continue;
+    }
+    next = step.next(answer);
+  }
+  return next.value;
+}
