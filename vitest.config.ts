@@ -48,6 +48,11 @@ export default defineConfig({
       },
       {
         extends: true,
+        // The SQS engine on PostgreSQL, several nodes on one database: each file starts a cluster of its own.
+        test: { name: 'postgres-engine', include: ['test/postgres/**/*.test.ts'], hookTimeout: 180_000 },
+      },
+      {
+        extends: true,
         test: { name: 'hybrid', include: ['test/hybrid/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
       },
       {
