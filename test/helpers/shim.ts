@@ -11,6 +11,8 @@ export interface TestShim {
   readonly shim: RunningShim;
   readonly sqs: SQSClient;
   readonly dir: string;
+  /** The shim's store, as --db names it: for another shim on the same store. */
+  readonly dbFile: string;
   /** A clock the test moves forward: `clock.advance(ms)`. */
   readonly clock: TestClock;
   /**
@@ -79,10 +81,11 @@ export async function startTestShim(options: StartOptions = {}): Promise<TestShi
   const clock = new TestClock();
   // A standalone shim's store is on the engine the run asks for; a hybrid edge's is SQLite.
   const database = testEngine() === 'postgres' && options.dbFile === undefined && options.upstream === undefined ? await postgresDatabase() : undefined;
+  const dbFile = database?.url ?? join(dir, 'shim.db');
   const shim = await startShim({
     port: 0,
     adminPort: 0,
-    dbFile: database?.url ?? join(dir, 'shim.db'),
+    dbFile,
     logLevel: (process.env.TEST_SHIM_LOG_LEVEL ?? 'silent') as 'silent',
     clock: clock.now,
     credentials: [TEST_CREDENTIALS],
@@ -95,6 +98,7 @@ export async function startTestShim(options: StartOptions = {}): Promise<TestShi
     shim,
     sqs,
     dir,
+    dbFile: options.dbFile ?? dbFile,
     clock,
     storedRows: (table, where) => countRows(join(dir, 'shim.db'), database?.url, table, where),
     async close() {
