@@ -17,6 +17,9 @@ const CHANNEL = 'holdfast_sqs_available';
 // instant) is run again from its start, this many times in all.
 const ATTEMPTS = 5;
 const LOST_TO_ANOTHER = new Set(['40001', '40P01', '23505']);
+// A transaction waits on nothing but the database: one idle this long belongs to a node that froze,
+// and the server ends it so that its locks (messages, FIFO groups) go back to the other nodes.
+const IDLE_IN_TRANSACTION_MS = 30_000;
 // While the database cannot be reached, it is looked at this often, so that /health and the
 // listener of other nodes' news come back by themselves.
 const PROBE_INTERVAL_MS = 1000;
@@ -81,7 +84,7 @@ export class PostgresEngine implements SqsEngine {
 
   /** Opens the pool, brings the schema to this version (under an advisory lock) and starts listening for other nodes' news. */
   static async open(options: PostgresEngineOptions): Promise<PostgresEngine> {
-    const pool = postgresPool(options.url, { maxConnections: options.maxConnections ?? 10 });
+    const pool = postgresPool(options.url, { maxConnections: options.maxConnections ?? 10, idleInTransactionTimeoutMs: IDLE_IN_TRANSACTION_MS });
     try {
       await migrate(pool, SQS_SCHEMA);
       // The first node draws the key; every node signs and checks receipt handles with it.

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { HELD_FOR_REPLAY, IN_FLIGHT_WINDOW, RETIRED, type RetentionCutoff, groupAvailableAt } from '../messages.js';
+import { SqsError } from '../errors.js';
 import type { QueueAttributes } from '../queue-attributes.js';
 import type { DeduplicationPort, MessagePort, MoveTaskPort, QueuePort, ReceiveAttemptPort } from '../storage/ports.js';
 import type {
@@ -178,7 +179,8 @@ export class PostgresMessages implements MessagePort {
         message.sent_at,
       ],
     );
-    if (!stored) throw new Error(`queue ${queue.name} was deleted while a message was stored in it`);
+    // Deleted by another node since this request found it.
+    if (!stored) throw new SqsError('QueueDoesNotExist', 'The specified queue does not exist.');
     // A message sent to a group with purged messages only is its first: it decides the group's availability.
     if (queue.fifo) {
       await this.db.query(

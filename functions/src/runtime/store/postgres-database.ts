@@ -95,6 +95,11 @@ const types: pg.CustomTypesConfig = {
 export interface PostgresOptions {
   /** Connections the pool opens at most (default 10: every query is short, and a server has ~100 in all). */
   readonly maxConnections?: number;
+  /**
+   * How long the server lets a transaction sit idle before it ends the session: locks held by a
+   * process that froze mid-transaction are not held for ever. None by default.
+   */
+  readonly idleInTransactionTimeoutMs?: number;
 }
 
 /**
@@ -121,6 +126,7 @@ export function postgresPool(url: string, options: PostgresOptions = {}): pg.Poo
     // A server that cannot be reached fails the query in 10 s rather than leaving it waiting.
     connectionTimeoutMillis: 10_000,
     types,
+    ...(options.idleInTransactionTimeoutMs === undefined ? {} : { options: `-c idle_in_transaction_session_timeout=${options.idleInTransactionTimeoutMs}` }),
   });
   // An idle connection the server dropped (a restart, a failover) is only discarded; without a
   // listener the pool's error event would end the process.
