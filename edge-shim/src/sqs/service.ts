@@ -75,7 +75,8 @@ function* firstLook(storage: EngineStorage, input: Record<string, unknown>, now:
 
 /**
  * The SQS semantics behind every wire protocol: runs an operation by name on its JSON-shaped input
- * inside a group commit, and keeps a receive waiting (long polling) until a message can be had.
+ * in a transaction of its storage engine (SQLite's group commit, or PostgreSQL's), and keeps a
+ * receive waiting (long polling) until a message can be had.
  */
 export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEngine<S> = SqsEngine<S>> implements SqsBackend {
   /** The storage engine beneath. */
