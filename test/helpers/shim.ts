@@ -80,7 +80,8 @@ export async function startTestShim(options: StartOptions = {}): Promise<TestShi
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-test-'));
   const clock = new TestClock();
   // A standalone shim's store is on the engine the run asks for; a hybrid edge's is SQLite.
-  const database = testEngine() === 'postgres' && options.dbFile === undefined && options.upstream === undefined ? await postgresDatabase() : undefined;
+  const standalone = options.upstream === undefined && options.stackOutputs === undefined;
+  const database = testEngine() === 'postgres' && options.dbFile === undefined && standalone ? await postgresDatabase() : undefined;
   const dbFile = database?.url ?? join(dir, 'shim.db');
   const shim = await startShim({
     port: 0,
