@@ -1,4 +1,4 @@
-import { DeleteMessageCommand, type Message, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, type Message, ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { type Cluster, startCluster } from '../helpers/postgres-setup.js';
@@ -96,6 +96,28 @@ it('never hands out one FIFO group to two nodes at once, and keeps its order', a
   for (const group of groups) expect(received.get(group)).toEqual(Array.from({ length: perGroup }, (_, index) => index));
 }, 60_000);
 
+it('never hands out one message of a standard queue to two nodes at once', async () => {
+  const [a, b] = await nodes(2);
+  const queue = await createQueue(a!.sqs, 'standard');
+  const sent = 60;
+  for (let index = 0; index < sent; index += 10) {
+    const Entries = Array.from({ length: 10 }, (_, entry) => ({ Id: `m${entry}`, MessageBody: String(index + entry) }));
+    await a!.sqs.send(new SendMessageBatchCommand({ QueueUrl: queue, Entries }));
+  }
+  // Received with a long visibility timeout and never deleted: a message handed out twice would be
+  // two receives of one message at once.
+  const received: string[] = [];
+  const consume = async (node: TestShim) => {
+    for (;;) {
+      const messages = await receive(node.sqs, on(node, queue), { MaxNumberOfMessages: 10, VisibilityTimeout: 300 });
+      if (messages.length === 0) return;
+      received.push(...messages.map((message) => message.Body!));
+    }
+  };
+  await Promise.all([consume(a!), consume(b!), consume(a!), consume(b!)]);
+  expect(received.map(Number).sort((x, y) => x - y)).toEqual(Array.from({ length: sent }, (_, index) => index));
+});
+
 it('wakes a long poll on one node with a send through another', async () => {
   const [a, b] = await nodes(2);
   const queue = await createQueue(a!.sqs, 'woken');
@@ -110,33 +132,51 @@ it('wakes a long poll on one node with a send through another', async () => {
 });
 
 it('answers ServiceUnavailable while the database is stopped, and carries on once it is back, without a restart; nothing acknowledged is lost', async () => {
-  const [a] = await nodes(1);
+  const [a, b] = await nodes(2);
   const queue = await createQueue(a!.sqs, 'outage');
+  // Producers on both nodes send all along, the database's stop and start included; what was
+  // acknowledged must all be there in the end, whatever was refused.
   const acknowledged: string[] = [];
-  for (let index = 0; index < 20; index++) {
-    const body = `before ${index}`;
-    await a!.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: body }));
-    acknowledged.push(body);
-  }
+  const refusals = new Set<string>();
+  let producing = true;
+  const produce = async (name: string, node: TestShim) => {
+    for (let index = 0; producing; index++) {
+      const body = `${name} ${index}`;
+      try {
+        await node.sqs.send(new SendMessageCommand({ QueueUrl: on(node, queue), MessageBody: body }));
+        acknowledged.push(body);
+      } catch (error) {
+        refusals.add((error as Error).name);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+  };
+  const producers = Promise.all([produce('a', a!), produce('b', b!)]);
+  await eventually(() => acknowledged.length, (count) => count >= 20);
   await cluster.stop();
   try {
     await expectSqsError(a!.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'refused' })), { name: 'ServiceUnavailable', status: 503 });
-    await expectSqsError(a!.sqs.send(new ReceiveMessageCommand({ QueueUrl: queue })), { name: 'ServiceUnavailable', status: 503 });
+    await expectSqsError(b!.sqs.send(new ReceiveMessageCommand({ QueueUrl: on(b!, queue) })), { name: 'ServiceUnavailable', status: 503 });
     const health = await fetch(`${a!.shim.url}/health`);
     expect(health.status).toBe(503);
     expect(await health.json()).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/database cannot be reached/) });
   } finally {
     await cluster.start();
   }
-  await eventually(async () => (await fetch(`${a!.shim.url}/health`)).status, (status) => status === 200, 200);
-  await a!.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'after' }));
-  acknowledged.push('after');
+  for (const node of [a!, b!]) await eventually(async () => (await fetch(`${node.shim.url}/health`)).status, (status) => status === 200, 200);
+  const before = acknowledged.length;
+  await eventually(() => acknowledged.length, (count) => count >= before + 20);
+  producing = false;
+  await producers;
+  expect([...refusals]).toEqual(['ServiceUnavailable']);
   const bodies: string[] = [];
   for (;;) {
-    const messages = await receive(a!.sqs, queue, { MaxNumberOfMessages: 10 });
+    const messages = await receive(b!.sqs, on(b!, queue), { MaxNumberOfMessages: 10 });
     if (messages.length === 0) break;
     bodies.push(...messages.map((message) => message.Body!));
-    for (const message of messages) await a!.sqs.send(new DeleteMessageCommand({ QueueUrl: queue, ReceiptHandle: message.ReceiptHandle! }));
+    for (const message of messages) await b!.sqs.send(new DeleteMessageCommand({ QueueUrl: on(b!, queue), ReceiptHandle: message.ReceiptHandle! }));
   }
-  expect(bodies.sort()).toEqual(acknowledged.sort());
+  // A send whose COMMIT the stop cut off may be stored though it was refused; none acknowledged is missing.
+  expect(bodies.filter((body) => !acknowledged.includes(body)).length).toBeLessThanOrEqual(2);
+  expect(acknowledged.filter((body) => !bodies.includes(body))).toEqual([]);
 }, 120_000);

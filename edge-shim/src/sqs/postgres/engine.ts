@@ -119,20 +119,27 @@ export class PostgresEngine implements SqsEngine {
   private async attempt<T>(transaction: EngineTransaction<EngineStorage, T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
+      // A connection lost between two statements is told as an event: unheard, it would end the process.
+      const onError = (error: Error) => this.lost(error);
+      client.on('error', onError);
+      const release = (error?: Error) => {
+        client.off('error', onError);
+        client.release(error);
+      };
       try {
         await client.query('BEGIN');
         const value = await runAwaiting(transaction.run(this.storageOn(client)));
         const announced = transaction.announcements();
         if (announced.length > 0) await client.query('SELECT pg_notify($1, $2)', [CHANNEL, this.notice(announced)]);
         await client.query('COMMIT');
-        client.release();
+        release();
         this.answered();
         return value;
       } catch (error) {
         // A connection whose rollback fails is in an unknown state: destroyed rather than reused.
         await client.query('ROLLBACK').then(
-          () => client.release(),
-          (rollbackError: Error) => client.release(rollbackError),
+          () => release(),
+          (rollbackError: Error) => release(rollbackError),
         );
         const code = (error as { code?: unknown }).code;
         if (attempt < ATTEMPTS && typeof code === 'string' && LOST_TO_ANOTHER.has(code)) continue;
