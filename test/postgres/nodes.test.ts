@@ -1,9 +1,19 @@
-import { DeleteMessageCommand, type Message, ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  ListMessageMoveTasksCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  SetQueueAttributesCommand,
+  StartMessageMoveTaskCommand,
+} from '@aws-sdk/client-sqs';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { type Cluster, startCluster } from '../helpers/postgres-setup.js';
 import { expectSqsError } from '../helpers/sqs-errors.js';
-import { createQueue, receive } from '../helpers/sqs-queues.js';
+import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
 import { eventually } from '../helpers/wait.js';
 
@@ -117,6 +127,26 @@ it('never hands out one message of a standard queue to two nodes at once', async
   await Promise.all([consume(a!), consume(b!), consume(a!), consume(b!)]);
   expect(received.map(Number).sort((x, y) => x - y)).toEqual(Array.from({ length: sent }, (_, index) => index));
 });
+
+it('finishes on another node a message move task whose node stopped', async () => {
+  const [a, b] = await nodes(2);
+  const work = await createQueue(a!.sqs, 'work');
+  const { Attributes } = await a!.sqs.send(new GetQueueAttributesCommand({ QueueUrl: work, AttributeNames: ['QueueArn'] }));
+  const workArn = Attributes!.QueueArn!;
+  const dlq = await createQueue(a!.sqs, 'dlq');
+  const dlqArn = workArn.replace(/[^:]+$/, new URL(dlq).pathname.split('/').pop()!);
+  await a!.sqs.send(new SetQueueAttributesCommand({ QueueUrl: work, Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 1 }) } }));
+  const moving = 5;
+  for (let index = 0; index < moving; index++) await a!.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: `stranded ${index}` }));
+  // One message a second: the task is still running when its node stops.
+  await a!.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: dlqArn, DestinationArn: workArn, MaxNumberOfMessagesPerSecond: 1 }));
+  const moved = async (node: TestShim) => (await counts(node.sqs, on(node, work))).visible;
+  await eventually(() => moved(a!), (count) => count >= 1);
+  await a!.close();
+  await eventually(() => moved(b!), (count) => count === moving);
+  const { Results } = await b!.sqs.send(new ListMessageMoveTasksCommand({ SourceArn: dlqArn }));
+  expect(Results).toMatchObject([{ Status: 'COMPLETED', ApproximateNumberOfMessagesMoved: moving }]);
+}, 60_000);
 
 it('wakes a long poll on one node with a send through another', async () => {
   const [a, b] = await nodes(2);

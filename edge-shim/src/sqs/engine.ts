@@ -52,6 +52,8 @@ export interface SqsEngine<S extends EngineStorage = EngineStorage> {
   readonly time: EngineTime;
   /** When messages expire: as in SQS, or never (a store of backlog owed elsewhere). */
   readonly retentionCutoff: RetentionCutoff;
+  /** Whether other nodes may write the same database (their tasks, their messages) while this one runs. */
+  readonly shared: boolean;
   /** Runs work in one transaction; resolves with its value once it is committed. */
   transact<T>(transaction: EngineTransaction<S, T>): Promise<T>;
   /** Runs work that only reads, outside any transaction (a receive's first look). */

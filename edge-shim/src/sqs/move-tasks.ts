@@ -181,9 +181,14 @@ export class MessageMover {
   private wokenWhileStepping = false;
   private stopped = false;
 
+  /**
+   * `lookEveryMs`: on a database other nodes share, how often to look for tasks with nothing to
+   * do here: one started through another node, or left by a node that stopped, is taken over.
+   */
   constructor(
     private readonly service: Transactor,
     private readonly logger: Logger,
+    private readonly lookEveryMs?: number,
   ) {
     this.wake(); // resumes what was running when the server stopped
   }
@@ -225,6 +230,7 @@ export class MessageMover {
       this.wokenWhileStepping = false;
       next = 0;
     }
+    next ??= this.lookEveryMs;
     if (next !== undefined) this.schedule(next);
   }
 

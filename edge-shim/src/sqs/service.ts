@@ -94,8 +94,9 @@ export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEn
     this.engine = engine;
     this.clock = engine.time.now;
     this.expiries = new ExpiryLog(options.expiryRecorder, logger, options.expiryLogLevel ?? 'info');
-    this.sweeper = new Sweeper(this, { intervalMs: options.sweepIntervalMs ?? 1000, time: engine.time, expiries: this.expiries, compact: engine.compact }, logger);
-    this.mover = new MessageMover(this, logger);
+    const sweepIntervalMs = options.sweepIntervalMs ?? 1000;
+    this.sweeper = new Sweeper(this, { intervalMs: sweepIntervalMs, time: engine.time, expiries: this.expiries, compact: engine.compact }, logger);
+    this.mover = new MessageMover(this, logger, engine.shared ? sweepIntervalMs : undefined);
     // Background work that rewrites the store stops on corruption: a recovery starts from what was found.
     engine.onCorruption?.(() => {
       this.sweeper.stop();

@@ -59,6 +59,8 @@ export interface SqliteEngineOptions {
  */
 export class SqliteEngine implements SqsEngine<SqliteStorage> {
   readonly storage: SqliteStorage;
+  // One process writes an SQLite database (its lock file sees to it).
+  readonly shared = false;
   readonly time: EngineTime;
   readonly retentionCutoff: RetentionCutoff;
   private readonly commits: CommitGroup;

@@ -61,6 +61,7 @@ interface Notice {
  * reached, requests get a retryable ServiceUnavailable; the pool reconnects by itself.
  */
 export class PostgresEngine implements SqsEngine {
+  readonly shared = true;
   readonly time: EngineTime;
   readonly retentionCutoff: RetentionCutoff;
   /** This node, in its notices: it has woken its own long polls already. */
