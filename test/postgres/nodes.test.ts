@@ -9,12 +9,14 @@ import {
   SetQueueAttributesCommand,
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { type Cluster, startCluster } from '../helpers/postgres-setup.js';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
-import { type TestShim, startTestShim } from '../helpers/shim.js';
+import { TEST_CREDENTIALS, type TestShim, startTestShim } from '../helpers/shim.js';
 import { eventually } from '../helpers/wait.js';
 
 // Several shim nodes on one PostgreSQL database, as a site runs them behind a load balancer. The
@@ -105,6 +107,27 @@ it('never hands out one FIFO group to two nodes at once, and keeps its order', a
   expect(overlaps).toEqual([]);
   for (const group of groups) expect(received.get(group)).toEqual(Array.from({ length: perGroup }, (_, index) => index));
 }, 60_000);
+
+it('stores one message for a deduplication id sent through both nodes at once', async () => {
+  const [a, b] = await nodes(2);
+  const queue = await createQueue(a!.sqs, 'once', {}, true);
+  const sends = Array.from({ length: 8 }, (_, index) => {
+    const node = index % 2 === 0 ? a! : b!;
+    return node.sqs.send(new SendMessageCommand({ QueueUrl: on(node, queue), MessageBody: `copy ${index}`, MessageGroupId: 'g', MessageDeduplicationId: 'the-one' }));
+  });
+  const answers = await Promise.all(sends);
+  expect(new Set(answers.map((answer) => answer.MessageId)).size).toBe(1);
+  expect(new Set(answers.map((answer) => answer.SequenceNumber)).size).toBe(1);
+  const received = await receive(b!.sqs, on(b!, queue), { MaxNumberOfMessages: 10 });
+  expect(received.map((message) => message.MessageId)).toEqual([answers[0]!.MessageId]);
+});
+
+it('refuses at start an access policy with grants on "known" queues, which it cannot know from memory', async () => {
+  const [a] = await nodes(1);
+  const policy = join(a!.dir, 'policy.json');
+  writeFileSync(policy, JSON.stringify({ keys: { [TEST_CREDENTIALS.accessKeyId]: [{ allow: ['send'], queues: 'known' }] } }));
+  await expect(startTestShim({ dbFile: a!.dbFile, accessPolicy: policy })).rejects.toThrow(/"known" queues/);
+});
 
 it('never hands out one message of a standard queue to two nodes at once', async () => {
   const [a, b] = await nodes(2);
