@@ -5,7 +5,8 @@ import type { Db } from './database.js';
 import type { MoveTaskPort } from './storage/ports.js';
 import { type Step, call } from './storage/step.js';
 import { invalidParameter } from './errors.js';
-import { removeIfDead } from './expiry.js';
+import { removeDead } from './expiry.js';
+import { isDead } from './messages.js';
 import { transferMessage } from './redrive.js';
 import type { AvailableGroup, MessageRow, MoveTaskRow, MoveTaskStatus, Queue } from './storage/records.js';
 
@@ -118,7 +119,8 @@ function* movableMessages(context: SqsContext, queue: Queue, limit: number): Ste
       let deleted = false;
       for (const message of yield* call(messages.visible(queue, now, limit))) {
         if (taken.has(message.id)) continue;
-        if (yield* removeIfDead(context, queue, message)) {
+        if (isDead(context, queue, message)) {
+          yield* removeDead(context, queue, message);
           deleted = true;
         } else if (taken.size < limit) {
           taken.set(message.id, message);
@@ -138,7 +140,10 @@ function* movableMessages(context: SqsContext, queue: Queue, limit: number): Ste
       if (visited.has(group.group_id)) continue;
       visited.add(group.group_id);
       for (const message of yield* call(messages.groupMessages(queue, group.group_id, limit - taken.size))) {
-        if (yield* removeIfDead(context, queue, message)) continue;
+        if (isDead(context, queue, message)) {
+          yield* removeDead(context, queue, message);
+          continue;
+        }
         if (message.visible_at > now) break; // in flight or delayed: nothing behind it goes first
         taken.set(message.id, message);
       }

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { SqsContext } from './context.js';
 import type { EngineTime } from './engine-clock.js';
-import { type ExpiryLog, removeIfDead } from './expiry.js';
+import { type ExpiryLog, removeDead } from './expiry.js';
+import { isDead } from './messages.js';
 import { type Step, call } from './storage/step.js';
 import type { MessageRow, Queue } from './storage/records.js';
 
@@ -136,7 +137,7 @@ function* sweepQueue(context: SqsContext, queue: Queue, inTime: () => boolean): 
   function* sweep(rows: MessageRow[]): Step<boolean> {
     for (const message of rows) {
       if (!inTime()) return false;
-      yield* removeIfDead(context, queue, message);
+      if (isDead(context, queue, message)) yield* removeDead(context, queue, message);
       deleted += 1;
     }
     return rows.length < BATCH;

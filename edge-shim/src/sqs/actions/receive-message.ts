@@ -1,6 +1,7 @@
 import type { SqsContext } from '../context.js';
 import { SqsError, invalidParameter } from '../errors.js';
-import { removeIfDead } from '../expiry.js';
+import { removeDead } from '../expiry.js';
+import { isDead } from '../messages.js';
 import { type Input, optionalInteger, optionalString, optionalStringList, requiredString } from '../input.js';
 import { type MessageAttributes, md5OfAttributes } from '../message-attributes.js';
 import { isKnownAttribute } from '../queue-attributes.js';
@@ -135,10 +136,8 @@ function* format(context: SqsContext, queue: Queue, state: MessageRow, selection
 type DeadLetterTarget = { queue: Queue; maxReceiveCount: number } | undefined;
 
 /** Whether a message must go to the dead-letter queue instead of being received once more. */
-function* redriven(context: SqsContext, queue: Queue, target: DeadLetterTarget, message: MessageRow): Step<boolean> {
-  if (!target || message.receive_count < target.maxReceiveCount) return false;
-  yield* deadLetterMessage(context, queue, message, target.queue);
-  return true;
+function redrives(target: DeadLetterTarget, message: MessageRow): target is NonNullable<DeadLetterTarget> {
+  return target !== undefined && message.receive_count >= target.maxReceiveCount;
 }
 
 /** Standard: the visible messages that have waited longest, in no promised order. */
@@ -157,9 +156,11 @@ function* receiveStandard(context: SqsContext, queue: Queue, deadLetter: DeadLet
       if (takenIds.has(message.id)) continue;
       examined += 1;
       progressed = true;
-      if (yield* removeIfDead(context, queue, message)) {
+      if (isDead(context, queue, message)) {
+        yield* removeDead(context, queue, message);
         cleared = true;
-      } else if (yield* redriven(context, queue, deadLetter, message)) {
+      } else if (redrives(deadLetter, message)) {
+        yield* deadLetterMessage(context, queue, message, deadLetter.queue);
         cleared = true;
       } else if (taken.length < limit) {
         yield* call(context.messages.markReceived(message, now, now + visibleFor, newNonce()));
@@ -187,11 +188,13 @@ function* takeFromGroup(context: SqsContext, queue: Queue, deadLetter: DeadLette
     for (const message of batch) {
       afterId = message.id;
       budget.left -= 1;
-      if (yield* removeIfDead(context, queue, message)) {
+      if (isDead(context, queue, message)) {
+        yield* removeDead(context, queue, message);
         cleared = true;
       } else if (message.visible_at > context.now) {
         return { messages, more: cleared };
-      } else if (yield* redriven(context, queue, deadLetter, message)) {
+      } else if (redrives(deadLetter, message)) {
+        yield* deadLetterMessage(context, queue, message, deadLetter.queue);
         cleared = true;
       } else {
         messages.push(message);
