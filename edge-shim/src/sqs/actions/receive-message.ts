@@ -11,7 +11,7 @@ import { deadLetterTarget, deadLetterMessage } from '../redrive.js';
 import type { MessagePort, QueuePort } from '../storage/ports.js';
 import { type Step, call } from '../storage/step.js';
 import { ID_PATTERN } from './send-message.js';
-import type { AvailableGroup, MessageRow, Queue } from '../storage/records.js';
+import type { AvailableGroup, MessageContent, MessageRow, Queue } from '../storage/records.js';
 
 const SYSTEM_ATTRIBUTES = [
   'SenderId',
@@ -102,8 +102,8 @@ export interface ReceivedMessage {
   MessageAttributes?: MessageAttributes;
 }
 
-function* format(context: SqsContext, queue: Queue, state: MessageRow, selection: Selection): Step<ReceivedMessage> {
-  const message = { ...state, ...(yield* call(context.messages.content(state))) };
+function format(context: SqsContext, queue: Queue, state: MessageRow, content: MessageContent, selection: Selection): ReceivedMessage {
+  const message = { ...state, ...content };
   const system: Record<string, string | undefined> = {
     SenderId: context.queues.accountId,
     SentTimestamp: String(message.sent_at),
@@ -342,6 +342,6 @@ export function* receiveMessages(context: SqsContext, request: ReceiveRequest): 
   const { messages, more } = yield* takeMessages(context, request);
   if (messages.length === 0) return { output: {}, more };
   const formatted: ReceivedMessage[] = [];
-  for (const message of messages) formatted.push(yield* format(context, request.queue, message, request.selection));
+  for (const message of messages) formatted.push(format(context, request.queue, message, yield* call(context.messages.content(message)), request.selection));
   return { output: { Messages: formatted }, more };
 }
