@@ -24,11 +24,24 @@ const IDLE_IN_TRANSACTION_MS = 30_000;
 // listener of other nodes' news come back by themselves.
 const PROBE_INTERVAL_MS = 1000;
 
+// The server's answers that it cannot serve now: a connection lost or refused (class 08), shutting
+// down or starting up, too many connections, and a read-only standby (met during a failover).
+const UNREACHABLE_SQLSTATE = /^(08...|57P0[123]|53300|25006)$/;
+
 /** Whether an error means the database cannot be reached now (down, restarting, failing over), not that the request is wrong. */
 function isUnreachable(error: unknown): boolean {
   if (!(error instanceof Error) || error instanceof SqsError) return false;
-  // node-postgres' own words for a connection lost or never made; they carry no code.
+  const { code, severity } = error as { code?: unknown; severity?: unknown };
+  // An answer of the server (it has a severity): only the SQLSTATEs above.
+  if (typeof severity === 'string') return typeof code === 'string' && UNREACHABLE_SQLSTATE.test(code);
+  // No answer: the network's errors, or node-postgres' own words for a connection lost or never made.
   return isTransient(error) || /Connection terminated|connection error|timeout exceeded when trying to connect|Client was closed/i.test(error.message);
+}
+
+/** Whether a transaction lost to another one at the same time (a deadlock, a name taken at once): worth running again. */
+function isLostToAnother(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && LOST_TO_ANOTHER.has(code);
 }
 
 const unavailable = () => new SqsError('ServiceUnavailable', 'The database of the queues cannot be reached; try again.');
@@ -142,8 +155,7 @@ export class PostgresEngine implements SqsEngine {
           () => release(),
           (rollbackError: Error) => release(rollbackError),
         );
-        const code = (error as { code?: unknown }).code;
-        if (attempt < ATTEMPTS && typeof code === 'string' && LOST_TO_ANOTHER.has(code)) continue;
+        if (attempt < ATTEMPTS && isLostToAnother(error)) continue;
         throw error;
       }
     }
@@ -170,9 +182,13 @@ export class PostgresEngine implements SqsEngine {
   }
 
   judge(error: unknown): unknown {
-    if (!isUnreachable(error)) return error;
-    this.lost(error as Error);
-    return unavailable();
+    if (isUnreachable(error)) {
+      this.lost(error as Error);
+      return unavailable();
+    }
+    // Still losing after every attempt: the client's retry will find calmer times.
+    if (isLostToAnother(error)) return new SqsError('ServiceUnavailable', 'The request met others on the same messages at the same time; try again.');
+    return error;
   }
 
   health(): StoreHealth {
