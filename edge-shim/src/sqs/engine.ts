@@ -46,8 +46,6 @@ export interface StoreHealth extends Health {
  * admission of what adds data, the meaning of its errors).
  */
 export interface SqsEngine<S extends EngineStorage = EngineStorage> {
-  readonly region: string;
-  readonly accountId: string;
   /** The engine's time, which every decision of the semantics reads. */
   readonly time: EngineTime;
   /** When messages expire: as in SQS, or never (a store of backlog owed elsewhere). */

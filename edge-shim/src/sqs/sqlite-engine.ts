@@ -96,14 +96,6 @@ export class SqliteEngine implements SqsEngine<SqliteStorage> {
     });
   }
 
-  get region(): string {
-    return this.options.region;
-  }
-
-  get accountId(): string {
-    return this.options.accountId;
-  }
-
   transact<T>(transaction: EngineTransaction<SqliteStorage, T>): Promise<T> {
     const { queues } = this.storage;
     return this.committed(() => queues.undoingOnFailure(() => runNow(transaction.run(this.storage))), transaction.needsRoom);

@@ -113,14 +113,6 @@ export class PostgresEngine implements SqsEngine {
     }
   }
 
-  get region(): string {
-    return this.options.region;
-  }
-
-  get accountId(): string {
-    return this.options.accountId;
-  }
-
   transact<T>(transaction: EngineTransaction<EngineStorage, T>): Promise<T> {
     if (this.closed) return Promise.reject(new SqsError('ServiceUnavailable', 'The server is shutting down.'));
     const running = this.attempt(transaction);
