@@ -35,7 +35,7 @@ export interface RetentionClock {
 }
 
 /** Whether a message is past its queue's retention period. */
-export function isExpired(clock: RetentionClock, queue: Queue, message: MessageRow): boolean {
+function isExpired(clock: RetentionClock, queue: Queue, message: MessageRow): boolean {
   return message.enqueued_at <= clock.retentionCutoff(queue, clock.now);
 }
 
