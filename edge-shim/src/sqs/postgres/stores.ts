@@ -24,6 +24,16 @@ const rows = async <R extends pg.QueryResultRow>(db: Queryable, sql: string, val
 const first = async <R extends pg.QueryResultRow>(db: Queryable, sql: string, values: unknown[]): Promise<R | undefined> => (await rows<R>(db, sql, values))[0];
 const changes = async (db: Queryable, sql: string, values: unknown[]): Promise<number> => (await db.query(sql, values)).rowCount ?? 0;
 
+/** The column of each field of a queue that changes. */
+const QUEUE_COLUMNS = {
+  attributes: 'attributes',
+  tags: 'tags',
+  permissions: 'permissions',
+  modifiedAt: 'modified_at',
+  purgedAt: 'purged_at',
+  purgedThrough: 'purged_through',
+} as const;
+
 interface QueueRow {
   id: number;
   name: string;
@@ -88,13 +98,16 @@ export class PostgresQueues implements QueuePort {
     return this.fromRow(row!);
   }
 
+  // Only the columns changed are written: another node's change to the others in the meantime stays.
   async update(queue: Queue, changes: Partial<Pick<Queue, 'attributes' | 'tags' | 'permissions' | 'modifiedAt' | 'purgedAt' | 'purgedThrough'>>): Promise<Queue> {
-    const next: Queue = { ...queue, ...changes };
-    await this.db.query(
-      'UPDATE sqs_queues SET attributes = $2, tags = $3, permissions = $4, modified_at = $5, purged_at = $6, purged_through = $7 WHERE id = $1',
-      [next.id, JSON.stringify(next.attributes), JSON.stringify(next.tags), JSON.stringify(next.permissions), next.modifiedAt, next.purgedAt, next.purgedThrough],
-    );
-    return next;
+    const columns = Object.entries(changes).map(([key, value]) => [QUEUE_COLUMNS[key as keyof typeof QUEUE_COLUMNS], typeof value === 'object' ? JSON.stringify(value) : value] as const);
+    if (columns.length > 0) {
+      await this.db.query(`UPDATE sqs_queues SET ${columns.map(([column], index) => `${column} = $${index + 2}`).join(', ')} WHERE id = $1`, [
+        queue.id,
+        ...columns.map(([, value]) => value),
+      ]);
+    }
+    return { ...queue, ...changes };
   }
 
   async remove(queue: Queue, now: number): Promise<void> {

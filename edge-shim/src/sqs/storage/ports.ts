@@ -5,7 +5,7 @@ import type { Attempt, AttemptMessage, AvailableGroup, MessageContent, MessageCo
 /**
  * What the SQS semantics ask of an engine's storage, area by area. Every call runs in the
  * transaction of the operation that makes it; an answer is `Pending` (see step.ts), so that an
- * engine may answer at once or later. What only computes (names, ARNs, expiry) answers at once.
+ * engine may answer at once or later. What only computes (the account, ARNs) answers at once.
  */
 
 /** The queues of the one account the engine holds. */
