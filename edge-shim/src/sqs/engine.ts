@@ -68,8 +68,6 @@ export interface SqsEngine<S extends EngineStorage = EngineStorage> {
   onAvailable(listener: (availability: Availability) => void): void;
   /** Compacts the store inside a sweep's slice, if the engine does that itself; whether more is left. */
   readonly compact?: (more: boolean) => boolean;
-  /** Background work of the engine stops (before `drain`). */
-  close(): void;
   /** Resolves once the work queued is committed; nothing is taken after. */
   drain(): Promise<void>;
 }

@@ -273,7 +273,6 @@ export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEn
     this.sweeper.stop();
     this.mover.stop();
     this.polls.close();
-    this.engine.close();
   }
 
   /**

@@ -171,8 +171,6 @@ export class SqliteEngine implements SqsEngine<SqliteStorage> {
     return { status: 'ok', storage };
   }
 
-  close(): void {}
-
   drain(): Promise<void> {
     return this.commits.close();
   }

@@ -192,8 +192,6 @@ export class PostgresEngine implements SqsEngine {
     this.availabilityListeners.push(listener);
   }
 
-  close(): void {}
-
   async drain(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.running]);
