@@ -171,17 +171,25 @@ export async function openPostgresDatabase(url: string, options: PostgresOptions
 /** Runs `work` in one transaction on one connection of the pool: committed if it returns, rolled back if it throws. */
 export async function transaction<T>(pool: PostgresDatabase, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // A connection lost between two statements is told as an error event, which unheard would end the
+  // process; the next statement fails with it, and the work with that.
+  const ignore = () => {};
+  client.on('error', ignore);
+  const release = (error?: Error) => {
+    client.off('error', ignore);
+    client.release(error);
+  };
   try {
     await client.query('BEGIN');
     const result = await work(client);
     await client.query('COMMIT');
-    client.release();
+    release();
     return result;
   } catch (error) {
     // A connection whose rollback fails is in an unknown state: destroyed rather than reused.
     await client.query('ROLLBACK').then(
-      () => client.release(),
-      (rollbackError: Error) => client.release(rollbackError),
+      () => release(),
+      (rollbackError: Error) => release(rollbackError),
     );
     throw error;
   }
