@@ -7,6 +7,32 @@ import { defineConfig } from 'vitest/config';
 // one AWS emulator (LocalStack at AWS_ENDPOINT_URL, else a moto server the global setup starts); the
 // agents' runtime also needs a PostgreSQL cluster (its global setup installs and starts one); the
 // security tests need openssl and Chromium.
+// The suites of the SQS semantics through the shim, which run on either storage engine.
+const SEMANTICS_SUITES = [
+  'attributes',
+  'clients',
+  'dead-letter',
+  'deduplication',
+  'fifo',
+  'fuzz',
+  'json-protocol',
+  'limits',
+  'long-polling',
+  'md5',
+  'move-tasks',
+  'permissions',
+  'purge',
+  'query-protocol',
+  'queue-rollback',
+  'queues',
+  'receive',
+  'retention',
+  'send',
+  'smoke',
+  'tags',
+  'visibility',
+];
+
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -18,7 +44,12 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'edge-shim', include: ['test/edge-shim/**/*.test.ts'] },
+        // HOLDFAST_TEST_ENGINE=postgres runs the shims of these tests on PostgreSQL (test/helpers/shim.ts).
+        test: {
+          name: 'edge-shim',
+          include: ['test/edge-shim/**/*.test.ts'],
+          globalSetup: process.env.HOLDFAST_TEST_ENGINE === 'postgres' ? ['test/helpers/postgres-setup.ts'] : [],
+        },
       },
       {
         extends: true,
@@ -40,6 +71,21 @@ export default defineConfig({
         extends: true,
         // The agents' runtime and the CDK stack: one project, so that they share one emulator (and one PostgreSQL).
         test: { name: 'cloud', include: ['test/functions/**/*.test.ts', 'test/infra/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts', 'test/helpers/postgres-setup.ts'] },
+      },
+      {
+        extends: true,
+        // The SQS semantics suites again, their shims on PostgreSQL (HOLDFAST_TEST_ENGINE, test/helpers/shim.ts).
+        test: {
+          name: 'edge-shim-postgres',
+          include: SEMANTICS_SUITES.map((suite) => `test/edge-shim/${suite}.test.ts`),
+          env: { HOLDFAST_TEST_ENGINE: 'postgres' },
+          globalSetup: ['test/helpers/postgres-setup.ts'],
+        },
+      },
+      {
+        extends: true,
+        // The SQS engine on PostgreSQL, several nodes on one database: each file starts a cluster of its own.
+        test: { name: 'postgres-engine', include: ['test/postgres/**/*.test.ts'], hookTimeout: 180_000 },
       },
       {
         extends: true,

@@ -219,8 +219,8 @@ export const OPTIONS = {
     validate: validatePort,
   }),
   dbFile: option({
-    flag: 'db', placeholder: 'FILE', variable: 'HOLDFAST_DB', default: 'data/holdfast.db', group: 'general',
-    help: 'SQLite database file',
+    flag: 'db', placeholder: 'FILE|URL', variable: 'HOLDFAST_DB', default: 'data/holdfast.db', group: 'general',
+    help: 'SQLite database file, or postgres://user@host:port/database for a site of several nodes',
     parse: (text) => text,
     // An empty database file would be a temporary one: that is not asked for this way.
     validate: (file) => {
@@ -552,6 +552,9 @@ export function validateConfig(config: ShimConfig): ShimConfig {
   if (config.siteId !== undefined && config.upstream === undefined && !wired) {
     throw new ConfigError('fallback agents (--site-id) run only in front of a region: pass --upstream (or --stack-outputs) too');
   }
+  if (isPostgresUrl(config.dbFile) && (config.upstream !== undefined || wired)) {
+    throw new ConfigError('the hybrid edge (--upstream, --stack-outputs) runs on an SQLite database only: give --db a file');
+  }
   if (!isLoopback(config.host) && config.credentials.length === 0 && config.credentialsFile === undefined) {
     throw new ConfigError(`refusing to listen on ${config.host} without credentials: pass --credentials-file FILE (or --credentials KEY:SECRET), or listen on loopback`);
   }
@@ -562,6 +565,19 @@ export function validateConfig(config: ShimConfig): ShimConfig {
     throw new ConfigError('TLS needs both --tls-cert and --tls-key');
   }
   return config;
+}
+
+/** Whether the database option names a PostgreSQL database rather than an SQLite file. */
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(ql)?:\/\//.test(db);
+}
+
+/** The database option as logs may show it: a PostgreSQL URL's password masked. */
+export function withoutPassword(db: string): string {
+  if (!isPostgresUrl(db)) return db;
+  const url = new URL(db);
+  if (url.password !== '') url.password = '***';
+  return url.href;
 }
 
 /** The region in the shim's ARNs and in the signatures it checks: the one given, else its upstream's (clients sign for the site's region), else us-east-1. */

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { reportActivity, tellEach } from './activity.js';
 import { dirname } from 'node:path';
-import { type ShimConfig, DEFAULTS, edgeDatabaseFile, isLoopback, readAdminToken, readCredentialsFile, regionTableNames, shimRegion, validateConfig } from './config.js';
+import { type ShimConfig, ConfigError, DEFAULTS, edgeDatabaseFile, isLoopback, isPostgresUrl, withoutPassword, readAdminToken, readCredentialsFile, regionTableNames, shimRegion, validateConfig } from './config.js';
 import { type FallbackSettings, type ShimConnection, startFallbackWork } from './fallback/outage-work.js';
 import { syncWritesCeiling } from './fallback/sync-back.js';
 import { readAgentEnvironment } from './fallback/environment.js';
@@ -21,6 +21,8 @@ import { EDGE_SCHEMA_VERSION } from '../../functions/src/edge/index.js';
 import { type StackWiring, deployedWorkflow, readStackOutputs, withStackWiring } from './stack-outputs.js';
 import { lockDatabase } from './sqs/database-lock.js';
 import { SqsService } from './sqs/service.js';
+import { SqliteEngine, type SqliteStorage } from './sqs/sqlite-engine.js';
+import { PostgresEngine } from './sqs/postgres/engine.js';
 import { StorageGuard } from './sqs/storage-guard.js';
 import type { SqsBackend } from './backend.js';
 import { AuthorizingBackend } from './authz/authorizing-backend.js';
@@ -63,6 +65,8 @@ export interface RunningShim {
   readonly adminUrl: string;
   /** The local store. */
   readonly service: SqsService;
+  /** The same, when the store is SQLite: with what only SQLite has (its database, reads from memory). */
+  readonly sqlite: SqliteService | undefined;
   /** What the HTTP front calls: the local store, or the hybrid edge in front of it. */
   readonly backend: SqsBackend;
   /** The hybrid edge, when the shim runs in front of a region (`upstream`). */
@@ -74,6 +78,9 @@ export interface RunningShim {
   /** Stops accepting, lets requests in flight finish (long polls answer at once), closes the database. */
   close(): Promise<void>;
 }
+
+/** The SQS semantics on the embedded engine. */
+export type SqliteService = SqsService<SqliteStorage, SqliteEngine>;
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
@@ -109,6 +116,85 @@ function warnIfShared(directory: string, logger: Logger): void {
   if ((mode & 0o077) !== 0) {
     logger.warn({ directory, mode: `0${mode.toString(8)}` }, `other users may read ${directory}, which holds the messages: chmod 700 it`);
   }
+}
+
+/** The local store: the SQS semantics on the engine the database option names. */
+interface LocalStore {
+  readonly service: SqsService;
+  /** The same, when the store is SQLite. */
+  readonly sqlite: SqliteService | undefined;
+  /** Whether the store has a queue, answered from memory (SQLite): the access policy's "known" queues. */
+  readonly knows: ((name: string) => boolean) | undefined;
+  /** After service.close(): commits what is queued and closes the database. */
+  close(): Promise<void>;
+}
+
+interface StoreParts {
+  readonly region: string;
+  readonly logger: Logger;
+  readonly clock: (() => number) | undefined;
+  readonly wallClock: (() => number) | undefined;
+  readonly sweepIntervalMs: number | undefined;
+  readonly metrics: Metrics;
+}
+
+/** Opens the store: PostgreSQL for a `postgres://` URL, else the SQLite file, held for this shim alone. */
+async function openLocalStore(config: ShimConfig, parts: StoreParts): Promise<LocalStore> {
+  const { region, logger, clock, wallClock, sweepIntervalMs, metrics } = parts;
+  const semantics = {
+    logger,
+    sweepIntervalMs,
+    expiryLogLevel: config.upstream === undefined ? ('info' as const) : ('warn' as const),
+    expiryRecorder: metrics,
+  };
+  if (isPostgresUrl(config.dbFile)) {
+    const engine = await PostgresEngine.open({ url: config.dbFile, region, accountId: config.accountId, logger, clock });
+    const service = new SqsService({ engine, ...semantics });
+    return { service, sqlite: undefined, knows: undefined, close: () => service.drain() };
+  }
+  // One shim per database: a second one is refused before it reads or writes anything.
+  const lock = lockDatabase(config.dbFile);
+  const db = (() => {
+    try {
+      return openDatabase(config.dbFile, config.durability, { clock, integrityCheck: config.integrityCheck });
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  })();
+  if (config.dbFile !== ':memory:') warnIfShared(dirname(config.dbFile), logger);
+  const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
+  const storage = new StorageGuard(config.dbFile, db, config, logger);
+  const engine = new SqliteEngine({
+    db,
+    storage,
+    region,
+    accountId: config.accountId,
+    logger,
+    clock,
+    wallClock,
+    // A hybrid edge's store is backlog owed to the region: it expires only when asked to, and loudly.
+    expireMessages: config.upstream === undefined || config.backlogRetention === 'sqs',
+  });
+  const service: SqliteService = new SqsService({ engine, ...semantics });
+  return {
+    service,
+    sqlite: service,
+    knows: (name) => engine.queues.byName(name) !== undefined,
+    async close() {
+      await service.drain();
+      await checkpointer.stop();
+      storage.stop();
+      db.close();
+      lock.release();
+    },
+  };
+}
+
+/** The store of a hybrid edge, which the configuration keeps to SQLite. */
+function sqliteOnly(store: LocalStore): SqliteService {
+  if (!store.sqlite) throw new ConfigError('the hybrid edge runs on an SQLite database only');
+  return store.sqlite;
 }
 
 /** Starts the edge shim: the same server `npm start` runs, for tests and embedding. */
@@ -149,34 +235,14 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const fallback = config.siteId === undefined ? undefined : fallbackSettings(config, workflow!);
   // The agents' database is opened only in an outage: one a newer holdfast wrote is refused now.
   if (fallback) refuseNewerFile(fallback.database, EDGE_SCHEMA_VERSION);
-  // One shim per database: a second one is refused before it reads or writes anything.
-  const lock = lockDatabase(config.dbFile);
-  const db = (() => {
-    try {
-      return openDatabase(config.dbFile, config.durability, { clock: givenClock, integrityCheck: config.integrityCheck });
-    } catch (error) {
-      lock.release();
-      throw error;
-    }
-  })();
-  if (config.dbFile !== ':memory:') warnIfShared(dirname(config.dbFile), logger);
-  const checkpointer = startCheckpointer(db, config.dbFile, config.durability, logger);
-  const storage = new StorageGuard(config.dbFile, db, config, logger);
+  // Who may do what: the policy file, else the default of the mode (the edge guards its AWS identity).
+  const policy = config.accessPolicy ? AccessPolicy.fromFile(config.accessPolicy) : config.upstream ? AccessPolicy.defaultForEdge() : AccessPolicy.defaultForStandalone();
+  if (isPostgresUrl(config.dbFile) && policy.coversKnownQueues()) {
+    throw new ConfigError('grants on "known" queues need the queues in memory, which a store on PostgreSQL does not keep: name the queues in the access policy');
+  }
   const metrics = new Metrics();
-  const service = new SqsService({
-    db,
-    storage,
-    region,
-    accountId: config.accountId,
-    logger,
-    clock: givenClock,
-    wallClock,
-    sweepIntervalMs,
-    // A hybrid edge's store is backlog owed to the region: it expires only when asked to, and loudly.
-    expireMessages: config.upstream === undefined || config.backlogRetention === 'sqs',
-    expiryLogLevel: config.upstream === undefined ? 'info' : 'warn',
-    expiryRecorder: metrics,
-  });
+  const store = await openLocalStore(config, { region, logger, clock: givenClock, wallClock, sweepIntervalMs, metrics });
+  const { service } = store;
   // Every time of the edge is the engine's, so that ages and deadlines agree with its messages'.
   const clock = service.clock;
   const startedAt = clock();
@@ -201,7 +267,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
       : undefined;
   const hybrid = config.upstream
     ? await startHybridEdge(
-        { local: service, db, link, participant, metrics, logger, clock },
+        { local: sqliteOnly(store), db: sqliteOnly(store).engine.storage.db, link, participant, metrics, logger, clock },
         {
           ...config,
           upstream: config.upstream,
@@ -212,10 +278,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
         },
       )
     : undefined;
-  // Who may do what: the policy file, else the default of the mode (the edge guards its AWS identity).
-  const policy = config.accessPolicy ? AccessPolicy.fromFile(config.accessPolicy) : config.upstream ? AccessPolicy.defaultForEdge() : AccessPolicy.defaultForStandalone();
   const known = {
-    knows: (name: string) => service.queues.byName(name) !== undefined,
+    knows: (name: string) => store.knows?.(name) === true,
     ...(hybrid ? { existsBeyond: (name: string) => hybrid.region.exists(name) } : {}),
   };
   const backend: SqsBackend = new AuthorizingBackend(hybrid?.router ?? service, policy, known, hybrid ? config.accountId : undefined);
@@ -245,11 +309,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const closeStorage = async () => {
     await participant?.close();
     await hybrid?.close();
-    await service.drain();
-    await checkpointer.stop();
-    storage.stop();
-    db.close();
-    lock.release();
+    await store.close();
   };
   const listeners = await (async () => {
     // A standalone shim has the declared queues before it takes a request, as ElasticMQ does.
@@ -276,7 +336,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     credentials: credentials[0] ?? { accessKeyId: 'fallback-agent', secretAccessKey: 'unchecked' },
   });
   logger.info(
-    { url, adminUrl, db: config.dbFile, durability: config.durability, authenticated: credentials.length > 0, accessKeyIds: credentials.map((c) => c.accessKeyId), tls: tls !== undefined },
+    { url, adminUrl, db: withoutPassword(config.dbFile), durability: config.durability, authenticated: credentials.length > 0, accessKeyIds: credentials.map((c) => c.accessKeyId), tls: tls !== undefined },
     `edge shim listening on ${url} (operator pages on ${adminUrl})`,
   );
   if (!tls && !isLoopback(config.host)) {
@@ -292,6 +352,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     port: address.port,
     adminUrl,
     service,
+    sqlite: store.sqlite,
     backend,
     hybrid,
     status: async () => status(),

@@ -3,7 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, OPTIONS, isLoopback, loadConfig, parseRegionTables, readCredentialsFile, regionTableNames, secretsOnCommandLine } from '../../edge-shim/src/config.js';
+import {
+  ConfigError,
+  DEFAULTS,
+  OPTIONS,
+  isLoopback,
+  loadConfig,
+  parseRegionTables,
+  readCredentialsFile,
+  regionTableNames,
+  secretsOnCommandLine,
+  validateConfig,
+  withoutPassword,
+} from '../../edge-shim/src/config.js';
 import { readQueuesFile } from '../../edge-shim/src/hybrid/declared-queues.js';
 
 // Command-line options, HOLDFAST_* environment variables, defaults, and what is refused.
@@ -302,6 +314,22 @@ describe('loadConfig', () => {
   it('names the secret options given on the command line', () => {
     expect(secretsOnCommandLine(['--credentials', 'K:S', '--port', '0'])).toEqual(['--credentials']);
     expect(secretsOnCommandLine(['--credentials-file', 'f'])).toEqual([]);
+  });
+});
+
+describe('--db on PostgreSQL', () => {
+  it('takes a postgres:// URL, and refuses it for a hybrid edge, which runs on SQLite', () => {
+    const db = 'postgres://holdfast:secret@db.site:5432/holdfast';
+    expect(validateConfig({ ...DEFAULTS, dbFile: db }).dbFile).toBe(db);
+    expect(() => validateConfig({ ...DEFAULTS, dbFile: db, upstream: 'https://sqs.eu-west-1.amazonaws.com', upstreamRegion: 'eu-west-1' })).toThrow(
+      /runs on an SQLite database only/,
+    );
+  });
+
+  it('masks the password of the URL where it is logged', () => {
+    expect(withoutPassword('postgres://holdfast:secret@db.site:5432/holdfast')).toBe('postgres://holdfast:***@db.site:5432/holdfast');
+    expect(withoutPassword('postgresql://holdfast@db.site/holdfast')).toBe('postgresql://holdfast@db.site/holdfast');
+    expect(withoutPassword('data/holdfast.db')).toBe('data/holdfast.db');
   });
 });
 

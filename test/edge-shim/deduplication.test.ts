@@ -1,7 +1,5 @@
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { CreateQueueCommand, DeleteMessageCommand, DeleteQueueCommand, SendMessageCommand, type SendMessageCommandInput } from '@aws-sdk/client-sqs';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
@@ -99,17 +97,12 @@ it('requires a deduplication id without ContentBasedDeduplication, and refuses o
 it('reclaims deduplication ids once their interval has passed', async () => {
   const queue = await createQueue(t.sqs, 'dedup', {}, true);
   await send({ QueueUrl: queue, MessageBody: 'one', MessageDeduplicationId: 'reclaimed' });
-  const db = new Database(join(t.dir, 'shim.db'), { readonly: true });
-  try {
-    const remembered = () => db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM deduplication WHERE deduplication_id = 'reclaimed'`).get()!.n;
-    await t.shim.service.sweep();
-    expect(remembered()).toBe(1);
-    t.clock.advance(INTERVAL_MS);
-    await t.shim.service.sweep();
-    expect(remembered()).toBe(0);
-  } finally {
-    db.close();
-  }
+  const remembered = () => t.storedRows('deduplication', { column: 'deduplication_id', value: 'reclaimed' });
+  await t.shim.service.sweep();
+  expect(await remembered()).toBe(1);
+  t.clock.advance(INTERVAL_MS);
+  await t.shim.service.sweep();
+  expect(await remembered()).toBe(0);
 });
 
 it('does not carry deduplication ids over to a queue created again under the same name', async () => {

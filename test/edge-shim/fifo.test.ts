@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
@@ -9,7 +8,6 @@ import {
   SetQueueAttributesCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
@@ -247,17 +245,12 @@ describe('ReceiveRequestAttemptId', () => {
   it('forgets an attempt id after 5 minutes, and the sweeper reclaims it', async () => {
     const queue = await queueWithTwo();
     await receive(t.sqs, queue, { MaxNumberOfMessages: 10, VisibilityTimeout: 900, ReceiveRequestAttemptId: 'attempt-5' });
-    const db = new Database(join(t.dir, 'shim.db'), { readonly: true });
-    try {
-      const remembered = () => db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM receive_attempts WHERE attempt_id = 'attempt-5'`).get()!.n;
-      expect(remembered()).toBe(1);
-      t.clock.advance(5 * 60_000);
-      expect(await receive(t.sqs, queue, { MaxNumberOfMessages: 10, ReceiveRequestAttemptId: 'attempt-5' })).toEqual([]);
-      await t.shim.service.sweep();
-      expect(remembered()).toBe(0);
-    } finally {
-      db.close();
-    }
+    const remembered = () => t.storedRows('receive_attempts', { column: 'attempt_id', value: 'attempt-5' });
+    expect(await remembered()).toBe(1);
+    t.clock.advance(5 * 60_000);
+    expect(await receive(t.sqs, queue, { MaxNumberOfMessages: 10, ReceiveRequestAttemptId: 'attempt-5' })).toEqual([]);
+    await t.shim.service.sweep();
+    expect(await remembered()).toBe(0);
   });
 
   it('rejects an attempt id that is not 1 to 128 alphanumeric or punctuation characters', async () => {

@@ -1,6 +1,4 @@
-import { join } from 'node:path';
 import { DeleteMessageCommand, PurgeQueueCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
@@ -20,14 +18,7 @@ const purge = (queue: string) => t.sqs.send(new PurgeQueueCommand({ QueueUrl: qu
 const sendOne = (queue: string, body: string, extra: Record<string, unknown> = {}) =>
   t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: body, ...extra }));
 
-function storedWithBody(body: string): number {
-  const db = new Database(join(t.dir, 'shim.db'), { readonly: true });
-  try {
-    return db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM messages WHERE body = ?').get(body)!.n;
-  } finally {
-    db.close();
-  }
-}
+const storedWithBody = (body: string) => t.storedRows('messages', { column: 'body', value: body });
 
 it('removes visible, in-flight and delayed messages at once, and keeps those sent after', async () => {
   const queue = await createQueue(t.sqs, 'purge');
@@ -84,9 +75,9 @@ it('has the sweeper delete purged messages', async () => {
   const queue = await createQueue(t.sqs, 'purge', { ContentBasedDeduplication: 'true' }, true);
   await sendOne(queue, 'swept away', { MessageGroupId: 'g' });
   await purge(queue);
-  expect(storedWithBody('swept away')).toBe(1);
+  expect(await storedWithBody('swept away')).toBe(1);
   await t.shim.service.sweep();
-  expect(storedWithBody('swept away')).toBe(0);
+  expect(await storedWithBody('swept away')).toBe(0);
   // After the sweep, the queue works and counts as before.
   await sendOne(queue, 'next', { MessageGroupId: 'g' });
   expect(await counts(t.sqs, queue)).toEqual({ visible: 1, notVisible: 0, delayed: 0 });

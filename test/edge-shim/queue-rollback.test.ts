@@ -1,6 +1,8 @@
 import { GetQueueAttributesCommand, GetQueueUrlCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { defaultAttributes } from '../../edge-shim/src/sqs/queue-attributes.js';
+import { queueByUrl } from '../../edge-shim/src/sqs/queues.js';
+import { call } from '../../edge-shim/src/sqs/storage/step.js';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { createQueue } from '../helpers/sqs-queues.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
@@ -18,9 +20,9 @@ const failing = new Error('fails after its writes');
 it('a queue change rolled back is not kept in memory', async () => {
   const url = await createQueue(t.sqs, 'rollback');
   await expect(
-    t.shim.service.transact(t.shim.url, (context) => {
-      const queue = context.queues.byUrl(url);
-      context.queues.update(queue, { attributes: { ...queue.attributes, VisibilityTimeout: '99' }, modifiedAt: context.now });
+    t.shim.service.transact(t.shim.url, function* (context) {
+      const queue = yield* queueByUrl(context.queues, url);
+      yield* call(context.queues.update(queue, { attributes: { ...queue.attributes, VisibilityTimeout: '99' }, modifiedAt: context.now }));
       throw failing;
     }),
   ).rejects.toBe(failing);
@@ -30,8 +32,8 @@ it('a queue change rolled back is not kept in memory', async () => {
 
 it('a queue creation rolled back leaves no queue behind', async () => {
   await expect(
-    t.shim.service.transact(t.shim.url, (context) => {
-      context.queues.create('rolled-back', false, defaultAttributes(false), {}, context.now);
+    t.shim.service.transact(t.shim.url, function* (context) {
+      yield* call(context.queues.create('rolled-back', false, defaultAttributes(false), {}, context.now));
       throw failing;
     }),
   ).rejects.toBe(failing);
@@ -41,8 +43,8 @@ it('a queue creation rolled back leaves no queue behind', async () => {
 it('a queue deletion rolled back leaves the queue usable', async () => {
   const url = await createQueue(t.sqs, 'rollback');
   await expect(
-    t.shim.service.transact(t.shim.url, (context) => {
-      context.queues.remove(context.queues.byUrl(url), context.now);
+    t.shim.service.transact(t.shim.url, function* (context) {
+      yield* call(context.queues.remove(yield* queueByUrl(context.queues, url), context.now));
       throw failing;
     }),
   ).rejects.toBe(failing);

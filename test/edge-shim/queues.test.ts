@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import {
   CreateQueueCommand,
   DeleteQueueCommand,
@@ -8,7 +7,6 @@ import {
   SendMessageBatchCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { type TestShim, startTestShim } from '../helpers/shim.js';
@@ -135,9 +133,8 @@ describe('DeleteQueue', () => {
 describe('DeleteQueue of a large queue', () => {
   it('answers at once and leaves the messages to the sweeper, which deletes them in slices', async () => {
     const own = await startTestShim({ sweepIntervalMs: 3_600_000 });
-    const db = new Database(join(own.dir, 'shim.db'), { readonly: true });
     try {
-      const messageRows = () => (db.prepare('SELECT count(*) AS n FROM messages').get() as { n: number }).n;
+      const messageRows = () => own.storedRows('messages');
       const fill = async (QueueUrl: string, count: number) => {
         for (let sent = 0; sent < count; sent += 10) {
           const Entries = Array.from({ length: 10 }, (_, index) => ({ Id: `m${index}`, MessageBody: `message ${sent + index}` }));
@@ -154,19 +151,18 @@ describe('DeleteQueue of a large queue', () => {
       for (let group = 0; group < 30; group += 1) {
         await own.sqs.send(new SendMessageCommand({ QueueUrl: doomedFifo, MessageBody: `fifo ${group}`, MessageGroupId: `g${group}` }));
       }
-      const groupRows = () => (db.prepare('SELECT count(*) AS n FROM fifo_groups').get() as { n: number }).n;
-      expect(groupRows()).toBe(30);
+      const groupRows = () => own.storedRows('fifo_groups');
+      expect(await groupRows()).toBe(30);
       await own.sqs.send(new DeleteQueueCommand({ QueueUrl: doomed }));
       await own.sqs.send(new DeleteQueueCommand({ QueueUrl: doomedFifo }));
-      expect(messageRows()).toBe(650);
+      expect(await messageRows()).toBe(650);
 
       await own.shim.service.sweep();
-      expect(messageRows()).toBe(20);
-      expect(groupRows()).toBe(0);
+      expect(await messageRows()).toBe(20);
+      expect(await groupRows()).toBe(0);
       const { Attributes } = await own.sqs.send(new GetQueueAttributesCommand({ QueueUrl: kept, AttributeNames: ['ApproximateNumberOfMessages'] }));
       expect(Attributes?.ApproximateNumberOfMessages).toBe('20');
     } finally {
-      db.close();
       await own.close();
     }
   });

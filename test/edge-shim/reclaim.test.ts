@@ -9,7 +9,7 @@ import {
   SendMessageBatchCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type TestShim, startTestShim } from '../helpers/shim.js';
+import { type TestShim, startTestShim, testEngine } from '../helpers/shim.js';
 
 // "Expired, deleted and moved messages are reclaimed so the database file stops growing": many
 // times more messages than the queue ever holds at once go through it, and the file levels off.
@@ -119,7 +119,8 @@ async function churn(): Promise<void> {
   }
 }
 
-it('keeps the database file from growing as messages are deleted, dead-lettered and expire', { timeout: 60_000 }, async () => {
+// The database file's size is SQLite's: PostgreSQL reclaims space with its own VACUUM.
+it.runIf(testEngine() === 'sqlite')('keeps the database file from growing as messages are deleted, dead-lettered and expire', { timeout: 60_000 }, async () => {
   const sizes: number[] = [];
   for (let cycle = 0; cycle < CYCLES; cycle++) {
     await churn();

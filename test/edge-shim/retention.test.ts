@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import {
   ChangeMessageVisibilityCommand,
   PurgeQueueCommand,
@@ -7,7 +6,6 @@ import {
   SendMessageCommand,
   SetQueueAttributesCommand,
 } from '@aws-sdk/client-sqs';
-import Database from 'better-sqlite3';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRICS_PREFIX } from '../../edge-shim/src/observability/metrics.js';
@@ -30,15 +28,7 @@ const sendOne = (queue: string, body: string, extra: Record<string, unknown> = {
   t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: body, ...extra }));
 
 /** Rows in the messages table, of every queue or with this body: what is stored, expired or not. */
-function storedMessages(body?: string): number {
-  const db = new Database(join(t.dir, 'shim.db'), { readonly: true });
-  try {
-    const sql = body === undefined ? 'SELECT count(*) AS n FROM messages' : 'SELECT count(*) AS n FROM messages WHERE body = ?';
-    return db.prepare<string[], { n: number }>(sql).get(...(body === undefined ? [] : [body]))!.n;
-  } finally {
-    db.close();
-  }
-}
+const storedMessages = (body?: string) => t.storedRows('messages', body === undefined ? undefined : { column: 'body', value: body });
 
 it('never returns or counts a message older than the retention period, in flight, delayed or not', async () => {
   const queue = await createQueue(t.sqs, 'retention', { MessageRetentionPeriod: '60' });
@@ -99,21 +89,21 @@ it('finds a live message behind many expired ones, deleting those it passes', as
   }
   t.clock.advance(60_000);
   await sendOne(queue, 'live');
-  const before = storedMessages();
+  const before = await storedMessages();
   // A receive examines a bounded number of messages per round; a long poll goes on at once.
   const { Messages } = await t.sqs.send(new ReceiveMessageCommand({ QueueUrl: queue, WaitTimeSeconds: 5 }));
   expect(Messages!.map((message) => message.Body)).toEqual(['live']);
-  expect(before - storedMessages()).toBe(300);
+  expect(before - (await storedMessages())).toBe(300);
 });
 
 it('has the sweeper delete expired messages', async () => {
   const queue = await createQueue(t.sqs, 'retention', { MessageRetentionPeriod: '60' });
   await sendOne(queue, 'to be swept');
   await t.shim.service.sweep();
-  expect(storedMessages('to be swept')).toBe(1);
+  expect(await storedMessages('to be swept')).toBe(1);
   t.clock.advance(60_000);
   await t.shim.service.sweep();
-  expect(storedMessages('to be swept')).toBe(0);
+  expect(await storedMessages('to be swept')).toBe(0);
   expect(await counts(t.sqs, queue)).toEqual({ visible: 0, notVisible: 0, delayed: 0 });
 });
 

@@ -34,7 +34,7 @@ describe('--queues in a standalone shim', () => {
     const first = await startTestShim({ queuesFile: EXAMPLE });
     const queueUrl = `${first.shim.url}/000000000000/telemetry`;
     await first.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'kept' }));
-    const dbFile = join(first.dir, 'shim.db');
+    const { dbFile } = first;
     const changed = join(first.dir, 'queues.json');
     writeFileSync(changed, JSON.stringify({ queues: [{ name: 'telemetry', attributes: { MessageRetentionPeriod: '3600' } }] }));
     await first.shim.close();
@@ -54,7 +54,7 @@ describe('--queues in a standalone shim', () => {
     const file = join(first.dir, 'queues.json');
     writeFileSync(file, JSON.stringify({ queues: [{ name: 'telemetry.fifo', attributes: {} }] }));
     await first.shim.close();
-    await expect(startTestShim({ dbFile: join(first.dir, 'shim.db'), queuesFile: file })).rejects.toThrow(/declares telemetry.fifo standard, but this shim has it as a FIFO queue/);
+    await expect(startTestShim({ dbFile: first.dbFile, queuesFile: file })).rejects.toThrow(/declares telemetry.fifo standard, but this shim has it as a FIFO queue/);
   });
 });
 

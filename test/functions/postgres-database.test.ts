@@ -50,7 +50,7 @@ describe('PostgreSQL database of the runtime stores', () => {
     database = await postgresDatabase();
     const db = await open(database.url);
     await db.query('INSERT INTO schema_version (version) VALUES ($1)', [SCHEMA_VERSION + 1]);
-    await expect(openPostgresDatabase(database.url)).rejects.toThrow(`has schema version ${SCHEMA_VERSION + 1}; this runtime knows up to ${SCHEMA_VERSION}`);
+    await expect(openPostgresDatabase(database.url)).rejects.toThrow(`has runtime schema version ${SCHEMA_VERSION + 1}; this holdfast knows up to ${SCHEMA_VERSION}`);
   });
 
   it('classes a connection the server ended as transient, and a refused statement as not', async () => {

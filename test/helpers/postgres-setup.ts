@@ -24,12 +24,23 @@ function installServer(): string {
   return serverBinaries()!;
 }
 
+/** A throwaway PostgreSQL cluster: its URL, and its server stopped and started again at will. */
+export interface Cluster {
+  /** libpq URL of its `postgres` database, for the user `holdfast` (trust authentication on loopback). */
+  readonly url: string;
+  /** Stops the server as an operator would (`pg_ctl stop -m fast`): connections are cut, nothing committed is lost. */
+  stop(): Promise<void>;
+  /** Starts the stopped server again, on the same port. */
+  start(): Promise<void>;
+  /** Stops the server if it runs and removes the cluster. */
+  discard(): void;
+}
+
 /**
- * Global setup of the tests that need PostgreSQL: a throwaway cluster of their own (initdb in a
- * temporary directory, pg_ctl on a free loopback port, its socket in that directory), never the
- * system's service; stopped and removed afterwards. Tests get its URL from postgresUrl() (postgres.ts).
+ * A cluster of its own (initdb in a temporary directory, pg_ctl on a free loopback port, its socket
+ * in that directory), never the system's service. Installs Debian's server first when it is missing.
  */
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+export async function startCluster(): Promise<Cluster> {
   const bin = installServer();
   // The server refuses to run as root: as root, the cluster belongs to Debian's postgres user.
   const asRoot = process.getuid?.() === 0;
@@ -74,13 +85,30 @@ export default async function setup(project: TestProject): Promise<() => Promise
   try {
     await run('initdb', ['-D', data, '-U', 'holdfast', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
     const port = await start(run, data, log, dir);
-    project.provide('postgresUrl', `postgres://holdfast@127.0.0.1:${port}/postgres`);
+    return {
+      url: `postgres://holdfast@127.0.0.1:${port}/postgres`,
+      stop: () => run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']),
+      start: () => run('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '120', '-o', serverOptions(port, dir), 'start']),
+      discard,
+    };
   } catch (error) {
     discard();
     throw error;
   }
-  return async () => discard();
 }
+
+/**
+ * Global setup of the tests that need PostgreSQL: a throwaway cluster of their own, stopped and
+ * removed afterwards. Tests get its URL from postgresUrl() (postgres.ts).
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const cluster = await startCluster();
+  project.provide('postgresUrl', cluster.url);
+  return async () => cluster.discard();
+}
+
+// No fsync: the cluster is thrown away after the run, and syncing on a loaded disk only slows every test.
+const serverOptions = (port: number, dir: string) => `-c listen_addresses=127.0.0.1 -p ${port} -k '${dir}' -c fsync=off`;
 
 /**
  * Starts the server and waits (pg_ctl -w) until it accepts connections. A port found free can be
@@ -89,10 +117,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
 async function start(run: (program: string, args: readonly string[]) => Promise<void>, data: string, log: string, dir: string): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    // No fsync: the cluster is thrown away after the run, and syncing on a loaded disk only slows every test.
-    const options = `-c listen_addresses=127.0.0.1 -p ${port} -k '${dir}' -c fsync=off`;
     try {
-      await run('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '120', '-o', options, 'start']);
+      await run('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '120', '-o', serverOptions(port, dir), 'start']);
       return port;
     } catch (error) {
       const serverLog = existsSync(log) ? readFileSync(log, 'utf8') : '';

@@ -259,10 +259,10 @@ describe('queues', () => {
     const partial = await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn', 'VisibilityTimeout'] }));
     expect(partial.Attributes).toMatchObject({ VisibilityTimeout: '45' });
     // The mirror learns the queue as the region has it all the same.
-    await eventually(() => t.shim.service.queues.byName(name)?.attributes.VisibilityTimeout, (timeout) => timeout === '45');
+    await eventually(() => t.shim.sqlite!.engine.queues.byName(name)?.attributes.VisibilityTimeout, (timeout) => timeout === '45');
     await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['RedrivePolicy'] }));
     await t.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] }));
-    expect(t.shim.service.queues.byName(name)?.fifo).toBe(true);
+    expect(t.shim.sqlite!.engine.queues.byName(name)?.fifo).toBe(true);
     expect(errors).toEqual([]);
   });
 

@@ -138,7 +138,9 @@ describe('a group that runs out of space', () => {
       const [message] = await receive(t.sqs, queueUrl);
       const call = (action: string, input: Record<string, unknown>) => t.shim.service.call(action, input, { baseUrl: t.shim.url });
       // SQLite may not grow the database any more: to it, as good as a full disk.
-      await t.shim.service.transact('', (context) => context.db.pragma(`max_page_count = ${context.db.pragma('page_count', { simple: true }) as number}`));
+      await t.shim.sqlite!.transact('', function* (context) {
+        context.db.pragma(`max_page_count = ${context.db.pragma('page_count', { simple: true }) as number}`);
+      });
       // Called together, they run in one group, which the send's growth fails.
       const [send, deletion] = await Promise.allSettled([
         call('SendMessage', { QueueUrl: queueUrl, MessageBody: 'x'.repeat(200_000) }),
@@ -147,8 +149,10 @@ describe('a group that runs out of space', () => {
       expect(send).toMatchObject({ status: 'rejected', reason: { code: 'ServiceUnavailable' } });
       expect(deletion).toMatchObject({ status: 'fulfilled' });
       expect(logged.map((line) => line.msg)).toContain('the disk is full: gave up the reserve file so that receives and deletes can go on; sends are refused');
-      expect(t.shim.service.storedMessages(new URL(queueUrl).pathname.split('/').pop()!)).toBe(0);
-      await t.shim.service.transact('', (context) => context.db.pragma('max_page_count = 4294967294'));
+      expect(t.shim.sqlite!.engine.storedMessages(new URL(queueUrl).pathname.split('/').pop()!)).toBe(0);
+      await t.shim.sqlite!.transact('', function* (context) {
+        context.db.pragma('max_page_count = 4294967294');
+      });
     } finally {
       await t.close();
     }

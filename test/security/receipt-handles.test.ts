@@ -179,6 +179,6 @@ describe('in front of a region', () => {
     const waiting = partsOf(received!.ReceiptHandle!).row + 1;
     for (const handle of Object.values(forgeries(received!.ReceiptHandle!, waiting))) await expectRefusedEverywhere(t.sqs, queueUrl, handle);
     const name = new URL(queueUrl).pathname.split('/').pop()!;
-    expect(t.shim.service.storedMessages(name)).toBe(2);
+    expect(t.shim.sqlite!.engine.storedMessages(name)).toBe(2);
   });
 });

@@ -110,6 +110,12 @@ export class AccessPolicy {
     );
   }
 
+  /** Whether any grant covers the queues the edge knows (which asks the store, from memory). */
+  coversKnownQueues(): boolean {
+    const all = Array.isArray(this.grants) ? this.grants : [...(this.grants as ReadonlyMap<string, readonly Grant[]>).values()].flat();
+    return all.some((grant) => grant.queues.kind === 'known');
+  }
+
   /** Whether a grant of `principal` names `queue` itself (by name or pattern), not only as one the edge knows. */
   names(principal: string | undefined, group: ActionGroup, queue: string): boolean {
     return this.grantsOf(principal).some((grant) => grant.groups.has(group) && grant.queues.kind === 'patterns' && named(grant.queues, queue));

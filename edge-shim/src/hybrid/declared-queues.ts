@@ -3,8 +3,10 @@ import { ConfigError } from '../config.js';
 import { createQueue } from '../sqs/actions/create-queue.js';
 import { setQueueAttributes } from '../sqs/actions/set-queue-attributes.js';
 import type { QueueAttributes } from '../sqs/queue-attributes.js';
-import type { LocalQueues } from './local-queues.js';
+import { queueUrl } from '../sqs/context.js';
+import type { SqsService } from '../sqs/service.js';
 import { mapArns, queueNameOfArn } from './region/mirror.js';
+import { call } from '../sqs/storage/step.js';
 
 /** A queue to know at the edge before the region was ever reached. */
 export interface DeclaredQueue {
@@ -68,16 +70,16 @@ export function deadLettersFirst(queues: readonly DeclaredQueue[]): DeclaredQueu
  * shim's queues of those names. A queue the store has as the other type (FIFO or standard) fails the
  * start: only deleting it can change that.
  */
-export async function createDeclaredQueues(local: LocalQueues, queues: readonly DeclaredQueue[]): Promise<void> {
+export async function createDeclaredQueues(local: Pick<SqsService, 'transact'>, queues: readonly DeclaredQueue[]): Promise<void> {
   for (const queue of deadLettersFirst(queues)) {
-    const attributes = mapArns(queue.attributes, (arn) => {
-      const name = queueNameOfArn(arn);
-      return name === undefined ? arn : local.queues.arnOf(name);
-    });
-    await local.transact('', (context) => {
-      const existing = context.queues.byName(queue.name);
+    await local.transact('', function* (context) {
+      const attributes = mapArns(queue.attributes, (arn) => {
+        const name = queueNameOfArn(arn);
+        return name === undefined ? arn : context.queues.arnOf(name);
+      });
+      const existing = yield* call(context.queues.byName(queue.name));
       if (!existing) {
-        createQueue(context, { QueueName: queue.name, Attributes: attributes });
+        yield* createQueue(context, { QueueName: queue.name, Attributes: attributes });
         return;
       }
       if ((attributes.FifoQueue === 'true') !== existing.fifo) {
@@ -85,7 +87,7 @@ export async function createDeclaredQueues(local: LocalQueues, queues: readonly 
       }
       const { FifoQueue: _type, ...settable } = attributes;
       if (Object.entries(settable).some(([key, value]) => existing.attributes[key] !== value)) {
-        setQueueAttributes(context, { QueueUrl: `/${local.queues.accountId}/${encodeURIComponent(queue.name)}`, Attributes: settable });
+        yield* setQueueAttributes(context, { QueueUrl: queueUrl(context, queue), Attributes: settable });
       }
     });
   }

@@ -126,7 +126,7 @@ export class HybridRouter implements SqsBackend {
         this.parts.logger.info({ queue: name, action, reason: error.message, maybeSent }, 'the region did not take a send: stored at the edge for replay');
       }
     }
-    if (!this.local.queues.byName(name)) throw unknownAtEdge(name);
+    if (!this.local.engine.queues.byName(name)) throw unknownAtEdge(name);
     let output: Output;
     if (maybeSent) {
       // The region may run this task already: it waits for the replay, where the region's
@@ -146,7 +146,7 @@ export class HybridRouter implements SqsBackend {
    */
   private async receive(input: Input, options: CallOptions): Promise<Output> {
     const name = queueNameOf(input);
-    const waitSeconds = typeof input.WaitTimeSeconds === 'number' ? input.WaitTimeSeconds : Number(this.local.queues.byName(name)?.attributes.ReceiveMessageWaitTimeSeconds ?? 0);
+    const waitSeconds = typeof input.WaitTimeSeconds === 'number' ? input.WaitTimeSeconds : Number(this.local.engine.queues.byName(name)?.attributes.ReceiveMessageWaitTimeSeconds ?? 0);
     const deadline = this.clock() + waitSeconds * 1000;
     // The wait ends when the client goes away or the shim stops, answering what it has.
     const ended = options.signal ? AbortSignal.any([options.signal, this.ending.signal]) : this.ending.signal;
@@ -259,7 +259,7 @@ export class HybridRouter implements SqsBackend {
   /** A lookup answered from the mirror while the region is away. */
   private atEdge(action: string, input: Input, options: CallOptions): Promise<Output> {
     const name = typeof input.QueueName === 'string' ? input.QueueName : typeof input.QueueUrl === 'string' ? queueNameOf(input) : undefined;
-    if (name !== undefined && !this.local.queues.byName(name)) throw unknownAtEdge(name);
+    if (name !== undefined && !this.local.engine.queues.byName(name)) throw unknownAtEdge(name);
     return this.local.call(action, input, options);
   }
 
@@ -274,9 +274,9 @@ export class HybridRouter implements SqsBackend {
 
   /** GetQueueAttributes answered by the region, plus what the edge still holds of the queue. */
   private withEdgeCounts(name: string, attributes: Record<string, string>): Record<string, string> {
-    if (this.local.storedMessages(name) === 0) return attributes;
+    if (this.local.engine.storedMessages(name) === 0) return attributes;
     const counted = { ...attributes };
-    const local = this.local.counts(name);
+    const local = this.local.engine.counts(name);
     const extra = [local.visible, local.inFlight, local.delayed];
     COUNTS.forEach((key, index) => {
       if (counted[key] !== undefined) counted[key] = String(Number(counted[key]) + extra[index]!);

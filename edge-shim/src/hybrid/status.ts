@@ -32,12 +32,12 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
   const { local, region, link, mode, replayer, metrics } = parts;
   const work = parts.participant?.status() ?? NO_WORK;
   const now = clock();
-  const queues = local.queues.all().map((queue) => ({
+  const queues = local.engine.queues.all().map((queue) => ({
     name: queue.name,
     fifo: queue.fifo,
-    local: local.counts(queue.name),
-    stored: local.storedMessages(queue.name),
-    oldest: local.oldestMessageAt(queue.name),
+    local: local.engine.counts(queue.name),
+    stored: local.engine.storedMessages(queue.name),
+    oldest: local.engine.oldestMessageAt(queue.name),
   }));
   const backlog = queues.reduce((sum, queue) => sum + queue.stored, 0);
   const oldest = queues.reduce<number | undefined>((min, queue) => (queue.oldest !== undefined && (min === undefined || queue.oldest < min) ? queue.oldest : min), undefined);

@@ -253,6 +253,7 @@ export class Metrics implements MetricsRecorder, ActivityRecorder {
     this.conflicts.set(status.conflictCount);
 
     const { storage } = status;
+    if (!storage) return;
     stateSet(this.storageState, 'state', STORAGE_STATES, storage.state);
     this.storeSize.set(storage.storeBytes);
     setOrRemove(this.storeMaxSize, storage.maxStoreBytes);

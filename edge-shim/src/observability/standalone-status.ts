@@ -1,5 +1,6 @@
 import type { SqsService } from '../sqs/service.js';
 import type { EdgeStatus, QueueStatus, StatusProvider } from './status.js';
+import { call } from '../sqs/storage/step.js';
 
 export interface StandaloneStatusOptions {
   /** When the shim started: the standalone mode has no other transition. */
@@ -19,27 +20,26 @@ export function standaloneStatus(service: SqsService, options: StandaloneStatusO
   const since = new Date(options.startedAt).toISOString();
   return async (): Promise<EdgeStatus> => {
     // One read of every queue's counts, consistent with itself; it writes nothing.
-    const queues = await service.transact('', (context) =>
-      context.queues
-        .all()
-        .map((queue): QueueStatus => {
-          const { visible, inFlight, delayed } = context.messages.counts(queue, context.now);
-          return {
-            name: queue.name,
-            fifo: queue.fifo,
-            local: { visible, inFlight, delayed },
-            backlog: 0,
-            oldestBacklogAgeSeconds: null,
-            replayed: 0,
-            replayRate: 0,
-            replayWaits: null,
-            possiblyDuplicated: 0,
-            expired: options.expired(queue.name),
-            path: 'local',
-          };
-        })
-        .sort((a, b) => a.name.localeCompare(b.name)),
-    );
+    const queues = await service.transact('', function* (context) {
+      const statuses: QueueStatus[] = [];
+      for (const queue of yield* call(context.queues.all())) {
+        const { visible, inFlight, delayed } = yield* call(context.messages.counts(queue, context.now));
+        statuses.push({
+          name: queue.name,
+          fifo: queue.fifo,
+          local: { visible, inFlight, delayed },
+          backlog: 0,
+          oldestBacklogAgeSeconds: null,
+          replayed: 0,
+          replayRate: 0,
+          replayWaits: null,
+          possiblyDuplicated: 0,
+          expired: options.expired(queue.name),
+          path: 'local',
+        });
+      }
+      return statuses.sort((a, b) => a.name.localeCompare(b.name));
+    });
     return {
       mode: 'standalone',
       since,

@@ -28,7 +28,8 @@ export interface EdgeStatus {
   readonly conflicts: readonly ConflictStatus[];
   readonly conflictCount: number;
   readonly queues: readonly QueueStatus[];
-  readonly storage: StorageStatus;
+  /** The local store's disk and size (SQLite); null where the store is a database server's (PostgreSQL). */
+  readonly storage: StorageStatus | null;
   /** SQS requests carried out each way since start. */
   readonly requests: { readonly upstream: number; readonly local: number };
 }

@@ -1,5 +1,6 @@
 import { SqsError, missingParameter } from './errors.js';
 import { type Input, asInput, optionalList } from './input.js';
+import type { Step } from './storage/step.js';
 
 const MAX_ENTRIES = 10;
 const ENTRY_ID = /^[A-Za-z0-9_-]{1,80}$/;
@@ -37,15 +38,15 @@ export function batchEntries(input: Input, listName: string, entryName = 'entry'
 }
 
 /** Runs each entry on its own; an SQS error fails only its entry, anything else the whole request. */
-export function runEntries<R>(
+export function* runEntries<R>(
   entries: Array<Input & { Id: string }>,
-  run: (entry: Input & { Id: string }) => R,
-): { Successful: R[]; Failed: BatchResultError[] } {
+  run: (entry: Input & { Id: string }) => Step<R>,
+): Step<{ Successful: R[]; Failed: BatchResultError[] }> {
   const Successful: R[] = [];
   const Failed: BatchResultError[] = [];
   for (const entry of entries) {
     try {
-      Successful.push(run(entry));
+      Successful.push(yield* run(entry));
     } catch (error) {
       if (!(error instanceof SqsError)) throw error;
       Failed.push({ Id: entry.Id, SenderFault: error.fault === 'Sender', Code: error.code, Message: error.message });

@@ -1,23 +1,24 @@
-import type { Db } from './database.js';
-import type { DeduplicationStore } from './deduplication.js';
-import type { MessageRow, MessageStore } from './messages.js';
-import type { Queue, QueueRegistry } from './queues.js';
 import type { ReceiptHandles } from './receipt-handles.js';
-import type { ReceiveAttemptStore } from './receive-attempts.js';
+import type { RetentionCutoff } from './messages.js';
+import type { DeduplicationPort, MessagePort, MoveTaskPort, QueuePort, ReceiveAttemptPort } from './storage/ports.js';
+import type { Step } from './storage/step.js';
+import type { MessageRow, Queue } from './storage/records.js';
 
 /**
- * What a queue operation works with. Operations run synchronously inside the transaction the
- * service opened for them; anything that must happen only once their writes are committed goes
- * through `afterCommit`, or, to wake long polls, `messagesAvailable` and `messagesAvailableAt`.
+ * What a queue operation works with: the engine's storage (the ports), inside the transaction the
+ * engine opened for it. Anything that must happen only once its writes are committed goes through
+ * `afterCommit`, or, to wake long polls, `messagesAvailable` and `messagesAvailableAt`.
  */
 export interface SqsContext {
-  readonly db: Db;
-  readonly queues: QueueRegistry;
-  readonly messages: MessageStore;
-  readonly deduplication: DeduplicationStore;
-  readonly receiveAttempts: ReceiveAttemptStore;
+  readonly queues: QueuePort;
+  readonly messages: MessagePort;
+  readonly deduplication: DeduplicationPort;
+  readonly receiveAttempts: ReceiveAttemptPort;
+  readonly moveTasks: MoveTaskPort;
   /** Makes and checks receipt handles under the database's key. */
   readonly receipts: ReceiptHandles;
+  /** When messages of a queue expire (see `retentionCutoff`). */
+  readonly retentionCutoff: RetentionCutoff;
   /** Milliseconds since the epoch; injectable so tests can move time. */
   readonly now: number;
   /** Scheme and authority the client reached us under, for the queue URLs we hand back. */
@@ -34,11 +35,13 @@ export interface SqsContext {
   messagesAvailableAt(queue: Queue, at: number): void;
   /** A message past its queue's retention period was deleted unread: counted and logged once committed. */
   messageExpired(queue: Queue, message: MessageRow): void;
+  /** Once committed, has the message mover look at its tasks (one was started or cancelled). */
+  moveTasksChanged(): void;
 }
 
-export function queueUrl(context: SqsContext, queue: Queue): string {
+export function queueUrl(context: Pick<SqsContext, 'baseUrl' | 'queues'>, queue: Pick<Queue, 'name'>): string {
   return `${context.baseUrl}/${context.queues.accountId}/${encodeURIComponent(queue.name)}`;
 }
 
 /** A queue operation: input and output in their JSON-protocol shape. */
-export type Action = (context: SqsContext, input: Record<string, unknown>) => Record<string, unknown>;
+export type Action = (context: SqsContext, input: Record<string, unknown>) => Step<Record<string, unknown>>;

@@ -1,4 +1,5 @@
 import { type Db, explainStatements } from './database.js';
+import type { DeduplicationPort } from './storage/ports.js';
 
 interface DeduplicationRow {
   message_id: string;
@@ -6,7 +7,7 @@ interface DeduplicationRow {
 }
 
 /** FIFO deduplication ids seen within the 5-minute interval, still remembered after the message is gone. */
-export class DeduplicationStore {
+export class DeduplicationStore implements DeduplicationPort {
   private readonly statements;
 
   constructor(private readonly db: Db) {

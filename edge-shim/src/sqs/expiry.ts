@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { SqsContext } from './context.js';
-import type { MessageRow } from './messages.js';
-import type { Queue } from './queues.js';
+import { type Step, call } from './storage/step.js';
+import type { MessageRow, Queue } from './storage/records.js';
 
 /** Told of the messages deleted unread because they were past their queue's retention period. */
 export interface ExpiryRecorder {
@@ -28,16 +28,13 @@ export function addExpired(expired: ExpiredByQueue, queue: string, count: number
 }
 
 /**
- * Deletes a message that a request met purged or past its retention period (see
- * `MessageStore.isDead`), counting it as expired if it was not purged (a purge is asked for);
- * whether it was deleted.
+ * Deletes a message that a request met purged or past its retention period (see `isDead`, which
+ * callers ask first: the living message, the usual one, costs no step), counting it as expired if
+ * it was not purged (a purge is asked for).
  */
-export function removeIfDead(context: SqsContext, queue: Queue, message: MessageRow): boolean {
-  const purged = message.epoch !== queue.purgedThrough;
-  if (!purged && !context.messages.isExpired(queue, message, context.now)) return false;
-  context.messages.remove(queue, message, context.now);
-  if (!purged) context.messageExpired(queue, message);
-  return true;
+export function* removeDead(context: SqsContext, queue: Queue, message: MessageRow): Step<void> {
+  yield* call(context.messages.remove(queue, message, context.now));
+  if (message.epoch === queue.purgedThrough) context.messageExpired(queue, message);
 }
 
 /**

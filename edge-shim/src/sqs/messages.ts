@@ -1,68 +1,48 @@
 import { type Db, explainStatements } from './database.js';
 import type { EngineTime } from './engine-clock.js';
 import { StoreCorruption } from './integrity.js';
-import type { Queue } from './queues.js';
-
-/**
- * A row of `message_states`: where a message stands in its queue. This is what receives select on
- * and rewrite; what never changes (body, attributes, ids) is a `MessageContent`, read only for the
- * messages a request returns or moves.
- */
-export interface MessageRow {
-  id: number;
-  queue_id: number;
-  epoch: number;
-  group_id: string | null;
-  enqueued_at: number;
-  visible_at: number;
-  receive_count: number;
-  first_received_at: number | null;
-  received_at: number | null;
-  receipt_nonce: string | null;
-}
-
-/** A row of `messages`: what a message is, fixed when it is stored. */
-export interface MessageContent {
-  message_id: string;
-  body: string;
-  body_md5: string;
-  attributes: string | null;
-  attributes_md5: string | null;
-  trace_header: string | null;
-  deduplication_id: string | null;
-  sequence_number: string | null;
-  dead_letter_source: string | null;
-  sent_at: number;
-}
-
-export interface NewMessage extends MessageContent {
-  group_id: string | null;
-  enqueued_at: number;
-  visible_at: number;
-}
-
-export interface MessageCounts {
-  visible: number;
-  inFlight: number;
-  delayed: number;
-}
-
-export interface AvailableGroup {
-  group_id: string;
-  available_at: number;
-}
+import type { MessagePort } from './storage/ports.js';
+import type { AvailableGroup, MessageContent, MessageCounts, MessageRow, NewMessage, Queue } from './storage/records.js';
 
 // A FIFO group's messages in flight are always among its first ten: a receive takes at most ten
 // from the head of an available group, and the group stays locked while any of them is in flight.
-const IN_FLIGHT_WINDOW = 10;
+export const IN_FLIGHT_WINDOW = 10;
 // The epoch of a group left with purged messages only: none a request looks at.
-const RETIRED = -1;
+export const RETIRED = -1;
+
+/**
+ * When a FIFO group can next be received from, given its first messages in order as [visible_at,
+ * receive_count]: once its first message is visible and none of them is in flight.
+ */
+export function groupAvailableAt(window: ReadonlyArray<readonly [number, number]>): number {
+  let availableAt = window[0]![0];
+  for (const [visibleAt, receiveCount] of window) {
+    if (receiveCount > 0) availableAt = Math.max(availableAt, visibleAt);
+  }
+  return availableAt;
+}
 // Expired messages the counts look at one by one before the sweeper has deleted them. The sweeper
 // keeps them few; past this many (a retention period just shortened on a huge queue) the counts
 // are approximate until it catches up.
 const MAX_EXPIRED_COUNTED = 10_000;
 
 const secondOf = (ms: number) => Math.floor(ms / 1000);
+
+/** When, at the `now` given, messages of a queue are past its retention period. */
+export interface RetentionClock {
+  readonly retentionCutoff: RetentionCutoff;
+  readonly now: number;
+}
+
+/** Whether a message is past its queue's retention period. */
+function isExpired(clock: RetentionClock, queue: Queue, message: MessageRow): boolean {
+  return message.enqueued_at <= clock.retentionCutoff(queue, clock.now);
+}
+
+/** Whether a message is purged or past its retention period, and so must never be returned. */
+export function isDead(clock: RetentionClock, queue: Queue, message: MessageRow): boolean {
+  return message.epoch !== queue.purgedThrough || isExpired(clock, queue, message);
+}
 
 /**
  * Messages enqueued at or before the instant this gives are past the queue's retention period at
@@ -83,7 +63,7 @@ const OFFERED_FOR_REPLAY = 0;
  * empty one. The current epoch of a queue is its `purgedThrough` (see the schema): messages of
  * older epochs are purged, and only the sweeper looks at them.
  */
-export class MessageStore {
+export class MessageStore implements MessagePort {
   private readonly statements;
 
   constructor(
@@ -267,16 +247,6 @@ export class MessageStore {
     return this.statements.visible.all(queue.id, queue.purgedThrough, now, limit);
   }
 
-  /** Whether a message is purged or past its retention period, and so must never be returned. */
-  isDead(queue: Queue, message: MessageRow, now: number): boolean {
-    return message.epoch !== queue.purgedThrough || this.isExpired(queue, message, now);
-  }
-
-  /** Whether a message is past its queue's retention period. */
-  isExpired(queue: Queue, message: MessageRow, now: number): boolean {
-    return message.enqueued_at <= this.retentionCutoff(queue, now);
-  }
-
   /** Messages past their retention period (purged or not), for the sweeper. */
   expired(queue: Queue, now: number, limit: number): MessageRow[] {
     return this.statements.expired.all(queue.id, this.retentionCutoff(queue, now), limit);
@@ -429,11 +399,7 @@ export class MessageStore {
       else this.statements.removeGroup.run(queue.id, groupId);
       return;
     }
-    let availableAt = window[0]![0];
-    for (const [visibleAt, receiveCount] of window) {
-      if (receiveCount > 0) availableAt = Math.max(availableAt, visibleAt);
-    }
-    this.statements.setGroup.run(queue.purgedThrough, availableAt, queue.id, groupId);
+    this.statements.setGroup.run(queue.purgedThrough, groupAvailableAt(window), queue.id, groupId);
   }
 
   /**

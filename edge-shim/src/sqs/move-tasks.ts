@@ -2,26 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { SqsContext } from './context.js';
 import type { Db } from './database.js';
+import type { MoveTaskPort } from './storage/ports.js';
+import { type Step, call } from './storage/step.js';
 import { invalidParameter } from './errors.js';
-import { removeIfDead } from './expiry.js';
-import type { AvailableGroup, MessageRow } from './messages.js';
-import type { Queue } from './queues.js';
+import { removeDead } from './expiry.js';
+import { isDead } from './messages.js';
 import { transferMessage } from './redrive.js';
-
-export type MoveTaskStatus = 'RUNNING' | 'COMPLETED' | 'CANCELLING' | 'CANCELLED' | 'FAILED';
-
-/** A row of the `move_tasks` table. */
-export interface MoveTaskRow {
-  task_handle: string;
-  source_arn: string;
-  destination_arn: string | null;
-  max_per_second: number | null;
-  status: MoveTaskStatus;
-  moved: number;
-  to_move: number;
-  failure_reason: string | null;
-  started_at: number;
-}
+import type { AvailableGroup, MessageRow, MoveTaskRow, MoveTaskStatus, Queue } from './storage/records.js';
 
 /** ListMessageMoveTasks covers the tasks of the last 14 days. */
 export const TASK_HISTORY_MS = 14 * 24 * 3600_000;
@@ -53,8 +40,8 @@ function statementsFor(db: Db) {
   };
 }
 
-/** The statements on `move_tasks`, prepared once per database. */
-class MoveTaskStore {
+/** Move tasks in SQLite: the statements on `move_tasks`. */
+export class MoveTaskStore implements MoveTaskPort {
   private readonly statements;
 
   constructor(db: Db) {
@@ -97,14 +84,6 @@ class MoveTaskStore {
   }
 }
 
-const stores = new WeakMap<Db, MoveTaskStore>();
-
-export function moveTasks(db: Db): MoveTaskStore {
-  let store = stores.get(db);
-  if (!store) stores.set(db, (store = new MoveTaskStore(db)));
-  return store;
-}
-
 /** TaskHandle, as SQS makes it: base64 of a JSON object naming the task and its source queue. */
 export function encodeTaskHandle(sourceArn: string): string {
   return Buffer.from(JSON.stringify({ taskId: randomUUID(), sourceArn })).toString('base64');
@@ -123,14 +102,7 @@ export function decodeTaskHandle(handle: string): { taskId: string; sourceArn: s
 }
 
 interface Transactor {
-  transact<T>(baseUrl: string, work: (context: SqsContext) => T): Promise<T>;
-}
-
-const movers = new WeakMap<Db, MessageMover>();
-
-/** Has the mover of this database look at its tasks once the current operation is committed. */
-export function wakeMover(context: SqsContext): void {
-  context.afterCommit(() => movers.get(context.db)?.wake());
+  transact<T>(baseUrl: string, work: (context: SqsContext) => Step<T>): Promise<T>;
 }
 
 /**
@@ -138,16 +110,17 @@ export function wakeMover(context: SqsContext): void {
  * front of groups with nothing in flight, so that each group keeps its order. Messages past their
  * retention period or purged that it comes across are deleted, as a receive would.
  */
-function movableMessages(context: SqsContext, queue: Queue, limit: number): MessageRow[] {
+function* movableMessages(context: SqsContext, queue: Queue, limit: number): Step<MessageRow[]> {
   const { messages, now } = context;
   const taken = new Map<number, MessageRow>();
   if (!queue.fifo) {
     // Messages taken stay in front until moved, so a round after one that deleted some asks again.
     for (let round = 0; round < 3 && taken.size < limit; round++) {
       let deleted = false;
-      for (const message of messages.visible(queue, now, limit)) {
+      for (const message of yield* call(messages.visible(queue, now, limit))) {
         if (taken.has(message.id)) continue;
-        if (removeIfDead(context, queue, message)) {
+        if (isDead(context, queue, message)) {
+          yield* removeDead(context, queue, message);
           deleted = true;
         } else if (taken.size < limit) {
           taken.set(message.id, message);
@@ -160,14 +133,17 @@ function movableMessages(context: SqsContext, queue: Queue, limit: number): Mess
   const visited = new Set<string>();
   let after: AvailableGroup | undefined;
   while (taken.size < limit && visited.size < MAX_GROUPS_PER_STEP) {
-    const groups = messages.availableGroups(queue, now, after, 20);
+    const groups = yield* call(messages.availableGroups(queue, now, after, 20));
     if (groups.length === 0) break;
     for (const group of groups) {
       after = group;
       if (visited.has(group.group_id)) continue;
       visited.add(group.group_id);
-      for (const message of messages.groupMessages(queue, group.group_id, limit - taken.size)) {
-        if (removeIfDead(context, queue, message)) continue;
+      for (const message of yield* call(messages.groupMessages(queue, group.group_id, limit - taken.size))) {
+        if (isDead(context, queue, message)) {
+          yield* removeDead(context, queue, message);
+          continue;
+        }
         if (message.visible_at > now) break; // in flight or delayed: nothing behind it goes first
         taken.set(message.id, message);
       }
@@ -182,8 +158,8 @@ function movableMessages(context: SqsContext, queue: Queue, limit: number): Mess
  * SentTimestamp and enqueue time and no receives yet; body, attributes, trace header, message
  * group and deduplication id go with it.
  */
-function redrive(context: SqsContext, from: Queue, message: MessageRow, to: Queue): void {
-  transferMessage(context, from, message, to, () => ({
+function redrive(context: SqsContext, from: Queue, message: MessageRow, to: Queue): Step<void> {
+  return transferMessage(context, from, message, to, () => ({
     message_id: randomUUID(),
     dead_letter_source: null,
     sent_at: context.now,
@@ -204,21 +180,22 @@ interface RateWindow {
  * MaxNumberOfMessagesPerSecond is kept per second of the service clock.
  */
 export class MessageMover {
-  private readonly store: MoveTaskStore;
   private readonly windows = new Map<string, RateWindow>();
   private timer: NodeJS.Timeout | undefined;
   private stepping = false;
   private wokenWhileStepping = false;
   private stopped = false;
 
+  /**
+   * `lookEveryMs`: on a database other nodes share, how often to look for tasks with nothing to
+   * do here: one started through another node, or left by a node that stopped, is taken over.
+   */
   constructor(
     private readonly service: Transactor,
-    private readonly db: Db,
     private readonly logger: Logger,
+    private readonly lookEveryMs?: number,
   ) {
-    this.store = moveTasks(db);
-    movers.set(db, this);
-    if (this.store.active().length > 0) this.wake(); // resume what was running when the server stopped
+    this.wake(); // resumes what was running when the server stopped
   }
 
   /** Looks at the tasks now (a task was started or cancelled). */
@@ -234,7 +211,6 @@ export class MessageMover {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
-    if (movers.get(this.db) === this) movers.delete(this.db);
   }
 
   private schedule(delayMs: number): void {
@@ -259,54 +235,58 @@ export class MessageMover {
       this.wokenWhileStepping = false;
       next = 0;
     }
+    next ??= this.lookEveryMs;
     if (next !== undefined) this.schedule(next);
   }
 
   /** Advances every active task; resolves to how long to wait before the next step, if any is left. */
-  private advanceAll(context: SqsContext): number | undefined {
+  private *advanceAll(context: SqsContext): Step<number | undefined> {
     let next: number | undefined;
-    for (const task of this.store.active()) {
-      const wait = this.advance(context, task);
+    for (const task of yield* call(context.moveTasks.active())) {
+      const wait = yield* this.advance(context, task);
       if (wait !== undefined) next = Math.min(next ?? wait, wait);
     }
     return next;
   }
 
   /** One step of one task; undefined once the task has ended. */
-  private advance(context: SqsContext, task: MoveTaskRow): number | undefined {
+  private *advance(context: SqsContext, task: MoveTaskRow): Step<number | undefined> {
     const handle = task.task_handle;
-    const end = (status: MoveTaskStatus, failureReason: string | null = null) => {
-      this.store.setStatus(handle, status, failureReason);
-      this.windows.delete(handle);
-      return undefined;
-    };
-    if (task.status === 'CANCELLING') return end('CANCELLED');
-    const source = context.queues.byArn(task.source_arn);
-    if (!source) return end('FAILED', 'SourceQueueDoesNotExist');
+    const end = (status: MoveTaskStatus, failureReason: string | null = null) => this.end(context, handle, status, failureReason);
+    if (task.status === 'CANCELLING') return yield* end('CANCELLED');
+    const source = yield* call(context.queues.byArn(task.source_arn));
+    if (!source) return yield* end('FAILED', 'SourceQueueDoesNotExist');
 
     const window = this.window(task, context.now);
     const allowed = window ? Math.min(BATCH, task.max_per_second! - window.moved) : BATCH;
     if (allowed <= 0) return window!.start + 1000 - context.now;
 
-    const messages = movableMessages(context, source, Math.min(allowed, task.to_move - task.moved));
+    const messages = yield* movableMessages(context, source, Math.min(allowed, task.to_move - task.moved));
     let moved = 0;
     let failure: string | undefined;
     for (const message of messages) {
-      const destinationArn = task.destination_arn ?? context.messages.content(message).dead_letter_source;
-      const destination = destinationArn === null ? undefined : context.queues.byArn(destinationArn);
+      const destinationArn = task.destination_arn ?? (yield* call(context.messages.content(message))).dead_letter_source;
+      const destination = destinationArn === null ? undefined : yield* call(context.queues.byArn(destinationArn));
       if (!destination) {
         failure = task.destination_arn === null ? 'CouldNotDetermineMessageSource' : 'DestinationQueueDoesNotExist';
         break;
       }
-      redrive(context, source, message, destination);
+      yield* redrive(context, source, message, destination);
       moved += 1;
     }
-    if (moved > 0) this.store.addMoved(handle, moved);
+    if (moved > 0) yield* call(context.moveTasks.addMoved(handle, moved));
     if (window) window.moved += moved;
-    if (failure) return end('FAILED', failure);
+    if (failure) return yield* end('FAILED', failure);
     // Done when all counted at the start are moved, or when nothing more can be moved now.
-    if (task.moved + moved >= task.to_move || messages.length < allowed) return end('COMPLETED');
+    if (task.moved + moved >= task.to_move || messages.length < allowed) return yield* end('COMPLETED');
     return window && window.moved >= task.max_per_second! ? window.start + 1000 - context.now : 0;
+  }
+
+  /** Ends a task; undefined, as `advance` answers for a task that has ended. */
+  private *end(context: SqsContext, handle: string, status: MoveTaskStatus, failureReason: string | null): Step<undefined> {
+    yield* call(context.moveTasks.setStatus(handle, status, failureReason));
+    this.windows.delete(handle);
+    return undefined;
   }
 
   /** The current one-second window of a rate-limited task (undefined when it has no rate). */

@@ -1,27 +1,9 @@
 import type { Db } from './database.js';
 import { SqsError } from './errors.js';
 import type { QueueAttributes } from './queue-attributes.js';
-
-export interface Permission {
-  readonly label: string;
-  readonly accountIds: string[];
-  readonly actions: string[];
-}
-
-export interface Queue {
-  readonly id: number;
-  readonly name: string;
-  readonly fifo: boolean;
-  readonly arn: string;
-  readonly attributes: QueueAttributes;
-  readonly tags: Record<string, string>;
-  readonly permissions: Permission[];
-  readonly createdAt: number;
-  readonly modifiedAt: number;
-  readonly purgedAt: number;
-  /** Messages with a row id up to this one were purged (and are deleted by the sweeper). */
-  readonly purgedThrough: number;
-}
+import type { QueuePort } from './storage/ports.js';
+import { type Step, call } from './storage/step.js';
+import type { Permission, Queue } from './storage/records.js';
 
 interface QueueRow {
   id: number;
@@ -75,13 +57,21 @@ export function queueReference(queueUrl: string): { account: string | undefined;
   return parseQueueUrl(queueUrl) ?? (STANDARD_NAME.test(queueUrl) || FIFO_NAME.test(queueUrl) ? { account: undefined, name: queueUrl } : undefined);
 }
 
+/** The queue a QueueUrl names (see queueReference). Any host is accepted (clients reach the server under many names). */
+export function* queueByUrl(queues: QueuePort, queueUrl: string): Step<Queue> {
+  const parsed = queueReference(queueUrl);
+  const queue = parsed && (parsed.account ?? queues.accountId) === queues.accountId ? yield* call(queues.byName(parsed.name)) : undefined;
+  if (!queue) throw new SqsError('QueueDoesNotExist', 'The specified queue does not exist.');
+  return queue;
+}
+
 /**
  * The queues of the one account this server holds, kept in memory in front of the `queues` table
  * (every request resolves a queue; none should pay a query for it). Writes go to the table first and
  * to the cache after, inside the caller's transaction: `undoingOnFailure` puts the cache back when
  * one operation's savepoint rolls back, `reload` when a whole commit does.
  */
-export class QueueRegistry {
+export class QueueRegistry implements QueuePort {
   private readonly byNameCache = new Map<string, Queue>();
   /** Queues deleted (or possibly so) whose messages may not all be reclaimed yet. */
   private readonly deletedIds = new Set<number>();
@@ -156,14 +146,6 @@ export class QueueRegistry {
 
   byName(name: string): Queue | undefined {
     return this.byNameCache.get(name);
-  }
-
-  /** The queue a QueueUrl names (see queueReference). Any host is accepted (clients reach the server under many names). */
-  byUrl(queueUrl: string): Queue {
-    const parsed = queueReference(queueUrl);
-    const queue = parsed && (parsed.account ?? this.accountId) === this.accountId ? this.byNameCache.get(parsed.name) : undefined;
-    if (!queue) throw new SqsError('QueueDoesNotExist', 'The specified queue does not exist.');
-    return queue;
   }
 
   byArn(arn: string): Queue | undefined {

@@ -1,8 +1,10 @@
 import { type KeyObject, createHmac, createSecretKey, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from './database.js';
 import { SqsError, invalidParameter } from './errors.js';
-import type { MessageRow, MessageStore } from './messages.js';
-import type { Queue } from './queues.js';
+import type { MessagePort } from './storage/ports.js';
+import { type RetentionCutoff, isDead } from './messages.js';
+import { type Step, call } from './storage/step.js';
+import type { MessageRow, Queue } from './storage/records.js';
 
 /**
  * A receipt handle names one receive of one message: the queue, the message row and a nonce that
@@ -18,7 +20,7 @@ const PREFIX = 'hf1';
 // HMAC-SHA256 cut to 16 bytes: forging one takes 2^128 tries, and a handle stays short.
 const MAC_BYTES = 16;
 const MAC_TEXT = /^[A-Za-z0-9_-]{22}$/;
-const KEY_BYTES = 32;
+export const KEY_BYTES = 32;
 
 // The key that signs receipt handles: drawn once per database, kept in it (so that handles outlive
 // a restart), and read by nothing but ReceiptHandles.
@@ -62,7 +64,11 @@ export class ReceiptHandles {
   static of(db: Db): ReceiptHandles {
     db.exec(SCHEMA);
     db.prepare('INSERT OR IGNORE INTO receipt_key (id, secret) VALUES (1, ?)').run(randomBytes(KEY_BYTES));
-    const secret = db.prepare<[], Buffer>('SELECT secret FROM receipt_key WHERE id = 1').pluck().get()!;
+    return ReceiptHandles.withKey(db.prepare<[], Buffer>('SELECT secret FROM receipt_key WHERE id = 1').pluck().get()!);
+  }
+
+  /** The handles under a key read from where it is kept; the buffer is wiped once the key is made. */
+  static withKey(secret: Buffer): ReceiptHandles {
     const key = createSecretKey(secret);
     secret.fill(0);
     return new ReceiptHandles(key);
@@ -89,12 +95,6 @@ export class ReceiptHandles {
   }
 }
 
-/** What resolving a receipt needs of an operation's context (an SqsContext). */
-export interface ReceiptLookup {
-  readonly receipts: ReceiptHandles;
-  readonly messages: MessageStore;
-  readonly now: number;
-}
 
 export type ReceiptState =
   | { kind: 'gone' }
@@ -109,12 +109,20 @@ export type ReceiptState =
  * store holds as never received, so that no receive it knows of gave this handle out (a store
  * restored from before that receive, or a receive lost with the power before its WAL was synced).
  */
-export function resolveReceipt(context: ReceiptLookup, queue: Queue, receiptHandle: string): ReceiptState {
+/** What resolving a receipt needs of an operation's context (an SqsContext). */
+export interface ReceiptLookup {
+  readonly receipts: ReceiptHandles;
+  readonly messages: MessagePort;
+  readonly now: number;
+  readonly retentionCutoff: RetentionCutoff;
+}
+
+export function* resolveReceipt(context: ReceiptLookup, queue: Queue, receiptHandle: string): Step<ReceiptState> {
   const handle = context.receipts.decode(receiptHandle);
   if (handle.queueId !== queue.id) throw invalidReceiptHandle(receiptHandle);
-  const message = context.messages.byId(handle.messageId);
+  const message = yield* call(context.messages.byId(handle.messageId));
   // A purged message or one past retention is gone for every operation, even before the sweeper deletes it.
-  if (!message || message.queue_id !== queue.id || context.messages.isDead(queue, message, context.now)) return { kind: 'gone' };
+  if (!message || message.queue_id !== queue.id || isDead(context, queue, message)) return { kind: 'gone' };
   if (message.receive_count === 0) return { kind: 'unknown' };
   return message.receipt_nonce === handle.nonce && message.visible_at > context.now ? { kind: 'current', message } : { kind: 'stale', message };
 }

@@ -1,20 +1,9 @@
 import { type Db, explainStatements } from './database.js';
-
-/** A message as a FIFO receive returned it: which receive (nonce) and until when it was invisible. */
-export interface AttemptMessage {
-  readonly id: number;
-  readonly nonce: string;
-  readonly visibleAt: number;
-}
-
-export interface Attempt {
-  readonly messages: AttemptMessage[];
-  /** 5 minutes after the first receive with this id; retries do not extend it. */
-  readonly expiresAt: number;
-}
+import type { ReceiveAttemptPort } from './storage/ports.js';
+import type { Attempt, AttemptMessage } from './storage/records.js';
 
 /** The messages each FIFO ReceiveRequestAttemptId returned, for the 5 minutes it may be retried. */
-export class ReceiveAttemptStore {
+export class ReceiveAttemptStore implements ReceiveAttemptPort {
   private readonly statements;
 
   constructor(private readonly db: Db) {

@@ -1,9 +1,9 @@
 import type { SqsContext } from './context.js';
 import { SqsError } from './errors.js';
-import type { MessageContent, MessageRow, NewMessage } from './messages.js';
 import type { QueueAttributes } from './queue-attributes.js';
-import type { Queue } from './queues.js';
 import { nextSequenceNumber } from './sequence-numbers.js';
+import { type Step, call } from './storage/step.js';
+import type { MessageContent, MessageRow, NewMessage, Queue } from './storage/records.js';
 
 export interface RedrivePolicy {
   readonly deadLetterTargetArn: string;
@@ -75,7 +75,7 @@ export function allowsSource(deadLetterQueue: Queue, sourceArn: string): boolean
 }
 
 /** Checks the redrive attributes a queue is created or updated with against the queues they name. */
-export function validateRedrivePolicies(context: SqsContext, name: string, fifo: boolean, attributes: QueueAttributes): void {
+export function* validateRedrivePolicies(context: SqsContext, name: string, fifo: boolean, attributes: QueueAttributes): Step<void> {
   parseRedriveAllowPolicy(attributes.RedriveAllowPolicy);
   const policy = parseRedrivePolicy(attributes.RedrivePolicy);
   if (!policy) return;
@@ -83,7 +83,7 @@ export function validateRedrivePolicies(context: SqsContext, name: string, fifo:
   const arn = /^arn:[^:]+:([^:]*):[^:]*:[^:]*:([^:]+)$/.exec(policy.deadLetterTargetArn);
   if (!arn || arn[1] !== 'sqs') throw invalid('RedrivePolicy', value, 'Only SQS queues are valid resources for deadLetterTargetArn.');
   if (arn[2]!.endsWith('.fifo') !== fifo) throw invalid('RedrivePolicy', value, 'Dead-letter queue must be same type of queue as the source.');
-  const target = context.queues.byArn(policy.deadLetterTargetArn);
+  const target = yield* call(context.queues.byArn(policy.deadLetterTargetArn));
   if (!target) throw invalid('RedrivePolicy', value, 'Dead letter target does not exist.');
   if (target.name === name) throw invalid('RedrivePolicy', value, 'A queue cannot be its own dead-letter queue.');
   if (!allowsSource(target, context.queues.arnOf(name))) {
@@ -92,43 +92,44 @@ export function validateRedrivePolicies(context: SqsContext, name: string, fifo:
 }
 
 /** The queue a message goes to once it has been received maxReceiveCount times, if it is there. */
-export function deadLetterTarget(context: SqsContext, queue: Queue): { queue: Queue; maxReceiveCount: number } | undefined {
+export function* deadLetterTarget(context: SqsContext, queue: Queue): Step<{ queue: Queue; maxReceiveCount: number } | undefined> {
   const policy = parseRedrivePolicy(queue.attributes.RedrivePolicy);
-  const target = policy && context.queues.byArn(policy.deadLetterTargetArn);
+  const target = policy && (yield* call(context.queues.byArn(policy.deadLetterTargetArn)));
   return target ? { queue: target, maxReceiveCount: policy.maxReceiveCount } : undefined;
 }
 
 /** The queues whose RedrivePolicy names this queue as their dead-letter queue. */
-export function deadLetterSources(context: SqsContext, queue: Queue): Queue[] {
-  return context.queues.all().filter((source) => parseRedrivePolicy(source.attributes.RedrivePolicy)?.deadLetterTargetArn === queue.arn);
+export function* deadLetterSources(context: SqsContext, queue: Queue): Step<Queue[]> {
+  return (yield* call(context.queues.all())).filter((source) => parseRedrivePolicy(source.attributes.RedrivePolicy)?.deadLetterTargetArn === queue.arn);
 }
 
 /**
  * Moves a message from one queue to another in one step: it leaves `from` and enters `to` as it is,
  * visible at once, with a sequence number of `to` when that is FIFO and whatever `changes` say.
  */
-export function transferMessage(
+export function* transferMessage(
   context: SqsContext,
   from: Queue,
   message: MessageRow,
   to: Queue,
   changes: (content: MessageContent) => Partial<NewMessage>,
-): void {
+): Step<void> {
   // Read before the remove: deleting a message's state deletes its content.
-  const content = context.messages.content(message);
-  context.messages.remove(from, message, context.now);
-  context.messages.insert(
+  const content = yield* call(context.messages.content(message));
+  yield* call(context.messages.remove(from, message, context.now));
+  const sequenceNumber = to.fifo ? yield* nextSequenceNumber(context, to) : null;
+  yield* call(context.messages.insert(
     to,
     {
       ...content,
       group_id: message.group_id,
-      sequence_number: to.fifo ? nextSequenceNumber(context, to) : null,
+      sequence_number: sequenceNumber,
       enqueued_at: message.enqueued_at,
       visible_at: context.now,
       ...changes(content),
     },
     context.now,
-  );
+  ));
   context.messagesAvailable(to);
 }
 
@@ -139,8 +140,8 @@ export function transferMessage(
  * sequence number of its own and replaces its deduplication id with its message id (so that two
  * messages sharing a deduplication id in different sources both survive).
  */
-export function deadLetterMessage(context: SqsContext, from: Queue, message: MessageRow, to: Queue): void {
-  transferMessage(context, from, message, to, (content) => ({
+export function deadLetterMessage(context: SqsContext, from: Queue, message: MessageRow, to: Queue): Step<void> {
+  return transferMessage(context, from, message, to, (content) => ({
     dead_letter_source: from.arn,
     ...(to.fifo ? { deduplication_id: content.message_id, enqueued_at: context.now } : {}),
   }));

@@ -1,25 +1,17 @@
-import type { CallOptions, Health, SqsBackend } from '../backend.js';
+import type { CallOptions, SqsBackend } from '../backend.js';
 import type { Logger } from 'pino';
 import { ACTIONS } from './actions/index.js';
 import { readReceiveRequest, receiveMessages, surelyEmpty } from './actions/receive-message.js';
-import { CommitFailed, CommitGroup } from './commit-group.js';
 import type { SqsContext } from './context.js';
-import type { Db } from './database.js';
-import { DeduplicationStore } from './deduplication.js';
+import type { Availability, EngineStorage, SqsEngine, StoreHealth } from './engine.js';
 import { SqsError } from './errors.js';
 import { LongPolls } from './long-polls.js';
 import { payloadSize } from './message-attributes.js';
-import { EngineClock, type EngineTime, givenClock } from './engine-clock.js';
 import { type ExpiredByQueue, ExpiryLog, type ExpiryRecorder, addExpired } from './expiry.js';
-import { StoreIntegrity } from './integrity.js';
-import { type MessageCounts, type MessageRow, MessageStore, retentionCutoff } from './messages.js';
 import { MessageMover } from './move-tasks.js';
-import type { Queue } from './queues.js';
-import { QueueRegistry } from './queues.js';
-import { ReceiptHandles } from './receipt-handles.js';
-import { ReceiveAttemptStore } from './receive-attempts.js';
-import { type StorageGuard, type StorageStatus, isOutOfSpace } from './storage-guard.js';
 import { Sweeper } from './sweeper.js';
+import { type Step, call } from './storage/step.js';
+import type { MessageRow, Queue } from './storage/records.js';
 
 /**
  * The operations that add data, with a rough size of what they add; everything else reads,
@@ -39,10 +31,6 @@ const QUEUE_CHANGE_BYTES = 4096;
 const MESSAGE_OVERHEAD_BYTES = 512;
 const messageSize = (input: Record<string, unknown>) => payloadSize(input.MessageBody, input.MessageAttributes) + MESSAGE_OVERHEAD_BYTES;
 
-export interface StoreHealth extends Health {
-  readonly storage: StorageStatus;
-}
-
 export interface TransactOptions {
   /** Messages sent in the work are held for the replay (see `SqsService.sendHeldForReplay`). */
   readonly holdForReplay?: boolean;
@@ -54,26 +42,10 @@ export interface TransactOptions {
   readonly needsRoom?: boolean;
 }
 
-export interface SqsServiceOptions {
-  readonly db: Db;
-  /** Refuses what would add data while the disk or the store is full. */
-  readonly storage: StorageGuard;
-  readonly region: string;
-  readonly accountId: string;
+export interface SqsServiceOptions<E> {
+  /** The storage engine the semantics run on. */
+  readonly engine: E;
   readonly logger: Logger;
-  /**
-   * Milliseconds since the epoch; tests pass a clock they can move, and it rules as given. By
-   * default the engine's own clock (`EngineClock`), which follows `wallClock`.
-   */
-  readonly clock?: () => number;
-  /** The wall clock the engine's clock follows (Date.now by default); tests pass one that jumps. */
-  readonly wallClock?: () => number;
-  /**
-   * Whether messages expire after their queue's MessageRetentionPeriod, as in SQS (true by
-   * default); false keeps every message until it is deleted, for a store whose messages are data
-   * owed elsewhere.
-   */
-  readonly expireMessages?: boolean;
   /** Told of the messages expired, by queue, as they are committed. */
   readonly expiryRecorder?: ExpiryRecorder;
   /** The level of the log line for messages expired: warn where expiring loses data owed elsewhere. */
@@ -82,83 +54,80 @@ export interface SqsServiceOptions {
   readonly sweepIntervalMs?: number;
 }
 
+/** Makes every message of a queue that is in flight visible again at once; how many (see `SqsService.releaseInFlight`). */
+function* releaseInFlight(context: SqsContext, queueName: string): Step<number> {
+  const queue = yield* call(context.queues.byName(queueName));
+  if (!queue) return 0;
+  const messages = yield* call(context.messages.inFlight(queue, context.now));
+  for (const message of messages) yield* call(context.messages.setVisibleAt(queue, message, context.now, context.now));
+  if (messages.length > 0) context.messagesAvailable(queue, messages.length);
+  return messages.length;
+}
+
+/**
+ * A receive's look before any transaction: the request, and whether it surely finds nothing now.
+ * Such a receive, the usual one of a consumer polling an empty or locked queue, costs one read.
+ */
+function* firstLook(storage: EngineStorage, input: Record<string, unknown>, now: number) {
+  const checked = yield* readReceiveRequest(storage.queues, input);
+  return { checked, empty: yield* surelyEmpty(storage.messages, checked, now) };
+}
 
 /**
  * The SQS semantics behind every wire protocol: runs an operation by name on its JSON-shaped input
- * inside a group commit, and keeps a receive waiting (long polling) until a message can be had.
+ * in a transaction of its storage engine (SQLite's group commit, or PostgreSQL's), and keeps a
+ * receive waiting (long polling) until a message can be had.
  */
-export class SqsService implements SqsBackend {
-  readonly queues: QueueRegistry;
-  private readonly db: Db;
-  private readonly messages: MessageStore;
-  private readonly deduplication: DeduplicationStore;
-  private readonly receiveAttempts: ReceiveAttemptStore;
-  private readonly receipts: ReceiptHandles;
-  private readonly commits: CommitGroup;
+export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEngine<S> = SqsEngine<S>> implements SqsBackend {
+  /** The storage engine beneath. */
+  readonly engine: E;
   private readonly polls = new LongPolls();
   private readonly sweeper: Sweeper;
   private readonly mover: MessageMover;
   /** The engine's time, milliseconds since the epoch: the clock that every decision of the engine reads. */
   readonly clock: () => number;
-  private readonly time: EngineTime;
   private readonly expiries: ExpiryLog;
-  private readonly logger: Logger;
-  private readonly storage: StorageGuard;
-  private readonly integrity: StoreIntegrity;
   private tries = 0;
 
-  constructor(options: SqsServiceOptions) {
-    this.db = options.db;
-    this.time = options.clock ? givenClock(options.clock) : new EngineClock(options.db, options.logger, { wall: options.wallClock });
-    this.clock = this.time.now;
-    this.logger = options.logger;
-    this.storage = options.storage;
-    this.expiries = new ExpiryLog(options.expiryRecorder, options.logger, options.expiryLogLevel ?? 'info');
-    this.queues = new QueueRegistry(options.db, options.region, options.accountId);
-    this.messages = new MessageStore(options.db, retentionCutoff(options.expireMessages ?? true, this.time));
-    this.deduplication = new DeduplicationStore(options.db);
-    this.receiveAttempts = new ReceiveAttemptStore(options.db);
-    this.receipts = ReceiptHandles.of(options.db);
+  constructor(options: SqsServiceOptions<E>) {
+    const { engine, logger } = options;
+    this.engine = engine;
+    this.clock = engine.time.now;
+    this.expiries = new ExpiryLog(options.expiryRecorder, logger, options.expiryLogLevel ?? 'info');
+    const sweepIntervalMs = options.sweepIntervalMs ?? 1000;
+    this.sweeper = new Sweeper(this, { intervalMs: sweepIntervalMs, time: engine.time, expiries: this.expiries, compact: engine.compact }, logger);
+    this.mover = new MessageMover(this, logger, engine.shared ? sweepIntervalMs : undefined);
     // Background work that rewrites the store stops on corruption: a recovery starts from what was found.
-    this.integrity = new StoreIntegrity(options.logger, () => {
+    engine.onCorruption?.(() => {
       this.sweeper.stop();
       this.mover.stop();
     });
-    this.commits = new CommitGroup(options.db, (error) => {
-      this.logger.error({ err: error }, 'commit failed; the operations in it are answered with an error, or on a full disk those that drain are run again');
-      this.storage.writeFailed(error);
-      try {
-        this.queues.reload();
-      } catch (reloadError) {
-        this.logger.error({ err: reloadError }, 'cannot reload the queues after a failed commit');
-      }
-    });
-    this.sweeper = new Sweeper(
-      this,
-      { intervalMs: options.sweepIntervalMs ?? 1000, time: this.time, expiries: this.expiries, shrinkPace: () => this.storage.shrinkPace },
-      options.logger,
-    );
-    this.mover = new MessageMover(this, options.db, options.logger);
+    // Another node sharing the database made messages available: its long polls here wake too.
+    engine.onAvailable((availability) => this.wake(availability));
   }
 
-  /** Runs work inside a group commit with a context for it; resolves once it is committed. */
-  transact<T>(baseUrl: string, work: (context: SqsContext) => T, options: TransactOptions = {}): Promise<T> {
-    const job = () => {
-      const callbacks: Array<() => void> = [];
+  /** Runs work in one transaction of the engine with a context for it; resolves once it is committed. */
+  transact<T>(baseUrl: string, work: (context: SqsContext & S) => Step<T>, options: TransactOptions = {}): Promise<T> {
+    let callbacks: Array<() => void> = [];
+    let announcements: Availability[] = [];
+    const run = (storage: S): Step<T> => {
+      // A transaction the engine runs again starts from nothing.
+      callbacks = [];
+      announcements = [];
       let expired: ExpiredByQueue | undefined;
-      const context: SqsContext = {
-        db: this.db,
-        queues: this.queues,
-        messages: this.messages,
-        deduplication: this.deduplication,
-        receiveAttempts: this.receiveAttempts,
-        receipts: this.receipts,
+      const available = (availability: Availability) => {
+        announcements.push(availability);
+        callbacks.push(() => this.wake(availability));
+      };
+      const context: SqsContext & S = {
+        ...storage,
+        retentionCutoff: this.engine.retentionCutoff,
         now: this.clock(),
         baseUrl,
         holdForReplay: options.holdForReplay === true,
         afterCommit: (callback) => callbacks.push(callback),
-        messagesAvailable: (queue: Queue, count = 1) => callbacks.push(() => this.polls.wake(queue.id, count)),
-        messagesAvailableAt: (queue: Queue, at: number) => callbacks.push(() => this.polls.wakeIn(queue.id, at - this.clock(), this.clock())),
+        messagesAvailable: (queue: Queue, count = 1) => available({ queueId: queue.id, count }),
+        messagesAvailableAt: (queue: Queue, at: number) => available({ queueId: queue.id, count: 1, at }),
         messageExpired: (queue: Queue, message: MessageRow) => {
           if (!expired) {
             const committed = (expired = new Map());
@@ -166,35 +135,21 @@ export class SqsService implements SqsBackend {
           }
           addExpired(expired, queue.name, 1, context.now - message.enqueued_at);
         },
+        moveTasksChanged: () => callbacks.push(() => this.mover.wake()),
       };
-      const value = this.queues.undoingOnFailure(() => work(context));
-      // Runs after this savepoint is released and the group's COMMIT has returned.
-      return { value, callbacks };
+      return work(context);
     };
-    return this.committed(job, options.needsRoom === true).then(({ value, callbacks }) => {
+    // Callbacks run after the COMMIT has returned.
+    return this.engine.transact({ run, announcements: () => announcements, needsRoom: options.needsRoom === true }).then((value) => {
       for (const callback of callbacks) callback();
       return value;
     });
   }
 
-  /**
-   * Runs a job in the group commit. A group that failed for lack of space made the storage guard
-   * give up its disk reserve: a job that needs no room of its own is run once more, in the room
-   * that made, so that receives, deletes and purges go through on a full disk whoever filled it;
-   * one that needs room is answered as its group failed (a send: a retryable ServiceUnavailable),
-   * and the next send is refused up front while the disk is full.
-   */
-  private async committed<R>(job: () => R, needsRoom: boolean): Promise<R> {
-    try {
-      return await this.commits.run(job);
-    } catch (error) {
-      if (needsRoom || !(error instanceof CommitFailed && isOutOfSpace(error.cause))) throw this.integrity.judge(error);
-    }
-    try {
-      return await this.commits.run(job);
-    } catch (error) {
-      throw this.integrity.judge(error);
-    }
+  /** Wakes the long polls that messages made available can serve. */
+  private wake({ queueId, count, at }: Availability): void {
+    if (at === undefined) this.polls.wake(queueId, count);
+    else this.polls.wakeIn(queueId, at - this.clock(), this.clock());
   }
 
   async call(action: string, input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
@@ -204,18 +159,12 @@ export class SqsService implements SqsBackend {
       const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
       if (!run) throw new SqsError('InvalidAction', `The action ${action} is not valid for this endpoint.`);
       const growth = GROWING[action];
-      if (growth) this.admit(growth(input));
+      if (growth) this.engine.admit(growth(input));
       return await this.transact(options.baseUrl, (context) => run(context, input), { needsRoom: growth !== undefined });
     } catch (error) {
-      // Reads outside a transaction (a receive's look for messages) meet corruption too.
-      throw this.integrity.judge(error);
+      // Reads outside a transaction (a receive's look for messages) meet the store's errors too.
+      throw this.engine.judge(error);
     }
-  }
-
-  /** Refuses, before it runs, an operation that would add `bytes` to a store that cannot take them. */
-  private admit(bytes: number): void {
-    this.integrity.admit();
-    this.storage.admit(bytes);
   }
 
   /**
@@ -227,7 +176,7 @@ export class SqsService implements SqsBackend {
    */
   sendHeldForReplay(action: 'SendMessage' | 'SendMessageBatch', input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
     options.carriedOut?.('local');
-    this.admit(GROWING[action]!(input));
+    this.engine.admit(GROWING[action]!(input));
     return this.transact(options.baseUrl, (context) => ACTIONS[action]!(context, input), { holdForReplay: true, needsRoom: true });
   }
 
@@ -238,32 +187,7 @@ export class SqsService implements SqsBackend {
    * hold its messages for their whole visibility timeout.
    */
   releaseInFlight(queueName: string): Promise<number> {
-    return this.transact('', (context) => {
-      const queue = context.queues.byName(queueName);
-      if (!queue) return 0;
-      const messages = context.messages.inFlight(queue, context.now);
-      for (const message of messages) context.messages.setVisibleAt(queue, message, context.now, context.now);
-      if (messages.length > 0) context.messagesAvailable(queue, messages.length);
-      return messages.length;
-    });
-  }
-
-  /** How many messages a queue holds now (visible, in flight or delayed): a running total, no count. */
-  storedMessages(queueName: string): number {
-    const queue = this.queues.byName(queueName);
-    return queue ? this.messages.total(queue) : 0;
-  }
-
-  /** A queue's approximate counts, as GetQueueAttributes gives them. */
-  counts(queueName: string): MessageCounts {
-    const queue = this.queues.byName(queueName);
-    return queue ? this.messages.counts(queue, this.clock()) : { visible: 0, inFlight: 0, delayed: 0 };
-  }
-
-  /** When the oldest message a queue holds was enqueued, if it holds any. */
-  oldestMessageAt(queueName: string): number | undefined {
-    const queue = this.queues.byName(queueName);
-    return queue ? this.messages.oldestEnqueuedAt(queue) : undefined;
+    return this.transact('', (context) => releaseInFlight(context, queueName));
   }
 
   /**
@@ -285,17 +209,14 @@ export class SqsService implements SqsBackend {
         passOn();
         return {};
       }
-      const checked = readReceiveRequest(this.queues, input);
       this.tries += 1;
       const now = this.clock();
+      const { checked, empty } = await this.engine.read((storage) => firstLook(storage, input, now));
       deadline ??= now + checked.waitSeconds * 1000;
-      const round = surelyEmpty(this.messages, checked, now)
+      const round = empty
         ? { output: {}, more: false, request: checked, version: this.polls.version(checked.queue.id) }
         : // Read again in the transaction: a purge or deletion committed meanwhile changes the queue.
-          await this.transact(options.baseUrl, (context) => {
-            const request = readReceiveRequest(context.queues, input);
-            return { ...receiveMessages(context, request), request, version: this.polls.version(request.queue.id) };
-          });
+          await this.transact(options.baseUrl, (context) => this.receiveRound(context, input));
       const { request } = round;
       queueId = request.queue.id;
       const taken = round.output.Messages?.length ?? 0;
@@ -309,10 +230,16 @@ export class SqsService implements SqsBackend {
       if (remainingMs <= 0 || this.polls.isClosed || options.signal?.aborted) return round.output;
       if (round.more) continue;
       const waited = this.polls.wait(queueId, round.version, remainingMs, options.signal);
-      const nextAvailableAt = this.messages.nextAvailableAt(request.queue, this.clock());
+      const nextAvailableAt = await this.engine.read((storage) => call(storage.messages.nextAvailableAt(request.queue, this.clock())));
       if (nextAvailableAt !== undefined) this.polls.wakeIn(queueId, nextAvailableAt - this.clock(), this.clock());
       woken = await waited;
     }
+  }
+
+  /** One try of a receive, in a transaction; with the version of the queue's long polls it saw. */
+  private *receiveRound(context: SqsContext, input: Record<string, unknown>) {
+    const request = yield* readReceiveRequest(context.queues, input);
+    return { ...(yield* receiveMessages(context, request)), request, version: this.polls.version(request.queue.id) };
   }
 
   /**
@@ -338,19 +265,7 @@ export class SqsService implements SqsBackend {
 
   /** Whether the service can take messages, and why not; for health checks. */
   health(): StoreHealth {
-    const storage = this.storage.status;
-    const corruption = this.integrity.corruption;
-    if (corruption !== undefined) {
-      return { status: 'unavailable', reason: `the database is corrupt (${corruption}): sends are refused until an operator recovers it`, storage };
-    }
-    try {
-      this.db.prepare('SELECT 1').get();
-    } catch (error) {
-      return { status: 'unavailable', reason: `the database does not answer: ${(error as Error).message}`, storage };
-    }
-    if (storage.state === 'disk-full') return { status: 'unavailable', reason: 'the disk is full: sends are refused until there is room', storage };
-    if (storage.state === 'store-full') return { status: 'unavailable', reason: 'the store is at its bound: sends are refused until it drains', storage };
-    return { status: 'ok', storage };
+    return this.engine.health();
   }
 
   /** Stops background work and answers every long poll now; requests in flight still run. */
@@ -365,7 +280,7 @@ export class SqsService implements SqsBackend {
    * closes; logs what expired since the last sweep.
    */
   async drain(): Promise<void> {
-    await this.commits.close();
+    await this.engine.drain();
     this.expiries.flush();
   }
 }

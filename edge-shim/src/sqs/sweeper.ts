@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import type { SqsContext } from './context.js';
 import type { EngineTime } from './engine-clock.js';
-import { type ExpiryLog, removeIfDead } from './expiry.js';
-import type { MessageRow } from './messages.js';
-import type { Queue } from './queues.js';
-import type { ShrinkPace } from './storage-guard.js';
+import { type ExpiryLog, removeDead } from './expiry.js';
+import { isDead } from './messages.js';
+import { type Step, call } from './storage/step.js';
+import type { MessageRow, Queue } from './storage/records.js';
 
 // A sweep is one slice of work in the group commit that requests share: it stops once it has run
 // this long, so that no request waits behind it for more than a few milliseconds, and the next
@@ -12,12 +12,9 @@ import type { ShrinkPace } from './storage-guard.js';
 const SLICE_MS = 3;
 // Rows read or deleted per statement; the slice's clock is looked at between them.
 const BATCH = 100;
-// Free pages handed back to the file system per slice (4 KiB each), once at least 1 MiB is free.
-const VACUUM_PAGES = 128;
-const VACUUM_THRESHOLD_PAGES = 256;
 
 interface Transactor {
-  transact<T>(baseUrl: string, work: (context: SqsContext) => T, options?: { needsRoom?: boolean }): Promise<T>;
+  transact<T>(baseUrl: string, work: (context: SqsContext) => Step<T>, options?: { needsRoom?: boolean }): Promise<T>;
 }
 
 export interface SweeperSettings {
@@ -27,8 +24,8 @@ export interface SweeperSettings {
   readonly time: EngineTime;
   /** The messages expired, logged at the end of each sweep. */
   readonly expiries: ExpiryLog;
-  /** How fast free pages may be handed back to the disk (see `StorageGuard.shrinkPace`). */
-  readonly shrinkPace: () => ShrinkPace;
+  /** Compacts the store at the end of a slice, for an engine that does it itself (see `SqsEngine.compact`). */
+  readonly compact: ((more: boolean) => boolean) | undefined;
 }
 
 /**
@@ -43,8 +40,13 @@ export class Sweeper {
   private stopped = false;
   /** Where the next slice starts among the queues, so that every queue gets its turn. */
   private nextQueue = 0;
+  /** Queues the current pass has visited, and whether any of them has more left to reclaim. */
+  private visited = 0;
+  private queuesLeftMore = false;
   /** Whether slices are left of the current sweep. */
   private midSweep = false;
+  /** The last slice asked for, which the next one waits for. */
+  private sliced: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly service: Transactor,
@@ -54,10 +56,20 @@ export class Sweeper {
     this.schedule(settings.intervalMs);
   }
 
-  /** One slice of sweeping; resolves to whether there is more left to reclaim right away. */
-  async sweepOnce(): Promise<boolean> {
+  /**
+   * One slice of sweeping; resolves to whether there is more left to reclaim right away. Slices run
+   * one after the other: on an engine whose transactions overlap, a slice would otherwise skip the
+   * rows another one holds and end as if nothing were left.
+   */
+  sweepOnce(): Promise<boolean> {
+    const slice = this.sliced.then(() => this.sweepSlice());
+    this.sliced = slice.catch(() => {});
+    return slice;
+  }
+
+  private async sweepSlice(): Promise<boolean> {
     // A sweep first brings the engine's clock up to the wall clock, so that its slices see that time.
-    if (!this.midSweep) await this.service.transact('', (context) => this.settings.time.followWallClock(context.afterCommit));
+    if (!this.midSweep) await this.service.transact('', (context) => this.followWallClock(context));
     this.midSweep = false;
     const more = await this.slice();
     this.midSweep = more;
@@ -65,39 +77,37 @@ export class Sweeper {
     return more;
   }
 
+  private *followWallClock(context: SqsContext): Step<void> {
+    this.settings.time.followWallClock(context.afterCommit);
+  }
+
   private slice(): Promise<boolean> {
     // On a full disk a slice that fails is not run again at once: it takes none of the room that the
     // reserve gave up for requests, and the next sweep does its work.
-    return this.service.transact(
-      '',
-      (context) => {
-        const deadline = performance.now() + SLICE_MS;
-        const inTime = () => performance.now() < deadline;
-        const queues = context.queues.all();
-        const first = this.nextQueue;
-        let more = false;
-        for (let visited = 0; visited < queues.length; visited++) {
-          if (!inTime()) return true;
-          const index = (first + visited) % queues.length;
-          this.nextQueue = index + 1;
-          more = sweepQueue(context, queues[index]!, inTime) || more;
-        }
-        while (context.queues.reclaimDeleted(BATCH)) if (!inTime()) return true;
-        more = context.deduplication.forgetExpired(context.now, BATCH) === BATCH || more;
-        more = context.receiveAttempts.forgetExpired(context.now, BATCH) === BATCH || more;
-        context.queues.forgetDeletions(context.now - 60_000);
-        // Vacuuming moves pages; do it only once enough are free to be worth handing back. On a
-        // short disk, once at the end of a sweep: the WAL it goes through is the room requests need.
-        const pace = this.settings.shrinkPace();
-        const vacuumNow = pace === 'freely' || (pace === 'a-slice-a-sweep' && !more);
-        if (inTime() && vacuumNow && (context.db.pragma('freelist_count', { simple: true }) as number) >= VACUUM_THRESHOLD_PAGES) {
-          context.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
-          if (pace === 'freely') more = true;
-        }
-        return more;
-      },
-      { needsRoom: true },
-    );
+    return this.service.transact('', (context) => this.sliceIn(context), { needsRoom: true });
+  }
+
+  private *sliceIn(context: SqsContext): Step<boolean> {
+    const deadline = performance.now() + SLICE_MS;
+    const inTime = () => performance.now() < deadline;
+    const queues = yield* call(context.queues.all());
+    // A pass visits every queue once, over as many slices as it takes, then reclaims the rest.
+    while (this.visited < queues.length) {
+      if (!inTime()) return true;
+      const index = this.nextQueue % queues.length;
+      this.nextQueue = index + 1;
+      this.visited += 1;
+      this.queuesLeftMore = (yield* sweepQueue(context, queues[index]!, inTime)) || this.queuesLeftMore;
+    }
+    while (yield* call(context.queues.reclaimDeleted(BATCH))) if (!inTime()) return true;
+    let more = this.queuesLeftMore;
+    more = (yield* call(context.deduplication.forgetExpired(context.now, BATCH))) === BATCH || more;
+    more = (yield* call(context.receiveAttempts.forgetExpired(context.now, BATCH))) === BATCH || more;
+    yield* call(context.queues.forgetDeletions(context.now - 60_000));
+    if (this.settings.compact && inTime() && this.settings.compact(more)) more = true;
+    this.visited = 0;
+    this.queuesLeftMore = false;
+    return more;
   }
 
   stop(): void {
@@ -121,21 +131,21 @@ export class Sweeper {
 }
 
 /** Deletes a queue's expired and purged messages while the slice lasts; whether any are left. */
-function sweepQueue(context: SqsContext, queue: Queue, inTime: () => boolean): boolean {
+function* sweepQueue(context: SqsContext, queue: Queue, inTime: () => boolean): Step<boolean> {
   const { messages, now } = context;
   let deleted = 0;
-  const sweep = (rows: MessageRow[]) => {
+  function* sweep(rows: MessageRow[]): Step<boolean> {
     for (const message of rows) {
       if (!inTime()) return false;
-      removeIfDead(context, queue, message);
+      if (isDead(context, queue, message)) yield* removeDead(context, queue, message);
       deleted += 1;
     }
     return rows.length < BATCH;
-  };
-  const expiredDone = sweep(messages.expired(queue, now, BATCH));
-  const purgedDone = expiredDone && sweep(messages.purged(queue, BATCH));
-  if (purgedDone && queue.fifo) messages.removePurgedGroups(queue);
-  messages.forgetPastTallies(queue, now);
+  }
+  const expiredDone = yield* sweep(yield* call(messages.expired(queue, now, BATCH)));
+  const purgedDone = expiredDone && (yield* sweep(yield* call(messages.purged(queue, BATCH))));
+  if (purgedDone && queue.fifo) yield* call(messages.removePurgedGroups(queue));
+  yield* call(messages.forgetPastTallies(queue, now));
   // Messages in flight were deleted: their FIFO groups may be unlocked.
   if (queue.fifo && deleted > 0) context.messagesAvailable(queue);
   return !(expiredDone && purgedDone);

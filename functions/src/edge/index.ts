@@ -36,3 +36,5 @@ export {
 } from './sync.js';
 export { EDGE_SCHEMA_VERSION, openEdgeDatabase, type EdgeDatabase } from '../runtime/store/sqlite-database.js';
 export { isTypeScript, tsxApiFor } from '../event-source/typescript.js';
+export { migrate, postgresPool, type VersionedSchema } from '../runtime/store/postgres-database.js';
+export { isTransient } from '../runtime/errors.js';

@@ -6,6 +6,7 @@ import type { QueueAttributes } from '../../sqs/queue-attributes.js';
 import { parseQueueUrl } from '../../sqs/queues.js';
 import type { LocalQueues } from '../local-queues.js';
 import { RegionUnavailable } from './client.js';
+import { call } from '../../sqs/storage/step.js';
 
 /**
  * How the edge knows a queue of the region. `linked`: the region has it, at `upstream_path`.
@@ -116,7 +117,7 @@ export class QueueMirror {
    * attributes that matter offline, in the region's terms. Undefined for a queue the edge lacks.
    */
   recreateWith(name: string): QueueAttributes | undefined {
-    const queue = this.local.queues.byName(name);
+    const queue = this.local.engine.queues.byName(name);
     if (!queue) return undefined;
     const kept: QueueAttributes = queue.fifo ? { FifoQueue: 'true' } : {};
     for (const key of MIRRORED) if (queue.attributes[key] !== undefined) kept[key] = queue.attributes[key];
@@ -125,12 +126,12 @@ export class QueueMirror {
 
   /** The edge's URL of a queue, for answers to clients. */
   edgeUrl(name: string, baseUrl: string): string {
-    return `${baseUrl}/${this.local.queues.accountId}/${encodeURIComponent(name)}`;
+    return `${baseUrl}/${this.local.engine.queues.accountId}/${encodeURIComponent(name)}`;
   }
 
   /** Whether the local store has the queue. */
   hasLocally(name: string): boolean {
-    return this.local.queues.byName(name) !== undefined;
+    return this.local.engine.queues.byName(name) !== undefined;
   }
 
   /** Records where the region has a queue. */
@@ -206,7 +207,7 @@ export class QueueMirror {
   /** The edge's ARN for an ARN of the region, for answers to clients. */
   toLocalArn(arn: string): string {
     const name = queueNameOfArn(arn);
-    return name === undefined ? arn : this.local.queues.arnOf(name);
+    return name === undefined ? arn : this.local.engine.queues.arnOf(name);
   }
 
   /** Queue attributes with the ARNs in them (QueueArn, redrive policies) in the edge's terms. */
@@ -221,19 +222,21 @@ export class QueueMirror {
 
   /** Creates the local queue, or brings its attributes in line, in one transaction of the local store. */
   private async applyLocally(name: string, attributes: QueueAttributes): Promise<void> {
-    await this.local.transact('', (context) => {
-      const queue = context.queues.byName(name);
+    const logger = this.logger;
+    const edgeUrl = this.edgeUrl(name, '');
+    await this.local.transact('', function* (context) {
+      const queue = yield* call(context.queues.byName(name));
       if (!queue) {
-        createQueue(context, { QueueName: name, Attributes: attributes });
+        yield* createQueue(context, { QueueName: name, Attributes: attributes });
         return;
       }
       if ((attributes.FifoQueue === 'true') !== queue.fifo) {
-        this.logger.error({ queue: name }, 'the region has this queue as another type than the edge has; the edge keeps its own');
+        logger.error({ queue: name }, 'the region has this queue as another type than the edge has; the edge keeps its own');
         return;
       }
       const { FifoQueue: _type, ...settable } = attributes;
       const changed = Object.entries(settable).some(([key, value]) => queue.attributes[key] !== value);
-      if (changed) setQueueAttributes(context, { QueueUrl: this.edgeUrl(name, ''), Attributes: settable });
+      if (changed) yield* setQueueAttributes(context, { QueueUrl: edgeUrl, Attributes: settable });
     });
   }
 

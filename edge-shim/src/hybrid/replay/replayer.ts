@@ -37,7 +37,7 @@ export interface QueueReplay {
 
 export interface ReplayerParts {
   readonly store: ReplayStore;
-  readonly local: Pick<LocalQueues, 'queues' | 'storedMessages'>;
+  readonly local: Pick<LocalQueues, 'engine'>;
   readonly region: Pick<Region, 'resolve' | 'sendBatch' | 'recreate'>;
   readonly mode: Pick<ModeMachine, 'mode' | 'replayDone'>;
   readonly link: LinkEstimates;
@@ -140,7 +140,7 @@ export class Replayer {
 
   /** Whether a send to this queue must go behind messages the edge still holds for it. */
   holdsBacklog(name: string): boolean {
-    return this.parts.local.storedMessages(name) > 0;
+    return this.parts.local.engine.storedMessages(name) > 0;
   }
 
   async stop(): Promise<void> {
@@ -159,10 +159,10 @@ export class Replayer {
       }
       let progressed: boolean[];
       try {
-        const backlogged = local.queues
+        const backlogged = local.engine.queues
           .all()
           .map((queue) => queue.name)
-          .filter((name) => local.storedMessages(name) > 0);
+          .filter((name) => local.engine.storedMessages(name) > 0);
         if (backlogged.length === 0) {
           mode.replayDone();
           await this.idle(IDLE_LOOK_MS);

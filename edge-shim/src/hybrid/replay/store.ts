@@ -1,12 +1,13 @@
-import type { SqsContext } from '../../sqs/context.js';
 import type { Db } from '../../sqs/database.js';
 import { changeVisibilityOne } from '../../sqs/actions/change-message-visibility.js';
 import { deleteOne } from '../../sqs/actions/delete-message.js';
 import { takeMessages } from '../../sqs/actions/receive-message.js';
 import { SqsError } from '../../sqs/errors.js';
 import { type MessageAttributes, payloadSize } from '../../sqs/message-attributes.js';
-import type { Queue } from '../../sqs/queues.js';
+import type { SqliteContext } from '../../sqs/sqlite-engine.js';
+import { type Step, call } from '../../sqs/storage/step.js';
 import type { LocalQueues } from '../local-queues.js';
+import type { Queue } from '../../sqs/storage/records.js';
 
 // Messages the replay took and has not handed to the region yet: after a crash they are made
 // visible again at start, instead of waiting out their visibility timeout. A message deleted (handed
@@ -67,35 +68,39 @@ export class ReplayStore {
    * messages come first; those the take leaves stay held.
    */
   take(queueName: string, limit: number, leaseSeconds: number): Promise<ReplayMessage[]> {
-    return this.engine.transact('', (context) => {
-      const queue = context.queues.byName(queueName);
-      if (!queue) return [];
-      const anyHeld = context.messages.anyHeldForReplay();
-      // A FIFO take fills up from the group it takes first: one offered is enough, more would go back.
-      if (anyHeld) context.messages.offerHeld(queue, queue.fifo ? 1 : limit, context.now);
-      const { messages } = takeMessages(context, { queue, limit, visibleFor: leaseSeconds * 1000, attemptId: undefined, deadLetters: false });
-      if (anyHeld) context.messages.holdUntaken(queue, context.now);
-      const statements = this.leases(context.db);
-      return messages.map((message) => {
-        statements.take.run(message.id);
-        const content = context.messages.content(message);
-        const attempt = statements.attempt.get({ id: message.id })!;
-        const attributes = content.attributes === null ? undefined : (JSON.parse(content.attributes) as MessageAttributes);
-        return {
-          id: message.id,
-          messageId: content.message_id,
-          body: content.body,
-          attributes,
-          traceHeader: content.trace_header ?? undefined,
-          groupId: message.group_id ?? undefined,
-          deduplicationId: content.deduplication_id ?? undefined,
-          size: payloadSize(content.body, attributes),
-          // A held message is a client's send the region may have taken when it was stored.
-          mayBeInRegionSince: attempt.unansweredAt ?? (attempt.held === 1 ? content.sent_at : undefined),
-          receipt: context.receipts.encode({ queueId: queue.id, messageId: message.id, nonce: message.receipt_nonce! }),
-        };
+    return this.engine.transact('', (context) => this.taken(context, queueName, limit, leaseSeconds));
+  }
+
+  private *taken(context: SqliteContext, queueName: string, limit: number, leaseSeconds: number): Step<ReplayMessage[]> {
+    const queue = yield* call(context.queues.byName(queueName));
+    if (!queue) return [];
+    const anyHeld = yield* call(context.messages.anyHeldForReplay());
+    // A FIFO take fills up from the group it takes first: one offered is enough, more would go back.
+    if (anyHeld) yield* call(context.messages.offerHeld(queue, queue.fifo ? 1 : limit, context.now));
+    const { messages } = yield* takeMessages(context, { queue, limit, visibleFor: leaseSeconds * 1000, attemptId: undefined, deadLetters: false });
+    if (anyHeld) yield* call(context.messages.holdUntaken(queue, context.now));
+    const statements = this.leases(context.db);
+    const taken: ReplayMessage[] = [];
+    for (const message of messages) {
+      statements.take.run(message.id);
+      const content = yield* call(context.messages.content(message));
+      const attempt = statements.attempt.get({ id: message.id })!;
+      const attributes = content.attributes === null ? undefined : (JSON.parse(content.attributes) as MessageAttributes);
+      taken.push({
+        id: message.id,
+        messageId: content.message_id,
+        body: content.body,
+        attributes,
+        traceHeader: content.trace_header ?? undefined,
+        groupId: message.group_id ?? undefined,
+        deduplicationId: content.deduplication_id ?? undefined,
+        size: payloadSize(content.body, attributes),
+        // A held message is a client's send the region may have taken when it was stored.
+        mayBeInRegionSince: attempt.unansweredAt ?? (attempt.held === 1 ? content.sent_at : undefined),
+        receipt: context.receipts.encode({ queueId: queue.id, messageId: message.id, nonce: message.receipt_nonce! }),
       });
-    });
+    }
+    return taken;
   }
 
   /** Deletes messages the region acknowledged, as DeleteMessage would with their receipts. */
@@ -114,10 +119,7 @@ export class ReplayStore {
 
   /** The region may have taken these messages without answering: remembered, with the first such time. */
   unanswered(messages: readonly ReplayMessage[]): Promise<void> {
-    return this.engine.transact('', (context) => {
-      const statements = this.leases(context.db);
-      for (const message of messages) statements.unanswered.run(message.id, context.now);
-    });
+    return this.engine.transact('', (context) => this.remembered(context, messages));
   }
 
   /**
@@ -125,21 +127,29 @@ export class ReplayStore {
    * replay after a crash resumes at once rather than after their visibility timeout.
    */
   releaseLeases(): Promise<number> {
-    return this.engine.transact('', (context) => {
-      let released = 0;
-      const leases = this.leases(context.db);
-      for (const { id } of leases.all.all()) {
-        const message = context.messages.byId(id);
-        const queue = message && context.queues.all().find((candidate) => candidate.id === message.queue_id);
-        if (message && queue && message.visible_at > context.now) {
-          context.messages.setVisibleAt(queue, message, context.now, context.now);
-          context.messagesAvailable(queue);
-          released += 1;
-        }
+    return this.engine.transact('', (context) => this.released(context));
+  }
+
+  private *remembered(context: SqliteContext, messages: readonly ReplayMessage[]): Step<void> {
+    const statements = this.leases(context.db);
+    for (const message of messages) statements.unanswered.run(message.id, context.now);
+  }
+
+  private *released(context: SqliteContext): Step<number> {
+    let released = 0;
+    const leases = this.leases(context.db);
+    const queues = yield* call(context.queues.all());
+    for (const { id } of leases.all.all()) {
+      const message = yield* call(context.messages.byId(id));
+      const queue = message && queues.find((candidate) => candidate.id === message.queue_id);
+      if (message && queue && message.visible_at > context.now) {
+        yield* call(context.messages.setVisibleAt(queue, message, context.now, context.now));
+        context.messagesAvailable(queue);
+        released += 1;
       }
-      leases.clear.run();
-      return released;
-    });
+    }
+    leases.clear.run();
+    return released;
   }
 
   /** The leases' statements, prepared (and their table created) in the first transaction that needs them. */
@@ -148,14 +158,14 @@ export class ReplayStore {
   }
 
   /** Runs `work` for each message in one transaction; a message it refuses (gone, taken since) is skipped. */
-  private async eachReceipt(queueName: string, messages: readonly ReplayMessage[], work: (context: SqsContext, queue: Queue, message: ReplayMessage) => void): Promise<void> {
+  private async eachReceipt(queueName: string, messages: readonly ReplayMessage[], work: (context: SqliteContext, queue: Queue, message: ReplayMessage) => Step<void>): Promise<void> {
     if (messages.length === 0) return;
-    await this.engine.transact('', (context) => {
-      const queue = context.queues.byName(queueName);
+    await this.engine.transact('', function* (context) {
+      const queue = yield* call(context.queues.byName(queueName));
       if (!queue) return;
       for (const message of messages) {
         try {
-          work(context, queue, message);
+          yield* work(context, queue, message);
         } catch (error) {
           if (!(error instanceof SqsError)) throw error;
         }

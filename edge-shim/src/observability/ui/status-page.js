@@ -205,6 +205,9 @@ function renderSync(status) {
 
 function renderStorage(status) {
   const { storage } = status;
+  // A store on a database server (PostgreSQL) has no disk of the shim's to show.
+  $('storage-heading').parentElement.hidden = storage === null;
+  if (!storage) return;
   const meter = $('store-meter');
   if (storage.maxStoreBytes) {
     meter.max = storage.maxStoreBytes;

@@ -2,7 +2,9 @@ import type { SqsContext } from '../context.js';
 import { SqsError, invalidParameter, missingParameter } from '../errors.js';
 import { type Input, optionalStringList, requiredString } from '../input.js';
 import { MAX_POLICY_BYTES, MAX_POLICY_STATEMENTS } from '../queue-attributes.js';
-import type { Permission, Queue } from '../queues.js';
+import { queueByUrl } from '../queues.js';
+import { type Step, call } from '../storage/step.js';
+import type { Permission, Queue } from '../storage/records.js';
 
 const LABEL = /^[A-Za-z0-9_-]{1,80}$/;
 const MAX_ACTIONS = 7;
@@ -54,13 +56,13 @@ export function queuePolicy(queue: Queue): PolicyDocument {
 }
 
 /** Writes a queue's policy and keeps `permissions` to the labels still in it. */
-export function savePolicy(context: SqsContext, queue: Queue, policy: PolicyDocument, added?: Permission): void {
+export function* savePolicy(context: SqsContext, queue: Queue, policy: PolicyDocument, added?: Permission): Step<void> {
   const labels = new Set(policy.Statement.map((statement) => statement.Sid));
   const permissions = [...queue.permissions.filter((permission) => labels.has(permission.label)), ...(added ? [added] : [])];
   const attributes = { ...queue.attributes };
   if (policy.Statement.length > 0) attributes.Policy = JSON.stringify(policy);
   else delete attributes.Policy;
-  context.queues.update(queue, { attributes, permissions, modifiedAt: context.now });
+  yield* call(context.queues.update(queue, { attributes, permissions, modifiedAt: context.now }));
 }
 
 const oneOrMany = (values: string[]): string | string[] => (values.length === 1 ? values[0]! : values);
@@ -93,8 +95,8 @@ function readActions(input: Input): string[] {
  * Policy. The shim serves one account and does not evaluate policies: the grant is recorded and
  * shown, not enforced.
  */
-export function addPermission(context: SqsContext, input: Input) {
-  const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
+export function* addPermission(context: SqsContext, input: Input) {
+  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'));
   const label = requiredString(input, 'Label');
   if (!LABEL.test(label)) {
     throw invalidParameter(
@@ -118,6 +120,6 @@ export function addPermission(context: SqsContext, input: Input) {
   if (next.Statement.length > MAX_POLICY_STATEMENTS || Buffer.byteLength(JSON.stringify(next)) > MAX_POLICY_BYTES) {
     throw new SqsError('OverLimit', `The queue policy would exceed its quota of ${MAX_POLICY_STATEMENTS} statements or ${MAX_POLICY_BYTES} bytes.`);
   }
-  savePolicy(context, queue, next, { label, accountIds, actions });
+  yield* savePolicy(context, queue, next, { label, accountIds, actions });
   return {};
 }

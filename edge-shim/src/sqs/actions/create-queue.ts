@@ -3,9 +3,11 @@ import { type SqsContext, queueUrl } from '../context.js';
 import { SqsError } from '../errors.js';
 import { type Input, optionalStringMap, requiredString } from '../input.js';
 import { type QueueAttributes, applyAttributes, defaultAttributes, validateAttributes } from '../queue-attributes.js';
-import { type Queue, checkQueueName } from '../queues.js';
+import { checkQueueName } from '../queues.js';
 import { validateRedrivePolicies } from '../redrive.js';
 import { validateTags } from '../tags.js';
+import { call } from '../storage/step.js';
+import type { Queue } from '../storage/records.js';
 
 const RECENT_DELETION_MS = 60_000;
 const JSON_ATTRIBUTES = new Set(['Policy', 'RedrivePolicy', 'RedriveAllowPolicy']);
@@ -32,7 +34,7 @@ function checkSameQueue(existing: Queue, requested: QueueAttributes, tags: Recor
   }
 }
 
-export function createQueue(context: SqsContext, input: Input) {
+export function* createQueue(context: SqsContext, input: Input) {
   const name = requiredString(input, 'QueueName');
   const given = optionalStringMap(input, 'Attributes') ?? {};
   const tags = optionalStringMap(input, 'tags') ?? {};
@@ -43,17 +45,17 @@ export function createQueue(context: SqsContext, input: Input) {
   checkQueueName(name, fifo);
   validateTags(tags);
 
-  const existing = context.queues.byName(name);
+  const existing = yield* call(context.queues.byName(name));
   if (existing) {
     checkSameQueue(existing, requested, tags);
     return { QueueUrl: queueUrl(context, existing) };
   }
-  const deletedAt = context.queues.deletedAt(name);
+  const deletedAt = yield* call(context.queues.deletedAt(name));
   if (deletedAt !== undefined && context.now - deletedAt < RECENT_DELETION_MS) {
     throw new SqsError('QueueDeletedRecently', 'You must wait 60 seconds after deleting a queue before you can create another with the same name.');
   }
   const attributes = applyAttributes(defaultAttributes(fifo), requested);
-  validateRedrivePolicies(context, name, fifo, attributes);
-  const queue = context.queues.create(name, fifo, attributes, tags, context.now);
+  yield* validateRedrivePolicies(context, name, fifo, attributes);
+  const queue = yield* call(context.queues.create(name, fifo, attributes, tags, context.now));
   return { QueueUrl: queueUrl(context, queue) };
 }

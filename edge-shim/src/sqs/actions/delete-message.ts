@@ -1,7 +1,9 @@
 import type { SqsContext } from '../context.js';
 import { type Input, requiredString } from '../input.js';
-import type { Queue } from '../queues.js';
+import { queueByUrl } from '../queues.js';
 import { expiredReceipt, resolveReceipt } from '../receipt-handles.js';
+import { type Step, call } from '../storage/step.js';
+import type { Queue } from '../storage/records.js';
 
 /**
  * Deletes the message a receipt handle names. Deleting a message already gone succeeds. An outdated
@@ -11,17 +13,17 @@ import { expiredReceipt, resolveReceipt } from '../receipt-handles.js';
  * message from it. SQS answers a handle that is not the latest so: the request succeeds, but the
  * message is not deleted.
  */
-export function deleteOne(context: SqsContext, queue: Queue, receiptHandle: string): void {
-  const receipt = resolveReceipt(context, queue, receiptHandle);
+export function* deleteOne(context: SqsContext, queue: Queue, receiptHandle: string): Step<void> {
+  const receipt = yield* resolveReceipt(context, queue, receiptHandle);
   if (receipt.kind === 'gone') return;
   if (receipt.kind !== 'current' && queue.fifo) throw expiredReceipt(receiptHandle);
   if (receipt.kind === 'unknown') return;
-  context.messages.remove(queue, receipt.message, context.now);
+  yield* call(context.messages.remove(queue, receipt.message, context.now));
   if (queue.fifo) context.messagesAvailable(queue); // the group may be unlocked now
 }
 
-export function deleteMessage(context: SqsContext, input: Input) {
-  const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
-  deleteOne(context, queue, requiredString(input, 'ReceiptHandle'));
+export function* deleteMessage(context: SqsContext, input: Input) {
+  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'));
+  yield* deleteOne(context, queue, requiredString(input, 'ReceiptHandle'));
   return {};
 }

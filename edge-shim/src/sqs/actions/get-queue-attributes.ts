@@ -1,9 +1,11 @@
 import type { SqsContext } from '../context.js';
 import { type Input, optionalStringList, requiredString } from '../input.js';
 import { ALL_ATTRIBUTE_NAMES, checkRequestedAttribute } from '../queue-attributes.js';
+import { queueByUrl } from '../queues.js';
+import { call } from '../storage/step.js';
 
-export function getQueueAttributes(context: SqsContext, input: Input) {
-  const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
+export function* getQueueAttributes(context: SqsContext, input: Input) {
+  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'));
   const requested = optionalStringList(input, 'AttributeNames') ?? [];
   for (const name of requested) checkRequestedAttribute(name, queue.fifo);
   const names = new Set(requested.includes('All') ? ALL_ATTRIBUTE_NAMES : requested);
@@ -15,7 +17,7 @@ export function getQueueAttributes(context: SqsContext, input: Input) {
     QueueArn: queue.arn,
   };
   if (names.has('ApproximateNumberOfMessages') || names.has('ApproximateNumberOfMessagesNotVisible') || names.has('ApproximateNumberOfMessagesDelayed')) {
-    const counts = context.messages.counts(queue, context.now);
+    const counts = yield* call(context.messages.counts(queue, context.now));
     computed.ApproximateNumberOfMessages = String(counts.visible);
     computed.ApproximateNumberOfMessagesNotVisible = String(counts.inFlight);
     computed.ApproximateNumberOfMessagesDelayed = String(counts.delayed);

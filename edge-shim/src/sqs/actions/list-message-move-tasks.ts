@@ -1,7 +1,9 @@
 import type { SqsContext } from '../context.js';
 import { SqsError } from '../errors.js';
 import { type Input, optionalInteger, requiredString } from '../input.js';
-import { type MoveTaskRow, TASK_HISTORY_MS, moveTasks } from '../move-tasks.js';
+import { TASK_HISTORY_MS } from '../move-tasks.js';
+import { call } from '../storage/step.js';
+import type { MoveTaskRow } from '../storage/records.js';
 
 function entry(task: MoveTaskRow) {
   return {
@@ -18,12 +20,12 @@ function entry(task: MoveTaskRow) {
 }
 
 /** The most recent move tasks of a source queue (1 by default, up to 10) from the last 14 days. */
-export function listMessageMoveTasks(context: SqsContext, input: Input) {
+export function* listMessageMoveTasks(context: SqsContext, input: Input) {
   const sourceArn = requiredString(input, 'SourceArn');
   const maxResults = optionalInteger(input, 'MaxResults', 1, 10) ?? 1;
-  const source = context.queues.byArn(sourceArn);
+  const source = yield* call(context.queues.byArn(sourceArn));
   if (!source) throw new SqsError('ResourceNotFoundException', "The resource that you specified for the SourceArn parameter doesn't exist.");
   // Tasks of an earlier queue of the same name are not this queue's.
   const since = Math.max(context.now - TASK_HISTORY_MS, source.createdAt);
-  return { Results: moveTasks(context.db).recent(sourceArn, since, maxResults).map(entry) };
+  return { Results: (yield* call(context.moveTasks.recent(sourceArn, since, maxResults))).map(entry) };
 }

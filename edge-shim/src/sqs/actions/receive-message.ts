@@ -1,14 +1,17 @@
 import type { SqsContext } from '../context.js';
 import { SqsError, invalidParameter } from '../errors.js';
-import { removeIfDead } from '../expiry.js';
+import { removeDead } from '../expiry.js';
+import { isDead } from '../messages.js';
 import { type Input, optionalInteger, optionalString, optionalStringList, requiredString } from '../input.js';
 import { type MessageAttributes, md5OfAttributes } from '../message-attributes.js';
-import type { AvailableGroup, MessageRow, MessageStore } from '../messages.js';
 import { isKnownAttribute } from '../queue-attributes.js';
-import type { Queue, QueueRegistry } from '../queues.js';
+import { queueByUrl } from '../queues.js';
 import { newNonce } from '../receipt-handles.js';
 import { deadLetterTarget, deadLetterMessage } from '../redrive.js';
+import type { MessagePort, QueuePort } from '../storage/ports.js';
+import { type Step, call } from '../storage/step.js';
 import { ID_PATTERN } from './send-message.js';
+import type { AvailableGroup, MessageContent, MessageRow, Queue } from '../storage/records.js';
 
 const SYSTEM_ATTRIBUTES = [
   'SenderId',
@@ -88,8 +91,19 @@ function selectAttributes(all: MessageAttributes, selection: AttributeNameSelect
   return Object.fromEntries(Object.entries(all).filter(([name]) => isSelected(name, selection)));
 }
 
-function format(context: SqsContext, queue: Queue, state: MessageRow, selection: Selection) {
-  const message = { ...state, ...context.messages.content(state) };
+/** A message as ReceiveMessage answers it. */
+export interface ReceivedMessage {
+  MessageId: string;
+  ReceiptHandle: string;
+  MD5OfBody: string;
+  Body: string;
+  Attributes?: Record<string, string>;
+  MD5OfMessageAttributes?: string;
+  MessageAttributes?: MessageAttributes;
+}
+
+function format(context: SqsContext, queue: Queue, state: MessageRow, content: MessageContent, selection: Selection): ReceivedMessage {
+  const message = { ...state, ...content };
   const system: Record<string, string | undefined> = {
     SenderId: context.queues.accountId,
     SentTimestamp: String(message.sent_at),
@@ -119,17 +133,15 @@ function format(context: SqsContext, queue: Queue, state: MessageRow, selection:
   };
 }
 
-type DeadLetterTarget = ReturnType<typeof deadLetterTarget>;
+type DeadLetterTarget = { queue: Queue; maxReceiveCount: number } | undefined;
 
 /** Whether a message must go to the dead-letter queue instead of being received once more. */
-function redriven(context: SqsContext, queue: Queue, target: DeadLetterTarget, message: MessageRow): boolean {
-  if (!target || message.receive_count < target.maxReceiveCount) return false;
-  deadLetterMessage(context, queue, message, target.queue);
-  return true;
+function redrives(target: DeadLetterTarget, message: MessageRow): target is NonNullable<DeadLetterTarget> {
+  return target !== undefined && message.receive_count >= target.maxReceiveCount;
 }
 
 /** Standard: the visible messages that have waited longest, in no promised order. */
-function receiveStandard(context: SqsContext, queue: Queue, deadLetter: DeadLetterTarget, limit: number, visibleFor: number): Taken {
+function* receiveStandard(context: SqsContext, queue: Queue, deadLetter: DeadLetterTarget, limit: number, visibleFor: number): Step<Taken> {
   const now = context.now;
   const taken: MessageRow[] = [];
   const takenIds = new Set<number>();
@@ -138,18 +150,20 @@ function receiveStandard(context: SqsContext, queue: Queue, deadLetter: DeadLett
   while (taken.length < limit && examined < MAX_MESSAGES_EXAMINED) {
     // Messages taken with a visibility timeout of 0 are still visible: ask for as many more.
     const requested = limit - taken.length + takenIds.size;
-    const candidates = context.messages.visible(queue, now, requested);
+    const candidates = yield* call(context.messages.visible(queue, now, requested));
     let progressed = false;
     for (const message of candidates) {
       if (takenIds.has(message.id)) continue;
       examined += 1;
       progressed = true;
-      if (removeIfDead(context, queue, message)) {
+      if (isDead(context, queue, message)) {
+        yield* removeDead(context, queue, message);
         cleared = true;
-      } else if (redriven(context, queue, deadLetter, message)) {
+      } else if (redrives(deadLetter, message)) {
+        yield* deadLetterMessage(context, queue, message, deadLetter.queue);
         cleared = true;
       } else if (taken.length < limit) {
-        context.messages.markReceived(message, now, now + visibleFor, newNonce());
+        yield* call(context.messages.markReceived(message, now, now + visibleFor, newNonce()));
         taken.push(message);
         takenIds.add(message.id);
       }
@@ -164,21 +178,23 @@ function receiveStandard(context: SqsContext, queue: Queue, deadLetter: DeadLett
  * at a delayed message (nothing behind it may go first), deletes those past retention and
  * dead-letters those received too often on the way, within the receive's `budget` of messages.
  */
-function takeFromGroup(context: SqsContext, queue: Queue, deadLetter: DeadLetterTarget, groupId: string, wanted: number, budget: { left: number }): Taken {
+function* takeFromGroup(context: SqsContext, queue: Queue, deadLetter: DeadLetterTarget, groupId: string, wanted: number, budget: { left: number }): Step<Taken> {
   const messages: MessageRow[] = [];
   let cleared = false;
   let afterId = 0;
   while (messages.length < wanted && budget.left > 0) {
     const asked = Math.min(wanted - messages.length, budget.left);
-    const batch = context.messages.groupMessages(queue, groupId, asked, afterId);
+    const batch = yield* call(context.messages.groupMessages(queue, groupId, asked, afterId));
     for (const message of batch) {
       afterId = message.id;
       budget.left -= 1;
-      if (removeIfDead(context, queue, message)) {
+      if (isDead(context, queue, message)) {
+        yield* removeDead(context, queue, message);
         cleared = true;
       } else if (message.visible_at > context.now) {
         return { messages, more: cleared };
-      } else if (redriven(context, queue, deadLetter, message)) {
+      } else if (redrives(deadLetter, message)) {
+        yield* deadLetterMessage(context, queue, message, deadLetter.queue);
         cleared = true;
       } else {
         messages.push(message);
@@ -195,7 +211,7 @@ function takeFromGroup(context: SqsContext, queue: Queue, deadLetter: DeadLetter
  * visible again. Groups are visited longest available first, through an index of them by the time
  * they became available, so neither locked groups nor a huge group cost anything to pass.
  */
-function receiveFifo(context: SqsContext, queue: Queue, deadLetter: DeadLetterTarget, limit: number, visibleFor: number): Taken {
+function* receiveFifo(context: SqsContext, queue: Queue, deadLetter: DeadLetterTarget, limit: number, visibleFor: number): Step<Taken> {
   const now = context.now;
   const taken: MessageRow[] = [];
   const visited = new Set<string>();
@@ -204,22 +220,22 @@ function receiveFifo(context: SqsContext, queue: Queue, deadLetter: DeadLetterTa
   let cleared = false;
   pages: while (taken.length < limit) {
     if (visited.size >= MAX_GROUPS_EXAMINED || budget.left <= 0) return { messages: taken, more: taken.length === 0 };
-    const groups = context.messages.availableGroups(queue, now, after, GROUP_PAGE);
+    const groups = yield* call(context.messages.availableGroups(queue, now, after, GROUP_PAGE));
     if (groups.length === 0) break;
     for (const group of groups) {
       after = group;
       // A group whose first messages this receive deleted can come up again further on.
       if (visited.has(group.group_id)) continue;
       visited.add(group.group_id);
-      const fromGroup = takeFromGroup(context, queue, deadLetter, group.group_id, limit - taken.length, budget);
+      const fromGroup = yield* takeFromGroup(context, queue, deadLetter, group.group_id, limit - taken.length, budget);
       cleared ||= fromGroup.more;
       if (fromGroup.messages.length > 0) {
-        for (const message of fromGroup.messages) context.messages.markReceived(message, now, now + visibleFor, newNonce());
-        context.messages.lockGroup(queue, group.group_id, now + visibleFor);
+        for (const message of fromGroup.messages) yield* call(context.messages.markReceived(message, now, now + visibleFor, newNonce()));
+        yield* call(context.messages.lockGroup(queue, group.group_id, now + visibleFor));
         taken.push(...fromGroup.messages);
       } else {
         // Its first message is delayed: out of the way until it shows.
-        context.messages.refreshGroup(queue, group.group_id);
+        yield* call(context.messages.refreshGroup(queue, group.group_id));
       }
       if (taken.length >= limit) break pages;
     }
@@ -233,18 +249,19 @@ function receiveFifo(context: SqsContext, queue: Queue, deadLetter: DeadLetterTa
  * deleted, received again or had its visibility changed, and their visibility timeout has not run
  * out. Otherwise the retry is a new receive.
  */
-function repeatAttempt(context: SqsContext, queue: Queue, attemptId: string, visibleFor: number): MessageRow[] | undefined {
-  const earlier = context.receiveAttempts.find(queue.id, attemptId, context.now);
+function* repeatAttempt(context: SqsContext, queue: Queue, attemptId: string, visibleFor: number): Step<MessageRow[] | undefined> {
+  const earlier = yield* call(context.receiveAttempts.find(queue.id, attemptId, context.now));
   if (!earlier) return undefined;
-  const messages = earlier.messages.map(({ id }) => context.messages.byId(id));
+  const messages: Array<MessageRow | undefined> = [];
+  for (const { id } of earlier.messages) messages.push(yield* call(context.messages.byId(id)));
   const untouched = messages.every((message, index) => {
     const then = earlier.messages[index]!;
     return message !== undefined && message.receipt_nonce === then.nonce && message.visible_at === then.visibleAt && message.visible_at > context.now;
   });
   if (!untouched) return undefined;
   const visibleAt = context.now + visibleFor;
-  for (const message of messages as MessageRow[]) context.messages.setVisibleAt(queue, message, visibleAt, context.now);
-  context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(messages as MessageRow[]), earlier.expiresAt);
+  for (const message of messages as MessageRow[]) yield* call(context.messages.setVisibleAt(queue, message, visibleAt, context.now));
+  yield* call(context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(messages as MessageRow[]), earlier.expiresAt));
   return messages as MessageRow[];
 }
 
@@ -268,8 +285,8 @@ export interface ReceiveRequest {
   readonly deadLetters: boolean;
 }
 
-export function readReceiveRequest(queues: QueueRegistry, input: Input): ReceiveRequest {
-  const queue = queues.byUrl(requiredString(input, 'QueueUrl'));
+export function* readReceiveRequest(queues: QueuePort, input: Input): Step<ReceiveRequest> {
+  const queue = yield* queueByUrl(queues, requiredString(input, 'QueueUrl'));
   const limit = optionalInteger(input, 'MaxNumberOfMessages', 1, 10) ?? 1;
   const visibleFor = (optionalInteger(input, 'VisibilityTimeout', 0, 43_200) ?? Number(queue.attributes.VisibilityTimeout)) * 1000;
   const waitSeconds = optionalInteger(input, 'WaitTimeSeconds', 0, 20) ?? Number(queue.attributes.ReceiveMessageWaitTimeSeconds);
@@ -287,12 +304,10 @@ export function readReceiveRequest(queues: QueueRegistry, input: Input): Receive
  * no FIFO group available) and no earlier attempt to repeat. Such a receive, the usual one of a
  * consumer polling an empty or locked queue, costs one indexed read.
  */
-export function surelyEmpty(messages: MessageStore, request: ReceiveRequest, now: number): boolean {
-  return request.attemptId === undefined && !messages.anyAvailable(request.queue, now);
+export function* surelyEmpty(messages: MessagePort, request: ReceiveRequest, now: number): Step<boolean> {
+  return request.attemptId === undefined && !(yield* call(messages.anyAvailable(request.queue, now)));
 }
 
-/** A message as ReceiveMessage answers it. */
-export type ReceivedMessage = ReturnType<typeof format>;
 
 export interface ReceiveOutcome {
   /** As SQS answers: no Messages key at all when nothing was received. */
@@ -309,22 +324,24 @@ export type TakeRequest = Pick<ReceiveRequest, 'queue' | 'limit' | 'visibleFor' 
  * FIFO groups locked. For the receives of clients, and for the edge's replay, which hands them to
  * the region instead of answering them.
  */
-export function takeMessages(context: SqsContext, request: TakeRequest): Taken {
+export function* takeMessages(context: SqsContext, request: TakeRequest): Step<Taken> {
   const { queue, limit, visibleFor, attemptId } = request;
-  const repeated = attemptId === undefined ? undefined : repeatAttempt(context, queue, attemptId, visibleFor);
+  const repeated = attemptId === undefined ? undefined : yield* repeatAttempt(context, queue, attemptId, visibleFor);
   if (repeated) return { messages: repeated, more: false };
   // Looked up once per receive, not once for every message it meets.
-  const deadLetter = request.deadLetters ? deadLetterTarget(context, queue) : undefined;
-  const taken = queue.fifo ? receiveFifo(context, queue, deadLetter, limit, visibleFor) : receiveStandard(context, queue, deadLetter, limit, visibleFor);
+  const deadLetter = request.deadLetters ? yield* deadLetterTarget(context, queue) : undefined;
+  const taken = queue.fifo ? yield* receiveFifo(context, queue, deadLetter, limit, visibleFor) : yield* receiveStandard(context, queue, deadLetter, limit, visibleFor);
   if (attemptId !== undefined && taken.messages.length > 0) {
-    context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(taken.messages), context.now + ATTEMPT_INTERVAL_MS);
+    yield* call(context.receiveAttempts.remember(queue.id, attemptId, attemptRecord(taken.messages), context.now + ATTEMPT_INTERVAL_MS));
   }
   return taken;
 }
 
 /** One attempt at receiving, for the long polling loop of the service. */
-export function receiveMessages(context: SqsContext, request: ReceiveRequest): ReceiveOutcome {
-  const { messages, more } = takeMessages(context, request);
-  const output = messages.length > 0 ? { Messages: messages.map((message) => format(context, request.queue, message, request.selection)) } : {};
-  return { output, more };
+export function* receiveMessages(context: SqsContext, request: ReceiveRequest): Step<ReceiveOutcome> {
+  const { messages, more } = yield* takeMessages(context, request);
+  if (messages.length === 0) return { output: {}, more };
+  const formatted: ReceivedMessage[] = [];
+  for (const message of messages) formatted.push(format(context, request.queue, message, yield* call(context.messages.content(message)), request.selection));
+  return { output: { Messages: formatted }, more };
 }

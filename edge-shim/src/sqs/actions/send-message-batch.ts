@@ -4,12 +4,13 @@ import { batchEntries, runEntries } from '../batch.js';
 import { type Input, requiredString } from '../input.js';
 import { payloadSize } from '../message-attributes.js';
 import { sendOne } from './send-message.js';
+import { queueByUrl } from '../queues.js';
 
 // The sum of the sizes of a batch's messages, whatever the queue's MaximumMessageSize.
 const MAX_BATCH_PAYLOAD = 1_048_576;
 
-export function sendMessageBatch(context: SqsContext, input: Input) {
-  const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
+export function* sendMessageBatch(context: SqsContext, input: Input) {
+  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'));
   const entries = batchEntries(input, 'Entries', 'SendMessageBatchRequestEntry');
   // On a FIFO queue a message without a group fails the action, not only its entry.
   const ungrouped = queue.fifo ? entries.findIndex((entry) => entry.MessageGroupId === undefined || entry.MessageGroupId === null) : -1;
@@ -18,5 +19,7 @@ export function sendMessageBatch(context: SqsContext, input: Input) {
   if (total > MAX_BATCH_PAYLOAD) {
     throw new SqsError('BatchRequestTooLong', `Batch requests cannot be longer than ${MAX_BATCH_PAYLOAD} bytes. You have sent ${total} bytes.`);
   }
-  return runEntries(entries, (entry) => ({ Id: entry.Id, ...sendOne(context, queue, entry) }));
+  return yield* runEntries(entries, function* (entry) {
+    return { Id: entry.Id, ...(yield* sendOne(context, queue, entry)) };
+  });
 }

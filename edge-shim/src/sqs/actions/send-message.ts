@@ -4,8 +4,10 @@ import { SqsError, invalidParameter, missingParameter } from '../errors.js';
 import { type Input, optionalInteger, optionalMap, optionalString, requiredString } from '../input.js';
 import { hasInvalidCharacters, md5OfAttributes, md5OfBody, readMessageAttributes } from '../message-attributes.js';
 import { HELD_FOR_REPLAY } from '../messages.js';
-import type { Queue } from '../queues.js';
+import { queueByUrl } from '../queues.js';
 import { nextSequenceNumber } from '../sequence-numbers.js';
+import { type Step, call } from '../storage/step.js';
+import type { Queue } from '../storage/records.js';
 
 const DEDUPLICATION_INTERVAL_MS = 5 * 60_000;
 // Message group, deduplication and receive request attempt ids: 1 to 128 alphanumeric or punctuation characters.
@@ -55,7 +57,7 @@ function md5OfTraceHeader(traceHeader: string): string {
  * body and the message attributes' names, types and values, must not exceed the queue's
  * MaximumMessageSize.
  */
-export function sendOne(context: SqsContext, queue: Queue, input: Input): SendResult {
+export function* sendOne(context: SqsContext, queue: Queue, input: Input): Step<SendResult> {
   const body = optionalString(input, 'MessageBody');
   if (body === undefined || body === '') throw missingParameter('MessageBody');
   if (hasInvalidCharacters(body)) {
@@ -97,20 +99,20 @@ export function sendOne(context: SqsContext, queue: Queue, input: Input): SendRe
       deduplicationId = createHash('sha256').update(body, 'utf8').digest('hex');
     }
     const scope = queue.attributes.DeduplicationScope === 'messageGroup' ? groupId : '';
-    const earlier = context.deduplication.find(queue.id, scope, deduplicationId, now);
+    const earlier = yield* call(context.deduplication.find(queue.id, scope, deduplicationId, now));
     if (earlier) {
       // A duplicate is accepted and answered as the original, but not enqueued again.
       return { ...result, MessageId: earlier.message_id, ...(earlier.sequence_number ? { SequenceNumber: earlier.sequence_number } : {}) };
     }
-    result.SequenceNumber = nextSequenceNumber(context, queue);
-    context.deduplication.remember(queue.id, scope, deduplicationId, result.MessageId, result.SequenceNumber, now + DEDUPLICATION_INTERVAL_MS);
+    result.SequenceNumber = yield* nextSequenceNumber(context, queue);
+    yield* call(context.deduplication.remember(queue.id, scope, deduplicationId, result.MessageId, result.SequenceNumber, now + DEDUPLICATION_INTERVAL_MS));
   } else if (deduplicationId !== undefined) {
     // A standard queue takes a MessageGroupId (it makes the queue a fair queue), not a deduplication id.
     throw notForQueueType('MessageDeduplicationId', deduplicationId);
   }
 
   const delay = (delaySeconds ?? Number(queue.attributes.DelaySeconds)) * 1000;
-  const id = context.messages.insert(queue, {
+  const id = yield* call(context.messages.insert(queue, {
     message_id: result.MessageId,
     body,
     body_md5: result.MD5OfMessageBody,
@@ -124,14 +126,14 @@ export function sendOne(context: SqsContext, queue: Queue, input: Input): SendRe
     sent_at: now,
     enqueued_at: now,
     visible_at: context.holdForReplay ? HELD_FOR_REPLAY : now + delay,
-  }, now);
-  if (context.holdForReplay) context.messages.holdForReplay(id);
+  }, now));
+  if (context.holdForReplay) yield* call(context.messages.holdForReplay(id));
   else if (delay > 0) context.messagesAvailableAt(queue, now + delay);
   else context.messagesAvailable(queue);
   return result;
 }
 
-export function sendMessage(context: SqsContext, input: Input) {
-  const queue = context.queues.byUrl(requiredString(input, 'QueueUrl'));
-  return { ...sendOne(context, queue, input) };
+export function* sendMessage(context: SqsContext, input: Input) {
+  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'));
+  return { ...(yield* sendOne(context, queue, input)) };
 }
