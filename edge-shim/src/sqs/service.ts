@@ -119,8 +119,9 @@ export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEn
         announcements.push(availability);
         callbacks.push(() => this.wake(availability));
       };
+      // The storage's ports go last: made as a copy of the storage object (`{ ...storage, now, ... }`),
+      // the context had each further property added to it one by one, half a send's time at the engine.
       const context: SqsContext & S = {
-        ...storage,
         retentionCutoff: this.engine.retentionCutoff,
         now: this.clock(),
         baseUrl,
@@ -136,6 +137,7 @@ export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEn
           addExpired(expired, queue.name, 1, context.now - message.enqueued_at);
         },
         moveTasksChanged: () => callbacks.push(() => this.mover.wake()),
+        ...storage,
       };
       return work(context);
     };
