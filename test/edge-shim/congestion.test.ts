@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CongestionWindow } from '../../edge-shim/src/hybrid/link/congestion.js';
 import { LinkEstimates } from '../../edge-shim/src/hybrid/link/estimates.js';
+import { seededRandom } from '../../testkit/fault-modes.js';
 
 // The way back's congestion control on a simulated path: a clock the test moves, transfers that
 // take what a link of a given rate and round trip would give them. No sockets and no waiting: the
@@ -47,6 +48,8 @@ interface Path {
   readonly roundTripMs: number;
   /** The region's work per transfer, one transfer at a time (an emulator's single thread). */
   readonly serviceMs: number;
+  /** A region slow to answer: each transfer waits there this long at random, side by side with the others. */
+  readonly answerMs?: { readonly least: number; readonly most: number; readonly random: () => number };
 }
 
 /**
@@ -78,7 +81,8 @@ async function pipeline({ window, clock, estimates }: ReturnType<typeof setup>, 
     await transfer.begin(bytes);
     linkFreeAt = Math.max(clock.now, linkFreeAt) + (bytes / path.bytesPerSecond) * 1000;
     regionFreeAt = Math.max(linkFreeAt + path.roundTripMs / 2, regionFreeAt) + path.serviceMs;
-    clock.at(regionFreeAt + path.roundTripMs / 2, () => {
+    const answer = path.answerMs ? path.answerMs.least + path.answerMs.random() * (path.answerMs.most - path.answerMs.least) : 0;
+    clock.at(regionFreeAt + answer + path.roundTripMs / 2, () => {
       transfer.finish('delivered');
       delivered += bytes;
       sizes.push(window.size);
@@ -120,6 +124,15 @@ describe('congestion window', () => {
     expect(writesPerSecond).toBeGreaterThan(0.9 * (1000 / path.serviceMs));
     // The queue it keeps at the region stays near the target (250 ms, about 36 writes), not the ceiling's 64.
     expect(percentile(sizes, 0.5)).toBeLessThan(50);
+  });
+
+  it('takes a region that answers in 1 to 3 s at random for a slow region, not a queue: many transfers in flight', async () => {
+    const edge = setup();
+    const path = { bytesPerSecond: 10e6, roundTripMs: 20, serviceMs: 0, answerMs: { least: 1000, most: 3000, random: seededRandom(15) } };
+    await pipeline(edge, path, 4096, 60_000);
+    const { sizes } = await pipeline(edge, path, 4096, 120_000);
+    // Each answer takes 2 s on average whatever else is in flight: the ceiling's 16 get 8 a second.
+    expect(percentile(sizes, 0.5)).toBeGreaterThanOrEqual(12);
   });
 
   it('grows to its ceiling where the path takes more at once without queueing (a fast link to a region far away)', async () => {

@@ -34,6 +34,12 @@ export interface Transfer {
 // sent meanwhile waits behind it. Batches on a thin link are themselves tenths of a second long, so
 // a smaller target would leave the link idle between them.
 const TARGET_QUEUEING_MS = 250;
+// A region whose answers take a second or more is given a target of this share of that: jitter of
+// a few hundred ms in its answers is no sign of a queue the way back made.
+const TARGET_SHARE_OF_BASE = 0.5;
+// A transfer's queueing is the least over the last few (LEDBAT's current delay filter): one slow
+// answer is noise, several in a row are a queue.
+const CURRENT_SAMPLES = 4;
 // The least time a transfer's bytes did not explain is taken over this long, from the least of
 // each second: a path that became slower for good (another route, a region that answers slowly
 // now) is learnt again.
@@ -86,6 +92,8 @@ export class CongestionWindow {
   private readonly recentDurations: number[] = [];
   /** Of each recent second, the delivered transfer that took least beyond what its bytes need on the wire: the path's base. */
   private readonly baseSamples: Array<{ readonly second: number; took: number; bytes: number }> = [];
+  /** The last few delivered transfers, whose least time beyond the base is the queueing now. */
+  private readonly currentSamples: Array<{ readonly took: number; readonly bytes: number }> = [];
   private lastCutAt = Number.NEGATIVE_INFINITY;
   /** When the link will have carried the large transfers begun so far, and the turn in the pacing gains. */
   private linkFreeAt = Number.NEGATIVE_INFINITY;
@@ -225,18 +233,18 @@ export class CongestionWindow {
     estimates.endTransfer(mark, true);
     this.recentDurations.push(took);
     if (this.recentDurations.length > RECENT_DURATIONS) this.recentDurations.shift();
-    const queueing = this.queueingOf(took, mark.bytes, now);
+    const { queueing, target } = this.queueingOf(took, mark.bytes, now);
     if (estimates.liveDelayMs > LIVE_DELAY_MS) {
       this.slowStart = false;
       this.cut(0.75, now);
       return;
     }
-    if (this.slowStart && queueing < TARGET_QUEUEING_MS / 2) {
+    if (this.slowStart && queueing < target / 2) {
       if (windowLimited) this.window += 1;
     } else {
       this.slowStart = false;
       // In proportion to how far from the target, at most one transfer either way per window's worth of transfers.
-      const offTarget = Math.max(-1, Math.min(1, (TARGET_QUEUEING_MS - queueing) / TARGET_QUEUEING_MS));
+      const offTarget = Math.max(-1, Math.min(1, (target - queueing) / target));
       // Grown only where the window is what limits: room unused is no sign that more would be taken.
       if (offTarget < 0 || windowLimited) this.window += offTarget / this.window;
     }
@@ -244,11 +252,12 @@ export class CongestionWindow {
   }
 
   /**
-   * How long a delivered transfer queued: its time beyond what its bytes need on the wire and the
-   * least that recent transfers took beyond theirs (round trip and the region's work), all at the
+   * How long transfers queue now, and the target for it. The queueing is the least, over the last
+   * few delivered transfers, of the time each took beyond what its bytes need on the wire, less the
+   * base: the least such time over the last minute (round trip and the region's work), all at the
    * rate known now, so that an early, rough rate does not skew the base for long.
    */
-  private queueingOf(took: number, bytes: number, now: number): number {
+  private queueingOf(took: number, bytes: number, now: number): { queueing: number; target: number } {
     const { estimates } = this.options;
     const beyondWire = (sample: { took: number; bytes: number }) => sample.took - (estimates.bytesPerSecond === undefined ? 0 : estimates.wireMs(sample.bytes));
     const second = Math.floor(now / BASE_BUCKET_MS);
@@ -257,7 +266,13 @@ export class CongestionWindow {
     if (latest?.second !== second) samples.push({ second, took, bytes });
     else if (beyondWire({ took, bytes }) < beyondWire(latest)) Object.assign(latest, { took, bytes });
     while (samples[0]!.second < second - BASE_WINDOW_MS / BASE_BUCKET_MS) samples.shift();
-    return beyondWire({ took, bytes }) - Math.min(...samples.map(beyondWire));
+    this.currentSamples.push({ took, bytes });
+    if (this.currentSamples.length > CURRENT_SAMPLES) this.currentSamples.shift();
+    const base = Math.min(...samples.map(beyondWire));
+    return {
+      queueing: Math.min(...this.currentSamples.map(beyondWire)) - base,
+      target: Math.max(TARGET_QUEUEING_MS, TARGET_SHARE_OF_BASE * base),
+    };
   }
 
   /** Shrinks the window by `factor`, once per round trip: transfers failing together are one signal. */
