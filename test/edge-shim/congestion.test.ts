@@ -103,8 +103,10 @@ describe('congestion window', () => {
     // 1 Mbit/s and 150 ms, batches of one 48 KiB message: each holds the link for 0.39 s.
     const path = { bytesPerSecond: 125_000, roundTripMs: 150, serviceMs: 20 };
     await pipeline(edge, path, 49_152, 20_000);
-    const { bytesPerSecond, liveWaits } = await pipeline(edge, path, 49_152, 120_000);
+    const { bytesPerSecond, liveWaits, sizes } = await pipeline(edge, path, 49_152, 120_000);
     expect(bytesPerSecond).toBeGreaterThan(0.9 * path.bytesPerSecond);
+    // No more in flight than the path holds twice over and two: more would only wait for the pace.
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(3);
     // A 1 KiB request behind the way back: the link's queue, then its own round trip and the region's work.
     expect(percentile(liveWaits, 0.99) + path.roundTripMs + path.serviceMs).toBeLessThan(1000);
     expect(edge.estimates.bytesPerSecond).toBeGreaterThan(0.9 * path.bytesPerSecond);

@@ -51,6 +51,10 @@ const BASE_BUCKET_MS = 1000;
 const PACING_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1];
 // While the window still doubles (slow start), the pace doubles too: BBR's startup gain, 2/ln 2.
 const STARTUP_PACING_GAIN = 2 / Math.LN2;
+// Large transfers, paced, need no more in flight than twice what the path holds (its rate times its
+// base time) and two more (BBR's cwnd gain): more would only wait for the pace, or queue if the rate
+// was taken too high.
+const PATH_HOLDS_GAIN = 2;
 // Live requests slower than their best by this much: something the transfers' own times do not
 // show is in their way (other traffic of the site), and the way back yields.
 const LIVE_DELAY_MS = 600;
@@ -233,13 +237,15 @@ export class CongestionWindow {
     estimates.endTransfer(mark, true);
     this.recentDurations.push(took);
     if (this.recentDurations.length > RECENT_DURATIONS) this.recentDurations.shift();
-    const { queueing, target } = this.queueingOf(took, mark.bytes, now);
+    const { queueing, latest, target, base } = this.queueingOf(took, mark.bytes, now);
     if (estimates.liveDelayMs > LIVE_DELAY_MS) {
       this.slowStart = false;
       this.cut(0.75, now);
       return;
     }
-    if (this.slowStart && queueing < target / 2) {
+    // Slow start ends at the first transfer that queued (HyStart's way): a window that doubles
+    // overshoots by the time a filtered measure shows it.
+    if (this.slowStart && latest < target / 2) {
       if (windowLimited) this.window += 1;
     } else {
       this.slowStart = false;
@@ -248,16 +254,25 @@ export class CongestionWindow {
       // Grown only where the window is what limits: room unused is no sign that more would be taken.
       if (offTarget < 0 || windowLimited) this.window += offTarget / this.window;
     }
-    this.window = Math.min(this.options.maxWindow, Math.max(1, this.window));
+    // Once slow start is over: during it the rate is still being found, and is taken low.
+    const ceiling = this.slowStart ? this.options.maxWindow : Math.min(this.options.maxWindow, this.pacedCeiling(mark.bytes, base));
+    this.window = Math.min(ceiling, Math.max(1, this.window));
+  }
+
+  /** The most large paced transfers worth having in flight (see PATH_HOLDS_GAIN); no bound for small ones. */
+  private pacedCeiling(bytes: number, baseMs: number): number {
+    const rate = this.options.estimates.bytesPerSecond;
+    if (bytes < RATE_MIN_BYTES || rate === undefined) return Number.POSITIVE_INFINITY;
+    return 2 + (PATH_HOLDS_GAIN * rate * Math.max(0, baseMs)) / 1000 / bytes;
   }
 
   /**
-   * How long transfers queue now, and the target for it. The queueing is the least, over the last
+   * How long transfers queue now (and the latest one did), and the target for it. The queueing is the least, over the last
    * few delivered transfers, of the time each took beyond what its bytes need on the wire, less the
    * base: the least such time over the last minute (round trip and the region's work), all at the
    * rate known now, so that an early, rough rate does not skew the base for long.
    */
-  private queueingOf(took: number, bytes: number, now: number): { queueing: number; target: number } {
+  private queueingOf(took: number, bytes: number, now: number): { queueing: number; latest: number; target: number; base: number } {
     const { estimates } = this.options;
     const beyondWire = (sample: { took: number; bytes: number }) => sample.took - (estimates.bytesPerSecond === undefined ? 0 : estimates.wireMs(sample.bytes));
     const second = Math.floor(now / BASE_BUCKET_MS);
@@ -271,7 +286,9 @@ export class CongestionWindow {
     const base = Math.min(...samples.map(beyondWire));
     return {
       queueing: Math.min(...this.currentSamples.map(beyondWire)) - base,
+      latest: beyondWire({ took, bytes }) - base,
       target: Math.max(TARGET_QUEUEING_MS, TARGET_SHARE_OF_BASE * base),
+      base,
     };
   }
 
