@@ -267,19 +267,19 @@ export class CongestionWindow {
   }
 
   /**
-   * How long transfers queue now (and the latest one did), and the target for it. The queueing is the least, over the last
-   * few delivered transfers, of the time each took beyond what its bytes need on the wire, less the
-   * base: the least such time over the last minute (round trip and the region's work), all at the
-   * rate known now, so that an early, rough rate does not skew the base for long.
+   * How long transfers queue now (and the latest one did), and the target for it. The queueing is
+   * the least, over the last few delivered transfers, of the time each took beyond what its bytes
+   * need on the wire, less the base: the least such time over the last minute (round trip and the
+   * region's work), all at the rate known now, so that an early, rough rate does not skew the base.
    */
   private queueingOf(took: number, bytes: number, now: number): { queueing: number; latest: number; target: number; base: number } {
     const { estimates } = this.options;
     const beyondWire = (sample: { took: number; bytes: number }) => sample.took - (estimates.bytesPerSecond === undefined ? 0 : estimates.wireMs(sample.bytes));
     const second = Math.floor(now / BASE_BUCKET_MS);
     const samples = this.baseSamples;
-    const latest = samples.at(-1);
-    if (latest?.second !== second) samples.push({ second, took, bytes });
-    else if (beyondWire({ took, bytes }) < beyondWire(latest)) Object.assign(latest, { took, bytes });
+    const thisSecond = samples.at(-1);
+    if (thisSecond?.second !== second) samples.push({ second, took, bytes });
+    else if (beyondWire({ took, bytes }) < beyondWire(thisSecond)) Object.assign(thisSecond, { took, bytes });
     while (samples[0]!.second < second - BASE_WINDOW_MS / BASE_BUCKET_MS) samples.shift();
     this.currentSamples.push({ took, bytes });
     if (this.currentSamples.length > CURRENT_SAMPLES) this.currentSamples.shift();
