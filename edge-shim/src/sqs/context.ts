@@ -1,6 +1,5 @@
-import type { ReceiptHandles } from './receipt-handles.js';
+import type { EngineStorage } from './engine.js';
 import type { RetentionCutoff } from './messages.js';
-import type { DeduplicationPort, MessagePort, MoveTaskPort, QueuePort, ReceiveAttemptPort } from './storage/ports.js';
 import type { Step } from './storage/step.js';
 import type { MessageRow, Queue } from './storage/records.js';
 
@@ -9,14 +8,7 @@ import type { MessageRow, Queue } from './storage/records.js';
  * engine opened for it. Anything that must happen only once its writes are committed goes through
  * `afterCommit`, or, to wake long polls, `messagesAvailable` and `messagesAvailableAt`.
  */
-export interface SqsContext {
-  readonly queues: QueuePort;
-  readonly messages: MessagePort;
-  readonly deduplication: DeduplicationPort;
-  readonly receiveAttempts: ReceiveAttemptPort;
-  readonly moveTasks: MoveTaskPort;
-  /** Makes and checks receipt handles under the database's key. */
-  readonly receipts: ReceiptHandles;
+export interface SqsContext extends EngineStorage {
   /** When messages of a queue expire (see `retentionCutoff`). */
   readonly retentionCutoff: RetentionCutoff;
   /** Milliseconds since the epoch; injectable so tests can move time. */
