@@ -16,13 +16,13 @@ import { type HeadlessChromium, launchChromium, openPageLater, runStatusPageScen
 // region with the payments workflow and its agents, the edge shim as a process in front of it
 // through the fault proxy, its fallback agents, producers sending payments through it. While the
 // region is cut off one fallback agent is killed (the supervisor restarts it) and a conflict is made
-// in the region; the region comes back slow (latency on every answer) so that the sync spans
-// several polls (one write at a time), and the replay is held to 2 messages a second so that it
-// does too.
+// in the region; the region comes back slow (a quarter of a second on every answer) so that the
+// sync spans several polls of the page (its ceiling is four writes at a time for a replay of one
+// batch at a time), and the replay is held to 2 messages a second so that it does too.
 
 const SCREENSHOTS = fileURLToPath(new URL('../../test-results/status-page/', import.meta.url));
 const REPLAY_RATE = 2;
-const REGION_LATENCY_MS = 50;
+const REGION_LATENCY_MS = 250;
 
 let browser: HeadlessChromium;
 let region: DrillRegion;
