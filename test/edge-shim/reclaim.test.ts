@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type TestShim, startTestShim, testEngine } from '../helpers/shim.js';
+import { eventually } from '../helpers/wait.js';
 
 // "Expired, deleted and moved messages are reclaimed so the database file stops growing": many
 // times more messages than the queue ever holds at once go through it, and the file levels off.
@@ -107,16 +108,10 @@ async function churn(): Promise<void> {
   // Half of the dead letters are deleted, the other half expire along with nothing else.
   await deleteAll(deadLetters, (await receiveAll(deadLetters)).slice(0, MESSAGES_PER_CYCLE / 3));
   t.clock.advance(RETENTION_SECONDS * 1000);
-  const deadline = Date.now() + 10_000;
-  while ((await storedMessages(source)) + (await storedMessages(deadLetters)) > 0) {
-    if (Date.now() > deadline) throw new Error('the sweeper did not reclaim the expired messages');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  // The checkpointer empties a WAL of more than 1,000 pages within its 200 ms interval.
-  while (walBytes() > WAL_CHECKPOINT_BYTES) {
-    if (Date.now() > deadline) throw new Error(`the WAL was not checkpointed: ${walBytes()} bytes`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  // The sweeper reclaims the expired messages, and the checkpointer then empties a WAL of more than
+  // 1,000 pages; each is waited for as a state (the test's timeout bounds them, not a clock here).
+  await eventually(async () => (await storedMessages(source)) + (await storedMessages(deadLetters)), (stored) => stored === 0);
+  await eventually(walBytes, (bytes) => bytes <= WAL_CHECKPOINT_BYTES);
 }
 
 // The database file's size is SQLite's: PostgreSQL reclaims space with its own VACUUM.
