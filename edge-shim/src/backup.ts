@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { existsSync, statSync } from 'node:fs';
 import { join, parse } from 'node:path';
-import { ConfigError, type ShimConfig, edgeDatabaseFile, isPostgresUrl } from './config.js';
+import { ConfigError, type ShimConfig, edgeDatabase, isPostgresUrl } from './config.js';
 import { checkIntegrity } from './sqs/integrity.js';
 
 export interface BackedUp {
@@ -27,7 +27,7 @@ export function edgeBackupFile(target: string): string {
 export async function backUp(config: Pick<ShimConfig, 'dbFile' | 'edgeDbFile'>, target: string): Promise<BackedUp[]> {
   if (isPostgresUrl(config.dbFile)) throw new ConfigError('the queues are in PostgreSQL: back them up with its own tools (pg_dump, or the base backups of its replication)');
   const copies = [{ from: config.dbFile, to: target }];
-  const edgeDb = edgeDatabaseFile(config);
+  const edgeDb = edgeDatabase(config);
   if (existsSync(edgeDb)) copies.push({ from: edgeDb, to: edgeBackupFile(target) });
   if (!existsSync(config.dbFile)) throw new ConfigError(`there is no database ${config.dbFile} to back up: give the shim's --db`);
   for (const { to } of copies) {

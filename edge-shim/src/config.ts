@@ -410,8 +410,8 @@ export const OPTIONS = {
     parse: (text) => text,
   }),
   edgeDbFile: option({
-    flag: 'edge-db', placeholder: 'FILE', variable: 'HOLDFAST_EDGE_DB', default: { value: undefined, means: 'edge-agents.db next to --db' }, group: 'fallback agents',
-    help: "the agents' database",
+    flag: 'edge-db', placeholder: 'FILE', variable: 'HOLDFAST_EDGE_DB', default: { value: undefined, means: 'edge-agents.db next to --db; on PostgreSQL, the --db database' }, group: 'fallback agents',
+    help: "the agents' database (a file, or a postgres:// URL)",
     parse: (text) => text,
   }),
   agentEnvFile: option({
@@ -552,8 +552,8 @@ export function validateConfig(config: ShimConfig): ShimConfig {
   if (config.siteId !== undefined && config.upstream === undefined && !wired) {
     throw new ConfigError('fallback agents (--site-id) run only in front of a region: pass --upstream (or --stack-outputs) too');
   }
-  if (isPostgresUrl(config.dbFile) && (config.upstream !== undefined || wired)) {
-    throw new ConfigError('the hybrid edge (--upstream, --stack-outputs) runs on an SQLite database only: give --db a file');
+  if (isPostgresUrl(config.dbFile) && config.edgeDbFile !== undefined && !isPostgresUrl(config.edgeDbFile)) {
+    throw new ConfigError("on PostgreSQL the fallback agents' stores are shared by the site's nodes: give --edge-db a postgres:// URL, or leave it out for the --db database");
   }
   if (!isLoopback(config.host) && config.credentials.length === 0 && config.credentialsFile === undefined) {
     throw new ConfigError(`refusing to listen on ${config.host} without credentials: pass --credentials-file FILE (or --credentials KEY:SECRET), or listen on loopback`);
@@ -585,9 +585,9 @@ export function shimRegion(config: Pick<ShimConfig, 'region' | 'upstream' | 'ups
   return config.region ?? (config.upstream === undefined ? undefined : config.upstreamRegion) ?? STANDALONE_REGION;
 }
 
-/** The fallback agents' database: the one given, else edge-agents.db next to the shim's. */
-export function edgeDatabaseFile(config: Pick<ShimConfig, 'dbFile' | 'edgeDbFile'>): string {
-  return config.edgeDbFile ?? join(dirname(config.dbFile), 'edge-agents.db');
+/** The fallback agents' database: the one given, else edge-agents.db next to the shim's, or on PostgreSQL the shim's own database. */
+export function edgeDatabase(config: Pick<ShimConfig, 'dbFile' | 'edgeDbFile'>): string {
+  return config.edgeDbFile ?? (isPostgresUrl(config.dbFile) ? config.dbFile : join(dirname(config.dbFile), 'edge-agents.db'));
 }
 
 /** The configuration from command-line options, then environment variables (an empty one counts as unset), then defaults. */

@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { reportActivity, tellEach } from './activity.js';
 import { dirname } from 'node:path';
-import { type ShimConfig, ConfigError, DEFAULTS, edgeDatabaseFile, isLoopback, isPostgresUrl, withoutPassword, readAdminToken, readCredentialsFile, regionTableNames, shimRegion, validateConfig } from './config.js';
+import { type ShimConfig, ConfigError, DEFAULTS, edgeDatabase, isLoopback, isPostgresUrl, withoutPassword, readAdminToken, readCredentialsFile, regionTableNames, shimRegion, validateConfig } from './config.js';
 import { type FallbackSettings, type ShimConnection, startFallbackWork } from './fallback/outage-work.js';
 import { syncWritesCeiling } from './fallback/sync-back.js';
 import { readAgentEnvironment } from './fallback/environment.js';
@@ -30,6 +32,9 @@ import { AccessPolicy } from './authz/policy.js';
 import { createDeclaredQueues, readQueuesFile } from './hybrid/declared-queues.js';
 import { LinkEstimates } from './hybrid/link/estimates.js';
 import { type HybridEdge, startHybridEdge } from './hybrid/start.js';
+import type { SiteStore } from './hybrid/site/ports.js';
+import { postgresSite } from './hybrid/site/postgres-site.js';
+import { sqliteSite } from './hybrid/site/sqlite-site.js';
 import type { EdgeStatus, StatusProvider } from './observability/status.js';
 
 export interface StartOptions extends Partial<ShimConfig> {
@@ -84,6 +89,11 @@ export type SqliteService = SqsService<SqliteStorage, SqliteEngine>;
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
+/** This node's name in the site's status: its host, and a mark of this run (two nodes may share a host). */
+function siteNodeName(): string {
+  return `${hostname()}/${randomBytes(3).toString('hex')}`;
+}
+
 /**
  * The workflow whose queues the edge knows from the start, and whose fallback agents it runs (with a
  * site id): under the stack's name for it when the edge is wired from the stack's outputs.
@@ -101,7 +111,7 @@ function fallbackSettings(config: ShimConfig, workflow: LoadedWorkflow): Fallbac
   return {
     workflow,
     siteId: config.siteId!,
-    database: edgeDatabaseFile(config),
+    database: edgeDatabase(config),
     environment: config.agentEnvFile ? readAgentEnvironment(config.agentEnvFile) : {},
     regionTables: regionTableNames(workflow.workflow.name, config.regionTables),
     regionDynamoDbEndpoint: config.regionDynamoDb,
@@ -125,6 +135,8 @@ interface LocalStore {
   readonly sqlite: SqliteService | undefined;
   /** Whether the store has a queue, answered from memory (SQLite): the access policy's "known" queues. */
   readonly knows: ((name: string) => boolean) | undefined;
+  /** Opens what the hybrid edge keeps beside the queues, on the same engine. */
+  openSite(nodeName: string): Promise<SiteStore>;
   /** After service.close(): commits what is queued and closes the database. */
   close(): Promise<void>;
 }
@@ -141,6 +153,8 @@ interface StoreParts {
 /** Opens the store: PostgreSQL for a `postgres://` URL, else the SQLite file, held for this shim alone. */
 async function openLocalStore(config: ShimConfig, parts: StoreParts): Promise<LocalStore> {
   const { region, logger, clock, wallClock, sweepIntervalMs, metrics } = parts;
+  // A hybrid edge's store is backlog owed to the region: it expires only when asked to, and loudly.
+  const expireMessages = config.upstream === undefined || config.backlogRetention === 'sqs';
   const semantics = {
     logger,
     sweepIntervalMs,
@@ -148,9 +162,16 @@ async function openLocalStore(config: ShimConfig, parts: StoreParts): Promise<Lo
     expiryRecorder: metrics,
   };
   if (isPostgresUrl(config.dbFile)) {
-    const engine = await PostgresEngine.open({ url: config.dbFile, region, accountId: config.accountId, logger, clock });
+    const url = config.dbFile;
+    const engine = await PostgresEngine.open({ url, region, accountId: config.accountId, logger, clock, expireMessages });
     const service = new SqsService({ engine, ...semantics });
-    return { service, sqlite: undefined, knows: undefined, close: () => service.drain() };
+    return {
+      service,
+      sqlite: undefined,
+      knows: undefined,
+      openSite: (nodeName) => postgresSite({ url, region, accountId: config.accountId, nodeName, logger, clock: service.clock }),
+      close: () => service.drain(),
+    };
   }
   // One shim per database: a second one is refused before it reads or writes anything.
   const lock = lockDatabase(config.dbFile);
@@ -173,14 +194,14 @@ async function openLocalStore(config: ShimConfig, parts: StoreParts): Promise<Lo
     logger,
     clock,
     wallClock,
-    // A hybrid edge's store is backlog owed to the region: it expires only when asked to, and loudly.
-    expireMessages: config.upstream === undefined || config.backlogRetention === 'sqs',
+    expireMessages,
   });
   const service: SqliteService = new SqsService({ engine, ...semantics });
   return {
     service,
     sqlite: service,
     knows: (name) => engine.queues.byName(name) !== undefined,
+    openSite: async (nodeName) => sqliteSite(engine, nodeName, service.clock),
     async close() {
       await service.drain();
       await checkpointer.stop();
@@ -189,12 +210,6 @@ async function openLocalStore(config: ShimConfig, parts: StoreParts): Promise<Lo
       lock.release();
     },
   };
-}
-
-/** The store of a hybrid edge, which the configuration keeps to SQLite. */
-function sqliteOnly(store: LocalStore): SqliteService {
-  if (!store.sqlite) throw new ConfigError('the hybrid edge runs on an SQLite database only');
-  return store.sqlite;
 }
 
 /** Starts the edge shim: the same server `npm start` runs, for tests and embedding. */
@@ -234,7 +249,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const workflow = await edgeWorkflow(config, wiring);
   const fallback = config.siteId === undefined ? undefined : fallbackSettings(config, workflow!);
   // The agents' database is opened only in an outage: one a newer holdfast wrote is refused now.
-  if (fallback) refuseNewerFile(fallback.database, EDGE_SCHEMA_VERSION);
+  if (fallback && !isPostgresUrl(fallback.database)) refuseNewerFile(fallback.database, EDGE_SCHEMA_VERSION);
   // Who may do what: the policy file, else the default of the mode (the edge guards its AWS identity).
   const policy = config.accessPolicy ? AccessPolicy.fromFile(config.accessPolicy) : config.upstream ? AccessPolicy.defaultForEdge() : AccessPolicy.defaultForStandalone();
   if (isPostgresUrl(config.dbFile) && policy.coversKnownQueues()) {
@@ -267,7 +282,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
       : undefined;
   const hybrid = config.upstream
     ? await startHybridEdge(
-        { local: sqliteOnly(store), db: sqliteOnly(store).engine.storage.db, link, participant, metrics, logger, clock },
+        { local: service, site: await store.openSite(siteNodeName()), link, participant, metrics, logger, clock },
         {
           ...config,
           upstream: config.upstream,

@@ -7,6 +7,7 @@ import {
   ConfigError,
   DEFAULTS,
   OPTIONS,
+  edgeDatabase,
   isLoopback,
   loadConfig,
   parseRegionTables,
@@ -318,12 +319,13 @@ describe('loadConfig', () => {
 });
 
 describe('--db on PostgreSQL', () => {
-  it('takes a postgres:// URL, and refuses it for a hybrid edge, which runs on SQLite', () => {
+  it("takes a postgres:// URL, for a hybrid edge too, and keeps the agents' stores in it unless given another URL", () => {
     const db = 'postgres://holdfast:secret@db.site:5432/holdfast';
+    const hybrid = { ...DEFAULTS, dbFile: db, upstream: 'https://sqs.eu-west-1.amazonaws.com', upstreamRegion: 'eu-west-1' };
     expect(validateConfig({ ...DEFAULTS, dbFile: db }).dbFile).toBe(db);
-    expect(() => validateConfig({ ...DEFAULTS, dbFile: db, upstream: 'https://sqs.eu-west-1.amazonaws.com', upstreamRegion: 'eu-west-1' })).toThrow(
-      /runs on an SQLite database only/,
-    );
+    expect(edgeDatabase(validateConfig(hybrid))).toBe(db);
+    expect(edgeDatabase(validateConfig({ ...hybrid, edgeDbFile: 'postgres://holdfast@db.site/agents' }))).toBe('postgres://holdfast@db.site/agents');
+    expect(() => validateConfig({ ...hybrid, edgeDbFile: '/var/lib/holdfast/edge-agents.db' })).toThrow(/give --edge-db a postgres:\/\/ URL/);
   });
 
   it('masks the password of the URL where it is logged', () => {

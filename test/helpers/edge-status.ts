@@ -46,6 +46,7 @@ export function edgeStatus(fields: Partial<EdgeStatus> = {}): EdgeStatus {
     queues: [],
     storage: { state: 'ok', storeBytes: 4096, maxStoreBytes: null, diskFreeBytes: 10 * 2 ** 30, diskReserveBytes: 2 ** 20, reserveHeld: true },
     requests: { upstream: 0, local: 0 },
+    site: { mode: 'online', node: 'edge-1', nodes: [{ name: 'edge-1', mode: 'online', replays: true, seenSecondsAgo: 0 }] },
     ...fields,
   };
 }

@@ -8,6 +8,7 @@ import type { ModeMachine } from './mode.js';
 import { RegionUnavailable } from './region/client.js';
 import type { QueueMirror } from './region/mirror.js';
 import { type Region, queueNameOf } from './region/region.js';
+import type { QueueView } from './site/ports.js';
 
 type Input = Record<string, unknown>;
 type Output = Record<string, unknown>;
@@ -49,11 +50,11 @@ export interface RouterParts {
   readonly local: LocalQueues;
   readonly region: Region;
   readonly mirror: QueueMirror;
+  /** The site's queues and what they hold, read without a transaction. */
+  readonly view: QueueView;
   readonly mode: ModeMachine;
-  /** Whether a send to a queue must go behind messages the edge still holds for it. */
-  readonly holdsBacklog: (queueName: string) => boolean;
   /** Something was stored at the edge: the replay looks again. */
-  readonly stored: () => void;
+  readonly stored: (queueName: string) => void;
   readonly logger: Logger;
   readonly clock?: () => number;
 }
@@ -115,7 +116,8 @@ export class HybridRouter implements SqsBackend {
   private async send(action: 'SendMessage' | 'SendMessageBatch', input: Input, options: CallOptions): Promise<Output> {
     const name = queueNameOf(input);
     let maybeSent = false;
-    if (this.mode.mode !== 'offline' && !this.parts.holdsBacklog(name)) {
+    // A send must not overtake what the site still holds of its queue.
+    if (this.mode.mode !== 'offline' && this.parts.view.storedMessages(name) === 0) {
       try {
         return await this.region.carryOut(action, input, options);
       } catch (error) {
@@ -126,7 +128,7 @@ export class HybridRouter implements SqsBackend {
         this.parts.logger.info({ queue: name, action, reason: error.message, maybeSent }, 'the region did not take a send: stored at the edge for replay');
       }
     }
-    if (!this.local.engine.queues.byName(name)) throw unknownAtEdge(name);
+    if (!(await this.knownAtEdge(name))) throw unknownAtEdge(name);
     let output: Output;
     if (maybeSent) {
       // The region may run this task already: it waits for the replay, where the region's
@@ -135,7 +137,7 @@ export class HybridRouter implements SqsBackend {
     } else {
       output = await this.local.call(action, input, options);
     }
-    this.parts.stored();
+    this.parts.stored(name);
     return output;
   }
 
@@ -146,7 +148,7 @@ export class HybridRouter implements SqsBackend {
    */
   private async receive(input: Input, options: CallOptions): Promise<Output> {
     const name = queueNameOf(input);
-    const waitSeconds = typeof input.WaitTimeSeconds === 'number' ? input.WaitTimeSeconds : Number(this.local.engine.queues.byName(name)?.attributes.ReceiveMessageWaitTimeSeconds ?? 0);
+    const waitSeconds = typeof input.WaitTimeSeconds === 'number' ? input.WaitTimeSeconds : Number(this.parts.view.queue(name)?.attributes.ReceiveMessageWaitTimeSeconds ?? 0);
     const deadline = this.clock() + waitSeconds * 1000;
     // The wait ends when the client goes away or the shim stops, answering what it has.
     const ended = options.signal ? AbortSignal.any([options.signal, this.ending.signal]) : this.ending.signal;
@@ -257,10 +259,17 @@ export class HybridRouter implements SqsBackend {
   }
 
   /** A lookup answered from the mirror while the region is away. */
-  private atEdge(action: string, input: Input, options: CallOptions): Promise<Output> {
+  private async atEdge(action: string, input: Input, options: CallOptions): Promise<Output> {
     const name = typeof input.QueueName === 'string' ? input.QueueName : typeof input.QueueUrl === 'string' ? queueNameOf(input) : undefined;
-    if (name !== undefined && !this.local.engine.queues.byName(name)) throw unknownAtEdge(name);
+    if (name !== undefined && !(await this.knownAtEdge(name))) throw unknownAtEdge(name);
     return this.local.call(action, input, options);
+  }
+
+  /** Whether the site has the queue; another node may have created it since the view was read. */
+  private async knownAtEdge(name: string): Promise<boolean> {
+    if (this.parts.view.queue(name)) return true;
+    await this.parts.view.refresh();
+    return this.parts.view.queue(name) !== undefined;
   }
 
   private async inRegionOrUnreachable(action: string, input: Input, options: CallOptions): Promise<Output> {
@@ -274,9 +283,9 @@ export class HybridRouter implements SqsBackend {
 
   /** GetQueueAttributes answered by the region, plus what the edge still holds of the queue. */
   private withEdgeCounts(name: string, attributes: Record<string, string>): Record<string, string> {
-    if (this.local.engine.storedMessages(name) === 0) return attributes;
+    if (this.parts.view.storedMessages(name) === 0) return attributes;
     const counted = { ...attributes };
-    const local = this.local.engine.counts(name);
+    const local = this.parts.view.counts(name);
     const extra = [local.visible, local.inFlight, local.delayed];
     COUNTS.forEach((key, index) => {
       if (counted[key] !== undefined) counted[key] = String(Number(counted[key]) + extra[index]!);

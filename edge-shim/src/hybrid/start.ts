@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import type { ShimConfig } from '../config.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { EdgeStatus } from '../observability/status.js';
-import type { Db } from '../sqs/database.js';
 import { type DeclaredQueue, deadLettersFirst } from './declared-queues.js';
 import type { LocalQueues } from './local-queues.js';
 import { type Mode, ModeMachine } from './mode.js';
@@ -16,6 +15,8 @@ import { ReplayStore } from './replay/store.js';
 import { HybridRouter } from './router.js';
 import { hybridStatus } from './status.js';
 import type { LinkEstimates } from './link/estimates.js';
+import { RepeatedLog } from '../repeated-log.js';
+import type { SiteNode, SiteStore } from './site/ports.js';
 
 /** The hybrid's timings and rates, as the shim's configuration names them. */
 type HybridTimings = Pick<
@@ -33,10 +34,10 @@ export interface HybridSettings extends HybridTimings {
   readonly queues: readonly DeclaredQueue[];
 }
 
-/** What the hybrid edge stands on: the edge's own queues and database, and whatever takes part in an outage. */
+/** What the hybrid edge stands on: the edge's own queues, the site's store, and whatever takes part in an outage. */
 export interface HybridFoundation {
   readonly local: LocalQueues;
-  readonly db: Db;
+  readonly site: SiteStore;
   /** What the edge learns of its path to the region, shared with the sync. */
   readonly link: LinkEstimates;
   readonly participant?: OutageParticipant;
@@ -60,10 +61,13 @@ const FAILURE_RATE = 0.5;
 const FAILURE_RATE_WINDOW_MS = 10_000;
 const FAILURE_RATE_MINIMUM_RPS = 5;
 const MAX_ATTEMPTS = 3;
+// On a site of several nodes, each reads what the others changed (queues, backlog, mirror) and tells them its mode this often.
+const SITE_REFRESH_MS = 1000;
 
 /** Starts the hybrid edge in front of the region, over the edge's own queues. */
 export async function startHybridEdge(foundation: HybridFoundation, settings: HybridSettings): Promise<HybridEdge> {
-  const { local, db, link, participant, metrics, logger, clock = Date.now } = foundation;
+  const { local, site, link, metrics, logger, clock = Date.now } = foundation;
+  const participant = foundation.participant && oneNodeAtATime(foundation.participant, site);
   const client = new RegionClient({
     endpoint: settings.upstream,
     region: settings.upstreamRegion,
@@ -73,7 +77,8 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     maxAttempts: MAX_ATTEMPTS,
     maxTransfers: settings.replayConcurrency,
   });
-  const mirror = new QueueMirror(db, { endpoint: client.endpoint, name: client.region }, local, logger.child({ component: 'mirror' }), clock);
+  const mirror = new QueueMirror(site.mirrorRows, { endpoint: client.endpoint, name: client.region }, local, site.view, logger.child({ component: 'mirror' }), clock);
+  await mirror.reload();
   const region = new Region({
     client,
     mirror,
@@ -97,14 +102,15 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     logger.child({ component: 'mode' }),
     clock,
   );
-  const store = new ReplayStore(local);
+  const store = new ReplayStore(local, (context) => site.ledger(context));
   // The first declaration of a queue gives its priority (the queues file's come before the workflow's).
   const priorities = new Map<string, number>();
   for (const queue of settings.queues) if (!priorities.has(queue.name)) priorities.set(queue.name, queue.priority ?? 0);
   const replayer = new Replayer(
     {
       store,
-      local,
+      view: site.view,
+      lease: site.replayLease,
       region,
       mode,
       link,
@@ -120,34 +126,86 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     local,
     region,
     mirror,
+    view: site.view,
     mode,
-    holdsBacklog: (name) => replayer.holdsBacklog(name),
-    stored: () => replayer.wake(),
+    stored: (name) => {
+      site.view.stored(name);
+      replayer.wake();
+    },
     logger: logger.child({ component: 'hybrid' }),
     clock,
   });
-  const released = await store.releaseLeases();
-  if (released > 0) logger.info({ released }, 'made visible again the messages a replay had taken when the shim stopped');
   for (const queue of deadLettersFirst(settings.queues)) {
     await mirror.declare(queue.name, mirror.toLocalAttributes(queue.attributes), 'declared');
   }
   mode.on('change', () => replayer.wake());
+  site.replayLease.onChange(() => replayer.wake());
   // Whether the region is there decides the first mode: one probe, answered or not.
   const first = await region.reachable(settings.upstreamTimeoutMs);
   const initial: Mode = first.reachable ? 'online' : 'offline';
   mode.start(initial, first.reachable ? 'the region answered at start' : `the region did not answer at start: ${first.reason}`);
   replayer.start();
+  const self = (): SiteNode => ({ name: site.nodeName, mode: mode.mode, replays: site.replayLease.held, seenAt: clock() });
+  let nodes: readonly SiteNode[] = [self()];
+  const sharing = site.shared ? keepUpWithSite(site, mirror, () => mode.mode, (heard) => (nodes = heard), logger) : undefined;
   logger.info({ upstream: region.endpoint, region: region.name, mode: initial, declaredQueues: settings.queues.length }, `hybrid edge in front of ${region.endpoint}`);
   return {
     router,
     mode,
     region,
     replayer,
-    status: () => hybridStatus({ local, region, link, mode, replayer, metrics, participant }, clock),
+    status: () => hybridStatus({ local, view: site.view, region, link, mode, replayer, metrics, participant, nodes: () => (site.shared ? [self(), ...nodes.slice(1)] : [self()]) }, clock),
     async close() {
+      await sharing?.stop();
       mode.stop();
       await replayer.stop();
       region.destroy();
+      await site.close();
+    },
+  };
+}
+
+/**
+ * The outage's participant on a site: its work before the replay (the sync of the fallback agents'
+ * work) runs on one node at a time, so that a node that comes back while another syncs waits for
+ * it, then finds nothing left to sync, rather than writing the same records at once.
+ */
+function oneNodeAtATime(participant: OutageParticipant, site: SiteStore): OutageParticipant {
+  return {
+    offline: () => participant.offline(),
+    beforeReplay: () => site.exclusively('sync', () => participant.beforeReplay()),
+    holdsReplayOf: (name) => participant.holdsReplayOf(name),
+    status: () => participant.status(),
+    conflict: (id) => participant.conflict(id),
+    close: () => participant.close(),
+  };
+}
+
+/** Reads what the other nodes of a shared site changed, and tells them this node's mode, every second until stopped. */
+function keepUpWithSite(site: SiteStore, mirror: QueueMirror, mode: () => Mode, heard: (nodes: readonly SiteNode[]) => void, logger: Logger): { stop(): Promise<void> } {
+  const log = new RepeatedLog(logger);
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const tick = async () => {
+    try {
+      await site.view.refresh();
+      await mirror.reload();
+      heard(await site.heartbeat(mode()));
+      log.clear('site');
+    } catch (error) {
+      log.log('warn', 'site', { err: error }, 'cannot read the site\'s state from the database; the last one read stands');
+    }
+    if (stopped) return;
+    timer = setTimeout(() => (running = tick()), SITE_REFRESH_MS);
+    timer.unref();
+  };
+  running = tick();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
     },
   };
 }

@@ -1,7 +1,8 @@
 import type { Metrics } from '../observability/metrics.js';
 import { withoutAccountDetails } from '../observability/redaction.js';
-import type { EdgeStatus } from '../observability/status.js';
+import type { EdgeStatus, SiteStatus } from '../observability/status.js';
 import type { LocalQueues } from './local-queues.js';
+import type { QueueView, SiteNode } from './site/ports.js';
 import type { ModeMachine } from './mode.js';
 import type { OutageParticipant, OutageWorkStatus } from './outage.js';
 import type { LinkEstimates } from './link/estimates.js';
@@ -15,13 +16,20 @@ const ageSeconds = (since: number | undefined, now: number) => (since === undefi
 
 export interface HybridParts {
   readonly local: LocalQueues;
+  /** The site's queues and what they hold (every node's backlog, on a site of several). */
+  readonly view: QueueView;
   readonly region: Region;
   readonly link: LinkEstimates;
   readonly mode: ModeMachine;
   readonly replayer: Replayer;
   readonly metrics: Metrics;
   readonly participant?: OutageParticipant;
+  /** The site's nodes as last heard, this one first. */
+  readonly nodes: () => readonly SiteNode[];
 }
+
+// A node not heard from for this long no longer counts towards the site's mode (it is shown, with its age).
+const NODE_SILENT_MS = 10_000;
 
 /**
  * The status of the hybrid edge: mode and why, the region, the backlog queue by queue, replay, sync
@@ -29,15 +37,15 @@ export interface HybridParts {
  * or account ids: the log keeps them whole.
  */
 export function hybridStatus(parts: HybridParts, clock: () => number = Date.now): EdgeStatus {
-  const { local, region, link, mode, replayer, metrics } = parts;
+  const { local, view, region, link, mode, replayer, metrics } = parts;
   const work = parts.participant?.status() ?? NO_WORK;
   const now = clock();
-  const queues = local.engine.queues.all().map((queue) => ({
+  const queues = view.queues().map((queue) => ({
     name: queue.name,
     fifo: queue.fifo,
-    local: local.engine.counts(queue.name),
-    stored: local.engine.storedMessages(queue.name),
-    oldest: local.engine.oldestMessageAt(queue.name),
+    local: view.counts(queue.name),
+    stored: view.storedMessages(queue.name),
+    oldest: view.oldestMessageAt(queue.name),
   }));
   const backlog = queues.reduce((sum, queue) => sum + queue.stored, 0);
   const oldest = queues.reduce<number | undefined>((min, queue) => (queue.oldest !== undefined && (min === undefined || queue.oldest < min) ? queue.oldest : min), undefined);
@@ -99,5 +107,16 @@ export function hybridStatus(parts: HybridParts, clock: () => number = Date.now)
     }),
     storage: local.health().storage,
     requests: metrics.requestsCarriedOut(),
+    site: siteStatus(parts.nodes(), backlog, now),
+  };
+}
+
+function siteStatus(nodes: readonly SiteNode[], backlog: number, now: number): SiteStatus {
+  const heard = nodes.filter((node, index) => index === 0 || now - node.seenAt < NODE_SILENT_MS);
+  const mode = heard.some((node) => node.mode === 'offline') ? 'offline' : backlog > 0 ? 'replaying' : 'online';
+  return {
+    mode,
+    node: nodes[0]!.name,
+    nodes: nodes.map((node) => ({ name: node.name, mode: node.mode, replays: node.replays, seenSecondsAgo: Math.max(0, Math.round((now - node.seenAt) / 1000)) })),
   };
 }

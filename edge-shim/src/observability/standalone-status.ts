@@ -57,6 +57,7 @@ export function standaloneStatus(service: SqsService, options: StandaloneStatusO
       queues,
       storage: service.health().storage,
       requests: options.requests(),
+      site: null,
     };
   };
 }

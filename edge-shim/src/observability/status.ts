@@ -32,6 +32,29 @@ export interface EdgeStatus {
   readonly storage: StorageStatus | null;
   /** SQS requests carried out each way since start. */
   readonly requests: { readonly upstream: number; readonly local: number };
+  /** The site this node is part of (a hybrid edge); null for a standalone shim. */
+  readonly site: SiteStatus | null;
+}
+
+/**
+ * A hybrid edge's site: one node on SQLite, several on one PostgreSQL database. Each node decides
+ * for itself whether the region is there; the backlog above is the site's.
+ */
+export interface SiteStatus {
+  /** Offline while any node heard from lately is, replaying while the site holds a backlog, else online. */
+  readonly mode: EdgeMode;
+  /** This node's name. */
+  readonly node: string;
+  /** Every node, this one first, as each last told the site. */
+  readonly nodes: readonly SiteNodeStatus[];
+}
+
+export interface SiteNodeStatus {
+  readonly name: string;
+  readonly mode: EdgeMode;
+  /** Whether it holds the site's replay lease: the one node that replays. */
+  readonly replays: boolean;
+  readonly seenSecondsAgo: number;
 }
 
 export const EDGE_MODES = ['standalone', 'online', 'offline', 'replaying'] as const;

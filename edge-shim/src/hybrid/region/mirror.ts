@@ -1,32 +1,12 @@
 import type { Logger } from 'pino';
 import { createQueue } from '../../sqs/actions/create-queue.js';
 import { setQueueAttributes } from '../../sqs/actions/set-queue-attributes.js';
-import type { Db } from '../../sqs/database.js';
 import type { QueueAttributes } from '../../sqs/queue-attributes.js';
 import { parseQueueUrl } from '../../sqs/queues.js';
 import type { LocalQueues } from '../local-queues.js';
+import type { MirrorRow, MirrorRows, MirrorState, QueueView } from '../site/ports.js';
 import { RegionUnavailable } from './client.js';
 import { call } from '../../sqs/storage/step.js';
-
-/**
- * How the edge knows a queue of the region. `linked`: the region has it, at `upstream_path`.
- * `pending`: created at the edge while the region was away; it is created in the region before its
- * replay. `declared`: named in the queues file, so that sends are taken during an outage that began
- * before the edge ever reached the region; linked (or created) once the region answers.
- */
-export type MirrorState = 'linked' | 'pending' | 'declared';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS upstream_queues (
-  name TEXT PRIMARY KEY,
-  state TEXT NOT NULL CHECK (state IN ('linked', 'pending', 'declared')),
-  -- /<account>/<name> in the region, once linked.
-  upstream_path TEXT,
-  -- What a pending or declared queue is created with in the region (JSON, the edge's ARNs).
-  attributes TEXT NOT NULL DEFAULT '{}',
-  mirrored_at INTEGER NOT NULL DEFAULT 0
-) STRICT, WITHOUT ROWID;
-`;
 
 /**
  * The attributes that decide how the edge takes and serves messages while the region is away:
@@ -48,14 +28,6 @@ const MIRRORED = [
 // A queue's attributes are fetched again when a request meets it this long after the last time.
 const REFRESH_AFTER_MS = 5 * 60_000;
 
-interface Row {
-  name: string;
-  state: MirrorState;
-  upstream_path: string | null;
-  attributes: string;
-  mirrored_at: number;
-}
-
 const SQS_ARN = /^arn:([^:]+):sqs:([^:]*):([^:]*):([^:]+)$/;
 
 /** The queue name an SQS ARN of any account and region names; undefined for what is no SQS ARN. */
@@ -71,28 +43,25 @@ export const queueNameOfArn = (arn: string): string | undefined => SQS_ARN.exec(
  * Region's (region.ts).
  */
 export class QueueMirror {
-  private readonly statements;
-  private readonly rows = new Map<string, Row>();
+  private rows = new Map<string, MirrorRow>();
   /** The region's account, from the first queue linked. */
   private upstreamAccount: string | undefined;
 
   constructor(
-    db: Db,
+    private readonly stored: MirrorRows,
     private readonly region: { readonly endpoint: string; readonly name: string },
     private readonly local: LocalQueues,
+    private readonly view: QueueView,
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
-  ) {
-    db.exec(SCHEMA);
-    this.statements = {
-      all: db.prepare<[], Row>('SELECT * FROM upstream_queues'),
-      save: db.prepare(
-        `INSERT INTO upstream_queues (name, state, upstream_path, attributes, mirrored_at) VALUES (@name, @state, @upstream_path, @attributes, @mirrored_at)
-         ON CONFLICT (name) DO UPDATE SET state = @state, upstream_path = @upstream_path, attributes = @attributes, mirrored_at = @mirrored_at`,
-      ),
-      forget: db.prepare('DELETE FROM upstream_queues WHERE name = ?'),
-    };
-    for (const row of this.statements.all.all()) this.remember(row);
+  ) {}
+
+  /** Reads the rows again: at start, and on a site of several nodes, what the others linked or declared. */
+  async reload(): Promise<void> {
+    const rows = new Map<string, MirrorRow>();
+    for (const row of await this.stored.all()) rows.set(row.name, row);
+    this.rows = rows;
+    for (const row of rows.values()) this.noteAccount(row);
   }
 
   /** The queue's state at the edge, if the edge knows it. */
@@ -117,7 +86,7 @@ export class QueueMirror {
    * attributes that matter offline, in the region's terms. Undefined for a queue the edge lacks.
    */
   recreateWith(name: string): QueueAttributes | undefined {
-    const queue = this.local.engine.queues.byName(name);
+    const queue = this.view.queue(name);
     if (!queue) return undefined;
     const kept: QueueAttributes = queue.fifo ? { FifoQueue: 'true' } : {};
     for (const key of MIRRORED) if (queue.attributes[key] !== undefined) kept[key] = queue.attributes[key];
@@ -126,16 +95,16 @@ export class QueueMirror {
 
   /** The edge's URL of a queue, for answers to clients. */
   edgeUrl(name: string, baseUrl: string): string {
-    return `${baseUrl}/${this.local.engine.queues.accountId}/${encodeURIComponent(name)}`;
+    return `${baseUrl}/${this.view.accountId}/${encodeURIComponent(name)}`;
   }
 
   /** Whether the local store has the queue. */
   hasLocally(name: string): boolean {
-    return this.local.engine.queues.byName(name) !== undefined;
+    return this.view.queue(name) !== undefined;
   }
 
   /** Records where the region has a queue. */
-  link(name: string, upstreamUrl: string): void {
+  async link(name: string, upstreamUrl: string): Promise<void> {
     const parsed = parseQueueUrl(upstreamUrl);
     if (!parsed) throw new RegionUnavailable(`the region answered a queue URL the edge cannot read: ${upstreamUrl}`, 'garbled', false);
     // Every queue the edge reaches is in the region's own account: a URL of another never becomes a queue's link.
@@ -147,7 +116,7 @@ export class QueueMirror {
     const path = `/${parsed.account}/${encodeURIComponent(parsed.name)}`;
     if (row?.state === 'linked' && row.upstream_path === path) return;
     // A queue the edge only declared takes the region's attributes at the next request that meets it.
-    this.save({ name, state: 'linked', upstream_path: path, attributes: row?.attributes ?? '{}', mirrored_at: row?.state === 'linked' ? row.mirrored_at : 0 });
+    await this.save({ name, state: 'linked', upstream_path: path, attributes: row?.attributes ?? '{}', mirrored_at: row?.state === 'linked' ? row.mirrored_at : 0 });
   }
 
   /**
@@ -157,7 +126,7 @@ export class QueueMirror {
   async declare(name: string, attributes: QueueAttributes, state: 'pending' | 'declared'): Promise<void> {
     await this.applyLocally(name, attributes);
     if (this.rows.get(name)?.state === 'linked') return;
-    this.save({ name, state, upstream_path: null, attributes: JSON.stringify(attributes), mirrored_at: this.clock() });
+    await this.save({ name, state, upstream_path: null, attributes: JSON.stringify(attributes), mirrored_at: this.clock() });
   }
 
   /**
@@ -170,13 +139,13 @@ export class QueueMirror {
     if (regionAttributes.FifoQueue === 'true') kept.FifoQueue = 'true';
     await this.applyLocally(name, this.toLocalAttributes(kept));
     const row = this.rows.get(name)!;
-    this.save({ ...row, mirrored_at: this.clock() });
+    await this.save({ ...row, mirrored_at: this.clock() });
   }
 
   /** The region deleted a queue: the edge forgets it, and deletes its own copy. */
   async deleted(name: string): Promise<void> {
     if (this.hasLocally(name)) await this.local.call('DeleteQueue', { QueueUrl: this.edgeUrl(name, '') }, { baseUrl: '' });
-    this.statements.forget.run(name);
+    await this.stored.forget(name);
     this.rows.delete(name);
   }
 
@@ -207,7 +176,7 @@ export class QueueMirror {
   /** The edge's ARN for an ARN of the region, for answers to clients. */
   toLocalArn(arn: string): string {
     const name = queueNameOfArn(arn);
-    return name === undefined ? arn : this.local.engine.queues.arnOf(name);
+    return name === undefined ? arn : this.view.arnOf(name);
   }
 
   /** Queue attributes with the ARNs in them (QueueArn, redrive policies) in the edge's terms. */
@@ -240,13 +209,13 @@ export class QueueMirror {
     });
   }
 
-  private save(row: Row): void {
-    this.statements.save.run(row);
-    this.remember(row);
+  private async save(row: MirrorRow): Promise<void> {
+    await this.stored.save(row);
+    this.rows.set(row.name, row);
+    this.noteAccount(row);
   }
 
-  private remember(row: Row): void {
-    this.rows.set(row.name, row);
+  private noteAccount(row: MirrorRow): void {
     if (row.upstream_path) this.upstreamAccount ??= parseQueueUrl(row.upstream_path)?.account;
   }
 }

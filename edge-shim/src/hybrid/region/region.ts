@@ -235,7 +235,7 @@ export class Region {
     const started = this.clock();
     const output = await this.guarded(() => this.client.call(action, request, { kind, signal: options.signal, timeoutMs }), { source: name ?? action, small: small && kind === 'live' });
     if (kind === 'live' && small) this.options.link.noteLive(this.clock() - started);
-    const answer = this.toEdge(action, output, options.baseUrl);
+    const answer = await this.toEdge(action, output, options.baseUrl);
     if (name !== undefined) await this.keepMirror(action, name, input, output);
     return answer;
   }
@@ -286,8 +286,8 @@ export class Region {
   }
 
   /** Links a queue to its URL in the region and gives that URL; the mirror refuses a URL of another account. */
-  private linked(name: string, url: string): string {
-    this.mirror.link(name, url);
+  private async linked(name: string, url: string): Promise<string> {
+    await this.mirror.link(name, url);
     const linked = this.mirror.upstreamUrl(name);
     if (!linked) throw new RegionUnavailable(`the region answered a URL of another account for the queue ${name}: ${url}`, 'garbled', false);
     return linked;
@@ -390,16 +390,16 @@ export class Region {
   }
 
   /** The region's answer in the edge's terms: queue URLs and ARNs of the edge. */
-  private toEdge(action: string, output: Output, baseUrl: string): Output {
+  private async toEdge(action: string, output: Output, baseUrl: string): Promise<Output> {
     const answer: Output = { ...output };
-    const edgeUrl = (url: string) => {
+    const edgeUrl = async (url: string) => {
       const parsed = parseQueueUrl(url);
       if (!parsed) return url;
-      this.mirror.link(parsed.name, url);
+      await this.mirror.link(parsed.name, url);
       return this.mirror.edgeUrl(parsed.name, baseUrl);
     };
-    if (typeof answer.QueueUrl === 'string') answer.QueueUrl = edgeUrl(answer.QueueUrl);
-    for (const key of ['QueueUrls', 'queueUrls']) if (Array.isArray(answer[key])) answer[key] = (answer[key] as string[]).map(edgeUrl);
+    if (typeof answer.QueueUrl === 'string') answer.QueueUrl = await edgeUrl(answer.QueueUrl);
+    for (const key of ['QueueUrls', 'queueUrls']) if (Array.isArray(answer[key])) answer[key] = await Promise.all((answer[key] as string[]).map(edgeUrl));
     if (answer.Attributes && action === 'GetQueueAttributes') answer.Attributes = this.mirror.toLocalAttributes(answer.Attributes as Record<string, string>);
     if (Array.isArray(answer.Messages)) {
       answer.Messages = (answer.Messages as Array<{ Attributes?: Record<string, string> }>).map((message) => {

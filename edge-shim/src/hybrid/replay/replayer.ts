@@ -5,7 +5,7 @@ import { RepeatedLog } from '../../repeated-log.js';
 import { SqsError } from '../../sqs/errors.js';
 import { CongestionWindow, type Transfer, type TransferOutcome } from '../link/congestion.js';
 import type { LinkEstimates } from '../link/estimates.js';
-import type { LocalQueues } from '../local-queues.js';
+import type { Lease, QueueView } from '../site/ports.js';
 import type { ModeMachine } from '../mode.js';
 import { RegionUnavailable } from '../region/client.js';
 import type { Region } from '../region/region.js';
@@ -37,7 +37,10 @@ export interface QueueReplay {
 
 export interface ReplayerParts {
   readonly store: ReplayStore;
-  readonly local: Pick<LocalQueues, 'engine'>;
+  /** The site's queues and what they hold. */
+  readonly view: QueueView;
+  /** This node replays only while it holds the site's replay lease (always, for one node). */
+  readonly lease: Lease;
   readonly region: Pick<Region, 'resolve' | 'sendBatch' | 'recreate'>;
   readonly mode: Pick<ModeMachine, 'mode' | 'replayDone'>;
   readonly link: LinkEstimates;
@@ -138,11 +141,6 @@ export class Replayer {
     return parked && parked.until > this.clock() ? parked.reason : undefined;
   }
 
-  /** Whether a send to this queue must go behind messages the edge still holds for it. */
-  holdsBacklog(name: string): boolean {
-    return this.parts.local.engine.storedMessages(name) > 0;
-  }
-
   async stop(): Promise<void> {
     this.stopping.abort();
     this.wake();
@@ -150,36 +148,47 @@ export class Replayer {
   }
 
   private async loop(): Promise<void> {
-    const { local, mode, logger } = this.parts;
+    const { lease, store, logger } = this.parts;
     const signal = this.stopping.signal;
+    let leaseHeld = false;
     while (!signal.aborted) {
-      if (mode.mode === 'offline') {
-        await this.idle(IDLE_LOOK_MS);
-        continue;
-      }
-      let progressed: boolean[];
+      let progressed = false;
       try {
-        const backlogged = local.engine.queues
-          .all()
-          .map((queue) => queue.name)
-          .filter((name) => local.engine.storedMessages(name) > 0);
-        if (backlogged.length === 0) {
-          mode.replayDone();
-          await this.idle(IDLE_LOOK_MS);
-          continue;
+        if (lease.held && !leaseHeld) {
+          // What the replay had taken when it last stopped, here or on the node that held the lease before.
+          const released = await store.releaseLeases();
+          if (released > 0) logger.info({ released }, 'made visible again the messages the replay had taken when it last stopped');
         }
-        const now = this.clock();
-        const ready = backlogged.filter((name) => this.parts.mayReplay(name) && !((this.perQueue.get(name)?.parked?.until ?? 0) > now));
-        progressed = await Promise.all(ready.map((name) => this.replayQueue(name, signal)));
+        leaseHeld = lease.held;
+        progressed = await this.replayReady(signal);
       } catch (error) {
         // The local store failed (a full disk, the database closing): what was taken stays at the
         // edge, visible again after its visibility timeout or a restart; the loop goes on.
         this.lastError = (error as Error).message;
         logger.error({ err: error }, 'the replay failed at the edge; it tries again');
-        progressed = [];
       }
-      if (!progressed.some(Boolean)) await this.idle(IDLE_LOOK_MS);
+      if (!progressed) await this.idle(IDLE_LOOK_MS);
     }
+  }
+
+  /** One look at the site's backlog: hands over what is ready, if the region is there and this node replays; whether anything moved. */
+  private async replayReady(signal: AbortSignal): Promise<boolean> {
+    const { view, lease, mode } = this.parts;
+    if (mode.mode === 'offline') return false;
+    const backlogged = view
+      .queues()
+      .map((queue) => queue.name)
+      .filter((name) => view.storedMessages(name) > 0);
+    if (backlogged.length === 0) {
+      mode.replayDone();
+      return false;
+    }
+    // Another node of the site replays: this one only sees the backlog go.
+    if (!lease.held) return false;
+    const now = this.clock();
+    const ready = backlogged.filter((name) => this.parts.mayReplay(name) && !((this.perQueue.get(name)?.parked?.until ?? 0) > now));
+    const progressed = await Promise.all(ready.map((name) => this.replayQueue(name, signal)));
+    return progressed.some(Boolean);
   }
 
   /** Waits `ms`, or until woken or stopped. */

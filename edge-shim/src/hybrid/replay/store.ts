@@ -1,34 +1,13 @@
-import type { Db } from '../../sqs/database.js';
 import { changeVisibilityOne } from '../../sqs/actions/change-message-visibility.js';
 import { deleteOne } from '../../sqs/actions/delete-message.js';
 import { takeMessages } from '../../sqs/actions/receive-message.js';
 import { SqsError } from '../../sqs/errors.js';
 import { type MessageAttributes, payloadSize } from '../../sqs/message-attributes.js';
-import type { SqliteContext } from '../../sqs/sqlite-engine.js';
+import type { SqsContext } from '../../sqs/context.js';
 import { type Step, call } from '../../sqs/storage/step.js';
 import type { LocalQueues } from '../local-queues.js';
 import type { Queue } from '../../sqs/storage/records.js';
-
-// Messages the replay took and has not handed to the region yet: after a crash they are made
-// visible again at start, instead of waiting out their visibility timeout. A message deleted (handed
-// over, purged, expired) ends its lease.
-// Messages the replay sent without learning whether the region took them (no answer, a server
-// error), since when: sent again, the region's deduplication drops the twin only within 5 minutes.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS replay_leases (
-  id INTEGER PRIMARY KEY
-) STRICT;
-CREATE TRIGGER IF NOT EXISTS message_states_end_leases AFTER DELETE ON message_states BEGIN
-  DELETE FROM replay_leases WHERE id = old.id;
-END;
-CREATE TABLE IF NOT EXISTS replay_attempts (
-  id INTEGER PRIMARY KEY,
-  first_unanswered_at INTEGER NOT NULL
-) STRICT;
-CREATE TRIGGER IF NOT EXISTS message_states_end_attempts AFTER DELETE ON message_states BEGIN
-  DELETE FROM replay_attempts WHERE id = old.id;
-END;
-`;
+import type { ReplayLedger } from '../site/ports.js';
 
 /** A message taken for the replay: what the region is sent, as it was sent to the edge. */
 export interface ReplayMessage {
@@ -57,11 +36,15 @@ export interface ReplayMessage {
  * and locked while taken, messages in flight left alone) but without counting towards
  * dead-lettering, and messages held for the replay are offered to it alone; it deletes those the
  * region acknowledged, and gives back the others. Every step is one transaction of the engine.
+ * What it took is leased (see `releaseLeases`); a batch sent without an answer is remembered with
+ * the time of its first attempt, since the region's deduplication drops a twin only within 5 minutes.
  */
 export class ReplayStore {
-  private prepared: ReturnType<typeof prepare> | undefined;
-
-  constructor(private readonly engine: Pick<LocalQueues, 'transact'>) {}
+  constructor(
+    private readonly engine: Pick<LocalQueues, 'transact'>,
+    /** Where the replay keeps its leases and unanswered attempts, in the engine's transaction. */
+    private readonly ledgerOf: (context: SqsContext) => ReplayLedger,
+  ) {}
 
   /**
    * Takes up to `limit` messages of a queue, invisible at the edge for `leaseSeconds`. Held
@@ -71,7 +54,7 @@ export class ReplayStore {
     return this.engine.transact('', (context) => this.taken(context, queueName, limit, leaseSeconds));
   }
 
-  private *taken(context: SqliteContext, queueName: string, limit: number, leaseSeconds: number): Step<ReplayMessage[]> {
+  private *taken(context: SqsContext, queueName: string, limit: number, leaseSeconds: number): Step<ReplayMessage[]> {
     const queue = yield* call(context.queues.byName(queueName));
     if (!queue) return [];
     const anyHeld = yield* call(context.messages.anyHeldForReplay());
@@ -79,12 +62,12 @@ export class ReplayStore {
     if (anyHeld) yield* call(context.messages.offerHeld(queue, queue.fifo ? 1 : limit, context.now));
     const { messages } = yield* takeMessages(context, { queue, limit, visibleFor: leaseSeconds * 1000, attemptId: undefined, deadLetters: false });
     if (anyHeld) yield* call(context.messages.holdUntaken(queue, context.now));
-    const statements = this.leases(context.db);
+    const ledger = this.ledgerOf(context);
     const taken: ReplayMessage[] = [];
     for (const message of messages) {
-      statements.take.run(message.id);
+      yield* call(ledger.lease(message.id));
       const content = yield* call(context.messages.content(message));
-      const attempt = statements.attempt.get({ id: message.id })!;
+      const attempt = yield* call(ledger.attempt(message.id));
       const attributes = content.attributes === null ? undefined : (JSON.parse(content.attributes) as MessageAttributes);
       taken.push({
         id: message.id,
@@ -96,7 +79,7 @@ export class ReplayStore {
         deduplicationId: content.deduplication_id ?? undefined,
         size: payloadSize(content.body, attributes),
         // A held message is a client's send the region may have taken when it was stored.
-        mayBeInRegionSince: attempt.unansweredAt ?? (attempt.held === 1 ? content.sent_at : undefined),
+        mayBeInRegionSince: attempt.unansweredAt ?? (attempt.held ? content.sent_at : undefined),
         receipt: context.receipts.encode({ queueId: queue.id, messageId: message.id, nonce: message.receipt_nonce! }),
       });
     }
@@ -123,23 +106,24 @@ export class ReplayStore {
   }
 
   /**
-   * Makes the messages the replay had taken when the shim stopped visible again, so that the
-   * replay after a crash resumes at once rather than after their visibility timeout.
+   * Makes the messages the replay had taken when it last stopped (the shim stopped or crashed, or
+   * the node that replayed before this one is gone) visible again, so that the replay resumes at
+   * once rather than after their visibility timeout. A message deleted ends its lease.
    */
   releaseLeases(): Promise<number> {
     return this.engine.transact('', (context) => this.released(context));
   }
 
-  private *remembered(context: SqliteContext, messages: readonly ReplayMessage[]): Step<void> {
-    const statements = this.leases(context.db);
-    for (const message of messages) statements.unanswered.run(message.id, context.now);
+  private *remembered(context: SqsContext, messages: readonly ReplayMessage[]): Step<void> {
+    const ledger = this.ledgerOf(context);
+    for (const message of messages) yield* call(ledger.unanswered(message.id, context.now));
   }
 
-  private *released(context: SqliteContext): Step<number> {
+  private *released(context: SqsContext): Step<number> {
     let released = 0;
-    const leases = this.leases(context.db);
+    const ledger = this.ledgerOf(context);
     const queues = yield* call(context.queues.all());
-    for (const { id } of leases.all.all()) {
+    for (const id of yield* call(ledger.leased())) {
       const message = yield* call(context.messages.byId(id));
       const queue = message && queues.find((candidate) => candidate.id === message.queue_id);
       if (message && queue && message.visible_at > context.now) {
@@ -148,17 +132,12 @@ export class ReplayStore {
         released += 1;
       }
     }
-    leases.clear.run();
+    yield* call(ledger.clearLeases());
     return released;
   }
 
-  /** The leases' statements, prepared (and their table created) in the first transaction that needs them. */
-  private leases(db: Db): ReturnType<typeof prepare> {
-    return (this.prepared ??= prepare(db));
-  }
-
   /** Runs `work` for each message in one transaction; a message it refuses (gone, taken since) is skipped. */
-  private async eachReceipt(queueName: string, messages: readonly ReplayMessage[], work: (context: SqliteContext, queue: Queue, message: ReplayMessage) => Step<void>): Promise<void> {
+  private async eachReceipt(queueName: string, messages: readonly ReplayMessage[], work: (context: SqsContext, queue: Queue, message: ReplayMessage) => Step<void>): Promise<void> {
     if (messages.length === 0) return;
     await this.engine.transact('', function* (context) {
       const queue = yield* call(context.queues.byName(queueName));
@@ -172,17 +151,4 @@ export class ReplayStore {
       }
     });
   }
-}
-
-function prepare(db: Db) {
-  db.exec(SCHEMA);
-  return {
-    take: db.prepare('INSERT OR IGNORE INTO replay_leases (id) VALUES (?)'),
-    all: db.prepare<[], { id: number }>('SELECT id FROM replay_leases'),
-    clear: db.prepare('DELETE FROM replay_leases'),
-    attempt: db.prepare<{ id: number }, { unansweredAt: number | null; held: number | null }>(
-      'SELECT (SELECT first_unanswered_at FROM replay_attempts WHERE id = @id) AS unansweredAt, (SELECT 1 FROM replay_holds WHERE id = @id) AS held',
-    ),
-    unanswered: db.prepare('INSERT OR IGNORE INTO replay_attempts (id, first_unanswered_at) VALUES (?, ?)'),
-  };
 }

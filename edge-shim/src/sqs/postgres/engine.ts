@@ -60,6 +60,11 @@ export interface PostgresEngineOptions {
   readonly maxConnections?: number;
 }
 
+/** PostgreSQL's storage: the ports, and the connection of the transaction for what is kept beside the queues (the hybrid edge's). */
+export interface PostgresStorage extends EngineStorage {
+  readonly sql: Queryable;
+}
+
 interface Notice {
   readonly node: string;
   readonly available: ReadonlyArray<{ readonly queueId: number; readonly count: number | null; readonly at?: number }>;
@@ -73,7 +78,7 @@ interface Notice {
  * every node (NOTIFY, delivered at COMMIT), whose long polls wake. While the database cannot be
  * reached, requests get a retryable ServiceUnavailable; the pool reconnects by itself.
  */
-export class PostgresEngine implements SqsEngine {
+export class PostgresEngine implements SqsEngine<PostgresStorage> {
   readonly shared = true;
   readonly time: EngineTime;
   readonly retentionCutoff: RetentionCutoff;
@@ -113,7 +118,7 @@ export class PostgresEngine implements SqsEngine {
     }
   }
 
-  transact<T>(transaction: EngineTransaction<EngineStorage, T>): Promise<T> {
+  transact<T>(transaction: EngineTransaction<PostgresStorage, T>): Promise<T> {
     if (this.closed) return Promise.reject(new SqsError('ServiceUnavailable', 'The server is shutting down.'));
     const running = this.attempt(transaction);
     this.running.add(running);
@@ -122,7 +127,7 @@ export class PostgresEngine implements SqsEngine {
     return running;
   }
 
-  private async attempt<T>(transaction: EngineTransaction<EngineStorage, T>): Promise<T> {
+  private async attempt<T>(transaction: EngineTransaction<PostgresStorage, T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       // A connection lost between two statements is told as an event: unheard, it would end the process.
@@ -153,12 +158,13 @@ export class PostgresEngine implements SqsEngine {
     }
   }
 
-  read<T>(work: (storage: EngineStorage) => Step<T>): Promise<T> {
+  read<T>(work: (storage: PostgresStorage) => Step<T>): Promise<T> {
     return runAwaiting(work(this.storageOn(this.pool)));
   }
 
-  private storageOn(db: Queryable): EngineStorage {
+  private storageOn(db: Queryable): PostgresStorage {
     return {
+      sql: db,
       queues: new PostgresQueues(db, this.options.region, this.options.accountId),
       messages: new PostgresMessages(db, this.retentionCutoff),
       deduplication: new PostgresDeduplication(db),
