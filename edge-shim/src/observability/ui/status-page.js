@@ -227,6 +227,29 @@ function renderStorage(status) {
   setText('disk-reserve', `${bytes(storage.diskReserveBytes)}, ${storage.reserveHeld ? 'held' : 'given up'}`);
 }
 
+function renderSite(status) {
+  const { site } = status;
+  // One node is the whole site: its mode is shown above.
+  $('site-heading').parentElement.hidden = !site || site.nodes.length < 2;
+  if (!site) return;
+  setText('site-mode', site.mode);
+  const nodes = site.nodes.map((node) => [node.name, node.mode, node.replays, node.seenSecondsAgo, node.name === site.node]);
+  renderOnChange('site', nodes, (value) => {
+    $('site-nodes').replaceChildren(
+      ...value.map(([name, mode, replays, seen, self]) => {
+        const item = element('li');
+        const silent = seen >= 10;
+        item.append(
+          element('strong', name),
+          ` ${mode}${replays ? ', replays the backlog' : ''}${self ? ' (this node)' : ''} `,
+          element('span', `heard ${duration(seen)} ago`, silent ? 'state-bad' : 'muted'),
+        );
+        return item;
+      }),
+    );
+  });
+}
+
 function renderRequests(status) {
   setText('requests-upstream', count(status.requests.upstream));
   setText('requests-local', count(status.requests.local));
@@ -417,6 +440,7 @@ function render(status) {
   renderReplay(status);
   renderSync(status);
   renderStorage(status);
+  renderSite(status);
   renderRequests(status);
   renderQueues(status);
   renderAgents(status);
