@@ -10,7 +10,7 @@ import { type Moto, startMoto } from '../../functions/src/local-pipeline/moto.js
 import { FaultProxy } from '../../testkit/fault-proxy.js';
 import { type ShimProcess, spawnShim } from '../../testkit/shim-process.js';
 import { drainRegion } from '../helpers/hybrid.js';
-import { type Cluster, startCluster } from '../helpers/postgres-setup.js';
+import { type Cluster, startCluster } from '../../testkit/postgres-cluster.js';
 import { TEST_CREDENTIALS } from '../helpers/shim.js';
 import { eventually } from '../helpers/wait.js';
 
