@@ -252,8 +252,8 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   if (fallback && !isPostgresUrl(fallback.database)) refuseNewerFile(fallback.database, EDGE_SCHEMA_VERSION);
   // Who may do what: the policy file, else the default of the mode (the edge guards its AWS identity).
   const policy = config.accessPolicy ? AccessPolicy.fromFile(config.accessPolicy) : config.upstream ? AccessPolicy.defaultForEdge() : AccessPolicy.defaultForStandalone();
-  if (isPostgresUrl(config.dbFile) && policy.coversKnownQueues()) {
-    throw new ConfigError('grants on "known" queues need the queues in memory, which a store on PostgreSQL does not keep: name the queues in the access policy');
+  if (isPostgresUrl(config.dbFile) && !config.upstream && policy.coversKnownQueues()) {
+    throw new ConfigError('grants on "known" queues need the queues in memory, which a standalone store on PostgreSQL does not keep: name the queues in the access policy');
   }
   const metrics = new Metrics();
   const store = await openLocalStore(config, { region, logger, clock: givenClock, wallClock, sweepIntervalMs, metrics });
@@ -293,10 +293,10 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
         },
       )
     : undefined;
-  const known = {
-    knows: (name: string) => store.knows?.(name) === true,
-    ...(hybrid ? { existsBeyond: (name: string) => hybrid.region.exists(name) } : {}),
-  };
+  // A hybrid edge knows the site's queues from its view of them (on PostgreSQL, read again every second).
+  const known = hybrid
+    ? { knows: (name: string) => hybrid.view.queue(name) !== undefined, refresh: () => hybrid.view.refresh(), existsBeyond: (name: string) => hybrid.region.exists(name) }
+    : { knows: (name: string) => store.knows?.(name) === true };
   const backend: SqsBackend = new AuthorizingBackend(hybrid?.router ?? service, policy, known, hybrid ? config.accountId : undefined);
   const status: StatusProvider = hybrid
     ? () => hybrid.status()

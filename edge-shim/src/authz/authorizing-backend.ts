@@ -47,6 +47,8 @@ export class AuthorizingBackend implements SqsBackend {
       throw denied(options.principal, action, `queues of account ${String(owner)}`, 'the edge reaches only its own account\'s queues');
     }
     const queue = queueOf(action, input);
+    // A queue another node of the site made a moment ago: the known queues are read again before a refusal.
+    if (this.known.refresh && queue !== undefined && !this.known.knows(queue) && !this.policy.allows(options.principal, group, queue, this.known)) await this.known.refresh();
     this.check(options.principal, group, action, queue);
     if (action === 'CreateQueue' && queue !== undefined) await this.checkAdoption(options.principal, queue);
     // Setting a queue's policy is changing who may use it.

@@ -47,6 +47,8 @@ export class PolicyError extends Error {
 /** The queues the edge knows: declared, created through it, the workflow's (all of them queues of its own store). */
 export interface KnownQueues {
   knows(queueName: string): boolean;
+  /** Reads the known queues again, where other nodes of a site may have made one since (PostgreSQL). */
+  refresh?(): Promise<void>;
   /**
    * Whether a queue the edge does not know exists beyond it (in the region): creating it through
    * the edge would adopt it. Undefined when that cannot be told now (the region is away).

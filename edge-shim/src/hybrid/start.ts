@@ -16,7 +16,7 @@ import { HybridRouter } from './router.js';
 import { hybridStatus } from './status.js';
 import type { LinkEstimates } from './link/estimates.js';
 import { RepeatedLog } from '../repeated-log.js';
-import type { SiteNode, SiteStore } from './site/ports.js';
+import type { QueueView, SiteNode, SiteStore } from './site/ports.js';
 
 /** The hybrid's timings and rates, as the shim's configuration names them. */
 type HybridTimings = Pick<
@@ -52,6 +52,8 @@ export interface HybridEdge {
   readonly mode: ModeMachine;
   readonly region: Region;
   readonly replayer: Replayer;
+  /** The site's queues, as the routing reads them (the access policy's "known" queues). */
+  readonly view: QueueView;
   status(): EdgeStatus;
   close(): Promise<void>;
 }
@@ -154,6 +156,7 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     mode,
     region,
     replayer,
+    view: site.view,
     status: () => hybridStatus({ local, view: site.view, region, link, mode, replayer, metrics, participant, nodes: () => (site.shared ? [self(), ...nodes.slice(1)] : [self()]) }, clock),
     async close() {
       await sharing?.stop();
