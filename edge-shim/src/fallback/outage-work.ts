@@ -13,7 +13,7 @@ export interface FallbackSettings {
   readonly workflow: LoadedWorkflow;
   /** This edge site's id: its writer id in counters, and the mark on every step it runs. */
   readonly siteId: string;
-  /** The fallback agents' database (SQLite, WAL), next to the shim's. */
+  /** The fallback agents' database: a file (SQLite, WAL) next to the shim's, or the PostgreSQL URL of the site's shared database. */
   readonly database: string;
   /** Variables for every agent: gateway URLs, the edge limits. */
   readonly environment: Readonly<Record<string, string>>;
@@ -241,7 +241,7 @@ export function startFallbackWork(context: FallbackContext): OutageParticipant {
       clearTimeout(syncRetry);
       await syncing?.catch(() => {});
       await supervisor?.stop();
-      sync.close();
+      await sync.close();
     },
   };
 }
