@@ -3,7 +3,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { listSyncConflicts, mergeCountsPerWriter, type RegionTables, type SyncProgress, syncEdgeToRegion } from '../../functions/src/edge/index.js';
+import { listSyncConflicts, mergeCountsPerWriter, pendingSyncRecords, type RegionTables, type SyncProgress, syncEdgeToRegion } from '../../functions/src/edge/index.js';
 import { createAgent } from '../../functions/src/runtime/agent.js';
 import { Checkpoints } from '../../functions/src/runtime/checkpoint.js';
 import type { AgentDependencies } from '../../functions/src/runtime/dependencies.js';
@@ -108,6 +108,11 @@ function sync(target: Region, database: TestEdgeDatabase, extra: Partial<Paramet
   return syncEdgeToRegion({ database: database.db, dynamodb: target.dynamodb, tables: target.tables, logger: silent, ...extra });
 }
 
+/** Records the shim would wait for before replaying: not synced to this region yet, and not a conflict on record. */
+function pending(target: Region, database: TestEdgeDatabase) {
+  return pendingSyncRecords({ database: database.db, dynamodb: target.dynamodb, tables: target.tables });
+}
+
 /** Every item of the region's tables, to tell that a sync changed nothing. */
 async function regionItems(target: Region): Promise<unknown[]> {
   const items: unknown[] = [];
@@ -139,6 +144,7 @@ describe.each(EDGE_ENGINES)('sync from an edge site (%s) to the region', (engine
     const [first, second] = [`w-${randomUUID()}`, `w-${randomUUID()}`];
     const handedOff = await runAt(site, database.stores, 'charge', [task(first), task(second)]);
     expect(handedOff.map((next) => next.taskId)).toEqual([stageTaskId(first, 'receipt'), stageTaskId(second, 'receipt')]);
+    expect(await pending(main, database)).toBe(9);
 
     const progress: SyncProgress[] = [];
     const result = await sync(main, database, { onProgress: (step) => progress.push(step) });
@@ -147,6 +153,7 @@ describe.each(EDGE_ENGINES)('sync from an edge site (%s) to the region', (engine
     expect(result.byKind).toMatchObject({ saga: { written: 2 }, step: { written: 2 }, idempotency: { written: 2 }, counter: { written: 1 }, 'counter-operation': { written: 2 } });
     expect(progress.map((step) => step.done)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(progress.at(-1)).toMatchObject({ total: 9, counts: { written: 9 } });
+    expect(await pending(main, database)).toBe(0);
 
     const log = await main.stores.stepLog.load(first);
     expect(log.saga).toMatchObject({ status: 'running', input: { amountMinor: 1_000 } });
@@ -372,6 +379,8 @@ describe.each(EDGE_ENGINES)('sync from an edge site (%s) to the region', (engine
     const again = await sync(main, database);
     expect(again.counts.conflicts).toBe(3);
     expect(await listSyncConflicts(database.location)).toHaveLength(3);
+    // A conflict waits for a person, not for the sync: nothing holds the replay back.
+    expect(await pending(main, database)).toBe(0);
     expect(await main.stores.stepLog.load(workflowId)).toEqual(regionBefore);
   });
 
@@ -414,6 +423,14 @@ describe.each(EDGE_ENGINES)('sync from an edge site (%s) to the region', (engine
       await edgeState.save('counts/acct-1', { 'edge-a': 4, region: 5 }, 4);
       expect(await syncCheckpoints()).toMatchObject({ written: 1, conflicts: 1 });
       expect((await regionState.restoreLatest('counts/acct-1')).intact).toEqual({ version: 5, state: { 'edge-a': 4, region: 5 } });
+
+      // A person settles the plain state in the region as the edge has it: the next sync finds it
+      // identical and marks the conflict kept on it resolved.
+      expect(await listSyncConflicts(database.db)).toHaveLength(1);
+      await regionState.save('plain/acct-1', { x: 3 }, 2);
+      expect(await syncCheckpoints()).toEqual({ written: 0, identical: 2, conflicts: 0, skipped: 0 });
+      expect(await listSyncConflicts(database.db)).toEqual([]);
+      expect(await listSyncConflicts(database.db, { includeResolved: true })).toMatchObject([{ kind: 'checkpoint', key: 'plain/acct-1', resolvedAt: expect.any(String) }]);
     } finally {
       target.dynamodb.destroy();
     }
