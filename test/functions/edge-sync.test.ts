@@ -13,6 +13,9 @@ import { dynamoDbStores } from '../../functions/src/runtime/store/stores.js';
 import { counterValue, type Stores } from '../../functions/src/runtime/store/types.js';
 import { type Task, stageTaskId } from '../../functions/src/runtime/task.js';
 import type { WorkflowDefinition } from '../../functions/src/workflow-definition.js';
+import { SyncBack } from '../../edge-shim/src/fallback/sync-back.js';
+import { LinkEstimates } from '../../edge-shim/src/hybrid/link/estimates.js';
+import { emulator } from '../helpers/emulator.js';
 import { EDGE_ENGINES, type EdgeEngine, edgeDatabase, regionTables, type TestEdgeDatabase } from './support/backends.js';
 import { invocationContext, taskEvent } from './support/runtime.js';
 
@@ -382,6 +385,38 @@ describe.each(EDGE_ENGINES)('sync from an edge site (%s) to the region', (engine
     // A conflict waits for a person, not for the sync: nothing holds the replay back.
     expect(await pending(main, database)).toBe(0);
     expect(await main.stores.stepLog.load(workflowId)).toEqual(regionBefore);
+  });
+
+  it("as the shim runs it (SyncBack, given the database's location): what is pending, the sync, its conflicts for the status", async () => {
+    charges = [];
+    const database = await edge(engine);
+    const workflowId = `w-${randomUUID()}`;
+    await runAt(REGION, main.stores, 'charge', [task(workflowId)]);
+    await runAt(edgeSite('edge-a'), database.stores, 'charge', [task(workflowId)]);
+    const { endpoint, region: name, credentials } = emulator();
+    const back = new SyncBack({
+      database: database.location,
+      tables: main.tables,
+      concurrency: 4,
+      link: new LinkEstimates(),
+      minTimeoutMs: 5_000,
+      region: { name, dynamoDbEndpoint: endpoint, credentials },
+      logger: silent,
+    });
+    try {
+      // The saga, its step, the idempotency record, the site's counter and its operation.
+      expect(await back.pending()).toBe(5);
+      await back.run();
+      expect(back.status()).toMatchObject({ state: 'done', total: 5, identical: 1, written: 1, conflicts: 3 });
+      // The status sees the conflicts as soon as the sync is over.
+      const { latest, count } = back.conflicts();
+      expect(count).toBe(3);
+      const step = latest.find((conflict) => conflict.kind === 'step')!;
+      expect(back.conflict(step.id)).toMatchObject({ key: `${workflowId}/0`, edge: { result: { answeredBy: 'cash' } }, region: { result: { answeredBy: 'card' } }, resolvedAt: null });
+      expect(await back.pending()).toBe(0);
+    } finally {
+      await back.close();
+    }
   });
 
   it('fast-forwards checkpointed state the region did not change, merges concurrent versions where the state type knows how, and reports the others', async () => {
