@@ -389,14 +389,15 @@ describe.each(EDGE_ENGINES)('sync from an edge site (%s) to the region', (engine
 
   it("as the shim runs it (SyncBack, given the database's location): what is pending, the sync, its conflicts for the status", async () => {
     charges = [];
+    const target = await region();
     const database = await edge(engine);
     const workflowId = `w-${randomUUID()}`;
-    await runAt(REGION, main.stores, 'charge', [task(workflowId)]);
+    await runAt(REGION, target.stores, 'charge', [task(workflowId)]);
     await runAt(edgeSite('edge-a'), database.stores, 'charge', [task(workflowId)]);
     const { endpoint, region: name, credentials } = emulator();
     const back = new SyncBack({
       database: database.location,
-      tables: main.tables,
+      tables: target.tables,
       concurrency: 4,
       link: new LinkEstimates(),
       minTimeoutMs: 5_000,
@@ -416,6 +417,7 @@ describe.each(EDGE_ENGINES)('sync from an edge site (%s) to the region', (engine
       expect(await back.pending()).toBe(0);
     } finally {
       await back.close();
+      target.dynamodb.destroy();
     }
   });
 

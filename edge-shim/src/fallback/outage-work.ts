@@ -89,6 +89,9 @@ export function startFallbackWork(context: FallbackContext): OutageParticipant {
     region: { ...context.region, dynamoDbEndpoint: settings.regionDynamoDbEndpoint },
     logger,
   });
+  // The conflicts an earlier run kept, on the status from the start: read from an SQLite file
+  // before the shim serves any request, from PostgreSQL once the database answers.
+  sync.readConflicts().catch((error: unknown) => logger.warn({ err: error }, 'cannot read the sync conflicts kept; the status shows them after the next sync'));
 
   /** One sync at a time: the recovery's, or the one the edge runs for work an earlier run left. */
   function syncOnce(): Promise<void> {

@@ -84,15 +84,15 @@ function pacedBy(window: CongestionWindow): WritePacer {
  * The sync of what the fallback agents did into the region's tables (functions/src/edge/sync.ts
  * does the work), its progress for the status, and the conflicts it found. One connection (or
  * pool) of the shim's to the agents' database, opened on first use. The status asks for conflicts
- * without waiting: they are answered from the last read, which every sync and the first pending()
- * renew.
+ * without waiting: they are answered from the last readConflicts(), which every sync renews.
  */
 export class SyncBack {
   private database: Promise<SiteDatabase> | undefined;
   /** Every conflict kept, resolved ones too, as last read. */
   private known: readonly SyncConflict[] = [];
   private conflictsReadAt = 0;
-  private readingConflicts: Promise<void> | undefined;
+  /** The latest read of the conflicts, its failure already told to its caller. */
+  private conflictReads: Promise<void> = Promise.resolve();
   private readonly dynamodb: DynamoDBClient;
   private readonly window: CongestionWindow;
   private state: SyncStatus | null = null;
@@ -115,9 +115,7 @@ export class SyncBack {
 
   /** Records of the fallback agents' work that have yet to reach the region (conflicts on record aside). */
   async pending(): Promise<number> {
-    const pending = await pendingSyncRecords({ database: await this.edgeDatabase(), dynamodb: this.dynamodb, tables: this.options.tables });
-    await this.readConflicts();
-    return pending;
+    return pendingSyncRecords({ database: await this.edgeDatabase(), dynamodb: this.dynamodb, tables: this.options.tables });
   }
 
   /** Syncs, resuming where an earlier sync stopped; throws if the region fails it. */
@@ -188,9 +186,20 @@ export class SyncBack {
     );
   }
 
+  /** Reads every conflict kept again, for the status. */
+  readConflicts(): Promise<void> {
+    this.conflictsReadAt = Date.now();
+    // After any read under way: the last to finish is the newest.
+    const read = this.conflictReads.then(async () => {
+      this.known = await listSyncConflicts(await this.edgeDatabase(), { includeResolved: true });
+    });
+    this.conflictReads = read.catch(() => {});
+    return read;
+  }
+
   async close(): Promise<void> {
     this.dynamodb.destroy();
-    await this.readingConflicts?.catch(() => {});
+    await this.conflictReads;
     const database = await this.database?.catch(() => undefined);
     if (database) await closeSiteDatabase(database);
   }
@@ -207,15 +216,4 @@ export class SyncBack {
     return this.database;
   }
 
-  /** Reads every conflict kept again; one read at a time. */
-  private readConflicts(): Promise<void> {
-    this.conflictsReadAt = Date.now();
-    this.readingConflicts ??= this.edgeDatabase()
-      .then((database) => listSyncConflicts(database, { includeResolved: true }))
-      .then((conflicts) => {
-        this.known = conflicts;
-      })
-      .finally(() => (this.readingConflicts = undefined));
-    return this.readingConflicts;
-  }
 }
