@@ -1,5 +1,6 @@
 import { PostgresCheckpoints } from '../runtime/store/postgres-checkpoints.js';
 import { type PostgresDatabase, RUNTIME_SCHEMA, type VersionedSchema, migrate, transaction } from '../runtime/store/postgres-database.js';
+import { STEP_COLUMNS } from '../runtime/store/postgres-step-log.js';
 import type { WriterCount } from '../runtime/store/types.js';
 import { type ConflictRow, type ConflictSighting, type EdgeRows, type JournalRows, type SyncKind, SyncPersistenceLayer } from './sync-persistence.js';
 
@@ -46,8 +47,6 @@ export const SYNC_SCHEMA: VersionedSchema = {
   ],
 };
 
-const STEP_COLUMNS = 'workflow_id, step_index, step, status, attempts, compensation_attempts, result, error, ran_at, compensated_at';
-
 // Pools whose database this process brought to the schemas already (or is bringing): once is enough.
 const migrated = new WeakMap<PostgresDatabase, Promise<void>>();
 
@@ -89,7 +88,7 @@ export class PostgresSyncPersistence extends SyncPersistenceLayer {
       const rows = async <T extends object>(sql: string) => (await client.query<T>(sql)).rows;
       return {
         sagas: await rows<EdgeRows['sagas'][number]>('SELECT workflow_id, workflow, status, input FROM saga ORDER BY created_at, workflow_id'),
-        steps: await rows<EdgeRows['steps'][number]>(`SELECT ${STEP_COLUMNS} FROM step ORDER BY workflow_id, step_index`),
+        steps: await rows<EdgeRows['steps'][number]>(`SELECT workflow_id, ${STEP_COLUMNS} FROM step ORDER BY workflow_id, step_index`),
         idempotency: await rows<EdgeRows['idempotency'][number]>('SELECT id, status, expiration, in_progress_expiration, data, validation FROM idempotency ORDER BY id'),
         checkpointKeys: (await rows<{ key: string }>('SELECT DISTINCT key FROM checkpoint ORDER BY key')).map((row) => row.key),
         writerCounts: await rows<WriterCount>('SELECT key, writer, count FROM counter ORDER BY key, writer'),
