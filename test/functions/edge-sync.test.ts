@@ -16,6 +16,8 @@ import type { WorkflowDefinition } from '../../functions/src/workflow-definition
 import { SyncBack } from '../../edge-shim/src/fallback/sync-back.js';
 import { LinkEstimates } from '../../edge-shim/src/hybrid/link/estimates.js';
 import { emulator } from '../helpers/emulator.js';
+import { waitForState } from '../helpers/wait.js';
+import { isPostgresDatabase } from '../../functions/src/runtime/store/site-database.js';
 import { EDGE_ENGINES, type EdgeEngine, edgeDatabase, regionTables, type TestEdgeDatabase } from './support/backends.js';
 import { invocationContext, taskEvent } from './support/runtime.js';
 
@@ -417,6 +419,35 @@ describe.each(EDGE_ENGINES)('sync from an edge site (%s) to the region', (engine
       expect(await back.pending()).toBe(0);
     } finally {
       await back.close();
+      target.dynamodb.destroy();
+    }
+  });
+
+  // An SQLite file is one shim's; on PostgreSQL every node of the site syncs when the region returns.
+  it.runIf(engine === 'postgres')('runs the syncs of several nodes of a site one at a time: the later ones find everything done', async () => {
+    charges = [];
+    const target = await region();
+    try {
+      const database = await edge(engine);
+      await runAt(edgeSite('edge-a'), database.stores, 'charge', [task(`w-${randomUUID()}`), task(`w-${randomUUID()}`)]);
+      // The first node's writes wait until let go.
+      let letGo!: () => void;
+      const held = new Promise<void>((resolve) => (letGo = resolve));
+      const first = sync(target, database, { pacer: { run: async (write) => held.then(write) } });
+      // A second node, on a pool of its own, waits for it rather than writing meanwhile.
+      const progress: SyncProgress[] = [];
+      const second = sync(target, database, { database: database.location, onProgress: (step) => progress.push(step) });
+      try {
+        const db = database.db;
+        if (!isPostgresDatabase(db)) throw new Error('a PostgreSQL database was asked for');
+        await waitForState(async () => expect((await db.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).rowCount).toBe(1));
+        expect(progress).toEqual([]);
+      } finally {
+        letGo();
+      }
+      expect((await first).counts).toEqual({ written: 9, identical: 0, conflicts: 0, skipped: 0 });
+      expect((await second).counts).toEqual({ written: 0, identical: 9, conflicts: 0, skipped: 0 });
+    } finally {
       target.dynamodb.destroy();
     }
   });

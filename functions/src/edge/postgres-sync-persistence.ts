@@ -47,6 +47,9 @@ export const SYNC_SCHEMA: VersionedSchema = {
   ],
 };
 
+/** The advisory lock a sync holds while it runs. */
+const SYNC_LOCK = 0x53796e52; // "SynR"
+
 // Pools whose database this process brought to the schemas already (or is bringing): once is enough.
 const migrated = new WeakMap<PostgresDatabase, Promise<void>>();
 
@@ -79,6 +82,23 @@ export class PostgresSyncPersistence extends SyncPersistenceLayer {
        WHERE counter.key = given.key AND counter.writer = given.writer`,
       [counts.map((count) => count.key), counts.map((count) => count.writer), counts.map((count) => count.count)],
     );
+  }
+
+  /**
+   * Under a session advisory lock: when the region returns, every node of the site syncs, and each
+   * one after the first finds everything done (rather than merging the same checkpoints at once).
+   */
+  async oneAtATime<T>(sync: () => Promise<T>): Promise<T> {
+    const client = await this.db.connect();
+    // Idle for the whole sync: a connection lost meanwhile is told as an error event, which unheard would end the process.
+    client.on('error', () => {});
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [SYNC_LOCK]);
+      return await sync();
+    } finally {
+      // Closed rather than given back: the server releases the lock with the session, whatever its state.
+      client.release(true);
+    }
   }
 
   protected async readEdgeRows(): Promise<EdgeRows> {

@@ -19,6 +19,11 @@ export class SqliteSyncPersistence extends SyncPersistenceLayer {
     })();
   }
 
+  // An SQLite file is a single-server site's, whose shim runs one sync at a time already.
+  async oneAtATime<T>(sync: () => Promise<T>): Promise<T> {
+    return sync();
+  }
+
   protected async readEdgeRows(): Promise<EdgeRows> {
     // One read transaction: every table as it stood at one moment.
     return this.db.transaction(() => ({

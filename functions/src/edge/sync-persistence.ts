@@ -166,6 +166,9 @@ export abstract class SyncPersistenceLayer {
   /** Marks these counts of the site's writers as having reached the region: limits count only what is added after. */
   abstract settle(counts: readonly WriterCount[]): Promise<void>;
 
+  /** Runs a whole sync, one at a time per edge database, whichever process runs it. */
+  abstract oneAtATime<T>(sync: () => Promise<T>): Promise<T>;
+
   protected abstract readEdgeRows(): Promise<EdgeRows>;
   protected abstract readJournal(target: string): Promise<JournalRows>;
   /** In one transaction: the record's fingerprint, and its open conflicts resolved at `at`. */

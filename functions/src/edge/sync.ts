@@ -13,7 +13,8 @@
  *
  * A sync can stop anywhere (a crash, a new outage: `signal`) and be run again: what reached the
  * region is remembered by content, conditional writes make repeats harmless, and running it twice
- * changes nothing.
+ * changes nothing. Syncs of one edge database run one at a time, as several shim nodes of a site on
+ * PostgreSQL start theirs together.
  */
 import { createHash } from 'node:crypto';
 import { IdempotencyRecordStatus } from '@aws-lambda-powertools/idempotency';
@@ -246,7 +247,7 @@ export async function pendingSyncRecords(options: Pick<SyncOptions, 'database' |
  */
 export async function syncEdgeToRegion(options: SyncOptions): Promise<SyncResult> {
   const logger = options.logger ?? holdfastLogger('edge-sync', process.env.LOG_LEVEL ?? 'info');
-  return withSyncPersistence(options.database, async (layer) => {
+  return withSyncPersistence(options.database, (layer) => layer.oneAtATime(async () => {
     const { items, journal, writerCounts } = await planSync(layer, options);
     const counts = emptyCounts();
     const byKind = Object.fromEntries(SYNC_KINDS.map((kind) => [kind, emptyCounts()])) as Record<SyncKind, SyncCounts>;
@@ -297,7 +298,7 @@ export async function syncEdgeToRegion(options: SyncOptions): Promise<SyncResult
     await layer.settle(writerCounts);
     logger.info({ ...counts, byKind }, 'sync to the region done');
     return { counts, byKind, conflicts: conflicts.sort((a, b) => a.position - b.position).map(({ conflict }) => conflict) };
-  });
+  }));
 }
 
 /** Records that must reach the region in order share a lane: a saga and its steps. Every other record is a lane of its own. */
