@@ -3,6 +3,7 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageBatchComma
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeGateway } from '../../functions/src/fake-gateway/server.js';
+import { closeSiteDatabase, openSiteDatabase, siteStores } from '../../functions/src/runtime/store/site-database.js';
 import { parseTask } from '../../functions/src/runtime/task.js';
 import { ENV } from '../../functions/src/workflow-definition.js';
 import {
@@ -19,7 +20,7 @@ import {
   type WorkflowQueues,
 } from '../../edge-shim/src/fallback/index.js';
 import { createWorkflowQueues } from '../../testkit/workflow-queues.js';
-import { startTestShim, TEST_CREDENTIALS, type TestShim } from '../helpers/shim.js';
+import { startTestShim, TEST_CREDENTIALS, type TestShim, testEngine } from '../helpers/shim.js';
 import { waitForState } from '../helpers/wait.js';
 import { ChoreControl } from './fixtures/chores/control.js';
 
@@ -61,12 +62,15 @@ afterEach(async () => {
   await shim.close();
 });
 
+/** The agents' database: a file next to the shim's; with the shim on PostgreSQL, its database, as the shim gives it to them there. */
+const agentsDatabase = () => (testEngine() === 'postgres' ? shim.dbFile : join(shim.dir, 'edge-agents.db'));
+
 function startSupervisor(overrides: Partial<SupervisorOptions> = {}, start = true): Supervisor {
   supervisor = new Supervisor({
     workflow: chores.workflow,
     entryRoot: chores.entryRoot,
     siteId: 'edge-t',
-    database: join(shim.dir, 'edge-agents.db'),
+    database: agentsDatabase(),
     shim: { endpoint: shim.shim.url, region: 'us-east-1', credentials: TEST_CREDENTIALS },
     queues: queues.queues,
     humanReviewQueueUrl: queues.humanReviewQueueUrl,
@@ -378,6 +382,16 @@ describe('the payments workflow, by default', () => {
         ['fraud-score', 'rules', 'edge-t'],
       ]);
       expect(gateway.state.authorizations.map((authorization) => authorization.paymentId)).toEqual(['pay-edge-1']);
+      // Recorded in the database the supervisor was given.
+      const database = await openSiteDatabase(agentsDatabase());
+      try {
+        expect((await siteStores(database).stepLog.load('pay-edge-1')).steps.map((step) => [step.step, step.status])).toEqual([
+          ['authorize', 'completed'],
+          ['fraud-score', 'completed'],
+        ]);
+      } finally {
+        await closeSiteDatabase(database);
+      }
     } finally {
       await supervisor?.stop();
       await gateway.close();

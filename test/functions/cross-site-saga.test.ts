@@ -9,7 +9,7 @@ import type { AgentDependencies } from '../../functions/src/runtime/dependencies
 import type { FallbackOutcome } from '../../functions/src/runtime/fallback.js';
 import { Ledger } from '../../functions/src/runtime/ledger.js';
 import { REGION, type Site, edgeSite } from '../../functions/src/runtime/site.js';
-import { dynamoDbStores, sqliteStores } from '../../functions/src/runtime/store/stores.js';
+import { dynamoDbStores } from '../../functions/src/runtime/store/stores.js';
 import type { Stores } from '../../functions/src/runtime/store/types.js';
 import type { Task } from '../../functions/src/runtime/task.js';
 import { EDGE_LIMIT_DEFAULTS, type PaymentsSettings, paymentsSaga, velocityKey } from '../../functions/src/workflows/payments-saga.js';
@@ -63,7 +63,7 @@ async function runAt(site: Site, stores: Stores, task: Task): Promise<{ next?: T
 }
 
 const inRegion = (task: Task) => runAt(REGION, regionStores, task);
-const atEdge = (task: Task) => runAt(EDGE, sqliteStores(edge.db), task);
+const atEdge = (task: Task) => runAt(EDGE, edge.stores, task);
 
 function payment(overrides: Partial<{ account: string; amountMinor: number }> = {}) {
   return { paymentId: `pay-${randomUUID()}`, account: `acct-${randomUUID().slice(0, 8)}`, merchant: 'shop-1', amountMinor: 4_000, currency: 'EUR', ...overrides };
@@ -78,7 +78,7 @@ function sync() {
 
 describe('a saga across sites', () => {
   it('hops from the region to the edge and back, stage by stage, and the region ends up knowing where each step ran', async () => {
-    edge = edgeDatabase();
+    edge = await edgeDatabase();
     const request = payment();
     const authorized = await inRegion(firstTask(payments, request));
     const scored = await atEdge(authorized.next!);
@@ -87,7 +87,7 @@ describe('a saga across sites', () => {
     expect(notified.next).toBeUndefined();
 
     // The edge saw only the steps its tasks carried, and recorded them as they ran.
-    const atTheEdge = await sqliteStores(edge.db).stepLog.load(request.paymentId);
+    const atTheEdge = await edge.stores.stepLog.load(request.paymentId);
     expect(atTheEdge.saga?.status).toBe('completed');
     expect(answers(atTheEdge.steps)).toEqual([
       ['authorize', 'completed', 'gateway', 'region'],
@@ -110,7 +110,7 @@ describe('a saga across sites', () => {
   });
 
   it('compensates in the region a step authorized at the edge: the region voids the edge\'s authorization', async () => {
-    edge = edgeDatabase();
+    edge = await edgeDatabase();
     const request = payment({ account: `${FRAUDULENT_ACCOUNT_PREFIX}${randomUUID().slice(0, 8)}` });
     const authorized = await atEdge(firstTask(payments, request));
     expect(authorized.next?.trail?.map((carried) => [carried.step, carried.ranAt?.site])).toEqual([['authorize', 'edge-a']]);
@@ -134,14 +134,14 @@ describe('a saga across sites', () => {
   });
 
   it('compensates at the edge a step the region authorized, and the sync carries the compensation to the region', async () => {
-    edge = edgeDatabase();
+    edge = await edgeDatabase();
     // Large, and from an account this edge site already counted ten payments for today: the rules decline it.
     const request = payment({ amountMinor: 150_000 });
-    await sqliteStores(edge.db).counters.increment('seed-velocity', EDGE.id, [{ key: velocityKey(request.account), delta: 10 }]);
+    await edge.stores.counters.increment('seed-velocity', EDGE.id, [{ key: velocityKey(request.account), delta: 10 }]);
     const authorized = await inRegion(firstTask(payments, request));
     expect((await atEdge(authorized.next!)).next).toBeUndefined();
 
-    const atTheEdge = await sqliteStores(edge.db).stepLog.load(request.paymentId);
+    const atTheEdge = await edge.stores.stepLog.load(request.paymentId);
     expect(atTheEdge.saga?.status).toBe('compensated');
     expect(atTheEdge.steps.map((step) => [step.step, step.status, step.ranAt?.site, step.compensatedAt?.site])).toEqual([
       ['authorize', 'compensated', 'region', 'edge-a'],
@@ -160,18 +160,18 @@ describe('a saga across sites', () => {
   });
 
   it('refuses a later stage\'s task that carries no record of the steps before it at a site that never saw them', async () => {
-    edge = edgeDatabase();
+    edge = await edgeDatabase();
     const request = payment();
     const authorized = await inRegion(firstTask(payments, request));
     const { trail: _, ...bare } = authorized.next!;
     const response = await createAgent(paymentsSaga, 'fraud-score', {
       site: EDGE,
-      stores: sqliteStores(edge.db),
+      stores: edge.stores,
       settings,
       handOff: async () => {},
       escalate: async () => {},
     })(taskEvent([bare]), invocationContext('payments-fraud-score', 15));
     expect(response.batchItemFailures).toHaveLength(1);
-    expect((await sqliteStores(edge.db).stepLog.load(request.paymentId)).saga).toBeUndefined();
+    expect((await edge.stores.stepLog.load(request.paymentId)).saga).toBeUndefined();
   });
 });

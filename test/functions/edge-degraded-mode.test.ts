@@ -6,8 +6,7 @@ import { type LocalRunner, startLocalRunner } from '../../functions/src/event-so
 import { type FakeGateway, startFakeGateway } from '../../functions/src/fake-gateway/server.js';
 import { createAgent } from '../../functions/src/runtime/agent.js';
 import type { FallbackOutcome } from '../../functions/src/runtime/fallback.js';
-import { SqliteCounters } from '../../functions/src/runtime/store/sqlite-counters.js';
-import { SqliteStepLog } from '../../functions/src/runtime/store/sqlite-step-log.js';
+import { isPostgresDatabase } from '../../functions/src/runtime/store/site-database.js';
 import type { SagaStatus } from '../../functions/src/runtime/store/types.js';
 import { type Task, parseTask, stageTaskId } from '../../functions/src/runtime/task.js';
 import {
@@ -22,12 +21,13 @@ import {
 import { payments } from '../../functions/src/workflows/payments.js';
 import { ENV, type WorkflowDefinition } from '../../functions/src/workflow-definition.js';
 import { Settled, waitForState } from '../helpers/wait.js';
+import { EDGE_ENGINES } from './support/backends.js';
 import { depth, drain, type EdgeSite, firstTask, sendTask, startEdgeSite } from './support/edge-site.js';
 import { invocationContext } from './support/runtime.js';
 
 /**
- * The payments agents in degraded mode: at an edge site, on its SQLite database and the shim's
- * queues, while the region is gone. Low-risk payments within the limits are authorized there;
+ * The payments agents in degraded mode: at an edge site, on its database (an SQLite file, or
+ * PostgreSQL: each test runs on both) and the shim's queues, while the region is gone. Low-risk payments within the limits are authorized there;
  * everything else goes to human review; fraud scoring uses its rules alone; the ledger never runs
  * there, and nothing that needs it is undone there.
  */
@@ -44,10 +44,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await gateway.close();
-});
-beforeEach(async () => {
-  Object.assign(process.env, { [ENV.gatewayUrl]: gateway.url, [ENV.notifierUrl]: gateway.url, POWERTOOLS_LOG_LEVEL: 'CRITICAL' });
-  site = await startEdgeSite(payments);
 });
 afterEach(async () => {
   await Promise.all(runners.splice(0).map((runner) => runner.stop()));
@@ -78,7 +74,7 @@ async function submit(request: ReturnType<typeof payment>): Promise<void> {
 
 /** Waits for the saga to reach `status` in the edge database; another final status fails at once. */
 function settled(paymentId: string, status: SagaStatus) {
-  const stepLog = new SqliteStepLog(site.database.db);
+  const { stepLog } = site.database.stores;
   return waitForState(async () => {
     const log = await stepLog.load(paymentId);
     if (log.saga && log.saga.status !== status && log.saga.status !== 'running' && log.saga.status !== 'compensating') {
@@ -91,7 +87,7 @@ function settled(paymentId: string, status: SagaStatus) {
 
 /** Waits until the fraud-score step is done: at the edge the saga then waits for the ledger, in the region. */
 function scored(paymentId: string) {
-  const stepLog = new SqliteStepLog(site.database.db);
+  const { stepLog } = site.database.stores;
   return waitForState(async () => {
     const log = await stepLog.load(paymentId);
     if (log.saga?.status === 'escalated' || log.saga?.status === 'compensated') throw new Settled(`saga ${paymentId} ended ${log.saga.status}`);
@@ -105,9 +101,21 @@ async function humanReview(): Promise<(Task & { reason: string })[]> {
 }
 
 const outcome = (result: unknown) => result as FallbackOutcome;
-const counters = () => new SqliteCounters(site.database.db);
+const counters = () => site.database.stores.counters;
 
-describe('payments at an edge site', () => {
+/** The idempotency records the agents wrote into the site's database. */
+async function idempotencyIds(): Promise<string[]> {
+  const { db } = site.database;
+  const select = 'SELECT id FROM idempotency ORDER BY id';
+  return (isPostgresDatabase(db) ? (await db.query<{ id: string }>(select)).rows : db.prepare<[], { id: string }>(select).all()).map((row) => row.id);
+}
+
+describe.each(EDGE_ENGINES)('payments at an edge site (%s)', (engine) => {
+  beforeEach(async () => {
+    Object.assign(process.env, { [ENV.gatewayUrl]: gateway.url, [ENV.notifierUrl]: gateway.url, POWERTOOLS_LOG_LEVEL: 'CRITICAL' });
+    site = await startEdgeSite(payments, engine);
+  });
+
   it('authorizes a low-risk payment within the limits, scores it by the rules alone, and leaves the ledger task for the region', async () => {
     await runEdgeAgents();
     const request = payment();
@@ -176,7 +184,7 @@ describe('payments at an edge site', () => {
     // The agents stop and come back (a restart of their processes): the 8 000 authorized stay counted.
     await runner.stop();
     runners.pop();
-    site.database.reopen();
+    await site.database.reopen();
     await runEdgeAgents(limits);
     const afterRestart = [payment({ account, amountMinor: 4_000 }), payment({ account, amountMinor: 2_000 })];
     for (const request of afterRestart) await submit(request);
@@ -239,15 +247,15 @@ describe('payments at an edge site', () => {
       'stage ledger of payments does not run at the edge (runsAtEdge: false); its tasks wait for the region',
     );
     expect(() =>
-      edgeAgentEnvironment({ workflow: payments, stage: 'ledger', siteId: 'edge-a', database: site.database.file, queueUrls: {}, humanReviewQueueUrl: site.humanReviewQueueUrl }),
+      edgeAgentEnvironment({ workflow: payments, stage: 'ledger', siteId: 'edge-a', database: site.database.location, queueUrls: {}, humanReviewQueueUrl: site.humanReviewQueueUrl }),
     ).toThrow('stage ledger of payments does not run at the edge');
   });
 
-  it('runs each edge stage from its entry, as the shim will, with the environment edgeAgentEnvironment builds', async () => {
+  it("runs each edge stage from its entry, as the shim will, with the environment edgeAgentEnvironment builds: its records go to the site's database", async () => {
     const queueUrls = Object.fromEntries(Object.entries(site.queues).map(([name, queues]) => [name, queues.queueUrl]));
     for (const stage of EDGE_STAGES.stages) {
       const environment = {
-        ...edgeAgentEnvironment({ workflow: payments, stage: stage.name, siteId: 'edge-a', database: site.database.file, queueUrls, humanReviewQueueUrl: site.humanReviewQueueUrl }),
+        ...edgeAgentEnvironment({ workflow: payments, stage: stage.name, siteId: 'edge-a', database: site.database.location, queueUrls, humanReviewQueueUrl: site.humanReviewQueueUrl }),
         [ENV.gatewayUrl]: gateway.url,
         [ENV.notifierUrl]: gateway.url,
         POWERTOOLS_LOG_LEVEL: 'CRITICAL',
@@ -271,6 +279,8 @@ describe('payments at an edge site', () => {
       ['authorize', 'gateway', 'edge-a'],
       ['fraud-score', 'rules', 'edge-a'],
     ]);
+    // Each stage's run of the task is recorded once, under its stage's key prefix.
+    expect((await idempotencyIds()).map((id) => id.split('#')[0])).toEqual(['payments.authorize', 'payments.fraud-score']);
     await waitForState(async () => expect(await depth(site.shim.sqs, site.queues.ledger!.queueUrl)).toBe(1));
   });
 });

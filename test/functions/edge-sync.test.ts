@@ -3,24 +3,30 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { listSyncConflicts, mergeCountsPerWriter, type RegionTables, type SyncProgress, syncEdgeToRegion } from '../../functions/src/edge/index.js';
+import { listSyncConflicts, mergeCountsPerWriter, pendingSyncRecords, type RegionTables, type SyncProgress, syncEdgeToRegion } from '../../functions/src/edge/index.js';
 import { createAgent } from '../../functions/src/runtime/agent.js';
 import { Checkpoints } from '../../functions/src/runtime/checkpoint.js';
 import type { AgentDependencies } from '../../functions/src/runtime/dependencies.js';
 import type { SagaDefinition, StepContext } from '../../functions/src/runtime/saga.js';
 import { REGION, type Site, edgeSite } from '../../functions/src/runtime/site.js';
-import { dynamoDbStores, sqliteStores } from '../../functions/src/runtime/store/stores.js';
+import { dynamoDbStores } from '../../functions/src/runtime/store/stores.js';
 import { counterValue, type Stores } from '../../functions/src/runtime/store/types.js';
 import { type Task, stageTaskId } from '../../functions/src/runtime/task.js';
 import type { WorkflowDefinition } from '../../functions/src/workflow-definition.js';
-import { edgeDatabase, regionTables, type TestEdgeDatabase } from './support/backends.js';
+import { SyncBack } from '../../edge-shim/src/fallback/sync-back.js';
+import { LinkEstimates } from '../../edge-shim/src/hybrid/link/estimates.js';
+import { emulator } from '../helpers/emulator.js';
+import { waitForState } from '../helpers/wait.js';
+import { isPostgresDatabase } from '../../functions/src/runtime/store/site-database.js';
+import { EDGE_ENGINES, type EdgeEngine, edgeDatabase, regionTables, type TestEdgeDatabase } from './support/backends.js';
 import { invocationContext, taskEvent } from './support/runtime.js';
 
 /**
  * The sync engine, from edge databases into a region on the emulator: what it writes, that a
  * region agent then answers a replayed task from the edge's result, that counters of several sites
  * converge in any order, that a stopped sync resumes and a repeated one changes nothing, and that
- * a conflict is kept with both versions and never overwrites the region.
+ * a conflict is kept with both versions and never overwrites the region. Each on either engine of
+ * the edge database: an SQLite file, and PostgreSQL.
  */
 const stage = (name: string) => ({ name, entry: 'unused', maxReceiveCount: 3, timeoutSeconds: 10, memoryMb: 128, batchSize: 10, maxConcurrency: 2, runsAtEdge: true });
 const workflow: WorkflowDefinition = { name: 'sync', stages: [stage('charge'), stage('receipt')] };
@@ -72,8 +78,8 @@ async function region(): Promise<Region> {
 }
 
 const edges: TestEdgeDatabase[] = [];
-function edge(): TestEdgeDatabase {
-  const database = edgeDatabase();
+async function edge(engine: EdgeEngine): Promise<TestEdgeDatabase> {
+  const database = await edgeDatabase(engine);
   edges.push(database);
   return database;
 }
@@ -107,6 +113,11 @@ function sync(target: Region, database: TestEdgeDatabase, extra: Partial<Paramet
   return syncEdgeToRegion({ database: database.db, dynamodb: target.dynamodb, tables: target.tables, logger: silent, ...extra });
 }
 
+/** Records the shim would wait for before replaying: not synced to this region yet, and not a conflict on record. */
+function pending(target: Region, database: TestEdgeDatabase) {
+  return pendingSyncRecords({ database: database.db, dynamodb: target.dynamodb, tables: target.tables });
+}
+
 /** Every item of the region's tables, to tell that a sync changed nothing. */
 async function regionItems(target: Region): Promise<unknown[]> {
   const items: unknown[] = [];
@@ -116,24 +127,29 @@ async function regionItems(target: Region): Promise<unknown[]> {
   return items.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
-let main: Region;
-beforeAll(async () => {
+beforeAll(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'CRITICAL';
-  main = await region();
 });
-afterEach(() => {
-  for (const database of edges.splice(0)) database.remove();
+afterEach(async () => {
+  await Promise.all(edges.splice(0).map((database) => database.remove()));
 });
-afterAll(() => main.dynamodb.destroy());
 
-describe('sync from an edge site to the region', () => {
+describe.each(EDGE_ENGINES)('sync from an edge site (%s) to the region', (engine) => {
+  // A region of each engine's own: the sites' counts would meet in a shared one.
+  let main: Region;
+  beforeAll(async () => {
+    main = await region();
+  });
+  afterAll(() => main.dynamodb.destroy());
+
   it('writes what the edge did, so that a region agent answers a replayed task with the edge\'s result; a second run changes nothing', async () => {
     charges = [];
     const site = edgeSite('edge-a');
-    const database = edge();
+    const database = await edge(engine);
     const [first, second] = [`w-${randomUUID()}`, `w-${randomUUID()}`];
-    const handedOff = await runAt(site, sqliteStores(database.db), 'charge', [task(first), task(second)]);
+    const handedOff = await runAt(site, database.stores, 'charge', [task(first), task(second)]);
     expect(handedOff.map((next) => next.taskId)).toEqual([stageTaskId(first, 'receipt'), stageTaskId(second, 'receipt')]);
+    expect(await pending(main, database)).toBe(9);
 
     const progress: SyncProgress[] = [];
     const result = await sync(main, database, { onProgress: (step) => progress.push(step) });
@@ -142,6 +158,7 @@ describe('sync from an edge site to the region', () => {
     expect(result.byKind).toMatchObject({ saga: { written: 2 }, step: { written: 2 }, idempotency: { written: 2 }, counter: { written: 1 }, 'counter-operation': { written: 2 } });
     expect(progress.map((step) => step.done)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(progress.at(-1)).toMatchObject({ total: 9, counts: { written: 9 } });
+    expect(await pending(main, database)).toBe(0);
 
     const log = await main.stores.stepLog.load(first);
     expect(log.saga).toMatchObject({ status: 'running', input: { amountMinor: 1_000 } });
@@ -163,11 +180,11 @@ describe('sync from an edge site to the region', () => {
     charges = [];
     const target = await region();
     try {
-      const database = edge();
+      const database = await edge(engine);
       const workflowId = `w-${randomUUID()}`;
       // The region charged; the edge, given the hand-off, printed the receipt and completed the saga.
       const [receiptTask] = await runAt(REGION, target.stores, 'charge', [task(workflowId)]);
-      await runAt(edgeSite('edge-a'), sqliteStores(database.db), 'receipt', [receiptTask!]);
+      await runAt(edgeSite('edge-a'), database.stores, 'receipt', [receiptTask!]);
 
       const result = await sync(target, database);
       expect(result.counts.conflicts).toBe(0);
@@ -186,22 +203,22 @@ describe('sync from an edge site to the region', () => {
 
   it('merges counters of two edge sites and the region to the same values in either order of syncs', async () => {
     charges = [];
-    const [a, b] = [edge(), edge()];
+    const [a, b] = [await edge(engine), await edge(engine)];
     const [siteA, siteB] = [edgeSite('edge-a'), edgeSite('edge-b')];
     const [east, west] = [await region(), await region()];
     try {
       for (const target of [east, west]) {
         for (let i = 0; i < 4; i++) await target.stores.counters.increment(`region-${i}`, 'region', [{ key: VELOCITY, delta: 1 }]);
       }
-      for (let i = 0; i < 3; i++) await runAt(siteA, sqliteStores(a.db), 'charge', [task(`w-${randomUUID()}`)]);
-      for (let i = 0; i < 2; i++) await runAt(siteB, sqliteStores(b.db), 'charge', [task(`w-${randomUUID()}`)]);
+      for (let i = 0; i < 3; i++) await runAt(siteA, a.stores, 'charge', [task(`w-${randomUUID()}`)]);
+      for (let i = 0; i < 2; i++) await runAt(siteB, b.stores, 'charge', [task(`w-${randomUUID()}`)]);
 
       await sync(east, a);
       await sync(east, b);
       await sync(west, b);
       await sync(west, a);
       // A syncs again after more work: its own count grows, nobody else's changes.
-      await runAt(siteA, sqliteStores(a.db), 'charge', [task(`w-${randomUUID()}`)]);
+      await runAt(siteA, a.stores, 'charge', [task(`w-${randomUUID()}`)]);
       await sync(west, a);
       await sync(east, a);
       await sync(east, b);
@@ -217,8 +234,8 @@ describe('sync from an edge site to the region', () => {
   });
 
   it('settles the site\'s counts once they reached the region: its limits count from zero again', async () => {
-    const database = edge();
-    const stores = sqliteStores(database.db);
+    const database = await edge(engine);
+    const stores = database.stores;
     const reserve = (id: string) => stores.counters.increment(id, 'edge-a', [{ key: 'exposure/site/edge-a/EUR', delta: 600, limit: 1_000 }]);
     expect(await reserve('pay-1')).toBe('applied');
     expect(await reserve('pay-2')).toBe('over-limit');
@@ -232,8 +249,8 @@ describe('sync from an edge site to the region', () => {
     charges = [];
     const target = await region();
     try {
-      const database = edge();
-      await runAt(edgeSite('edge-a'), sqliteStores(database.db), 'charge', [task(`w-${randomUUID()}`), task(`w-${randomUUID()}`), task(`w-${randomUUID()}`)]);
+      const database = await edge(engine);
+      await runAt(edgeSite('edge-a'), database.stores, 'charge', [task(`w-${randomUUID()}`), task(`w-${randomUUID()}`), task(`w-${randomUUID()}`)]);
 
       // The fourth write fails as a connection dropped by the region would.
       let writes = 0;
@@ -277,10 +294,10 @@ describe('sync from an edge site to the region', () => {
     charges = [];
     const target = await region();
     try {
-      const database = edge();
+      const database = await edge(engine);
       const workflowIds = Array.from({ length: 6 }, () => `w-${randomUUID()}`);
-      const receipts = await runAt(edgeSite('edge-a'), sqliteStores(database.db), 'charge', workflowIds.map((id) => task(id)));
-      await runAt(edgeSite('edge-a'), sqliteStores(database.db), 'receipt', receipts);
+      const receipts = await runAt(edgeSite('edge-a'), database.stores, 'charge', workflowIds.map((id) => task(id)));
+      await runAt(edgeSite('edge-a'), database.stores, 'receipt', receipts);
       // Every write to the workflow table, as it starts and as it ends.
       const events: string[] = [];
       target.dynamodb.middlewareStack.add(
@@ -326,8 +343,8 @@ describe('sync from an edge site to the region', () => {
     charges = [];
     const target = await region();
     try {
-      const database = edge();
-      await runAt(edgeSite('edge-a'), sqliteStores(database.db), 'charge', [task(`w-${randomUUID()}`)]);
+      const database = await edge(engine);
+      await runAt(edgeSite('edge-a'), database.stores, 'charge', [task(`w-${randomUUID()}`)]);
       const wrong = { ...target.tables, workflow: `missing-${randomUUID()}` };
       await expect(sync(target, database, { tables: wrong })).rejects.toThrow(`the region has no table ${wrong.workflow} (the workflow's workflow table): give the deployed stack's table names with --region-tables`);
       const result = await sync(target, database);
@@ -340,11 +357,11 @@ describe('sync from an edge site to the region', () => {
 
   it('records a conflict with both versions, reports it, and never overwrites the region', async () => {
     charges = [];
-    const database = edge();
+    const database = await edge(engine);
     const workflowId = `w-${randomUUID()}`;
     // The same task ran in the region and, unaware, at the edge: two charges, two answers.
     await runAt(REGION, main.stores, 'charge', [task(workflowId)]);
-    await runAt(edgeSite('edge-a'), sqliteStores(database.db), 'charge', [task(workflowId)]);
+    await runAt(edgeSite('edge-a'), database.stores, 'charge', [task(workflowId)]);
     expect(charges).toEqual([`region:${workflowId}`, `edge-a:${workflowId}`]);
     const regionBefore = await main.stores.stepLog.load(workflowId);
 
@@ -363,19 +380,84 @@ describe('sync from an edge site to the region', () => {
 
     // Kept in the edge database (in the order found: the writes run concurrently); a second sync
     // finds the same conflicts and adds no rows.
-    expect(listSyncConflicts(database.db).map((conflict) => conflict.kind).sort()).toEqual(['counter-operation', 'idempotency', 'step']);
+    expect((await listSyncConflicts(database.db)).map((conflict) => conflict.kind).sort()).toEqual(['counter-operation', 'idempotency', 'step']);
     const again = await sync(main, database);
     expect(again.counts.conflicts).toBe(3);
-    expect(listSyncConflicts(database.file)).toHaveLength(3);
+    expect(await listSyncConflicts(database.location)).toHaveLength(3);
+    // A conflict waits for a person, not for the sync: nothing holds the replay back.
+    expect(await pending(main, database)).toBe(0);
     expect(await main.stores.stepLog.load(workflowId)).toEqual(regionBefore);
+  });
+
+  it("as the shim runs it (SyncBack, given the database's location): what is pending, the sync, its conflicts for the status", async () => {
+    charges = [];
+    const target = await region();
+    const database = await edge(engine);
+    const workflowId = `w-${randomUUID()}`;
+    await runAt(REGION, target.stores, 'charge', [task(workflowId)]);
+    await runAt(edgeSite('edge-a'), database.stores, 'charge', [task(workflowId)]);
+    const { endpoint, region: name, credentials } = emulator();
+    const back = new SyncBack({
+      database: database.location,
+      tables: target.tables,
+      concurrency: 4,
+      link: new LinkEstimates(),
+      minTimeoutMs: 5_000,
+      region: { name, dynamoDbEndpoint: endpoint, credentials },
+      logger: silent,
+    });
+    try {
+      // The saga, its step, the idempotency record, the site's counter and its operation.
+      expect(await back.pending()).toBe(5);
+      await back.run();
+      expect(back.status()).toMatchObject({ state: 'done', total: 5, identical: 1, written: 1, conflicts: 3 });
+      // The status sees the conflicts as soon as the sync is over.
+      const { latest, count } = back.conflicts();
+      expect(count).toBe(3);
+      const step = latest.find((conflict) => conflict.kind === 'step')!;
+      expect(back.conflict(step.id)).toMatchObject({ key: `${workflowId}/0`, edge: { result: { answeredBy: 'cash' } }, region: { result: { answeredBy: 'card' } }, resolvedAt: null });
+      expect(await back.pending()).toBe(0);
+    } finally {
+      await back.close();
+      target.dynamodb.destroy();
+    }
+  });
+
+  // An SQLite file is one shim's; on PostgreSQL every node of the site syncs when the region returns.
+  it.runIf(engine === 'postgres')('runs the syncs of several nodes of a site one at a time: the later ones find everything done', async () => {
+    charges = [];
+    const target = await region();
+    try {
+      const database = await edge(engine);
+      await runAt(edgeSite('edge-a'), database.stores, 'charge', [task(`w-${randomUUID()}`), task(`w-${randomUUID()}`)]);
+      // The first node's writes wait until let go.
+      let letGo!: () => void;
+      const held = new Promise<void>((resolve) => (letGo = resolve));
+      const first = sync(target, database, { pacer: { run: async (write) => held.then(write) } });
+      // A second node, on a pool of its own, waits for it rather than writing meanwhile.
+      const progress: SyncProgress[] = [];
+      const second = sync(target, database, { database: database.location, onProgress: (step) => progress.push(step) });
+      try {
+        const db = database.db;
+        if (!isPostgresDatabase(db)) throw new Error('a PostgreSQL database was asked for');
+        await waitForState(async () => expect((await db.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).rowCount).toBe(1));
+        expect(progress).toEqual([]);
+      } finally {
+        letGo();
+      }
+      expect((await first).counts).toEqual({ written: 9, identical: 0, conflicts: 0, skipped: 0 });
+      expect((await second).counts).toEqual({ written: 0, identical: 9, conflicts: 0, skipped: 0 });
+    } finally {
+      target.dynamodb.destroy();
+    }
   });
 
   it('fast-forwards checkpointed state the region did not change, merges concurrent versions where the state type knows how, and reports the others', async () => {
     const target = await region();
     try {
-      const database = edge();
+      const database = await edge(engine);
       type Counts = Record<string, number>;
-      const edgeState = new Checkpoints<Counts>(sqliteStores(database.db).checkpoints, 'edge-a');
+      const edgeState = new Checkpoints<Counts>(database.stores.checkpoints, 'edge-a');
       const regionState = new Checkpoints<Counts>(target.stores.checkpoints, 'region');
       // Counts per writer merge by maximum; a plain state has no merger.
       const mergers = { 'counts/': mergeCountsPerWriter };
@@ -409,6 +491,14 @@ describe('sync from an edge site to the region', () => {
       await edgeState.save('counts/acct-1', { 'edge-a': 4, region: 5 }, 4);
       expect(await syncCheckpoints()).toMatchObject({ written: 1, conflicts: 1 });
       expect((await regionState.restoreLatest('counts/acct-1')).intact).toEqual({ version: 5, state: { 'edge-a': 4, region: 5 } });
+
+      // A person settles the plain state in the region as the edge has it: the next sync finds it
+      // identical and marks the conflict kept on it resolved.
+      expect(await listSyncConflicts(database.db)).toHaveLength(1);
+      await regionState.save('plain/acct-1', { x: 3 }, 2);
+      expect(await syncCheckpoints()).toEqual({ written: 0, identical: 2, conflicts: 0, skipped: 0 });
+      expect(await listSyncConflicts(database.db)).toEqual([]);
+      expect(await listSyncConflicts(database.db, { includeResolved: true })).toMatchObject([{ kind: 'checkpoint', key: 'plain/acct-1', resolvedAt: expect.any(String) }]);
     } finally {
       target.dynamodb.destroy();
     }

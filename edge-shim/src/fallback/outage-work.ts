@@ -13,7 +13,7 @@ export interface FallbackSettings {
   readonly workflow: LoadedWorkflow;
   /** This edge site's id: its writer id in counters, and the mark on every step it runs. */
   readonly siteId: string;
-  /** The fallback agents' database (SQLite, WAL), next to the shim's. */
+  /** The fallback agents' database: a file (SQLite, WAL) next to the shim's, or the PostgreSQL URL of the site's shared database. */
   readonly database: string;
   /** Variables for every agent: gateway URLs, the edge limits. */
   readonly environment: Readonly<Record<string, string>>;
@@ -89,6 +89,9 @@ export function startFallbackWork(context: FallbackContext): OutageParticipant {
     region: { ...context.region, dynamoDbEndpoint: settings.regionDynamoDbEndpoint },
     logger,
   });
+  // The conflicts an earlier run kept, on the status from the start: read from an SQLite file
+  // before the shim serves any request, from PostgreSQL once the database answers.
+  sync.readConflicts().catch((error: unknown) => logger.warn({ err: error }, 'cannot read the sync conflicts kept; the status shows them after the next sync'));
 
   /** One sync at a time: the recovery's, or the one the edge runs for work an earlier run left. */
   function syncOnce(): Promise<void> {
@@ -241,7 +244,7 @@ export function startFallbackWork(context: FallbackContext): OutageParticipant {
       clearTimeout(syncRetry);
       await syncing?.catch(() => {});
       await supervisor?.stop();
-      sync.close();
+      await sync.close();
     },
   };
 }

@@ -1,14 +1,25 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import type { Logger } from 'pino';
-import { type EdgeDatabase, type RegionTables, type SyncProgress, type WritePacer, listSyncConflicts, openEdgeDatabase, pendingSyncRecords, syncEdgeToRegion } from '../../../functions/src/edge/index.js';
+import {
+  type RegionTables,
+  type SiteDatabase,
+  type SyncConflict,
+  type SyncProgress,
+  type WritePacer,
+  closeSiteDatabase,
+  listSyncConflicts,
+  openSiteDatabase,
+  pendingSyncRecords,
+  syncEdgeToRegion,
+} from '../../../functions/src/edge/index.js';
 import { CongestionWindow, type TransferOutcome } from '../hybrid/link/congestion.js';
 import type { LinkEstimates } from '../hybrid/link/estimates.js';
 import { agentsFor } from '../hybrid/link/proxy.js';
 import type { ConflictRecord, ConflictStatus, SyncStatus } from '../observability/status.js';
 
 export interface SyncBackOptions {
-  /** The fallback agents' database. */
+  /** The fallback agents' database: an SQLite file, or a PostgreSQL URL. */
   readonly database: string;
   /** The workflow's tables in the region. */
   readonly tables: RegionTables;
@@ -24,6 +35,9 @@ export interface SyncBackOptions {
 }
 
 const KEPT_CONFLICTS = 20;
+// The conflicts shown are read again at most this often while the status is asked for: another
+// node of a site on PostgreSQL may have synced (and met conflicts) meanwhile.
+const CONFLICTS_READ_EVERY_MS = 10_000;
 // A write of the sync carries one record of a few hundred bytes where a replay batch carries up to
 // ten messages: the sync may have this many times the replay's batches in flight. Below the
 // ceiling its congestion control finds what the path and the region take.
@@ -68,11 +82,17 @@ function pacedBy(window: CongestionWindow): WritePacer {
 
 /**
  * The sync of what the fallback agents did into the region's tables (functions/src/edge/sync.ts
- * does the work), its progress for the status, and the conflicts it found. One connection of the
- * shim's to the agents' database, opened on first use.
+ * does the work), its progress for the status, and the conflicts it found. One connection (or
+ * pool) of the shim's to the agents' database, opened on first use. The status asks for conflicts
+ * without waiting: they are answered from the last readConflicts(), which every sync renews.
  */
 export class SyncBack {
-  private database: EdgeDatabase | undefined;
+  private database: Promise<SiteDatabase> | undefined;
+  /** Every conflict kept, resolved ones too, as last read. */
+  private known: readonly SyncConflict[] = [];
+  private conflictsReadAt = 0;
+  /** The latest read of the conflicts, its failure already told to its caller. */
+  private conflictReads: Promise<void> = Promise.resolve();
   private readonly dynamodb: DynamoDBClient;
   private readonly window: CongestionWindow;
   private state: SyncStatus | null = null;
@@ -94,8 +114,8 @@ export class SyncBack {
   }
 
   /** Records of the fallback agents' work that have yet to reach the region (conflicts on record aside). */
-  pending(): Promise<number> {
-    return pendingSyncRecords({ database: this.edgeDatabase(), dynamodb: this.dynamodb, tables: this.options.tables });
+  async pending(): Promise<number> {
+    return pendingSyncRecords({ database: await this.edgeDatabase(), dynamodb: this.dynamodb, tables: this.options.tables });
   }
 
   /** Syncs, resuming where an earlier sync stopped; throws if the region fails it. */
@@ -108,7 +128,7 @@ export class SyncBack {
     show('running', null);
     try {
       const result = await syncEdgeToRegion({
-        database: this.edgeDatabase(),
+        database: await this.edgeDatabase(),
         dynamodb: this.dynamodb,
         tables: this.options.tables,
         pacer: pacedBy(this.window),
@@ -124,6 +144,9 @@ export class SyncBack {
     } catch (error) {
       show('failed', (error as Error).message);
       throw error;
+    } finally {
+      // What it met before it stopped, too.
+      await this.readConflicts().catch((error: unknown) => this.options.logger.warn({ err: error }, 'cannot read the sync conflicts'));
     }
   }
 
@@ -133,7 +156,10 @@ export class SyncBack {
 
   /** The latest conflicts still open, newest first, and how many there are: which records, not what they hold. */
   conflicts(): { latest: ConflictStatus[]; count: number } {
-    const open = listSyncConflicts(this.edgeDatabase());
+    if (Date.now() - this.conflictsReadAt >= CONFLICTS_READ_EVERY_MS) {
+      void this.readConflicts().catch((error: unknown) => this.options.logger.warn({ err: error }, 'cannot read the sync conflicts; the status shows the last ones read'));
+    }
+    const open = this.known.filter((conflict) => conflict.resolvedAt === undefined);
     const latest: ConflictStatus[] = open
       .slice(-KEPT_CONFLICTS)
       .reverse()
@@ -143,7 +169,7 @@ export class SyncBack {
 
   /** A conflict in full, both records, resolved or not. */
   conflict(id: number): ConflictRecord | undefined {
-    const found = listSyncConflicts(this.edgeDatabase(), { includeResolved: true }).find((conflict) => conflict.id === id);
+    const found = this.known.find((conflict) => conflict.id === id);
     return (
       found && {
         id: found.id,
@@ -160,12 +186,34 @@ export class SyncBack {
     );
   }
 
-  close(): void {
-    this.dynamodb.destroy();
-    this.database?.close();
+  /** Reads every conflict kept again, for the status. */
+  readConflicts(): Promise<void> {
+    this.conflictsReadAt = Date.now();
+    // After any read under way: the last to finish is the newest.
+    const read = this.conflictReads.then(async () => {
+      this.known = await listSyncConflicts(await this.edgeDatabase(), { includeResolved: true });
+    });
+    this.conflictReads = read.catch(() => {});
+    return read;
   }
 
-  private edgeDatabase(): EdgeDatabase {
-    return (this.database ??= openEdgeDatabase(this.options.database));
+  async close(): Promise<void> {
+    this.dynamodb.destroy();
+    await this.conflictReads;
+    const database = await this.database?.catch(() => undefined);
+    if (database) await closeSiteDatabase(database);
   }
+
+  private edgeDatabase(): Promise<SiteDatabase> {
+    if (!this.database) {
+      const opening = openSiteDatabase(this.options.database);
+      this.database = opening;
+      // Not opened (a server unreachable): opened again at the next use.
+      opening.catch(() => {
+        if (this.database === opening) this.database = undefined;
+      });
+    }
+    return this.database;
+  }
+
 }

@@ -1,6 +1,8 @@
 /**
- * Sync back to the region: what the fallback agents of an edge site did, from its SQLite database
- * into the workflow's DynamoDB tables, before the shim replays the tasks that depend on it.
+ * Sync back to the region: what the fallback agents of an edge site did, from its database (an
+ * SQLite file, or the PostgreSQL database its shim nodes share) into the workflow's DynamoDB tables,
+ * before the shim replays the tasks that depend on it. What it reads and keeps there goes through
+ * one persistence layer (sync-persistence.ts), the same code path for either engine.
  *
  * Every write is conditional. A record absent in the region is written; one the region already has
  * (or has further along) is left alone; one the region holds differently is a conflict, kept with
@@ -11,7 +13,8 @@
  *
  * A sync can stop anywhere (a crash, a new outage: `signal`) and be run again: what reached the
  * region is remembered by content, conditional writes make repeats harmless, and running it twice
- * changes nothing.
+ * changes nothing. Syncs of one edge database run one at a time, as several shim nodes of a site on
+ * PostgreSQL start theirs together.
  */
 import { createHash } from 'node:crypto';
 import { IdempotencyRecordStatus } from '@aws-lambda-powertools/idempotency';
@@ -24,12 +27,14 @@ import { DynamoDbCheckpoints } from '../runtime/store/dynamodb-checkpoints.js';
 import { DynamoDbCounters } from '../runtime/store/dynamodb-counters.js';
 import { DynamoDbIdempotencyRecords, idempotencyItemOf } from '../runtime/store/dynamodb-idempotency-records.js';
 import { DynamoDbStepLog } from '../runtime/store/dynamodb-step-log.js';
-import { SqliteCheckpoints } from '../runtime/store/sqlite-checkpoints.js';
-import { SqliteCounters } from '../runtime/store/sqlite-counters.js';
-import { type EdgeDatabase, openEdgeDatabase } from '../runtime/store/sqlite-database.js';
-import { idempotencyRows } from '../runtime/store/sqlite-idempotency.js';
-import { SqliteStepLog } from '../runtime/store/sqlite-step-log.js';
+import { type SiteDatabase, closeSiteDatabase, isPostgresDatabase, openSiteDatabase } from '../runtime/store/site-database.js';
+import type { IdempotencyRow } from '../runtime/store/sqlite-idempotency.js';
 import { type CheckpointStore, type MergeOutcome, type Snapshot, VersionConflictError } from '../runtime/store/types.js';
+import { PostgresSyncPersistence } from './postgres-sync-persistence.js';
+import { SqliteSyncPersistence } from './sqlite-sync-persistence.js';
+import type { SagaLog, SyncConflict, SyncJournal, SyncKind, SyncPersistenceLayer } from './sync-persistence.js';
+
+export type { SyncConflict, SyncKind } from './sync-persistence.js';
 
 /** The region's tables of the workflow (the stack's outputs IdempotencyTableName, WorkflowTableName, StateTableName). */
 export interface RegionTables {
@@ -52,8 +57,12 @@ export const mergeCountsPerWriter: StateMerger = (region, edge) => {
 };
 
 export interface SyncOptions {
-  /** The edge database: its file, or a connection the caller keeps open. */
-  readonly database: string | EdgeDatabase;
+  /**
+   * The edge database: its location (an SQLite file, or a `postgres://` URL), opened and closed by
+   * the sync; or one the caller keeps open (an SQLite connection, or a PostgreSQL pool, whose
+   * database the sync brings to its schema first).
+   */
+  readonly database: string | SiteDatabase;
   /** A client of the region's DynamoDB; the caller keeps it. */
   readonly dynamodb: DynamoDBClient;
   readonly tables: RegionTables;
@@ -127,7 +136,6 @@ export class SyncWriteError extends Error {
   }
 }
 
-export type SyncKind = 'saga' | 'step' | 'idempotency' | 'checkpoint' | 'counter' | 'counter-operation';
 export const SYNC_KINDS: readonly SyncKind[] = ['saga', 'step', 'idempotency', 'checkpoint', 'counter', 'counter-operation'];
 
 export interface SyncCounts {
@@ -149,23 +157,6 @@ export interface SyncProgress {
   readonly counts: Readonly<SyncCounts>;
 }
 
-/** A record the edge and the region hold differently, with both versions. */
-export interface SyncConflict {
-  readonly id: number;
-  /** The region it was met in: endpoint (or AWS region) and table names. */
-  readonly target: string;
-  readonly kind: SyncKind;
-  /** Which record: `<workflow id>` for a saga, `<workflow id>/<step index>` for a step, the key otherwise. */
-  readonly key: string;
-  readonly reason: string;
-  readonly edge: unknown;
-  readonly region: unknown;
-  readonly firstSeenAt: string;
-  readonly lastSeenAt: string;
-  /** When a later sync found the record no longer in conflict (resolved in the region). */
-  readonly resolvedAt?: string;
-}
-
 export interface SyncResult {
   readonly counts: SyncCounts;
   readonly byKind: Readonly<Record<SyncKind, SyncCounts>>;
@@ -176,49 +167,18 @@ export interface SyncResult {
 const fingerprint = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex');
 const emptyCounts = (): SyncCounts => ({ written: 0, identical: 0, conflicts: 0, skipped: 0 });
 
-interface ConflictRow {
-  id: number;
-  target: string;
-  kind: string;
-  record_key: string;
-  reason: string;
-  edge: string;
-  region: string;
-  first_seen_at: string;
-  last_seen_at: string;
-  resolved_at: string | null;
-}
-
-const toConflict = (row: ConflictRow): SyncConflict => ({
-  id: row.id,
-  target: row.target,
-  kind: row.kind as SyncKind,
-  key: row.record_key,
-  reason: row.reason,
-  edge: JSON.parse(row.edge),
-  region: JSON.parse(row.region),
-  firstSeenAt: row.first_seen_at,
-  lastSeenAt: row.last_seen_at,
-  ...(row.resolved_at !== null && { resolvedAt: row.resolved_at }),
-});
-
 /** The conflicts kept in an edge database, oldest first; resolved ones only when asked for. */
-export function listSyncConflicts(database: string | EdgeDatabase, options: { includeResolved?: boolean } = {}): SyncConflict[] {
-  return withDatabase(database, (db) =>
-    db
-      .prepare<[], ConflictRow>(`SELECT * FROM sync_conflict ${options.includeResolved ? '' : 'WHERE resolved_at IS NULL'} ORDER BY id`)
-      .all()
-      .map(toConflict),
-  );
+export async function listSyncConflicts(database: string | SiteDatabase, options: { includeResolved?: boolean } = {}): Promise<SyncConflict[]> {
+  return withSyncPersistence(database, (layer) => layer.conflicts(options.includeResolved ?? false));
 }
 
-function withDatabase<T>(database: string | EdgeDatabase, work: (db: EdgeDatabase) => T): T {
-  if (typeof database !== 'string') return work(database);
-  const db = openEdgeDatabase(database);
+/** Runs `work` on the edge database's persistence layer; a database given by its location is opened for it alone. */
+async function withSyncPersistence<T>(database: string | SiteDatabase, work: (layer: SyncPersistenceLayer) => Promise<T>): Promise<T> {
+  const db = typeof database === 'string' ? await openSiteDatabase(database) : database;
   try {
-    return work(db);
+    return await work(isPostgresDatabase(db) ? await PostgresSyncPersistence.on(db) : new SqliteSyncPersistence(db));
   } finally {
-    db.close();
+    if (typeof database === 'string') await closeSiteDatabase(db);
   }
 }
 
@@ -227,65 +187,6 @@ async function targetOf(dynamodb: DynamoDBClient, tables: RegionTables): Promise
   const endpoint = dynamodb.config.endpoint ? await dynamodb.config.endpoint() : undefined;
   const where = endpoint ? `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ''}${endpoint.path}` : await dynamodb.config.region();
   return `${where} ${tables.workflow} ${tables.idempotency} ${tables.state}`;
-}
-
-/** What the sync keeps in the edge database about its own progress towards one target. */
-class SyncJournal {
-  constructor(
-    private readonly db: EdgeDatabase,
-    private readonly target: string,
-  ) {}
-
-  /** Whether this record reached the region with this content already. */
-  isDone(kind: SyncKind, key: string, content: string): boolean {
-    const row = this.db
-      .prepare<[string, string, string], { fingerprint: string }>('SELECT fingerprint FROM sync_done WHERE target = ? AND kind = ? AND record_key = ?')
-      .get(this.target, kind, key);
-    return row?.fingerprint === content;
-  }
-
-  done(kind: SyncKind, key: string, content: string): void {
-    const now = new Date().toISOString();
-    this.db.transaction(() => {
-      this.db
-        .prepare('INSERT INTO sync_done (target, kind, record_key, fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET fingerprint = excluded.fingerprint')
-        .run(this.target, kind, key, content);
-      this.db.prepare('UPDATE sync_conflict SET resolved_at = ? WHERE target = ? AND kind = ? AND record_key = ? AND resolved_at IS NULL').run(now, this.target, kind, key);
-    })();
-  }
-
-  /** Whether this record is an open conflict: the region holds it differently, and a person is to look. */
-  inConflict(kind: SyncKind, key: string): boolean {
-    return (
-      this.db
-        .prepare<[string, string, string], { one: number }>('SELECT 1 AS one FROM sync_conflict WHERE target = ? AND kind = ? AND record_key = ? AND resolved_at IS NULL LIMIT 1')
-        .get(this.target, kind, key) !== undefined
-    );
-  }
-
-  conflict(kind: SyncKind, key: string, reason: string, edge: unknown, region: unknown): SyncConflict {
-    const now = new Date().toISOString();
-    const row = this.db
-      .prepare<unknown[], ConflictRow>(
-        `INSERT INTO sync_conflict (target, kind, record_key, reason, edge, region, first_seen_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (target, kind, record_key, edge, region) DO UPDATE SET last_seen_at = excluded.last_seen_at, reason = excluded.reason, resolved_at = NULL
-         RETURNING *`,
-      )
-      .get(this.target, kind, key, reason, JSON.stringify(edge), JSON.stringify(region ?? null), now, now)!;
-    return toConflict(row);
-  }
-
-  checkpointBase(key: string): number | undefined {
-    return this.db
-      .prepare<[string, string], { region_version: number }>('SELECT region_version FROM sync_checkpoint_base WHERE target = ? AND key = ?')
-      .get(this.target, key)?.region_version;
-  }
-
-  setCheckpointBase(key: string, regionVersion: number): void {
-    this.db
-      .prepare('INSERT INTO sync_checkpoint_base (target, key, region_version) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET region_version = excluded.region_version')
-      .run(this.target, key, regionVersion);
-  }
 }
 
 /** One record to bring to the region: how to tell it is done, and how to merge it. */
@@ -298,7 +199,7 @@ interface SyncItem {
 }
 
 /** Every record of an edge database to bring to the region, and the journal of what reached it already. */
-async function planSync(db: EdgeDatabase, options: Pick<SyncOptions, 'dynamodb' | 'tables' | 'checkpointMergers'>) {
+async function planSync(layer: SyncPersistenceLayer, options: Pick<SyncOptions, 'dynamodb' | 'tables' | 'checkpointMergers'>) {
   const documents = DynamoDBDocumentClient.from(options.dynamodb, { marshallOptions: { removeUndefinedValues: true } });
   const region = {
     stepLog: new DynamoDbStepLog(documents, options.tables.workflow),
@@ -306,15 +207,15 @@ async function planSync(db: EdgeDatabase, options: Pick<SyncOptions, 'dynamodb' 
     checkpoints: new DynamoDbCheckpoints(documents, options.tables.state),
     counters: new DynamoDbCounters(documents, options.tables.state),
   };
-  const edgeCounters = new SqliteCounters(db);
-  const journal = new SyncJournal(db, await targetOf(options.dynamodb, options.tables));
-  const writerCounts = edgeCounters.writerCounts();
+  const edge = await layer.readEdge();
+  const journal = await layer.journal(await targetOf(options.dynamodb, options.tables));
+  const { writerCounts } = edge;
   const items = [
-    ...stepLogItems(db, region.stepLog),
-    ...idempotencyItems(db, region.idempotency),
-    ...(await checkpointItems(db, region.checkpoints, journal, options.checkpointMergers ?? {})),
+    ...stepLogItems(edge.sagas, region.stepLog),
+    ...idempotencyItems(edge.idempotency, region.idempotency),
+    ...(await checkpointItems(edge.checkpointKeys, { region: region.checkpoints, edge: layer.checkpoints }, journal, options.checkpointMergers ?? {})),
     ...writerCounts.map((count): SyncItem => ({ kind: 'counter', key: `${count.key}@${count.writer}`, content: String(count.count), merge: async () => ({ outcome: await region.counters.mergeWriterCount(count) }) })),
-    ...edgeCounters.operations().map(
+    ...edge.counterOperations.map(
       (operation): SyncItem => ({
         kind: 'counter-operation',
         key: operation.operationId,
@@ -323,7 +224,7 @@ async function planSync(db: EdgeDatabase, options: Pick<SyncOptions, 'dynamodb' 
       }),
     ),
   ];
-  return { items, journal, edgeCounters, writerCounts };
+  return { items, journal, writerCounts };
 }
 
 /**
@@ -332,13 +233,10 @@ async function planSync(db: EdgeDatabase, options: Pick<SyncOptions, 'dynamodb' 
  * the edge database only. The shim replays the tasks of the workflow only once this is 0.
  */
 export async function pendingSyncRecords(options: Pick<SyncOptions, 'database' | 'dynamodb' | 'tables'>): Promise<number> {
-  const db = typeof options.database === 'string' ? openEdgeDatabase(options.database) : options.database;
-  try {
-    const { items, journal } = await planSync(db, options);
+  return withSyncPersistence(options.database, async (layer) => {
+    const { items, journal } = await planSync(layer, options);
     return items.filter((item) => item.content !== undefined && !journal.isDone(item.kind, item.key, item.content) && !journal.inConflict(item.kind, item.key)).length;
-  } finally {
-    if (typeof options.database === 'string') db.close();
-  }
+  });
 }
 
 /**
@@ -348,10 +246,9 @@ export async function pendingSyncRecords(options: Pick<SyncOptions, 'database' |
  * complete, the site's counters are settled: its outage exposure counts from zero again.
  */
 export async function syncEdgeToRegion(options: SyncOptions): Promise<SyncResult> {
-  const db = typeof options.database === 'string' ? openEdgeDatabase(options.database) : options.database;
   const logger = options.logger ?? holdfastLogger('edge-sync', process.env.LOG_LEVEL ?? 'info');
-  try {
-    const { items, journal, edgeCounters, writerCounts } = await planSync(db, options);
+  return withSyncPersistence(options.database, (layer) => layer.oneAtATime(async () => {
+    const { items, journal, writerCounts } = await planSync(layer, options);
     const counts = emptyCounts();
     const byKind = Object.fromEntries(SYNC_KINDS.map((kind) => [kind, emptyCounts()])) as Record<SyncKind, SyncCounts>;
     // Conflicts come back in the records' order, whatever order their writes finished in.
@@ -398,12 +295,10 @@ export async function syncEdgeToRegion(options: SyncOptions): Promise<SyncResult
     if (!failure && options.signal?.aborted) failure = { error: options.signal.reason };
     if (failure) throw failure.error;
     // Every count of this site is in the region now: its outage exposure starts from zero again.
-    for (const count of writerCounts) edgeCounters.settle(count);
+    await layer.settle(writerCounts);
     logger.info({ ...counts, byKind }, 'sync to the region done');
     return { counts, byKind, conflicts: conflicts.sort((a, b) => a.position - b.position).map(({ conflict }) => conflict) };
-  } finally {
-    if (typeof options.database === 'string') db.close();
-  }
+  }));
 }
 
 /** Records that must reach the region in order share a lane: a saga and its steps. Every other record is a lane of its own. */
@@ -425,15 +320,15 @@ async function syncOne(
   if (journal.isDone(item.kind, item.key, item.content)) return { counted: 'identical' };
   const merged = await paced(() => item.merge());
   if (merged.outcome === 'conflict') {
-    return { counted: 'conflicts', conflict: journal.conflict(item.kind, item.key, merged.reason ?? 'the region holds another version', merged.edge, merged.region) };
+    return { counted: 'conflicts', conflict: await journal.conflict(item.kind, item.key, merged.reason ?? 'the region holds another version', merged.edge, merged.region) };
   }
-  journal.done(item.kind, item.key, item.content);
+  await journal.done(item.kind, item.key, item.content);
   return { counted: merged.outcome };
 }
 
-function stepLogItems(db: EdgeDatabase, region: DynamoDbStepLog): SyncItem[] {
+function stepLogItems(sagas: readonly SagaLog[], region: DynamoDbStepLog): SyncItem[] {
   const items: SyncItem[] = [];
-  for (const { saga, steps } of new SqliteStepLog(db).sagas()) {
+  for (const { saga, steps } of sagas) {
     items.push({
       kind: 'saga',
       key: saga.workflowId,
@@ -453,9 +348,9 @@ function stepLogItems(db: EdgeDatabase, region: DynamoDbStepLog): SyncItem[] {
 }
 
 /** Completed, unexpired records only: a run still in progress at the edge is the region's to run again. */
-function idempotencyItems(db: EdgeDatabase, region: DynamoDbIdempotencyRecords): SyncItem[] {
+function idempotencyItems(rows: readonly IdempotencyRow[], region: DynamoDbIdempotencyRecords): SyncItem[] {
   const nowSeconds = Date.now() / 1000;
-  return idempotencyRows(db).map((row): SyncItem => {
+  return rows.map((row): SyncItem => {
     const edge = idempotencyItemOf(row);
     const current = edge.status === IdempotencyRecordStatus.COMPLETED && (edge.expiration === undefined || edge.expiration >= nowSeconds);
     return {
@@ -467,16 +362,20 @@ function idempotencyItems(db: EdgeDatabase, region: DynamoDbIdempotencyRecords):
   });
 }
 
-async function checkpointItems(db: EdgeDatabase, region: DynamoDbCheckpoints, journal: SyncJournal, mergers: Readonly<Record<string, StateMerger>>): Promise<SyncItem[]> {
-  const edgeCheckpoints = new SqliteCheckpoints(db);
+async function checkpointItems(
+  keys: readonly string[],
+  stores: { readonly region: CheckpointStore; readonly edge: CheckpointStore },
+  journal: SyncJournal,
+  mergers: Readonly<Record<string, StateMerger>>,
+): Promise<SyncItem[]> {
   const items: SyncItem[] = [];
-  for (const key of edgeCheckpoints.keys()) {
-    const edge = (await edgeCheckpoints.list(key)).find(isIntact);
+  for (const key of keys) {
+    const edge = (await stores.edge.list(key)).find(isIntact);
     items.push({
       kind: 'checkpoint',
       key,
       ...(edge && { content: edge.sha256 }),
-      merge: async () => mergeCheckpoint(key, edge!, { region, edge: edgeCheckpoints }, journal, mergers),
+      merge: async () => mergeCheckpoint(key, edge!, stores, journal, mergers),
     });
   }
   return items;
@@ -507,7 +406,7 @@ async function mergeCheckpoint(
     const newest = snapshots[0];
     const regionState = snapshots.find(isIntact);
     if (regionState?.sha256 === edge.sha256) {
-      journal.setCheckpointBase(key, regionState.version);
+      await journal.setCheckpointBase(key, regionState.version);
       return { outcome: 'identical' };
     }
     let state = edge.state;
@@ -534,7 +433,7 @@ async function mergeCheckpoint(
     }
     // The edge goes on from what the region now holds, so that its next sync can fast-forward.
     if (merging) await stores.edge.put(key, { ...merged, version: edge.version + 1, baseVersion: edge.version });
-    journal.setCheckpointBase(key, version);
+    await journal.setCheckpointBase(key, version);
     return { outcome: 'written' };
   }
 }

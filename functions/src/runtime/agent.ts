@@ -47,16 +47,17 @@ function inProgressDeadline(context: Context): Context {
  *
  * `dependencies` are the site, stores, saga settings and queues the agent uses; without them they
  * are built from the environment at the first invocation (dependencies.ts), so that the same
- * handler module runs on DynamoDB in the region and on SQLite at the edge.
+ * handler module runs on DynamoDB in the region and on SQLite or PostgreSQL at the edge.
  */
 export function createAgent<I, S>(saga: SagaDefinition<I, S>, stageName: string, dependencies?: AgentDependencies<S>): SqsAgentHandler {
   const stageIndex = saga.workflow.stages.findIndex((stage) => stage.name === stageName);
   const stage = saga.workflow.stages[stageIndex];
   if (!stage || !saga.agents[stageName]) throw new Error(`workflow ${saga.workflow.name} has no stage ${stageName}`);
-  // Made at the first invocation, when the environment is complete, then kept for the container.
-  let prepared: Prepared<S> | undefined;
-  const prepare = (): Prepared<S> => {
-    const given = dependencies ?? dependenciesFromEnvironment(saga.settingsFromEnvironment);
+  // Made at the first invocation, when the environment is complete, then kept for the container;
+  // made again at the next one if it failed (a database not reachable yet).
+  let prepared: Promise<Prepared<S>> | undefined;
+  const prepare = async (): Promise<Prepared<S>> => {
+    const given = dependencies ?? (await dependenciesFromEnvironment(saga.settingsFromEnvironment));
     if (given.site.atEdge && !stage.runsAtEdge) {
       throw new Error(`stage ${stageName} of ${saga.workflow.name} does not run at the edge (runsAtEdge: false); its tasks wait for the region`);
     }
@@ -70,14 +71,18 @@ export function createAgent<I, S>(saga: SagaDefinition<I, S>, stageName: string,
   };
 
   return async (event, context) => {
-    prepared ??= prepare();
+    prepared ??= prepare().catch((error: unknown) => {
+      prepared = undefined;
+      throw error;
+    });
+    const ready = await prepared;
     // The invocation's request id, function and cold start on every line it logs.
-    prepared.logger.addContext(context);
-    prepared.metrics.captureColdStartMetric(context.functionName);
+    ready.logger.addContext(context);
+    ready.metrics.captureColdStartMetric(context.functionName);
     try {
-      return await handleBatch(event, context, prepared);
+      return await handleBatch(event, context, ready);
     } finally {
-      prepared.metrics.publishStoredMetrics();
+      ready.metrics.publishStoredMetrics();
     }
   };
 

@@ -3,8 +3,8 @@ import { SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { ENV, type TableKey } from '../workflow-definition.js';
 import { requireEnv } from './env.js';
 import { REGION, type Site, edgeSite } from './site.js';
-import { openEdgeDatabase } from './store/sqlite-database.js';
-import { TABLE_VARIABLES, dynamoDbStores, sqliteStores } from './store/stores.js';
+import { openSiteDatabase, siteStores } from './store/site-database.js';
+import { TABLE_VARIABLES, dynamoDbStores } from './store/stores.js';
 import type { Stores } from './store/types.js';
 import type { Task } from './task.js';
 
@@ -45,13 +45,14 @@ export function sqsTaskQueues(
 
 /**
  * The dependencies the environment configures. With HOLDFAST_EDGE_SITE_ID set the agent runs at
- * that edge site on the SQLite database HOLDFAST_EDGE_DATABASE; otherwise in the region, on the
- * DynamoDB tables the stack names (IDEMPOTENCY_TABLE, ...). The saga's settings: what
- * `readSettings` reads. Queues: NEXT_QUEUE_URL and HUMAN_REVIEW_QUEUE_URL, read when first used; the
- * SDK clients take endpoint, region and credentials from the environment as usual (AWS_ENDPOINT_URL
- * points them at the shim at the edge).
+ * that edge site on the database HOLDFAST_EDGE_DATABASE names: an SQLite file, or a `postgres://`
+ * (or `postgresql://`) URL when the site's shim nodes share a PostgreSQL database, whose schema it
+ * brings up to date first; otherwise in the region, on the DynamoDB tables the stack names
+ * (IDEMPOTENCY_TABLE, ...). The saga's settings: what `readSettings` reads. Queues: NEXT_QUEUE_URL
+ * and HUMAN_REVIEW_QUEUE_URL, read when first used; the SDK clients take endpoint, region and
+ * credentials from the environment as usual (AWS_ENDPOINT_URL points them at the shim at the edge).
  */
-export function dependenciesFromEnvironment<S>(readSettings: (env: NodeJS.ProcessEnv) => S, env: NodeJS.ProcessEnv = process.env): AgentDependencies<S> {
+export async function dependenciesFromEnvironment<S>(readSettings: (env: NodeJS.ProcessEnv) => S, env: NodeJS.ProcessEnv = process.env): Promise<AgentDependencies<S>> {
   // First: settings that do not read right fail the agent before it opens a store.
   const settings = readSettings(env);
   const edgeSiteId = env[ENV.edgeSiteId];
@@ -59,7 +60,7 @@ export function dependenciesFromEnvironment<S>(readSettings: (env: NodeJS.Proces
   let stores: Stores;
   if (edgeSiteId) {
     site = edgeSite(edgeSiteId);
-    stores = sqliteStores(openEdgeDatabase(requireEnv(ENV.edgeDatabase, env)));
+    stores = siteStores(await openSiteDatabase(requireEnv(ENV.edgeDatabase, env)));
   } else {
     site = REGION;
     const tables = Object.fromEntries(

@@ -6,8 +6,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createWorkflowResources } from '../../../functions/src/local-pipeline/resources.js';
 import { openPostgresDatabase } from '../../../functions/src/runtime/store/postgres-database.js';
-import { type EdgeDatabase, openEdgeDatabase } from '../../../functions/src/runtime/store/sqlite-database.js';
-import { dynamoDbStores, postgresStores, sqliteStores } from '../../../functions/src/runtime/store/stores.js';
+import { type SiteDatabase, closeSiteDatabase, openSiteDatabase, siteStores } from '../../../functions/src/runtime/store/site-database.js';
+import type { EdgeDatabase } from '../../../functions/src/runtime/store/sqlite-database.js';
+import { dynamoDbStores, postgresStores } from '../../../functions/src/runtime/store/stores.js';
 import type { Stores } from '../../../functions/src/runtime/store/types.js';
 import type { TableKey } from '../../../functions/src/workflow-definition.js';
 import { emulator } from '../../helpers/emulator.js';
@@ -31,32 +32,55 @@ export async function regionTables(label: string): Promise<{ tables: Record<Tabl
   return { tables, dynamodb, documents: DynamoDBDocumentClient.from(dynamodb) };
 }
 
+/** The engines an edge site's database runs on: a file of a single-server site, or a database its shim nodes share. */
+export type EdgeEngine = 'sqlite' | 'postgres';
+export const EDGE_ENGINES: readonly EdgeEngine[] = ['sqlite', 'postgres'];
+
 export interface TestEdgeDatabase {
-  /** The open connection (a new one after `reopen`). */
-  readonly db: EdgeDatabase;
-  readonly file: string;
-  /** Closes the connection and opens the file again, as a restarted process does. */
-  reopen(): void;
-  remove(): void;
+  readonly engine: EdgeEngine;
+  /** Where it is, as HOLDFAST_EDGE_DATABASE and the sync take it: the file, or the URL. */
+  readonly location: string;
+  /** The open database (a new one after `reopen`). */
+  readonly db: SiteDatabase;
+  /** The fallback agents' stores on it. */
+  readonly stores: Stores;
+  /** Closes the database and opens it again, as a restarted process does. */
+  reopen(): Promise<void>;
+  remove(): Promise<void>;
 }
 
-/** A fresh edge database in its own temporary directory. */
-export function edgeDatabase(): TestEdgeDatabase {
-  const dir = mkdtempSync(join(tmpdir(), 'holdfast-edge-'));
-  const file = join(dir, 'edge.db');
-  let db = openEdgeDatabase(file);
+/** A fresh edge database: a file in its own temporary directory, or a database of its own on the tests' PostgreSQL cluster. */
+export async function edgeDatabase(engine: EdgeEngine = 'sqlite'): Promise<TestEdgeDatabase> {
+  let location: string;
+  let discard: () => Promise<void>;
+  if (engine === 'postgres') {
+    const database = await postgresDatabase();
+    location = database.url;
+    discard = database.drop;
+  } else {
+    const dir = mkdtempSync(join(tmpdir(), 'holdfast-edge-'));
+    location = join(dir, 'edge.db');
+    discard = async () => rmSync(dir, { recursive: true, force: true });
+  }
+  let db = await openSiteDatabase(location);
+  let stores = siteStores(db);
   return {
+    engine,
+    location,
     get db() {
       return db;
     },
-    file,
-    reopen() {
-      db.close();
-      db = openEdgeDatabase(file);
+    get stores() {
+      return stores;
     },
-    remove() {
-      db.close();
-      rmSync(dir, { recursive: true, force: true });
+    async reopen() {
+      await closeSiteDatabase(db);
+      db = await openSiteDatabase(location);
+      stores = siteStores(db);
+    },
+    async remove() {
+      await closeSiteDatabase(db);
+      await discard();
     },
   };
 }
@@ -96,13 +120,13 @@ export async function testBackend(name: BackendName): Promise<TestBackend> {
       },
     };
   }
-  const edge = edgeDatabase();
+  const edge = await edgeDatabase('sqlite');
   return {
     name,
-    stores: sqliteStores(edge.db),
+    stores: edge.stores,
     async tamperCheckpoint(key, version, state) {
-      edge.db.prepare('UPDATE checkpoint SET state = ? WHERE key = ? AND version = ?').run(state, key, version);
+      (edge.db as EdgeDatabase).prepare('UPDATE checkpoint SET state = ? WHERE key = ? AND version = ?').run(state, key, version);
     },
-    close: async () => edge.remove(),
+    close: () => edge.remove(),
   };
 }

@@ -2,15 +2,14 @@ import { CreateQueueCommand, GetQueueAttributesCommand, type Message, ReceiveMes
 import type { AwsConnection, StageQueues } from '../../../functions/src/event-source/runner.js';
 import { sqsTaskQueues, type AgentDependencies } from '../../../functions/src/runtime/dependencies.js';
 import { edgeSite } from '../../../functions/src/runtime/site.js';
-import { sqliteStores } from '../../../functions/src/runtime/store/stores.js';
 import { stageTaskId, type Task } from '../../../functions/src/runtime/task.js';
 import { humanReviewQueueName, stageQueueNames, type WorkflowDefinition } from '../../../functions/src/workflow-definition.js';
 import { startTestShim, TEST_CREDENTIALS, type TestShim } from '../../helpers/shim.js';
-import { edgeDatabase, type TestEdgeDatabase } from './backends.js';
+import { type EdgeEngine, edgeDatabase, type TestEdgeDatabase } from './backends.js';
 
 /**
  * An edge site for a test: the shim (standalone, on loopback) with the workflow's queues, and an
- * edge database next to it, as the shim will run fallback agents while the region is down.
+ * edge database of the engine asked for, as the shim will run fallback agents while the region is down.
  */
 export interface EdgeSite {
   readonly siteId: string;
@@ -29,7 +28,7 @@ async function createFifoQueue(sqs: SQSClient, name: string, attributes: Record<
   return QueueUrl!;
 }
 
-export async function startEdgeSite(workflow: WorkflowDefinition, siteId = 'edge-a'): Promise<EdgeSite> {
+export async function startEdgeSite(workflow: WorkflowDefinition, engine: EdgeEngine = 'sqlite', siteId = 'edge-a'): Promise<EdgeSite> {
   const shim = await startTestShim();
   const queues: Record<string, StageQueues> = {};
   for (const stage of workflow.stages) {
@@ -43,7 +42,7 @@ export async function startEdgeSite(workflow: WorkflowDefinition, siteId = 'edge
     queues[stage.name] = { queueUrl, deadLetterQueueUrl };
   }
   const humanReviewQueueUrl = await createFifoQueue(shim.sqs, humanReviewQueueName(workflow));
-  const database = edgeDatabase();
+  const database = await edgeDatabase(engine);
   const site = edgeSite(siteId);
   return {
     siteId,
@@ -57,7 +56,7 @@ export async function startEdgeSite(workflow: WorkflowDefinition, siteId = 'edge
       const next = definition.stages[index + 1];
       return {
         site,
-        stores: sqliteStores(database.db),
+        stores: database.stores,
         settings,
         ...sqsTaskQueues(shim.sqs, {
           nextQueueUrl: () => queues[next!.name]!.queueUrl,
@@ -67,7 +66,7 @@ export async function startEdgeSite(workflow: WorkflowDefinition, siteId = 'edge
     },
     async close() {
       await shim.close();
-      database.remove();
+      await database.remove();
     },
   };
 }

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { type AwsConnection, type StageQueues, type WorkflowDefinition, edgeAgentEnvironment, holdfastLogger } from '../../../../functions/src/edge/index.js';
+import { type AwsConnection, type StageQueues, type WorkflowDefinition, edgeAgentEnvironment, holdfastLogger, isPostgresLocation } from '../../../../functions/src/edge/index.js';
 import type { FromAgent } from '../protocol.js';
 import { edgeStages } from '../workflow.js';
 import { AgentHandle } from './agent-handle.js';
@@ -23,7 +23,7 @@ export interface SupervisorOptions {
   readonly entryRoot: string;
   /** This edge site's id: its writer id in counters and checkpoints, and the mark on every step. */
   readonly siteId: string;
-  /** The edge database file (SQLite, WAL) the agents share, next to the shim's. */
+  /** The edge database the agents share: a file (SQLite, WAL) next to the shim's, or a PostgreSQL URL. */
   readonly database: string;
   /** The shim the agents poll: its URL, region, and a credential it accepts. */
   readonly shim: AwsConnection & { readonly endpoint: string };
@@ -107,7 +107,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.clock = options.clock ?? Date.now;
     const { workflow } = options;
     const queueUrls = Object.fromEntries(Object.entries(options.queues).map(([stage, queues]) => [stage, queues.queueUrl]));
-    const database = resolve(options.database);
+    // A file is handed to the agents as an absolute path, a URL as it is.
+    const database = isPostgresLocation(options.database) ? options.database : resolve(options.database);
     const { restartDelayMs, maxRestartDelayMs, stableRunMs } = this.settings;
     this.slots = edgeStages(workflow, options.entryRoot).map((stage) => {
       const queues = options.queues[stage.name];

@@ -116,7 +116,8 @@ export interface VersionedSchema {
   readonly migrations: readonly string[];
 }
 
-const RUNTIME_SCHEMA: VersionedSchema = { name: 'runtime', versionTable: 'schema_version', lock: 0x486f6c64 /* "Hold" */, migrations: MIGRATIONS };
+/** The runtime stores' schema (openPostgresDatabase brings a database to it). */
+export const RUNTIME_SCHEMA: VersionedSchema = { name: 'runtime', versionTable: 'schema_version', lock: 0x486f6c64 /* "Hold" */, migrations: MIGRATIONS };
 
 /** A pool on a PostgreSQL database (libpq URL, `postgres://user@host:port/db`), bigint columns read as numbers. */
 export function postgresPool(url: string, options: PostgresOptions = {}): pg.Pool {

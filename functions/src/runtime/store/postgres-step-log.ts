@@ -3,7 +3,8 @@ import { type SagaRow, type StepRow, toSaga, toStep } from './sql-rows.js';
 import type { SagaRecord, SagaStatus, StepLogStore, StepRecord, StepStatus, StepUpdate } from './types.js';
 
 
-const STEP_COLUMNS = 'step_index, step, status, attempts, compensation_attempts, result, error, ran_at, compensated_at';
+/** The columns of a StepRow. */
+export const STEP_COLUMNS = 'step_index, step, status, attempts, compensation_attempts, result, error, ran_at, compensated_at';
 
 /**
  * The step log in PostgreSQL (tables `saga` and `step`), with the DynamoDB one's conditions: each

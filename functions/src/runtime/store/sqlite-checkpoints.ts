@@ -20,9 +20,4 @@ export class SqliteCheckpoints implements CheckpointStore {
   async list(key: string): Promise<Snapshot[]> {
     return this.db.prepare<[string], SnapshotRow>('SELECT * FROM checkpoint WHERE key = ? ORDER BY version DESC').all(key).map(toSnapshot);
   }
-
-  /** Every key that has snapshots (for the sync engine). */
-  keys(): string[] {
-    return this.db.prepare<[], { key: string }>('SELECT DISTINCT key FROM checkpoint ORDER BY key').all().map((row) => row.key);
-  }
 }

@@ -1,6 +1,6 @@
 import { checkIncrements } from './counter-increments.js';
 import type { EdgeDatabase } from './sqlite-database.js';
-import type { CounterIncrement, CounterOperation, CounterStore, IncrementOutcome, WriterCount } from './types.js';
+import type { CounterIncrement, CounterStore, IncrementOutcome } from './types.js';
 
 /** G-counters in the edge database (tables `counter` and `counter_operation`), with the DynamoDB one's conditions. */
 export class SqliteCounters implements CounterStore {
@@ -31,23 +31,5 @@ export class SqliteCounters implements CounterStore {
   async read(key: string): Promise<Record<string, number>> {
     const rows = this.db.prepare<[string], { writer: string; count: number }>('SELECT writer, count FROM counter WHERE key = ?').all(key);
     return Object.fromEntries(rows.map((row) => [row.writer, row.count]));
-  }
-
-  /** Every writer's count of every counter (for the sync engine). */
-  writerCounts(): WriterCount[] {
-    return this.db.prepare<[], WriterCount>('SELECT key, writer, count FROM counter ORDER BY key, writer').all();
-  }
-
-  /** Every operation applied here (for the sync engine). */
-  operations(): CounterOperation[] {
-    return this.db
-      .prepare<[], { operation_id: string; writer: string; increments: string; at: string }>('SELECT * FROM counter_operation ORDER BY at, operation_id')
-      .all()
-      .map((row) => ({ operationId: row.operation_id, writer: row.writer, increments: JSON.parse(row.increments), at: row.at }));
-  }
-
-  /** Marks `count` of a writer's counter as having reached the region: limits count only what it adds after. */
-  settle({ key, writer, count }: WriterCount): void {
-    this.db.prepare('UPDATE counter SET settled = MAX(settled, ?) WHERE key = ? AND writer = ?').run(count, key, writer);
   }
 }

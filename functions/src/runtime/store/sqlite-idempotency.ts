@@ -96,8 +96,3 @@ export class SqliteIdempotencyLayer extends BasePersistenceLayer {
     return this.isPayloadValidationEnabled() ? (record.payloadHash ?? null) : null;
   }
 }
-
-/** Every idempotency record in the edge database (for the sync engine). */
-export function idempotencyRows(db: EdgeDatabase): IdempotencyRow[] {
-  return db.prepare<[], IdempotencyRow>('SELECT * FROM idempotency ORDER BY id').all();
-}

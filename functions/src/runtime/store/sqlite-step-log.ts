@@ -3,21 +3,11 @@ import { type SagaRow, type StepRow, toSaga, toStep } from './sql-rows.js';
 import type { SagaRecord, SagaStatus, StepLogStore, StepRecord, StepStatus, StepUpdate } from './types.js';
 
 
-/** A saga as the sync engine reads it: its record and its steps. */
-export interface SagaLog {
-  readonly saga: SagaRecord;
-  readonly steps: readonly StepRecord[];
-}
-
 /** The step log in the edge database (tables `saga` and `step`), with the DynamoDB one's conditions. */
 export class SqliteStepLog implements StepLogStore {
   constructor(private readonly db: EdgeDatabase) {}
 
-  async load(workflowId: string) {
-    return this.loadNow(workflowId);
-  }
-
-  private loadNow(workflowId: string): { saga: SagaRecord | undefined; steps: StepRecord[] } {
+  async load(workflowId: string): Promise<{ saga: SagaRecord | undefined; steps: StepRecord[] }> {
     const saga = this.db.prepare<[string], SagaRow>('SELECT * FROM saga WHERE workflow_id = ?').get(workflowId);
     const steps = this.db.prepare<[string], StepRow>('SELECT * FROM step WHERE workflow_id = ? ORDER BY step_index').all(workflowId);
     return { saga: saga && toSaga(saga), steps: steps.map(toStep) };
@@ -75,14 +65,5 @@ export class SqliteStepLog implements StepLogStore {
         return toStep(row);
       })
       .immediate();
-  }
-
-  /** Every saga with its steps, in the order they were created (for the sync engine). */
-  *sagas(): Iterable<SagaLog> {
-    const ids = this.db.prepare<[], { workflow_id: string }>('SELECT workflow_id FROM saga ORDER BY created_at, workflow_id').all();
-    for (const { workflow_id: workflowId } of ids) {
-      const { saga, steps } = this.loadNow(workflowId);
-      if (saga) yield { saga, steps };
-    }
   }
 }

@@ -81,7 +81,7 @@ export function sqliteStores(db: EdgeDatabase): Stores {
  * The stores of a site whose nodes share one PostgreSQL database, ledger included:
  * `postgresStores(await openPostgresDatabase(url))`, as `sqliteStores(openEdgeDatabase(file))` gives
  * the single-server edge's. Every node's agents may write at once: each write's condition is decided
- * by the database.
+ * by the database. Fallback agents get them without the ledger (`siteStores`, site-database.ts).
  */
 export function postgresStores(db: PostgresDatabase): Stores {
   return {

@@ -172,7 +172,7 @@ export interface Stores {
   readonly stepLog: StepLogStore;
   readonly checkpoints: CheckpointStore;
   readonly counters: CounterStore;
-  /** The region's book of record; absent at a SQLite edge, where the ledger never runs. */
+  /** The region's book of record; absent for fallback agents at an edge site, where the ledger never runs. */
   readonly ledger: LedgerStore | undefined;
   /** A new Powertools persistence layer for one agent's idempotency records (a layer serves one key prefix). */
   idempotencyLayer(): BasePersistenceLayer;
