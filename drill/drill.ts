@@ -11,7 +11,8 @@ import { humanReviewQueueName, stageQueueNames } from '../functions/src/workflow
 import type { FaultMode, SteadyMode } from '../testkit/fault-modes.js';
 import { FaultProxy } from '../testkit/fault-proxy.js';
 import { type MadeConflict, makeConflict } from './conflict.js';
-import { type DrillEdge, type EdgeTiming, SHIPPED_EDGE_TIMING, startEdge } from './edge.js';
+import { type EdgeTiming, SHIPPED_EDGE_TIMING } from './edge.js';
+import { type DrillSite, startSite } from './site.js';
 import { EdgeObserver } from './observer.js';
 import { PaymentMix } from './payments-mix.js';
 import { Producers } from './producers.js';
@@ -72,6 +73,11 @@ export interface DrillOptions {
   readonly makeConflict?: boolean;
   /** A wait that sees no progress for this long gives up and reports what it found; 300 s by default. */
   readonly stallSeconds?: number;
+  /**
+   * The edge's nodes: 1, one shim on SQLite; more, that many on one PostgreSQL database behind
+   * HAProxy, and the one that holds the replay lease is SIGKILLed halfway through the outage.
+   */
+  readonly edgeNodes?: number;
   /** Keep the drill's directory (databases, the shim's log) even when it passed. */
   readonly keepWorkDir?: boolean;
   /** The edge's link to the region outside the outage (and the baseline's): a thin one, or loopback as it is. */
@@ -97,6 +103,8 @@ export interface RunTimings {
   readonly sync: { readonly written: number; readonly identical: number; readonly conflicts: number; readonly skipped: number } | null;
   /** Times the edge went offline from the cut to the end (more than once: it saw the region fail again, e.g. too slow to answer). */
   readonly timesOffline: number;
+  /** The edge node SIGKILLed during the outage (a site of several nodes): it held the replay lease. */
+  readonly killedNode: string | null;
 }
 
 export type RunReport = Findings & RunTimings;
@@ -112,6 +120,7 @@ export interface DrillReport extends RunReport {
     /** The link to the region outside the outage; null: loopback as it is. */
     readonly link: ThinLink | null;
     readonly timing: EdgeTiming;
+    readonly edgeNodes: number;
     readonly startedAt: string;
     readonly durationSeconds: number;
   };
@@ -247,6 +256,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       region: emulator,
       link: options.link ?? null,
       timing: options.timing ?? SHIPPED_EDGE_TIMING,
+      edgeNodes: options.edgeNodes ?? 1,
       startedAt: new Date(started).toISOString(),
       durationSeconds: seconds(started, Date.now()),
     },
@@ -284,8 +294,9 @@ async function runThroughEdge(context: RunContext, dir: string): Promise<RunRepo
   const { region, proxy, options, log } = context;
   const runId = randomBytes(4).toString('hex');
   log(`starting the edge shim in hybrid mode with its fallback agents (run ${runId})`);
-  const edge = await startEdge({ region, regionThrough: proxy.address, dir, timing: options.timing ?? SHIPPED_EDGE_TIMING });
-  log(`the edge shim: ${edge.url}, pid ${edge.process.pid}, operator pages on ${edge.adminUrl}`);
+  const edge = await startSite({ region, regionThrough: proxy.address, dir, timing: options.timing ?? SHIPPED_EDGE_TIMING, nodes: options.edgeNodes ?? 1 });
+  for (const node of edge.nodes) log(`the edge shim: ${node.url}, pid ${node.process.pid}, operator pages on ${node.adminUrl}`);
+  if (edge.nodes.length > 1) log(`${edge.nodes.length} nodes on PostgreSQL behind HAProxy at ${edge.url}`);
   const observer = new EdgeObserver(() => edge.status());
   observer.start();
   let producers: Producers | undefined;
@@ -307,10 +318,11 @@ async function runThroughEdge(context: RunContext, dir: string): Promise<RunRepo
       backOnlineSeconds: outage.backOnlineSeconds,
       recoverySeconds: outage.recoverySeconds,
       peakBacklog: observer.peakBacklog,
-      fallbackAgentRestarts: await agentRestarts(edge.adminUrl),
+      fallbackAgentRestarts: (await Promise.all(edge.running().map((node) => agentRestarts(node.adminUrl)))).reduce((sum, restarts) => sum + restarts, 0),
       replayed: final.replay?.replayed ?? 0,
       sync,
       timesOffline: final.transitions.filter((transition) => transition.to === 'offline' && Date.parse(transition.at) >= outage.cutAt).length,
+      killedNode: outage.killedNode,
     };
   } catch (error) {
     if (!(error instanceof Stalled)) throw error;
@@ -345,6 +357,7 @@ async function runBaseline(context: RunContext): Promise<RunReport> {
       replayed: 0,
       sync: null,
       timesOffline: 0,
+      killedNode: null,
     };
   } finally {
     producers.close();
@@ -376,6 +389,7 @@ interface OutageResult {
   readonly recoverySeconds: number;
   readonly madeConflicts: MadeConflict[];
   readonly failures: string[];
+  readonly killedNode: string | null;
 }
 
 /**
@@ -386,7 +400,7 @@ interface OutageResult {
 async function runOutage(
   context: RunContext,
   producers: Producers,
-  run: { runId: string; edge?: DrillEdge; observer?: EdgeObserver },
+  run: { runId: string; edge?: DrillSite; observer?: EdgeObserver },
 ): Promise<OutageResult> {
   const { region, proxy, options, log } = context;
   const { edge, observer } = run;
@@ -412,11 +426,20 @@ async function runOutage(
   const between = linkMode(options.link);
   proxy.setMode(outageFault(options.kind, options.seed, between));
   say(`region cut off (${options.kind}) for ${options.outageSeconds} s${options.makeConflict ? ' at least' : ''}`);
+  let killedNode: string | null = null;
   let endOutage!: () => void;
   const outageOver = new Promise<void>((resolve) => (endOutage = resolve));
   const conflictMaking = options.makeConflict && observer ? makeConflictOnceOffline(region, producers, observer, outageOver) : undefined;
   try {
-    await sleep(options.outageSeconds * 1000, undefined, { signal: options.signal });
+    if (edge && edge.nodes.length > 1) {
+      // Halfway through the outage the node that would replay fails: another takes the lease over.
+      await sleep((options.outageSeconds * 1000) / 2, undefined, { signal: options.signal });
+      killedNode = await edge.killReplayingNode();
+      say(`SIGKILLed edge node ${killedNode}, which held the replay lease`);
+      await sleep((options.outageSeconds * 1000) / 2, undefined, { signal: options.signal });
+    } else {
+      await sleep(options.outageSeconds * 1000, undefined, { signal: options.signal });
+    }
     if (conflictMaking && observer) {
       let made = false;
       void conflictMaking.then((conflict) => (made = conflict !== undefined));
@@ -521,7 +544,7 @@ async function runOutage(
   }
   const recoverySeconds = seconds(restoredAt, Date.now());
   say(`drained ${recoverySeconds} s after the region's return; checking everything from the outside`);
-  return { cutAt, sync, detectionSeconds, backOnlineSeconds, recoverySeconds, madeConflicts, failures };
+  return { cutAt, sync, detectionSeconds, backOnlineSeconds, recoverySeconds, madeConflicts, failures, killedNode };
 }
 
 /** Waits for the edge to go offline, then makes a conflict (see makeConflict) before the outage is over. */

@@ -78,6 +78,17 @@ export interface EdgeOptions {
   readonly dir: string;
   readonly timing: EdgeTiming;
   readonly siteId?: string;
+  /** A PostgreSQL database the site's nodes share (its queues and the agents' stores); SQLite files in `dir` otherwise. */
+  readonly database?: string;
+  /** The credential producers sign with; one of its own otherwise. A site's nodes share one. */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /** This node's name in its log file's (`shim-NAME.log`); one node's log is `shim.log`. */
+  readonly node?: string;
+}
+
+/** A credential for the drill's producers. */
+export function drillCredentials(): { readonly accessKeyId: string; readonly secretAccessKey: string } {
+  return { accessKeyId: 'AKIDDRILL', secretAccessKey: randomBytes(16).toString('hex') };
 }
 
 /**
@@ -88,13 +99,15 @@ export interface EdgeOptions {
 export async function startEdge(options: EdgeOptions): Promise<DrillEdge> {
   const { region, timing } = options;
   const siteId = options.siteId ?? 'drill-site';
-  const credentials = { accessKeyId: 'AKIDDRILL', secretAccessKey: randomBytes(16).toString('hex') };
+  const credentials = options.credentials ?? drillCredentials();
   const agentEnv = join(options.dir, 'agents.env');
   writeFileSync(agentEnv, `${ENV.gatewayUrl}=${region.gateway.url}\n${ENV.notifierUrl}=${region.notifier.url}\nPOWERTOOLS_LOG_LEVEL=ERROR\n`);
   const through = `http://${options.regionThrough}`;
-  const logFile = join(options.dir, 'shim.log');
+  const logFile = join(options.dir, options.node ? `shim-${options.node}.log` : 'shim.log');
+  // On PostgreSQL the agents' stores are in the site's database (the shim's default there).
+  const databases = options.database ? { dbFile: options.database, agents: [] } : { dbFile: join(options.dir, 'edge.db'), agents: ['--edge-db', join(options.dir, 'edge-agents.db')] };
   const shim = await spawnShim({
-    dbFile: join(options.dir, 'edge.db'),
+    dbFile: databases.dbFile,
     credentials: [`${credentials.accessKeyId}:${credentials.secretAccessKey}`],
     logFile,
     args: [
@@ -102,7 +115,7 @@ export async function startEdge(options: EdgeOptions): Promise<DrillEdge> {
       '--upstream-region', region.aws.region,
       '--region-dynamodb', through,
       '--site-id', siteId,
-      '--edge-db', join(options.dir, 'edge-agents.db'),
+      ...databases.agents,
       '--agent-env', agentEnv,
       '--upstream-timeout', `${timing.upstreamTimeoutMs}ms`,
       '--probe-interval', `${timing.probeIntervalMs}ms`,

@@ -23,6 +23,7 @@ function rows(edge: RunReport, baseline: RunReport | null): Array<[string, strin
     edgeOnly('escalated at the edge (to human review)', String(edge.escalatedAtEdge)),
     edgeOnly('detection (cut → edge offline)', secondsText(edge.detectionSeconds)),
     edgeOnly('times the edge went offline', String(edge.timesOffline)),
+    ...(edge.killedNode === null ? [] : [edgeOnly('edge node SIGKILLed during the outage (it held the replay lease)', edge.killedNode)]),
     edgeOnly('region back → edge online (synced, replayed)', secondsText(edge.backOnlineSeconds)),
     both('recovery (region back → synced and drained)', (run) => secondsText(run.recoverySeconds)),
     edgeOnly('peak local backlog', `${edge.peakBacklog} messages`),
@@ -41,7 +42,7 @@ export function markdownReport(report: DrillReport): string {
     `# Outage drill: ${report.passed ? 'passed' : 'FAILED'}`,
     '',
     `${drill.outageSeconds} s outage (${drill.kind}), ${drill.rate} payments/s, ${Math.round(drill.lowRiskShare * 100)}% low-risk, seed ${drill.seed}; ` +
-      `region: ${drill.region === 'moto' ? 'a moto server' : 'the given emulator'}, reached ${drill.link ? `through ${describeLink(drill.link)} outside the outage` : 'on loopback'}; edge: probe every ${drill.timing.probeIntervalMs} ms, offline after ${drill.timing.breakerFailures} failures, ` +
+      `region: ${drill.region === 'moto' ? 'a moto server' : 'the given emulator'}, reached ${drill.link ? `through ${describeLink(drill.link)} outside the outage` : 'on loopback'}; edge: ${drill.edgeNodes === 1 ? 'one node on SQLite' : `${drill.edgeNodes} nodes on PostgreSQL behind HAProxy`}, probe every ${drill.timing.probeIntervalMs} ms, offline after ${drill.timing.breakerFailures} failures, ` +
       `back after ${drill.timing.recoveryProbes} good probes over ${drill.timing.recoveryMs / 1000} s. Started ${drill.startedAt}, took ${drill.durationSeconds.toFixed(0)} s.`,
     '',
     report.baseline ? '| | through the edge | baseline: straight to the region |' : '| | through the edge |',

@@ -39,6 +39,9 @@ const USAGE = `Usage: npm run drill -- [options]
                        all connections share, and a delay each way)
   --link-rate RATE     the thin link's rate each way, in kbit/s or Mbit/s (default 1Mbit/s)
   --link-latency T     the thin link's delay each way (default 150ms; a round trip gains twice this)
+  --edge-nodes N       the edge's nodes: 1, one shim on SQLite (default); 2 or 3, that many on one
+                       PostgreSQL database behind HAProxy (both installed from Debian when missing),
+                       and the node that holds the replay lease is SIGKILLed halfway through the outage
   --keep               keep the drill's directory (databases, the shim's log) even when it passed
   --help               print this text
 
@@ -112,6 +115,7 @@ function options(): { drill: DrillOptions; report: string | undefined } {
         link: { type: 'string', default: 'direct' },
         'link-rate': { type: 'string' },
         'link-latency': { type: 'string' },
+        'edge-nodes': { type: 'string' },
         keep: { type: 'boolean', default: false },
         help: { type: 'boolean' },
       },
@@ -136,6 +140,7 @@ function options(): { drill: DrillOptions; report: string | undefined } {
       makeConflict: values['make-conflict'],
       stallSeconds: durationMs(values.stall, '--stall', 300_000) / 1000,
       keepWorkDir: values.keep,
+      edgeNodes: number(values['edge-nodes'], '--edge-nodes', 1, (value) => Number.isInteger(value) && value >= 1 && value <= 3),
       link: link(values.link, values['link-rate'], values['link-latency']),
       ...(values.quick ? { timing: FAST_EDGE_TIMING } : {}),
       ...(process.env.AWS_ENDPOINT_URL ? { regionEndpoint: process.env.AWS_ENDPOINT_URL } : {}),

@@ -68,8 +68,7 @@ const SITE_REFRESH_MS = 1000;
 
 /** Starts the hybrid edge in front of the region, over the edge's own queues. */
 export async function startHybridEdge(foundation: HybridFoundation, settings: HybridSettings): Promise<HybridEdge> {
-  const { local, site, link, metrics, logger, clock = Date.now } = foundation;
-  const participant = foundation.participant && oneNodeAtATime(foundation.participant, site);
+  const { local, site, link, participant, metrics, logger, clock = Date.now } = foundation;
   const client = new RegionClient({
     endpoint: settings.upstream,
     region: settings.upstreamRegion,
@@ -165,22 +164,6 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
       region.destroy();
       await site.close();
     },
-  };
-}
-
-/**
- * The outage's participant on a site: its work before the replay (the sync of the fallback agents'
- * work) runs on one node at a time, so that a node that comes back while another syncs waits for
- * it, then finds nothing left to sync, rather than writing the same records at once.
- */
-function oneNodeAtATime(participant: OutageParticipant, site: SiteStore): OutageParticipant {
-  return {
-    offline: () => participant.offline(),
-    beforeReplay: () => site.exclusively('sync', () => participant.beforeReplay()),
-    holdsReplayOf: (name) => participant.holdsReplayOf(name),
-    status: () => participant.status(),
-    conflict: (id) => participant.conflict(id),
-    close: () => participant.close(),
   };
 }
 

@@ -19,8 +19,6 @@ export interface SiteStore {
   ledger(context: SqsContext): ReplayLedger;
   /** The one node that replays: held by this node or not. */
   readonly replayLease: Lease;
-  /** Runs work while no other node of the site runs it under the same name (the sync of the fallback agents' work). */
-  exclusively<T>(name: string, work: () => Promise<T>): Promise<T>;
   /** Tells the site this node's mode, and reads the other nodes' (every node's, this one first). */
   heartbeat(mode: EdgeMode): Promise<readonly SiteNode[]>;
   close(): Promise<void>;

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { type VersionedSchema, migrate, postgresPool } from '../../../../functions/src/edge/index.js';
@@ -75,8 +74,9 @@ export interface PostgresSiteOptions {
 /**
  * The hybrid edge's store on PostgreSQL, shared by the nodes of a site: the mirror's rows and the
  * replay's bookkeeping in the database, one node replaying under a session advisory lock (released
- * by the server when that node's connection ends, and so taken over when it dies), the sync run by
- * one node at a time, and a view of the queues read from the database every refresh.
+ * by the server when that node's connection ends, and so taken over when it dies), and a view of
+ * the queues read from the database every refresh. (The sync of the agents' work takes a lock of its
+ * own: functions/src/edge/sync.ts.)
  */
 export async function postgresSite(options: PostgresSiteOptions): Promise<SiteStore> {
   const pool = postgresPool(options.url, { maxConnections: 3 });
@@ -108,7 +108,6 @@ export async function postgresSite(options: PostgresSiteOptions): Promise<SiteSt
     // Every context of this engine carries its transaction's connection (see PostgresStorage).
     ledger: (context: SqsContext) => new PostgresLedger((context as SqsContext & PostgresStorage).sql),
     replayLease: lease,
-    exclusively: (name, work) => exclusively(options.url, name, work),
     async heartbeat(mode: EdgeMode): Promise<readonly SiteNode[]> {
       const now = options.clock();
       await pool.query(
@@ -311,23 +310,4 @@ class AdvisoryLease implements Lease {
     this.logger.info({ held }, held ? 'this node holds the replay lease: it replays the site\'s backlog' : 'this node no longer holds the replay lease');
     for (const listener of this.listeners) listener(held);
   }
-}
-
-/** Runs `work` under a session advisory lock named `name`: one node of the site at a time. */
-async function exclusively<T>(url: string, name: string, work: () => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: LEASE_QUERY_TIMEOUT_MS, keepAlive: true, options: LEASE_KEEPALIVES });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    await client.query('SELECT pg_advisory_lock($1)', [lockKey(name)]);
-    return await work();
-  } finally {
-    // Ending the session releases the lock.
-    await client.end().catch(() => {});
-  }
-}
-
-/** A 32-bit advisory lock key for a name. */
-function lockKey(name: string): number {
-  return createHash('sha256').update(`holdfast:${name}`).digest().readInt32BE(0);
 }

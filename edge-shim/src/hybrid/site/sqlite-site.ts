@@ -75,7 +75,6 @@ export function sqliteSite(engine: SqliteEngine, nodeName: string, clock: () => 
     // The statements run on the engine's database, inside whichever transaction calls them.
     ledger: () => ledger,
     replayLease: ALWAYS_HELD,
-    exclusively: (_name, work) => work(),
     heartbeat: async (mode: EdgeMode): Promise<readonly SiteNode[]> => [{ name: nodeName, mode, replays: true, seenAt: clock() }],
     close: async () => {},
   };
