@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3';
+import { isPostgresLocation } from '../../functions/src/edge/index.js';
 import { existsSync, statSync } from 'node:fs';
 import { join, parse } from 'node:path';
-import { ConfigError, type ShimConfig, edgeDatabase, isPostgresUrl } from './config.js';
+import { ConfigError, type ShimConfig, edgeDatabase } from './config.js';
 import { checkIntegrity } from './sqs/integrity.js';
 
 export interface BackedUp {
@@ -25,7 +26,7 @@ export function edgeBackupFile(target: string): string {
  * never overwrites, so that a slip cannot write over the live database.
  */
 export async function backUp(config: Pick<ShimConfig, 'dbFile' | 'edgeDbFile'>, target: string): Promise<BackedUp[]> {
-  if (isPostgresUrl(config.dbFile)) throw new ConfigError('the queues are in PostgreSQL: back them up with its own tools (pg_dump, or the base backups of its replication)');
+  if (isPostgresLocation(config.dbFile)) throw new ConfigError('the queues are in PostgreSQL: back them up with its own tools (pg_dump, or the base backups of its replication)');
   const copies = [{ from: config.dbFile, to: target }];
   const edgeDb = edgeDatabase(config);
   if (existsSync(edgeDb)) copies.push({ from: edgeDb, to: edgeBackupFile(target) });

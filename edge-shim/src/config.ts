@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { isPostgresLocation } from '../../functions/src/edge/index.js';
 import type { Credential } from './auth/sigv4.js';
 import type { Durability } from './sqs/database.js';
 import type { IntegrityCheck } from './sqs/integrity.js';
@@ -225,6 +226,7 @@ export const OPTIONS = {
     // An empty database file would be a temporary one: that is not asked for this way.
     validate: (file) => {
       if (file === '') throw new ConfigError('database file must not be empty');
+      refuseOtherUrls(file);
     },
   }),
   durability: option({
@@ -413,6 +415,7 @@ export const OPTIONS = {
     flag: 'edge-db', placeholder: 'FILE', variable: 'HOLDFAST_EDGE_DB', default: { value: undefined, means: 'edge-agents.db next to --db; on PostgreSQL, the --db database' }, group: 'fallback agents',
     help: "the agents' database (a file, or a postgres:// URL)",
     parse: (text) => text,
+    validate: refuseOtherUrls,
   }),
   agentEnvFile: option({
     flag: 'agent-env', placeholder: 'FILE', variable: 'HOLDFAST_AGENT_ENV', default: NONE, group: 'fallback agents',
@@ -552,7 +555,7 @@ export function validateConfig(config: ShimConfig): ShimConfig {
   if (config.siteId !== undefined && config.upstream === undefined && !wired) {
     throw new ConfigError('fallback agents (--site-id) run only in front of a region: pass --upstream (or --stack-outputs) too');
   }
-  if (isPostgresUrl(config.dbFile) && config.edgeDbFile !== undefined && !isPostgresUrl(config.edgeDbFile)) {
+  if (isPostgresLocation(config.dbFile) && config.edgeDbFile !== undefined && !isPostgresLocation(config.edgeDbFile)) {
     throw new ConfigError("on PostgreSQL the fallback agents' stores are shared by the site's nodes: give --edge-db a postgres:// URL, or leave it out for the --db database");
   }
   if (!isLoopback(config.host) && config.credentials.length === 0 && config.credentialsFile === undefined) {
@@ -568,13 +571,18 @@ export function validateConfig(config: ShimConfig): ShimConfig {
 }
 
 /** Whether the database option names a PostgreSQL database rather than an SQLite file. */
-export function isPostgresUrl(db: string): boolean {
-  return /^postgres(ql)?:\/\//.test(db);
+/** A database location that is a URL of another scheme than PostgreSQL's: refused rather than taken for a file's name. */
+function refuseOtherUrls(location: string): void {
+  try {
+    isPostgresLocation(location);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
 }
 
 /** The database option as logs may show it: a PostgreSQL URL's password masked. */
 export function withoutPassword(db: string): string {
-  if (!isPostgresUrl(db)) return db;
+  if (!isPostgresLocation(db)) return db;
   const url = new URL(db);
   if (url.password !== '') url.password = '***';
   return url.href;
@@ -587,7 +595,7 @@ export function shimRegion(config: Pick<ShimConfig, 'region' | 'upstream' | 'ups
 
 /** The fallback agents' database: the one given, else edge-agents.db next to the shim's, or on PostgreSQL the shim's own database. */
 export function edgeDatabase(config: Pick<ShimConfig, 'dbFile' | 'edgeDbFile'>): string {
-  return config.edgeDbFile ?? (isPostgresUrl(config.dbFile) ? config.dbFile : join(dirname(config.dbFile), 'edge-agents.db'));
+  return config.edgeDbFile ?? (isPostgresLocation(config.dbFile) ? config.dbFile : join(dirname(config.dbFile), 'edge-agents.db'));
 }
 
 /** The configuration from command-line options, then environment variables (an empty one counts as unset), then defaults. */

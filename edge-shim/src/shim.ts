@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { reportActivity, tellEach } from './activity.js';
 import { dirname } from 'node:path';
-import { type ShimConfig, ConfigError, DEFAULTS, edgeDatabase, isLoopback, isPostgresUrl, withoutPassword, readAdminToken, readCredentialsFile, regionTableNames, shimRegion, validateConfig } from './config.js';
+import { type ShimConfig, ConfigError, DEFAULTS, edgeDatabase, isLoopback, withoutPassword, readAdminToken, readCredentialsFile, regionTableNames, shimRegion, validateConfig } from './config.js';
 import { type FallbackSettings, type ShimConnection, startFallbackWork } from './fallback/outage-work.js';
 import { syncWritesCeiling } from './fallback/sync-back.js';
 import { readAgentEnvironment } from './fallback/environment.js';
@@ -19,7 +19,7 @@ import { type OperatorPage, operatorPages } from './observability/pages.js';
 import { standaloneStatus } from './observability/standalone-status.js';
 import { startCheckpointer } from './sqs/checkpointer.js';
 import { openDatabase, refuseNewerFile } from './sqs/database.js';
-import { EDGE_SCHEMA_VERSION } from '../../functions/src/edge/index.js';
+import { EDGE_SCHEMA_VERSION, isPostgresLocation } from '../../functions/src/edge/index.js';
 import { type StackWiring, deployedWorkflow, readStackOutputs, withStackWiring } from './stack-outputs.js';
 import { lockDatabase } from './sqs/database-lock.js';
 import { SqsService } from './sqs/service.js';
@@ -161,7 +161,7 @@ async function openLocalStore(config: ShimConfig, parts: StoreParts): Promise<Lo
     expiryLogLevel: config.upstream === undefined ? ('info' as const) : ('warn' as const),
     expiryRecorder: metrics,
   };
-  if (isPostgresUrl(config.dbFile)) {
+  if (isPostgresLocation(config.dbFile)) {
     const url = config.dbFile;
     const engine = await PostgresEngine.open({ url, region, accountId: config.accountId, logger, clock, expireMessages });
     const service = new SqsService({ engine, ...semantics });
@@ -249,10 +249,10 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
   const workflow = await edgeWorkflow(config, wiring);
   const fallback = config.siteId === undefined ? undefined : fallbackSettings(config, workflow!);
   // The agents' database is opened only in an outage: one a newer holdfast wrote is refused now.
-  if (fallback && !isPostgresUrl(fallback.database)) refuseNewerFile(fallback.database, EDGE_SCHEMA_VERSION);
+  if (fallback && !isPostgresLocation(fallback.database)) refuseNewerFile(fallback.database, EDGE_SCHEMA_VERSION);
   // Who may do what: the policy file, else the default of the mode (the edge guards its AWS identity).
   const policy = config.accessPolicy ? AccessPolicy.fromFile(config.accessPolicy) : config.upstream ? AccessPolicy.defaultForEdge() : AccessPolicy.defaultForStandalone();
-  if (isPostgresUrl(config.dbFile) && !config.upstream && policy.coversKnownQueues()) {
+  if (isPostgresLocation(config.dbFile) && !config.upstream && policy.coversKnownQueues()) {
     throw new ConfigError('grants on "known" queues need the queues in memory, which a standalone store on PostgreSQL does not keep: name the queues in the access policy');
   }
   const metrics = new Metrics();

@@ -328,6 +328,11 @@ describe('--db on PostgreSQL', () => {
     expect(() => validateConfig({ ...hybrid, edgeDbFile: '/var/lib/holdfast/edge-agents.db' })).toThrow(/give --edge-db a postgres:\/\/ URL/);
   });
 
+  it('refuses a URL of another scheme as --db or --edge-db rather than take it for a file name', () => {
+    expect(() => validateConfig({ ...DEFAULTS, dbFile: 'mysql://holdfast@db.site/holdfast' })).toThrow(ConfigError);
+    expect(() => validateConfig({ ...DEFAULTS, edgeDbFile: 'sqlite://edge.db' })).toThrow(/neither a file nor a postgres:\/\//);
+  });
+
   it('masks the password of the URL where it is logged', () => {
     expect(withoutPassword('postgres://holdfast:secret@db.site:5432/holdfast')).toBe('postgres://holdfast:***@db.site:5432/holdfast');
     expect(withoutPassword('postgresql://holdfast@db.site/holdfast')).toBe('postgresql://holdfast@db.site/holdfast');
