@@ -91,6 +91,21 @@ export default defineConfig({
         extends: true,
         test: { name: 'hybrid', include: ['test/hybrid/**/*.test.ts'], globalSetup: ['test/helpers/emulator-setup.ts'] },
       },
+      // The hybrid edge's suites again, its nodes on PostgreSQL: the second engine's matrix, which
+      // .ci/run runs after `npm test` (HOLDFAST_ENGINE_MATRIX=1 npx vitest run --project hybrid-postgres).
+      ...(process.env.HOLDFAST_ENGINE_MATRIX
+        ? [
+            {
+              extends: true as const,
+              test: {
+                name: 'hybrid-postgres',
+                include: ['test/hybrid/**/*.test.ts'],
+                env: { HOLDFAST_TEST_ENGINE: 'postgres' },
+                globalSetup: ['test/helpers/emulator-setup.ts', 'test/helpers/postgres-setup.ts'],
+              },
+            },
+          ]
+        : []),
       {
         extends: true,
         // Issue 16's findings, each on real sockets: authorization against the emulator, browsers and host names

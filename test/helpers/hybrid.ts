@@ -5,7 +5,8 @@ import { DeleteMessageBatchCommand, GetQueueUrlCommand, type Message, ReceiveMes
 import type { StartOptions } from '../../edge-shim/src/shim.js';
 import { FaultProxy } from '../../testkit/fault-proxy.js';
 import { emulator } from './emulator.js';
-import { TEST_CREDENTIALS, type TestShim, startTestShim } from './shim.js';
+import { postgresDatabase } from './postgres.js';
+import { TEST_CREDENTIALS, type TestShim, startTestShim, testEngine } from './shim.js';
 
 export interface HybridTest extends TestShim {
   /** Between the shim and the region: cut it, and mend it, with `proxy.setMode`. */
@@ -46,6 +47,11 @@ export function openAccessPolicy(): string {
 }
 let openPolicyFile: string | undefined;
 
+/** Where a test's fallback agents keep their stores: a file in `dir` on SQLite, the site's own database on PostgreSQL. */
+export function agentsDatabase(dir: string): StartOptions {
+  return testEngine() === 'sqlite' ? { edgeDbFile: join(dir, 'edge-agents.db') } : {};
+}
+
 /**
  * A hybrid shim in front of the emulator (the region), through a fault proxy; `region` names
  * another emulator (a test's own moto) instead of the shared one.
@@ -53,10 +59,10 @@ let openPolicyFile: string | undefined;
 export async function startHybridTest(options: StartOptions = {}, region?: { readonly endpoint: string }): Promise<HybridTest> {
   const aws = region ? { ...emulator(), endpoint: region.endpoint } : emulator();
   const through = await FaultProxy.start({ target: new URL(aws.endpoint).host });
-  // The database outlives a restart: it is in a directory of its own, not the shim's.
+  // The database outlives a restart: it is in a directory of its own, not the shim's (or a PostgreSQL database of its own).
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-hybrid-'));
   let settings: StartOptions = {
-    dbFile: join(dir, 'edge.db'),
+    dbFile: testEngine() === 'postgres' ? (await postgresDatabase()).url : join(dir, 'edge.db'),
     upstream: `http://${through.address}`,
     upstreamRegion: aws.region,
     // The emulator serves DynamoDB on the same port: the sync of fallback agents goes through the proxy too.

@@ -55,7 +55,7 @@ export class TestClock {
 }
 
 /**
- * The storage engine the SQS semantics suites run on: SQLite by default, PostgreSQL with
+ * The storage engine the SQS semantics suites and the hybrid edge's run on: SQLite by default, PostgreSQL with
  * HOLDFAST_TEST_ENGINE=postgres (a throwaway cluster, test/helpers/postgres-setup.ts, a fresh
  * database per shim).
  */
@@ -79,9 +79,8 @@ export function sqsClient(endpoint: string, credentials = TEST_CREDENTIALS): SQS
 export async function startTestShim(options: StartOptions = {}): Promise<TestShim> {
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-test-'));
   const clock = new TestClock();
-  // A standalone shim's store is on the engine the run asks for; a hybrid edge's is SQLite.
-  const standalone = options.upstream === undefined && options.stackOutputs === undefined;
-  const database = testEngine() === 'postgres' && options.dbFile === undefined && standalone ? await postgresDatabase() : undefined;
+  // The store is on the engine the run asks for.
+  const database = testEngine() === 'postgres' && options.dbFile === undefined ? await postgresDatabase() : undefined;
   const dbFile = database?.url ?? join(dir, 'shim.db');
   const shim = await startShim({
     port: 0,

@@ -18,7 +18,7 @@ import { ENV } from '../../functions/src/workflow-definition.js';
 import { firstTask, sendTask } from '../functions/support/edge-site.js';
 import { emulator } from '../helpers/emulator.js';
 import { eventually } from '../helpers/wait.js';
-import { type HybridTest, startHybridTest } from '../helpers/hybrid.js';
+import { type HybridTest, agentsDatabase, startHybridTest } from '../helpers/hybrid.js';
 
 // The payments workflow through an outage, end to end: the region (moto, with its own agents in
 // the local runner) and the hybrid edge with its fallback agents. A payment submitted while the
@@ -48,7 +48,7 @@ beforeAll(async () => {
   });
   const agentEnv = join(dir, 'agents.env');
   writeFileSync(agentEnv, Object.entries(agents).map(([name, value]) => `${name}=${value}`).join('\n'));
-  edge = await startHybridTest({ siteId: 'site-1', edgeDbFile: join(dir, 'edge-agents.db'), agentEnvFile: agentEnv, agentStandby: false });
+  edge = await startHybridTest({ siteId: 'site-1', ...agentsDatabase(dir), agentEnvFile: agentEnv, agentStandby: false });
 }, 120_000);
 
 afterAll(async () => {

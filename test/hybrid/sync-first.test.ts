@@ -12,7 +12,7 @@ import { ChoreControl } from '../edge-shim/fixtures/chores/control.js';
 import { chores } from '../edge-shim/fixtures/chores/workflow.js';
 import { firstTask, sendTask } from '../functions/support/edge-site.js';
 import { emulator } from '../helpers/emulator.js';
-import { type HybridTest, drainRegion, startHybridTest } from '../helpers/hybrid.js';
+import { type HybridTest, agentsDatabase, drainRegion, startHybridTest } from '../helpers/hybrid.js';
 import { eventually } from '../helpers/wait.js';
 
 // Sync always before replay, whatever happened before: the fallback agents' work that never reached
@@ -33,7 +33,7 @@ beforeAll(async () => {
   resources = await createWorkflowResources(aws, chores);
   const agentEnv = join(dir, 'agents.env');
   writeFileSync(agentEnv, `CHORES_CONTROL_URL=${control.url}\nPOWERTOOLS_LOG_LEVEL=ERROR\n`);
-  edge = await startHybridTest({ siteId: 'site-sync', workflow: WORKFLOW, edgeDbFile: join(dir, 'edge-agents.db'), agentEnvFile: agentEnv, agentStandby: false, regionTables: WRONG_TABLES });
+  edge = await startHybridTest({ siteId: 'site-sync', workflow: WORKFLOW, ...agentsDatabase(dir), agentEnvFile: agentEnv, agentStandby: false, regionTables: WRONG_TABLES });
 }, 120_000);
 
 afterAll(async () => {

@@ -53,8 +53,8 @@ export interface RouterParts {
   /** The site's queues and what they hold, read without a transaction. */
   readonly view: QueueView;
   readonly mode: ModeMachine;
-  /** Something was stored at the edge: the replay looks again. */
-  readonly stored: (queueName: string) => void;
+  /** Messages were stored at the edge: the replay looks again. */
+  readonly stored: (queueName: string, count: number) => void;
   readonly logger: Logger;
   readonly clock?: () => number;
 }
@@ -137,7 +137,7 @@ export class HybridRouter implements SqsBackend {
     } else {
       output = await this.local.call(action, input, options);
     }
-    this.parts.stored(name);
+    this.parts.stored(name, action === 'SendMessage' ? 1 : ((output.Successful as unknown[] | undefined)?.length ?? 0));
     return output;
   }
 

@@ -54,7 +54,8 @@ export interface HybridEdge {
   readonly replayer: Replayer;
   /** The site's queues, as the routing reads them (the access policy's "known" queues). */
   readonly view: QueueView;
-  status(): EdgeStatus;
+  /** The status document, on a shared site with the view of its queues read again first. */
+  status(): Promise<EdgeStatus>;
   close(): Promise<void>;
 }
 
@@ -129,8 +130,8 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     mirror,
     view: site.view,
     mode,
-    stored: (name) => {
-      site.view.stored(name);
+    stored: (name, count) => {
+      site.view.stored(name, count);
       replayer.wake();
     },
     logger: logger.child({ component: 'hybrid' }),
@@ -156,7 +157,11 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     region,
     replayer,
     view: site.view,
-    status: () => hybridStatus({ local, view: site.view, region, link, mode, replayer, metrics, participant, nodes: () => (site.shared ? [self(), ...nodes.slice(1)] : [self()]) }, clock),
+    async status() {
+      // What the site holds now, not as of the last refresh; a database that does not answer leaves the last one read.
+      if (site.shared) await site.view.refresh().catch(() => {});
+      return hybridStatus({ local, view: site.view, region, link, mode, replayer, metrics, participant, nodes: () => (site.shared ? [self(), ...nodes.slice(1)] : [self()]) }, clock);
+    },
     async close() {
       await sharing?.stop();
       mode.stop();

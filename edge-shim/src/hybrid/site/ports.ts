@@ -50,8 +50,8 @@ export interface QueueView {
   oldestMessageAt(name: string): number | undefined;
   /** Reads what other nodes changed (nothing to read for one node). */
   refresh(): Promise<void>;
-  /** This node stored messages in a queue: the view counts them before its next refresh. */
-  stored(name: string): void;
+  /** This node stored `count` messages in a queue: the view counts them before its next refresh. */
+  stored(name: string, count: number): void;
 }
 
 /** How the edge knows a queue of the region (see region/mirror.ts). */

@@ -172,8 +172,8 @@ class SnapshotView implements QueueView {
     return this.tallies.get(name)?.oldest;
   }
 
-  stored(name: string): void {
-    this.storedSince.set(name, (this.storedSince.get(name) ?? 0) + 1);
+  stored(name: string, count: number): void {
+    this.storedSince.set(name, (this.storedSince.get(name) ?? 0) + count);
   }
 
   async refresh(): Promise<void> {
