@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { type Cluster, startCluster } from '../helpers/postgres-setup.js';
+import { type Cluster, startCluster } from '../../testkit/postgres-cluster.js';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
 import { TEST_CREDENTIALS, type TestShim, startTestShim } from '../helpers/shim.js';
