@@ -100,7 +100,7 @@ interface Delivery {
   readonly consumer: string;
   readonly requestedAt: number;
   readonly answeredAt: number;
-  /** How long the consumer holds the message, as it was told: the receive's VisibilityTimeout. */
+  /** How long the consumer holds the message as it believes: the hold it means to ask for. */
   readonly holdMs: number;
   /** Its place in the receive's answer. */
   readonly position: number;
