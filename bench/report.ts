@@ -8,6 +8,8 @@ export interface Row {
   readonly result: ScenarioResult;
   /** CPU seconds the server used per second. */
   readonly serverCpu?: number;
+  /** The machine's 1-minute load average as the measurement ended: other work sharing the machine shows here. */
+  readonly load: number;
 }
 
 export interface BacklogRow {
@@ -133,6 +135,7 @@ function engines(results: Results, setup: Setup): string[] {
   if (sqlite === undefined || one === undefined || oneBalanced === undefined || two === undefined || ceiling === undefined) return lines;
   const share = (part: number | undefined, whole: number | undefined) => (part === undefined || whole === undefined ? '-' : percent(part / whole));
   const gain = two / oneBalanced;
+  const peakLoad = Math.max(...rows.map((row) => row.load));
   lines.push(
     '',
     '### When to choose which',
@@ -150,7 +153,10 @@ function engines(results: Results, setup: Setup): string[] {
           : 'the database is near its own ceiling already; more nodes would only wait on it.'
       } ` +
       `So: one server, SQLite — the fastest here, nothing else to run, backed up with \`holdfast backup\`. A site that must keep serving through the loss of a server: PostgreSQL, several nodes behind a load balancer, ` +
-      `paying about ${percent(1 - one / sqlite)} of a node's send rate for it; run the database itself replicated, or it is the one server the site cannot lose.`,
+      `paying about ${percent(1 - one / sqlite)} of a node's send rate for it; run the database itself replicated, or it is the one server the site cannot lose.` +
+      (peakLoad > cpus().length
+        ? ` Other work shared the machine during this run (1-minute load up to ${fmt(peakLoad, 1)} on ${cpus().length} cores, the "load" column below): columns measured minutes apart met different loads, so their ratios carry that noise.`
+        : ''),
   );
   return lines;
 }
@@ -173,13 +179,14 @@ export function renderReport(results: Results, setup: Setup): string {
     ...(rows.some((row) => row.system.startsWith('postgres')) ? ['## SQLite and PostgreSQL', '', ...engines(results, setup), '', '## Every measurement', ''] : []),
     '"bare" is a node:http server answering a fixed small JSON body, measured by the same generator: the ceiling of a',
     'one-process Node server on this machine and of the generator at once. "server CPU" is the server process\'s CPU time',
-    'per second (1 core = 100%); "generator load" the event-loop utilisation of the busiest generator thread.',
+    'per second (1 core = 100%); "generator load" the event-loop utilisation of the busiest generator thread; "load" the',
+    "machine's 1-minute load average as the measurement ended (this run's own share included).",
     '',
-    '| server | operation | clients | requests/s | messages/s | p50 ms | p99 ms | errors | server CPU | generator load |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| server | operation | clients | requests/s | messages/s | p50 ms | p99 ms | errors | server CPU | generator load | load |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (row) =>
-        `| ${row.system} | ${row.operation} | ${row.clients} | ${fmt(row.result.requestsPerSecond)} | ${fmt(row.result.messagesPerSecond)} | ${fmt(row.result.p50, 2)} | ${fmt(row.result.p99, 2)} | ${row.result.errors} | ${percent(row.serverCpu)} | ${percent(row.result.generatorLoad)} |`,
+        `| ${row.system} | ${row.operation} | ${row.clients} | ${fmt(row.result.requestsPerSecond)} | ${fmt(row.result.messagesPerSecond)} | ${fmt(row.result.p50, 2)} | ${fmt(row.result.p99, 2)} | ${row.result.errors} | ${percent(row.serverCpu)} | ${percent(row.result.generatorLoad)} | ${fmt(row.load, 1)} |`,
     ),
   ];
   if (backlogRows.length > 0) {

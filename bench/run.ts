@@ -181,7 +181,7 @@ async function measure(system: System, operation: string, clients: number, scena
 }
 
 function record(system: string, operation: string, clients: number, result: ScenarioResult, serverCpu?: number): void {
-  rows.push({ system, operation, clients, result, serverCpu });
+  rows.push({ system, operation, clients, result, serverCpu, load: loadavg()[0]! });
   if (result.errors > 0) notes.push(`${system} ${operation} (${clients} clients): ${result.errors} errors, e.g. ${result.errorSample}`);
   console.error(
     `${system.padEnd(8)} ${operation.padEnd(34)} ${String(clients).padStart(3)} clients: ${result.requestsPerSecond.toFixed(0)} req/s, ` +
