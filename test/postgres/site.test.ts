@@ -14,7 +14,7 @@ import {
   type SendMessageCommandInput,
 } from '@aws-sdk/client-sqs';
 import pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
 import { type LoadBalancer, startHaproxy } from '../../testkit/haproxy.js';
 import { type Cluster, startCluster } from '../../testkit/postgres-cluster.js';
 import { type ShimProcess, spawnShim } from '../../testkit/shim-process.js';
@@ -110,6 +110,8 @@ interface Delivery {
 class Ledger {
   /** HTTP requests of SendMessage, the SDK's retries included. */
   sendRequests = 0;
+  /** Requests of every action the SDK sent again (a connection cut by the kill, a 503): what the faults reached. */
+  retriedBySdk = 0;
   /** Bodies whose send was acknowledged, and the MessageId it was given. */
   readonly acknowledged = new Map<string, string>();
   readonly deliveries: Delivery[] = [];
@@ -120,6 +122,13 @@ class Ledger {
     readonly queueUrl: string,
     readonly fifo: boolean,
   ) {}
+
+  /** Counts the SDK's attempts at a request, answered or failed. */
+  attempted(outcome: unknown): number {
+    const attempts = (outcome as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
+    this.retriedBySdk += attempts - 1;
+    return attempts;
+  }
 
   /** Counts an error; throws one that refuses the request itself (a 4xx), which trying again cannot mend. */
   failed(error: unknown): void {
@@ -146,11 +155,11 @@ async function sendUntilAcknowledged(sqs: SQSClient, ledger: Ledger, input: Omit
   for (;;) {
     try {
       const answer = await sqs.send(new SendMessageCommand({ QueueUrl: ledger.queueUrl, ...input }));
-      ledger.sendRequests += answer.$metadata.attempts ?? 1;
+      ledger.sendRequests += ledger.attempted(answer);
       ledger.acknowledged.set(input.MessageBody!, answer.MessageId!);
       return;
     } catch (error) {
-      ledger.sendRequests += (error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
+      ledger.sendRequests += ledger.attempted(error);
       ledger.failed(error);
       await pause(RETRY_PAUSE_MS);
     }
@@ -188,10 +197,13 @@ async function consume(ledger: Ledger, name: string, running: () => boolean, vis
     const requestedAt = performance.now();
     let messages: Message[];
     try {
-      ({ Messages: messages = [] } = await sqs.send(
+      const answer = await sqs.send(
         new ReceiveMessageCommand({ QueueUrl: ledger.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: visibilityTimeoutS }),
-      ));
+      );
+      ledger.attempted(answer);
+      messages = answer.Messages ?? [];
     } catch (error) {
+      ledger.attempted(error);
       ledger.failed(error);
       await pause(RETRY_PAUSE_MS);
       continue;
@@ -202,8 +214,9 @@ async function consume(ledger: Ledger, name: string, running: () => boolean, vis
     }
     for (const message of messages) {
       try {
-        await sqs.send(new DeleteMessageCommand({ QueueUrl: ledger.queueUrl, ReceiptHandle: message.ReceiptHandle! }));
+        ledger.attempted(await sqs.send(new DeleteMessageCommand({ QueueUrl: ledger.queueUrl, ReceiptHandle: message.ReceiptHandle! })));
       } catch (error) {
+        ledger.attempted(error);
         // A handle whose hold ran out may be refused too: the message is someone else's now.
         ledger.noted(error);
       }
@@ -213,6 +226,7 @@ async function consume(ledger: Ledger, name: string, running: () => boolean, vis
 
 interface Verdict {
   readonly sendRequests: number;
+  readonly retriedBySdk: number;
   readonly acknowledged: number;
   /** Acknowledged bodies never delivered. */
   readonly lost: string[];
@@ -243,6 +257,7 @@ function verdict(ledger: Ledger): Verdict {
   }
   return {
     sendRequests: ledger.sendRequests,
+    retriedBySdk: ledger.retriedBySdk,
     acknowledged: ledger.acknowledged.size,
     lost: [...ledger.acknowledged.keys()].filter((body) => !delivered.has(body)),
     deliveredTwice: [...byMessage.values()].filter((receipts) => receipts.length > 1).length,
@@ -283,8 +298,19 @@ async function drained(sqs: SQSClient, ledger: Ledger): Promise<void> {
 function report(what: string, ledger: Ledger, result: Verdict): void {
   const { lost, overlaps, orderBreaks: breaks, ...tallies } = result;
   console.info(
-    `${what}, ${ledger.fifo ? 'FIFO' : 'standard'}: ${JSON.stringify({ ...tallies, lost: lost.length, overlaps: overlaps.length, orderBreaks: breaks.length, deliveries: ledger.deliveries.length })}`,
+    `${what}, ${ledger.fifo ? 'FIFO' : 'standard'}: ${JSON.stringify({ ...tallies, lost: lost.length, overlaps: overlaps.length, orderBreaks: breaks.length, deliveries: ledger.deliveries.length })}` +
+      (lost.length > 0 ? `; lost: ${lost.slice(0, 10).join(', ')}` : ''),
   );
+}
+
+/**
+ * The tallies of a test that fails before its checks, as one does when a stored message is never
+ * handed out and the wait for the queue to drain runs into the test's timeout.
+ */
+function reportOnFailure(what: string, ledgers: readonly Ledger[]): void {
+  onTestFailed(() => {
+    for (const ledger of ledgers) report(`${what} (failed)`, ledger, verdict(ledger));
+  });
 }
 
 /** Producers and consumers of a FIFO and a standard queue, all through HAProxy, until `stop()`; then drained. */
@@ -320,6 +346,7 @@ it('loses nothing acknowledged, hands no FIFO message to two consumers at once a
   const sqs = siteClient();
   const fifo = await queue(sqs, 'kill', true);
   const standard = await queue(sqs, 'kill-standard', false);
+  reportOnFailure('node killed', [fifo, standard]);
   const running = load(fifo, standard);
 
   // Both nodes serve the load before one is killed.
@@ -359,13 +386,14 @@ it('loses nothing acknowledged, hands no FIFO message to two consumers at once a
     (served) => served > 0,
     200,
   );
-}, 600_000);
+}, 300_000);
 
 it('loses nothing acknowledged when PostgreSQL is restarted under load, and the nodes recover by themselves', async () => {
   const sqs = siteClient();
   for (const node of nodes) await eventually(async () => (await fetch(`${node.url}/health`)).status, (status) => status === 200, 200);
   const fifo = await queue(sqs, 'restart', true);
   const standard = await queue(sqs, 'restart-standard', false);
+  reportOnFailure('database restarted', [fifo, standard]);
   const running = load(fifo, standard);
 
   await eventually(() => running.acknowledged(), (acknowledged) => acknowledged >= SENDS_AROUND_FAULT, 200);
@@ -387,7 +415,7 @@ it('loses nothing acknowledged when PostgreSQL is restarted under load, and the 
     // What the clients saw once the SDK's retries were spent: 503s, the nodes' ServiceUnavailable or HAProxy's own page while no node was in service.
     expect(Object.keys(result.errors).filter((error) => !error.endsWith(' 503'))).toEqual([]);
   }
-}, 600_000);
+}, 300_000);
 
 it('has checks that see what they look for: a message held twice, a group out of order, an acknowledged message lost', async () => {
   const sqs = siteClient();
