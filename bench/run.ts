@@ -12,13 +12,13 @@
  * carries fresh receipt handles and is signed for each request. `--sign-each` signs every fixed
  * request anew instead, as a client would.
  *
- * `--engines sqlite,postgres` also measures the shim on PostgreSQL (postgres-site.ts): one node, two
- * nodes behind HAProxy, and the bare ceiling of PostgreSQL through pg with no shim (bare-postgres.ts).
+ * `--engines sqlite,postgres` also measures the shim on PostgreSQL (postgres-site.ts): one node,
+ * directly and behind HAProxy, two nodes behind HAProxy, and the bare ceiling of PostgreSQL through
+ * pg with no shim (bare-postgres.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { loadavg } from 'node:os';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -43,9 +43,10 @@ const USAGE = `Usage: npm run bench -- [options]
   --backlog N              messages in the backlog (default 1000000)
   --durability D           the shim's --durability, process or power (default process)
   --engines LIST           storage engines to measure the shim on, comma-separated: sqlite, postgres
-                           (default sqlite). postgres: one node, two nodes behind HAProxy, and a bare
-                           PostgreSQL ceiling (pg, no shim), on a throwaway cluster (Debian's server and
-                           HAProxy, installed when missing); the report goes to bench/results/postgres.md
+                           (default sqlite). postgres: one node (directly and behind HAProxy), two
+                           nodes behind HAProxy, and a bare PostgreSQL ceiling (pg, no shim), on a
+                           throwaway cluster (Debian's server and HAProxy, installed when missing);
+                           the report goes to bench/results/postgres.md
   --unauthenticated        run the shim without credentials (no SigV4 verification)
   --sign-each              sign every request in the generator instead of reusing signatures
   --threads N              load generator worker threads (default 1)
