@@ -75,7 +75,7 @@ function percentile(sorted: Float64Array, fraction: number): number {
 }
 
 /** One result from parts measured side by side (elapsed: the longest) or one after another (the sum). */
-function summarize(parts: readonly WorkerResult[], elapsedMs: number): ScenarioResult {
+export function summarize(parts: readonly WorkerResult[], elapsedMs: number): ScenarioResult {
   const latencies = new Float64Array(parts.reduce((sum, part) => sum + part.latencies.length, 0));
   let offset = 0;
   for (const part of parts) {

@@ -11,19 +11,25 @@
  * verifies in full on every request (it keeps no memory of signatures seen); DeleteMessageBatch
  * carries fresh receipt handles and is signed for each request. `--sign-each` signs every fixed
  * request anew instead, as a client would.
+ *
+ * `--engines sqlite,postgres` also measures the shim on PostgreSQL (postgres-site.ts): one node,
+ * directly and behind HAProxy, two nodes behind HAProxy, and the bare ceiling of PostgreSQL through
+ * pg with no shim (bare-postgres.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { type ShimProcess, spawnShim } from '../testkit/shim-process.js';
 import { spawnBare } from './bare-process.js';
+import { BarePostgres } from './bare-postgres.js';
 import { LoadGenerator, type PreparedRequest, type ScenarioResult, type ScenarioSpec, inSequence } from './load.js';
 import { cpuSeconds, memory } from './proc-stats.js';
 import { type ProfileWindow, monotonicUs, summarizeProfile } from './profile.js';
+import { type PostgresSite, startPostgresSite } from './postgres-site.js';
 import { type Results, renderReport } from './report.js';
 import { type Credentials, Signer } from './sign.js';
 
@@ -36,6 +42,11 @@ const USAGE = `Usage: npm run bench -- [options]
   --skip-backlog           skip the receive-with-backlog and memory measurements
   --backlog N              messages in the backlog (default 1000000)
   --durability D           the shim's --durability, process or power (default process)
+  --engines LIST           storage engines to measure the shim on, comma-separated: sqlite, postgres
+                           (default sqlite). postgres: one node (directly and behind HAProxy), two
+                           nodes behind HAProxy, and a bare PostgreSQL ceiling (pg, no shim), on a
+                           throwaway cluster (Debian's server and HAProxy, installed when missing);
+                           the report goes to bench/results/postgres.md
   --unauthenticated        run the shim without credentials (no SigV4 verification)
   --sign-each              sign every request in the generator instead of reusing signatures
   --threads N              load generator worker threads (default 1)
@@ -44,7 +55,8 @@ const USAGE = `Usage: npm run bench -- [options]
   --target-name NAME       its name in the report (default target)
   --target-region R        its region (default us-east-1)
   --target-credentials K:S its credentials (default test:test)
-  --out FILE               report file (default bench/results/latest.md; --quick: quick.md)`;
+  --out FILE               report file (default bench/results/latest.md; --quick: quick.md; with
+                           postgres among the engines: postgres.md)`;
 
 /** The options given, or the usage printed instead of a stack trace when one is unknown or malformed. */
 function readOptions() {
@@ -57,6 +69,7 @@ function readOptions() {
         'skip-backlog': { type: 'boolean', default: false },
         backlog: { type: 'string' },
         durability: { type: 'string', default: 'process' },
+        engines: { type: 'string', default: 'sqlite' },
         unauthenticated: { type: 'boolean', default: false },
         'sign-each': { type: 'boolean', default: false },
         threads: { type: 'string', default: '1' },
@@ -92,7 +105,9 @@ const SMALL_QUEUE = Math.min(BACKLOG, options.quick ? 5_000 : 50_000);
 const FILL_CLIENTS = 32;
 const REGION = 'us-east-1';
 const SHIM_CREDENTIALS: Credentials = { accessKeyId: 'AKIDHOLDFASTBENCH', secretAccessKey: 'holdfast-bench-secret' };
-const OUT = options.out ?? join(RESULTS, options.quick ? 'quick.md' : 'latest.md');
+const ENGINES = options.engines.split(',');
+const OUT = options.out ?? join(RESULTS, options.quick ? 'quick.md' : ENGINES.includes('postgres') ? 'postgres.md' : 'latest.md');
+if (ENGINES.some((engine) => engine !== 'sqlite' && engine !== 'postgres')) usageError('--engines must name sqlite, postgres or both');
 if (options.durability !== 'process' && options.durability !== 'power') usageError('--durability must be process or power');
 if (CLIENTS.some((clients) => !Number.isInteger(clients) || clients < 1)) usageError('--clients must be positive integers');
 if (!(DURATION_MS > 0) || !(BACKLOG >= 0) || !(Number(options.threads) >= 1)) usageError('--duration, --backlog and --threads must be numbers');
@@ -104,8 +119,8 @@ interface System {
   readonly signer: Signer;
   readonly region: string;
   readonly credentials: Credentials;
-  /** The server's process, when it runs on this machine (for CPU and memory). */
-  readonly pid?: number;
+  /** The server's processes, when they run on this machine (for CPU, and for memory when there is one). */
+  readonly pids: readonly number[];
 }
 
 async function call(system: System, action: string, input: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -125,6 +140,10 @@ async function prepare(system: System, action: string, inputs: Array<Record<stri
     }),
   );
 }
+
+// The bare PostgreSQL ceiling's operations, beside SendMessage and receive+delete in the report.
+const INSERT_OPERATION = 'INSERT (1 message)';
+const DELETE_OPERATION = 'DELETE … RETURNING (1 message)';
 
 const messageBody = (index: number) => `bench message ${index} ${'x'.repeat(80)}`;
 const sendInputs = (queueUrl: string) => Array.from({ length: 64 }, (_, index) => ({ QueueUrl: queueUrl, MessageBody: messageBody(index) }));
@@ -153,17 +172,22 @@ async function profiled(system: System, label: string, run: () => Promise<Scenar
 }
 
 async function measure(system: System, operation: string, clients: number, scenario: ScenarioSpec): Promise<ScenarioResult> {
-  const cpuBefore = system.pid ? cpuSeconds(system.pid) : 0;
+  const cpu = () => system.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const cpuBefore = cpu();
   const run = () => generator.run(scenario);
   const result = clients === Math.max(...CLIENTS) ? await profiled(system, `${operation}, ${clients} clients`, run) : await run();
-  const serverCpu = system.pid ? (cpuSeconds(system.pid) - cpuBefore) / (result.elapsedMs / 1000) : undefined;
-  rows.push({ system: system.name, operation, clients, result, serverCpu });
-  if (result.errors > 0) notes.push(`${system.name} ${operation} (${clients} clients): ${result.errors} errors, e.g. ${result.errorSample}`);
+  const serverCpu = system.pids.length > 0 ? (cpu() - cpuBefore) / (result.elapsedMs / 1000) : undefined;
+  record(system.name, operation, clients, result, serverCpu);
+  return result;
+}
+
+function record(system: string, operation: string, clients: number, result: ScenarioResult, serverCpu?: number): void {
+  rows.push({ system, operation, clients, result, serverCpu, load: loadavg()[0]! });
+  if (result.errors > 0) notes.push(`${system} ${operation} (${clients} clients): ${result.errors} errors, e.g. ${result.errorSample}`);
   console.error(
-    `${system.name.padEnd(8)} ${operation.padEnd(34)} ${String(clients).padStart(3)} clients: ${result.requestsPerSecond.toFixed(0)} req/s, ` +
+    `${system.padEnd(8)} ${operation.padEnd(34)} ${String(clients).padStart(3)} clients: ${result.requestsPerSecond.toFixed(0)} req/s, ` +
       `${result.messagesPerSecond.toFixed(0)} msg/s, p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, errors ${result.errors}`,
   );
-  return result;
 }
 
 async function measureBare(bare: System): Promise<void> {
@@ -233,9 +257,9 @@ async function measureBacklog(system: System, suffix: string, dbFile?: string): 
     if (result.emptyReceives > 0 && stored > 0) notes.push(`${system.name} receive from ${queue}: ran dry (${result.emptyReceives} empty receives)`);
   };
   const recordMemory = async (when: string, queueUrl: string) => {
-    if (!system.pid) return;
+    if (system.pids.length !== 1) return;
     const dbMb = dbFile ? ['', '-wal'].reduce((sum, ext) => sum + fileSize(`${dbFile}${ext}`), 0) / 2 ** 20 : undefined;
-    memoryRows.push({ system: system.name, when, stored: await storedMessages(system, queueUrl), ...memory(system.pid), dbMb });
+    memoryRows.push({ system: system.name, when, stored: await storedMessages(system, queueUrl), ...memory(system.pids[0]!), dbMb });
   };
   const emptyUrl = await createQueue(system, `bench-empty${suffix}`);
   const backlogUrl = await createQueue(system, `bench-backlog${suffix}`);
@@ -275,47 +299,78 @@ function revision(): string {
   }
 }
 
+const system = (name: string, url: string, region: string, credentials: Credentials, pids: readonly number[] = []): System => ({
+  name,
+  endpoint: new URL(url),
+  region,
+  credentials,
+  signer: new Signer(region, credentials),
+  pids,
+});
+
+/**
+ * The shim on PostgreSQL: one node, directly and through HAProxy, and two (spread by HAProxy's round
+ * robin, as a site runs them); then the bare ceiling: pg's INSERT and DELETE … RETURNING at the same
+ * client counts as SendMessage and receive+delete.
+ */
+async function measurePostgres(site: PostgresSite): Promise<void> {
+  await measureSqs(system('postgres 1 node', site.oneNode.url, REGION, SHIM_CREDENTIALS, [site.oneNode.pid]), '');
+  await measureSqs(system('postgres 1 node, HAProxy', site.oneNodeBalancer.url, REGION, SHIM_CREDENTIALS, [site.oneNode.pid]), '-balanced');
+  await measureSqs(system('postgres 2 nodes', site.balancer.url, REGION, SHIM_CREDENTIALS, site.twoNodes.map((node) => node.pid)), '');
+  const bare = await BarePostgres.open(site.bareUrl);
+  await bare.insert(8, Math.min(1000, DURATION_MS), messageBody);
+  for (const clients of CLIENTS) record('bare postgres', INSERT_OPERATION, clients, await bare.insert(clients, DURATION_MS, messageBody));
+  for (const clients of CLIENTS) {
+    const result = await bare.deleteOldest(clients, DURATION_MS);
+    record('bare postgres', DELETE_OPERATION, clients, result);
+    if (result.emptyReceives > 0) notes.push(`bare postgres delete (${clients} clients): the table ran dry, ${result.emptyReceives} empty deletes counted`);
+  }
+}
+
 async function main(): Promise<void> {
   const started = new Date();
+  const loadAtStart = loadavg();
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-bench-'));
   const profileDir = join(RESULTS, 'profiles', started.toISOString().replace(/[:.]/g, '-'));
   const dbFile = join(dir, 'shim.db');
+  const credentials = options.unauthenticated ? [] : [`${SHIM_CREDENTIALS.accessKeyId}:${SHIM_CREDENTIALS.secretAccessKey}`];
   const bareProcess = await spawnBare();
   let shim: ShimProcess | undefined;
+  let site: PostgresSite | undefined;
   try {
-    shim = await spawnShim({
-      dbFile,
-      durability: options.durability as 'process' | 'power',
-      credentials: options.unauthenticated ? [] : [`${SHIM_CREDENTIALS.accessKeyId}:${SHIM_CREDENTIALS.secretAccessKey}`],
-      nodeOptions: options['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
-    });
-    const system = (name: string, url: string, region: string, credentials: Credentials, pid?: number): System => ({
-      name,
-      endpoint: new URL(url),
-      region,
-      credentials,
-      signer: new Signer(region, credentials),
-      pid,
-    });
-    const bare = system('bare', bareProcess.url, REGION, SHIM_CREDENTIALS, bareProcess.pid);
-    const systems = [system('shim', shim.url, REGION, SHIM_CREDENTIALS, shim.pid)];
+    const systems: System[] = [];
+    if (ENGINES.includes('sqlite')) {
+      shim = await spawnShim({
+        dbFile,
+        durability: options.durability as 'process' | 'power',
+        credentials,
+        nodeOptions: options['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+      });
+      systems.push(system('shim', shim.url, REGION, SHIM_CREDENTIALS, [shim.pid]));
+    }
     if (options.target) {
       const [accessKeyId, secretAccessKey] = options['target-credentials'].split(':') as [string, string];
       systems.push(system(options['target-name'], options.target, options['target-region'], { accessKeyId, secretAccessKey }));
     }
-    await measureBare(bare);
+    await measureBare(system('bare', bareProcess.url, REGION, SHIM_CREDENTIALS, [bareProcess.pid]));
     // Queue names of their own on a target that may hold queues from earlier runs.
     const suffix = (target: System) => (target.name === 'shim' ? '' : `-${started.getTime()}`);
     for (const target of systems) await measureSqs(target, suffix(target));
     if (!options['skip-backlog']) {
       for (const target of systems) await measureBacklog(target, suffix(target), target.name === 'shim' ? dbFile : undefined);
     }
+    if (ENGINES.includes('postgres')) {
+      site = await startPostgresSite(credentials);
+      await measurePostgres(site);
+    }
   } finally {
     await generator.close();
     bareProcess.child.kill('SIGTERM');
     await shim?.stop('SIGTERM');
+    await site?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+  const loadAtEnd = loadavg();
   let profileSummary: string | undefined;
   if (options['cpu-prof']) {
     const [profile] = readdirSync(profileDir).filter((file) => file.endsWith('.cpuprofile'));
@@ -325,8 +380,9 @@ async function main(): Promise<void> {
     `${revision()}, --durability ${options.durability}, ${options.unauthenticated ? 'unauthenticated' : 'SigV4 verified'}; ` +
     `${DURATION_MS / 1000} s per measurement; generator: ${options.threads} worker thread(s), ` +
     `${options['sign-each'] ? 'every request signed' : 'fixed requests pre-signed (64 bodies in rotation), deletes signed each'}` +
-    `${options['cpu-prof'] ? '; shim under --cpu-prof (slower, and the profiler holds memory)' : ''}${options.quick ? '; QUICK run' : ''}`;
-  const text = renderReport(results, { started, description, clients: CLIENTS, profileSummary });
+    `${options['cpu-prof'] ? '; shim under --cpu-prof (slower, and the profiler holds memory)' : ''}${options.quick ? '; QUICK run' : ''}` +
+    `${ENGINES.includes('postgres') ? "; PostgreSQL: Debian's server on a throwaway cluster on loopback, started as the tests' (testkit/postgres-cluster.ts, fsync off: like --durability process, no fsync at commit), nodes at their default 10 connections each" : ''}`;
+  const text = renderReport(results, { started, description, clients: CLIENTS, profileSummary, load: { start: loadAtStart, end: loadAtEnd } });
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(OUT, text);
   console.log(text);

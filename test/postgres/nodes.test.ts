@@ -9,10 +9,13 @@ import {
   SetQueueAttributesCommand,
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs';
+import { createHash, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { retentionCutoff } from '../../edge-shim/src/sqs/messages.js';
+import { PostgresMessages, PostgresQueues } from '../../edge-shim/src/sqs/postgres/stores.js';
 import { type Cluster, startCluster } from '../../testkit/postgres-cluster.js';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
@@ -233,3 +236,68 @@ it('answers ServiceUnavailable while the database is stopped, and carries on onc
   expect(bodies.filter((body) => !acknowledged.includes(body)).length).toBeLessThanOrEqual(2);
   expect(acknowledged.filter((body) => !bodies.includes(body))).toEqual([]);
 }, 120_000);
+
+it('leaves no FIFO message without its group when a send to the group commits while the delete of its last message looks at it', async () => {
+  const [a] = await nodes(1);
+  const queueUrl = await createQueue(a!.sqs, 'race', { ContentBasedDeduplication: 'true' }, true);
+  const name = new URL(queueUrl).pathname.split('/').pop()!;
+  await a!.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'first', MessageGroupId: 'g' }));
+  const [first] = await receive(a!.sqs, queueUrl, { VisibilityTimeout: 60 });
+  expect(first!.Body).toBe('first');
+  // Two transactions of the engine's own stores, each on a connection of its own, interleaved as
+  // two nodes' could be: a send of the group's next message, stopped before its COMMIT; then the
+  // delete of the first.
+  const connect = async () => {
+    const client = new pg.Client({ connectionString: a!.dbFile });
+    await client.connect();
+    return client;
+  };
+  const [sender, deleter, observer] = [await connect(), await connect(), await connect()];
+  try {
+    const stores = (client: pg.Client) => ({
+      queues: new PostgresQueues(client, 'us-east-1', '000000000000'),
+      messages: new PostgresMessages(client, retentionCutoff(false, { ageCutoff: () => 0 })),
+    });
+    const now = Date.now();
+    await sender.query('BEGIN');
+    const sending = stores(sender);
+    const queue = (await sending.queues.byName(name))!;
+    const body = 'second';
+    await sending.messages.insert(
+      queue,
+      {
+        group_id: 'g',
+        enqueued_at: now,
+        visible_at: now,
+        message_id: randomUUID(),
+        body,
+        body_md5: createHash('md5').update(body).digest('hex'),
+        attributes: null,
+        attributes_md5: null,
+        trace_header: null,
+        deduplication_id: body,
+        sequence_number: '2',
+        dead_letter_source: null,
+        sent_at: now,
+      },
+      now,
+    );
+    const deleterPid = (await deleter.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await deleter.query('BEGIN');
+    const deleting = stores(deleter);
+    const [firstRow] = await deleting.messages.groupMessages(queue, 'g', 1);
+    const removing = deleting.messages.remove(queue, (await deleting.messages.byId(firstRow!.id))!, now);
+    // The delete waits on the send's lock of the group's row before the send commits.
+    await eventually(
+      async () => (await observer.query<{ wait: string | null }>('SELECT wait_event_type AS wait FROM pg_stat_activity WHERE pid = $1', [deleterPid])).rows[0]?.wait,
+      (wait) => wait === 'Lock',
+    );
+    await sender.query('COMMIT');
+    await removing;
+    await deleter.query('COMMIT');
+  } finally {
+    await Promise.all([sender.end(), deleter.end(), observer.end()]);
+  }
+  const [second] = await receive(a!.sqs, queueUrl);
+  expect(second?.Body).toBe('second');
+});

@@ -306,6 +306,9 @@ export class PostgresMessages implements MessagePort {
   }
 
   async refreshGroup(queue: Queue, groupId: string): Promise<void> {
+    // The group's row locked before its messages are read: a send to the group that holds it (its
+    // upsert) is waited for and then seen, instead of its message being left without the row.
+    await this.db.query('SELECT 1 FROM sqs_fifo_groups WHERE queue_id = $1 AND group_id = $2 FOR UPDATE', [queue.id, groupId]);
     const window = (
       await rows<{ visible_at: number; receive_count: number }>(
         this.db,
