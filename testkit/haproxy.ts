@@ -12,6 +12,11 @@ const HAPROXY = '/usr/sbin/haproxy';
 const START_TIMEOUT_MS = 10_000;
 const STOP_GRACE_MS = 5000;
 
+// What a client is told while no node is in service (quoted for HAProxy's configuration).
+const NO_NODE = 'No node of the edge site is in service; try again.';
+const NO_NODE_JSON = `{\\"__type\\":\\"com.amazonaws.sqs#ServiceUnavailable\\",\\"message\\":\\"${NO_NODE}\\"}`;
+const NO_NODE_XML = `<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>${NO_NODE}</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>`;
+
 /** A server behind the balancer: an edge shim node's SQS listener. */
 export interface Backend {
   readonly name: string;
@@ -37,7 +42,10 @@ export interface LoadBalancer {
  * The configuration a site would give HAProxy before its shim nodes, on loopback: HTTP mode, round
  * robin, each node health-checked on `/health` (a node whose database is unreachable answers 503
  * there and is taken out), a request whose connection to a node failed (the node is gone) sent to
- * another, and client and server timeouts above SQS's 20 s long polls.
+ * another, and client and server timeouts above SQS's 20 s long polls. While no node is in service
+ * it answers 503 ServiceUnavailable itself, in the client's protocol (JSON for a request with
+ * X-Amz-Target, else the Query protocol's XML), which SDKs retry; its own HTML page would reach them
+ * as an answer they cannot read.
  */
 export function haproxyConfig(port: number, backends: readonly Backend[], options: LoadBalancerOptions = {}): string {
   const interval = options.checkIntervalMs ?? 500;
@@ -55,6 +63,8 @@ export function haproxyConfig(port: number, backends: readonly Backend[], option
     '  option redispatch',
     'frontend sqs',
     `  bind 127.0.0.1:${port}`,
+    `  http-request return status 503 content-type application/x-amz-json-1.0 string "${NO_NODE_JSON}" if { nbsrv(nodes) eq 0 } { req.hdr(x-amz-target) -m found }`,
+    `  http-request return status 503 content-type text/xml string "${NO_NODE_XML}" if { nbsrv(nodes) eq 0 }`,
     '  default_backend nodes',
     'backend nodes',
     '  balance roundrobin',

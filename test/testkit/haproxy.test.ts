@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
+import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type LoadBalancer, startHaproxy } from '../../testkit/haproxy.js';
 import { eventually } from '../helpers/wait.js';
@@ -70,5 +71,21 @@ describe('haproxy before shim nodes', () => {
     const answers = await Promise.all(Array.from({ length: 20 }, () => ask(lb)));
     expect(answers.map((answer) => answer.status)).toEqual(Array.from({ length: 20 }, () => 200));
     expect(new Set(answers.map((answer) => answer.body))).toEqual(new Set(['b']));
+  });
+
+  it('answers ServiceUnavailable in the client\'s protocol while no node is in service, which an SDK reads as such', { timeout: 120_000 }, async () => {
+    const [a, b] = [await node('a'), await node('b')];
+    const lb = await balancer([a, b]);
+    await eventually(async () => (await ask(lb)).status, (status) => status === 200);
+    a.healthy = false;
+    b.healthy = false;
+    await eventually(async () => (await ask(lb)).status, (status) => status === 503);
+    const sqs = new SQSClient({ endpoint: lb.url, region: 'us-east-1', credentials: { accessKeyId: 'AKID', secretAccessKey: 'secret' }, maxAttempts: 1 });
+    cleanups.push(async () => sqs.destroy());
+    const error = await sqs.send(new ListQueuesCommand({})).catch((caught: unknown) => caught as Error & { $metadata?: { httpStatusCode?: number } });
+    expect(error).toMatchObject({ name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
+    const query = await request(`${lb.url}/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'Action=ListQueues&Version=2012-11-05', reset: true });
+    expect(query.statusCode).toBe(503);
+    expect(await query.body.text()).toContain('<Code>ServiceUnavailable</Code>');
   });
 });
