@@ -1,6 +1,5 @@
-import pg from 'pg';
 import { type LoadBalancer, startHaproxy } from '../testkit/haproxy.js';
-import { startCluster } from '../testkit/postgres-cluster.js';
+import { createDatabase, startCluster } from '../testkit/postgres-cluster.js';
 import { type ShimProcess, spawnShim } from '../testkit/shim-process.js';
 
 /**
@@ -33,18 +32,7 @@ export async function startPostgresSite(credentials: readonly string[]): Promise
     cluster.discard();
   };
   try {
-    const database = async (name: string) => {
-      const admin = new pg.Client({ connectionString: cluster.url });
-      await admin.connect();
-      try {
-        await admin.query(`CREATE DATABASE ${name}`);
-      } finally {
-        await admin.end();
-      }
-      const url = new URL(cluster.url);
-      url.pathname = `/${name}`;
-      return url.href;
-    };
+    const database = (name: string) => createDatabase(cluster.url, name);
     const node = async (dbFile: string) => {
       const shim = await spawnShim({ dbFile, credentials });
       started.push(shim);

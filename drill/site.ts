@@ -1,7 +1,6 @@
-import pg from 'pg';
 import type { EdgeStatus } from '../edge-shim/src/observability/status.js';
 import { type LoadBalancer, startHaproxy } from '../testkit/haproxy.js';
-import { type Cluster, startCluster } from '../testkit/postgres-cluster.js';
+import { type Cluster, createDatabase, startCluster } from '../testkit/postgres-cluster.js';
 import { type DrillEdge, type EdgeOptions, drillCredentials, startEdge } from './edge.js';
 
 /**
@@ -31,7 +30,7 @@ export async function startSite(options: SiteOptions): Promise<DrillSite> {
   const started: DrillEdge[] = [];
   let balancer: LoadBalancer | undefined;
   try {
-    const database = await createDatabase(cluster, 'drill');
+    const database = await createDatabase(cluster.url, 'drill');
     const credentials = drillCredentials();
     for (let index = 0; index < options.nodes; index++) started.push(await startEdge({ ...options, database, credentials, node: String.fromCharCode(97 + index) }));
     balancer = await startHaproxy(started.map((node, index) => ({ name: `node-${index}`, address: new URL(node.url).host })));
@@ -81,18 +80,4 @@ function siteOf(nodes: readonly DrillEdge[], balancer: LoadBalancer, cluster: Cl
       cluster.discard();
     },
   };
-}
-
-/** A database of its own on the cluster, by URL. */
-async function createDatabase(cluster: Cluster, name: string): Promise<string> {
-  const admin = new pg.Client({ connectionString: cluster.url });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(cluster.url);
-  url.pathname = `/${name}`;
-  return url.href;
 }

@@ -2,6 +2,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { freePort } from '../functions/src/local-pipeline/moto.js';
 import { ensureDebianPackages } from './debian-packages.js';
 
@@ -118,4 +119,18 @@ async function start(run: (program: string, args: readonly string[]) => Promise<
       throw new Error(`PostgreSQL did not start: ${(error as Error).message}\n${serverLog.slice(-4000)}`);
     }
   }
+}
+
+/** Creates an empty database `name` on the server `serverUrl` names (a libpq URL), and gives its URL. */
+export async function createDatabase(serverUrl: string, name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.href;
 }

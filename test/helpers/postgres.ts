@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { createDatabase } from '../../testkit/postgres-cluster.js';
 
 /** URL of the PostgreSQL cluster the tests share (postgres-setup.ts), on its `postgres` database. */
 export function postgresUrl(): string {
@@ -16,17 +17,15 @@ export interface TestPostgresDatabase {
 /** A fresh, empty database on the shared cluster, so that each test starts from no schema at all. */
 export async function postgresDatabase(): Promise<TestPostgresDatabase> {
   const name = `holdfast_${randomUUID().replaceAll('-', '')}`;
-  const admin = async (sql: string) => {
+  const url = await createDatabase(postgresUrl(), name);
+  const drop = async () => {
     const client = new pg.Client({ connectionString: postgresUrl() });
     await client.connect();
     try {
-      await client.query(sql);
+      await client.query(`DROP DATABASE ${name} WITH (FORCE)`);
     } finally {
       await client.end();
     }
   };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(postgresUrl());
-  url.pathname = `/${name}`;
-  return { url: url.href, drop: () => admin(`DROP DATABASE ${name} WITH (FORCE)`) };
+  return { url, drop };
 }

@@ -3,14 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateQueueCommand, type Message, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { EdgeStatus } from '../../edge-shim/src/observability/status.js';
 import { type Moto, startMoto } from '../../functions/src/local-pipeline/moto.js';
 import { FaultProxy } from '../../testkit/fault-proxy.js';
 import { type ShimProcess, spawnShim } from '../../testkit/shim-process.js';
 import { drainRegion } from '../helpers/hybrid.js';
-import { type Cluster, startCluster } from '../../testkit/postgres-cluster.js';
+import { type Cluster, createDatabase, startCluster } from '../../testkit/postgres-cluster.js';
 import { TEST_CREDENTIALS } from '../helpers/shim.js';
 import { eventually } from '../helpers/wait.js';
 
@@ -40,16 +39,9 @@ const REGION_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' 
 const credential = `${TEST_CREDENTIALS.accessKeyId}:${TEST_CREDENTIALS.secretAccessKey}`;
 
 /** A fresh database on the test's cluster. */
-async function database(): Promise<string> {
+function database(): Promise<string> {
   databases += 1;
-  const name = `hybrid_site_${databases}`;
-  const admin = new pg.Client({ connectionString: cluster.url });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(cluster.url);
-  url.pathname = `/${name}`;
-  return url.href;
+  return createDatabase(cluster.url, `hybrid_site_${databases}`);
 }
 
 interface Site {

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { retentionCutoff } from '../../edge-shim/src/sqs/messages.js';
 import { PostgresMessages, PostgresQueues } from '../../edge-shim/src/sqs/postgres/stores.js';
-import { type Cluster, startCluster } from '../../testkit/postgres-cluster.js';
+import { type Cluster, createDatabase, startCluster } from '../../testkit/postgres-cluster.js';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
 import { TEST_CREDENTIALS, type TestShim, startTestShim } from '../helpers/shim.js';
@@ -39,15 +39,9 @@ afterAll(() => cluster?.discard());
 /** A fresh database on the cluster, and `count` nodes on it. */
 async function nodes(count: number): Promise<TestShim[]> {
   databases += 1;
-  const name = `nodes_${databases}`;
-  const admin = new pg.Client({ connectionString: cluster.url });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(cluster.url);
-  url.pathname = `/${name}`;
+  const url = await createDatabase(cluster.url, `nodes_${databases}`);
   const shims: TestShim[] = [];
-  for (let index = 0; index < count; index++) shims.push(await startTestShim({ dbFile: url.href }));
+  for (let index = 0; index < count; index++) shims.push(await startTestShim({ dbFile: url }));
   started.push(...shims);
   return shims;
 }

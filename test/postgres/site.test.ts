@@ -16,7 +16,7 @@ import {
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
 import { type LoadBalancer, startHaproxy } from '../../testkit/haproxy.js';
-import { type Cluster, startCluster } from '../../testkit/postgres-cluster.js';
+import { type Cluster, createDatabase, startCluster } from '../../testkit/postgres-cluster.js';
 import { type ShimProcess, spawnShim } from '../../testkit/shim-process.js';
 import { parseExposition, sampleValue } from '../helpers/prometheus.js';
 import { TEST_CREDENTIALS } from '../helpers/shim.js';
@@ -49,13 +49,7 @@ const clients: SQSClient[] = [];
 
 beforeAll(async () => {
   cluster = await startCluster();
-  const admin = new pg.Client({ connectionString: cluster.url });
-  await admin.connect();
-  await admin.query('CREATE DATABASE site');
-  await admin.end();
-  const url = new URL(cluster.url);
-  url.pathname = '/site';
-  databaseUrl = url.href;
+  databaseUrl = await createDatabase(cluster.url, 'site');
   dir = mkdtempSync(join(tmpdir(), 'holdfast-site-'));
   // One at a time: the first creates the schema, the second finds it.
   nodes.push(await startNode('a'));
