@@ -229,14 +229,17 @@ it('rejects a WaitTimeSeconds outside 0 to 20', async () => {
 // The hybrid edge stores a send the region may have taken (its answer never came) held for the
 // replay: no receive at the edge may take it, or anything after it in its FIFO group; the replay's
 // take alone does, and what it gives back is held again.
-// Sends held for the replay are the hybrid edge's, which runs on SQLite only.
+// The replay's store is checked here on SQLite's (its PostgreSQL tables are the hybrid edge's,
+// which test/hybrid runs on both engines); sends held for the replay on both.
 const onSqlite = testEngine() === 'sqlite';
 const sendHeld = (queueUrl: string, body: string, extra: Record<string, unknown> = {}) =>
   t.shim.service.sendHeldForReplay('SendMessage', { QueueUrl: queueUrl, MessageBody: body, ...extra }, { baseUrl: new URL(queueUrl).origin });
-const takeForReplay = (queueUrl: string) => {
+const replayStore = () => {
   const site = sqliteSite(t.shim.sqlite!.engine, 'test', Date.now);
-  return new ReplayStore(t.shim.sqlite!, (context) => site.ledger(context)).take(decodeURIComponent(queueUrl.split('/').pop()!), 10, 60);
+  return new ReplayStore(t.shim.sqlite!, (context) => site.ledger(context));
 };
+const queueName = (queueUrl: string) => decodeURIComponent(queueUrl.split('/').pop()!);
+const takeForReplay = (queueUrl: string) => replayStore().take(queueName(queueUrl), 10, 60);
 
 it.runIf(onSqlite)('never hands out a message held for the replay but to the replay, and a long poll sleeps through it', { timeout: LIVENESS_MS }, async () => {
   const queue = await createQueue(t.sqs, 'held');
@@ -251,6 +254,18 @@ it.runIf(onSqlite)('never hands out a message held for the replay but to the rep
   await t.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue, ReceiptHandle: taken!.receipt, VisibilityTimeout: 0 }));
   expect(await receive(t.sqs, queue)).toEqual([]);
   expect((await takeForReplay(queue)).map((message) => message.body)).toEqual(['held']);
+});
+
+it.runIf(onSqlite)('holds for the replay a message whose replay got no answer: given back, no receive at the edge takes it, the replay does', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'unanswered');
+  await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'maybe in the region' }));
+  const store = replayStore();
+  const taken = await store.take(queueName(queue), 10, 60);
+  // The batch got no answer: the region may run it already, and a fallback agent must not run it too.
+  await store.unanswered(taken);
+  await store.giveBack(queueName(queue), taken);
+  expect(await receive(t.sqs, queue)).toEqual([]);
+  expect((await takeForReplay(queue)).map((message) => message.body)).toEqual(['maybe in the region']);
 });
 
 it.runIf(onSqlite)('keeps a FIFO group behind a message held for the replay, and only that group', { timeout: LIVENESS_MS }, async () => {

@@ -125,7 +125,7 @@ export class MessageStore implements MessagePort {
       redelay: db.prepare(
         'UPDATE message_states SET visible_at = enqueued_at + ? WHERE queue_id = ? AND epoch = ? AND receive_count = 0 AND id NOT IN (SELECT id FROM replay_holds)',
       ),
-      hold: db.prepare('INSERT INTO replay_holds (id) VALUES (?)'),
+      hold: db.prepare('INSERT OR IGNORE INTO replay_holds (id) VALUES (?)'),
       inFlight: db.prepare<[number, number, number, number], MessageRow>(
         'SELECT * FROM message_states WHERE queue_id = ? AND epoch = ? AND visible_at > ? AND visible_at < ? AND receive_count > 0',
       ),
@@ -203,7 +203,7 @@ export class MessageStore implements MessagePort {
     return this.statements.inFlight.all(queue.id, queue.purgedThrough, now, HELD_FOR_REPLAY);
   }
 
-  /** Keeps a message just inserted (visible at HELD_FOR_REPLAY) from every receive but the replay's. */
+  /** See MessagePort.holdForReplay. */
   holdForReplay(id: number): void {
     this.statements.hold.run(id);
   }

@@ -96,6 +96,8 @@ export class Replayer {
   private readonly log: RepeatedLog;
   /** Messages of an unanswered batch, held back until their attempt is surely over. */
   private readonly heldBack = new WeakSet<ReplayMessage>();
+  /** The timers that give back unanswered batches once their attempt is surely over. */
+  private readonly quiet = new Set<NodeJS.Timeout>();
   private running: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private stopping = new AbortController();
@@ -142,6 +144,9 @@ export class Replayer {
   }
 
   async stop(): Promise<void> {
+    // Batches waiting out their quiet time stay taken: the next replay's start makes them visible again, held.
+    for (const timer of this.quiet) clearTimeout(timer);
+    this.quiet.clear();
     this.stopping.abort();
     this.wake();
     await this.running;
@@ -347,15 +352,29 @@ export class Replayer {
   }
 
   /**
-   * A batch got no answer (or a server error): the region may have taken it. Its messages are sent
+   * A batch got no answer (or a server error): the region may have taken it. Its messages are held
+   * for the replay, as a client's send that got no answer is: no receive at the edge (a fallback
+   * agent, once the edge is offline) runs them beside their twins in the region. They are sent
    * again with the same ids, but only once the attempt is surely over (after a quiet time the
    * length of the slowest transfers lately), so that two attempts of one message are never on
    * their way at once; and the time of the first attempt is kept for the deduplication interval.
    */
   private async holdBack(name: string, batch: ReplayMessage[]): Promise<void> {
     for (const message of batch) this.heldBack.add(message);
-    await this.parts.store.unanswered(batch).catch((error: unknown) => this.parts.logger.warn({ queue: name, err: error }, 'cannot record an unanswered replay batch'));
-    await this.giveBack(name, batch, Math.ceil(this.window.quietMs() / 1000));
+    try {
+      // Held from every receive at the edge from now on: the region may be running them already.
+      await this.parts.store.unanswered(batch);
+    } catch (error) {
+      // Left under this take until their lease ends or the replay restarts, rather than given back unheld.
+      this.parts.logger.warn({ queue: name, err: error }, 'cannot record an unanswered replay batch');
+      return;
+    }
+    // Still under this take for the quiet time, then offered to the replay alone.
+    const timer = setTimeout(() => {
+      this.quiet.delete(timer);
+      void this.giveBack(name, batch);
+    }, this.window.quietMs());
+    this.quiet.add(timer);
   }
 
   /** The region lost the queue: it is created again from the edge's copy, or the queue's replay is parked with why. */

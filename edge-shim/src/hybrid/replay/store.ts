@@ -100,7 +100,10 @@ export class ReplayStore {
     return this.eachReceipt(queueName, messages, (context, queue, message) => changeVisibilityOne(context, queue, message.receipt, seconds));
   }
 
-  /** The region may have taken these messages without answering: remembered, with the first such time. */
+  /**
+   * The region may have taken these messages without answering: remembered, with the first such
+   * time, and held for the replay (no receive at the edge takes them; given back, they stay held).
+   */
   unanswered(messages: readonly ReplayMessage[]): Promise<void> {
     return this.engine.transact('', (context) => this.remembered(context, messages));
   }
@@ -116,7 +119,10 @@ export class ReplayStore {
 
   private *remembered(context: SqsContext, messages: readonly ReplayMessage[]): Step<void> {
     const ledger = this.ledgerOf(context);
-    for (const message of messages) yield* call(ledger.unanswered(message.id, context.now));
+    for (const message of messages) {
+      yield* call(ledger.unanswered(message.id, context.now));
+      yield* call(context.messages.holdForReplay(message.id));
+    }
   }
 
   private *released(context: SqsContext): Step<number> {

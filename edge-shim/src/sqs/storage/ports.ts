@@ -71,7 +71,11 @@ export interface MessagePort {
   /** A FIFO queue's new DelaySeconds applied to its messages never received. */
   applyQueueDelay(queue: Queue, now: number): Pending<void>;
   counts(queue: Queue, now: number): Pending<MessageCounts>;
-  /** Keeps a message just inserted (visible at HELD_FOR_REPLAY) from every receive but the replay's. */
+  /**
+   * Keeps a message from every receive but the replay's: one just inserted at HELD_FOR_REPLAY, or
+   * one the replay holds taken, which stays held when its visibility is next set to now. Holding a
+   * held message again changes nothing.
+   */
   holdForReplay(id: number): Pending<void>;
   anyHeldForReplay(): Pending<boolean>;
   /** Makes up to `limit` held messages visible for the replay's take in this transaction. */
