@@ -21,12 +21,16 @@ import { seededRandom } from '../../testkit/fault-modes.js';
 const TRIALS = Number(process.env.HOLDFAST_DRILL_TRIALS ?? 3);
 const FIRST_SEED = Number(process.env.HOLDFAST_DRILL_SEED ?? Math.floor(Math.random() * 1_000_000));
 
-/** A trial's drill, drawn from its seed: any outage kind, 2 to 6 s long, at 2 payments a second. */
+/**
+ * A trial's drill, drawn from its seed: any outage kind, 2 to 6 s long, at 2 payments a second, the
+ * edge one node on SQLite or two on PostgreSQL (one SIGKILLed halfway through the outage).
+ */
 function trialOptions(seed: number): DrillOptions {
   const random = seededRandom(seed);
   return {
     kind: OUTAGE_KINDS[Math.floor(random() * OUTAGE_KINDS.length)]!,
     outageSeconds: 2 + Math.floor(random() * 5),
+    edgeNodes: random() < 0.5 ? 1 : 2,
     rate: 2,
     lowRiskShare: 0.5,
     seed,
@@ -42,8 +46,8 @@ describe('randomized outage drills', () => {
     const options = trialOptions(seed);
     const started = Date.now();
     const report = await runDrill(options);
-    console.log(`trial seed ${seed}: ${options.kind} for ${options.outageSeconds} s, took ${((Date.now() - started) / 1000).toFixed(0)} s\n${markdownReport(report)}`);
-    const context = `seed ${seed}, ${options.kind} for ${options.outageSeconds} s; rerun: HOLDFAST_DRILL_SEED=${seed} HOLDFAST_DRILL_TRIALS=1 npx vitest run test/drill/outage-trials.test.ts`;
+    console.log(`trial seed ${seed}: ${options.kind} for ${options.outageSeconds} s on ${options.edgeNodes} node(s), took ${((Date.now() - started) / 1000).toFixed(0)} s\n${markdownReport(report)}`);
+    const context = `seed ${seed}, ${options.kind} for ${options.outageSeconds} s on ${options.edgeNodes} node(s); rerun: HOLDFAST_DRILL_SEED=${seed} HOLDFAST_DRILL_TRIALS=1 npx vitest run test/drill/outage-trials.test.ts`;
     expect(report.lost, `lost (${context})`).toBe(0);
     expect(report.authorizedTwice, `authorized twice (${context})`).toBe(0);
     expect(report.postedTwice, `posted twice (${context})`).toBe(0);

@@ -58,8 +58,8 @@ export class ReplayStore {
     const queue = yield* call(context.queues.byName(queueName));
     if (!queue) return [];
     const anyHeld = yield* call(context.messages.anyHeldForReplay());
-    // A FIFO take fills up from the group it takes first: one offered is enough, more would go back.
-    if (anyHeld) yield* call(context.messages.offerHeld(queue, queue.fifo ? 1 : limit, context.now));
+    // Offered first stored first (a FIFO group's in its order); what the take leaves is held again.
+    if (anyHeld) yield* call(context.messages.offerHeld(queue, limit, context.now));
     const { messages } = yield* takeMessages(context, { queue, limit, visibleFor: leaseSeconds * 1000, attemptId: undefined, deadLetters: false });
     if (anyHeld) yield* call(context.messages.holdUntaken(queue, context.now));
     const ledger = this.ledgerOf(context);

@@ -381,13 +381,18 @@ export class PostgresMessages implements MessagePort {
     return (await rows(this.db, 'SELECT 1 FROM sqs_messages WHERE held LIMIT 1', [])).length > 0;
   }
 
+  // In a FIFO queue, the held messages of the first one's group: a group stays locked while any of its first messages is held.
   async offerHeld(queue: Queue, limit: number, _now: number): Promise<void> {
-    const held = await rows<MessageRow>(
-      this.db,
-      `SELECT ${STATE} FROM sqs_messages WHERE queue_id = $1 AND epoch = $2 AND visible_at = $3 ORDER BY receive_count, enqueued_at LIMIT $4 FOR UPDATE`,
-      [queue.id, queue.purgedThrough, HELD_FOR_REPLAY, limit],
-    );
-    for (const message of held) await this.moveVisibility(queue, message, OFFERED_FOR_REPLAY);
+    const held = (count: number, group?: string) =>
+      rows<MessageRow>(
+        this.db,
+        `SELECT ${STATE} FROM sqs_messages WHERE queue_id = $1 AND epoch = $2 AND visible_at = $3 AND ($5::text IS NULL OR group_id = $5) ORDER BY id LIMIT $4 FOR UPDATE`,
+        [queue.id, queue.purgedThrough, HELD_FOR_REPLAY, count, group ?? null],
+      );
+    let offered = await held(queue.fifo ? 1 : limit);
+    const group = offered[0]?.group_id;
+    if (queue.fifo && group) offered = await held(Math.max(limit, IN_FLIGHT_WINDOW), group);
+    for (const message of offered) await this.moveVisibility(queue, message, OFFERED_FOR_REPLAY);
   }
 
   async holdUntaken(queue: Queue, _now: number): Promise<void> {
