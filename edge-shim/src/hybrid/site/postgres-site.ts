@@ -131,7 +131,9 @@ export async function postgresSite(options: PostgresSiteOptions): Promise<SiteSt
 
 /** The queues and their counts as last read from the database, plus this node's sends since. */
 class SnapshotView implements QueueView {
-  private readonly queues_: PostgresQueues;
+  private readonly registry: PostgresQueues;
+  /** The read under way, which a refresh asked for meanwhile shares. */
+  private reading: Promise<void> | undefined;
   private byName = new Map<string, Queue>();
   private tallies = new Map<string, QueueTally>();
   /** Messages this node stored since the snapshot began: the next one counts them. */
@@ -141,15 +143,15 @@ class SnapshotView implements QueueView {
     private readonly pool: pg.Pool,
     private readonly options: PostgresSiteOptions,
   ) {
-    this.queues_ = new PostgresQueues(pool, options.region, options.accountId);
+    this.registry = new PostgresQueues(pool, options.region, options.accountId);
   }
 
   get accountId(): string {
-    return this.queues_.accountId;
+    return this.registry.accountId;
   }
 
   arnOf(name: string): string {
-    return this.queues_.arnOf(name);
+    return this.registry.arnOf(name);
   }
 
   queue(name: string): Queue | undefined {
@@ -176,11 +178,16 @@ class SnapshotView implements QueueView {
     this.storedSince.set(name, (this.storedSince.get(name) ?? 0) + count);
   }
 
-  async refresh(): Promise<void> {
+  refresh(): Promise<void> {
+    this.reading ??= this.read().finally(() => (this.reading = undefined));
+    return this.reading;
+  }
+
+  private async read(): Promise<void> {
     // What this node stored before the snapshot's query began is in the snapshot.
     const counted = new Map(this.storedSince);
     const now = this.options.clock();
-    const queues = await this.queues_.all();
+    const queues = await this.registry.all();
     const { rows } = await this.pool.query<{ queue_id: number; stored: number; visible: number; in_flight: number; delayed: number; oldest: number | null }>(
       `SELECT m.queue_id, count(*) AS stored,
               count(*) FILTER (WHERE m.visible_at <= $1) AS visible,
