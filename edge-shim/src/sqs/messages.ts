@@ -133,7 +133,7 @@ export class MessageStore implements MessagePort {
       isHeld: db.prepare<[number], { one: number }>('SELECT 1 AS one FROM replay_holds WHERE id = ?'),
       // Only held messages are visible at HELD_FOR_REPLAY: the visibility index finds them.
       held: db.prepare<[number, number, number, number], MessageRow>(
-        'SELECT * FROM message_states WHERE queue_id = ? AND epoch = ? AND visible_at = ? ORDER BY id LIMIT ?',
+        'SELECT * FROM message_states WHERE queue_id = ? AND epoch = ? AND visible_at = ? ORDER BY receive_count, enqueued_at LIMIT ?',
       ),
       heldOfGroup: db.prepare<[number, number, number, string, number], MessageRow>(
         'SELECT * FROM message_states WHERE queue_id = ? AND epoch = ? AND visible_at = ? AND group_id = ? ORDER BY id LIMIT ?',
@@ -219,8 +219,8 @@ export class MessageStore implements MessagePort {
    * Makes up to `limit` of a queue's held messages visible, for the replay's take in this same
    * transaction: visible since the epoch, so that the take prefers them (they are the sends the
    * region may have taken, best handed over while its 5-minute deduplication may still see them).
-   * The first stored first. In a FIFO queue, the held messages of the group of the first: a group
-   * stays locked while any of its first messages is held, so all of them are offered at once.
+   * In a FIFO queue, the held messages of the first one's group, in the group's order: a group stays
+   * locked while any of its first messages is held, so all of them are offered at once.
    */
   offerHeld(queue: Queue, limit: number, now: number): void {
     const { held, heldOfGroup } = this.statements;

@@ -58,7 +58,7 @@ export class ReplayStore {
     const queue = yield* call(context.queues.byName(queueName));
     if (!queue) return [];
     const anyHeld = yield* call(context.messages.anyHeldForReplay());
-    // Offered first stored first (a FIFO group's in its order); what the take leaves is held again.
+    // Held messages first (a FIFO group's all together, in its order); what the take leaves is held again.
     if (anyHeld) yield* call(context.messages.offerHeld(queue, limit, context.now));
     const { messages } = yield* takeMessages(context, { queue, limit, visibleFor: leaseSeconds * 1000, attemptId: undefined, deadLetters: false });
     if (anyHeld) yield* call(context.messages.holdUntaken(queue, context.now));

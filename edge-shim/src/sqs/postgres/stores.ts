@@ -383,15 +383,11 @@ export class PostgresMessages implements MessagePort {
 
   // In a FIFO queue, the held messages of the first one's group: a group stays locked while any of its first messages is held.
   async offerHeld(queue: Queue, limit: number, _now: number): Promise<void> {
-    const held = (count: number, group?: string) =>
-      rows<MessageRow>(
-        this.db,
-        `SELECT ${STATE} FROM sqs_messages WHERE queue_id = $1 AND epoch = $2 AND visible_at = $3 AND ($5::text IS NULL OR group_id = $5) ORDER BY id LIMIT $4 FOR UPDATE`,
-        [queue.id, queue.purgedThrough, HELD_FOR_REPLAY, count, group ?? null],
-      );
-    let offered = await held(queue.fifo ? 1 : limit);
+    const held = `SELECT ${STATE} FROM sqs_messages WHERE queue_id = $1 AND epoch = $2 AND visible_at = $3`;
+    const values = [queue.id, queue.purgedThrough, HELD_FOR_REPLAY];
+    let offered = await rows<MessageRow>(this.db, `${held} ORDER BY receive_count, enqueued_at LIMIT $4 FOR UPDATE`, [...values, queue.fifo ? 1 : limit]);
     const group = offered[0]?.group_id;
-    if (queue.fifo && group) offered = await held(Math.max(limit, IN_FLIGHT_WINDOW), group);
+    if (queue.fifo && group) offered = await rows<MessageRow>(this.db, `${held} AND group_id = $5 ORDER BY id LIMIT $4 FOR UPDATE`, [...values, Math.max(limit, IN_FLIGHT_WINDOW), group]);
     for (const message of offered) await this.moveVisibility(queue, message, OFFERED_FOR_REPLAY);
   }
 

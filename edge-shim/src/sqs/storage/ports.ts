@@ -79,8 +79,8 @@ export interface MessagePort {
   holdForReplay(id: number): Pending<void>;
   anyHeldForReplay(): Pending<boolean>;
   /**
-   * Makes up to `limit` held messages visible for the replay's take in this transaction, the first
-   * stored first; in a FIFO queue, those of one group, in its order (see MessageStore.offerHeld).
+   * Makes up to `limit` held messages visible for the replay's take in this transaction; in a FIFO
+   * queue, those of one group, in its order (see MessageStore.offerHeld).
    */
   offerHeld(queue: Queue, limit: number, now: number): Pending<void>;
   /** Holds again the held messages that `offerHeld` offered and the take left. */
