@@ -14,8 +14,8 @@ export interface CannedAnswer {
   readonly body: string;
 }
 
-/** Answers a request itself, or leaves it to the real region (undefined). */
-export type StandInRule = (request: StandInRequest) => CannedAnswer | undefined;
+/** Answers a request itself, or leaves it to the real region (undefined); a promise holds the request until it settles. */
+export type StandInRule = (request: StandInRequest) => CannedAnswer | undefined | Promise<CannedAnswer | undefined>;
 
 /** An error as an AWS JSON 1.0 service answers it, in the shape the SDKs read. */
 export function awsJsonError(status: number, type: string, message: string, queryCode = type): CannedAnswer {
@@ -65,7 +65,7 @@ export class RegionStandIn {
       } catch {
         // Not JSON: forwarded as it is.
       }
-      const canned = standIn.rule?.({ operation, input });
+      const canned = await standIn.rule?.({ operation, input });
       if (canned) {
         standIn.counts.answered += 1;
         return canned;

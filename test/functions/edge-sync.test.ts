@@ -430,10 +430,20 @@ describe.each(EDGE_ENGINES)('sync from an edge site (%s) to the region', (engine
     try {
       const database = await edge(engine);
       await runAt(edgeSite('edge-a'), database.stores, 'charge', [task(`w-${randomUUID()}`), task(`w-${randomUUID()}`)]);
-      // The first node's writes wait until let go.
+      // The first node's writes wait until let go; it holds the sync's lock once its first write waits.
       let letGo!: () => void;
       const held = new Promise<void>((resolve) => (letGo = resolve));
-      const first = sync(target, database, { pacer: { run: async (write) => held.then(write) } });
+      let writing!: () => void;
+      const firstWriteWaits = new Promise<void>((resolve) => (writing = resolve));
+      const first = sync(target, database, {
+        pacer: {
+          run: async (write) => {
+            writing();
+            return held.then(write);
+          },
+        },
+      });
+      await firstWriteWaits;
       // A second node, on a pool of its own, waits for it rather than writing meanwhile.
       const progress: SyncProgress[] = [];
       const second = sync(target, database, { database: database.location, onProgress: (step) => progress.push(step) });

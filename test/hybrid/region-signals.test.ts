@@ -30,27 +30,61 @@ async function queue(name: string): Promise<string> {
 }
 
 const nameOf = (url: string) => url.split('/').pop()!;
+const EXPIRED = awsJsonError(403, 'ExpiredToken', 'The security token included in the request is expired');
 
 describe('the edge\'s own credentials refused', () => {
   it('goes offline saying so, stores and acknowledges sends meanwhile (producers never see the refusal), and replays once they are taken again', { timeout: 60_000 }, async () => {
     const orders = await queue('orders');
-    region.rule = () => awsJsonError(403, 'ExpiredToken', 'The security token included in the request is expired');
-    // A producer's send: acknowledged by the edge, not refused with the shim's ExpiredToken.
-    const sent = await edge.sqs.send(new SendMessageCommand({ QueueUrl: orders, MessageBody: 'kept' }));
-    expect(sent.MessageId).toBeDefined();
-    // A request under way before the rule (the mirror's look at the new queue) may answer after it and clear the refusal for a moment: the next probe says it again.
-    const offline = await eventually(() => edge.shim.status(), (status) => status.mode === 'offline' && status.upstream!.credentialsRefused !== null);
-    expect(offline.reason).toMatch(/refuses the edge's credentials: ExpiredToken/);
-    expect(offline.reason).toMatch(/renew the credentials the shim runs with/);
-    expect(offline.upstream!.credentialsRefused).toMatch(/ExpiredToken/);
-    const health = (await (await request(`${edge.shim.url}/health`)).body.json()) as { status: string; attention?: string };
-    expect(health.status).toBe('ok');
-    expect(health.attention).toMatch(/ExpiredToken/);
-    expect(offline.queues.find((entry) => entry.name === nameOf(orders))!.backlog).toBe(1);
-
-    region.rule = undefined;
+    region.rule = () => EXPIRED;
+    try {
+      // A producer's send: acknowledged by the edge, not refused with the shim's ExpiredToken.
+      const sent = await edge.sqs.send(new SendMessageCommand({ QueueUrl: orders, MessageBody: 'kept' }));
+      expect(sent.MessageId).toBeDefined();
+      const offline = await eventually(() => edge.shim.status(), (status) => status.mode === 'offline');
+      expect(offline.reason).toMatch(/refuses the edge's credentials: ExpiredToken/);
+      expect(offline.reason).toMatch(/renew the credentials the shim runs with/);
+      expect(offline.upstream!.credentialsRefused).toMatch(/ExpiredToken/);
+      const health = (await (await request(`${edge.shim.url}/health`)).body.json()) as { status: string; attention?: string };
+      expect(health.status).toBe('ok');
+      expect(health.attention).toMatch(/ExpiredToken/);
+      expect(offline.queues.find((entry) => entry.name === nameOf(orders))!.backlog).toBe(1);
+    } finally {
+      region.rule = undefined;
+    }
     await eventually(() => edge.shim.status(), (status) => status.mode === 'online' && status.backlog === 0 && status.upstream!.credentialsRefused === null);
     expect((await drainRegion(edge.region, nameOf(orders))).map((message) => message.Body)).toEqual(['kept']);
+  });
+
+  it('keeps the refusal when a request signed before it is answered after it', { timeout: 60_000 }, async () => {
+    const orders = await queue('late');
+    let release!: () => void;
+    const released = new Promise<undefined>((resolve) => (release = () => resolve(undefined)));
+    let arrived!: () => void;
+    const heldArrived = new Promise<void>((resolve) => (arrived = resolve));
+    region.rule = ({ operation }) => {
+      if (operation !== 'SendMessage') return undefined;
+      arrived();
+      return released;
+    };
+    try {
+      // A send reaches the region and waits there; meanwhile the region starts refusing the credentials.
+      const early = edge.sqs.send(new SendMessageCommand({ QueueUrl: orders, MessageBody: 'early' }));
+      await heldArrived;
+      region.rule = () => EXPIRED;
+      await edge.sqs.send(new SendMessageCommand({ QueueUrl: orders, MessageBody: 'refused, so kept' }));
+      expect((await edge.shim.status()).upstream!.credentialsRefused).toMatch(/ExpiredToken/);
+      // The early send's answer comes last: it tells nothing of the credentials now.
+      release();
+      expect((await early).MessageId).toBeDefined();
+      const status = await edge.shim.status();
+      expect(status.upstream!.credentialsRefused).toMatch(/ExpiredToken/);
+      expect(status.mode).toBe('offline');
+    } finally {
+      release();
+      region.rule = undefined;
+    }
+    await eventually(() => edge.shim.status(), (status) => status.mode === 'online' && status.backlog === 0 && status.upstream!.credentialsRefused === null);
+    expect((await drainRegion(edge.region, nameOf(orders))).map((message) => message.Body).sort()).toEqual(['early', 'refused, so kept']);
   });
 });
 

@@ -71,6 +71,10 @@ export class Region {
   lastFailure: string | undefined;
   /** Set while the region refuses the edge's credentials; cleared by the next request it takes. */
   identityProblem: IdentityProblem | undefined;
+  /** Requests started so far; each is numbered by it, so that a late answer cannot overrule a newer one. */
+  private requestsStarted = 0;
+  /** The number of the newest request whose answer decided whether the credentials are taken. */
+  private identityDecidedBy = 0;
   private readonly identityListeners: Array<(problem: IdentityProblem) => void> = [];
   private readonly brownout: BrownoutDetector;
   private readonly client: RegionClient;
@@ -114,6 +118,7 @@ export class Region {
    * request's failure alone. While the breaker is open, a request fails at once.
    */
   private async guarded<T>(work: () => Promise<T>, facts: RequestFacts): Promise<T> {
+    const request = ++this.requestsStarted;
     try {
       const result = await this.breaker.execute(async () => {
         try {
@@ -123,13 +128,13 @@ export class Region {
           throw error;
         }
       });
-      this.answered(facts);
+      this.answered(facts, request);
       return result;
     } catch (caught) {
       if (caught instanceof BrokenCircuitError) throw new RegionUnavailable('the region is cut off (circuit open)', 'unreachable', false, { cause: caught });
       const error = caught instanceof OutageSignal ? caught.failure : caught;
-      if (error instanceof RegionUnavailable) this.failed(error);
-      else if (error instanceof SqsError) this.answered(facts);
+      if (error instanceof RegionUnavailable) this.failed(error, request);
+      else if (error instanceof SqsError) this.answered(facts, request);
       throw error;
     }
   }
@@ -150,20 +155,24 @@ export class Region {
   }
 
   /** The region answered (the client's own errors included): it is there, and takes the edge's credentials. */
-  private answered(facts: RequestFacts): void {
+  private answered(facts: RequestFacts, request: number): void {
     this.lastSuccessAt = this.clock();
     // The probe is a signal of its own: a brownout is told from clients' requests alone.
     if (!facts.probe) this.brownout.record(facts.source, false);
+    // A request signed before the refusal and answered after it says nothing of the credentials now.
+    if (request < this.identityDecidedBy) return;
+    this.identityDecidedBy = request;
     if (this.identityProblem) {
       this.options.logger.info({ code: this.identityProblem.code }, 'the region takes the edge\'s credentials again');
       this.identityProblem = undefined;
     }
   }
 
-  private failed(error: RegionUnavailable): void {
+  private failed(error: RegionUnavailable, request: number): void {
     this.lastFailureAt = this.clock();
     this.lastFailure = error.message;
-    if (error.kind !== 'identity') return;
+    if (error.kind !== 'identity' || request < this.identityDecidedBy) return;
+    this.identityDecidedBy = request;
     const code = error.answer?.code ?? 'AccessDenied';
     const problem = { code, message: error.message, since: this.identityProblem?.since ?? this.clock() };
     this.identityProblem = problem;
@@ -200,11 +209,12 @@ export class Region {
 
   /** Whether the region answers at all within `timeoutMs`, outside the breaker (at start); why not, if not. */
   async reachable(timeoutMs: number): Promise<{ readonly reachable: true } | { readonly reachable: false; readonly reason: string }> {
+    const request = ++this.requestsStarted;
     try {
       await this.ask(timeoutMs);
       return { reachable: true };
     } catch (error) {
-      if (error instanceof RegionUnavailable) this.failed(error);
+      if (error instanceof RegionUnavailable) this.failed(error, request);
       return { reachable: false, reason: error instanceof Error ? error.message : String(error) };
     }
   }
@@ -341,12 +351,13 @@ export class Region {
    * on the way back, which the replay's congestion control answers, not a sign the region is away.
    */
   async sendBatch(url: string, entries: readonly Input[], options: { readonly signal: AbortSignal; readonly timeoutMs: number }): Promise<Output> {
+    const request = ++this.requestsStarted;
     try {
       const output = await this.client.call('SendMessageBatch', { QueueUrl: url, Entries: entries }, { kind: 'transfer', ...options });
       this.lastSuccessAt = this.clock();
       return output;
     } catch (error) {
-      if (error instanceof RegionUnavailable) this.failed(error);
+      if (error instanceof RegionUnavailable) this.failed(error, request);
       throw error;
     }
   }
