@@ -87,6 +87,8 @@ export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEn
   /** The engine's time, milliseconds since the epoch: the clock that every decision of the engine reads. */
   readonly clock: () => number;
   private readonly expiries: ExpiryLog;
+  /** What an operation's context hands on once its transaction is committed. */
+  private readonly afterCommitted: CommitHooks;
   private tries = 0;
 
   constructor(options: SqsServiceOptions<E>) {
@@ -97,6 +99,11 @@ export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEn
     const sweepIntervalMs = options.sweepIntervalMs ?? 1000;
     this.sweeper = new Sweeper(this, { intervalMs: sweepIntervalMs, time: engine.time, expiries: this.expiries, compact: engine.compact }, logger);
     this.mover = new MessageMover(this, logger, engine.shared ? sweepIntervalMs : undefined);
+    this.afterCommitted = {
+      wake: (availability) => this.wake(availability),
+      expired: (expired) => this.expiries.committed(expired),
+      moveTasksChanged: () => this.mover.wake(),
+    };
     // Background work that rewrites the store stops on corruption: a recovery starts from what was found.
     engine.onCorruption?.(() => {
       this.sweeper.stop();
@@ -108,42 +115,19 @@ export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEn
 
   /** Runs work in one transaction of the engine with a context for it; resolves once it is committed. */
   transact<T>(baseUrl: string, work: (context: SqsContext & S) => Step<T>, options: TransactOptions = {}): Promise<T> {
-    let callbacks: Array<() => void> = [];
-    let announcements: Availability[] = [];
-    const run = (storage: S): Step<T> => {
+    let context: OperationContext | undefined;
+    const transaction = {
       // A transaction the engine runs again starts from nothing.
-      callbacks = [];
-      announcements = [];
-      let expired: ExpiredByQueue | undefined;
-      const available = (availability: Availability) => {
-        announcements.push(availability);
-        callbacks.push(() => this.wake(availability));
-      };
-      // The storage's ports go last: made as a copy of the storage object (`{ ...storage, now, ... }`),
-      // the context had each further property added to it one by one, half a send's time at the engine.
-      const context: SqsContext & S = {
-        retentionCutoff: this.engine.retentionCutoff,
-        now: this.clock(),
-        baseUrl,
-        holdForReplay: options.holdForReplay === true,
-        afterCommit: (callback) => callbacks.push(callback),
-        messagesAvailable: (queue: Queue, count = 1) => available({ queueId: queue.id, count }),
-        messagesAvailableAt: (queue: Queue, at: number) => available({ queueId: queue.id, count: 1, at }),
-        messageExpired: (queue: Queue, message: MessageRow) => {
-          if (!expired) {
-            const committed = (expired = new Map());
-            callbacks.push(() => this.expiries.committed(committed));
-          }
-          addExpired(expired, queue.name, 1, context.now - message.enqueued_at);
-        },
-        moveTasksChanged: () => callbacks.push(() => this.mover.wake()),
-        ...storage,
-      };
-      return work(context);
+      run: (storage: S): Step<T> => {
+        context = new OperationContext(this.afterCommitted, this.engine.retentionCutoff, this.clock(), baseUrl, options.holdForReplay === true, storage);
+        return work(context as unknown as SqsContext & S);
+      },
+      announcements: (): readonly Availability[] => context!.announcements,
+      needsRoom: options.needsRoom === true,
     };
     // Callbacks run after the COMMIT has returned.
-    return this.engine.transact({ run, announcements: () => announcements, needsRoom: options.needsRoom === true }).then((value) => {
-      for (const callback of callbacks) callback();
+    return this.engine.transact(transaction).then((value) => {
+      for (const callback of context!.callbacks) callback();
       return value;
     });
   }
@@ -284,5 +268,63 @@ export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEn
   async drain(): Promise<void> {
     await this.engine.drain();
     this.expiries.flush();
+  }
+}
+
+/** What a committed operation tells its service. */
+interface CommitHooks {
+  wake(availability: Availability): void;
+  expired(expired: ExpiredByQueue): void;
+  moveTasksChanged(): void;
+}
+
+/**
+ * An operation's context in one run of its transaction (see SqsContext): its methods live on the
+ * prototype and the storage's ports are assigned last, so that making one per operation creates no
+ * closures and every context of an engine has one shape.
+ */
+class OperationContext {
+  readonly callbacks: Array<() => void> = [];
+  readonly announcements: Availability[] = [];
+  private expired: ExpiredByQueue | undefined;
+
+  constructor(
+    private readonly hooks: CommitHooks,
+    readonly retentionCutoff: SqsContext['retentionCutoff'],
+    readonly now: number,
+    readonly baseUrl: string,
+    readonly holdForReplay: boolean,
+    storage: EngineStorage,
+  ) {
+    Object.assign(this, storage);
+  }
+
+  afterCommit(callback: () => void): void {
+    this.callbacks.push(callback);
+  }
+
+  messagesAvailable(queue: Queue, count = 1): void {
+    this.available({ queueId: queue.id, count });
+  }
+
+  messagesAvailableAt(queue: Queue, at: number): void {
+    this.available({ queueId: queue.id, count: 1, at });
+  }
+
+  messageExpired(queue: Queue, message: MessageRow): void {
+    if (!this.expired) {
+      const committed: ExpiredByQueue = (this.expired = new Map());
+      this.callbacks.push(() => this.hooks.expired(committed));
+    }
+    addExpired(this.expired, queue.name, 1, this.now - message.enqueued_at);
+  }
+
+  moveTasksChanged(): void {
+    this.callbacks.push(() => this.hooks.moveTasksChanged());
+  }
+
+  private available(availability: Availability): void {
+    this.announcements.push(availability);
+    this.callbacks.push(() => this.hooks.wake(availability));
   }
 }

@@ -78,7 +78,7 @@ export class Sweeper {
   }
 
   private *followWallClock(context: SqsContext): Step<void> {
-    this.settings.time.followWallClock(context.afterCommit);
+    this.settings.time.followWallClock((callback) => context.afterCommit(callback));
   }
 
   private slice(): Promise<boolean> {
