@@ -62,3 +62,17 @@ it('an error that rolls back the whole transaction fails the whole group; no lat
   expect(outcomes[1]!.status).toBe('rejected');
   expect(failures).toHaveLength(1);
 });
+
+it('commits work run alone in a transaction of its own: a group failing beside it does not take it down', async () => {
+  const failures: unknown[] = [];
+  const commits = open((error) => {
+    failures.push(error);
+  });
+  db.exec(`CREATE TEMP TRIGGER doom AFTER INSERT ON notes WHEN new.text = 'doom' BEGIN SELECT RAISE(ROLLBACK, 'rolled back'); END`);
+  const insert = db.prepare('INSERT INTO notes (text) VALUES (?)');
+  // Queued in one turn of the event loop: grouped together but for the one run alone.
+  const outcomes = await Promise.allSettled([commits.run(() => insert.run('a')), commits.runAlone(() => insert.run('alone')), commits.run(() => insert.run('doom'))]);
+  expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'fulfilled', 'rejected']);
+  expect(db.prepare('SELECT text FROM notes ORDER BY text').pluck().all()).toEqual(['alone']);
+  expect(failures).toHaveLength(1);
+});

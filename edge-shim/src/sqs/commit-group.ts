@@ -4,6 +4,8 @@ import { isOutOfSpace } from './storage-guard.js';
 
 interface Job<T> {
   readonly work: () => T;
+  /** Committed in a transaction of its own (see `runAlone`). */
+  readonly alone: boolean;
   readonly resolve: (value: T) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -76,9 +78,21 @@ export class CommitGroup {
   }
 
   run<T>(work: () => T): Promise<T> {
+    return this.enqueue(work, false);
+  }
+
+  /**
+   * Runs work in a transaction of its own, before the next group: for work tried again after its
+   * group ran out of space, which only its own need for room may fail again, not another job's.
+   */
+  runAlone<T>(work: () => T): Promise<T> {
+    return this.enqueue(work, true);
+  }
+
+  private enqueue<T>(work: () => T, alone: boolean): Promise<T> {
     if (this.closed) return Promise.reject(new SqsError('ServiceUnavailable', 'The server is shutting down.'));
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ work, resolve, reject } as Job<unknown>);
+      this.pending.push({ work, alone, resolve, reject } as Job<unknown>);
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -98,6 +112,16 @@ export class CommitGroup {
     this.pending = [];
     this.scheduled = false;
     try {
+      for (const job of jobs) if (job.alone) this.commit([job]);
+      const grouped = jobs.filter((job) => !job.alone);
+      if (grouped.length > 0) this.commit(grouped);
+    } finally {
+      if (!this.scheduled) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+
+  private commit(jobs: Job<unknown>[]): void {
+    try {
       const outcomes = this.runGroup(jobs);
       outcomes.forEach((outcome, index) => {
         const job = jobs[index]!;
@@ -110,8 +134,6 @@ export class CommitGroup {
       // Runs before the jobs learn of their failure (promise callbacks come later): what it does,
       // such as giving up the disk reserve, is done before any of them is tried again.
       this.onCommitFailure(error);
-    } finally {
-      if (!this.scheduled) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
 }

@@ -108,7 +108,8 @@ export class SqliteEngine implements SqsEngine<SqliteStorage> {
   /**
    * Runs a job in the group commit. A group that failed for lack of space made the storage guard
    * give up its disk reserve: a job that needs no room of its own is run once more, in the room
-   * that made, so that receives, deletes and purges go through on a full disk whoever filled it;
+   * that made and in a transaction of its own (no other job's need for room can fail it again), so
+   * that receives, deletes and purges go through on a full disk whoever filled it;
    * one that needs room is answered as its group failed (a send: a retryable ServiceUnavailable),
    * and the next send is refused up front while the disk is full.
    */
@@ -119,7 +120,7 @@ export class SqliteEngine implements SqsEngine<SqliteStorage> {
       if (needsRoom || !(error instanceof CommitFailed && isOutOfSpace(error.cause))) throw this.integrity.judge(error);
     }
     try {
-      return await this.commits.run(job);
+      return await this.commits.runAlone(job);
     } catch (error) {
       throw this.integrity.judge(error);
     }
