@@ -6,16 +6,28 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type TestShim, startTestShim, testEngine } from '../helpers/shim.js';
 
 // A background sweep that fails must say so in the log: otherwise purged and deleted queues'
-// messages, deduplication ids and receive attempts silently pile up.
+// messages, deduplication ids and receive attempts silently pile up. Failing again and again (a
+// database away), it says so once a minute, not at every sweep, and says when it works again.
 const lines: string[] = [];
 let t: TestShim;
 beforeAll(async () => {
-  t = await startTestShim({ logger: pino({ level: 'error' }, { write: (line: string) => lines.push(line) }), sweepIntervalMs: 20 });
+  t = await startTestShim({ logger: pino({ level: 'debug' }, { write: (line: string) => lines.push(line) }), sweepIntervalMs: 20 });
 });
+
+interface Line {
+  readonly level: number;
+  readonly msg: string;
+  readonly failures?: number;
+}
+const parsed = () => lines.map((line) => JSON.parse(line) as Line);
+const injected = () => lines.filter((line) => line.includes('injected fault')).map((line) => JSON.parse(line) as Line);
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 10));
+}
 afterAll(() => t?.close());
 
 // The sweep is made to fail by dropping one of SQLite's tables under it.
-it.runIf(testEngine() === 'sqlite')('logs a failed sweep as an error', { timeout: 5_000 }, async () => {
+it.runIf(testEngine() === 'sqlite')('logs a failed sweep as an error, its repeats only at debug level, and when it works again', { timeout: 10_000 }, async () => {
   const { QueueUrl } = await t.sqs.send(new CreateQueueCommand({ QueueName: 'sweep-fails' }));
   await t.sqs.send(new DeleteQueueCommand({ QueueUrl }));
   // A fault injected into the real database, from a second connection: forgetting the deletion fails.
@@ -24,12 +36,19 @@ it.runIf(testEngine() === 'sqlite')('logs a failed sweep as an error', { timeout
   other.exec(`CREATE TRIGGER injected_fault BEFORE DELETE ON deleted_queues BEGIN SELECT RAISE(ABORT, 'injected fault'); END`);
   t.clock.advance(61_000);
   try {
-    while (!lines.some((line) => line.includes('injected fault'))) await new Promise((resolve) => setTimeout(resolve, 10));
-    const entry = JSON.parse(lines.find((line) => line.includes('injected fault'))!) as { level: number; msg: string };
-    expect(entry.level).toBe(50);
-    expect(entry.msg).toMatch(/sweep/);
+    // The first failure and at least two repeats.
+    await until(() => injected().length >= 3);
+    const [first, ...repeats] = injected();
+    expect(first!.level).toBe(50);
+    expect(first!.msg).toMatch(/sweep/);
+    expect(new Set(repeats.map((entry) => entry.level))).toEqual(new Set([20]));
   } finally {
     other.exec('DROP TRIGGER injected_fault');
     other.close();
   }
+  await until(() => lines.some((line) => line.includes('the sweep works again')));
+  const recovered = parsed().find((entry) => entry.msg === 'the sweep works again')!;
+  expect(recovered.level).toBe(30);
+  expect(recovered.failures).toBe(injected().length);
+  expect(injected().filter((entry) => entry.level >= 50)).toHaveLength(1);
 });

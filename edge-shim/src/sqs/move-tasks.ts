@@ -7,6 +7,7 @@ import { type Step, call } from './storage/step.js';
 import { invalidParameter } from './errors.js';
 import { removeDead } from './expiry.js';
 import { isDead } from './messages.js';
+import { BackgroundWorkLog } from '../repeated-log.js';
 import { transferMessage } from './redrive.js';
 import type { AvailableGroup, MessageRow, MoveTaskRow, MoveTaskStatus, Queue } from './storage/records.js';
 
@@ -190,11 +191,14 @@ export class MessageMover {
    * `lookEveryMs`: on a database other nodes share, how often to look for tasks with nothing to
    * do here: one started through another node, or left by a node that stopped, is taken over.
    */
+  private readonly log: BackgroundWorkLog;
+
   constructor(
     private readonly service: Transactor,
-    private readonly logger: Logger,
+    logger: Logger,
     private readonly lookEveryMs?: number,
   ) {
+    this.log = new BackgroundWorkLog(logger, 'the message move tasks');
     this.wake(); // resumes what was running when the server stopped
   }
 
@@ -224,8 +228,9 @@ export class MessageMover {
     let next: number | undefined;
     try {
       next = await this.service.transact('', (context) => this.advanceAll(context));
+      this.log.succeeded();
     } catch (error) {
-      this.logger.error({ err: error }, 'message move step failed; retrying');
+      this.log.failed(error, 'message move step failed; retrying');
       next = RETRY_AFTER_FAILURE_MS;
     } finally {
       this.stepping = false;

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { BackgroundWorkLog } from '../repeated-log.js';
 import type { SqsContext } from './context.js';
 import type { EngineTime } from './engine-clock.js';
 import { type ExpiryLog, removeDead } from './expiry.js';
@@ -47,12 +48,14 @@ export class Sweeper {
   private midSweep = false;
   /** The last slice asked for, which the next one waits for. */
   private sliced: Promise<unknown> = Promise.resolve();
+  private readonly log: BackgroundWorkLog;
 
   constructor(
     private readonly service: Transactor,
     private readonly settings: SweeperSettings,
-    private readonly logger: Logger,
+    logger: Logger,
   ) {
+    this.log = new BackgroundWorkLog(logger, 'the sweep');
     this.schedule(settings.intervalMs);
   }
 
@@ -119,9 +122,12 @@ export class Sweeper {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.sweepOnce().then(
-        (more) => this.schedule(more ? 0 : this.settings.intervalMs),
+        (more) => {
+          this.log.succeeded();
+          this.schedule(more ? 0 : this.settings.intervalMs);
+        },
         (error: unknown) => {
-          this.logger.error({ err: error }, 'sweep failed; trying again at the next interval');
+          this.log.failed(error, 'sweep failed; trying again at the next interval');
           this.schedule(this.settings.intervalMs);
         },
       );
