@@ -2,12 +2,15 @@ import {
   DeleteMessageCommand,
   GetQueueAttributesCommand,
   ListMessageMoveTasksCommand,
+  ListQueueTagsCommand,
   type Message,
+  PurgeQueueCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SendMessageCommand,
   SetQueueAttributesCommand,
   StartMessageMoveTaskCommand,
+  TagQueueCommand,
 } from '@aws-sdk/client-sqs';
 import { createHash, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -63,6 +66,32 @@ it('receives and deletes through one node a message sent through another, with t
   b!.clock.advance(61_000);
   expect(await receive(a!.sqs, queue)).toEqual([]);
   expect(await receive(b!.sqs, on(b!, queue))).toEqual([]);
+});
+
+it('keeps every change made to one queue at once through two nodes, and lets only one of two purges at once through', async () => {
+  const [a, b] = await nodes(2);
+  const queue = await createQueue(a!.sqs, 'changed-at-once');
+  // Each change reads the queue's tags or attributes and writes them back with its own added.
+  const changes = 24;
+  await Promise.all(
+    Array.from({ length: changes }, (_, index) => {
+      const node = index % 2 === 0 ? a! : b!;
+      return node.sqs.send(new TagQueueCommand({ QueueUrl: on(node, queue), Tags: { [`key-${index}`]: `node-${index % 2}` } }));
+    }),
+  );
+  await Promise.all([
+    a!.sqs.send(new SetQueueAttributesCommand({ QueueUrl: queue, Attributes: { DelaySeconds: '7' } })),
+    b!.sqs.send(new SetQueueAttributesCommand({ QueueUrl: on(b!, queue), Attributes: { VisibilityTimeout: '45' } })),
+  ]);
+  const { Tags } = await b!.sqs.send(new ListQueueTagsCommand({ QueueUrl: on(b!, queue) }));
+  expect(Object.keys(Tags ?? {}).sort()).toEqual(Array.from({ length: changes }, (_, index) => `key-${index}`).sort());
+  const { Attributes } = await a!.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue, AttributeNames: ['DelaySeconds', 'VisibilityTimeout'] }));
+  expect(Attributes).toEqual({ DelaySeconds: '7', VisibilityTimeout: '45' });
+
+  const purges = await Promise.allSettled([a!.sqs.send(new PurgeQueueCommand({ QueueUrl: queue })), b!.sqs.send(new PurgeQueueCommand({ QueueUrl: on(b!, queue) }))]);
+  expect(purges.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+  const refused = purges.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected')!;
+  expect((refused.reason as Error).name).toBe('PurgeQueueInProgress');
 });
 
 it('never hands out one FIFO group to two nodes at once, and keeps its order', async () => {

@@ -58,9 +58,10 @@ export function queueReference(queueUrl: string): { account: string | undefined;
 }
 
 /** The queue a QueueUrl names (see queueReference). Any host is accepted (clients reach the server under many names). */
-export function* queueByUrl(queues: QueuePort, queueUrl: string): Step<Queue> {
+export function* queueByUrl(queues: QueuePort, queueUrl: string, purpose: 'read' | 'change' = 'read'): Step<Queue> {
   const parsed = queueReference(queueUrl);
-  const queue = parsed && (parsed.account ?? queues.accountId) === queues.accountId ? yield* call(queues.byName(parsed.name)) : undefined;
+  const inAccount = parsed && (parsed.account ?? queues.accountId) === queues.accountId;
+  const queue = inAccount ? yield* call(purpose === 'change' ? queues.byNameToChange(parsed.name) : queues.byName(parsed.name)) : undefined;
   if (!queue) throw new SqsError('QueueDoesNotExist', 'The specified queue does not exist.');
   return queue;
 }
@@ -146,6 +147,11 @@ export class QueueRegistry implements QueuePort {
 
   byName(name: string): Queue | undefined {
     return this.byNameCache.get(name);
+  }
+
+  // One process writes the file, in one transaction at a time: nothing else can change the queue meanwhile.
+  byNameToChange(name: string): Queue | undefined {
+    return this.byName(name);
   }
 
   byArn(arn: string): Queue | undefined {

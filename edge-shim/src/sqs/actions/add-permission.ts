@@ -96,7 +96,7 @@ function readActions(input: Input): string[] {
  * shown, not enforced.
  */
 export function* addPermission(context: SqsContext, input: Input) {
-  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'));
+  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'), 'change');
   const label = requiredString(input, 'Label');
   if (!LABEL.test(label)) {
     throw invalidParameter(

@@ -12,7 +12,7 @@ const PURGE_INTERVAL_MS = 60_000;
  * Messages sent after the purge are kept. SQS allows one purge of a queue every 60 seconds.
  */
 export function* purgeQueue(context: SqsContext, input: Input) {
-  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'));
+  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'), 'change');
   if (queue.purgedAt !== 0 && context.now - queue.purgedAt < PURGE_INTERVAL_MS) {
     throw new SqsError('PurgeQueueInProgress', `Only one PurgeQueue operation on ${queue.name} is allowed every 60 seconds.`);
   }

@@ -6,7 +6,7 @@ import { queueByUrl } from '../queues.js';
 
 /** Removes the statement with this label from the queue's Policy; the last one takes the Policy away. */
 export function* removePermission(context: SqsContext, input: Input) {
-  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'));
+  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'), 'change');
   const label = requiredString(input, 'Label');
   const policy = queuePolicy(queue);
   const remaining = policy.Statement.filter((statement) => statement.Sid !== label);

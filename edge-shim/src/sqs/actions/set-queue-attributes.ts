@@ -7,7 +7,7 @@ import { queueByUrl } from '../queues.js';
 import { call } from '../storage/step.js';
 
 export function* setQueueAttributes(context: SqsContext, input: Input) {
-  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'));
+  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'), 'change');
   const given = optionalStringMap(input, 'Attributes');
   if (given === undefined) throw missingParameter('Attributes');
   const attributes = applyAttributes(queue.attributes, validateAttributes(given, queue.fifo, false));

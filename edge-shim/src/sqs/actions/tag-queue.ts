@@ -7,7 +7,7 @@ import { call } from '../storage/step.js';
 
 /** Adds tags to a queue; a key it already has gets the new value. */
 export function* tagQueue(context: SqsContext, input: Input) {
-  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'));
+  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'), 'change');
   const tags = optionalStringMap(input, 'Tags');
   if (!tags || Object.keys(tags).length === 0) throw missingParameter('Tags');
   validateTags(tags, queue.tags);

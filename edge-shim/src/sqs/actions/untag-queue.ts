@@ -7,7 +7,7 @@ import { call } from '../storage/step.js';
 
 /** Removes tags from a queue by key; keys the queue does not have are ignored. */
 export function* untagQueue(context: SqsContext, input: Input) {
-  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'));
+  const queue = yield* queueByUrl(context.queues, requiredString(input, 'QueueUrl'), 'change');
   const keys = optionalStringList(input, 'TagKeys');
   if (!keys) throw missingParameter('TagKeys');
   if (keys.length === 0) throw invalidParameter('Tag keys must be between 1 and 128 characters in length.');

@@ -67,6 +67,11 @@ export class PostgresQueues implements QueuePort {
     return row && this.fromRow(row);
   }
 
+  async byNameToChange(name: string): Promise<Queue | undefined> {
+    const row = await first<QueueRow>(this.db, 'SELECT * FROM sqs_queues WHERE name = $1 FOR UPDATE', [name]);
+    return row && this.fromRow(row);
+  }
+
   byArn(arn: string): Promise<Queue | undefined> {
     const prefix = this.arnOf('');
     return arn.startsWith(prefix) ? this.byName(arn.slice(prefix.length)) : Promise.resolve(undefined);

@@ -14,6 +14,12 @@ export interface QueuePort {
   readonly accountId: string;
   arnOf(name: string): string;
   byName(name: string): Pending<Queue | undefined>;
+  /**
+   * The queue, read to be changed: on an engine that several nodes write, it stays locked until the
+   * transaction ends, so that two changes made at once (tags, attributes, a purge) both take effect
+   * rather than the later one writing over the earlier.
+   */
+  byNameToChange(name: string): Pending<Queue | undefined>;
   byArn(arn: string): Pending<Queue | undefined>;
   all(): Pending<Queue[]>;
   /** When the name was last deleted, for the 60-second wait before it can be created again. */
