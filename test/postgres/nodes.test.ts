@@ -197,6 +197,30 @@ it('finishes on another node a message move task whose node stopped', async () =
   expect(Results).toMatchObject([{ Status: 'COMPLETED', ApproximateNumberOfMessagesMoved: moving }]);
 }, 60_000);
 
+it('keeps a move task to its MaxNumberOfMessagesPerSecond across the nodes that step it', async () => {
+  const [a, b] = await nodes(2);
+  const work = await createQueue(a!.sqs, 'rated');
+  const { Attributes } = await a!.sqs.send(new GetQueueAttributesCommand({ QueueUrl: work, AttributeNames: ['QueueArn'] }));
+  const workArn = Attributes!.QueueArn!;
+  const dlq = await createQueue(a!.sqs, 'rated-dlq');
+  const dlqArn = workArn.replace(/[^:]+$/, new URL(dlq).pathname.split('/').pop()!);
+  await a!.sqs.send(new SetQueueAttributesCommand({ QueueUrl: work, Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 1 }) } }));
+  const moving = 8;
+  const rate = 2;
+  await a!.sqs.send(new SendMessageBatchCommand({ QueueUrl: dlq, Entries: Array.from({ length: moving }, (_, index) => ({ Id: `m${index}`, MessageBody: `rated ${index}` })) }));
+  // Both nodes step the task (each looks for tasks started elsewhere); the rate is the task's, not each node's.
+  const startedAt = Date.now();
+  await b!.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: dlqArn, DestinationArn: workArn, MaxNumberOfMessagesPerSecond: rate }));
+  const { Results } = await eventually(
+    () => a!.sqs.send(new ListMessageMoveTasksCommand({ SourceArn: dlqArn })),
+    ({ Results }) => Results?.[0]?.Status === 'COMPLETED',
+  );
+  const tookMs = Date.now() - startedAt;
+  expect(Results![0]!.ApproximateNumberOfMessagesMoved).toBe(moving);
+  // `rate` in the first second and in each one after: the last of them cannot be moved before this.
+  expect(tookMs).toBeGreaterThanOrEqual((moving / rate - 1) * 1000);
+}, 60_000);
+
 it('wakes a long poll on one node with a send through another', async () => {
   const [a, b] = await nodes(2);
   const queue = await createQueue(a!.sqs, 'woken');

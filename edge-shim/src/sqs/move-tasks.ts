@@ -9,7 +9,7 @@ import { removeDead } from './expiry.js';
 import { isDead } from './messages.js';
 import { BackgroundWorkLog } from '../repeated-log.js';
 import { transferMessage } from './redrive.js';
-import type { AvailableGroup, MessageRow, MoveTaskRow, MoveTaskStatus, Queue } from './storage/records.js';
+import { type AvailableGroup, type MessageRow, type MoveTaskRow, type MoveTaskStatus, type Queue, type RateWindow, currentRateWindow } from './storage/records.js';
 
 /** ListMessageMoveTasks covers the tasks of the last 14 days. */
 export const TASK_HISTORY_MS = 14 * 24 * 3600_000;
@@ -44,6 +44,8 @@ function statementsFor(db: Db) {
 /** Move tasks in SQLite: the statements on `move_tasks`. */
 export class MoveTaskStore implements MoveTaskPort {
   private readonly statements;
+  // One process steps the file's tasks: their rate windows are its memory.
+  private readonly windows = new Map<string, RateWindow>();
 
   constructor(db: Db) {
     this.statements = statementsFor(db);
@@ -73,10 +75,16 @@ export class MoveTaskStore implements MoveTaskPort {
 
   setStatus(handle: string, status: MoveTaskStatus, failureReason: string | null = null): void {
     this.statements.setStatus.run(status, failureReason, handle);
+    if (status !== 'RUNNING' && status !== 'CANCELLING') this.windows.delete(handle);
   }
 
-  addMoved(handle: string, count: number): void {
+  rateWindow(task: MoveTaskRow, now: number): RateWindow {
+    return currentRateWindow(this.windows.get(task.task_handle), now);
+  }
+
+  addMoved(handle: string, count: number, window?: RateWindow): void {
     this.statements.addMoved.run(count, handle);
+    if (window) this.windows.set(handle, window);
   }
 
   /** Forgets finished tasks started before this instant. */
@@ -168,12 +176,6 @@ function redrive(context: SqsContext, from: Queue, message: MessageRow, to: Queu
   }));
 }
 
-/** Messages moved in the current second of a rate-limited task. */
-interface RateWindow {
-  start: number;
-  moved: number;
-}
-
 /**
  * Runs message move tasks in the background of the server: each step moves a small batch in its
  * own transaction and counts it in the same one, so a task's progress is exactly what is committed.
@@ -181,18 +183,17 @@ interface RateWindow {
  * MaxNumberOfMessagesPerSecond is kept per second of the service clock.
  */
 export class MessageMover {
-  private readonly windows = new Map<string, RateWindow>();
   private timer: NodeJS.Timeout | undefined;
   private stepping = false;
   private wokenWhileStepping = false;
   private stopped = false;
 
+  private readonly log: BackgroundWorkLog;
+
   /**
    * `lookEveryMs`: on a database other nodes share, how often to look for tasks with nothing to
    * do here: one started through another node, or left by a node that stopped, is taken over.
    */
-  private readonly log: BackgroundWorkLog;
-
   constructor(
     private readonly service: Transactor,
     logger: Logger,
@@ -262,7 +263,7 @@ export class MessageMover {
     const source = yield* call(context.queues.byArn(task.source_arn));
     if (!source) return yield* end('FAILED', 'SourceQueueDoesNotExist');
 
-    const window = this.window(task, context.now);
+    const window = task.max_per_second === null ? undefined : yield* call(context.moveTasks.rateWindow(task, context.now));
     const allowed = window ? Math.min(BATCH, task.max_per_second! - window.moved) : BATCH;
     if (allowed <= 0) return window!.start + 1000 - context.now;
 
@@ -279,29 +280,17 @@ export class MessageMover {
       yield* redrive(context, source, message, destination);
       moved += 1;
     }
-    if (moved > 0) yield* call(context.moveTasks.addMoved(handle, moved));
-    if (window) window.moved += moved;
+    const windowNow = window && { start: window.start, moved: window.moved + moved };
+    if (moved > 0) yield* call(context.moveTasks.addMoved(handle, moved, windowNow));
     if (failure) return yield* end('FAILED', failure);
     // Done when all counted at the start are moved, or when nothing more can be moved now.
     if (task.moved + moved >= task.to_move || messages.length < allowed) return yield* end('COMPLETED');
-    return window && window.moved >= task.max_per_second! ? window.start + 1000 - context.now : 0;
+    return windowNow && windowNow.moved >= task.max_per_second! ? windowNow.start + 1000 - context.now : 0;
   }
 
   /** Ends a task; undefined, as `advance` answers for a task that has ended. */
   private *end(context: SqsContext, handle: string, status: MoveTaskStatus, failureReason: string | null): Step<undefined> {
     yield* call(context.moveTasks.setStatus(handle, status, failureReason));
-    this.windows.delete(handle);
     return undefined;
-  }
-
-  /** The current one-second window of a rate-limited task (undefined when it has no rate). */
-  private window(task: MoveTaskRow, now: number): RateWindow | undefined {
-    if (task.max_per_second === null) return undefined;
-    let window = this.windows.get(task.task_handle);
-    if (!window || now - window.start >= 1000 || now < window.start) {
-      window = { start: now, moved: 0 };
-      this.windows.set(task.task_handle, window);
-    }
-    return window;
   }
 }

@@ -103,5 +103,11 @@ export const SQS_SCHEMA: VersionedSchema = {
       secret bytea NOT NULL
     );
     `,
+    // A rate-limited move task's window, where every node that steps the task counts in it.
+    `
+    ALTER TABLE sqs_move_tasks
+      ADD COLUMN rate_window_start bigint NOT NULL DEFAULT 0,
+      ADD COLUMN rate_window_moved integer NOT NULL DEFAULT 0;
+    `,
   ],
 };

@@ -3,18 +3,20 @@ import { HELD_FOR_REPLAY, IN_FLIGHT_WINDOW, RETIRED, type RetentionCutoff, group
 import { SqsError } from '../errors.js';
 import type { QueueAttributes } from '../queue-attributes.js';
 import type { DeduplicationPort, MessagePort, MoveTaskPort, QueuePort, ReceiveAttemptPort } from '../storage/ports.js';
-import type {
-  Attempt,
-  AttemptMessage,
-  AvailableGroup,
-  MessageContent,
-  MessageCounts,
-  MessageRow,
-  MoveTaskRow,
-  MoveTaskStatus,
-  NewMessage,
-  Permission,
-  Queue,
+import {
+  type Attempt,
+  type AttemptMessage,
+  type AvailableGroup,
+  type MessageContent,
+  type MessageCounts,
+  type MessageRow,
+  type MoveTaskRow,
+  type MoveTaskStatus,
+  type NewMessage,
+  type Permission,
+  type Queue,
+  type RateWindow,
+  currentRateWindow,
 } from '../storage/records.js';
 
 /** What runs a statement: the connection of a transaction, or the pool for a read outside one. */
@@ -516,8 +518,17 @@ export class PostgresMoveTasks implements MoveTaskPort {
     await this.db.query('UPDATE sqs_move_tasks SET status = $1, failure_reason = $2 WHERE task_handle = $3', [status, failureReason, handle]);
   }
 
-  async addMoved(handle: string, count: number): Promise<void> {
-    await this.db.query('UPDATE sqs_move_tasks SET moved = moved + $1 WHERE task_handle = $2', [count, handle]);
+  // The window is in the task's row, which the node stepping the task holds locked (see `active`).
+  rateWindow(task: MoveTaskRow, now: number): RateWindow {
+    const { rate_window_start: start, rate_window_moved: moved } = task as MoveTaskRow & { rate_window_start: number; rate_window_moved: number };
+    return currentRateWindow({ start, moved }, now);
+  }
+
+  async addMoved(handle: string, count: number, window?: RateWindow): Promise<void> {
+    await this.db.query(
+      'UPDATE sqs_move_tasks SET moved = moved + $1, rate_window_start = coalesce($3, rate_window_start), rate_window_moved = coalesce($4, rate_window_moved) WHERE task_handle = $2',
+      [count, handle, window?.start ?? null, window?.moved ?? null],
+    );
   }
 
   async forget(before: number): Promise<void> {

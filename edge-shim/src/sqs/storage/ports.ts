@@ -1,6 +1,6 @@
 import type { QueueAttributes } from '../queue-attributes.js';
 import type { Pending } from './step.js';
-import type { Attempt, AttemptMessage, AvailableGroup, MessageContent, MessageCounts, MessageRow, MoveTaskRow, MoveTaskStatus, NewMessage, Queue } from './records.js';
+import type { Attempt, AttemptMessage, AvailableGroup, MessageContent, MessageCounts, MessageRow, MoveTaskRow, MoveTaskStatus, NewMessage, Queue, RateWindow } from './records.js';
 
 /**
  * What the SQS semantics ask of an engine's storage, area by area. Every call runs in the
@@ -119,7 +119,14 @@ export interface MoveTaskPort {
   /** A source queue's tasks started at or after `since`, most recent first. */
   recent(sourceArn: string, since: number, limit: number): Pending<MoveTaskRow[]>;
   setStatus(handle: string, status: MoveTaskStatus, failureReason?: string | null): Pending<void>;
-  addMoved(handle: string, count: number): Pending<void>;
+  /**
+   * The task's rate window at `now`: the current one, or a new one from `now` once the last is a
+   * second old. Kept where every node that steps the task sees it, so that the rate is the task's,
+   * not each node's.
+   */
+  rateWindow(task: MoveTaskRow, now: number): Pending<RateWindow>;
+  /** Counts messages moved into the task's total, and (a rate-limited task) its window as it now stands. */
+  addMoved(handle: string, count: number, window?: RateWindow): Pending<void>;
   /** Forgets finished tasks started before this instant. */
   forget(before: number): Pending<void>;
 }

@@ -75,6 +75,17 @@ export interface AvailableGroup {
 export type MoveTaskStatus = 'RUNNING' | 'COMPLETED' | 'CANCELLING' | 'CANCELLED' | 'FAILED';
 
 /** A row of the `move_tasks` table. */
+/** The one-second window a rate-limited move task counts its moves in (MaxNumberOfMessagesPerSecond). */
+export interface RateWindow {
+  readonly start: number;
+  readonly moved: number;
+}
+
+/** The window a task's moves at `now` count in: `last` while it is less than a second old (and not in the future). */
+export function currentRateWindow(last: RateWindow | undefined, now: number): RateWindow {
+  return last && now >= last.start && now - last.start < 1000 ? last : { start: now, moved: 0 };
+}
+
 export interface MoveTaskRow {
   task_handle: string;
   source_arn: string;
