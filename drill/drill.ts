@@ -78,7 +78,7 @@ export interface DrillOptions {
    * HAProxy, and the one that holds the replay lease is SIGKILLed halfway through the outage.
    */
   readonly edgeNodes?: number;
-  /** Keep the drill's directory (databases, the shim's log) even when it passed. */
+  /** Keep the drill's directory (databases, the shim's and the region's logs) even when it passed. */
   readonly keepWorkDir?: boolean;
   /** The edge's link to the region outside the outage (and the baseline's): a thin one, or loopback as it is. */
   readonly link?: ThinLink;
@@ -128,7 +128,7 @@ export interface DrillReport extends RunReport {
   readonly baseline: RunReport | null;
   /** True when nothing was lost or doubled and every check passed, in both runs. */
   readonly passed: boolean;
-  /** The drill's directory (databases, the shim's log), kept when the drill failed or when asked. */
+  /** The drill's directory (databases, the shim's and the region's logs), kept when the drill failed or when asked. */
   readonly workDir: string | null;
 }
 
@@ -236,12 +236,17 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   const started = Date.now();
   const log = options.log ?? (() => {});
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-drill-'));
-  log(`its directory (databases, the shim's log): ${dir}`);
+  log(`its directory (databases, the shim's and the region's logs): ${dir}`);
   let emulator: DrillRegion['emulator'] = 'moto';
-  const edgeRun = await inRegion(options, log, async (context) => {
-    emulator = context.region.emulator;
-    return runThroughEdge(context, dir);
-  });
+  const edgeRun = await inRegion(
+    options,
+    log,
+    async (context) => {
+      emulator = context.region.emulator;
+      return runThroughEdge(context, dir);
+    },
+    join(dir, 'region.log'),
+  );
   const baseline = options.baseline ? await inRegion(options, log, runBaseline) : null;
   const passed = edgeRun.failures.length === 0 && (baseline?.failures.length ?? 0) === 0;
   const keep = !passed || options.keepWorkDir === true;
@@ -272,10 +277,10 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
  * other's: moto copies a whole table for every TransactWriteItems), behind a fault proxy of its own
  * playing the link outside the outage.
  */
-async function inRegion<T>(options: DrillOptions, log: (line: string) => void, run: (context: RunContext) => Promise<T>): Promise<T> {
+async function inRegion<T>(options: DrillOptions, log: (line: string) => void, run: (context: RunContext) => Promise<T>, logFile?: string): Promise<T> {
   options.signal?.throwIfAborted();
   log(`starting the region (${options.regionEndpoint ? `at ${options.regionEndpoint}` : 'a moto server of its own'}), its agents, the gateway and the notifier`);
-  const region = await startRegion({ endpoint: options.regionEndpoint });
+  const region = await startRegion({ endpoint: options.regionEndpoint, logFile });
   if (region.emulatorPid !== null) log(`the region's moto server: pid ${region.emulatorPid}`);
   let proxy: FaultProxy | undefined;
   try {

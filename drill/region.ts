@@ -44,6 +44,8 @@ export interface RegionOptions {
    * tried again, which measures the emulator, not the edge.
    */
   readonly batchSize?: number;
+  /** Where the region's runner logs (its warnings and errors: failed invocations, dead-lettered messages); stdout without. */
+  readonly logFile?: string;
 }
 
 const REGION_NAME = 'us-east-1';
@@ -70,7 +72,7 @@ export async function startRegion(options: RegionOptions = {}): Promise<DrillReg
       queues: resources.queues,
       environment: { ...resourceEnvironment(resources), [ENV.gatewayUrl]: gateway.url, [ENV.notifierUrl]: notifier.url, POWERTOOLS_LOG_LEVEL: 'ERROR' },
       initialize: true,
-      logger: pino({ name: 'region', level: 'warn' }),
+      logger: pino({ name: 'region', level: 'warn' }, options.logFile ? pino.destination({ dest: options.logFile, sync: true }) : undefined),
     });
     closers.push(() => runner.stop());
     const sqs = new SQSClient(aws);

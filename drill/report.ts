@@ -51,6 +51,6 @@ export function markdownReport(report: DrillReport): string {
   ];
   const failures = [...report.failures.map((failure) => `- edge run: ${failure}`), ...(report.baseline?.failures ?? []).map((failure) => `- baseline: ${failure}`)];
   if (failures.length > 0) lines.push('', '## Failed checks', '', ...failures);
-  if (report.workDir) lines.push('', `Kept: ${report.workDir} (databases, the shim's log).`);
+  if (report.workDir) lines.push('', `Kept: ${report.workDir} (databases, the shim's and the region's logs).`);
   return `${lines.join('\n')}\n`;
 }

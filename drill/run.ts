@@ -42,7 +42,7 @@ const USAGE = `Usage: npm run drill -- [options]
   --edge-nodes N       the edge's nodes: 1, one shim on SQLite (default); 2 or 3, that many on one
                        PostgreSQL database behind HAProxy (both installed from Debian when missing),
                        and the node that holds the replay lease is SIGKILLed halfway through the outage
-  --keep               keep the drill's directory (databases, the shim's log) even when it passed
+  --keep               keep the drill's directory (databases, the shim's and the region's logs) even when it passed
   --help               print this text
 
 Durations take the shim's forms: 500ms, 30s, 2m (a bare number is refused: give the unit).

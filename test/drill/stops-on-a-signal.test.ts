@@ -100,7 +100,7 @@ it.each([
       100,
     ) as Promise<RegExpExecArray>;
 
-  drillDir = (await logged(/its directory \(databases, the shim's log\): (\S+)/))[1];
+  drillDir = (await logged(/its directory \(databases, the shim's and the region's logs\): (\S+)/))[1];
   const motoPid = Number((await logged(/the region's moto server: pid (\d+)/))[1]);
   const [, shimPid, adminUrl] = await logged(/the edge shim: \S+, pid (\d+), operator pages on (\S+)/);
   await logged(/region cut off/);
