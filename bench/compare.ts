@@ -5,6 +5,7 @@
  * turns, round after round, so that all meet the same background load of a shared machine; the
  * report gives the median of the rounds: requests per second, that as a share of the bare server's,
  * and CPU time per request of the server's main thread (its event loop) and of its whole process.
+ * `--postgres`: the shims on PostgreSQL (a throwaway cluster, a database for each) instead of SQLite.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { createDatabase, startCluster } from '../testkit/postgres-cluster.js';
 import { type ShimProcess, spawnShim } from '../testkit/shim-process.js';
 import { spawnBare } from './bare-process.js';
 import { LoadGenerator, type PreparedRequest } from './load.js';
@@ -24,6 +26,7 @@ const { values: options } = parseArgs({
     clients: { type: 'string', default: '32' },
     seconds: { type: 'string', default: '4' },
     rounds: { type: 'string', default: '5' },
+    postgres: { type: 'boolean', default: false },
   },
 });
 const ROOTS = options.root ?? [fileURLToPath(new URL('..', import.meta.url))];
@@ -63,13 +66,15 @@ async function sendMessages(url: string, shim: boolean): Promise<PreparedRequest
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 const dir = mkdtempSync(join(tmpdir(), 'holdfast-compare-'));
+const cluster = options.postgres ? await startCluster() : undefined;
 const bare = await spawnBare();
 const shims: ShimProcess[] = [];
 const generator = new LoadGenerator(1);
 try {
   const servers: Server[] = [{ name: 'bare', origin: bare.url, pid: bare.pid, requests: await sendMessages(bare.url, false) }];
   for (const [index, root] of ROOTS.entries()) {
-    const shim = await spawnShim({ root, dbFile: join(dir, `shim-${index}.db`), credentials: [`${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`] });
+    const dbFile = cluster ? await createDatabase(cluster.url, `compare_${index}`) : join(dir, `shim-${index}.db`);
+    const shim = await spawnShim({ root, dbFile, credentials: [`${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`] });
     shims.push(shim);
     servers.push({ name: root, origin: shim.url, pid: shim.pid, requests: await sendMessages(shim.url, true) });
   }
@@ -101,5 +106,6 @@ try {
   await generator.close();
   bare.child.kill('SIGTERM');
   await Promise.all(shims.map((shim) => shim.stop('SIGTERM')));
+  cluster?.discard();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -141,8 +141,8 @@ export class PostgresEngine implements SqsEngine<PostgresStorage> {
         await client.query('BEGIN');
         const value = await runAwaiting(transaction.run(this.storageOn(client)));
         const announced = transaction.announcements();
-        if (announced.length > 0) await client.query('SELECT pg_notify($1, $2)', [CHANNEL, this.notice(announced)]);
-        await client.query('COMMIT');
+        // The notice rides with the COMMIT, one round trip for both: PostgreSQL delivers it only once committed.
+        await client.query(announced.length > 0 ? `SELECT pg_notify('${CHANNEL}', ${pg.escapeLiteral(this.notice(announced))}); COMMIT` : 'COMMIT');
         release();
         this.answered();
         return value;
