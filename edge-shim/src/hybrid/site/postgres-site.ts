@@ -63,10 +63,12 @@ interface QueueTally {
 const EMPTY: QueueTally = { stored: 0, counts: { visible: 0, inFlight: 0, delayed: 0 }, oldest: undefined };
 
 // Counting the site's messages reads every one of them (about 0.45 s for a million here), and every
-// node refreshes its view each second and for each /status: the counts are read again only once
-// the last ones are this many times their own reading's duration old, so that a large backlog
-// costs the database at most about a tenth of its time per node. The queues themselves are read at
-// every refresh: a queue another node created must be found at once.
+// node refreshes its view each second and for each /status. A count that took longer than
+// CHEAP_COUNT_MS is read again only once it is COUNT_AGE_FACTOR times its own duration old, so that
+// a large backlog costs the database at most about a tenth of its time per node; a cheap one is
+// read at every refresh, as are the queues themselves (a queue another node created must be found
+// at once).
+const CHEAP_COUNT_MS = 50;
 const COUNT_AGE_FACTOR = 10;
 
 export interface PostgresSiteOptions {
@@ -196,7 +198,7 @@ class SnapshotView implements QueueView {
   private async read(): Promise<void> {
     const queues = await this.registry.all();
     this.byName = new Map(queues.map((queue) => [queue.name, queue]));
-    if (performance.now() - this.countedAt >= COUNT_AGE_FACTOR * this.countingMs) await this.count(queues);
+    if (this.countingMs < CHEAP_COUNT_MS || performance.now() - this.countedAt >= COUNT_AGE_FACTOR * this.countingMs) await this.count(queues);
   }
 
   private async count(queues: readonly Queue[]): Promise<void> {
