@@ -278,6 +278,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
           minTimeoutMs: config.upstreamTimeoutMs,
           metrics,
           logger,
+          clock,
         })
       : undefined;
   const hybrid = config.upstream

@@ -303,7 +303,7 @@ it('leaves no FIFO message without its group when a send to the group commits wh
   try {
     const stores = (client: pg.Client) => ({
       queues: new PostgresQueues(client, 'us-east-1', '000000000000'),
-      messages: new PostgresMessages(client, retentionCutoff(false, { ageCutoff: () => 0 })),
+      messages: new PostgresMessages(client, retentionCutoff(false, { ageCutoff: () => 0 }), new Map()),
     });
     const now = Date.now();
     await sender.query('BEGIN');

@@ -48,6 +48,8 @@ export interface FallbackContext {
   readonly minTimeoutMs: number;
   readonly metrics: MetricsRecorder;
   readonly logger: Logger;
+  /** The edge's clock (the engine's), which the sync's times are told by, as the edge's transitions are. */
+  readonly clock: () => number;
 }
 
 // While offline and the workflow's queues are not known at the edge yet, look again this often.
@@ -88,6 +90,7 @@ export function startFallbackWork(context: FallbackContext): OutageParticipant {
     minTimeoutMs: context.minTimeoutMs,
     region: { ...context.region, dynamoDbEndpoint: settings.regionDynamoDbEndpoint },
     logger,
+    clock: context.clock,
   });
   // The conflicts an earlier run kept, on the status from the start: read from an SQLite file
   // before the shim serves any request, from PostgreSQL once the database answers.

@@ -32,6 +32,8 @@ export interface SyncBackOptions {
   /** The region, its DynamoDB endpoint when not AWS's own (an emulator), and credentials (the SDK's chain when absent). */
   readonly region: { readonly name: string; readonly dynamoDbEndpoint?: string; readonly credentials?: AwsCredentialIdentity };
   readonly logger: Logger;
+  /** The clock the sync's times are told by: the edge's, so that they order with its transitions (the wall clock by default). */
+  readonly clock?: () => number;
 }
 
 const KEPT_CONFLICTS = 20;
@@ -123,7 +125,7 @@ export class SyncBack {
     let progress: SyncProgress | undefined;
     const show = (state: SyncStatus['state'], lastError: string | null) => {
       const counts = progress?.counts ?? { written: 0, identical: 0, conflicts: 0, skipped: 0 };
-      this.state = { state, done: progress?.done ?? 0, total: progress?.total ?? 0, ...counts, lastError, finishedAt: state === 'running' ? null : new Date().toISOString() };
+      this.state = { state, done: progress?.done ?? 0, total: progress?.total ?? 0, ...counts, lastError, finishedAt: state === 'running' ? null : new Date((this.options.clock ?? Date.now)()).toISOString() };
     };
     show('running', null);
     try {

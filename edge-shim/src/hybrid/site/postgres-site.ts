@@ -4,6 +4,7 @@ import { type VersionedSchema, migrate, postgresPool } from '../../../../functio
 import type { SqsContext } from '../../sqs/context.js';
 import type { PostgresStorage } from '../../sqs/postgres/engine.js';
 import { PostgresQueues, type Queryable } from '../../sqs/postgres/stores.js';
+import { CostlyRead } from '../../sqs/postgres/costly-read.js';
 import type { MessageCounts, Queue } from '../../sqs/storage/records.js';
 import type { EdgeMode } from '../../observability/status.js';
 import type { Lease, MirrorRow, MirrorRows, QueueView, ReplayLedger, SiteNode, SiteStore } from './ports.js';
@@ -62,14 +63,6 @@ interface QueueTally {
 
 const EMPTY: QueueTally = { stored: 0, counts: { visible: 0, inFlight: 0, delayed: 0 }, oldest: undefined };
 
-// Counting the site's messages reads every one of them (about 0.45 s for a million here), and every
-// node refreshes its view each second and for each /status. A count that took longer than
-// CHEAP_COUNT_MS is read again only once it is COUNT_AGE_FACTOR times its own duration old, so that
-// a large backlog costs the database at most about a tenth of its time per node; a cheap one is
-// read at every refresh, as are the queues themselves (a queue another node created must be found
-// at once).
-const CHEAP_COUNT_MS = 50;
-const COUNT_AGE_FACTOR = 10;
 
 export interface PostgresSiteOptions {
   readonly url: string;
@@ -147,9 +140,12 @@ class SnapshotView implements QueueView {
   private tallies = new Map<string, QueueTally>();
   /** Messages this node stored since the snapshot began: the next one counts them. */
   private storedSince = new Map<string, number>();
-  /** When the counts were last read and how long that took, on the monotonic clock (ms). */
-  private countedAt = Number.NEGATIVE_INFINITY;
-  private countingMs = 0;
+  /**
+   * The counts, which go through every message of the site: every node refreshes its view each
+   * second and for each /status, and a large backlog is counted again less often (see CostlyRead).
+   * The queues are read at every refresh: a queue another node created must be found at once.
+   */
+  private readonly counting = new CostlyRead<void>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -198,11 +194,10 @@ class SnapshotView implements QueueView {
   private async read(): Promise<void> {
     const queues = await this.registry.all();
     this.byName = new Map(queues.map((queue) => [queue.name, queue]));
-    if (this.countingMs < CHEAP_COUNT_MS || performance.now() - this.countedAt >= COUNT_AGE_FACTOR * this.countingMs) await this.count(queues);
+    await this.counting.get(() => this.count(queues));
   }
 
   private async count(queues: readonly Queue[]): Promise<void> {
-    const started = performance.now();
     // What this node stored before the snapshot's query began is in the snapshot.
     const counted = new Map(this.storedSince);
     const now = this.options.clock();
@@ -228,8 +223,6 @@ class SnapshotView implements QueueView {
       if (left > 0) this.storedSince.set(name, left);
       else this.storedSince.delete(name);
     }
-    this.countedAt = started;
-    this.countingMs = performance.now() - started;
   }
 }
 

@@ -9,7 +9,7 @@ import { type RetentionCutoff, retentionCutoff } from '../messages.js';
 import { KEY_BYTES, ReceiptHandles } from '../receipt-handles.js';
 import { type Step, runAwaiting } from '../storage/step.js';
 import { SQS_SCHEMA } from './schema.js';
-import { PostgresDeduplication, PostgresMessages, PostgresMoveTasks, PostgresQueues, PostgresReceiveAttempts, type Queryable } from './stores.js';
+import { PostgresDeduplication, PostgresMessages, PostgresMoveTasks, PostgresQueues, PostgresReceiveAttempts, type Queryable, type QueueCounts } from './stores.js';
 
 /** The channel on which a node tells the others that messages became available. */
 const CHANNEL = 'holdfast_sqs_available';
@@ -91,6 +91,7 @@ export class PostgresEngine implements SqsEngine<PostgresStorage> {
   private probe: NodeJS.Timeout | undefined;
   private readonly running = new Set<Promise<unknown>>();
   private closed = false;
+  private readonly queueCounts: QueueCounts = new Map();
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -166,7 +167,7 @@ export class PostgresEngine implements SqsEngine<PostgresStorage> {
     return {
       sql: db,
       queues: new PostgresQueues(db, this.options.region, this.options.accountId),
-      messages: new PostgresMessages(db, this.retentionCutoff),
+      messages: new PostgresMessages(db, this.retentionCutoff, this.queueCounts),
       deduplication: new PostgresDeduplication(db),
       receiveAttempts: new PostgresReceiveAttempts(db),
       moveTasks: new PostgresMoveTasks(db),

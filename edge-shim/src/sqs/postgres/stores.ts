@@ -18,6 +18,7 @@ import {
   type RateWindow,
   currentRateWindow,
 } from '../storage/records.js';
+import { CostlyRead } from './costly-read.js';
 
 /** What runs a statement: the connection of a transaction, or the pool for a read outside one. */
 export type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -167,10 +168,14 @@ const OFFERED_FOR_REPLAY = 0;
  * taking at once never take the same message, nor the same group. Counts are counted: there are
  * no tallies to keep in step.
  */
+/** The counts of the queues whose counting is costly, by queue id, with the epoch they were read in (a purge starts afresh): see CostlyRead. */
+export type QueueCounts = Map<number, { readonly epoch: number; readonly read: CostlyRead<MessageCounts> }>;
+
 export class PostgresMessages implements MessagePort {
   constructor(
     private readonly db: Queryable,
     private readonly retentionCutoff: RetentionCutoff,
+    private readonly countsRead: QueueCounts,
   ) {}
 
   async insert(queue: Queue, message: NewMessage, _now: number): Promise<number> {
@@ -368,16 +373,25 @@ export class PostgresMessages implements MessagePort {
     }
   }
 
+  // SQS's counts are approximate: a large queue's are read again only as often as their cost allows.
   async counts(queue: Queue, now: number): Promise<MessageCounts> {
-    const row = await first<{ visible: number; in_flight: number; delayed: number }>(
-      this.db,
-      `SELECT count(*) FILTER (WHERE visible_at <= $4) AS visible,
-              count(*) FILTER (WHERE visible_at > $4 AND receive_count > 0) AS in_flight,
-              count(*) FILTER (WHERE visible_at > $4 AND receive_count = 0) AS delayed
-       FROM sqs_messages WHERE queue_id = $1 AND epoch = $2 AND enqueued_at > $3`,
-      [queue.id, queue.purgedThrough, this.retentionCutoff(queue, now), now],
-    );
-    return { visible: row!.visible, inFlight: row!.in_flight, delayed: row!.delayed };
+    const kept = this.countsRead.get(queue.id);
+    const read = kept?.epoch === queue.purgedThrough ? kept.read : new CostlyRead<MessageCounts>();
+    const counts = await read.get(async () => {
+      const row = await first<{ visible: number; in_flight: number; delayed: number }>(
+        this.db,
+        `SELECT count(*) FILTER (WHERE visible_at <= $4) AS visible,
+                count(*) FILTER (WHERE visible_at > $4 AND receive_count > 0) AS in_flight,
+                count(*) FILTER (WHERE visible_at > $4 AND receive_count = 0) AS delayed
+         FROM sqs_messages WHERE queue_id = $1 AND epoch = $2 AND enqueued_at > $3`,
+        [queue.id, queue.purgedThrough, this.retentionCutoff(queue, now), now],
+      );
+      return { visible: row!.visible, inFlight: row!.in_flight, delayed: row!.delayed };
+    });
+    // Only costly counts are kept: a node holds none for its many small queues.
+    if (read.costly) this.countsRead.set(queue.id, { epoch: queue.purgedThrough, read });
+    else this.countsRead.delete(queue.id);
+    return counts;
   }
 
   async holdForReplay(id: number): Promise<void> {
