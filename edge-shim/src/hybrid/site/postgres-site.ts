@@ -63,7 +63,6 @@ interface QueueTally {
 
 const EMPTY: QueueTally = { stored: 0, counts: { visible: 0, inFlight: 0, delayed: 0 }, oldest: undefined };
 
-
 export interface PostgresSiteOptions {
   readonly url: string;
   readonly region: string;

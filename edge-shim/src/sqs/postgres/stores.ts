@@ -162,15 +162,15 @@ const CONTENT = 'message_id, body, body_md5, attributes, attributes_md5, trace_h
 /** The visibility of a held message offered to the replay's take: before any other. */
 const OFFERED_FOR_REPLAY = 0;
 
+/** The counts of the queues whose counting is costly, by queue id, with the epoch they were read in (a purge starts afresh): see CostlyRead. */
+export type QueueCounts = Map<number, { readonly epoch: number; readonly read: CostlyRead<MessageCounts> }>;
+
 /**
  * Messages on PostgreSQL, one row each. Receives lock what they take with FOR UPDATE SKIP LOCKED:
  * a standard queue's messages, and a FIFO queue's groups (a row per group), so that two nodes
  * taking at once never take the same message, nor the same group. Counts are counted: there are
  * no tallies to keep in step.
  */
-/** The counts of the queues whose counting is costly, by queue id, with the epoch they were read in (a purge starts afresh): see CostlyRead. */
-export type QueueCounts = Map<number, { readonly epoch: number; readonly read: CostlyRead<MessageCounts> }>;
-
 export class PostgresMessages implements MessagePort {
   constructor(
     private readonly db: Queryable,
