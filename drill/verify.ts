@@ -125,6 +125,30 @@ async function takeHumanReview(region: DrillRegion, ours: ReadonlySet<string>): 
 }
 
 /**
+ * What the region's dead-letter queues hold, each with what says how it got there: its task, how
+ * often it was received, when it was sent and first received. Looked at, not taken.
+ */
+async function deadLettered(region: DrillRegion): Promise<string[]> {
+  const found: string[] = [];
+  for (const [stage, { deadLetterQueueUrl }] of Object.entries(region.resources.queues)) {
+    const { Messages = [] } = await region.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: deadLetterQueueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 0, MessageSystemAttributeNames: ['All'] }),
+    );
+    for (const message of Messages) {
+      const task = JSON.parse(message.Body ?? '{}') as { workflowId?: string };
+      const at = (attribute: string) => {
+        const ms = Number(message.Attributes?.[attribute as keyof typeof message.Attributes]);
+        return Number.isFinite(ms) && ms > 0 ? new Date(ms).toISOString() : '-';
+      };
+      found.push(
+        `${stage}: ${task.workflowId ?? message.MessageId} (received ${message.Attributes?.ApproximateReceiveCount ?? '?'} times there, sent ${at('SentTimestamp')}, first received ${at('ApproximateFirstReceiveTimestamp')})`,
+      );
+    }
+  }
+  return found;
+}
+
+/**
  * Checks a finished run from the outside, once the pipeline has drained: every acknowledged
  * payment final in the region's step log; the gateway's authorizations, the ledger's postings and
  * the notifier's notifications at most once per payment and consistent with how each saga ended;
@@ -200,6 +224,7 @@ export async function verify(input: VerifyInput): Promise<Findings> {
   // The region's queues: empty but for human review.
   const depths = await region.queueDepths();
   fail('region queues not empty', Object.entries(depths).filter(([, count]) => count > 0).map(([url, count]) => `${url.split('/').pop()}: ${count}`));
+  fail('dead-lettered in the region', await deadLettered(region));
 
   // The edge: back online, nothing left, the sync not failed, and exactly the conflicts that were made.
   let conflicts = 0;
