@@ -1,46 +1,46 @@
 import { expect, it } from 'vitest';
-import { CostlyRead } from '../../edge-shim/src/sqs/postgres/costly-read.js';
+import { CostlyRead, LARGE_COUNT } from '../../edge-shim/src/sqs/postgres/costly-read.js';
 
-// The reuse rule of a costly read (a PostgreSQL node's message counts), on a clock the test moves:
-// what a read costs is what the clock moved while it ran.
-function reader() {
+// The reuse rule of a PostgreSQL node's message counts, on a clock the test moves: what a count
+// costs is what the clock moved while it ran, and it answers the number of messages it counted.
+function counter() {
   let now = 0;
-  let reads = 0;
-  const read = new CostlyRead<number>(() => now);
-  const takingMs = (ms: number) => async () => {
+  let counts = 0;
+  const read = new CostlyRead<number>((stored) => stored >= LARGE_COUNT, () => now);
+  const counting = (stored: number, ms: number) => async () => {
     now += ms;
-    return (reads += 1);
+    counts += 1;
+    return stored;
   };
   return {
     read,
-    takingMs,
+    counting,
     advance: (ms: number) => void (now += ms),
-    get reads() {
-      return reads;
+    get counts() {
+      return counts;
     },
   };
 }
 
-it('reads a cheap count every time, so that a small queue is exact', async () => {
-  const r = reader();
-  expect(await r.read.get(r.takingMs(2))).toBe(1);
-  expect(await r.read.get(r.takingMs(2))).toBe(2);
-  expect(r.read.costly).toBe(false);
+it('counts a small queue every time, however long the count took, so that its counts stay exact', async () => {
+  const c = counter();
+  expect(await c.read.get(c.counting(3, 400))).toBe(3);
+  expect(await c.read.get(c.counting(4, 400))).toBe(4);
+  expect(c.read.costly).toBe(false);
+  expect(c.counts).toBe(2);
 });
 
-it('answers a costly count from its last read until it is ten times its cost old, then reads again', async () => {
-  const r = reader();
-  expect(await r.read.get(r.takingMs(450))).toBe(1);
-  expect(r.read.costly).toBe(true);
-  // 4.5 s from the start of that read: not yet.
-  r.advance(4_000);
-  expect(await r.read.get(r.takingMs(450))).toBe(1);
-  r.advance(49);
-  expect(await r.read.get(r.takingMs(450))).toBe(1);
-  r.advance(1);
-  expect(await r.read.get(r.takingMs(10))).toBe(2);
-  // That read was cheap: the next one reads again at once.
-  expect(r.read.costly).toBe(false);
-  expect(await r.read.get(r.takingMs(10))).toBe(3);
-  expect(r.reads).toBe(3);
+it('answers a large count from its last result until that is ten times its cost old, then counts again', async () => {
+  const c = counter();
+  expect(await c.read.get(c.counting(1_000_000, 450))).toBe(1_000_000);
+  expect(c.read.costly).toBe(true);
+  // 4.5 s from the start of that count: not yet.
+  c.advance(4_049);
+  expect(await c.read.get(c.counting(999_999, 450))).toBe(1_000_000);
+  c.advance(1);
+  expect(await c.read.get(c.counting(5, 10))).toBe(5);
+  // Small again: the next one counts at once.
+  expect(c.read.costly).toBe(false);
+  expect(await c.read.get(c.counting(6, 10))).toBe(6);
+  expect(c.counts).toBe(3);
 });

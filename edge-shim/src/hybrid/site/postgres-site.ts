@@ -4,7 +4,7 @@ import { type VersionedSchema, migrate, postgresPool } from '../../../../functio
 import type { SqsContext } from '../../sqs/context.js';
 import type { PostgresStorage } from '../../sqs/postgres/engine.js';
 import { PostgresQueues, type Queryable } from '../../sqs/postgres/stores.js';
-import { CostlyRead } from '../../sqs/postgres/costly-read.js';
+import { CostlyRead, LARGE_COUNT } from '../../sqs/postgres/costly-read.js';
 import type { MessageCounts, Queue } from '../../sqs/storage/records.js';
 import type { EdgeMode } from '../../observability/status.js';
 import type { Lease, MirrorRow, MirrorRows, QueueView, ReplayLedger, SiteNode, SiteStore } from './ports.js';
@@ -144,7 +144,7 @@ class SnapshotView implements QueueView {
    * second and for each /status, and a large backlog is counted again less often (see CostlyRead).
    * The queues are read at every refresh: a queue another node created must be found at once.
    */
-  private readonly counting = new CostlyRead<void>();
+  private readonly counting = new CostlyRead<number>((stored) => stored >= LARGE_COUNT);
 
   constructor(
     private readonly pool: pg.Pool,
@@ -196,7 +196,8 @@ class SnapshotView implements QueueView {
     await this.counting.get(() => this.count(queues));
   }
 
-  private async count(queues: readonly Queue[]): Promise<void> {
+  /** Counts the site's messages into the tallies; resolves to how many are stored. */
+  private async count(queues: readonly Queue[]): Promise<number> {
     // What this node stored before the snapshot's query began is in the snapshot.
     const counted = new Map(this.storedSince);
     const now = this.options.clock();
@@ -222,6 +223,7 @@ class SnapshotView implements QueueView {
       if (left > 0) this.storedSince.set(name, left);
       else this.storedSince.delete(name);
     }
+    return rows.reduce((sum, row) => sum + Number(row.stored), 0);
   }
 }
 

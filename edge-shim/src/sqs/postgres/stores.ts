@@ -18,7 +18,7 @@ import {
   type RateWindow,
   currentRateWindow,
 } from '../storage/records.js';
-import { CostlyRead } from './costly-read.js';
+import { CostlyRead, LARGE_COUNT } from './costly-read.js';
 
 /** What runs a statement: the connection of a transaction, or the pool for a read outside one. */
 export type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -162,7 +162,7 @@ const CONTENT = 'message_id, body, body_md5, attributes, attributes_md5, trace_h
 /** The visibility of a held message offered to the replay's take: before any other. */
 const OFFERED_FOR_REPLAY = 0;
 
-/** The counts of the queues whose counting is costly, by queue id, with the epoch they were read in (a purge starts afresh): see CostlyRead. */
+/** The counts of the queues whose counts are large, by queue id, with the epoch they were read in (a purge starts afresh): see CostlyRead. */
 export type QueueCounts = Map<number, { readonly epoch: number; readonly read: CostlyRead<MessageCounts> }>;
 
 /**
@@ -376,7 +376,7 @@ export class PostgresMessages implements MessagePort {
   // SQS's counts are approximate: a large queue's are read again only as often as their cost allows.
   async counts(queue: Queue, now: number): Promise<MessageCounts> {
     const kept = this.countsRead.get(queue.id);
-    const read = kept?.epoch === queue.purgedThrough ? kept.read : new CostlyRead<MessageCounts>();
+    const read = kept?.epoch === queue.purgedThrough ? kept.read : new CostlyRead<MessageCounts>((counts) => counts.visible + counts.inFlight + counts.delayed >= LARGE_COUNT);
     const counts = await read.get(async () => {
       const row = await first<{ visible: number; in_flight: number; delayed: number }>(
         this.db,
@@ -388,7 +388,7 @@ export class PostgresMessages implements MessagePort {
       );
       return { visible: row!.visible, inFlight: row!.in_flight, delayed: row!.delayed };
     });
-    // Only costly counts are kept: a node holds none for its many small queues.
+    // Only large counts are kept: a node holds none for its many small queues.
     if (read.costly) this.countsRead.set(queue.id, { epoch: queue.purgedThrough, read });
     else this.countsRead.delete(queue.id);
     return counts;
