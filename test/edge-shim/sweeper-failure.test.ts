@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type TestShim, startTestShim, testEngine } from '../helpers/shim.js';
+import { eventually } from '../helpers/wait.js';
 
 // A background sweep that fails must say so in the log: otherwise purged and deleted queues'
 // messages, deduplication ids and receive attempts silently pile up. Failing again and again (a
@@ -21,9 +22,7 @@ interface Line {
 }
 const parsed = () => lines.map((line) => JSON.parse(line) as Line);
 const injected = () => lines.filter((line) => line.includes('injected fault')).map((line) => JSON.parse(line) as Line);
-async function until(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((resolve) => setTimeout(resolve, 10));
-}
+const until = (check: () => boolean) => eventually(check, (done) => done);
 afterAll(() => t?.close());
 
 // The sweep is made to fail by dropping one of SQLite's tables under it.

@@ -177,14 +177,20 @@ it('never hands out one message of a standard queue to two nodes at once', async
   expect(received.map(Number).sort((x, y) => x - y)).toEqual(Array.from({ length: sent }, (_, index) => index));
 });
 
+/** A queue and its dead-letter queue (`<name>-dlq`), made through `node`, with their URLs and ARNs. */
+async function withDeadLetterQueue(node: TestShim, name: string) {
+  const work = await createQueue(node.sqs, name);
+  const { Attributes } = await node.sqs.send(new GetQueueAttributesCommand({ QueueUrl: work, AttributeNames: ['QueueArn'] }));
+  const workArn = Attributes!.QueueArn!;
+  const dlq = await createQueue(node.sqs, `${name}-dlq`);
+  const dlqArn = workArn.replace(/[^:]+$/, new URL(dlq).pathname.split('/').pop()!);
+  await node.sqs.send(new SetQueueAttributesCommand({ QueueUrl: work, Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 1 }) } }));
+  return { work, workArn, dlq, dlqArn };
+}
+
 it('finishes on another node a message move task whose node stopped', async () => {
   const [a, b] = await nodes(2);
-  const work = await createQueue(a!.sqs, 'work');
-  const { Attributes } = await a!.sqs.send(new GetQueueAttributesCommand({ QueueUrl: work, AttributeNames: ['QueueArn'] }));
-  const workArn = Attributes!.QueueArn!;
-  const dlq = await createQueue(a!.sqs, 'dlq');
-  const dlqArn = workArn.replace(/[^:]+$/, new URL(dlq).pathname.split('/').pop()!);
-  await a!.sqs.send(new SetQueueAttributesCommand({ QueueUrl: work, Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 1 }) } }));
+  const { work, workArn, dlq, dlqArn } = await withDeadLetterQueue(a!, 'work');
   const moving = 5;
   for (let index = 0; index < moving; index++) await a!.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: `stranded ${index}` }));
   // One message a second: the task is still running when its node stops.
@@ -199,12 +205,7 @@ it('finishes on another node a message move task whose node stopped', async () =
 
 it('keeps a move task to its MaxNumberOfMessagesPerSecond across the nodes that step it', async () => {
   const [a, b] = await nodes(2);
-  const work = await createQueue(a!.sqs, 'rated');
-  const { Attributes } = await a!.sqs.send(new GetQueueAttributesCommand({ QueueUrl: work, AttributeNames: ['QueueArn'] }));
-  const workArn = Attributes!.QueueArn!;
-  const dlq = await createQueue(a!.sqs, 'rated-dlq');
-  const dlqArn = workArn.replace(/[^:]+$/, new URL(dlq).pathname.split('/').pop()!);
-  await a!.sqs.send(new SetQueueAttributesCommand({ QueueUrl: work, Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 1 }) } }));
+  const { workArn, dlq, dlqArn } = await withDeadLetterQueue(a!, 'rated');
   const moving = 8;
   const rate = 2;
   await a!.sqs.send(new SendMessageBatchCommand({ QueueUrl: dlq, Entries: Array.from({ length: moving }, (_, index) => ({ Id: `m${index}`, MessageBody: `rated ${index}` })) }));
