@@ -191,7 +191,10 @@ export class Replayer {
     // Another node of the site replays: this one only sees the backlog go.
     if (!lease.held) return false;
     const now = this.clock();
-    const ready = backlogged.filter((name) => this.parts.mayReplay(name) && !((this.perQueue.get(name)?.parked?.until ?? 0) > now));
+    // Started in priority order: the first to ask for room gets it at once, before any other waits.
+    const ready = backlogged
+      .filter((name) => this.parts.mayReplay(name) && !((this.perQueue.get(name)?.parked?.until ?? 0) > now))
+      .sort((a, b) => this.parts.priorityOf(b) - this.parts.priorityOf(a));
     const progressed = await Promise.all(ready.map((name) => this.replayQueue(name, signal)));
     return progressed.some(Boolean);
   }
