@@ -44,6 +44,11 @@ export const queueNameOfArn = (arn: string): string | undefined => SQS_ARN.exec(
  */
 export class QueueMirror {
   private rows = new Map<string, MirrorRow>();
+  /**
+   * Per reload under way, the queues this node changed meanwhile: its read may predate the change,
+   * which must not be undone until the next reload (a queue linked a moment ago read as pending).
+   */
+  private readonly reloads = new Set<Set<string>>();
   /** The region's account, from the first queue linked. */
   private upstreamAccount: string | undefined;
 
@@ -58,10 +63,21 @@ export class QueueMirror {
 
   /** Reads the rows again: at start, and on a site of several nodes, what the others linked or declared. */
   async reload(): Promise<void> {
-    const rows = new Map<string, MirrorRow>();
-    for (const row of await this.stored.all()) rows.set(row.name, row);
-    this.rows = rows;
-    for (const row of rows.values()) this.noteAccount(row);
+    const changed = new Set<string>();
+    this.reloads.add(changed);
+    try {
+      const rows = new Map<string, MirrorRow>();
+      for (const row of await this.stored.all()) rows.set(row.name, row);
+      for (const name of changed) {
+        const mine = this.rows.get(name);
+        if (mine) rows.set(name, mine);
+        else rows.delete(name);
+      }
+      this.rows = rows;
+      for (const row of rows.values()) this.noteAccount(row);
+    } finally {
+      this.reloads.delete(changed);
+    }
   }
 
   /** The queue's state at the edge, if the edge knows it. */
@@ -147,6 +163,7 @@ export class QueueMirror {
     if (this.hasLocally(name)) await this.local.call('DeleteQueue', { QueueUrl: this.edgeUrl(name, '') }, { baseUrl: '' });
     await this.stored.forget(name);
     this.rows.delete(name);
+    this.changedHere(name);
   }
 
   /** The region purged a queue: so does the edge, as best it can. */
@@ -212,7 +229,12 @@ export class QueueMirror {
   private async save(row: MirrorRow): Promise<void> {
     await this.stored.save(row);
     this.rows.set(row.name, row);
+    this.changedHere(row.name);
     this.noteAccount(row);
+  }
+
+  private changedHere(name: string): void {
+    for (const changed of this.reloads) changed.add(name);
   }
 
   private noteAccount(row: MirrorRow): void {
