@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
 import { CreateQueueCommand, type Message, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { type Moto, startMoto } from '../../functions/src/local-pipeline/moto.js';
@@ -19,6 +23,8 @@ const TRIALS = Number(process.env.HOLDFAST_TRIALS ?? 5);
 const FIRST_SEED = Number(process.env.HOLDFAST_TRIAL_SEED ?? Math.floor(Math.random() * 1_000_000));
 const FIFO_PRODUCERS = 3;
 const STANDARD_PRODUCERS = 2;
+// Of the edge's log, what a failing trial prints: its last lines at info or above.
+const LOG_LINES_SHOWN = 40;
 
 interface Plan {
   readonly outage: FaultMode;
@@ -118,7 +124,11 @@ describe('randomized outages', () => {
     async ({ seed }) => {
       const trial = plan(seededRandom(seed));
       const moto: Moto = await startMoto();
-      let t = await startHybridTest({}, moto);
+      // The edge's log, kept for a trial that fails (restarts included).
+      const logDir = mkdtempSync(join(tmpdir(), 'holdfast-trial-log-'));
+      const logFile = join(logDir, 'edge.log');
+      const edgeLog = () => readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-LOG_LINES_SHOWN).join('\n');
+      let t = await startHybridTest({ logger: pino({ level: 'info' }, pino.destination({ dest: logFile, sync: true })) }, moto);
       try {
         const fifoName = `trial-${seed}-${randomUUID().slice(0, 6)}.fifo`;
         const standardName = `trial-${seed}-${randomUUID().slice(0, 6)}`;
@@ -169,7 +179,8 @@ describe('randomized outages', () => {
         // The region's own errors (the errors comeback) are its clients' to retry, as without the edge; a
         // restarted edge refuses connections for a moment. Otherwise producers see nothing of the outage.
         if (trial.comeback.kind !== 'errors' && !trial.edgeRestarted) {
-          expect(producers.flatMap((producer) => producer.errors), `producers saw errors (${context})`).toEqual([]);
+          const errors = producers.flatMap((producer) => producer.errors);
+          expect(errors, `producers saw errors (${context}); the edge's last log lines:\n${errors.length > 0 ? edgeLog() : ''}`).toEqual([]);
         }
         // A probe that the region answers errors to may rightly take the edge offline again.
         if (trial.comeback.kind !== 'errors') expect(returnsToOffline, `returns to offline while the probe was answered (${context})`).toBe(0);
@@ -187,6 +198,7 @@ describe('randomized outages', () => {
       } finally {
         await t.close();
         await moto.stop();
+        rmSync(logDir, { recursive: true, force: true });
       }
     },
   );
