@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { CongestionWindow } from '../../edge-shim/src/hybrid/link/congestion.js';
 import { LinkEstimates } from '../../edge-shim/src/hybrid/link/estimates.js';
@@ -211,6 +212,20 @@ describe('congestion window', () => {
     (await second).finish('delivered');
     (await telemetry).finish('delivered');
     expect(order).toEqual(['payments 1', 'payments 2', 'telemetry']);
+  });
+
+  it('stops listening to the replay\'s signal once room is given, and gives up a wait the signal ends', async () => {
+    const { window } = setup(1);
+    const replay = new AbortController();
+    // A long replay asks for room thousands of times with one signal: none of them may stay on it.
+    for (let index = 0; index < 50; index++) (await window.acquire(0, replay.signal)).finish('refused');
+    expect(getEventListeners(replay.signal, 'abort')).toHaveLength(0);
+    const holding = await window.acquire(0, replay.signal);
+    const waiting = window.acquire(0, replay.signal);
+    expect(getEventListeners(replay.signal, 'abort')).toHaveLength(1);
+    replay.abort(new Error('the replay stops'));
+    await expect(waiting).rejects.toThrow('the replay stops');
+    holding.finish('refused');
   });
 
   it('gives a transfer what its bytes need at the rate seen, and never less than the slowest lately took twice', async () => {

@@ -135,20 +135,24 @@ export class CongestionWindow {
   /** Waits for room for a transfer; higher `priority` goes first. */
   acquire(priority = 0, signal?: AbortSignal): Promise<Transfer> {
     return new Promise((resolve, reject) => {
-      const waiter: Waiter = { priority, resolve };
+      const abandon = () => {
+        const index = this.waiters.indexOf(waiter);
+        if (index < 0) return;
+        this.waiters.splice(index, 1);
+        reject(signal!.reason);
+      };
+      // The signal lives as long as the replay: admitted, a waiter stops listening to it.
+      const waiter: Waiter = {
+        priority,
+        resolve: (transfer) => {
+          signal?.removeEventListener('abort', abandon);
+          resolve(transfer);
+        },
+      };
       // Behind every waiter of the same or higher priority.
       const at = this.waiters.findIndex((other) => other.priority < priority);
       this.waiters.splice(at < 0 ? this.waiters.length : at, 0, waiter);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          const index = this.waiters.indexOf(waiter);
-          if (index < 0) return;
-          this.waiters.splice(index, 1);
-          reject(signal.reason);
-        },
-        { once: true },
-      );
+      signal?.addEventListener('abort', abandon, { once: true });
       this.admit();
     });
   }

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { MetricsRecorder } from '../../observability/metrics.js';
@@ -100,7 +101,7 @@ export class Replayer {
   private readonly quiet = new Set<NodeJS.Timeout>();
   private running: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
-  private stopping = new AbortController();
+  private readonly stopping = new AbortController();
   replayed = 0;
   possiblyDuplicated = 0;
   lastError: string | undefined;
@@ -113,6 +114,9 @@ export class Replayer {
     this.rate = new ReplayRate({ messagesPerSecond: options.ratePerSecond, bytesPerSecond: options.bytesPerSecond, clock: this.clock });
     this.window = new CongestionWindow({ maxWindow: options.concurrency, estimates: parts.link, minTimeoutMs: options.minTimeoutMs, clock: this.clock });
     this.log = new RepeatedLog(parts.logger, undefined, this.clock);
+    // Every worker of every queue being replayed may wait on it for room at once: more than Node's
+    // default of 10 listeners is the design, not a leak (each stops listening once it has room).
+    setMaxListeners(0, this.stopping.signal);
   }
 
   /** Replays whenever the region is there (online or replaying) and the edge holds messages. */
