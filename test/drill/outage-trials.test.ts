@@ -1,3 +1,5 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type DrillOptions, OUTAGE_KINDS, runDrill } from '../../drill/drill.js';
 import { FAST_EDGE_TIMING } from '../../drill/edge.js';
@@ -17,6 +19,24 @@ import { seededRandom } from '../../testkit/fault-modes.js';
 // on purpose. Where answers are lost (lost-answers, and flapping, which has lost-answer spells) the
 // region may hold a send the edge stored too: the edge keeps it from its fallback agents and leaves
 // it to the replay, so it runs once, in the region.
+
+// Of each log a failed trial kept (the region runner's, each shim node's), what it prints: the last warnings and errors.
+const WARNINGS_SHOWN = 30;
+
+/** The last warnings and errors of each log in a failed drill's directory, for CI's output (the directory is gone with the machine). */
+function warningsOf(workDir: string): string {
+  return readdirSync(workDir)
+    .filter((file) => file.endsWith('.log'))
+    .map((file) => {
+      const warnings = readFileSync(join(workDir, file), 'utf8')
+        .split('\n')
+        // The shim logs level labels, the region runner pino's numbers.
+        .filter((line) => /"level":("warn"|"error"|"fatal"|[456]0\b)/.test(line))
+        .slice(-WARNINGS_SHOWN);
+      return `${file}: ${warnings.length === 0 ? 'no warnings' : `last ${warnings.length} warnings and errors\n${warnings.join('\n')}`}`;
+    })
+    .join('\n');
+}
 
 const TRIALS = Number(process.env.HOLDFAST_DRILL_TRIALS ?? 3);
 const FIRST_SEED = Number(process.env.HOLDFAST_DRILL_SEED ?? Math.floor(Math.random() * 1_000_000));
@@ -47,6 +67,7 @@ describe('randomized outage drills', () => {
     const started = Date.now();
     const report = await runDrill(options);
     console.log(`trial seed ${seed}: ${options.kind} for ${options.outageSeconds} s on ${options.edgeNodes} node(s), took ${((Date.now() - started) / 1000).toFixed(0)} s\n${markdownReport(report)}`);
+    if (!report.passed && report.workDir) console.log(`trial seed ${seed} failed; its logs are in ${report.workDir}\n${warningsOf(report.workDir)}`);
     const context = `seed ${seed}, ${options.kind} for ${options.outageSeconds} s on ${options.edgeNodes} node(s); rerun: HOLDFAST_DRILL_SEED=${seed} HOLDFAST_DRILL_TRIALS=1 npx vitest run test/drill/outage-trials.test.ts`;
     expect(report.lost, `lost (${context})`).toBe(0);
     expect(report.authorizedTwice, `authorized twice (${context})`).toBe(0);
