@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateQueueCommand, type Message, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, type Message, SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { EdgeStatus } from '../../edge-shim/src/observability/status.js';
 import { type Moto, startMoto } from '../../functions/src/local-pipeline/moto.js';
+import type { FaultMode, ModeName } from '../../testkit/fault-modes.js';
 import { FaultProxy } from '../../testkit/fault-proxy.js';
 import { type ShimProcess, spawnShim } from '../../testkit/shim-process.js';
 import { drainRegion } from '../helpers/hybrid.js';
@@ -45,7 +46,10 @@ function database(): Promise<string> {
 }
 
 interface Site {
-  readonly proxy: FaultProxy;
+  /** Each node's uplink to the region, by node: one proxy for both, unless each has its own. */
+  readonly uplinks: readonly FaultProxy[];
+  /** Sets the mode of every uplink of the site. */
+  cut(mode: FaultMode | ModeName): void;
   readonly region: SQSClient;
   readonly nodes: ShimProcess[];
   /** A client of a node, as a producer at the site has it. */
@@ -53,16 +57,24 @@ interface Site {
   status(node: ShimProcess): Promise<EdgeStatus>;
 }
 
-/** Two hybrid nodes on one new database, in front of the region through one fault proxy (the site's uplink). */
-async function startSite(replayRate: number): Promise<Site> {
+/**
+ * Two hybrid nodes on one new database, in front of the region through one fault proxy (the site's
+ * uplink), or through one each (`ownUplinks`), so that one node's path may fail while the other's holds.
+ */
+async function startSite(replayRate: number, { ownUplinks = false } = {}): Promise<Site> {
   const url = await database();
-  const proxy = await FaultProxy.start({ target: new URL(moto.endpoint).host });
-  open.push(() => proxy.close());
+  const uplink = async () => {
+    const proxy = await FaultProxy.start({ target: new URL(moto.endpoint).host });
+    open.push(() => proxy.close());
+    return proxy;
+  };
+  const shared = await uplink();
+  const uplinks = [shared, ownUplinks ? await uplink() : shared];
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-hybrid-site-'));
   open.push(async () => rmSync(dir, { recursive: true, force: true }));
   const policy = join(dir, 'policy.json');
   writeFileSync(policy, JSON.stringify({ keys: { [TEST_CREDENTIALS.accessKeyId]: [{ allow: ['*'], queues: ['*'] }] } }));
-  const start = () =>
+  const start = (proxy: FaultProxy) =>
     spawnShim({
       dbFile: url,
       credentials: [credential],
@@ -74,14 +86,17 @@ async function startSite(replayRate: number): Promise<Site> {
       ],
       env: { AWS_ACCESS_KEY_ID: REGION_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: REGION_CREDENTIALS.secretAccessKey },
     });
-  const nodes = [await start(), await start()];
+  const nodes = [await start(uplinks[0]!), await start(uplinks[1]!)];
   open.push(() => Promise.all(nodes.map((node) => node.stop('SIGKILL'))).then(() => {}));
   const clients: SQSClient[] = [];
   open.push(async () => clients.forEach((client) => client.destroy()));
   const region = new SQSClient({ endpoint: moto.endpoint, region: REGION, credentials: REGION_CREDENTIALS });
   clients.push(region);
   return {
-    proxy,
+    uplinks,
+    cut(mode) {
+      for (const proxy of new Set(uplinks)) proxy.setMode(mode);
+    },
     region,
     nodes,
     client(node) {
@@ -129,7 +144,7 @@ it('takes sends on both nodes during an outage, shows the site\'s backlog on eac
   const { QueueUrl } = await clients[0]!.send(new CreateQueueCommand({ QueueName: name, Attributes: fifo }));
   const queueUrls = [QueueUrl!, `${b.url}${new URL(QueueUrl!).pathname}`];
 
-  site.proxy.setMode('blackhole');
+  site.cut('blackhole');
   for (const node of [a, b]) await eventually(async () => (await site.status(node)).mode, (mode) => mode === 'offline', 200);
   const sent = await sendThroughBoth(clients, queueUrls, name, 300);
   // Each node shows the site's backlog, both nodes, and the site offline.
@@ -139,7 +154,7 @@ it('takes sends on both nodes during an outage, shows the site\'s backlog on eac
     expect(status.site!.nodes.filter((node) => node.replays)).toHaveLength(1);
   }
 
-  site.proxy.setMode('pass');
+  site.cut('pass');
   // The replaying node, once it has handed some of the backlog over.
   const replaying = await eventually(
     async () => {
@@ -165,4 +180,26 @@ it('takes sends on both nodes during an outage, shows the site\'s backlog on eac
   expect(doubled).toBe(0);
   // Each group in the order sent.
   for (const [group, inRegion] of byGroup(received)) expect(inRegion, group).toEqual(sent.filter((body) => body.startsWith(`${group}-`)));
+});
+
+it('keeps a producer\'s FIFO group in order when it sends through a node that stored its last message, then through one that passes sends through', { timeout: 240_000 }, async () => {
+  const site = await startSite(40, { ownUplinks: true });
+  const [a, b] = site.nodes as [ShimProcess, ShimProcess];
+  const clients = [site.client(a), site.client(b)];
+  const name = `order-${randomUUID().slice(0, 8)}.fifo`;
+  const { QueueUrl } = await clients[0]!.send(new CreateQueueCommand({ QueueName: name, Attributes: fifo }));
+  const queueUrls = [QueueUrl!, `${b.url}${new URL(QueueUrl!).pathname}`];
+  // Node a loses its path to the region; node b keeps its own.
+  site.uplinks[0]!.setMode('blackhole');
+  await eventually(async () => (await site.status(a)).mode, (mode) => mode === 'offline', 200);
+  expect((await site.status(b)).mode).toBe('online');
+  // One producer, one group, its sends through a and b in turn, each once the one before was acknowledged.
+  const sent = Array.from({ length: 20 }, (_, index) => `g0-${index}`);
+  for (const [index, MessageBody] of sent.entries()) {
+    await clients[index % 2]!.send(new SendMessageCommand({ QueueUrl: queueUrls[index % 2]!, MessageBody, MessageGroupId: 'g0' }));
+  }
+  site.uplinks[0]!.setMode('pass');
+  for (const node of [a, b]) await eventually(() => site.status(node), (status) => status.backlog === 0 && status.mode === 'online', 200);
+  const received = (await drainRegion(site.region, name)).map((message) => message.Body);
+  expect(received).toEqual(sent);
 });

@@ -116,8 +116,8 @@ export class HybridRouter implements SqsBackend {
   private async send(action: 'SendMessage' | 'SendMessageBatch', input: Input, options: CallOptions): Promise<Output> {
     const name = queueNameOf(input);
     let maybeSent = false;
-    // A send must not overtake what the site still holds of its queue.
-    if (this.mode.mode !== 'offline' && this.parts.view.storedMessages(name) === 0) {
+    // A send must not overtake what the site still holds of its queue (another node's, stored a moment ago, included).
+    if (this.mode.mode !== 'offline' && !(await this.parts.view.holdsMessagesNow(name))) {
       try {
         return await this.region.carryOut(action, input, options);
       } catch (error) {

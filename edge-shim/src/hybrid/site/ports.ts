@@ -43,8 +43,13 @@ export interface QueueView {
   arnOf(name: string): string;
   queue(name: string): Queue | undefined;
   queues(): readonly Queue[];
-  /** Messages a queue holds at the site (visible, in flight or delayed). */
+  /** Messages a queue holds at the site (visible, in flight or delayed), as last read. */
   storedMessages(name: string): number;
+  /**
+   * Whether a queue holds any message at the site now: read from the store where other nodes
+   * write too, so that a send through this node never passes one another node stored a moment ago.
+   */
+  holdsMessagesNow(name: string): Promise<boolean>;
   counts(name: string): MessageCounts;
   /** When the oldest message a queue holds was enqueued, if it holds any. */
   oldestMessageAt(name: string): number | undefined;

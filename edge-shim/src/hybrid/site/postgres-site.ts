@@ -173,6 +173,15 @@ class SnapshotView implements QueueView {
     return (this.tallies.get(name) ?? EMPTY).stored + (this.storedSince.get(name) ?? 0);
   }
 
+  async holdsMessagesNow(name: string): Promise<boolean> {
+    if (this.storedMessages(name) > 0) return true;
+    const { rows } = await this.pool.query<{ holds: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM sqs_messages m JOIN sqs_queues q ON q.id = m.queue_id AND m.epoch = q.purged_through WHERE q.name = $1) AS holds`,
+      [name],
+    );
+    return rows[0]!.holds;
+  }
+
   counts(name: string): MessageCounts {
     return (this.tallies.get(name) ?? EMPTY).counts;
   }

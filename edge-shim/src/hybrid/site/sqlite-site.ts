@@ -46,6 +46,7 @@ export function sqliteSite(engine: SqliteEngine, nodeName: string, clock: () => 
     queue: (name) => engine.queues.byName(name),
     queues: () => engine.queues.all(),
     storedMessages: (name) => engine.storedMessages(name),
+    holdsMessagesNow: async (name) => engine.storedMessages(name) > 0,
     counts: (name) => engine.counts(name),
     oldestMessageAt: (name) => engine.oldestMessageAt(name),
     refresh: async () => {},
