@@ -81,7 +81,7 @@ interface Producer {
   readonly group: string | undefined;
   /** Bodies acknowledged, in the order sent. */
   readonly acknowledged: string[];
-  /** The errors this producer's sends met, each as `name: message`. */
+  /** The errors this producer's sends met: when (epoch ms, as the edge logs it), which producer, `name: message`. */
   readonly errors: string[];
 }
 
@@ -103,7 +103,7 @@ async function produce(edge: () => HybridTest, QueueUrl: string, producer: Produ
         await edge().sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: body, ...fifo }));
         break;
       } catch (error) {
-        producer.errors.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+        producer.errors.push(`at ${Date.now()}, ${producer.group ?? 'standard'}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
       }
     }
     producer.acknowledged.push(body);
