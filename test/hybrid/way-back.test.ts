@@ -97,6 +97,23 @@ describe('a region that lost its queues', () => {
     }
   });
 
+  it('creates a lost queue once when several of the replay\'s workers meet its loss at once', { timeout: 90_000 }, async () => {
+    const { moto, standIn, edge, region } = await startSite();
+    await edge.sqs.send(new CreateQueueCommand({ QueueName: 'lost', Attributes: { VisibilityTimeout: '45' } }));
+    await emptyRegion(moto);
+    let creations = 0;
+    standIn.rule = ({ operation, input }) => {
+      if (operation === 'CreateQueue' && input.QueueName === 'lost') creations += 1;
+      return undefined;
+    };
+    // Two at once, as two workers' batches answered QueueDoesNotExist ask for it.
+    const [url, again] = await Promise.all([edge.shim.hybrid!.region.recreate('lost'), edge.shim.hybrid!.region.recreate('lost')]);
+    expect(again).toBe(url);
+    expect(creations).toBe(1);
+    const { Attributes } = await region.send(new GetQueueAttributesCommand({ QueueUrl: (await region.send(new GetQueueUrlCommand({ QueueName: 'lost' }))).QueueUrl!, AttributeNames: ['VisibilityTimeout'] }));
+    expect(Attributes?.VisibilityTimeout).toBe('45');
+  });
+
   it('parks the replay of a queue the region refuses to create again, says why, and replays the others', { timeout: 90_000 }, async () => {
     const { moto, standIn, proxy, edge, region } = await startSite();
     const refused = (await edge.sqs.send(new CreateQueueCommand({ QueueName: 'refused' }))).QueueUrl!;

@@ -76,6 +76,8 @@ export class Region {
   /** The number of the newest request whose answer decided whether the credentials are taken. */
   private identityDecidedBy = 0;
   private readonly identityListeners: Array<(problem: IdentityProblem) => void> = [];
+  /** The queues being created again in the region (see recreate), by name. */
+  private readonly recreating = new Map<string, Promise<string>>();
   private readonly brownout: BrownoutDetector;
   private readonly client: RegionClient;
   private readonly mirror: QueueMirror;
@@ -307,9 +309,20 @@ export class Region {
    * Creates again in the region a queue it lost (a stack redeployed, a queue deleted by hand, an
    * emulator restarted) from the edge's copy, its dead-letter queue first when that is gone too;
    * tagged so that an operator can tell. Returns its new URL in the region. Throws the region's
-   * refusal (AccessDenied, say) as it came.
+   * refusal (AccessDenied, say) as it came. The replay's workers of one queue all meet its loss at
+   * once: they share one creation, since two at once may each make the queue, the second replacing
+   * the first and what was sent to it (as an emulator does).
    */
-  async recreate(name: string, visiting = new Set<string>()): Promise<string> {
+  recreate(name: string): Promise<string> {
+    let creating = this.recreating.get(name);
+    if (!creating) {
+      creating = this.createAgain(name, new Set()).finally(() => this.recreating.delete(name));
+      this.recreating.set(name, creating);
+    }
+    return creating;
+  }
+
+  private async createAgain(name: string, visiting: Set<string>): Promise<string> {
     visiting.add(name);
     const Attributes = this.mirror.recreateWith(name);
     if (!Attributes) throw new SqsError('QueueDoesNotExist', `The queue ${name} is not known at the edge either.`);
@@ -319,7 +332,7 @@ export class Region {
         await this.guarded(() => this.client.call('GetQueueUrl', { QueueName: deadLetter }, { kind: 'live' }), { source: deadLetter, small: true });
       } catch (error) {
         if (!(error instanceof SqsError && error.code === 'QueueDoesNotExist')) throw error;
-        await this.recreate(deadLetter, visiting);
+        await this.createAgain(deadLetter, visiting);
       }
     }
     const tags = { [RECREATED_TAG]: new Date(this.clock()).toISOString() };
