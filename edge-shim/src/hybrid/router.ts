@@ -4,7 +4,7 @@ import { withoutAccountDetails } from '../observability/redaction.js';
 import { SqsError } from '../sqs/errors.js';
 import { isShimReceiptHandle } from '../sqs/receipt-handles.js';
 import type { LocalQueues } from './local-queues.js';
-import type { ModeMachine } from './mode.js';
+import type { ModeMachine, Transition } from './mode.js';
 import { RegionUnavailable } from './region/client.js';
 import type { QueueMirror } from './region/mirror.js';
 import { type Region, queueNameOf } from './region/region.js';
@@ -119,7 +119,7 @@ export class HybridRouter implements SqsBackend {
     // A send must not overtake what the site still holds of its queue (another node's, stored a moment ago, included).
     if (this.mode.mode !== 'offline' && !(await this.parts.view.holdsMessagesNow(name))) {
       try {
-        return await this.region.carryOut(action, input, options);
+        return await this.sendUntilOffline(action, input, options);
       } catch (error) {
         // The region's own answers (a server error, throttling) are the client's to retry, as without the edge.
         if (!(error instanceof RegionUnavailable)) throw error;
@@ -139,6 +139,27 @@ export class HybridRouter implements SqsBackend {
     }
     this.parts.stored(name, action === 'SendMessage' ? 1 : ((output.Successful as unknown[] | undefined)?.length ?? 0));
     return output;
+  }
+
+  /**
+   * Carries out a send in the region until the edge goes offline: a send under way then (its SDK
+   * retrying after the cut) is left to the edge, rather than reaching a region that may come back
+   * changed (its queues lost) and answering its client from there.
+   */
+  private async sendUntilOffline(action: string, input: Input, options: CallOptions): Promise<Output> {
+    const wentOffline = new AbortController();
+    const onChange = (transition: Transition) => {
+      if (transition.to === 'offline') wentOffline.abort();
+    };
+    this.mode.on('change', onChange);
+    try {
+      return await this.region.carryOut(action, input, { ...options, signal: options.signal ? AbortSignal.any([options.signal, wentOffline.signal]) : wentOffline.signal });
+    } catch (error) {
+      if (wentOffline.signal.aborted && !options.signal?.aborted) throw new RegionUnavailable('the edge went offline while the region carried out the send', 'unreachable', true, { cause: error });
+      throw error;
+    } finally {
+      this.mode.off('change', onChange);
+    }
   }
 
   /**
