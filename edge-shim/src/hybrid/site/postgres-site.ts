@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { type VersionedSchema, migrate, postgresPool } from '../../../../functions/src/edge/index.js';
@@ -52,6 +53,8 @@ const LEASE_QUERY_TIMEOUT_MS = 5000;
 // The server looks at the lease's connection when it has been idle 5 s, every 2 s, 3 times: a node that lost
 // power or its network lets go of the lease within about 11 s, not after the kernel's default of hours.
 const LEASE_KEEPALIVES = '-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3';
+// How long a send waits to learn whether the site holds its queue's backlog before its view as last read decides.
+const BACKLOG_QUESTION_TIMEOUT_MS = 2000;
 // Nodes not heard from for this long leave the site's status.
 const FORGET_NODES_AFTER_MS = 10 * 60_000;
 
@@ -175,15 +178,19 @@ class SnapshotView implements QueueView {
 
   async holdsMessagesNow(name: string): Promise<boolean> {
     if (this.storedMessages(name) > 0) return true;
+    const asking = this.pool.query<{ holds: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM sqs_messages m JOIN sqs_queues q ON q.id = m.queue_id AND m.epoch = q.purged_through WHERE q.name = $1) AS holds`,
+      [name],
+    );
+    const waited = new AbortController();
     try {
-      const { rows } = await this.pool.query<{ holds: boolean }>(
-        `SELECT EXISTS (SELECT 1 FROM sqs_messages m JOIN sqs_queues q ON q.id = m.queue_id AND m.epoch = q.purged_through WHERE q.name = $1) AS holds`,
-        [name],
-      );
+      const { rows } = await Promise.race([asking, sleep(BACKLOG_QUESTION_TIMEOUT_MS, undefined, { signal: waited.signal }).then(() => Promise.reject(new Error('no answer in time')))]);
       return rows[0]!.holds;
     } catch {
-      // The database cannot be asked now: the view as last read decides, so that sends still reach the region.
+      // The database cannot be asked now (down, or not answering): the view as last read decides, so that sends still reach the region.
       return false;
+    } finally {
+      waited.abort();
     }
   }
 
