@@ -46,6 +46,8 @@ function database(): Promise<string> {
 }
 
 interface Site {
+  /** Between the nodes and the database, when asked for (`databaseLink`). */
+  readonly databaseLink: FaultProxy | undefined;
   /** Each node's uplink to the region, by node: one proxy for both, unless each has its own. */
   readonly uplinks: readonly FaultProxy[];
   /** Sets the mode of every uplink of the site. */
@@ -59,15 +61,20 @@ interface Site {
 
 /**
  * Two hybrid nodes on one new database, in front of the region through one fault proxy (the site's
- * uplink), or through one each (`ownUplinks`), so that one node's path may fail while the other's holds.
+ * uplink), or through one each (`ownUplinks`), so that one node's path may fail while the other's
+ * holds; with `databaseLink`, they reach the database through a fault proxy too.
  */
-async function startSite(replayRate: number, { ownUplinks = false } = {}): Promise<Site> {
-  const url = await database();
-  const uplink = async () => {
-    const proxy = await FaultProxy.start({ target: new URL(moto.endpoint).host });
+async function startSite(replayRate: number, { ownUplinks = false, databaseLink = false } = {}): Promise<Site> {
+  const proxyTo = async (target: string) => {
+    const proxy = await FaultProxy.start({ target });
     open.push(() => proxy.close());
     return proxy;
   };
+  const direct = new URL(await database());
+  const toDatabase = databaseLink ? await proxyTo(direct.host) : undefined;
+  if (toDatabase) direct.host = toDatabase.address;
+  const url = direct.toString();
+  const uplink = () => proxyTo(new URL(moto.endpoint).host);
   const shared = await uplink();
   const uplinks = [shared, ownUplinks ? await uplink() : shared];
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-hybrid-site-'));
@@ -93,6 +100,7 @@ async function startSite(replayRate: number, { ownUplinks = false } = {}): Promi
   const region = new SQSClient({ endpoint: moto.endpoint, region: REGION, credentials: REGION_CREDENTIALS });
   clients.push(region);
   return {
+    databaseLink: toDatabase,
     uplinks,
     cut(mode) {
       for (const proxy of new Set(uplinks)) proxy.setMode(mode);
@@ -216,6 +224,22 @@ it('passes sends through to the region while the site\'s database is down', { ti
     await client.send(new SendMessageCommand({ QueueUrl, MessageBody: 'g0-0', MessageGroupId: 'g0' }));
   } finally {
     await cluster.start();
+  }
+  expect((await drainRegion(site.region, name)).map((message) => message.Body)).toEqual(['g0-0']);
+});
+
+it('passes sends through to the region while the site\'s database does not answer at all', { timeout: 240_000 }, async () => {
+  const site = await startSite(40, { databaseLink: true });
+  const [a] = site.nodes as [ShimProcess, ShimProcess];
+  const client = site.client(a);
+  const name = `unanswered-${randomUUID().slice(0, 8)}.fifo`;
+  const { QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: fifo }));
+  // The database's packets are dropped, as by a partition: the node's question about the backlog waits, then its view decides.
+  site.databaseLink!.setMode('blackhole');
+  try {
+    await client.send(new SendMessageCommand({ QueueUrl, MessageBody: 'g0-0', MessageGroupId: 'g0' }));
+  } finally {
+    site.databaseLink!.setMode('pass');
   }
   expect((await drainRegion(site.region, name)).map((message) => message.Body)).toEqual(['g0-0']);
 });
