@@ -178,16 +178,17 @@ class SnapshotView implements QueueView {
 
   async holdsMessagesNow(name: string): Promise<boolean> {
     if (this.storedMessages(name) > 0) return true;
-    const asking = this.pool.query<{ holds: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM sqs_messages m JOIN sqs_queues q ON q.id = m.queue_id AND m.epoch = q.purged_through WHERE q.name = $1) AS holds`,
-      [name],
-    );
+    const holds = this.pool
+      .query<{ holds: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM sqs_messages m JOIN sqs_queues q ON q.id = m.queue_id AND m.epoch = q.purged_through WHERE q.name = $1) AS holds`,
+        [name],
+      )
+      .then(({ rows }) => rows[0]!.holds);
     const waited = new AbortController();
     try {
-      const { rows } = await Promise.race([asking, sleep(BACKLOG_QUESTION_TIMEOUT_MS, undefined, { signal: waited.signal }).then(() => Promise.reject(new Error('no answer in time')))]);
-      return rows[0]!.holds;
-    } catch {
       // The database cannot be asked now (down, or not answering): the view as last read decides, so that sends still reach the region.
+      return await Promise.race([holds, sleep(BACKLOG_QUESTION_TIMEOUT_MS, false, { signal: waited.signal })]);
+    } catch {
       return false;
     } finally {
       waited.abort();
