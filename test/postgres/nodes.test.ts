@@ -251,7 +251,8 @@ it('answers ServiceUnavailable while the database is stopped, and carries on onc
         acknowledged.push(body);
       } catch (error) {
         refusals.add((error as Error).name);
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        // As a balancer's health check would: the node is sent to again once it answers /health (the database back).
+        await eventually(async () => !producing || (await fetch(`${node.shim.url}/health`)).status === 200, Boolean);
       }
     }
   };
