@@ -134,6 +134,31 @@ it('wakes when deleting a message unlocks its FIFO group', { timeout: LIVENESS_M
   expect((await polling).Messages!.map((message) => message.Body)).toEqual(['second']);
 });
 
+it('does not sleep through a message committed while its look at the queue was under way', { timeout: LIVENESS_MS }, async () => {
+  const queue = await createQueue(t.sqs, 'poll');
+  // Holds the receive's first read after it has looked (on PostgreSQL a read is a round trip, and a
+  // send may commit and wake the queue's waiters meanwhile): the send below wakes no waiter, since the
+  // receive is not waiting yet, so only the queue's count of wake-ups can tell the receive to look again.
+  const engine = t.shim.service.engine;
+  const read = engine.read;
+  let release: (() => void) | undefined;
+  engine.read = async function heldOnce(this: typeof engine, work) {
+    engine.read = read;
+    const value = await read.call(this, work);
+    await new Promise<void>((resume) => (release = resume));
+    return value;
+  } as typeof read;
+  try {
+    const polling = longPoll(queue);
+    while (!release) await new Promise((resolve) => setTimeout(resolve, 5));
+    await t.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'during the look' }));
+    release();
+    expect((await polling).Messages!.map((message) => message.Body)).toEqual(['during the look']);
+  } finally {
+    engine.read = read;
+  }
+});
+
 it('answers with no messages at the end of the wait, without polling in between', { timeout: LIVENESS_MS }, async () => {
   const queue = await createQueue(t.sqs, 'poll');
   // A message in flight for long and one delayed for long must not make the receive spin.

@@ -14,9 +14,10 @@ interface Waiter {
  * without a stampede. A wait also ends at its deadline, when its client goes away, or when the
  * server closes.
  *
- * Each queue has a count of wake-ups. A receive reads it inside its transaction and waits only if
- * it has not moved since: a message committed between that transaction and the start of the wait
- * (for instance in the same group commit) is not missed.
+ * Each queue has a count of wake-ups. A receive reads it before it reads the queue's messages and
+ * waits only if it has not moved since: a message committed after that read began (on PostgreSQL,
+ * while the read's round trip is under way; on SQLite, in the same group commit) is not missed,
+ * though its wake-up found this receive not yet waiting.
  */
 export class LongPolls {
   /** Waiters per queue, in the order they began to wait. */

@@ -67,10 +67,12 @@ function* releaseInFlight(context: SqsContext, queueName: string): Step<number> 
 /**
  * A receive's look before any transaction: the request, and whether it surely finds nothing now.
  * Such a receive, the usual one of a consumer polling an empty or locked queue, costs one read.
+ * `version` is the queue's count of wake-ups, read before its messages (see `LongPolls`).
  */
-function* firstLook(storage: EngineStorage, input: Record<string, unknown>, now: number) {
+function* firstLook(storage: EngineStorage, input: Record<string, unknown>, now: number, polls: LongPolls) {
   const checked = yield* readReceiveRequest(storage.queues, input);
-  return { checked, empty: yield* surelyEmpty(storage.messages, checked, now) };
+  const version = polls.version(checked.queue.id);
+  return { checked, version, empty: yield* surelyEmpty(storage.messages, checked, now) };
 }
 
 /**
@@ -197,10 +199,10 @@ export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEn
       }
       this.tries += 1;
       const now = this.clock();
-      const { checked, empty } = await this.engine.read((storage) => firstLook(storage, input, now));
+      const { checked, version, empty } = await this.engine.read((storage) => firstLook(storage, input, now, this.polls));
       deadline ??= now + checked.waitSeconds * 1000;
       const round = empty
-        ? { output: {}, more: false, request: checked, version: this.polls.version(checked.queue.id) }
+        ? { output: {}, more: false, request: checked, version }
         : // Read again in the transaction: a purge or deletion committed meanwhile changes the queue.
           await this.transact(options.baseUrl, (context) => this.receiveRound(context, input));
       const { request } = round;
@@ -222,10 +224,11 @@ export class SqsService<S extends EngineStorage = EngineStorage, E extends SqsEn
     }
   }
 
-  /** One try of a receive, in a transaction; with the version of the queue's long polls it saw. */
+  /** One try of a receive, in a transaction; with the queue's count of wake-ups read before its messages. */
   private *receiveRound(context: SqsContext, input: Record<string, unknown>) {
     const request = yield* readReceiveRequest(context.queues, input);
-    return { ...(yield* receiveMessages(context, request)), request, version: this.polls.version(request.queue.id) };
+    const version = this.polls.version(request.queue.id);
+    return { ...(yield* receiveMessages(context, request)), request, version };
   }
 
   /**
