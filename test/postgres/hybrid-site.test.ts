@@ -234,10 +234,15 @@ it('passes sends through to the region while the site\'s database does not answe
   const client = site.client(a);
   const name = `unanswered-${randomUUID().slice(0, 8)}.fifo`;
   const { QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: fifo }));
+  await eventually(() => site.status(a), (status) => status.queues.some((queue) => queue.name === name));
   // The database's packets are dropped, as by a partition: the node's question about the backlog waits, then its view decides.
   site.databaseLink!.setMode('blackhole');
   try {
     await client.send(new SendMessageCommand({ QueueUrl, MessageBody: 'g0-0', MessageGroupId: 'g0' }));
+    // /status answers too, from the view as last read, while the database still does not.
+    const status = await site.status(a);
+    expect(status).toMatchObject({ mode: 'online' });
+    expect(status.queues.map((queue) => queue.name)).toContain(name);
   } finally {
     site.databaseLink!.setMode('pass');
   }

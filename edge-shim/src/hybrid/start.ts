@@ -17,6 +17,7 @@ import { hybridStatus } from './status.js';
 import type { LinkEstimates } from './link/estimates.js';
 import { RepeatedLog } from '../repeated-log.js';
 import type { QueueView, SiteNode, SiteStore } from './site/ports.js';
+import { SITE_QUESTION_MS, within } from './site/within.js';
 
 /** The hybrid's timings and rates, as the shim's configuration names them. */
 type HybridTimings = Pick<
@@ -159,7 +160,7 @@ export async function startHybridEdge(foundation: HybridFoundation, settings: Hy
     view: site.view,
     async status() {
       // What the site holds now, not as of the last refresh; a database that does not answer leaves the last one read.
-      if (site.shared) await site.view.refresh().catch(() => {});
+      if (site.shared) await within(SITE_QUESTION_MS, site.view.refresh(), undefined);
       return hybridStatus({ local, view: site.view, region, link, mode, replayer, metrics, participant, nodes: () => (site.shared ? [self(), ...nodes.slice(1)] : [self()]) }, clock);
     },
     async close() {

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { type VersionedSchema, migrate, postgresPool } from '../../../../functions/src/edge/index.js';
@@ -9,6 +8,7 @@ import { CostlyRead, LARGE_COUNT } from '../../sqs/postgres/costly-read.js';
 import type { MessageCounts, Queue } from '../../sqs/storage/records.js';
 import type { EdgeMode } from '../../observability/status.js';
 import type { Lease, MirrorRow, MirrorRows, QueueView, ReplayLedger, SiteNode, SiteStore } from './ports.js';
+import { SITE_QUESTION_MS, within } from './within.js';
 
 /**
  * The hybrid edge's tables beside the SQS engine's (sqs/postgres/schema.ts): the mirror, the
@@ -53,8 +53,6 @@ const LEASE_QUERY_TIMEOUT_MS = 5000;
 // The server looks at the lease's connection when it has been idle 5 s, every 2 s, 3 times: a node that lost
 // power or its network lets go of the lease within about 11 s, not after the kernel's default of hours.
 const LEASE_KEEPALIVES = '-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3';
-// How long a send waits to learn whether the site holds its queue's backlog before its view as last read decides.
-const BACKLOG_QUESTION_TIMEOUT_MS = 2000;
 // Nodes not heard from for this long leave the site's status.
 const FORGET_NODES_AFTER_MS = 10 * 60_000;
 
@@ -184,15 +182,8 @@ class SnapshotView implements QueueView {
         [name],
       )
       .then(({ rows }) => rows[0]!.holds);
-    const waited = new AbortController();
-    try {
-      // The database cannot be asked now (down, or not answering): the view as last read decides, so that sends still reach the region.
-      return await Promise.race([holds, sleep(BACKLOG_QUESTION_TIMEOUT_MS, false, { signal: waited.signal })]);
-    } catch {
-      return false;
-    } finally {
-      waited.abort();
-    }
+    // The database cannot be asked now (down, or not answering): the view as last read decides, so that sends still reach the region.
+    return within(SITE_QUESTION_MS, holds, false);
   }
 
   counts(name: string): MessageCounts {
