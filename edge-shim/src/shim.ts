@@ -48,6 +48,8 @@ export interface StartOptions extends Partial<ShimConfig> {
   /** The wall clock the engine's clock follows when no `clock` is given; tests pass one that jumps. */
   readonly wallClock?: () => number;
   readonly sweepIntervalMs?: number;
+  /** How long a query to a PostgreSQL store may go unanswered before the database is taken as unreachable; tests shorten it. */
+  readonly databaseQueryTimeoutMs?: number;
   /** Limits on receiving a request; tests shorten them. */
   readonly httpTimeouts?: HttpTimeouts;
   /** How long close() waits for requests in flight before cutting their connections. */
@@ -147,12 +149,13 @@ interface StoreParts {
   readonly clock: (() => number) | undefined;
   readonly wallClock: (() => number) | undefined;
   readonly sweepIntervalMs: number | undefined;
+  readonly databaseQueryTimeoutMs: number | undefined;
   readonly metrics: Metrics;
 }
 
 /** Opens the store: PostgreSQL for a `postgres://` URL, else the SQLite file, held for this shim alone. */
 async function openLocalStore(config: ShimConfig, parts: StoreParts): Promise<LocalStore> {
-  const { region, logger, clock, wallClock, sweepIntervalMs, metrics } = parts;
+  const { region, logger, clock, wallClock, sweepIntervalMs, databaseQueryTimeoutMs, metrics } = parts;
   // A hybrid edge's store is backlog owed to the region: it expires only when asked to, and loudly.
   const expireMessages = config.upstream === undefined || config.backlogRetention === 'sqs';
   const semantics = {
@@ -163,7 +166,7 @@ async function openLocalStore(config: ShimConfig, parts: StoreParts): Promise<Lo
   };
   if (isPostgresLocation(config.dbFile)) {
     const url = config.dbFile;
-    const engine = await PostgresEngine.open({ url, region, accountId: config.accountId, logger, clock, expireMessages });
+    const engine = await PostgresEngine.open({ url, region, accountId: config.accountId, logger, clock, expireMessages, queryTimeoutMs: databaseQueryTimeoutMs });
     const service = new SqsService({ engine, ...semantics });
     return {
       service,
@@ -219,6 +222,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     clock: givenClock,
     wallClock,
     sweepIntervalMs,
+    databaseQueryTimeoutMs,
     httpTimeouts,
     shutdownGraceMs = DEFAULT_SHUTDOWN_GRACE_MS,
     activityIntervalMs,
@@ -256,7 +260,7 @@ export async function startShim(options: StartOptions = {}): Promise<RunningShim
     throw new ConfigError('grants on "known" queues need the queues in memory, which a standalone store on PostgreSQL does not keep: name the queues in the access policy');
   }
   const metrics = new Metrics();
-  const store = await openLocalStore(config, { region, logger, clock: givenClock, wallClock, sweepIntervalMs, metrics });
+  const store = await openLocalStore(config, { region, logger, clock: givenClock, wallClock, sweepIntervalMs, databaseQueryTimeoutMs, metrics });
   const { service } = store;
   // Every time of the edge is the engine's, so that ages and deadlines agree with its messages'.
   const clock = service.clock;

@@ -19,6 +19,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { retentionCutoff } from '../../edge-shim/src/sqs/messages.js';
 import { PostgresMessages, PostgresQueues } from '../../edge-shim/src/sqs/postgres/stores.js';
+import { FaultProxy } from '../../testkit/fault-proxy.js';
 import { type Cluster, createDatabase, startCluster } from '../../testkit/postgres-cluster.js';
 import { expectSqsError } from '../helpers/sqs-errors.js';
 import { counts, createQueue, receive } from '../helpers/sqs-queues.js';
@@ -284,6 +285,37 @@ it('answers ServiceUnavailable while the database is stopped, and carries on onc
   // A send whose COMMIT the stop cut off may be stored though it was refused; none acknowledged is missing.
   expect(bodies.filter((body) => !acknowledged.includes(body)).length).toBeLessThanOrEqual(2);
   expect(acknowledged.filter((body) => !bodies.includes(body))).toEqual([]);
+}, 120_000);
+
+it('answers ServiceUnavailable when the database stops answering at all (its packets dropped), rather than holding the request, and carries on once it answers again', async () => {
+  databases += 1;
+  const direct = new URL(await createDatabase(cluster.url, `nodes_${databases}`));
+  const link = await FaultProxy.start({ target: direct.host });
+  try {
+    direct.host = link.address;
+    // The engine's own bound is 45 s (past the server's 30 s for a transaction left idle); shortened here.
+    const [node] = [await startTestShim({ dbFile: direct.toString(), databaseQueryTimeoutMs: 1000 })];
+    started.push(node!);
+    const queue = await createQueue(node!.sqs, 'partitioned');
+    await node!.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'before' }));
+    // As a partition does: nothing comes back, not even a reset. Without the bound the send waits for TCP to give up.
+    link.setMode('blackhole');
+    await expectSqsError(node!.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'refused' })), { name: 'ServiceUnavailable', status: 503 });
+    const health = await fetch(`${node!.shim.url}/health`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/database cannot be reached/) });
+    // Refused at once from now on, until the database answers again.
+    await expectSqsError(node!.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'refused too' })), { name: 'ServiceUnavailable', status: 503 });
+    link.setMode('pass');
+    await eventually(async () => (await fetch(`${node!.shim.url}/health`)).status, (status) => status === 200, 200);
+    await node!.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'after' }));
+    const bodies = (await receive(node!.sqs, queue, { MaxNumberOfMessages: 10 })).map((message) => message.Body);
+    // Nothing of the refused sends reached the database, whose packets were all dropped.
+    expect(bodies.sort()).toEqual(['after', 'before']);
+  } finally {
+    await Promise.all(started.splice(0).map((node) => node.close()));
+    await link.close();
+  }
 }, 120_000);
 
 it('leaves no FIFO message without its group when a send to the group commits while the delete of its last message looks at it', async () => {

@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { type VersionedSchema, migrate, postgresPool } from '../../../../functions/src/edge/index.js';
 import type { SqsContext } from '../../sqs/context.js';
-import type { PostgresStorage } from '../../sqs/postgres/engine.js';
+import { type PostgresStorage, QUERY_TIMEOUT_MS } from '../../sqs/postgres/engine.js';
 import { PostgresQueues, type Queryable } from '../../sqs/postgres/stores.js';
 import { CostlyRead, LARGE_COUNT } from '../../sqs/postgres/costly-read.js';
 import type { MessageCounts, Queue } from '../../sqs/storage/records.js';
@@ -81,7 +81,8 @@ export interface PostgresSiteOptions {
  * own: functions/src/edge/sync.ts.)
  */
 export async function postgresSite(options: PostgresSiteOptions): Promise<SiteStore> {
-  const pool = postgresPool(options.url, { maxConnections: 3 });
+  // Bounded as the engine's queries are: a database whose packets are dropped must not hold the node's refreshes for ever.
+  const pool = postgresPool(options.url, { maxConnections: 3, queryTimeoutMs: QUERY_TIMEOUT_MS });
   try {
     await migrate(pool, HYBRID_SCHEMA);
   } catch (error) {

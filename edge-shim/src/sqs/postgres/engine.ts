@@ -20,6 +20,10 @@ const LOST_TO_ANOTHER = new Set(['40001', '40P01', '23505']);
 // A transaction waits on nothing but the database: one idle this long belongs to a node that froze,
 // and the server ends it so that its locks (messages, FIFO groups) go back to the other nodes.
 const IDLE_IN_TRANSACTION_MS = 30_000;
+// A query unanswered this long means a database that cannot be reached (its packets dropped): the
+// request gets ServiceUnavailable rather than waiting for TCP to give up. Longer than the idle time
+// above, since a query may wait that long for the locks of a node that froze.
+export const QUERY_TIMEOUT_MS = IDLE_IN_TRANSACTION_MS + 15_000;
 // While the database cannot be reached, it is looked at this often, so that /health and the
 // listener of other nodes' news come back by themselves.
 const PROBE_INTERVAL_MS = 1000;
@@ -35,7 +39,12 @@ function isUnreachable(error: unknown): boolean {
   // An answer of the server (it has a severity): only the SQLSTATEs above.
   if (typeof severity === 'string') return typeof code === 'string' && UNREACHABLE_SQLSTATE.test(code);
   // No answer: the network's errors, or node-postgres' own words for a connection lost or never made.
-  return isTransient(error) || /Connection terminated|connection error|timeout exceeded when trying to connect|Client was closed/i.test(error.message);
+  return isTransient(error) || isUnanswered(error) || /Connection terminated|connection error|timeout exceeded when trying to connect|Client was closed/i.test(error.message);
+}
+
+/** node-postgres gave up waiting for a query's answer: the connection may still receive it, so it is not used again. */
+function isUnanswered(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Query read timeout';
 }
 
 /** Whether a transaction lost to another one at the same time (a deadlock, a name taken at once): worth running again. */
@@ -58,6 +67,8 @@ export interface PostgresEngineOptions {
   readonly expireMessages?: boolean;
   /** Connections the node opens at most (10 by default), besides the one it listens on. */
   readonly maxConnections?: number;
+  /** How long a query may go unanswered before the database is taken as unreachable; tests shorten it. */
+  readonly queryTimeoutMs?: number;
 }
 
 /** PostgreSQL's storage: the ports, and the connection of the transaction for what is kept beside the queues (the hybrid edge's). */
@@ -104,7 +115,11 @@ export class PostgresEngine implements SqsEngine<PostgresStorage> {
 
   /** Opens the pool, brings the schema to this version (under an advisory lock) and starts listening for other nodes' news. */
   static async open(options: PostgresEngineOptions): Promise<PostgresEngine> {
-    const pool = postgresPool(options.url, { maxConnections: options.maxConnections ?? 10, idleInTransactionTimeoutMs: IDLE_IN_TRANSACTION_MS });
+    const pool = postgresPool(options.url, {
+      maxConnections: options.maxConnections ?? 10,
+      idleInTransactionTimeoutMs: IDLE_IN_TRANSACTION_MS,
+      queryTimeoutMs: options.queryTimeoutMs ?? QUERY_TIMEOUT_MS,
+    });
     try {
       await migrate(pool, SQS_SCHEMA);
       // The first node draws the key; every node signs and checks receipt handles with it.
@@ -148,11 +163,13 @@ export class PostgresEngine implements SqsEngine<PostgresStorage> {
         this.answered();
         return value;
       } catch (error) {
-        // A connection whose rollback fails is in an unknown state: destroyed rather than reused.
-        await client.query('ROLLBACK').then(
-          () => release(),
-          (rollbackError: Error) => release(rollbackError),
-        );
+        // A connection still waiting for an answer, or whose rollback fails, is in an unknown state: destroyed rather than reused.
+        if (isUnanswered(error)) release(error as Error);
+        else
+          await client.query('ROLLBACK').then(
+            () => release(),
+            (rollbackError: Error) => release(rollbackError),
+          );
         if (attempt < ATTEMPTS && isLostToAnother(error)) continue;
         throw error;
       }

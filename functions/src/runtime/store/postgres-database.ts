@@ -100,6 +100,12 @@ export interface PostgresOptions {
    * process that froze mid-transaction are not held for ever. None by default.
    */
   readonly idleInTransactionTimeoutMs?: number;
+  /**
+   * How long a query may go unanswered before it fails with `Query read timeout` (its connection is
+   * then of no more use: the answer may still come). A server whose packets are dropped (a network
+   * partition) otherwise holds a query until TCP gives up, many minutes later. None by default.
+   */
+  readonly queryTimeoutMs?: number;
 }
 
 /**
@@ -126,6 +132,7 @@ export function postgresPool(url: string, options: PostgresOptions = {}): pg.Poo
     max: options.maxConnections ?? 10,
     // A server that cannot be reached fails the query in 10 s rather than leaving it waiting.
     connectionTimeoutMillis: 10_000,
+    ...(options.queryTimeoutMs === undefined ? {} : { query_timeout: options.queryTimeoutMs }),
     types,
     ...(options.idleInTransactionTimeoutMs === undefined ? {} : { options: `-c idle_in_transaction_session_timeout=${options.idleInTransactionTimeoutMs}` }),
   });
