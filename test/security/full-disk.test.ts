@@ -94,8 +94,10 @@ describe('a disk filled through the shim', () => {
     const drainedQueue = (await sqs.send(new CreateQueueCommand({ QueueName: 'drained' }))).QueueUrl!;
     const purgedQueue = (await sqs.send(new CreateQueueCommand({ QueueName: 'purged' }))).QueueUrl!;
 
+    // The disk holds about 240 of them; sends refused while the WAL held room a checkpoint could
+    // give back stopped each fill anywhere from 140 to 240.
     const stored = await fillThroughTheShim(sqs, drainedQueue);
-    expect(stored.length, 'messages acknowledged before the disk was full').toBeGreaterThan(150);
+    expect(stored.length, 'messages acknowledged before the disk was full').toBeGreaterThan(200);
     expect(await health(shim.url)).toMatchObject({ status: 503, body: { storage: { state: 'disk-full', reserveHeld: true } } });
     const drained = await drain(sqs, drainedQueue);
     const drainedAt = performance.now();
@@ -107,7 +109,7 @@ describe('a disk filled through the shim', () => {
     const resumedAfterDrainMs = performance.now() - drainedAt;
 
     const storedForPurge = 1 + (await fillThroughTheShim(sqs, purgedQueue)).length;
-    expect(storedForPurge, 'messages acknowledged before the disk was full again').toBeGreaterThan(150);
+    expect(storedForPurge, 'messages acknowledged before the disk was full again').toBeGreaterThan(200);
     expect(await health(shim.url)).toMatchObject({ status: 503, body: { storage: { state: 'disk-full', reserveHeld: true } } });
     await sqs.send(new PurgeQueueCommand({ QueueUrl: purgedQueue }));
     const purgedAt = performance.now();

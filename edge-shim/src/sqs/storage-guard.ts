@@ -159,20 +159,21 @@ export class StorageGuard {
   /** Looks at the disk and the store, takes the reserve back when there is room, and sets the state. */
   private check(): void {
     let freePageBytes = this.measure();
-    // Under steady sends on a busy machine the checkpointer's thread can fall behind, and the WAL
-    // grow past its size into the last of the disk. Before sends are refused for the WAL's sake, it
-    // is checkpointed here and cut back (TRUNCATE: its blocks are free disk at once).
+    // Room wanted beyond the reserve file: the reserve's size, and twice that to leave the disk-full
+    // state, so that a checkpoint freeing a few MiB does not flap it. The reserve, when given up, is
+    // taken back only with that much disk free besides: free pages cannot hold the reserve file.
+    const wanted = (this.state === 'disk-full' ? 2 : 1) * this.reserveBytes;
+    // Under steady sends the checkpointer's thread may never find the moment to start the WAL over,
+    // and the WAL grows past its size into the last of the disk. Before sends are refused while the
+    // WAL holds the room, it is checkpointed here and cut back (TRUNCATE: its blocks are free disk at once).
     const walFileBytes = fileSize(`${this.dbFile}-wal`);
-    if (this.diskFreeBytes < this.walBytes && walFileBytes > this.walSizeLimit) {
+    const short = this.diskFreeBytes < this.walBytes || this.diskFreeBytes + freePageBytes < wanted;
+    if (short && walFileBytes > this.walSizeLimit) {
       const [outcome] = this.db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
       const diskFreeBefore = this.diskFreeBytes;
       freePageBytes = this.measure();
       this.logger.warn({ walFileBytes, ...outcome, diskFreeBefore, diskFreeBytes: this.diskFreeBytes }, 'the WAL grew into the last of the disk: checkpointed and cut back');
     }
-    // Room wanted beyond the reserve file: the reserve's size, and twice that to leave the disk-full
-    // state, so that a checkpoint freeing a few MiB does not flap it. The reserve, when given up, is
-    // taken back only with that much disk free besides: free pages cannot hold the reserve file.
-    const wanted = (this.state === 'disk-full' ? 2 : 1) * this.reserveBytes;
     let reserveHeld = existsSync(this.reserveFile);
     if (!reserveHeld && this.diskFreeBytes >= this.reserveBytes + wanted) reserveHeld = this.takeReserve();
     const room = this.diskFreeBytes + freePageBytes;
