@@ -294,22 +294,22 @@ it('answers ServiceUnavailable when the database stops answering at all (its pac
   try {
     direct.host = link.address;
     // The engine's own bound is 45 s (past the server's 30 s for a transaction left idle); shortened here.
-    const [node] = [await startTestShim({ dbFile: direct.toString(), databaseQueryTimeoutMs: 1000 })];
-    started.push(node!);
-    const queue = await createQueue(node!.sqs, 'partitioned');
-    await node!.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'before' }));
+    const node = await startTestShim({ dbFile: direct.toString(), databaseQueryTimeoutMs: 1000 });
+    started.push(node);
+    const queue = await createQueue(node.sqs, 'partitioned');
+    await node.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'before' }));
     // As a partition does: nothing comes back, not even a reset. Without the bound the send waits for TCP to give up.
     link.setMode('blackhole');
-    await expectSqsError(node!.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'refused' })), { name: 'ServiceUnavailable', status: 503 });
-    const health = await fetch(`${node!.shim.url}/health`);
+    await expectSqsError(node.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'refused' })), { name: 'ServiceUnavailable', status: 503 });
+    const health = await fetch(`${node.shim.url}/health`);
     expect(health.status).toBe(503);
     expect(await health.json()).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/database cannot be reached/) });
     // Refused at once from now on, until the database answers again.
-    await expectSqsError(node!.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'refused too' })), { name: 'ServiceUnavailable', status: 503 });
+    await expectSqsError(node.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'refused too' })), { name: 'ServiceUnavailable', status: 503 });
     link.setMode('pass');
-    await eventually(async () => (await fetch(`${node!.shim.url}/health`)).status, (status) => status === 200, 200);
-    await node!.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'after' }));
-    const bodies = (await receive(node!.sqs, queue, { MaxNumberOfMessages: 10 })).map((message) => message.Body);
+    await eventually(async () => (await fetch(`${node.shim.url}/health`)).status, (status) => status === 200, 200);
+    await node.sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: 'after' }));
+    const bodies = (await receive(node.sqs, queue, { MaxNumberOfMessages: 10 })).map((message) => message.Body);
     // Nothing of the refused sends reached the database, whose packets were all dropped.
     expect(bodies.sort()).toEqual(['after', 'before']);
   } finally {
