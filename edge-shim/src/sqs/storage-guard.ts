@@ -167,8 +167,7 @@ export class StorageGuard {
     // and the WAL grows past its size into the last of the disk. Before sends are refused while the
     // WAL holds the room, it is checkpointed here and cut back (TRUNCATE: its blocks are free disk at once).
     const walFileBytes = fileSize(`${this.dbFile}-wal`);
-    const short = this.diskFreeBytes < this.walBytes || this.diskFreeBytes + freePageBytes < wanted;
-    if (short && walFileBytes > this.walSizeLimit) {
+    if (this.lacksRoom(freePageBytes, wanted) && walFileBytes > this.walSizeLimit) {
       const [outcome] = this.db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
       const diskFreeBefore = this.diskFreeBytes;
       freePageBytes = this.measure();
@@ -178,7 +177,7 @@ export class StorageGuard {
     if (!reserveHeld && this.diskFreeBytes >= this.reserveBytes + wanted) reserveHeld = this.takeReserve();
     const room = this.diskFreeBytes + freePageBytes;
     const storeBound = (this.state === 'store-full' ? RESUME_FRACTION : 1) * this.limits.maxStoreBytes;
-    if (!reserveHeld || room < wanted || this.diskFreeBytes < this.walBytes) {
+    if (!reserveHeld || this.lacksRoom(freePageBytes, wanted)) {
       this.setState(
         'disk-full',
         `${room} bytes of room (free disk after the checkpoint, and free pages) besides the reserve, ${wanted} wanted, ` +
@@ -195,6 +194,11 @@ export class StorageGuard {
     // database). While sends are refused, every send looks again: the first one after a drain is taken.
     const left = Math.min(room - this.reserveBytes, this.diskFreeBytes - this.walBytes, this.limits.maxStoreBytes - this.storeBytes);
     this.headroom = this.state === 'ok' ? Math.max(0, left) / 8 : 0;
+  }
+
+  /** Whether the disk, with the pages free inside the database, has less than `wanted` beyond the reserve, or less free than the WAL wants. */
+  private lacksRoom(freePageBytes: number, wanted: number): boolean {
+    return this.diskFreeBytes + freePageBytes < wanted || this.diskFreeBytes < this.walBytes;
   }
 
   /** Looks at the disk and the store's size; the bytes of the pages free inside the database. */
